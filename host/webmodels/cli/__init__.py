@@ -1,0 +1,1 @@
+"""The `webmodels` command line: one module per group of subcommands."""

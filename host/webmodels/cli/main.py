@@ -1,0 +1,92 @@
+"""Entry point of the `webmodels` command (and of ``python -m webmodels``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from webmodels import __version__
+from webmodels.config import Config, Flags, load_config
+from webmodels.errors import HostError
+
+
+@dataclass(frozen=True, slots=True)
+class CliContext:
+    config: Config
+    json: bool
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # Imported here so `webmodels --help` stays the only place that lists commands.
+    from webmodels.cli import doctor_cmd, registration_cmd, serve_cmd, store_cmd
+
+    parser = argparse.ArgumentParser(
+        prog="webmodels",
+        description="Manage the shared model store of the webmodels browser extension.",
+    )
+    parser.add_argument("--version", action="version", version=f"webmodels {__version__}")
+    parser.add_argument(
+        "--store", type=Path, metavar="DIR", help="data folder (env WEBMODELS_HOME)"
+    )
+    parser.add_argument("--config", type=Path, metavar="FILE", help="config file (TOML)")
+    parser.add_argument(
+        "--preinstalled",
+        type=Path,
+        action="append",
+        metavar="DIR",
+        help="folder of pre-installed models with a models.json (repeatable)",
+    )
+    parser.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING, ERROR")
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in (serve_cmd, registration_cmd, doctor_cmd, store_cmd):
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    args_list = _browser_launch_argv(args_list)
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        config = load_config(
+            Flags(
+                home=args.store,
+                config_file=args.config,
+                preinstalled=args.preinstalled,
+                log_level=args.log_level,
+            )
+        )
+        code: int = args.func(args, CliContext(config=config, json=args.json))
+        return code
+    except HostError as exc:
+        _report(exc, as_json=args.json)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _browser_launch_argv(argv: list[str]) -> list[str]:
+    """Browsers start the host with the caller's origin as the first argument
+    (``chrome-extension://ID/``; Firefox passes the manifest path and the add-on id).
+    The installed launcher already adds ``serve``; this keeps a bare launch working."""
+    if argv and (argv[0].startswith("chrome-extension://") or argv[0].endswith(".json")):
+        return ["serve", *argv]
+    return argv
+
+
+def _report(exc: HostError, *, as_json: bool) -> None:
+    if as_json:
+        import json
+
+        print(json.dumps({"ok": False, "error": exc.to_wire()}))
+    else:
+        print(f"webmodels: error [{exc.code}]: {exc.message}", file=sys.stderr)

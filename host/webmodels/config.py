@@ -1,0 +1,146 @@
+"""One frozen `Config`, built once: flag > environment > config file > default.
+
+Nothing here reads the environment at import time; `load_config` takes the
+environment as an argument so tests and the CLI pass exactly what they mean.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from webmodels import STORE_LAYOUT
+from webmodels.errors import HostError
+
+APP_NAME = "webmodels"
+
+# The extension's fixed IDs. The Chromium ID is derived from the public key in
+# manifests/extension-public-key.txt (a test checks it); Firefox uses the gecko id.
+CHROMIUM_EXTENSION_ID = "njlggidnjaijbhcfhmipfndcjjmocgpp"
+FIREFOX_EXTENSION_ID = "webmodels@webmodels.org"
+
+ENV_HOME = "WEBMODELS_HOME"
+ENV_CONFIG = "WEBMODELS_CONFIG"
+ENV_PREINSTALLED = "WEBMODELS_PREINSTALLED"
+ENV_LOG_DIR = "WEBMODELS_LOG_DIR"
+ENV_LOG_LEVEL = "WEBMODELS_LOG_LEVEL"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    home: Path  # the data folder; the store lives in home / "store-v1"
+    log_dir: Path
+    preinstalled_dirs: tuple[Path, ...] = ()
+    config_file: Path | None = None
+    log_level: str = "INFO"
+    chromium_extension_ids: tuple[str, ...] = (CHROMIUM_EXTENSION_ID,)
+    firefox_extension_ids: tuple[str, ...] = (FIREFOX_EXTENSION_ID,)
+    # Bounds (STYLE habit 7): every buffer and pool has one.
+    max_workers: int = 8
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def store_dir(self) -> Path:
+        return self.home / STORE_LAYOUT
+
+
+@dataclass(frozen=True, slots=True)
+class Flags:
+    """What the command line said (None: not given)."""
+
+    home: Path | None = None
+    config_file: Path | None = None
+    preinstalled: Sequence[Path] | None = None
+    log_dir: Path | None = None
+    log_level: str | None = None
+
+
+def default_config_file() -> Path:
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / "config.toml"
+
+
+def system_preinstalled_dirs() -> tuple[Path, ...]:
+    """Folders an OS package or an administrator fills with models (and models.json)."""
+    if sys.platform == "win32":
+        base = os.environ.get("PROGRAMDATA")
+        return (Path(base) / APP_NAME / "models",) if base else ()
+    dirs = platformdirs.site_data_dir(APP_NAME, appauthor=False, multipath=True)
+    return tuple(Path(d) / "models" for d in dirs.split(os.pathsep) if d)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise HostError("bad_request", f"cannot read config file {path}: {exc}") from exc
+
+
+def _paths(value: object, *, where: str) -> tuple[Path, ...]:
+    if isinstance(value, str):
+        return tuple(Path(p).expanduser() for p in value.split(os.pathsep) if p)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(Path(v).expanduser() for v in value)
+    raise HostError("bad_request", f"{where} must be a list of folders")
+
+
+def load_config(flags: Flags | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Resolve every setting once, in the order flag > env > config file > default."""
+    flags = flags or Flags()
+    env = os.environ if env is None else env
+    config_file = flags.config_file or _env_path(env, ENV_CONFIG) or default_config_file()
+    file_values = read_config_file(config_file)
+
+    explicit_home = flags.home or _env_path(env, ENV_HOME) or _file_path(file_values, "home")
+    home = explicit_home or Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+    log_dir = (
+        flags.log_dir
+        or _env_path(env, ENV_LOG_DIR)
+        or _file_path(file_values, "log_dir")
+        # A store moved elsewhere (tests, portable installs) keeps its logs beside it.
+        or (home / "logs" if explicit_home else None)
+        or Path(platformdirs.user_log_dir(APP_NAME, appauthor=False))
+    )
+    if flags.preinstalled is not None:
+        preinstalled = tuple(flags.preinstalled)
+    elif env.get(ENV_PREINSTALLED):
+        preinstalled = _paths(env[ENV_PREINSTALLED], where=ENV_PREINSTALLED)
+    else:
+        preinstalled = _paths(file_values.get("preinstalled", []), where="preinstalled")
+    if file_values.get("system_preinstalled", True) is not False:
+        preinstalled += tuple(p for p in system_preinstalled_dirs() if p not in preinstalled)
+    level = flags.log_level or env.get(ENV_LOG_LEVEL) or file_values.get("log_level") or "INFO"
+    return Config(
+        home=home.expanduser().absolute(),
+        log_dir=log_dir.expanduser().absolute(),
+        preinstalled_dirs=tuple(p.absolute() for p in preinstalled),
+        config_file=config_file,
+        log_level=str(level).upper(),
+        extra={k: v for k, v in file_values.items() if k not in _KNOWN_KEYS},
+    )
+
+
+_KNOWN_KEYS = {"home", "log_dir", "preinstalled", "system_preinstalled", "log_level"}
+
+
+def _env_path(env: Mapping[str, str], name: str) -> Path | None:
+    value = env.get(name)
+    return Path(value).expanduser() if value else None
+
+
+def _file_path(values: Mapping[str, Any], key: str) -> Path | None:
+    value = values.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise HostError("bad_request", f"config key {key!r} must be a path string")
+    return Path(value).expanduser()

@@ -1,0 +1,62 @@
+"""Error codes of the wire protocol, and the one exception type that carries them.
+
+This is a leaf module: it imports nothing from the project, so every layer can raise
+`HostError` without import cycles (as pip's ``exceptions.py``).
+
+The table is APPEND-ONLY. A code, once shipped, is never renamed, removed or given
+another meaning: pages and the extension switch on these strings
+(``extension/`` mirrors the table and a test keeps the two equal).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+# code -> one-line meaning (also used in PROTOCOL.md and `webmodels` messages).
+ERROR_CODES: Mapping[str, str] = {
+    "bad_frame": "A frame could not be decoded (length prefix, UTF-8 or JSON).",
+    "bad_request": "The request is not of the documented shape.",
+    "unknown_method": "No such method.",
+    "not_found": "No such model, blob or upload (or not visible to this partition).",
+    "access_denied": "The caller may not do this (management needs a trusted caller).",
+    "integrity_mismatch": "The bytes do not match the expected SHA-256.",
+    "download_failed": "A download failed after its retries.",
+    "network_unavailable": "The network cannot be reached and the model is not stored.",
+    "disk_full": "Not enough free space to store the model.",
+    "quota_exceeded": "A storage quota would be exceeded.",
+    "user_activation_required": "Starting this needs a user gesture on the page.",
+    "model_invalid": "The file is not a valid model of the expected format.",
+    "model_unsafe": "The model refers to files or features the host refuses to load.",
+    "session_not_found": "No such session in this partition.",
+    "session_crashed": "The runtime worker crashed while handling this session.",
+    "inference_failed": "The runtime rejected the inputs or failed to run.",
+    "too_large": "A frame or value exceeds its size limit.",
+    "cancelled": "The request was cancelled.",
+    "busy": "Over a concurrency, memory or time limit; try again later.",
+    "internal": "An unexpected error in the host (see its log).",
+    # -- added after v1 (append below this line only) --
+    "model_pinned": "The model is pinned; unpin it before deleting it.",
+    "read_only": "The model is pre-installed and managed outside the store.",
+}
+
+
+class HostError(Exception):
+    """An error that becomes a ``{"ok": false, "error": {...}}`` reply.
+
+    ``message`` says what happened and what to do; ``details`` is JSON-serialisable.
+    """
+
+    def __init__(self, code: str, message: str, **details: Any) -> None:
+        if code not in ERROR_CODES:
+            raise ValueError(f"unknown error code {code!r}")
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details: dict[str, Any] = details
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "details": dict(self.details)}
+
+    def __repr__(self) -> str:
+        return f"HostError({self.code!r}, {self.message!r})"
