@@ -1,0 +1,1 @@
+"""Protocol method handlers, one module per noun; each exposes ``register(dispatcher, host)``."""

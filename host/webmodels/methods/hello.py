@@ -1,0 +1,33 @@
+"""``hello``: who the host is and what it can do."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from webmodels import PROTOCOL_VERSION, STORE_LAYOUT, __version__
+from webmodels.dispatch import Call, Dispatcher
+from webmodels.errors import ERROR_CODES
+
+if TYPE_CHECKING:
+    from webmodels.app import Host
+
+PROBE_WAIT_S = 30.0
+
+
+def register(dispatcher: Dispatcher, host: Host) -> None:
+    def hello(call: Call) -> Mapping[str, Any]:
+        probe = host.probe.result(PROBE_WAIT_S)
+        return {
+            "protocol_version": PROTOCOL_VERSION,
+            "host_version": __version__,
+            "store_layout": STORE_LAYOUT,
+            "capabilities": dispatcher.methods(),
+            "error_codes": sorted(ERROR_CODES),
+            # Really usable execution providers (a probe session, not ORT's list);
+            # empty while the probe has not finished.
+            "providers": list(probe.usable) if probe is not None else [],
+            "trusted": call.context.trusted,
+        }
+
+    dispatcher.add("hello", hello)

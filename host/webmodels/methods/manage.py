@@ -1,0 +1,40 @@
+"""``manage.*``: the user's own controls (popup, CLI). Trusted callers only."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from webmodels import STORE_LAYOUT
+from webmodels.dispatch import Call, Dispatcher
+
+if TYPE_CHECKING:
+    from webmodels.app import Host
+
+
+def register(dispatcher: Dispatcher, host: Host) -> None:
+    store = host.store
+
+    def list_models(call: Call) -> Mapping[str, Any]:
+        return {"models": [r.manage_info() for r in store.list_models()]}
+
+    def delete(call: Call) -> Mapping[str, Any]:
+        digest = call.params.digest()
+        freed = store.delete(digest, force=call.params.boolean("force", default=False))
+        return {"sha256": digest.hex, "freed_bytes": freed}
+
+    def pin(call: Call) -> Mapping[str, Any]:
+        record = store.pin(call.params.digest(), call.params.boolean("pinned", default=True))
+        return {"model": record.manage_info()}
+
+    def stats(call: Call) -> Mapping[str, Any]:
+        return {
+            **store.stats().to_json(),
+            "store_path": str(store.root),
+            "store_layout": STORE_LAYOUT,
+        }
+
+    dispatcher.add("manage.list", list_models, trusted_only=True)
+    dispatcher.add("manage.delete", delete, trusted_only=True)
+    dispatcher.add("manage.pin", pin, trusted_only=True)
+    dispatcher.add("manage.stats", stats, trusted_only=True)

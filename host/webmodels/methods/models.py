@@ -1,0 +1,80 @@
+"""``models.*``: what pages call. Every answer goes through `policy.can_see`, so a
+model the partition may not see is indistinguishable from an absent one."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from webmodels import policy
+from webmodels.context import RequestContext
+from webmodels.digest import Digest
+from webmodels.dispatch import Call, Dispatcher
+from webmodels.errors import HostError
+from webmodels.query import ModelQuery
+from webmodels.store.records import ModelRecord
+
+if TYPE_CHECKING:
+    from webmodels.app import Host
+
+# Largest raw chunk whose base64 (4/3) plus the envelope stays under the 1 MiB frame.
+READ_CHUNK = 720 * 1024
+
+
+def register(dispatcher: Dispatcher, host: Host) -> None:
+    store = host.store
+
+    def visible(digest: Digest | None, context: RequestContext) -> ModelRecord | None:
+        record = store.get(digest) if digest is not None else None
+        if record is None or not record.servable or not policy.can_see(record, context):
+            return None
+        return record
+
+    def availability(call: Call) -> Mapping[str, Any]:
+        query = ModelQuery.parse(call.params.raw.get("query"))
+        if visible(query.digest, call.context) is not None:
+            return {"availability": "available"}
+        # Byte-identical for "absent" and "held by another site" (DESIGN §4).
+        return {"availability": "downloadable" if query.urls else "unavailable"}
+
+    def load(call: Call) -> Mapping[str, Any]:
+        query = ModelQuery.parse(call.params.raw.get("query"))
+        if query.name is not None:
+            raise HostError("bad_request", "this host does not resolve model names yet")
+        record = visible(query.digest, call.context)
+        if record is None:
+            raise HostError("not_found", "no such model is available to this site")
+        store.locate(record.digest)  # size (and mtime) checked before we say yes
+        if call.context.partition is not None:
+            store.record_use(record.digest, call.context.partition.key)
+        return {"model": record.info()}
+
+    def list_models(call: Call) -> Mapping[str, Any]:
+        return {
+            "models": [
+                r.info()
+                for r in store.list_models()
+                if r.servable and policy.can_see(r, call.context)
+            ]
+        }
+
+    def read(call: Call) -> Mapping[str, Any]:
+        digest = call.params.digest()
+        offset = call.params.integer("offset", default=0)
+        length = call.params.integer("length", default=READ_CHUNK, minimum=1)
+        if visible(digest, call.context) is None:
+            raise HostError("not_found", "no such model is available to this site")
+        data, size = store.read(digest, offset, min(length, READ_CHUNK))
+        return {
+            "data": base64.b64encode(data).decode("ascii"),
+            "offset": offset,
+            "length": len(data),
+            "size": size,
+            "eof": offset + len(data) >= size,
+        }
+
+    dispatcher.add("models.availability", availability)
+    dispatcher.add("models.load", load)
+    dispatcher.add("models.list", list_models)
+    dispatcher.add("models.read", read)

@@ -1,0 +1,218 @@
+"""Blob files: written to a private temp file while hashing, published by rename.
+
+Layout (``store-v1``)::
+
+    blobs/sha256/ab/<64 hex>   immutable, read-only, published only after the hash matched
+    tmp/<pid>-<uuid>.partial   one per writer (a ``.json`` sidecar marks resumable state)
+    quarantine/<64 hex>        blobs that failed verification; never served
+
+Correctness never depends on a lock: every writer has its own temp file, and only
+bytes whose SHA-256 matched are renamed into place (Ollama renames before verifying;
+we do not).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from webmodels.digest import Digest
+from webmodels.errors import HostError
+
+CHUNK = 1 << 20
+_PARTIAL = ".partial"
+STALE_TEMP_AGE_S = 24 * 3600  # fallback where a writer's pid cannot be checked
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class PendingBlob:
+    """Bytes hashed and fsynced in a temp file, not yet published."""
+
+    temp_path: Path
+    digest: Digest
+    size: int
+
+
+class BlobFiles:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.blob_dir = root / "blobs" / "sha256"
+        self.tmp_dir = root / "tmp"
+        self.quarantine_dir = root / "quarantine"
+
+    def ensure(self) -> None:
+        for folder in (self.blob_dir, self.tmp_dir, self.quarantine_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def path_of(self, digest: Digest) -> Path:
+        return self.blob_dir / digest.hex[:2] / digest.hex
+
+    def exists(self, digest: Digest) -> bool:
+        return self.path_of(digest).is_file()
+
+    # -- writing -------------------------------------------------------------
+
+    def write_stream(
+        self,
+        source: BinaryIO,
+        *,
+        expected_size: int | None = None,
+        progress: Progress | None = None,
+    ) -> PendingBlob:
+        """Copy `source` into a new temp file, hashing as it goes; fsync before return."""
+        self.check_free_space(expected_size or 0)
+        temp = self.tmp_dir / f"{os.getpid()}-{uuid.uuid4().hex}{_PARTIAL}"
+        hasher = hashlib.sha256()
+        size = 0
+        try:
+            with _create_exclusive(temp) as out:
+                while chunk := source.read(CHUNK):
+                    out.write(chunk)
+                    hasher.update(chunk)
+                    size += len(chunk)
+                    if progress:
+                        progress(size)
+                out.flush()
+                os.fsync(out.fileno())
+        except BaseException as exc:
+            temp.unlink(missing_ok=True)
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise HostError("disk_full", f"the disk holding {self.root} is full") from exc
+            raise
+        return PendingBlob(temp, Digest(hasher.hexdigest()), size)
+
+    def publish(self, pending: PendingBlob) -> bool:
+        """Move verified bytes into place; False when an identical blob was already there."""
+        final = self.path_of(pending.digest)
+        if final.is_file():
+            pending.temp_path.unlink(missing_ok=True)
+            return False
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(pending.temp_path, 0o444)
+        os.replace(pending.temp_path, final)
+        fsync_dir(final.parent)
+        return True
+
+    def discard(self, pending: PendingBlob) -> None:
+        pending.temp_path.unlink(missing_ok=True)
+
+    def check_free_space(self, needed: int) -> None:
+        free = shutil.disk_usage(self.tmp_dir).free
+        if needed and free < needed + 16 * CHUNK:
+            raise HostError(
+                "disk_full",
+                f"{needed} bytes needed but only {free} free under {self.root}",
+                needed=needed,
+                free=free,
+            )
+
+    # -- reading, verifying, removing ------------------------------------------
+
+    def read_range(self, path: Path, offset: int, length: int) -> bytes:
+        with path.open("rb") as fh:
+            fh.seek(offset)
+            return fh.read(length)
+
+    def quarantine(self, digest: Digest) -> Path | None:
+        """Move a bad blob out of ``blobs/`` so it can never be served."""
+        source = self.path_of(digest)
+        target = self.quarantine_dir / f"{digest.hex}.{int(time.time())}"
+        try:
+            os.replace(source, target)
+        except FileNotFoundError:
+            return None
+        fsync_dir(source.parent)
+        return target
+
+    def remove(self, digest: Digest) -> int:
+        path = self.path_of(digest)
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:
+            return 0
+        return size
+
+    def iter_blobs(self) -> Iterator[tuple[Digest, Path]]:
+        if not self.blob_dir.is_dir():
+            return
+        for shard in sorted(self.blob_dir.iterdir()):
+            for path in sorted(shard.iterdir()) if shard.is_dir() else ():
+                try:
+                    digest = Digest(path.name)
+                except ValueError:
+                    continue  # not ours; never touched
+                if shard.name == digest.hex[:2]:
+                    yield digest, path
+
+    def stale_temp_files(self) -> list[Path]:
+        """Temp files whose writer is gone (and that hold no resumable state)."""
+        stale: list[Path] = []
+        if not self.tmp_dir.is_dir():
+            return stale
+        for path in self.tmp_dir.glob(f"*{_PARTIAL}"):
+            if path.with_suffix(".json").exists():
+                continue  # a resumable download's state; its job owns it
+            if not _writer_alive(path):
+                stale.append(path)
+        return stale
+
+
+def hash_file(path: Path, *, progress: Progress | None = None) -> tuple[Digest, int]:
+    hasher = hashlib.sha256()
+    size = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            hasher.update(chunk)
+            size += len(chunk)
+            if progress:
+                progress(size)
+    return Digest(hasher.hexdigest()), size
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename durable (POSIX); Windows has no directory handles to sync."""
+    if sys.platform == "win32":  # pragma: no cover
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _create_exclusive(path: Path) -> BinaryIO:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    return os.fdopen(os.open(path, flags, 0o600), "wb")
+
+
+def _writer_alive(path: Path) -> bool:
+    pid_text = path.name.split("-", 1)[0]
+    try:
+        age = time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return True  # already gone
+    if not pid_text.isdigit() or sys.platform == "win32":
+        return age < STALE_TEMP_AGE_S
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, another user's
+    # Alive by pid; a recycled pid could keep an abandoned file, so age still counts.
+    return age < STALE_TEMP_AGE_S

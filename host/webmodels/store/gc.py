@@ -1,0 +1,143 @@
+"""Garbage collection, plan then execute (as huggingface_hub's cache deletion).
+
+`plan_gc` only looks; `execute_gc` re-checks every item inside one write transaction
+before removing it, so a plan that went stale (a new reference, a new import in
+another process) never deletes what is now in use.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from webmodels.digest import Digest
+
+if TYPE_CHECKING:
+    from webmodels.store.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class GcItem:
+    kind: str  # blob | dangling_row | orphan_file | temp_file | object_row
+    path: Path | None
+    size: int
+    digest: Digest | None
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "path": str(self.path) if self.path else None,
+            "size": self.size,
+            "sha256": self.digest.hex if self.digest else None,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class GcPlan:
+    items: tuple[GcItem, ...]
+
+    @property
+    def bytes(self) -> int:
+        return sum(i.size for i in self.items)
+
+
+@dataclass(frozen=True, slots=True)
+class GcResult:
+    removed: tuple[GcItem, ...]
+    skipped: tuple[GcItem, ...]  # in use again by the time of execution
+
+    @property
+    def freed_bytes(self) -> int:
+        return sum(i.size for i in self.removed)
+
+
+def plan_gc(store: Store, *, only: Sequence[Digest] | None = None) -> GcPlan:
+    items: list[GcItem] = []
+    with store.index.snapshot() as db:
+        for row in db.execute("SELECT b.sha256, o.size FROM blobs b JOIN objects o USING (sha256)"):
+            digest = Digest(row["sha256"])
+            if only is not None and digest not in only:
+                continue
+            path = store.files.path_of(digest)
+            if not _referenced(db, digest):
+                items.append(GcItem("blob", path, row["size"], digest, "no references"))
+            elif not path.exists() and not _quarantined(db, digest):
+                items.append(GcItem("dangling_row", None, 0, digest, "file missing"))
+        if only is None:
+            known = {r["sha256"] for r in db.execute("SELECT sha256 FROM blobs")}
+            for digest, path in store.files.iter_blobs():
+                if digest.hex not in known:
+                    size = path.stat().st_size
+                    items.append(GcItem("orphan_file", path, size, digest, "not in the index"))
+    if only is None:
+        for path in store.files.stale_temp_files():
+            items.append(GcItem("temp_file", path, path.stat().st_size, None, "writer is gone"))
+    return GcPlan(tuple(items))
+
+
+def execute_gc(store: Store, plan: GcPlan) -> GcResult:
+    removed: list[GcItem] = []
+    skipped: list[GcItem] = []
+    with store.index.write() as db:
+        for item in plan.items:
+            done = _execute_item(store, db, item)
+            (removed if done else skipped).append(item)
+        _drop_unused_objects(db)
+    log.info("gc removed %d items (%d bytes)", len(removed), sum(i.size for i in removed))
+    return GcResult(tuple(removed), tuple(skipped))
+
+
+def _execute_item(store: Store, db: sqlite3.Connection, item: GcItem) -> bool:
+    digest = item.digest
+    if item.kind == "blob" and digest is not None:
+        if _referenced(db, digest):
+            return False
+        db.execute("DELETE FROM blobs WHERE sha256 = ?", (digest.hex,))
+        store.files.remove(digest)
+        return True
+    if item.kind == "dangling_row" and digest is not None:
+        if store.files.exists(digest):
+            return False
+        db.execute("DELETE FROM blobs WHERE sha256 = ?", (digest.hex,))
+        return True
+    if item.kind == "orphan_file" and digest is not None:
+        # Inside the write transaction: a publisher renames only while holding it.
+        if db.execute("SELECT 1 FROM blobs WHERE sha256 = ?", (digest.hex,)).fetchone():
+            return False
+        store.files.remove(digest)
+        return True
+    if item.kind == "temp_file" and item.path is not None:
+        if item.path not in store.files.stale_temp_files():
+            return False
+        item.path.unlink(missing_ok=True)
+        return True
+    return False
+
+
+def _drop_unused_objects(db: sqlite3.Connection) -> None:
+    db.execute(
+        "DELETE FROM refs WHERE sha256 NOT IN (SELECT sha256 FROM blobs) "
+        "AND sha256 NOT IN (SELECT sha256 FROM preinstalled) AND kind != 'pin'"
+    )
+    db.execute(
+        "DELETE FROM objects WHERE sha256 NOT IN (SELECT sha256 FROM blobs) "
+        "AND sha256 NOT IN (SELECT sha256 FROM preinstalled) "
+        "AND sha256 NOT IN (SELECT sha256 FROM refs)"
+    )
+
+
+def _referenced(db: sqlite3.Connection, digest: Digest) -> bool:
+    return db.execute("SELECT 1 FROM refs WHERE sha256 = ?", (digest.hex,)).fetchone() is not None
+
+
+def _quarantined(db: sqlite3.Connection, digest: Digest) -> bool:
+    row = db.execute("SELECT state FROM blobs WHERE sha256 = ?", (digest.hex,)).fetchone()
+    return row is not None and row["state"] == "quarantined"

@@ -1,0 +1,140 @@
+"""The SQLite index of the store: WAL, a busy timeout, ``BEGIN IMMEDIATE`` for writes,
+and schema migrations through ``PRAGMA user_version``.
+
+Several host processes (browsers, profiles) and the CLI open one index at once. WAL
+lets readers run beside one writer; ``BEGIN IMMEDIATE`` takes the write lock up front
+so two writers never deadlock upgrading a read transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from webmodels.errors import HostError
+
+BUSY_TIMEOUT_MS = 15_000
+
+# Append-only: migration N takes the schema from version N to N+1. Never edit one
+# that has shipped; add another.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE objects (            -- every file known by hash, stored or pre-installed
+        sha256      TEXT PRIMARY KEY,
+        size        INTEGER NOT NULL,
+        format      TEXT NOT NULL,
+        metadata    TEXT NOT NULL,    -- JSON of metadata.ModelMetadata
+        name        TEXT,
+        version     TEXT,
+        created_at  REAL NOT NULL
+    );
+    CREATE TABLE blobs (              -- a copy under blobs/sha256/
+        sha256      TEXT PRIMARY KEY REFERENCES objects(sha256),
+        origin      TEXT NOT NULL,    -- imported | downloaded | derived
+        state       TEXT NOT NULL DEFAULT 'ok' CHECK (state IN ('ok', 'quarantined')),
+        stored_at   REAL NOT NULL,
+        verified_at REAL
+    );
+    CREATE TABLE preinstalled (       -- files indexed in place, never copied
+        path        TEXT PRIMARY KEY,
+        folder      TEXT NOT NULL,
+        sha256      TEXT NOT NULL REFERENCES objects(sha256),
+        size        INTEGER NOT NULL,
+        mtime_ns    INTEGER NOT NULL,
+        name        TEXT,
+        version     TEXT,
+        state       TEXT NOT NULL DEFAULT 'ok' CHECK (state IN ('ok', 'quarantined')),
+        indexed_at  REAL NOT NULL
+    );
+    CREATE INDEX preinstalled_sha256 ON preinstalled(sha256);
+    CREATE TABLE refs (               -- what keeps a blob alive: imports, pins, sites
+        sha256      TEXT NOT NULL REFERENCES objects(sha256),
+        kind        TEXT NOT NULL,    -- import | pin | site
+        key         TEXT NOT NULL,    -- source path, '' for a pin, partition key
+        created_at  REAL NOT NULL,
+        used_at     REAL,
+        PRIMARY KEY (sha256, kind, key)
+    );
+    CREATE INDEX refs_kind_key ON refs(kind, key);
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class Index:
+    """One connection shared by the threads of a process, guarded by a lock."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        try:
+            self._db = sqlite3.connect(
+                path,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            raise HostError("internal", f"cannot open the store index {path}: {exc}") from exc
+        self._db.row_factory = sqlite3.Row
+        self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = NORMAL")
+        self._db.execute("PRAGMA foreign_keys = ON")
+        self.migrate()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def migrate(self) -> None:
+        with self.write() as db:
+            current = int(db.execute("PRAGMA user_version").fetchone()[0])
+            if current > SCHEMA_VERSION:
+                raise HostError(
+                    "internal",
+                    f"the store index {self.path} has schema {current}, newer than this "
+                    f"webmodels ({SCHEMA_VERSION}); upgrade webmodels",
+                )
+            for version in range(current, SCHEMA_VERSION):
+                for statement in _statements(MIGRATIONS[version]):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {version + 1}")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.query("PRAGMA user_version")[0][0])
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE``): commit on success, else roll back."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def query(self, sql: str, args: tuple[object, ...] = ()) -> list[sqlite3.Row]:
+        """One read statement (autocommit), all rows."""
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: several statements see one consistent state."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                yield self._db
+            finally:
+                self._db.execute("COMMIT")
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]

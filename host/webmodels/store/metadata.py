@@ -1,0 +1,204 @@
+"""What a stored file is: its format and, for ONNX, the metadata read with `onnx`.
+
+Parsing happens on the writer's temp file, before anything is published, so a file
+that is not what it claims to be never enters the store. External-data references
+are refused here: onnx and ONNX Runtime have had repeated path-traversal CVEs through
+``location`` (e.g. CVE-2022-25882, CVE-2024-27318), and a single-file import cannot
+carry the files they name anyway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from webmodels.errors import HostError
+
+# onnx.TensorProto.DataType -> the ORT Web tensor type names used on the wire.
+ELEMENT_TYPES = {
+    1: "float32",
+    2: "uint8",
+    3: "int8",
+    4: "uint16",
+    5: "int16",
+    6: "int32",
+    7: "int64",
+    8: "string",
+    9: "bool",
+    10: "float16",
+    11: "float64",
+    12: "uint32",
+    13: "uint64",
+    14: "complex64",
+    15: "complex128",
+    16: "bfloat16",
+    17: "float8e4m3fn",
+    18: "float8e4m3fnuz",
+    19: "float8e5m2",
+    20: "float8e5m2fnuz",
+    21: "uint4",
+    22: "int4",
+}
+_SNIFF_BYTES = 64
+
+
+@dataclass(frozen=True, slots=True)
+class ValueInfo:
+    name: str
+    type: str
+    dims: tuple[int | str | None, ...] | None  # None: rank unknown
+
+    def to_wire(self) -> dict[str, Any]:
+        dims = None if self.dims is None else list(self.dims)
+        return {"name": self.name, "type": self.type, "dims": dims}
+
+
+@dataclass(frozen=True, slots=True)
+class ModelMetadata:
+    format: str  # "onnx" or, for opaque blobs, what the bytes show ("gguf", "binary", ...)
+    inputs: tuple[ValueInfo, ...] = ()
+    outputs: tuple[ValueInfo, ...] = ()
+    opsets: dict[str, int] = field(default_factory=dict)
+    ir_version: int | None = None
+    producer: str | None = None
+    node_count: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "inputs": [v.to_wire() for v in self.inputs],
+            "outputs": [v.to_wire() for v in self.outputs],
+            "opsets": dict(self.opsets),
+            "ir_version": self.ir_version,
+            "producer": self.producer,
+            "node_count": self.node_count,
+        }
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> ModelMetadata:
+        def infos(items: list[dict[str, Any]]) -> tuple[ValueInfo, ...]:
+            return tuple(
+                ValueInfo(i["name"], i["type"], None if i["dims"] is None else tuple(i["dims"]))
+                for i in items
+            )
+
+        return cls(
+            format=value["format"],
+            inputs=infos(value.get("inputs", [])),
+            outputs=infos(value.get("outputs", [])),
+            opsets=dict(value.get("opsets", {})),
+            ir_version=value.get("ir_version"),
+            producer=value.get("producer"),
+            node_count=value.get("node_count"),
+        )
+
+
+def sniff_format(path: Path) -> str:
+    """Name the format of an opaque blob from its first bytes (never fails)."""
+    with path.open("rb") as fh:
+        head = fh.read(_SNIFF_BYTES)
+    if head.startswith(b"GGUF"):
+        return "gguf"
+    if head[4:8] == b"TFL3":
+        return "tflite"
+    if len(head) > 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 100_000_000:
+        return "safetensors"
+    if head.startswith(b"\0asm"):
+        return "wasm"
+    if head.lstrip()[:1] in (b"{", b"["):
+        return "json"
+    return "binary"
+
+
+def read_onnx_metadata(path: Path) -> ModelMetadata:
+    """Parse and check an ONNX model file; `model_invalid` / `model_unsafe` if it is not one."""
+    import onnx  # imported lazily: it is slow to import and only imports need it
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf raises DecodeError and friends
+        raise HostError("model_invalid", f"not an ONNX model: {_short(exc)}") from exc
+    _refuse_external_data(model)
+    try:
+        onnx.checker.check_model(model)
+    except Exception as exc:
+        raise HostError(
+            "model_invalid", f"the ONNX checker refused the model: {_short(exc)}"
+        ) from exc
+    graph = model.graph
+    initializers = {init.name for init in graph.initializer}
+    producer = " ".join(p for p in (model.producer_name, model.producer_version) if p) or None
+    return ModelMetadata(
+        format="onnx",
+        inputs=tuple(_value_info(v) for v in graph.input if v.name not in initializers),
+        outputs=tuple(_value_info(v) for v in graph.output),
+        opsets={(o.domain or "ai.onnx"): int(o.version) for o in model.opset_import},
+        ir_version=int(model.ir_version),
+        producer=producer,
+        node_count=sum(1 for _ in _all_nodes(graph)),
+    )
+
+
+def _value_info(value: Any) -> ValueInfo:
+    kind = value.type.WhichOneof("value")
+    if kind != "tensor_type":
+        return ValueInfo(value.name, kind or "unknown", None)
+    tensor = value.type.tensor_type
+    type_name = ELEMENT_TYPES.get(int(tensor.elem_type), f"type{tensor.elem_type}")
+    if not tensor.HasField("shape"):
+        return ValueInfo(value.name, type_name, None)
+    dims: list[int | str | None] = []
+    for dim in tensor.shape.dim:
+        which = dim.WhichOneof("value")
+        dims.append(int(dim.dim_value) if which == "dim_value" else dim.dim_param or None)
+    return ValueInfo(value.name, type_name, tuple(dims))
+
+
+def _all_nodes(graph: Any) -> Iterator[Any]:
+    for node in graph.node:
+        yield node
+        for attr in node.attribute:
+            if attr.HasField("g"):
+                yield from _all_nodes(attr.g)
+            for sub in attr.graphs:
+                yield from _all_nodes(sub)
+
+
+def _all_tensors(graph: Any) -> Iterator[Any]:
+    yield from graph.initializer
+    for node in _all_nodes(graph):
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+    for sparse in graph.sparse_initializer:
+        yield sparse.values
+        yield sparse.indices
+
+
+def _refuse_external_data(model: Any) -> None:
+    import onnx
+
+    for tensor in _all_tensors(model.graph):
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        if location.startswith(("/", "\\")) or ".." in location.replace("\\", "/").split("/"):
+            raise HostError(
+                "model_unsafe",
+                f"tensor {tensor.name!r} points outside the model ({location!r})",
+                tensor=tensor.name,
+            )
+        raise HostError(
+            "model_invalid",
+            f"tensor {tensor.name!r} keeps its data in a separate file ({location!r}); "
+            "a single-file import cannot carry it",
+            tensor=tensor.name,
+        )
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]

@@ -1,0 +1,139 @@
+"""What the store returns: frozen records built from index rows."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from webmodels.digest import Digest
+from webmodels.store.metadata import ModelMetadata
+
+SOURCES = ("downloaded", "preinstalled", "imported")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRecord:
+    digest: Digest
+    size: int
+    metadata: ModelMetadata
+    name: str | None
+    version: str | None
+    source: str  # downloaded | preinstalled | imported | derived
+    stored: bool  # a copy under blobs/ that is not quarantined
+    preinstalled_path: Path | None
+    quarantined: bool
+    pinned: bool
+    sites: tuple[str, ...]  # partition keys that obtained it
+    created_at: float
+
+    @property
+    def format(self) -> str:
+        return self.metadata.format
+
+    @property
+    def servable(self) -> bool:
+        return self.stored or self.preinstalled_path is not None
+
+    def info(self) -> dict[str, Any]:
+        """The ModelInfo of PROTOCOL.md (what any caller that can see the model gets)."""
+        meta = self.metadata.to_json()
+        return {
+            "sha256": self.digest.hex,
+            "size": self.size,
+            "format": self.format,
+            "name": self.name,
+            "version": self.version,
+            "source": self.source,
+            "inputs": meta["inputs"],
+            "outputs": meta["outputs"],
+            "opsets": meta["opsets"],
+            "ir_version": meta["ir_version"],
+            "producer": meta["producer"],
+            "substituted": False,
+        }
+
+    def manage_info(self) -> dict[str, Any]:
+        """ModelInfo plus what only the user's own views (popup, CLI) may see."""
+        return {
+            **self.info(),
+            "pinned": self.pinned,
+            "stored": self.stored,
+            "quarantined": self.quarantined,
+            "preinstalled_path": str(self.preinstalled_path) if self.preinstalled_path else None,
+            "sites": [_site_wire(key) for key in self.sites],
+            "created_at": self.created_at,
+        }
+
+
+def _site_wire(key: str) -> dict[str, str]:
+    top, _, origin = key.partition(" ")
+    return {"top_site": top, "origin": origin}
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where to read a model's bytes from."""
+
+    digest: Digest
+    path: Path
+    size: int
+    preinstalled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    model: ModelRecord
+    deduplicated: bool  # the bytes were already stored; nothing new was written
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    models: int
+    stored_blobs: int
+    physical_bytes: int  # bytes under blobs/
+    preinstalled_models: int
+    preinstalled_bytes: int  # indexed in place, never copied
+    logical_bytes: int  # what every holder keeping its own copy would take
+    quarantined: int
+    pinned: int
+    temp_bytes: int
+
+    @property
+    def saved_bytes(self) -> int:
+        return max(0, self.logical_bytes - self.physical_bytes - self.preinstalled_bytes)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "models": self.models,
+            "stored_blobs": self.stored_blobs,
+            "physical_bytes": self.physical_bytes,
+            "preinstalled_models": self.preinstalled_models,
+            "preinstalled_bytes": self.preinstalled_bytes,
+            "logical_bytes": self.logical_bytes,
+            "saved_bytes": self.saved_bytes,
+            "quarantined": self.quarantined,
+            "pinned": self.pinned,
+            "temp_bytes": self.temp_bytes,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyProblem:
+    digest: Digest
+    path: Path
+    problem: str  # "hash mismatch", "size mismatch", "missing"
+    quarantined_to: Path | None
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    checked: int
+    bytes_hashed: int
+    problems: tuple[VerifyProblem, ...]
+
+
+def metadata_of(row: sqlite3.Row) -> ModelMetadata:
+    return ModelMetadata.from_json(json.loads(row["metadata"]))

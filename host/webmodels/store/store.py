@@ -1,0 +1,412 @@
+"""`Store`: the one entry point to blobs and index (the host and the CLI both use it).
+
+Invariants (tests in tests/store check each):
+* a file under ``blobs/`` has the SHA-256 its name says (verified before publishing);
+* an index row for a stored blob implies its file (publishing renames inside the
+  write transaction; removal deletes the row and the file in one transaction, and a
+  row whose file vanished is treated as absent and dropped by `gc`);
+* nothing is deleted that a pin or a reference protects.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from types import TracebackType
+
+from webmodels.config import Config
+from webmodels.digest import Digest
+from webmodels.errors import HostError
+from webmodels.store import preinstalled as pre
+from webmodels.store.blobs import BlobFiles, PendingBlob, Progress, hash_file
+from webmodels.store.index import Index
+from webmodels.store.metadata import ModelMetadata, read_onnx_metadata, sniff_format
+from webmodels.store.records import ImportResult, Location, ModelRecord, StoreStats, metadata_of
+
+log = logging.getLogger(__name__)
+
+
+class Store:
+    def __init__(self, root: Path, *, preinstalled_dirs: Sequence[Path] = ()) -> None:
+        self.root = root
+        self.files = BlobFiles(root)
+        try:
+            self.files.ensure()
+        except OSError as exc:
+            raise HostError("internal", f"cannot create the store at {root}: {exc}") from exc
+        self.index = Index(root / "index.sqlite3")
+        self.preinstalled_dirs = tuple(preinstalled_dirs)
+
+    @classmethod
+    def open(cls, config: Config) -> Store:
+        store = cls(config.store_dir, preinstalled_dirs=config.preinstalled_dirs)
+        store.remove_stale_temp_files()
+        store.refresh_preinstalled()
+        return store
+
+    def close(self) -> None:
+        self.index.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- adding ----------------------------------------------------------------
+
+    def import_file(
+        self,
+        path: Path,
+        *,
+        name: str | None = None,
+        version: str | None = None,
+        raw: bool = False,
+        progress: Progress | None = None,
+    ) -> ImportResult:
+        """Copy a file into the store (hashing as it goes). ONNX unless ``raw``."""
+        source = Path(path)
+        if source.is_dir():
+            raise HostError("bad_request", f"{source} is a folder, not a model file")
+        try:
+            size = source.stat().st_size if source.is_file() else None
+            with source.open("rb") as fh:
+                pending = self.files.write_stream(fh, expected_size=size, progress=progress)
+        except FileNotFoundError as exc:
+            raise HostError("not_found", f"no such file: {source}") from exc
+        except PermissionError as exc:
+            raise HostError("access_denied", f"cannot read {source}: {exc}") from exc
+        try:
+            metadata = (
+                ModelMetadata(format=sniff_format(pending.temp_path))
+                if raw
+                else read_onnx_metadata(pending.temp_path)
+            )
+            return self.ingest(
+                pending,
+                metadata,
+                origin="imported",
+                ref=("import", str(source.absolute())),
+                name=name,
+                version=version,
+            )
+        finally:
+            self.files.discard(pending)  # no-op once published
+
+    def ingest(
+        self,
+        pending: PendingBlob,
+        metadata: ModelMetadata,
+        *,
+        origin: str,
+        ref: tuple[str, str] | None,
+        name: str | None = None,
+        version: str | None = None,
+        expected: Digest | None = None,
+    ) -> ImportResult:
+        """Publish verified bytes and index them in one write transaction."""
+        if expected is not None and expected != pending.digest:
+            self.files.discard(pending)
+            raise HostError(
+                "integrity_mismatch",
+                f"expected SHA-256 {expected.hex}, got {pending.digest.hex}",
+                expected=expected.hex,
+                actual=pending.digest.hex,
+            )
+        digest, now = pending.digest, time.time()
+        with self.index.write() as db:
+            published = self.files.publish(pending)
+            _upsert_object(db, digest, pending.size, metadata, name, version, now)
+            db.execute(
+                "INSERT INTO blobs (sha256, origin, stored_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(sha256) DO UPDATE SET state = 'ok'",
+                (digest.hex, origin, now),
+            )
+            if ref is not None:
+                _add_ref(db, digest, ref, now)
+        record = self.get(digest)
+        assert record is not None
+        log.info("stored %s (%d bytes, new=%s)", digest.hex, pending.size, published)
+        return ImportResult(model=record, deduplicated=not published)
+
+    # -- reading -----------------------------------------------------------------
+
+    def get(self, digest: Digest) -> ModelRecord | None:
+        records = self._records(digest)
+        return records[0] if records else None
+
+    def list_models(self) -> list[ModelRecord]:
+        return self._records(None)
+
+    def locate(self, digest: Digest) -> Location:
+        """Where to read a servable model; checks size (and mtime for pre-installed)."""
+        record = self.get(digest)
+        if record is not None and record.preinstalled_path is not None:
+            location = self._check_preinstalled(record.preinstalled_path)
+            if location is not None:
+                return location
+            record = self.get(digest)
+        if record is not None and record.stored:
+            path = self.files.path_of(digest)
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:
+                size = -1
+            if size == record.size:
+                return Location(digest, path, size, preinstalled=False)
+            log.error("blob %s has %d bytes, index says %d", digest.hex, size, record.size)
+            self.quarantine(digest)
+        raise HostError("not_found", f"no stored model with SHA-256 {digest.hex}")
+
+    def read(self, digest: Digest, offset: int, length: int) -> tuple[bytes, int]:
+        """Bytes [offset, offset+length) and the model's total size."""
+        location = self.locate(digest)
+        if offset > location.size:
+            raise HostError(
+                "bad_request", f"offset {offset} is past the end ({location.size} bytes)"
+            )
+        return self.files.read_range(location.path, offset, length), location.size
+
+    def _records(self, only: Digest | None) -> list[ModelRecord]:
+        where, args = ("WHERE sha256 = ?", (only.hex,)) if only else ("", ())
+        with self.index.snapshot() as db:
+            objects = db.execute(f"SELECT * FROM objects {where} ORDER BY created_at", args)
+            objects_rows = objects.fetchall()
+            blobs = {r["sha256"]: r for r in db.execute(f"SELECT * FROM blobs {where}", args)}
+            pres: dict[str, sqlite3.Row] = {}
+            for r in db.execute(f"SELECT * FROM preinstalled {where} ORDER BY path", args):
+                if r["state"] == "ok":
+                    pres.setdefault(r["sha256"], r)
+            refs: dict[str, list[sqlite3.Row]] = {}
+            for r in db.execute(f"SELECT * FROM refs {where} ORDER BY created_at", args):
+                refs.setdefault(r["sha256"], []).append(r)
+        records = []
+        for row in objects_rows:
+            record = _record(
+                row, blobs.get(row["sha256"]), pres.get(row["sha256"]), refs.get(row["sha256"], [])
+            )
+            if record.servable or record.quarantined:
+                records.append(record)
+        return records
+
+    # -- references, pins, deletion -------------------------------------------------
+
+    def record_use(self, digest: Digest, partition_key: str) -> None:
+        """Note that a partition obtained this model (the popup lists the sites)."""
+        with self.index.write() as db:
+            _add_ref(db, digest, ("site", partition_key), time.time())
+
+    def pin(self, digest: Digest, pinned: bool) -> ModelRecord:
+        record = self._require(digest)
+        with self.index.write() as db:
+            if pinned:
+                _add_ref(db, digest, ("pin", ""), time.time())
+            else:
+                db.execute("DELETE FROM refs WHERE sha256 = ? AND kind = 'pin'", (digest.hex,))
+        return self.get(digest) or record
+
+    def delete(self, digest: Digest, *, force: bool = False) -> int:
+        """Drop every reference to a model and remove its stored copy; bytes freed."""
+        from webmodels.store.gc import execute_gc, plan_gc
+
+        record = self._require(digest)
+        if record.pinned and not force:
+            raise HostError("model_pinned", f"{digest.short} is pinned; unpin it first")
+        if not record.stored and record.preinstalled_path is not None:
+            raise HostError(
+                "read_only",
+                f"{digest.short} is pre-installed at {record.preinstalled_path}; "
+                "remove it from its models.json instead",
+            )
+        with self.index.write() as db:
+            db.execute("DELETE FROM refs WHERE sha256 = ?", (digest.hex,))
+        return execute_gc(self, plan_gc(self, only=(digest,))).freed_bytes
+
+    def _require(self, digest: Digest) -> ModelRecord:
+        record = self.get(digest)
+        if record is None:
+            raise HostError("not_found", f"no model with SHA-256 {digest.hex}")
+        return record
+
+    def quarantine(self, digest: Digest) -> Path | None:
+        """Move a stored blob that failed a check out of reach; it is never served again."""
+        with self.index.write() as db:
+            db.execute("UPDATE blobs SET state = 'quarantined' WHERE sha256 = ?", (digest.hex,))
+            moved = self.files.quarantine(digest)
+        log.error("quarantined blob %s -> %s", digest.hex, moved)
+        return moved
+
+    # -- pre-installed folders ------------------------------------------------------
+
+    def refresh_preinstalled(self) -> None:
+        """Index the configured folders; only files whose size or mtime changed are hashed."""
+        seen: set[str] = set()
+        for folder in self.preinstalled_dirs:
+            for entry in pre.read_folder(folder):
+                seen.add(str(entry.path))
+                try:
+                    self._index_preinstalled(entry)
+                except (OSError, HostError) as exc:
+                    log.warning("skipping pre-installed %s: %s", entry.path, exc)
+        with self.index.write() as db:
+            for row in db.execute("SELECT path FROM preinstalled").fetchall():
+                if row["path"] not in seen:
+                    db.execute("DELETE FROM preinstalled WHERE path = ?", (row["path"],))
+
+    def _index_preinstalled(self, entry: pre.PreinstalledEntry) -> None:
+        stat = entry.path.stat()
+        rows = self.index.query("SELECT * FROM preinstalled WHERE path = ?", (str(entry.path),))
+        if rows and rows[0]["size"] == stat.st_size and rows[0]["mtime_ns"] == stat.st_mtime_ns:
+            return
+        digest, size = hash_file(entry.path)
+        state = "ok"
+        if entry.declared is not None and entry.declared != digest:
+            log.error(
+                "pre-installed %s: hash %s, models.json says %s",
+                entry.path,
+                digest.hex,
+                entry.declared.hex,
+            )
+            state = "quarantined"
+        metadata = (
+            read_onnx_metadata(entry.path)
+            if entry.path.suffix == ".onnx" and state == "ok"
+            else ModelMetadata(format=sniff_format(entry.path))
+        )
+        now = time.time()
+        with self.index.write() as db:
+            _upsert_object(db, digest, size, metadata, entry.name, entry.version, now)
+            db.execute(
+                "INSERT OR REPLACE INTO preinstalled (path, folder, sha256, size, mtime_ns, "
+                "name, version, state, indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    str(entry.path),
+                    str(entry.folder),
+                    digest.hex,
+                    size,
+                    stat.st_mtime_ns,
+                    entry.name,
+                    entry.version,
+                    state,
+                    now,
+                ),
+            )
+
+    def _check_preinstalled(self, path: Path) -> Location | None:
+        rows = self.index.query("SELECT * FROM preinstalled WHERE path = ?", (str(path),))
+        if not rows or rows[0]["state"] != "ok":
+            return None
+        row = rows[0]
+        try:
+            stat = path.stat()
+        except OSError:
+            stat = None
+        if stat is None or stat.st_size != row["size"] or stat.st_mtime_ns != row["mtime_ns"]:
+            log.warning("pre-installed %s changed on disk; re-indexing", path)
+            self.refresh_preinstalled()
+            return None
+        return Location(Digest(row["sha256"]), path, row["size"], preinstalled=True)
+
+    # -- housekeeping -----------------------------------------------------------------
+
+    def remove_stale_temp_files(self) -> list[Path]:
+        removed = []
+        for path in self.files.stale_temp_files():
+            try:
+                path.unlink()
+                removed.append(path)
+            except FileNotFoundError:
+                pass
+        if removed:
+            log.info("removed %d stale temp files", len(removed))
+        return removed
+
+    def stats(self) -> StoreStats:
+        records = self.list_models()
+        temp_bytes = sum(p.stat().st_size for p in self.files.tmp_dir.glob("*") if p.is_file())
+        stored = [r for r in records if r.stored]
+        preinstalled = [r for r in records if r.preinstalled_path is not None]
+        return StoreStats(
+            models=sum(1 for r in records if r.servable),
+            stored_blobs=len(stored),
+            physical_bytes=sum(r.size for r in stored),
+            preinstalled_models=len(preinstalled),
+            preinstalled_bytes=sum(r.size for r in preinstalled),
+            logical_bytes=sum(r.size * self._holders(r) for r in records if r.servable),
+            quarantined=sum(1 for r in records if r.quarantined),
+            pinned=sum(1 for r in records if r.pinned),
+            temp_bytes=temp_bytes,
+        )
+
+    def _holders(self, record: ModelRecord) -> int:
+        """How many copies there would be without the store: one per importing path,
+        per site that obtained it, and per pre-installed location."""
+        rows = self.index.query(
+            "SELECT (SELECT COUNT(*) FROM refs WHERE sha256 = ? AND kind IN ('import', 'site'))"
+            " + (SELECT COUNT(*) FROM preinstalled WHERE sha256 = ? AND state = 'ok')",
+            (record.digest.hex, record.digest.hex),
+        )
+        return max(1, int(rows[0][0]))
+
+
+def _record(
+    obj: sqlite3.Row,
+    blob: sqlite3.Row | None,
+    pre_row: sqlite3.Row | None,
+    refs: Iterable[sqlite3.Row],
+) -> ModelRecord:
+    refs = list(refs)
+    stored = blob is not None and blob["state"] == "ok"
+    if pre_row is not None:
+        source = "preinstalled"
+    else:
+        source = blob["origin"] if blob is not None else "imported"
+    return ModelRecord(
+        digest=Digest(obj["sha256"]),
+        size=obj["size"],
+        metadata=metadata_of(obj),
+        name=obj["name"],
+        version=obj["version"],
+        source=source,
+        stored=stored,
+        preinstalled_path=Path(pre_row["path"]) if pre_row is not None else None,
+        quarantined=blob is not None and blob["state"] == "quarantined" and pre_row is None,
+        pinned=any(r["kind"] == "pin" for r in refs),
+        sites=tuple(r["key"] for r in refs if r["kind"] == "site"),
+        created_at=obj["created_at"],
+    )
+
+
+def _upsert_object(
+    db: sqlite3.Connection,
+    digest: Digest,
+    size: int,
+    metadata: ModelMetadata,
+    name: str | None,
+    version: str | None,
+    now: float,
+) -> None:
+    # A richer description (ONNX metadata) replaces an opaque one, never the reverse.
+    db.execute(
+        "INSERT INTO objects (sha256, size, format, metadata, name, version, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(sha256) DO UPDATE SET "
+        "format = CASE WHEN excluded.format = 'onnx' THEN 'onnx' ELSE format END, "
+        "metadata = CASE WHEN excluded.format = 'onnx' THEN excluded.metadata ELSE metadata END, "
+        "name = COALESCE(excluded.name, name), version = COALESCE(excluded.version, version)",
+        (digest.hex, size, metadata.format, json.dumps(metadata.to_json()), name, version, now),
+    )
+
+
+def _add_ref(db: sqlite3.Connection, digest: Digest, ref: tuple[str, str], now: float) -> None:
+    kind, key = ref
+    db.execute(
+        "INSERT INTO refs (sha256, kind, key, created_at, used_at) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT(sha256, kind, key) DO UPDATE SET used_at = excluded.used_at",
+        (digest.hex, kind, key, now, now),
+    )
