@@ -126,8 +126,7 @@ def check_providers(probe: ProbeResult, *, gpu_present: bool | None = None) -> C
     if not probe.usable:
         summary = f"no execution provider works: {probe.error or 'every provider failed'}"
         fix = (
-            "run `python -m webmodels.runtime.probe` to see the error, "
-            "then reinstall ONNX Runtime"
+            "run `python -m webmodels.runtime.probe` to see the error, then reinstall ONNX Runtime"
         )
         return Check("providers", "fail", summary, fix, details)
     unusable = [p for p in probe.available if p not in probe.usable]
@@ -136,6 +135,8 @@ def check_providers(probe: ProbeResult, *, gpu_present: bool | None = None) -> C
         summary += "; listed but not usable: " + ", ".join(unusable)
     has_gpu = nvidia_gpu_present() if gpu_present is None else gpu_present
     details["gpu_present"] = has_gpu
+    if not has_gpu and GPU_PROVIDERS.intersection(unusable):
+        summary += " (no NVIDIA GPU found)"
     if has_gpu and not GPU_PROVIDERS.intersection(probe.usable):
         summary += " (an NVIDIA GPU is present)"
         return Check("providers", "warn", summary, _gpu_fix(probe), details)

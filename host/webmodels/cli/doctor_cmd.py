@@ -1,14 +1,77 @@
-"""Placeholder: replaced by the real command module."""
+"""``webmodels doctor``: check the runtime (and, through `extra_checks`, the rest).
+
+Exit status 0 when no check failed (warnings allowed), 1 otherwise.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Sequence
 from typing import Any
+
+from webmodels.cli.main import CliContext
+from webmodels.cli.output import print_json
+from webmodels.config import Config
+from webmodels.doctor import Check, CheckFn, doctor_ok, run_doctor
+
+_MARKS = {"ok": "[ok]  ", "warn": "[warn]", "fail": "[FAIL]"}
 
 
 def register(sub: Any) -> None:
-    del sub
+    parser = sub.add_parser(
+        "doctor",
+        help="check that ONNX Runtime, the browser registration and the store work",
+        description="Check this installation; print what is wrong and how to fix it.",
+    )
+    # SUPPRESS: `webmodels --json doctor` must stay JSON (a default here would reset it).
+    parser.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts"
+    )
+    parser.add_argument(
+        "--probe-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long the execution-provider probe may take (default 60)",
+    )
+    parser.set_defaults(func=run_command)
 
 
-def _unused(args: argparse.Namespace) -> int:
-    return 0
+def extra_checks(config: Config) -> list[CheckFn]:
+    """Checks beyond the runtime ones, in report order. Registration and store
+    checks go here: bind ``config`` (``functools.partial``) and append them."""
+    del config
+    return []
+
+
+def run_command(args: argparse.Namespace, ctx: CliContext) -> int:
+    checks = run_doctor(
+        ctx.config, extra_checks(ctx.config), probe_timeout_s=float(args.probe_timeout)
+    )
+    ok = doctor_ok(checks)
+    if ctx.json:
+        print_json({"ok": ok, "checks": [c.to_json() for c in checks]})
+    else:
+        sys.stdout.write(format_report(checks))
+    return 0 if ok else 1
+
+
+def format_report(checks: Sequence[Check]) -> str:
+    """One line per check, then how to fix each one that is not ok."""
+    width = max((len(c.name) for c in checks), default=0)
+    lines = [f"{_MARKS[c.status]} {c.name.ljust(width)}  {c.summary}" for c in checks]
+    fixes = [c for c in checks if c.status != "ok" and c.fix]
+    if fixes:
+        lines += ["", "To fix:"]
+        lines += [f"  {c.name}: {c.fix}" for c in fixes]
+    failed = sum(c.status == "fail" for c in checks)
+    warned = sum(c.status == "warn" for c in checks)
+    lines += ["", _verdict(failed, warned)]
+    return "\n".join(lines) + "\n"
+
+
+def _verdict(failed: int, warned: int) -> str:
+    if failed:
+        return f"{failed} check(s) failed, {warned} warning(s)."
+    return f"All checks passed, {warned} warning(s)." if warned else "All checks passed."

@@ -11,6 +11,7 @@ from pathlib import Path
 from webmodels import __version__
 from webmodels.config import Config, Flags, load_config
 from webmodels.errors import HostError
+from webmodels.logs import setup_logging
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 log_level=args.log_level,
             )
         )
+        if args.command != "serve":  # serve sets up its own log (host.log)
+            setup_logging(config, name="cli.log")
         code: int = args.func(args, CliContext(config=config, json=args.json))
         return code
     except HostError as exc:

@@ -1,14 +1,244 @@
-"""Placeholder: replaced by the real command module."""
+"""Store commands: ``import``, ``ls``, ``rm``, ``pin``, ``unpin``, ``du``, ``verify``, ``gc``."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+from webmodels.cli.main import CliContext
+from webmodels.cli.output import ProgressBar, format_table, human_bytes, print_json, print_kv
+from webmodels.digest import Digest
+from webmodels.errors import HostError
+from webmodels.store import Store
+from webmodels.store.gc import execute_gc, plan_gc
+from webmodels.store.records import ModelRecord
+from webmodels.store.verify import total_bytes, verify_store
+
+Command = Callable[[argparse.Namespace, CliContext, Store], int]
 
 
 def register(sub: Any) -> None:
-    del sub
+    p = _add(sub, "import", cmd_import, "copy model files into the store (ONNX is checked)")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    p.add_argument("--name", help="publisher/model name to record")
+    p.add_argument("--model-version", dest="model_version", help="version to record")
+    p.add_argument("--raw", action="store_true", help="store any file as an opaque blob")
+    _add(sub, "ls", cmd_ls, "list the models in the store")
+    p = _add(sub, "rm", cmd_rm, "delete models (by SHA-256 or a unique prefix of it)")
+    p.add_argument("models", nargs="+", metavar="SHA256")
+    p.add_argument("--force", action="store_true", help="delete even if pinned")
+    p = _add(sub, "pin", cmd_pin, "protect models from deletion and eviction")
+    p.add_argument("models", nargs="+", metavar="SHA256")
+    p = _add(sub, "unpin", cmd_unpin, "remove the protection of pin")
+    p.add_argument("models", nargs="+", metavar="SHA256")
+    _add(sub, "du", cmd_du, "disk usage: logical against physical bytes")
+    _add(sub, "verify", cmd_verify, "re-hash every model; quarantine corrupt ones")
+    p = _add(sub, "gc", cmd_gc, "remove unreferenced blobs and leftovers")
+    p.add_argument("--dry-run", action="store_true", help="show the plan only")
 
 
-def _unused(args: argparse.Namespace) -> int:
+def _add(sub: Any, name: str, command: Command, text: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=text, description=text)
+
+    def run(args: argparse.Namespace, ctx: CliContext) -> int:
+        with Store.open(ctx.config) as store:
+            return command(args, ctx, store)
+
+    parser.set_defaults(func=run)
+    return parser
+
+
+def resolve(store: Store, text: str) -> ModelRecord:
+    """A full SHA-256, or a prefix of at least 6 hex characters naming one model."""
+    value = text.lower().removeprefix("sha256:")
+    if len(value) == 64:
+        record = store.get(Digest.parse(value))
+        if record is None:
+            raise HostError("not_found", f"no model with SHA-256 {value}")
+        return record
+    if len(value) < 6 or any(c not in "0123456789abcdef" for c in value):
+        raise HostError("bad_request", f"{text!r}: give a SHA-256 or at least 6 of its hex digits")
+    matches = [r for r in store.list_models() if r.digest.hex.startswith(value)]
+    if len(matches) != 1:
+        found = "no model" if not matches else f"{len(matches)} models"
+        raise HostError("not_found", f"{found} matching {text!r}")
+    return matches[0]
+
+
+def cmd_import(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
+    results = []
+    for path in args.files:
+        size = path.stat().st_size if path.is_file() else None
+        bar = ProgressBar(f"importing {path.name}", size)
+        try:
+            result = store.import_file(
+                path,
+                name=args.name,
+                version=args.model_version,
+                raw=args.raw,
+                progress=bar.update,
+            )
+        finally:
+            bar.close()
+        results.append((path, result))
+    if ctx.json:
+        print_json(
+            [
+                {"file": str(p), "deduplicated": r.deduplicated, "model": r.model.manage_info()}
+                for p, r in results
+            ]
+        )
+        return 0
+    rows = [
+        (
+            r.model.digest.short,
+            r.model.format,
+            human_bytes(r.model.size),
+            "already stored" if r.deduplicated else "stored",
+            p,
+        )
+        for p, r in results
+    ]
+    print(format_table(["SHA256", "FORMAT", "SIZE", "RESULT", "FILE"], rows))
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
+    records = store.list_models()
+    if ctx.json:
+        print_json([r.manage_info() for r in records])
+        return 0
+    if not records:
+        print("no models (add one with: webmodels import FILE)")
+        return 0
+    rows = [
+        (
+            r.digest.short,
+            r.name or "-",
+            r.version or "-",
+            r.format,
+            human_bytes(r.size),
+            "quarantined" if r.quarantined else r.source,
+            "yes" if r.pinned else "",
+            len(r.sites),
+        )
+        for r in records
+    ]
+    headers = ["SHA256", "NAME", "VERSION", "FORMAT", "SIZE", "SOURCE", "PINNED", "SITES"]
+    print(format_table(headers, rows))
+    return 0
+
+
+def cmd_rm(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
+    records = [resolve(store, text) for text in args.models]  # all resolve before any delete
+    freed = 0
+    for record in records:
+        freed += store.delete(record.digest, force=args.force)
+    if ctx.json:
+        print_json({"deleted": [r.digest.hex for r in records], "freed_bytes": freed})
+    else:
+        for record in records:
+            print(f"deleted {record.digest.hex}")
+        print(f"freed {human_bytes(freed)}")
+    return 0
+
+
+def cmd_pin(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
+    return _set_pin(args, ctx, store, pinned=True)
+
+
+def cmd_unpin(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
+    return _set_pin(args, ctx, store, pinned=False)
+
+
+def _set_pin(args: argparse.Namespace, ctx: CliContext, store: Store, *, pinned: bool) -> int:
+    records = [store.pin(resolve(store, text).digest, pinned) for text in args.models]
+    if ctx.json:
+        print_json([r.manage_info() for r in records])
+    else:
+        for record in records:
+            print(f"{'pinned' if pinned else 'unpinned'} {record.digest.hex}")
+    return 0
+
+
+def cmd_du(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
+    stats = store.stats()
+    if ctx.json:
+        print_json({**stats.to_json(), "store_path": str(store.root)})
+        return 0
+    print_kv(
+        {
+            "store": str(store.root),
+            "models": stats.models,
+            "stored blobs": f"{stats.stored_blobs} ({human_bytes(stats.physical_bytes)} on disk)",
+            "pre-installed": f"{stats.preinstalled_models} "
+            f"({human_bytes(stats.preinstalled_bytes)}, in place, not copied)",
+            "logical size": f"{human_bytes(stats.logical_bytes)} "
+            "(one copy per importer, site and pre-installed location)",
+            "saved": f"{human_bytes(stats.saved_bytes)} by deduplication",
+            "quarantined": stats.quarantined,
+            "pinned": stats.pinned,
+            "temp files": human_bytes(stats.temp_bytes),
+        }
+    )
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
+    bar = ProgressBar("verifying", total_bytes(store))
+    try:
+        report = verify_store(store, progress=bar.update)
+    finally:
+        bar.close()
+    if ctx.json:
+        print_json(
+            {
+                "checked": report.checked,
+                "bytes_hashed": report.bytes_hashed,
+                "problems": [
+                    {
+                        "sha256": p.digest.hex,
+                        "path": str(p.path),
+                        "problem": p.problem,
+                        "quarantined_to": str(p.quarantined_to) if p.quarantined_to else None,
+                    }
+                    for p in report.problems
+                ],
+            }
+        )
+    else:
+        print(f"checked {report.checked} files ({human_bytes(report.bytes_hashed)})")
+        for p in report.problems:
+            where = f"quarantined to {p.quarantined_to}" if p.quarantined_to else "no longer served"
+            print(f"CORRUPT {p.digest.hex}: {p.problem} ({p.path}); {where}", file=sys.stderr)
+        if not report.problems:
+            print("all good")
+    return 1 if report.problems else 0
+
+
+def cmd_gc(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
+    plan = plan_gc(store)
+    result = None if args.dry_run else execute_gc(store, plan)
+    if ctx.json:
+        print_json(
+            {
+                "dry_run": args.dry_run,
+                "planned": [i.to_json() for i in plan.items],
+                "removed": [i.to_json() for i in result.removed] if result else [],
+                "freed_bytes": result.freed_bytes if result else 0,
+            }
+        )
+        return 0
+    if not plan.items:
+        print("nothing to collect")
+        return 0
+    rows = [(i.kind, human_bytes(i.size), i.reason, i.path or i.digest) for i in plan.items]
+    print(format_table(["KIND", "SIZE", "REASON", "WHAT"], rows))
+    if result is None:
+        print(f"dry run: would free {human_bytes(plan.bytes)}")
+    else:
+        print(f"freed {human_bytes(result.freed_bytes)} ({len(result.skipped)} items in use again)")
     return 0
