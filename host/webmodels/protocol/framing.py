@@ -106,7 +106,9 @@ class FrameDecoder:
                 del self._buf[:HEADER_SIZE]
                 return FrameError("bad_frame", "empty frame", declared_length=0)
             if length > self._max:
-                self._start_resync(HEADER_SIZE)
+                # Skip one byte only: a stray byte or two before a real frame puts
+                # that frame's own header inside this bogus one.
+                self._start_resync(1)
                 return FrameError(
                     "too_large",
                     f"frame length {length} exceeds the {self._max}-byte limit",

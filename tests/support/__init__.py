@@ -1,0 +1,1 @@
+"""Test support: real host subprocesses, tiny ONNX models, real models from PyPI wheels."""
