@@ -185,11 +185,11 @@ def run_doctor(
     """
     running = probe if probe is not None else ProviderProbe(timeout_s=probe_timeout_s).start()
 
-    def check_probed_providers() -> Check:
+    def providers() -> Check:  # named so that a failure here is reported as "providers"
         result = running.result() if isinstance(running, ProviderProbe) else running
         return check_providers(result or ProbeResult.failed("the probe gave no result"))
 
-    builtin: list[CheckFn] = [check_python, check_onnxruntime, check_probed_providers]
+    builtin: list[CheckFn] = [check_python, check_onnxruntime, providers]
     results: list[Check] = []
     for check in [*builtin, *extra_checks]:
         results.extend(run_check(check))
@@ -200,12 +200,15 @@ def run_check(check: CheckFn) -> list[Check]:
     """Run one check; whatever it raises becomes a "fail" `Check`."""
     try:
         outcome = check()
+        checks = [outcome] if isinstance(outcome, Check) else list(outcome)
+        if not all(isinstance(c, Check) for c in checks):
+            raise TypeError("a check must return Check or a sequence of Check")
     except Exception as exc:
         name = _check_name(check)
         summary = f"the check itself failed: {type(exc).__name__}: {exc}"
         fix = "this is a bug in webmodels; please report it with this output"
         return [Check(name, "fail", summary, fix, {"exception": type(exc).__name__})]
-    return [outcome] if isinstance(outcome, Check) else list(outcome)
+    return checks
 
 
 def _check_name(check: CheckFn) -> str:

@@ -6,14 +6,17 @@ Exit status 0 when no check failed (warnings allowed), 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from webmodels.cli.main import CliContext
-from webmodels.cli.output import print_json
+from webmodels.cli.output import human_bytes, print_json
 from webmodels.config import Config
 from webmodels.doctor import Check, CheckFn, doctor_ok, run_doctor
+from webmodels.store import Store
+from webmodels.store.health import store_health
 
 _MARKS = {"ok": "[ok]  ", "warn": "[warn]", "fail": "[FAIL]"}
 
@@ -39,10 +42,31 @@ def register(sub: Any) -> None:
 
 
 def extra_checks(config: Config) -> list[CheckFn]:
-    """Checks beyond the runtime ones, in report order. Registration and store
-    checks go here: bind ``config`` (``functools.partial``) and append them."""
-    del config
-    return []
+    """Checks beyond the runtime ones, in report order."""
+    return [functools.partial(check_store, config)]
+
+
+def check_store(config: Config) -> Check:
+    with Store.open(config) as store:
+        health = store_health(store)
+    if health.problems:
+        return Check(
+            "store",
+            "fail",
+            "; ".join(health.problems),
+            fix=f"move {health.path} aside and re-import your models",
+            details=health.to_json(),
+        )
+    summary = f"{health.models} model(s) at {health.path}, {human_bytes(health.free_bytes)} free"
+    if health.warnings:
+        return Check(
+            "store",
+            "warn",
+            summary + "; " + "; ".join(health.warnings),
+            fix="run `webmodels verify` and `webmodels gc`",
+            details=health.to_json(),
+        )
+    return Check("store", "ok", summary, details=health.to_json())
 
 
 def run_command(args: argparse.Namespace, ctx: CliContext) -> int:

@@ -131,7 +131,8 @@ def analyse_distributions(
     if len(found) > 1:
         names = " and ".join(f"{d.name} {d.version}" for d in found)
         summary = (
-            f"{names} are all installed; they share the onnxruntime/ folder "
+            f"{names} are {'both' if len(found) == 2 else 'all'} installed; "
+            "they share the onnxruntime/ folder "
             "and overwrite each other's files"
         )
         return DistributionReport(found, expected, "conflict", summary, fix=fix)
@@ -172,12 +173,14 @@ def _damaged_summary(dist: InstalledDistribution) -> str:
 
 
 def read_installed_distributions(
-    sys_platform: str | None = None,
+    *, path: Sequence[str] | None = None, sys_platform: str | None = None
 ) -> tuple[InstalledDistribution, ...]:
-    """The ONNX Runtime distributions this interpreter sees, first on sys.path first."""
+    """The ONNX Runtime distributions found on ``path`` (default: sys.path); where
+    one name is found twice, the first wins, as it does for imports."""
     platform_name = sys.platform if sys_platform is None else sys_platform
+    search = list(sys.path if path is None else path)
     found: dict[str, InstalledDistribution] = {}
-    for dist in importlib.metadata.distributions():
+    for dist in importlib.metadata.distributions(path=search):
         name = normalize_name(dist.metadata["Name"] or "")
         if name in found or not is_runtime_distribution(name):
             continue

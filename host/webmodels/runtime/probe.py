@@ -130,15 +130,22 @@ _INPUT_B = (0.25, 4.0)
 
 def build_probe_model() -> bytes:
     """A serialised ONNX model: c = Add(a, b) on float32[2], opset 17."""
-    from onnx import TensorProto, helper
+    import onnx
 
-    def tensor(name: str) -> Any:
-        return helper.make_tensor_value_info(name, TensorProto.FLOAT, [2])
-
-    node = helper.make_node("Add", ["a", "b"], ["c"])
-    graph = helper.make_graph([node], "webmodels-probe", [tensor("a"), tensor("b")], [tensor("c")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8  # the IR of opset 17; newer onnx writes IRs old runtimes refuse
+    # IR 8 is opset 17's; a newer onnx would write an IR that old runtimes refuse.
+    opset = onnx.OperatorSetIdProto(domain="", version=17)
+    model = onnx.ModelProto(ir_version=8, producer_name="webmodels", opset_import=[opset])
+    model.graph.name = "webmodels-probe"
+    model.graph.node.add(op_type="Add", input=["a", "b"], output=["c"])
+    for name, values in (
+        ("a", model.graph.input),
+        ("b", model.graph.input),
+        ("c", model.graph.output),
+    ):
+        tensor = values.add(name=name).type.tensor_type
+        tensor.elem_type = onnx.TensorProto.FLOAT
+        tensor.shape.dim.add(dim_value=2)
+    onnx.checker.check_model(model)
     data: bytes = model.SerializeToString()
     return data
 
