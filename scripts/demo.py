@@ -35,7 +35,10 @@ PAGE = {
 def cli(home: Path, *args: str) -> str:
     out = subprocess.run(
         [sys.executable, "-m", "webmodels", *args],
-        env=webmodels_env(home), capture_output=True, text=True, check=True,
+        env=webmodels_env(home),
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return out.stdout
 
@@ -59,7 +62,9 @@ def main() -> int:
         print(f"{model.name}: {model.stat().st_size:,} bytes, sha256 {digest[:16]}…")
 
         step("importing it twice, from two places")
-        print(cli(home, "import", str(model), "--name", "google/magika", "--model-version", "1.0.3"))
+        print(
+            cli(home, "import", str(model), "--name", "google/magika", "--model-version", "1.0.3")
+        )
         print(cli(home, "import", str(copy)))
         print(cli(home, "ls"))
         print(cli(home, "du"))
@@ -69,11 +74,15 @@ def main() -> int:
         try:
             started = time.perf_counter()
             hello = host.result("hello")
-            print(f"hello: protocol {hello['protocol_version']}, host {hello['host_version']}, "
-                  f"providers {hello['providers']} ({(time.perf_counter() - started) * 1000:.0f} ms)")
+            print(
+                f"hello: protocol {hello['protocol_version']}, host {hello['host_version']}, "
+                f"providers {hello['providers']} ({(time.perf_counter() - started) * 1000:.0f} ms)"
+            )
             info = host.result("models.load", {"query": {"sha256": digest}})["model"]
-            print(f"models.load: {info['name']} {info['version']}, inputs "
-                  + ", ".join(f"{i['name']}:{i['type']}{i['dims']}" for i in info["inputs"]))
+            print(
+                f"models.load: {info['name']} {info['version']}, inputs "
+                + ", ".join(f"{i['name']}:{i['type']}{i['dims']}" for i in info["inputs"])
+            )
             started = time.perf_counter()
             data, offset, chunks = b"", 0, 0
             while True:
@@ -84,12 +93,16 @@ def main() -> int:
                     break
             seconds = time.perf_counter() - started
             same = hashlib.sha256(data).hexdigest() == digest
-            print(f"models.read: {len(data):,} bytes in {chunks} frames "
-                  f"(largest frame {max(host.sizes):,} B) at {len(data) / seconds / 1e6:.1f} MB/s;"
-                  f" sha256 {'matches' if same else 'DIFFERS'}")
+            print(
+                f"models.read: {len(data):,} bytes in {chunks} frames "
+                f"(largest frame {max(host.sizes):,} B) at {len(data) / seconds / 1e6:.1f} MB/s;"
+                f" sha256 {'matches' if same else 'DIFFERS'}"
+            )
             seen = host.call("models.availability", {"query": {"sha256": digest}}, context=PAGE)
-            print(f"a page at news.example asks for it: {seen['result']['availability']} "
-                  "(it never obtained it, so the store behaves as if it were absent)")
+            print(
+                f"a page at news.example asks for it: {seen['result']['availability']} "
+                "(it never obtained it, so the store behaves as if it were absent)"
+            )
         finally:
             host.close()
 

@@ -56,8 +56,11 @@ def test_bad_params_name_the_field() -> None:
 
 def test_host_error_keeps_code_and_details() -> None:
     reply = make().handle(request("test.refuse"), PAGE)
-    assert reply["error"] == {"code": "not_found", "message": "nothing here",
-                              "details": {"sha256": "ab"}}
+    assert reply["error"] == {
+        "code": "not_found",
+        "message": "nothing here",
+        "details": {"sha256": "ab"},
+    }
 
 
 def test_unexpected_exception_is_internal_and_leaks_nothing() -> None:

@@ -1,4 +1,5 @@
-"""`webmodels doctor` reports the store's health: a corrupt, quarantined model shows up as a warning with the fix; a healthy store is ok."""
+"""`webmodels doctor` reports the store's health: a corrupt, quarantined model shows
+up as a warning with the fix; a healthy store is ok."""
 
 from __future__ import annotations
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import struct
 from pathlib import Path
 
 import pytest
+
 from support.host import HostProcess, frame, run_cli
 from support.models import real_model, tiny_model
 
@@ -106,8 +108,9 @@ def test_read_5_mib_model_in_chunks(host: HostProcess, home: Path, tmp_path: Pat
     chunks, offset, eof = [], 0, False
     while not eof:
         # Ask for far more than fits: the host clamps every chunk under the frame limit.
-        result = host.result("models.read", {"sha256": digest, "offset": offset,
-                                             "length": 64 * 1024 * 1024})
+        result = host.result(
+            "models.read", {"sha256": digest, "offset": offset, "length": 64 * 1024 * 1024}
+        )
         data = base64.b64decode(result["data"])
         assert result["offset"] == offset and result["length"] == len(data) > 0
         chunks.append(data)
@@ -161,10 +164,8 @@ def test_preinstalled_models_are_common(home: Path, tmp_path: Path) -> None:
     folder = tmp_path / "system-models"
     model = tiny_model(folder / "tiny" / "model.onnx", seed=9)
     digest = hashlib.sha256(model.read_bytes()).hexdigest()
-    (folder / "models.json").write_text(
-        '{"version": 1, "models": [{"file": "tiny/model.onnx", "sha256": "%s", '
-        '"name": "acme/tiny", "version": "1.4.0"}]}' % digest
-    )
+    entry = {"file": "tiny/model.onnx", "sha256": digest, "name": "acme/tiny", "version": "1.4.0"}
+    (folder / "models.json").write_text(json.dumps({"version": 1, "models": [entry]}))
     host = HostProcess(home, WEBMODELS_PREINSTALLED=str(folder))
     try:
         info = host.result("models.load", {"query": {"sha256": digest}}, context=PAGE_A)["model"]
@@ -172,7 +173,9 @@ def test_preinstalled_models_are_common(home: Path, tmp_path: Path) -> None:
         listed = host.result("models.list", context=PAGE_B)["models"]
         assert [m["sha256"] for m in listed] == [digest]
         stats = host.result("manage.stats")
-        assert stats["physical_bytes"] == 0 and stats["preinstalled_bytes"] == len(model.read_bytes())
+        assert stats["physical_bytes"] == 0 and stats["preinstalled_bytes"] == len(
+            model.read_bytes()
+        )
         sites = host.result("manage.list")["models"][0]["sites"]
         assert sites == [PAGE_A["partition"]]
     finally:

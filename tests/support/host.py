@@ -29,10 +29,15 @@ def webmodels_env(home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(home: Path, *args: str, check: bool = True, **extra: str) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    home: Path, *args: str, check: bool = True, **extra: str
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [sys.executable, "-m", "webmodels", *args],
-        env=webmodels_env(home, **extra), capture_output=True, text=True, timeout=300,
+        env=webmodels_env(home, **extra),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     if check and result.returncode != 0:
         raise AssertionError(f"webmodels {args} failed ({result.returncode}):\n{result.stderr}")
@@ -47,8 +52,11 @@ class HostProcess:
         if trusted:
             argv.append("--trusted-stdio")
         self.proc = subprocess.Popen(
-            [*argv, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, env=webmodels_env(home, **extra),
+            [*argv, *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=webmodels_env(home, **extra),
         )
         self.frames: queue.Queue[Any] = queue.Queue()
         self.sizes: list[int] = []

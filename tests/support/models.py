@@ -35,10 +35,15 @@ def tiny_model(
         rng = np.random.default_rng(seed)
         blob = rng.integers(0, 255, size=weight_bytes, dtype=np.uint8)
         initializers.append(numpy_helper.from_array(blob, name="padding"))
-    graph = helper.make_graph([helper.make_node("Add", ["x", "b"], ["y"])], "tiny", [x], [y],
-                              initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
-                              producer_name="webmodels-tests", doc_string=doc)
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "b"], ["y"])], "tiny", [x], [y], initializers
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", opset)],
+        producer_name="webmodels-tests",
+        doc_string=doc,
+    )
     model.ir_version = 8
     onnx.checker.check_model(model)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -54,11 +59,22 @@ def real_model(name: str) -> Path:
         return target
     wheels = CACHE / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
-    found = sorted(wheels.glob(requirement.split("==")[0] + "-" + requirement.split("==")[1] + "-*.whl"))
+    found = sorted(
+        wheels.glob(requirement.split("==")[0] + "-" + requirement.split("==")[1] + "-*.whl")
+    )
     if not found:
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(wheels),
-             requirement],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--quiet",
+                "-d",
+                str(wheels),
+                requirement,
+            ],
             check=True,
         )
         found = sorted(wheels.glob(requirement.split("==")[0] + "-*.whl"))
