@@ -15,6 +15,7 @@ from webmodels.cli.main import CliContext
 from webmodels.cli.output import human_bytes, print_json
 from webmodels.config import Config
 from webmodels.doctor import Check, CheckFn, doctor_ok, run_doctor
+from webmodels.registration import check_registrations
 from webmodels.store import Store
 from webmodels.store.health import store_health
 
@@ -43,7 +44,28 @@ def register(sub: Any) -> None:
 
 def extra_checks(config: Config) -> list[CheckFn]:
     """Checks beyond the runtime ones, in report order."""
-    return [functools.partial(check_store, config)]
+    return [functools.partial(check_registration, config), functools.partial(check_store, config)]
+
+
+def check_registration(config: Config) -> Check:
+    statuses = check_registrations(config)
+    broken = [s for s in statuses if s.installed and s.problems]
+    good = [s.browser for s in statuses if s.ok]
+    details = {"browsers": [s.to_json() for s in statuses]}
+    if broken:
+        problems = "; ".join(f"{s.browser}: {', '.join(s.problems)}" for s in broken)
+        return Check(
+            "registration", "fail", problems, fix="run `webmodels install`", details=details
+        )
+    if not good:
+        return Check(
+            "registration",
+            "warn",
+            "the host is not registered with any browser",
+            fix="run `webmodels install` (or `--browser NAME`)",
+            details=details,
+        )
+    return Check("registration", "ok", "registered for " + ", ".join(good), details=details)
 
 
 def check_store(config: Config) -> Check:

@@ -117,15 +117,19 @@ def parse_selection(
         names = _expand_browsers(browsers)
     if user_data_dir is None:
         return Selection(browsers=names)
-    if "firefox" in names:
+    _refuse_non_chromium(names)
+    return Selection(browsers=names, user_data_dir=user_data_dir.expanduser().absolute())
+
+
+def _refuse_non_chromium(browsers: Sequence[str]) -> None:
+    if any(b not in CHROMIUM_FAMILY for b in browsers):
         raise HostError(
             "bad_request",
-            "--user-data-dir is for Chromium-family browsers; Firefox profiles read "
-            "~/.mozilla/native-messaging-hosts: drop --user-data-dir or choose "
+            "--user-data-dir is for Chromium-family browsers; Firefox reads native hosts "
+            "from one per-user folder: drop --user-data-dir or choose "
             "--browser chromium, chrome, edge or brave",
             flag="--user-data-dir",
         )
-    return Selection(browsers=names, user_data_dir=user_data_dir.expanduser().absolute())
 
 
 def _expand_browsers(values: Sequence[str]) -> tuple[str, ...]:
@@ -163,6 +167,7 @@ def _profile_targets(selection: Selection, *, system: System) -> tuple[Target, .
             "profile folder: drop --user-data-dir",
             flag="--user-data-dir",
         )
+    _refuse_non_chromium(selection.browsers)
     if len(selection.browsers) != 1:
         raise HostError(
             "bad_request",

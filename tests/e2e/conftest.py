@@ -1,0 +1,127 @@
+"""Launching Debian's Chromium with a test extension (reused by every e2e test).
+
+Chromium is driven through the Python ``playwright`` package but is always the
+system's ``/usr/bin/chromium`` (never ``playwright install``). Without it the
+tests are skipped, except in CI (``CI=true``) where a missing browser fails.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import BrowserContext, Playwright
+
+CHROMIUM = Path("/usr/bin/chromium")
+FIXTURES = Path(__file__).parent / "fixtures"
+PROBE_EXTENSION = FIXTURES / "probe-extension"
+STARTUP_TIMEOUT_MS = 30_000
+
+Launch = Callable[..., "BrowserContext"]
+
+
+def require_chromium() -> Path:
+    """Skip (or in CI fail) the calling test when Chromium or playwright is missing."""
+    reason = None
+    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
+        reason = f"{CHROMIUM} is missing: install Debian's chromium (scripts/setup does)"
+    else:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            reason = "the playwright package is missing: run scripts/setup"
+    if reason is None:
+        return CHROMIUM
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI=true: the end-to-end tests must run)")
+    pytest.skip(reason)
+
+
+def chromium_args(extension_dir: Path) -> list[str]:
+    ext = str(extension_dir.resolve())
+    return [
+        f"--load-extension={ext}",
+        f"--disable-extensions-except={ext}",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ]
+
+
+def launch_chromium(
+    playwright: Playwright,
+    *,
+    user_data_dir: Path,
+    config_home: Path,
+    extension_dir: Path = PROBE_EXTENSION,
+    env: Mapping[str, str] | None = None,
+) -> BrowserContext:
+    """Start headless Chromium on `user_data_dir` with `extension_dir` loaded.
+
+    ``XDG_CONFIG_HOME`` points at `config_home`, so nothing is read from or written
+    to the real ~/.config (and the default native-host folders are empty there).
+    Native hosts that Chromium starts inherit this environment.
+    """
+    browser_env = {**os.environ, "XDG_CONFIG_HOME": str(config_home), **(env or {})}
+    browser_env.pop("CHROME_CONFIG_HOME", None)
+    return playwright.chromium.launch_persistent_context(
+        str(user_data_dir),
+        executable_path=str(CHROMIUM),
+        headless=True,
+        args=chromium_args(extension_dir),
+        env=browser_env,
+        timeout=STARTUP_TIMEOUT_MS,
+    )
+
+
+@pytest.fixture(scope="session")
+def playwright_session() -> Iterator[Playwright]:
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture
+def config_home(tmp_path: Path) -> Path:
+    """The browser's (and its native hosts') XDG_CONFIG_HOME for one test."""
+    path = tmp_path / "xdg-config"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def chromium(playwright_session: Playwright, config_home: Path) -> Iterator[Launch]:
+    """A function that launches Chromium (see `launch_chromium`); every browser it
+    started is closed after the test."""
+    contexts: list[BrowserContext] = []
+
+    def launch(
+        user_data_dir: Path,
+        *,
+        extension_dir: Path = PROBE_EXTENSION,
+        env: Mapping[str, str] | None = None,
+    ) -> BrowserContext:
+        context = launch_chromium(
+            playwright_session,
+            user_data_dir=user_data_dir,
+            config_home=config_home,
+            extension_dir=extension_dir,
+            env=env,
+        )
+        contexts.append(context)
+        return context
+
+    yield launch
+    for context in contexts:
+        context.close()
