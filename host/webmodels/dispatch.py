@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +33,12 @@ class Call:
     emit: Emit  # sends an event tagged with this request's id
 
 
-Handler = Callable[[Call], Mapping[str, Any]]
+# A handler returns its result, or a Future of it for work that outlives the call
+# (a download): the reply is sent when the future completes, and no request thread
+# waits meanwhile.
+Result = Mapping[str, Any] | Future[Mapping[str, Any]]
+Handler = Callable[[Call], Result]
+Respond = Callable[[dict[str, Any]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +66,15 @@ class Dispatcher:
     def handle(
         self, request: Request, context: RequestContext, emit: Emit = _no_events
     ) -> dict[str, Any]:
-        """Run one request and return its reply envelope; never raises."""
+        """Run one request and return its reply envelope (waiting for a deferred one)."""
+        replies: Future[dict[str, Any]] = Future()
+        self.dispatch(request, context, emit, replies.set_result)
+        return replies.result()
+
+    def dispatch(
+        self, request: Request, context: RequestContext, emit: Emit, respond: Respond
+    ) -> None:
+        """Run one request; `respond` gets its reply envelope exactly once. Never raises."""
         try:
             route = self._routes.get(request.method)
             if route is None:
@@ -73,12 +87,31 @@ class Dispatcher:
                     f"{request.method} is only for the extension's own pages and the CLI",
                 )
             call = Call(request.id, request.method, Params(request.params), context, emit)
-            return envelope.success(request.id, route.handler(call))
-        except HostError as exc:
-            return envelope.failure(request.id, exc)
-        except Exception:
-            log.exception("internal error in %s", request.method)
-            return envelope.failure(
-                request.id,
-                HostError("internal", "internal error in the host; its log has the details"),
-            )
+            result = route.handler(call)
+        except BaseException as exc:  # every failure becomes a reply
+            respond(_failure(request, exc))
+            return
+        if isinstance(result, Future):
+            result.add_done_callback(lambda done: respond(_settled(request, done)))
+        else:
+            respond(envelope.success(request.id, result))
+
+
+def _settled(request: Request, done: Future[Mapping[str, Any]]) -> dict[str, Any]:
+    if done.cancelled():
+        return envelope.failure(request.id, HostError("cancelled", "the request was cancelled"))
+    exc = done.exception()
+    if exc is not None:
+        return _failure(request, exc)
+    return envelope.success(request.id, done.result())
+
+
+def _failure(request: Request, exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, HostError):
+        return envelope.failure(request.id, exc)
+    if not isinstance(exc, Exception):
+        raise exc  # KeyboardInterrupt, SystemExit: not ours to swallow
+    log.error("internal error in %s", request.method, exc_info=exc)
+    return envelope.failure(
+        request.id, HostError("internal", "internal error in the host; its log has the details")
+    )

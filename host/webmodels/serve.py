@@ -131,8 +131,7 @@ class Server:
             self._writer.send(envelope.event(name, request.id, payload))
 
         log.debug("-> %s %s", request.id, request.method)
-        reply = self._dispatcher.handle(request, context, emit)
-        self._writer.send(reply)
+        self._dispatcher.dispatch(request, context, emit, self._writer.send)
 
 
 def _id_of(frame: Frame) -> RequestId | None:

@@ -1,0 +1,314 @@
+"""One verified, resumable transfer of one file into a partial file of the store.
+
+The partial file and its sidecar (``tmp/job-<id>.partial`` / ``.json``) survive a
+killed process: the next attempt re-hashes the bytes on disk and asks for the rest.
+Only `Transfer.run` touches the network; what a reply means is decided in `resume`.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import requests
+
+from webmodels import __version__
+from webmodels.digest import Digest
+from webmodels.errors import HostError
+from webmodels.fetch import resume
+from webmodels.fetch.resume import Action, ResumeState
+from webmodels.store.blobs import PendingBlob
+
+log = logging.getLogger(__name__)
+CHUNK = 1 << 20
+FREE_SPACE_MARGIN = 16 << 20
+
+Progress = Callable[[int, int | None], None]  # (loaded, total)
+
+
+@dataclass(frozen=True, slots=True)
+class TransferOptions:
+    connect_timeout_s: float = 10.0
+    stall_timeout_s: float = 30.0  # no byte for this long: drop the connection, resume
+    max_attempts: int = 6  # rounds over the mirrors
+    backoff_s: float = 0.5  # doubled each round, capped
+    backoff_max_s: float = 15.0
+    max_redirects: int = 10
+
+
+class Cancelled(Exception):
+    """The job was cancelled while transferring (not an error of the transfer)."""
+
+
+class _Retry(Exception):
+    """This attempt failed in a way the next one may not; `reason` says how."""
+
+    def __init__(self, reason: str, *, connection: bool = False) -> None:
+        super().__init__(reason)
+        self.connection = connection  # no HTTP answer at all (unreachable network)
+
+
+class _MirrorFailed(Exception):
+    def __init__(self, error: HostError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def new_session() -> requests.Session:
+    session = requests.Session()
+    session.headers["User-Agent"] = f"webmodels/{__version__}"
+    session.headers["Accept-Encoding"] = "identity"  # bytes on the wire are the file
+    return session
+
+
+class Transfer:
+    def __init__(
+        self,
+        *,
+        urls: Sequence[str],
+        expected: Digest,
+        expected_size: int | None,
+        partial: Path,
+        options: TransferOptions,
+        session: requests.Session,
+        progress: Progress,
+        should_stop: Callable[[], bool],
+    ) -> None:
+        self.urls = list(urls)
+        self.expected = expected
+        self.expected_size = expected_size
+        self.partial = partial
+        self.sidecar = partial.with_suffix(".json")
+        self.options = options
+        self.session = session
+        self.session.max_redirects = options.max_redirects
+        self.progress = progress
+        self.should_stop = should_stop
+        self.state = self._load_state()
+        self.hasher = hashlib.sha256()
+        self.offset = 0
+
+    # -- the loop over attempts and mirrors -------------------------------------------
+
+    def run(self) -> PendingBlob:
+        self._prime()
+        mirror_errors: dict[str, HostError] = {}
+        for attempt in range(self.options.max_attempts):
+            reasons: list[_Retry] = []
+            for url in self.urls:
+                if url in mirror_errors:
+                    continue
+                self._check_stop()
+                try:
+                    self._attempt(url)
+                    return self._finish()
+                except HostError as exc:
+                    if exc.code != "integrity_mismatch":
+                        raise
+                    log.warning("download %s: %s", url, exc.message)
+                    mirror_errors[url] = exc  # wrong bytes: never ask this URL again
+                    self._truncate()
+                except _Retry as exc:
+                    log.warning("download %s attempt %d: %s", url, attempt + 1, exc)
+                    reasons.append(exc)
+                except _MirrorFailed as exc:
+                    log.warning("download %s refused: %s", url, exc)
+                    mirror_errors[url] = exc.error
+            if len(mirror_errors) == len(self.urls):
+                self.discard()
+                raise _last_error(mirror_errors)
+            if reasons and all(r.connection for r in reasons) and self.offset == 0:
+                # No server answered at all: offline. Fail fast (DESIGN: offline use).
+                raise HostError(
+                    "network_unavailable",
+                    "the model's servers cannot be reached and it is not stored",
+                    reason=str(reasons[-1]),
+                )
+            self._sleep(min(self.options.backoff_max_s, self.options.backoff_s * 2**attempt))
+        raise HostError(
+            "download_failed",
+            f"gave up after {self.options.max_attempts} rounds over {len(self.urls)} URL(s)",
+        )
+
+    def _attempt(self, url: str) -> None:
+        headers = resume.request_headers(self.state, url=url, offset=self.offset)
+        try:
+            response = self.session.get(
+                url,
+                headers=headers,
+                stream=True,
+                timeout=(self.options.connect_timeout_s, self.options.stall_timeout_s),
+            )
+        except requests.exceptions.ConnectionError as exc:
+            raise _Retry(f"cannot connect: {_short(exc)}", connection=True) from exc
+        except requests.exceptions.Timeout as exc:
+            raise _Retry(f"timed out: {_short(exc)}") from exc
+        except requests.exceptions.TooManyRedirects as exc:
+            raise _MirrorFailed(HostError("download_failed", f"{url}: too many redirects")) from exc
+        except requests.exceptions.RequestException as exc:
+            raise _MirrorFailed(HostError("download_failed", f"{url}: {_short(exc)}")) from exc
+        with response:
+            self._take(url, response, ranged=bool(headers))
+
+    def _take(self, url: str, response: requests.Response, *, ranged: bool) -> None:
+        reply = resume.classify(
+            response.status_code, response.headers, offset=self.offset, ranged=ranged
+        )
+        if reply.action is Action.RETRY:
+            raise _Retry(reply.reason)
+        if reply.action is Action.FAIL_MIRROR:
+            raise _MirrorFailed(HostError("download_failed", f"{url}: {reply.reason}"))
+        if reply.action is Action.RETRY_FROM_ZERO:
+            self._truncate()
+            raise _Retry(reply.reason)
+        if reply.action is Action.RESTART:
+            self._truncate()
+            self.state = resume.remember(
+                self.state, url=url, headers=response.headers, total=reply.total
+            )
+        total = reply.total if reply.total is not None else self.state.total
+        self._check_size(url, total)
+        self._save_state()
+        self._stream(response, total)
+
+    # -- bytes ------------------------------------------------------------------------
+
+    def _stream(self, response: requests.Response, total: int | None) -> None:
+        needed = (total or 0) - self.offset
+        free = shutil.disk_usage(self.partial.parent).free
+        if needed > 0 and free < needed + FREE_SPACE_MARGIN:
+            raise HostError(
+                "disk_full", f"{needed} bytes needed, {free} free", needed=needed, free=free
+            )
+        try:
+            with self._open() as out:
+                self._copy(response, out)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise HostError("disk_full", "the disk holding the store is full") from exc
+            raise
+        if total is not None and self.offset < total:
+            raise _Retry(f"connection closed at {self.offset} of {total} bytes")
+        if total is not None and self.offset > total:
+            self._truncate()
+            raise _Retry("more bytes than announced")
+
+    def _copy(self, response: requests.Response, out: BinaryIO) -> None:
+        raw = response.raw
+        try:
+            while chunk := raw.read(CHUNK, decode_content=False):
+                out.write(chunk)
+                self.hasher.update(chunk)
+                self.offset += len(chunk)
+                self.progress(self.offset, self.state.total)
+                self._check_stop()
+        except (requests.exceptions.RequestException, OSError) as exc:
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise _Retry(f"connection lost at {self.offset} bytes: {_short(exc)}") from exc
+        except Exception as exc:  # urllib3 ProtocolError / ReadTimeoutError subclasses
+            if type(exc).__module__.startswith("urllib3"):
+                raise _Retry(f"connection lost at {self.offset} bytes: {_short(exc)}") from exc
+            raise
+        finally:
+            out.flush()
+
+    def _finish(self) -> PendingBlob:
+        with self.partial.open("rb+") as fh:
+            os.fsync(fh.fileno())
+        digest = Digest(self.hasher.hexdigest())
+        if digest != self.expected:
+            raise HostError(
+                "integrity_mismatch",
+                f"the downloaded bytes hash to {digest.hex}, not {self.expected.hex}",
+                expected=self.expected.hex,
+                actual=digest.hex,
+            )
+        self.sidecar.unlink(missing_ok=True)
+        return PendingBlob(self.partial, digest, self.offset)
+
+    def discard(self) -> None:
+        self.partial.unlink(missing_ok=True)
+        self.sidecar.unlink(missing_ok=True)
+
+    # -- state on disk ------------------------------------------------------------------
+
+    def _prime(self) -> None:
+        """Re-hash what a previous attempt left, so the transfer continues after it."""
+        if not self.partial.exists() or self.state.url is None:
+            self._truncate()
+            return
+        with self.partial.open("rb") as fh:
+            while chunk := fh.read(CHUNK):
+                self.hasher.update(chunk)
+                self.offset += len(chunk)
+        log.info("resuming %s at %d bytes", self.expected.short, self.offset)
+        self.progress(self.offset, self.state.total)
+
+    def _open(self) -> BinaryIO:
+        fh = self.partial.open("r+b" if self.partial.exists() else "wb")
+        fh.seek(self.offset)
+        fh.truncate()
+        return fh
+
+    def _truncate(self) -> None:
+        with self.partial.open("wb"):
+            pass
+        self.hasher = hashlib.sha256()
+        self.offset = 0
+        self.state = ResumeState()
+        self._save_state()
+
+    def _load_state(self) -> ResumeState:
+        try:
+            return ResumeState.from_json(json.loads(self.sidecar.read_text(encoding="utf-8")))
+        except (OSError, ValueError, AttributeError):
+            return ResumeState()
+
+    def _save_state(self) -> None:
+        temp = self.sidecar.with_suffix(".json.new")
+        temp.write_text(json.dumps(self.state.to_json()), encoding="utf-8")
+        os.replace(temp, self.sidecar)
+
+    def _check_size(self, url: str, total: int | None) -> None:
+        if self.expected_size is not None and total is not None and total != self.expected_size:
+            raise _MirrorFailed(
+                HostError(
+                    "integrity_mismatch",
+                    f"{url} serves {total} bytes; the model has {self.expected_size}",
+                    expected_size=self.expected_size,
+                    served_size=total,
+                )
+            )
+
+    def _check_stop(self) -> None:
+        if self.should_stop():
+            raise Cancelled()
+
+    def _sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self._check_stop()
+            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+
+
+def _last_error(errors: dict[str, HostError]) -> HostError:
+    # An integrity problem says more than "HTTP 404" from another mirror.
+    for error in errors.values():
+        if error.code == "integrity_mismatch":
+            return error
+    return list(errors.values())[-1]
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+
