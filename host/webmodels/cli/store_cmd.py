@@ -62,9 +62,12 @@ def resolve(store: Store, text: str) -> ModelRecord:
     if len(value) < 6 or any(c not in "0123456789abcdef" for c in value):
         raise HostError("bad_request", f"{text!r}: give a SHA-256 or at least 6 of its hex digits")
     matches = [r for r in store.list_models() if r.digest.hex.startswith(value)]
-    if len(matches) != 1:
-        found = "no model" if not matches else f"{len(matches)} models"
-        raise HostError("not_found", f"{found} matching {text!r}")
+    if not matches:
+        raise HostError("not_found", f"no model matching {text!r}")
+    if len(matches) > 1:
+        raise HostError(
+            "bad_request", f"{len(matches)} models match {text!r}; give more of the SHA-256"
+        )
     return matches[0]
 
 

@@ -30,6 +30,7 @@ from webmodels.errors import HostError
 
 CHUNK = 1 << 20
 _PARTIAL = ".partial"
+FREE_SPACE_RESERVE = 16 * CHUNK  # left free after an import (the index, logs, others)
 STALE_TEMP_AGE_S = 24 * 3600  # fallback where a writer's pid cannot be checked
 
 Progress = Callable[[int], None]
@@ -109,10 +110,11 @@ class BlobFiles:
 
     def check_free_space(self, needed: int) -> None:
         free = shutil.disk_usage(self.tmp_dir).free
-        if needed and free < needed + 16 * CHUNK:
+        if needed and free < needed + FREE_SPACE_RESERVE:
             raise HostError(
                 "disk_full",
-                f"{needed} bytes needed but only {free} free under {self.root}",
+                f"{needed} bytes needed, plus {FREE_SPACE_RESERVE // CHUNK} MiB kept in "
+                f"reserve, but only {free} free under {self.root}; free some space",
                 needed=needed,
                 free=free,
             )

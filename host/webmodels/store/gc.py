@@ -68,7 +68,9 @@ def plan_gc(store: Store, *, only: Sequence[Digest] | None = None) -> GcPlan:
                 continue
             path = store.files.path_of(digest)
             if not _referenced(db, digest):
-                items.append(GcItem("blob", path, row["size"], digest, "no references"))
+                # What is on disk (nothing once quarantined), so "freed" is never inflated.
+                size = row["size"] if path.exists() else 0
+                items.append(GcItem("blob", path, size, digest, "no references"))
             elif not path.exists() and not _quarantined(db, digest):
                 items.append(GcItem("dangling_row", None, 0, digest, "file missing"))
         if only is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -81,7 +82,7 @@ class Index:
             raise HostError("internal", f"cannot open the store index {path}: {exc}") from exc
         self._db.row_factory = sqlite3.Row
         self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        self._db.execute("PRAGMA journal_mode = WAL")
+        _enable_wal(self._db)
         self._db.execute("PRAGMA synchronous = NORMAL")
         self._db.execute("PRAGMA foreign_keys = ON")
         self.migrate()
@@ -115,10 +116,15 @@ class Index:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
+                self._db.execute("COMMIT")
+            except BaseException as exc:
+                # A failed COMMIT (a full disk) must not leave the connection inside a
+                # transaction; SQLite may already have rolled it back itself.
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error) and _disk_full(exc):
+                    raise HostError("disk_full", f"the disk holding {self.path} is full") from exc
                 raise
-            self._db.execute("COMMIT")
 
     def query(self, sql: str, args: tuple[object, ...] = ()) -> list[sqlite3.Row]:
         """One read statement (autocommit), all rows."""
@@ -134,6 +140,28 @@ class Index:
                 yield self._db
             finally:
                 self._db.execute("COMMIT")
+
+
+def _enable_wal(db: sqlite3.Connection) -> None:
+    """Switch to WAL, waiting for a process that is creating the same index.
+
+    Changing the journal mode needs an exclusive lock, and SQLite answers "database
+    is locked" at once instead of waiting through the busy timeout, so two processes
+    opening a new store together would otherwise fail.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise HostError("internal", f"cannot open the store index: {exc}") from exc
+            time.sleep(0.02)
+
+
+def _disk_full(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
 
 
 def _statements(script: str) -> list[str]:

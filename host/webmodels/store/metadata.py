@@ -166,22 +166,39 @@ def _all_nodes(graph: Any) -> Iterator[Any]:
                 yield from _all_nodes(sub)
 
 
-def _all_tensors(graph: Any) -> Iterator[Any]:
-    yield from graph.initializer
-    for node in _all_nodes(graph):
+def _subgraphs(nodes: Any) -> Iterator[Any]:
+    """Every graph nested in `nodes` (If/Loop/Scan bodies), at any depth."""
+    for node in nodes:
         for attr in node.attribute:
-            if attr.HasField("t"):
-                yield attr.t
-            yield from attr.tensors
-    for sparse in graph.sparse_initializer:
-        yield sparse.values
-        yield sparse.indices
+            nested = [attr.g] if attr.HasField("g") else []
+            for sub in [*nested, *attr.graphs]:
+                yield sub
+                yield from _subgraphs(sub.node)
+
+
+def _all_tensors(model: Any) -> Iterator[Any]:
+    # Subgraphs and model-local functions carry tensors too; the onnx checker resolves
+    # their external data against the current folder, so a name that happens to exist
+    # there would otherwise let such a model through.
+    node_lists = [model.graph.node, *(f.node for f in model.functions)]
+    graphs = [model.graph, *(g for nodes in node_lists for g in _subgraphs(nodes))]
+    for graph in graphs:
+        yield from graph.initializer
+        for sparse in graph.sparse_initializer:
+            yield sparse.values
+            yield sparse.indices
+    for nodes in [*node_lists, *(g.node for g in graphs[1:])]:
+        for node in nodes:
+            for attr in node.attribute:
+                if attr.HasField("t"):
+                    yield attr.t
+                yield from attr.tensors
 
 
 def _refuse_external_data(model: Any) -> None:
     import onnx
 
-    for tensor in _all_tensors(model.graph):
+    for tensor in _all_tensors(model):
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
             continue
         location = next((e.value for e in tensor.external_data if e.key == "location"), "")

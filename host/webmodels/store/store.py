@@ -120,20 +120,37 @@ class Store:
                 actual=pending.digest.hex,
             )
         digest, now = pending.digest, time.time()
-        with self.index.write() as db:
-            published = self.files.publish(pending)
-            _upsert_object(db, digest, pending.size, metadata, name, version, now)
-            db.execute(
-                "INSERT INTO blobs (sha256, origin, stored_at) VALUES (?, ?, ?) "
-                "ON CONFLICT(sha256) DO UPDATE SET state = 'ok'",
-                (digest.hex, origin, now),
-            )
-            if ref is not None:
-                _add_ref(db, digest, ref, now)
+        published = False
+        try:
+            with self.index.write() as db:
+                published = self.files.publish(pending)
+                _upsert_object(db, digest, pending.size, metadata, name, version, now)
+                db.execute(
+                    "INSERT INTO blobs (sha256, origin, stored_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT(sha256) DO UPDATE SET state = 'ok'",
+                    (digest.hex, origin, now),
+                )
+                if ref is not None:
+                    _add_ref(db, digest, ref, now)
+        except BaseException:
+            if published:  # the index never took it: no row may be left without its file
+                self._remove_unindexed(digest)
+            raise
         record = self.get(digest)
         assert record is not None
         log.info("stored %s (%d bytes, new=%s)", digest.hex, pending.size, published)
         return ImportResult(model=record, deduplicated=not published)
+
+    def _remove_unindexed(self, digest: Digest) -> None:
+        """Take back a blob whose index write failed (a full disk), unless another
+        process has indexed the same bytes since; else `gc` finds it as an orphan."""
+        try:
+            with self.index.write() as db:
+                row = db.execute("SELECT 1 FROM blobs WHERE sha256 = ?", (digest.hex,))
+                if row.fetchone() is None:
+                    self.files.remove(digest)
+        except (HostError, sqlite3.Error, OSError) as exc:
+            log.warning("left unindexed blob %s for gc: %s", digest.hex, exc)
 
     # -- reading -----------------------------------------------------------------
 
@@ -262,18 +279,23 @@ class Store:
     def _index_preinstalled(self, entry: pre.PreinstalledEntry) -> None:
         stat = entry.path.stat()
         rows = self.index.query("SELECT * FROM preinstalled WHERE path = ?", (str(entry.path),))
-        if rows and rows[0]["size"] == stat.st_size and rows[0]["mtime_ns"] == stat.st_mtime_ns:
+        row = rows[0] if rows else None
+        if row is not None and (row["size"], row["mtime_ns"]) == (stat.st_size, stat.st_mtime_ns):
+            digest, size = Digest(row["sha256"]), int(row["size"])  # unchanged: no re-hash
+        else:
+            digest, size = hash_file(entry.path)
+        state = "ok" if entry.declared in (None, digest) else "quarantined"
+        # models.json may change without the file: a corrected hash, a new name or version.
+        listed = (digest.hex, size, stat.st_mtime_ns, entry.name, entry.version, state)
+        if row is not None and tuple(row[k] for k in _PRE_KEYS) == listed:
             return
-        digest, size = hash_file(entry.path)
-        state = "ok"
-        if entry.declared is not None and entry.declared != digest:
+        if state != "ok" and entry.declared is not None:
             log.error(
                 "pre-installed %s: hash %s, models.json says %s",
                 entry.path,
                 digest.hex,
                 entry.declared.hex,
             )
-            state = "quarantined"
         metadata = (
             read_onnx_metadata(entry.path)
             if entry.path.suffix == ".onnx" and state == "ok"
@@ -353,6 +375,9 @@ class Store:
             (record.digest.hex, record.digest.hex),
         )
         return max(1, int(rows[0][0]))
+
+
+_PRE_KEYS = ("sha256", "size", "mtime_ns", "name", "version", "state")
 
 
 def _record(

@@ -81,6 +81,10 @@ def _mark_verified(store: Store, digest: Digest, preinstalled: bool, path: Path)
 def _quarantine(store: Store, digest: Digest, preinstalled: bool, path: Path) -> Path | None:
     if preinstalled:
         with store.index.write() as db:
-            db.execute("UPDATE preinstalled SET state = 'quarantined' WHERE path = ?", (str(path),))
+            # mtime -1: the next indexing re-hashes it (size and mtime could not tell).
+            db.execute(
+                "UPDATE preinstalled SET state = 'quarantined', mtime_ns = -1 WHERE path = ?",
+                (str(path),),
+            )
         return None
     return store.quarantine(digest)
