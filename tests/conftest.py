@@ -7,6 +7,8 @@ import pytest
 
 from support.host import HostProcess
 
+pytest_plugins = ["support.fixtures"]
+
 
 @pytest.fixture
 def home(tmp_path: Path) -> Path:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from webmodels.config import Config
 from webmodels.dispatch import Dispatcher
+from webmodels.fetch.jobs import JobManager
 from webmodels.runtime.probe import ProviderProbe
 from webmodels.store import Store
 
@@ -15,15 +16,19 @@ class Host:
     config: Config
     store: Store
     probe: ProviderProbe
+    jobs: JobManager
 
     def close(self) -> None:
+        self.jobs.close()
         self.store.close()
 
 
 def build_host(config: Config) -> Host:
     probe = ProviderProbe()
     probe.start()  # in the background; `hello` waits for it only if asked early
-    return Host(config=config, store=Store.open(config), probe=probe)
+    store = Store.open(config)
+    jobs = JobManager(store).start()  # takes over downloads a killed host left behind
+    return Host(config=config, store=store, probe=probe, jobs=jobs)
 
 
 def build_dispatcher(host: Host) -> Dispatcher:

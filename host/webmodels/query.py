@@ -19,6 +19,7 @@ class ModelQuery:
     urls: tuple[str, ...] = ()
     name: str | None = None
     version: str | None = None
+    size: int | None = None  # declared size, checked against Content-Length
 
     @classmethod
     def parse(cls, value: Any) -> ModelQuery:
@@ -27,7 +28,11 @@ class ModelQuery:
         if "sha256" in value:
             return cls(digest=Digest.parse(value["sha256"], field="query.sha256"))
         if "url" in value or "urls" in value:
-            return cls(digest=Digest.from_integrity(value.get("integrity")), urls=_urls(value))
+            return cls(
+                digest=Digest.from_integrity(value.get("integrity")),
+                urls=_urls(value),
+                size=_size(value.get("size")),
+            )
         if "name" in value:
             name, version = value.get("name"), value.get("version", "*")
             if not isinstance(name, str) or "/" not in name or not isinstance(version, str):
@@ -52,3 +57,11 @@ def _urls(value: Mapping[str, Any]) -> tuple[str, ...]:
             raise HostError("bad_request", "model URLs must be http(s) URLs", field="query.urls")
         urls.append(url)
     return tuple(urls)
+
+
+def _size(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise HostError("bad_request", "query.size must be a byte count", field="query.size")
+    return value

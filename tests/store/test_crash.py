@@ -222,7 +222,7 @@ def test_a_disk_that_fills_up_before_the_index_write_leaves_no_blob(
         filler = fill(small_disk)  # the copy fitted; the index write will not
 
         with pytest.raises(HostError) as caught:
-            store.ingest(pending, ModelMetadata("json"), origin="imported", ref=("import", "t"))
+            store.ingest(pending, ModelMetadata("json"), origin="imported", refs=[("import", "t")])
 
         assert caught.value.code == "disk_full"
         assert list(store.files.iter_blobs()) == []
@@ -232,7 +232,9 @@ def test_a_disk_that_fills_up_before_the_index_write_leaves_no_blob(
         filler.unlink()
         stream.seek(0)
         again = store.files.write_stream(stream)
-        result = store.ingest(again, ModelMetadata("json"), origin="imported", ref=("import", "t"))
+        result = store.ingest(
+            again, ModelMetadata("json"), origin="imported", refs=[("import", "t")]
+        )
         assert not result.deduplicated and result.model.stored
         assert [d for d, _ in store.files.iter_blobs()] == [result.model.digest]
 

@@ -133,7 +133,7 @@ def test_verify_reports_a_vanished_blob(home: Path, tmp_path: Path) -> None:
 def add_unreferenced_blob(store: Store, data: bytes) -> Digest:
     """A stored blob nothing refers to (as a download whose sites were all cleared)."""
     pending = store.files.write_stream(io.BytesIO(data))
-    store.ingest(pending, ModelMetadata("binary"), origin="downloaded", ref=None)
+    store.ingest(pending, ModelMetadata("binary"), origin="downloaded")
     return pending.digest
 
 

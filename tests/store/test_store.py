@@ -159,9 +159,7 @@ def test_an_expected_hash_that_does_not_match_publishes_nothing(store: Store) ->
     wanted = Digest(hashlib.sha256(b"the real model").hexdigest())
 
     with pytest.raises(HostError) as caught:
-        store.ingest(
-            pending, ModelMetadata("binary"), origin="downloaded", ref=None, expected=wanted
-        )
+        store.ingest(pending, ModelMetadata("binary"), origin="downloaded", expected=wanted)
 
     assert caught.value.code == "integrity_mismatch"
     assert caught.value.details == {"expected": wanted.hex, "actual": pending.digest.hex}

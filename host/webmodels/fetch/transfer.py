@@ -311,4 +311,3 @@ def _last_error(errors: dict[str, HostError]) -> HostError:
 
 def _short(exc: BaseException) -> str:
     return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-

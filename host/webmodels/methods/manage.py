@@ -34,7 +34,11 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
             "store_layout": STORE_LAYOUT,
         }
 
+    def jobs(call: Call) -> Mapping[str, Any]:
+        return {"jobs": host.jobs.list_jobs()}
+
     dispatcher.add("manage.list", list_models, trusted_only=True)
+    dispatcher.add("manage.jobs", jobs, trusted_only=True)
     dispatcher.add("manage.delete", delete, trusted_only=True)
     dispatcher.add("manage.pin", pin, trusted_only=True)
     dispatcher.add("manage.stats", stats, trusted_only=True)

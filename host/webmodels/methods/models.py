@@ -4,14 +4,16 @@ model the partition may not see is indistinguishable from an absent one."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from webmodels import policy
 from webmodels.context import RequestContext
 from webmodels.digest import Digest
-from webmodels.dispatch import Call, Dispatcher
+from webmodels.dispatch import Call, Dispatcher, Result
 from webmodels.errors import HostError
+from webmodels.fetch.jobs import DownloadRequest
 from webmodels.query import ModelQuery
 from webmodels.store.records import ModelRecord
 
@@ -35,20 +37,46 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         query = ModelQuery.parse(call.params.raw.get("query"))
         if visible(query.digest, call.context) is not None:
             return {"availability": "available"}
+        if query.digest is not None and host.jobs.downloading(query.digest, _key(call)):
+            return {"availability": "downloading"}  # only for this partition's own requests
         # Byte-identical for "absent" and "held by another site" (DESIGN §4).
         return {"availability": "downloadable" if query.urls else "unavailable"}
 
-    def load(call: Call) -> Mapping[str, Any]:
+    def load(call: Call) -> Result:
         query = ModelQuery.parse(call.params.raw.get("query"))
         if query.name is not None:
             raise HostError("bad_request", "this host does not resolve model names yet")
         record = visible(query.digest, call.context)
-        if record is None:
+        if record is not None:
+            store.locate(record.digest)  # size (and mtime) checked before we say yes
+            if call.context.partition is not None:
+                store.record_use(record.digest, call.context.partition.key)
+            return {"model": record.info()}
+        if not query.urls or query.digest is None:
             raise HostError("not_found", "no such model is available to this site")
-        store.locate(record.digest)  # size (and mtime) checked before we say yes
-        if call.context.partition is not None:
-            store.record_use(record.digest, call.context.partition.key)
-        return {"model": record.info()}
+        # Not visible: a real transfer, verified, even if the bytes are stored for
+        # another site (the network then behaves as without the store, DESIGN §4).
+        request = DownloadRequest(
+            digest=query.digest,
+            urls=query.urls,
+            waiter=str(call.request_id),
+            partition=_key(call),
+            size=query.size,
+            background=call.params.boolean("prefetch", default=False),
+        )
+
+        def progress(loaded: int, total: int | None) -> None:
+            call.emit("download.progress", {"loaded": loaded, "total": total})
+
+        _, future = host.jobs.request(request, progress)
+        return _then(future, lambda model: {"model": model.info()})
+
+    def cancel(call: Call) -> Mapping[str, Any]:
+        raw = call.params.raw.get("request_id")
+        if isinstance(raw, bool) or not isinstance(raw, int | str):
+            raise HostError("bad_request", "params.request_id must be a request id")
+        # A page may cancel only its own requests; trusted callers any of theirs.
+        return {"cancelled": host.jobs.cancel(str(raw), partition=_key(call))}
 
     def list_models(call: Call) -> Mapping[str, Any]:
         return {
@@ -76,5 +104,26 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
 
     dispatcher.add("models.availability", availability)
     dispatcher.add("models.load", load)
+    dispatcher.add("models.cancel", cancel)
     dispatcher.add("models.list", list_models)
     dispatcher.add("models.read", read)
+
+
+def _key(call: Call) -> str | None:
+    return call.context.partition.key if call.context.partition is not None else None
+
+
+def _then(
+    future: Future[ModelRecord], make: Callable[[ModelRecord], Mapping[str, Any]]
+) -> Future[Mapping[str, Any]]:
+    mapped: Future[Mapping[str, Any]] = Future()
+
+    def done(source: Future[ModelRecord]) -> None:
+        exc = source.exception()
+        if exc is not None:
+            mapped.set_exception(exc)
+        else:
+            mapped.set_result(make(source.result()))
+
+    future.add_done_callback(done)
+    return mapped

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from webmodels.store.store import Store
 
 log = logging.getLogger(__name__)
+ABANDONED_DOWNLOAD_AGE_S = 24 * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +84,28 @@ def plan_gc(store: Store, *, only: Sequence[Digest] | None = None) -> GcPlan:
     if only is None:
         for path in store.files.stale_temp_files():
             items.append(GcItem("temp_file", path, path.stat().st_size, None, "writer is gone"))
+        for path in _abandoned_downloads(store):
+            items.append(GcItem("temp_file", path, path.stat().st_size, None, "download abandoned"))
     return GcPlan(tuple(items))
+
+
+def _abandoned_downloads(store: Store) -> list[Path]:
+    """Partial downloads (``dl-<sha256>.partial``) that no active job resumes and that
+    nobody touched for a day. Younger ones stay: the next request resumes them."""
+    found = []
+    active = {
+        r["sha256"] for r in store.index.query("SELECT sha256 FROM jobs WHERE state = 'active'")
+    }
+    cutoff = time.time() - ABANDONED_DOWNLOAD_AGE_S
+    for path in store.files.tmp_dir.glob("dl-*.partial"):
+        digest = path.stem.removeprefix("dl-")
+        try:
+            old = path.stat().st_mtime < cutoff
+        except FileNotFoundError:
+            continue
+        if digest not in active and old:
+            found.append(path)
+    return found
 
 
 def execute_gc(store: Store, plan: GcPlan) -> GcResult:
@@ -117,9 +140,10 @@ def _execute_item(store: Store, db: sqlite3.Connection, item: GcItem) -> bool:
         store.files.remove(digest)
         return True
     if item.kind == "temp_file" and item.path is not None:
-        if item.path not in store.files.stale_temp_files():
+        if item.path not in [*store.files.stale_temp_files(), *_abandoned_downloads(store)]:
             return False
         item.path.unlink(missing_ok=True)
+        item.path.with_suffix(".json").unlink(missing_ok=True)
         return True
     return False
 

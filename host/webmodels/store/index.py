@@ -61,6 +61,32 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX refs_kind_key ON refs(kind, key);
     """,
+    """
+    CREATE TABLE jobs (               -- downloads, owned by the host (fetch/jobs.py)
+        id            TEXT PRIMARY KEY,
+        sha256        TEXT NOT NULL,
+        urls          TEXT NOT NULL,  -- JSON list, mirrors in order
+        size          INTEGER,        -- declared size, checked against Content-Length
+        state         TEXT NOT NULL
+                      CHECK (state IN ('active', 'done', 'failed', 'cancelled')),
+        background    INTEGER NOT NULL DEFAULT 0,
+        loaded        INTEGER NOT NULL DEFAULT 0,
+        total         INTEGER,
+        lease_owner   TEXT,           -- host:pid:token of the process transferring
+        lease_expires REAL NOT NULL DEFAULT 0,
+        error         TEXT,           -- JSON {code, message, details}
+        created_at    REAL NOT NULL,
+        updated_at    REAL NOT NULL
+    );
+    CREATE UNIQUE INDEX jobs_one_active ON jobs(sha256) WHERE state = 'active';
+    CREATE TABLE job_waiters (        -- who asked: a job with none stops (unless background)
+        job_id     TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        waiter     TEXT NOT NULL,     -- <lease owner>/<request id>
+        partition  TEXT,              -- partition key; NULL for the CLI
+        created_at REAL NOT NULL,
+        PRIMARY KEY (job_id, waiter)
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -165,4 +191,6 @@ def _disk_full(exc: sqlite3.Error) -> bool:
 
 
 def _statements(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
+    # executescript() would commit the migration's transaction half-way; split instead.
+    code = "\n".join(line.split("--", 1)[0] for line in script.splitlines())
+    return [s.strip() for s in code.split(";") if s.strip()]

@@ -92,7 +92,7 @@ class Store:
                 pending,
                 metadata,
                 origin="imported",
-                ref=("import", str(source.absolute())),
+                refs=[("import", str(source.absolute()))],
                 name=name,
                 version=version,
             )
@@ -105,7 +105,7 @@ class Store:
         metadata: ModelMetadata,
         *,
         origin: str,
-        ref: tuple[str, str] | None,
+        refs: Sequence[tuple[str, str]] = (),
         name: str | None = None,
         version: str | None = None,
         expected: Digest | None = None,
@@ -130,7 +130,7 @@ class Store:
                     "ON CONFLICT(sha256) DO UPDATE SET state = 'ok'",
                     (digest.hex, origin, now),
                 )
-                if ref is not None:
+                for ref in refs:
                     _add_ref(db, digest, ref, now)
         except BaseException:
             if published:  # the index never took it: no row may be left without its file

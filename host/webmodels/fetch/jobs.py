@@ -1,0 +1,505 @@
+"""Download jobs: owned by the host, not by the request; shared between processes.
+
+A job is a row in the index (one active job per SHA-256). Every requester is a row in
+``job_waiters``. Whichever process holds the job's lease runs the transfer and keeps
+the lease alive with a heartbeat that also publishes progress; the others follow the
+row and forward progress to their own requesters. A process that dies leaves its
+lease to expire; any other process (or the next host to start) takes the job over and
+resumes from the partial file, which is named by the hash so it outlives the job.
+The lease is for efficiency only: two runners at once can only waste bandwidth, since
+nothing is published unless its SHA-256 matched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from webmodels.digest import Digest
+from webmodels.errors import HostError
+from webmodels.fetch.progress import ProgressThrottle
+from webmodels.fetch.transfer import Cancelled, Transfer, TransferOptions, new_session
+from webmodels.store.metadata import ModelMetadata, read_onnx_metadata, sniff_format
+from webmodels.store.records import ModelRecord
+from webmodels.store.store import Store
+
+log = logging.getLogger(__name__)
+
+OnProgress = Callable[[int, int | None], None]
+
+
+@dataclass(frozen=True, slots=True)
+class JobOptions:
+    lease_s: float = 10.0
+    heartbeat_s: float = 0.25  # progress and lease renewal in the index
+    poll_s: float = 0.1  # followers read the row this often
+    max_transfers: int = 4  # concurrent transfers run by one process
+    keep_finished_s: float = 24 * 3600
+    transfer: TransferOptions = field(default_factory=TransferOptions)
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadRequest:
+    digest: Digest
+    urls: tuple[str, ...]
+    waiter: str  # unique among this process's requesters ("" for nobody: a prefetch)
+    partition: str | None = None  # the requester's partition key; None for the CLI
+    size: int | None = None
+    background: bool = False  # a prefetch: goes on when nobody waits
+
+
+@dataclass(frozen=True, slots=True)
+class JobRow:
+    id: str
+    digest: Digest
+    urls: tuple[str, ...]
+    size: int | None
+    state: str  # active | done | failed | cancelled
+    background: bool
+    loaded: int
+    total: int | None
+    lease_owner: str | None
+    lease_expires: float
+    error: dict[str, Any] | None
+    created_at: float
+    updated_at: float
+
+    @classmethod
+    def from_row(cls, row: Any) -> JobRow:
+        return cls(
+            id=row["id"],
+            digest=Digest(row["sha256"]),
+            urls=tuple(json.loads(row["urls"])),
+            size=row["size"],
+            state=row["state"],
+            background=bool(row["background"]),
+            loaded=row["loaded"],
+            total=row["total"],
+            lease_owner=row["lease_owner"],
+            lease_expires=row["lease_expires"],
+            error=json.loads(row["error"]) if row["error"] else None,
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+
+    def to_json(self, *, waiters: int = 0) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "sha256": self.digest.hex,
+            "urls": list(self.urls),
+            "state": self.state,
+            "background": self.background,
+            "loaded": self.loaded,
+            "total": self.total,
+            "waiters": waiters,
+            "running": self.state == "active" and self.lease_expires > time.time(),
+            "error": self.error,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+@dataclass(slots=True)
+class _Waiter:
+    future: Future[ModelRecord]
+    throttle: ProgressThrottle | None
+    partition: str | None
+
+
+class JobManager:
+    def __init__(
+        self,
+        store: Store,
+        options: JobOptions | None = None,
+        *,
+        session_factory: Callable[[], requests.Session] = new_session,
+    ) -> None:
+        self.store = store
+        self.options = options or JobOptions()
+        self.session_factory = session_factory
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._lock = threading.Lock()
+        self._waiters: dict[str, dict[str, _Waiter]] = {}
+        self._threads: dict[str, threading.Thread] = {}
+        self._slots = threading.BoundedSemaphore(self.options.max_transfers)
+        self._closed = threading.Event()
+        self._janitor: threading.Thread | None = None
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    def start(self) -> JobManager:
+        """Forget old finished jobs, take over orphaned ones, and keep doing the latter."""
+        cutoff = time.time() - self.options.keep_finished_s
+        with self.store.index.write() as db:
+            db.execute("DELETE FROM jobs WHERE state != 'active' AND updated_at < ?", (cutoff,))
+        self.resume_orphans()
+        self._janitor = threading.Thread(
+            target=self._janitor_loop, name="jobs-janitor", daemon=True
+        )
+        self._janitor.start()
+        return self
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Stop transfers here (they resume elsewhere or at the next start)."""
+        self._closed.set()
+        deadline = time.monotonic() + timeout_s
+        for thread in list(self._threads.values()):
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _janitor_loop(self) -> None:
+        while not self._closed.wait(self.options.lease_s / 2):
+            try:
+                self.resume_orphans()
+            except Exception:
+                log.exception("janitor")
+
+    def running(self) -> bool:
+        """Whether this process has a job thread alive (running or following)."""
+        with self._lock:
+            return any(t.is_alive() for t in self._threads.values())
+
+    def resume_orphans(self) -> list[str]:
+        rows = self.store.index.query(
+            "SELECT id FROM jobs WHERE state = 'active' AND lease_expires < ?", (time.time(),)
+        )
+        for row in rows:
+            self._ensure_thread(row["id"])
+        return [row["id"] for row in rows]
+
+    # -- requesters -------------------------------------------------------------------------
+
+    def request(
+        self, req: DownloadRequest, on_progress: OnProgress | None = None
+    ) -> tuple[str, Future[ModelRecord]]:
+        """Join (or start) the job for `req.digest`; the future gets the stored model."""
+        if self._closed.is_set():
+            raise HostError("busy", "the host is shutting down")
+        job_id = self._join(req)
+        future: Future[ModelRecord] = Future()
+        throttle = ProgressThrottle(on_progress) if on_progress else None
+        with self._lock:
+            self._waiters.setdefault(job_id, {})[req.waiter] = _Waiter(
+                future, throttle, req.partition
+            )
+        self._ensure_thread(job_id)
+        return job_id, future
+
+    def cancel(self, waiter: str, *, partition: str | None = None) -> bool:
+        """Drop one requester; the transfer stops when no requester is left (unless it is
+        a background prefetch). Only the requester's own partition may cancel it."""
+        with self._lock:
+            job_id = self._job_of(waiter, partition)
+            if job_id is None:
+                return False
+            found = self._waiters[job_id].pop(waiter)
+        with self.store.index.write() as db:
+            db.execute(
+                "DELETE FROM job_waiters WHERE job_id = ? AND waiter = ?",
+                (job_id, self._key(waiter)),
+            )
+            left = db.execute("SELECT COUNT(*) FROM job_waiters WHERE job_id = ?", (job_id,))
+            if left.fetchone()[0] == 0:
+                db.execute(
+                    "UPDATE jobs SET state = 'cancelled', updated_at = ? "
+                    "WHERE id = ? AND state = 'active' AND background = 0",
+                    (time.time(), job_id),
+                )
+        found.future.set_exception(HostError("cancelled", "the download was cancelled"))
+        return True
+
+    def _job_of(self, waiter: str, partition: str | None) -> str | None:
+        for job_id, waiters in self._waiters.items():
+            found = waiters.get(waiter)
+            if found is not None and (partition is None or found.partition == partition):
+                return job_id
+        return None
+
+    def downloading(self, digest: Digest, partition: str | None) -> bool:
+        """Whether an active job for `digest` has a requester in `partition`."""
+        rows = self.store.index.query(
+            "SELECT 1 FROM jobs j JOIN job_waiters w ON w.job_id = j.id "
+            "WHERE j.sha256 = ? AND j.state = 'active' AND w.partition IS ?",
+            (digest.hex, partition),
+        )
+        return bool(rows)
+
+    def list_jobs(self) -> list[dict[str, Any]]:
+        rows = self.store.index.query(
+            "SELECT j.*, (SELECT COUNT(*) FROM job_waiters w WHERE w.job_id = j.id) AS n "
+            "FROM jobs j ORDER BY j.created_at DESC"
+        )
+        return [JobRow.from_row(r).to_json(waiters=r["n"]) for r in rows]
+
+    def _key(self, waiter: str) -> str:
+        return f"{self.owner}/{waiter}"
+
+    def join(self, req: DownloadRequest) -> str:
+        """Record the job (or join the active one) with `req` as a requester; its id."""
+        return self._join(req)
+
+    def _join(self, req: DownloadRequest) -> str:
+        now = time.time()
+        with self.store.index.write() as db:
+            row = db.execute(
+                "SELECT id, urls FROM jobs WHERE sha256 = ? AND state = 'active'",
+                (req.digest.hex,),
+            ).fetchone()
+            if row is None:
+                job_id = uuid.uuid4().hex
+                db.execute(
+                    "INSERT INTO jobs (id, sha256, urls, size, state, background, "
+                    "created_at, updated_at) VALUES (?, ?, ?, ?, 'active', ?, ?, ?)",
+                    (
+                        job_id,
+                        req.digest.hex,
+                        json.dumps(list(req.urls)),
+                        req.size,
+                        int(req.background),
+                        now,
+                        now,
+                    ),
+                )
+            else:
+                job_id = row["id"]
+                urls = json.loads(row["urls"])
+                urls += [u for u in req.urls if u not in urls]  # more mirrors
+                db.execute(
+                    "UPDATE jobs SET urls = ?, background = MAX(background, ?) WHERE id = ?",
+                    (json.dumps(urls), int(req.background), job_id),
+                )
+            if req.waiter:  # a background prefetch may have nobody waiting for it
+                db.execute(
+                    "INSERT OR REPLACE INTO job_waiters (job_id, waiter, partition, created_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    (job_id, self._key(req.waiter), req.partition, now),
+                )
+        return job_id
+
+    # -- the per-job thread: run the transfer, or follow whoever does -------------------------
+
+    def _ensure_thread(self, job_id: str) -> None:
+        with self._lock:
+            thread = self._threads.get(job_id)
+            if thread is not None and thread.is_alive():
+                return
+            thread = threading.Thread(
+                target=self._follow, args=(job_id,), name=f"job-{job_id[:8]}", daemon=True
+            )
+            self._threads[job_id] = thread
+        thread.start()
+
+    def _follow(self, job_id: str) -> None:
+        try:
+            while not self._closed.is_set():
+                job = self._row(job_id)
+                if job is None or job.state != "active":
+                    self._settle(job_id, job)
+                    return
+                if self._slots.acquire(blocking=False):
+                    try:
+                        if self._acquire(job_id):
+                            self._run(job)
+                            continue
+                    finally:
+                        self._slots.release()
+                self._forward(job_id, job.loaded, job.total)
+                if not self._has_waiters(job_id):
+                    return  # another process runs it and nobody here waits
+                self._closed.wait(self.options.poll_s)
+        except Exception as exc:
+            log.exception("job %s", job_id)
+            self._reject(job_id, HostError("internal", f"download job failed: {exc}"))
+        finally:
+            with self._lock:
+                if self._threads.get(job_id) is threading.current_thread():
+                    del self._threads[job_id]
+
+    def _row(self, job_id: str) -> JobRow | None:
+        rows = self.store.index.query("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        return JobRow.from_row(rows[0]) if rows else None
+
+    def _acquire(self, job_id: str) -> bool:
+        now = time.time()
+        with self.store.index.write() as db:
+            cursor = db.execute(
+                "UPDATE jobs SET lease_owner = ?, lease_expires = ?, updated_at = ? "
+                "WHERE id = ? AND state = 'active' "
+                "AND (lease_owner IS NULL OR lease_expires < ? OR lease_owner = ?)",
+                (self.owner, now + self.options.lease_s, now, job_id, now, self.owner),
+            )
+            return cursor.rowcount == 1
+
+    def _run(self, job: JobRow) -> None:
+        """Transfer, verify, publish; the job row says how it ended."""
+        partial = self.store.files.tmp_dir / f"dl-{job.digest.hex}.partial"
+        progress = _Counters(job.loaded, job.total)
+        stop = threading.Event()
+
+        def on_progress(loaded: int, total: int | None) -> None:
+            progress.loaded, progress.total = loaded, total
+            self._forward(job.id, loaded, total)
+
+        transfer = Transfer(
+            urls=job.urls,
+            expected=job.digest,
+            expected_size=job.size,
+            partial=partial,
+            options=self.options.transfer,
+            session=self.session_factory(),
+            progress=on_progress,
+            should_stop=lambda: stop.is_set() or self._closed.is_set(),
+        )
+        heartbeat = threading.Thread(
+            target=self._heartbeat, args=(job.id, progress, stop), daemon=True
+        )
+        heartbeat.start()
+        try:
+            self._publish(job, transfer.run())
+        except Cancelled:
+            self._stopped(job, transfer)
+        except HostError as exc:
+            if exc.code in ("disk_full", "integrity_mismatch", "quota_exceeded") or not (
+                partial.exists() and partial.stat().st_size
+            ):
+                transfer.discard()  # else the bytes stay for a later request to resume
+            self._end(job.id, "failed", exc.to_wire())
+        finally:
+            stop.set()
+            heartbeat.join()
+            transfer.session.close()
+
+    def _publish(self, job: JobRow, pending: Any) -> None:
+        metadata = describe_download(pending.temp_path)
+        refs = self._waiter_refs(job.id)
+        try:
+            self.store.ingest(
+                pending, metadata, origin="downloaded", refs=refs, expected=job.digest
+            )
+        finally:
+            self.store.files.discard(pending)
+        self._end(job.id, "done", None, loaded=pending.size)
+
+    def _stopped(self, job: JobRow, transfer: Transfer) -> None:
+        current = self._row(job.id)
+        if current is not None and current.state == "cancelled":
+            transfer.discard()  # nobody wants it any more
+        elif self._closed.is_set():
+            with self.store.index.write() as db:  # let another process take over now
+                db.execute(
+                    "UPDATE jobs SET lease_expires = 0 WHERE id = ? AND lease_owner = ?",
+                    (job.id, self.owner),
+                )
+
+    def _heartbeat(self, job_id: str, progress: _Counters, stop: threading.Event) -> None:
+        while not stop.wait(self.options.heartbeat_s):
+            now = time.time()
+            with self.store.index.write() as db:
+                cursor = db.execute(
+                    "UPDATE jobs SET loaded = ?, total = ?, lease_expires = ?, updated_at = ? "
+                    "WHERE id = ? AND lease_owner = ? AND state = 'active'",
+                    (
+                        progress.loaded,
+                        progress.total,
+                        now + self.options.lease_s,
+                        now,
+                        job_id,
+                        self.owner,
+                    ),
+                )
+            if cursor.rowcount != 1:
+                stop.set()  # cancelled, or the lease went to another process
+
+    def _end(
+        self, job_id: str, state: str, error: dict[str, Any] | None, *, loaded: int | None = None
+    ) -> None:
+        with self.store.index.write() as db:
+            db.execute(
+                "UPDATE jobs SET state = ?, error = ?, lease_expires = 0, updated_at = ?, "
+                "loaded = COALESCE(?, loaded), total = COALESCE(?, total) "
+                "WHERE id = ? AND state = 'active'",
+                (state, json.dumps(error) if error else None, time.time(), loaded, loaded, job_id),
+            )
+
+    def _waiter_refs(self, job_id: str) -> list[tuple[str, str]]:
+        rows = self.store.index.query(
+            "SELECT DISTINCT partition FROM job_waiters WHERE job_id = ?", (job_id,)
+        )
+        refs = [("site", r["partition"]) if r["partition"] else ("pull", "") for r in rows]
+        return refs or [("pull", "")]
+
+    # -- local requesters ---------------------------------------------------------------------
+
+    def _has_waiters(self, job_id: str) -> bool:
+        with self._lock:
+            return bool(self._waiters.get(job_id))
+
+    def _forward(self, job_id: str, loaded: int, total: int | None) -> None:
+        with self._lock:
+            throttles = [w.throttle for w in self._waiters.get(job_id, {}).values() if w.throttle]
+        for throttle in throttles:
+            throttle.update(loaded, total)
+
+    def _settle(self, job_id: str, job: JobRow | None) -> None:
+        with self._lock:
+            waiters = self._waiters.pop(job_id, {})
+        if not waiters:
+            return
+        if job is None:
+            self._fail_all(waiters, HostError("internal", "the download job vanished"))
+            return
+        if job.state == "done":
+            record = self.store.get(job.digest)
+            if record is None or not record.servable:
+                self._fail_all(waiters, HostError("not_found", "the model was removed"))
+                return
+            for waiter in waiters.values():
+                if waiter.partition:
+                    self.store.record_use(job.digest, waiter.partition)
+                if waiter.throttle:
+                    waiter.throttle.finish(record.size)
+                waiter.future.set_result(record)
+            return
+        if job.state == "cancelled":
+            self._fail_all(waiters, HostError("cancelled", "the download was cancelled"))
+            return
+        error = job.error or {"code": "download_failed", "message": "the download failed"}
+        self._fail_all(
+            waiters, HostError(error["code"], error["message"], **error.get("details", {}))
+        )
+
+    def _reject(self, job_id: str, error: HostError) -> None:
+        with self._lock:
+            waiters = self._waiters.pop(job_id, {})
+        self._fail_all(waiters, error)
+
+    @staticmethod
+    def _fail_all(waiters: dict[str, _Waiter], error: HostError) -> None:
+        for waiter in waiters.values():
+            if not waiter.future.done():
+                waiter.future.set_exception(error)
+
+
+@dataclass(slots=True)
+class _Counters:
+    loaded: int
+    total: int | None
+
+
+def describe_download(path: Any) -> ModelMetadata:
+    """ONNX metadata when the bytes are an ONNX model, else the sniffed format: the store
+    holds any file (tokenizers, configs, other weight formats) that pages ask for."""
+    try:
+        return read_onnx_metadata(path)
+    except HostError:
+        return ModelMetadata(format=sniff_format(path))
