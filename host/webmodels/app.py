@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import importlib.metadata
+import json
+import os
+import sys
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from webmodels.config import Config
 from webmodels.dispatch import Dispatcher
 from webmodels.fetch.jobs import JobManager
-from webmodels.runtime.probe import ProviderProbe
+from webmodels.runtime.probe import ProbeResult, ProviderProbe, run_probe_subprocess
 from webmodels.store import Store
 
 
@@ -23,8 +31,11 @@ class Host:
         self.store.close()
 
 
+PROBE_CACHE_S = 24 * 3600
+
+
 def build_host(config: Config) -> Host:
-    probe = ProviderProbe()
+    probe = ProviderProbe(runner=functools.partial(cached_probe, config.home / "providers.json"))
     probe.start()  # in the background; `hello` waits for it only if asked early
     store = Store.open(config)
     jobs = JobManager(store).start()  # takes over downloads a killed host left behind
@@ -38,3 +49,38 @@ def build_dispatcher(host: Host) -> Dispatcher:
     for module in (hello, models, manage):
         module.register(dispatcher, host)
     return dispatcher
+
+
+def cached_probe(path: Path, timeout_s: float) -> ProbeResult:
+    """The provider probe costs a Python start and an ORT import (~0.3-1 s of CPU);
+    browsers start a host per connection, so a result is reused for a day, as long as
+    it came from this interpreter and this ONNX Runtime. `webmodels doctor` always
+    probes afresh."""
+    key = {"python": sys.executable, "ort": _ort_version()}
+    try:
+        cached = json.loads(path.read_text(encoding="utf-8"))
+        if cached["key"] == key and time.time() - cached["at"] < PROBE_CACHE_S:
+            return ProbeResult.from_json(cached["result"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    result = run_probe_subprocess(timeout_s)
+    if result.error is None:
+        with contextlib.suppress(OSError):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temp = path.with_suffix(".new")
+            temp.write_text(
+                json.dumps({"key": key, "at": time.time(), "result": result.to_json()}),
+                encoding="utf-8",
+            )
+            os.replace(temp, path)
+    return result
+
+
+def _ort_version() -> str | None:
+    try:
+        return importlib.metadata.version("onnxruntime-gpu")
+    except importlib.metadata.PackageNotFoundError:
+        try:
+            return importlib.metadata.version("onnxruntime")
+        except importlib.metadata.PackageNotFoundError:
+            return None

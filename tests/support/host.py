@@ -60,6 +60,7 @@ class HostProcess:
         )
         self.frames: queue.Queue[Any] = queue.Queue()
         self.sizes: list[int] = []
+        self.backlog: list[Any] = []  # messages `call` read past, for `recv`
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         self._next_id = 1000
@@ -86,20 +87,28 @@ class HostProcess:
         self.send_raw(frame(message))
 
     def recv(self, timeout: float = 30.0) -> Any:
+        if self.backlog:
+            return self.backlog.pop(0)
         item = self.frames.get(timeout=timeout)
         if isinstance(item, Exception):
             raise item
         return item
 
     def call(self, method: str, params: dict[str, Any] | None = None, **fields: Any) -> Any:
-        """Send a request and return its reply (events for it are skipped)."""
+        """Send a request and return its reply; other messages wait for `recv`."""
         self._next_id += 1
         request_id = self._next_id
         self.send({"id": request_id, "method": method, "params": params or {}, **fields})
+        skipped = []
         while True:
-            reply = self.recv()
-            if reply.get("id") == request_id and "event" not in reply:
-                return reply
+            item = self.frames.get(timeout=60)
+            if isinstance(item, Exception):
+                raise item
+            if item.get("id") == request_id and "event" not in item:
+                self.backlog.extend(skipped)
+                return item
+            if item.get("id") != request_id:
+                skipped.append(item)
 
     def result(self, method: str, params: dict[str, Any] | None = None, **fields: Any) -> Any:
         reply = self.call(method, params, **fields)

@@ -30,6 +30,7 @@ from webmodels.digest import Digest
 from webmodels.errors import HostError
 from webmodels.fetch.progress import ProgressThrottle
 from webmodels.fetch.transfer import Cancelled, Transfer, TransferOptions, new_session
+from webmodels.store.blobs import process_alive
 from webmodels.store.metadata import ModelMetadata, read_onnx_metadata, sniff_format
 from webmodels.store.records import ModelRecord
 from webmodels.store.store import Store
@@ -132,6 +133,7 @@ class JobManager:
         self._lock = threading.Lock()
         self._waiters: dict[str, dict[str, _Waiter]] = {}
         self._threads: dict[str, threading.Thread] = {}
+        self._stops: dict[str, threading.Event] = {}  # transfers running here
         self._slots = threading.BoundedSemaphore(self.options.max_transfers)
         self._closed = threading.Event()
         self._janitor: threading.Thread | None = None
@@ -170,12 +172,22 @@ class JobManager:
             return any(t.is_alive() for t in self._threads.values())
 
     def resume_orphans(self) -> list[str]:
+        """Start a thread for every active job whose runner is gone (lease expired, or
+        its process on this machine no longer exists); returns their ids."""
         rows = self.store.index.query(
-            "SELECT id FROM jobs WHERE state = 'active' AND lease_expires < ?", (time.time(),)
+            "SELECT id, lease_owner, lease_expires FROM jobs WHERE state = 'active'"
         )
-        for row in rows:
-            self._ensure_thread(row["id"])
-        return [row["id"] for row in rows]
+        now = time.time()
+        orphans = [
+            r["id"]
+            for r in rows
+            if r["lease_owner"] is None
+            or r["lease_expires"] < now
+            or (r["lease_owner"] != self.owner and _owner_gone(r["lease_owner"]))
+        ]
+        for job_id in orphans:
+            self._ensure_thread(job_id)
+        return orphans
 
     # -- requesters -------------------------------------------------------------------------
 
@@ -209,12 +221,20 @@ class JobManager:
                 (job_id, self._key(waiter)),
             )
             left = db.execute("SELECT COUNT(*) FROM job_waiters WHERE job_id = ?", (job_id,))
-            if left.fetchone()[0] == 0:
-                db.execute(
+            stopped = (
+                left.fetchone()[0] == 0
+                and db.execute(
                     "UPDATE jobs SET state = 'cancelled', updated_at = ? "
                     "WHERE id = ? AND state = 'active' AND background = 0",
                     (time.time(), job_id),
-                )
+                ).rowcount
+                == 1
+            )
+        if stopped:  # a transfer run here stops now; elsewhere at its next heartbeat
+            with self._lock:
+                stop = self._stops.get(job_id)
+            if stop is not None:
+                stop.set()
         found.future.set_exception(HostError("cancelled", "the download was cancelled"))
         return True
 
@@ -332,19 +352,29 @@ class JobManager:
     def _acquire(self, job_id: str) -> bool:
         now = time.time()
         with self.store.index.write() as db:
-            cursor = db.execute(
-                "UPDATE jobs SET lease_owner = ?, lease_expires = ?, updated_at = ? "
-                "WHERE id = ? AND state = 'active' "
-                "AND (lease_owner IS NULL OR lease_expires < ? OR lease_owner = ?)",
-                (self.owner, now + self.options.lease_s, now, job_id, now, self.owner),
+            row = db.execute(
+                "SELECT lease_owner, lease_expires FROM jobs WHERE id = ? AND state = 'active'",
+                (job_id,),
+            ).fetchone()
+            if row is None:
+                return False
+            owner = row["lease_owner"]
+            free = owner is None or owner == self.owner or row["lease_expires"] < now
+            if not (free or _owner_gone(owner)):
+                return False
+            db.execute(
+                "UPDATE jobs SET lease_owner = ?, lease_expires = ?, updated_at = ? WHERE id = ?",
+                (self.owner, now + self.options.lease_s, now, job_id),
             )
-            return cursor.rowcount == 1
+            return True
 
     def _run(self, job: JobRow) -> None:
         """Transfer, verify, publish; the job row says how it ended."""
         partial = self.store.files.tmp_dir / f"dl-{job.digest.hex}.partial"
         progress = _Counters(job.loaded, job.total)
         stop = threading.Event()
+        with self._lock:
+            self._stops[job.id] = stop
 
         def on_progress(loaded: int, total: int | None) -> None:
             progress.loaded, progress.total = loaded, total
@@ -378,6 +408,8 @@ class JobManager:
             stop.set()
             heartbeat.join()
             transfer.session.close()
+            with self._lock:
+                self._stops.pop(job.id, None)
 
     def _publish(self, job: JobRow, pending: Any) -> None:
         metadata = describe_download(pending.temp_path)
@@ -490,6 +522,16 @@ class JobManager:
                 waiter.future.set_exception(error)
 
 
+def _owner_gone(owner: str) -> bool:
+    """A lease held by a process of this machine that no longer exists (a killed host)
+    is taken over at once instead of after it expires."""
+    parts = owner.rsplit(":", 2)  # host:pid:token (a host name may hold ':')
+    if len(parts) != 3:
+        return False
+    host, pid, _ = parts
+    return host == socket.gethostname() and pid.isdigit() and not process_alive(int(pid))
+
+
 @dataclass(slots=True)
 class _Counters:
     loaded: int
@@ -499,7 +541,12 @@ class _Counters:
 def describe_download(path: Any) -> ModelMetadata:
     """ONNX metadata when the bytes are an ONNX model, else the sniffed format: the store
     holds any file (tokenizers, configs, other weight formats) that pages ask for."""
-    try:
-        return read_onnx_metadata(path)
-    except HostError:
-        return ModelMetadata(format=sniff_format(path))
+    with open(path, "rb") as fh:
+        # ONNX writers put ModelProto field 1 (ir_version, a varint: tag 0x08) first;
+        # anything else is not worth a full protobuf parse of a large file.
+        if fh.read(1) == b"\x08":
+            try:
+                return read_onnx_metadata(path)
+            except HostError:
+                pass
+    return ModelMetadata(format=sniff_format(path))

@@ -48,9 +48,10 @@ class ResumeState:
             return item if isinstance(item, str) else None
 
         total = value.get("total")
+        etag = text("etag")
         return cls(
             url=text("url"),
-            etag=text("etag"),
+            etag=None if etag is None or etag.startswith("W/") else etag,  # as `remember`
             last_modified=text("last_modified"),
             total=total if isinstance(total, int) and not isinstance(total, bool) else None,
         )
@@ -89,7 +90,7 @@ def classify(status: int, headers: Mapping[str, str], *, offset: int, ranged: bo
     if status == 206:
         if not ranged:
             return Reply(Action.RETRY_FROM_ZERO, reason="206 to a request without Range")
-        match = _CONTENT_RANGE.fullmatch((headers.get("Content-Range") or "").strip())
+        match = _content_range(headers.get("Content-Range"))
         if not match or int(match.group(1)) != offset:
             return Reply(
                 Action.RETRY_FROM_ZERO,
@@ -115,6 +116,18 @@ def remember(
     return replace(
         state, url=url, etag=strong, last_modified=headers.get("Last-Modified"), total=total
     )
+
+
+def _content_range(value: str | None) -> re.Match[str] | None:
+    """A valid ``bytes first-last/total`` (RFC 9110 §14.4: last >= first and
+    total > last, else the field is invalid and the body cannot be placed)."""
+    match = _CONTENT_RANGE.fullmatch((value or "").strip())
+    if not match:
+        return None
+    first, last, total = match.groups()
+    if int(last) < int(first) or (total != "*" and int(total) <= int(last)):
+        return None
+    return match
 
 
 def _int(value: str | None) -> int | None:

@@ -13,13 +13,16 @@ import json
 import logging
 import os
 import shutil
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import requests
+import requests.adapters
+from urllib3.connection import HTTPConnection
 
 from webmodels import __version__
 from webmodels.digest import Digest
@@ -29,7 +32,8 @@ from webmodels.fetch.resume import Action, ResumeState
 from webmodels.store.blobs import PendingBlob
 
 log = logging.getLogger(__name__)
-CHUNK = 1 << 20
+CHUNK = 256 << 10  # a killed host loses at most one chunk it had read
+RECEIVE_BUFFER = 256 << 10
 FREE_SPACE_MARGIN = 16 << 20
 
 Progress = Callable[[int, int | None], None]  # (loaded, total)
@@ -63,8 +67,24 @@ class _MirrorFailed(Exception):
         self.error = error
 
 
+class _SmallWindowAdapter(requests.adapters.HTTPAdapter):
+    """Caps the socket receive buffer. Bytes in kernel buffers are lost when the host
+    is killed and must be sent again; loopback autotuning lets them reach megabytes.
+    A 256 KiB window still fills any real link (and loopback) at full speed."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["socket_options"] = [
+            *HTTPConnection.default_socket_options,
+            (socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER),
+        ]
+        super().init_poolmanager(*args, **kwargs)
+
+
 def new_session() -> requests.Session:
     session = requests.Session()
+    adapter = _SmallWindowAdapter()
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
     session.headers["User-Agent"] = f"webmodels/{__version__}"
     session.headers["Accept-Encoding"] = "identity"  # bytes on the wire are the file
     return session

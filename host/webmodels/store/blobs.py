@@ -207,8 +207,17 @@ def _writer_alive(path: Path) -> bool:
         return True  # already gone
     if not pid_text.isdigit() or sys.platform == "win32":
         return age < STALE_TEMP_AGE_S
-    pid = int(pid_text)
+    if not process_alive(int(pid_text)):
+        return False
+    # Alive by pid; a recycled pid could keep an abandoned file, so age still counts.
+    return age < STALE_TEMP_AGE_S
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process of this machine with `pid` exists (True when unsure)."""
     if pid == os.getpid():
+        return True
+    if sys.platform == "win32":  # pragma: no cover - no cheap check without a handle
         return True
     try:
         os.kill(pid, 0)
@@ -216,5 +225,4 @@ def _writer_alive(path: Path) -> bool:
         return False
     except PermissionError:
         return True  # alive, another user's
-    # Alive by pid; a recycled pid could keep an abandoned file, so age still counts.
-    return age < STALE_TEMP_AGE_S
+    return True

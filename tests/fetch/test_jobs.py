@@ -1,0 +1,314 @@
+"""Download jobs through real host processes and a real local HTTP server: progress,
+sharing between processes, cancelling, restarts after SIGKILL, offline use."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import random
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.host import HostProcess, run_cli
+from support.httpserver import Fault, ModelServer
+from support.models import tiny_model
+
+PAGE_A = {
+    "partition": {"top_site": "https://a.example", "origin": "https://a.example"},
+    "user_activation": True,
+    "trusted": False,
+}
+PAGE_B = {**PAGE_A, "partition": {"top_site": "https://b.example", "origin": "https://b.example"}}
+
+
+def integrity(data: bytes) -> str:
+    return "sha256-" + base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def load_params(url: str, data: bytes, **extra: Any) -> dict[str, Any]:
+    return {"query": {"url": url, "integrity": integrity(data)}, **extra}
+
+
+def collect(host: HostProcess, request_id: int, timeout: float = 60) -> tuple[list[Any], Any]:
+    """Events for `request_id`, then its reply."""
+    events, deadline = [], time.monotonic() + timeout
+    while True:
+        message = host.recv(timeout=max(0.1, deadline - time.monotonic()))
+        if message.get("id") != request_id:
+            continue
+        if "event" in message:
+            events.append(message)
+        else:
+            return events, message
+
+
+def blob_files(home: Path) -> list[Path]:
+    return sorted((home / "store-v1" / "blobs" / "sha256").glob("*/*"))
+
+
+def test_load_by_url_with_progress(home: Path, tmp_path: Path, model_server: ModelServer) -> None:
+    data = tiny_model(tmp_path / "m.onnx", weight_bytes=6 << 20).read_bytes()
+    url = model_server.add("/m.onnx", data)
+    model_server.fault("/m.onnx", Fault(kind="slow", rate=8 << 20))  # ~0.75 s
+    host = HostProcess(home)
+    try:
+        started = time.monotonic()
+        host.send(
+            {"id": 1, "method": "models.load", "params": load_params(url, data), "context": PAGE_A}
+        )
+        events, reply = collect(host, 1)
+        elapsed = time.monotonic() - started
+        assert reply["ok"], reply
+        model = reply["result"]["model"]
+        assert model["sha256"] == hashlib.sha256(data).hexdigest()
+        assert model["source"] == "downloaded" and model["format"] == "onnx"
+        loaded = [e["loaded"] for e in events]
+        assert loaded == sorted(loaded) and loaded[-1] == len(data)
+        assert all(e["event"] == "download.progress" and e["total"] == len(data) for e in events)
+        assert 2 <= len(events) <= elapsed * 20 + 2  # at most 20 a second, plus first and last
+        # The bytes read back are exactly the server's.
+        first = host.result(
+            "models.read", {"sha256": model["sha256"], "length": 64}, context=PAGE_A
+        )
+        assert base64.b64decode(first["data"]) == data[:64]
+        # Now the page has it; another page still does not.
+        available = host.result(
+            "models.availability", {"query": {"sha256": model["sha256"]}}, context=PAGE_A
+        )
+        assert available == {"availability": "available"}
+        other = host.result(
+            "models.availability", {"query": {"sha256": model["sha256"]}}, context=PAGE_B
+        )
+        assert other == {"availability": "unavailable"}
+    finally:
+        host.kill()
+
+
+def test_wrong_bytes_publish_nothing(home: Path, model_server: ModelServer) -> None:
+    data = os.urandom(2 << 20)
+    url = model_server.add("/m.bin", data)
+    model_server.fault("/m.bin", Fault(kind="wrong_bytes", after_bytes=1000, times=None))
+    host = HostProcess(home)
+    try:
+        reply = host.call("models.load", load_params(url, data), context=PAGE_A)
+        assert reply["error"]["code"] == "integrity_mismatch"
+        assert blob_files(home) == []
+        assert list((home / "store-v1" / "tmp").iterdir()) == []
+        jobs = host.result("manage.jobs")["jobs"]
+        assert jobs[0]["state"] == "failed" and jobs[0]["error"]["code"] == "integrity_mismatch"
+    finally:
+        host.kill()
+
+
+def test_availability_says_downloading_only_to_the_requester(
+    home: Path, model_server: ModelServer
+) -> None:
+    data = os.urandom(4 << 20)
+    url = model_server.add("/m.bin", data)
+    model_server.fault("/m.bin", Fault(kind="slow", rate=2 << 20))
+    host = HostProcess(home)
+    try:
+        host.send(
+            {"id": 1, "method": "models.load", "params": load_params(url, data), "context": PAGE_A}
+        )
+        host.recv()  # the first progress event: the job runs
+        query = {"query": {"sha256": hashlib.sha256(data).hexdigest(), "url": url}}
+        query["query"] = {"url": url, "integrity": integrity(data)}
+        mine = host.result("models.availability", query, context=PAGE_A)
+        theirs = host.result("models.availability", query, context=PAGE_B)
+        assert mine == {"availability": "downloading"}
+        assert theirs == {"availability": "downloadable"}
+        _, reply = collect(host, 1)
+        assert reply["ok"]
+    finally:
+        host.kill()
+
+
+def test_cancel_stops_the_transfer(home: Path, model_server: ModelServer) -> None:
+    data = os.urandom(8 << 20)
+    url = model_server.add("/m.bin", data)
+    model_server.fault("/m.bin", Fault(kind="slow", rate=1 << 20))
+    host = HostProcess(home)
+    try:
+        host.send(
+            {"id": 7, "method": "models.load", "params": load_params(url, data), "context": PAGE_A}
+        )
+        host.recv()  # progress: running
+        # Another site cannot cancel it.
+        other = host.result("models.cancel", {"request_id": 7}, context=PAGE_B)
+        assert other == {"cancelled": False}
+        assert host.result("models.cancel", {"request_id": 7}, context=PAGE_A) == {
+            "cancelled": True
+        }
+        _, reply = collect(host, 7)
+        assert reply["error"]["code"] == "cancelled"
+        deadline = time.monotonic() + 10
+        while host.result("manage.jobs")["jobs"][0]["state"] != "cancelled":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        time.sleep(0.5)  # one read in flight may finish
+        sent = model_server.bytes_sent("/m.bin")
+        time.sleep(1.0)
+        assert model_server.bytes_sent("/m.bin") == sent < len(data)  # the transfer stopped
+        assert blob_files(home) == []
+    finally:
+        host.kill()
+
+
+def test_prefetch_goes_on_when_the_requester_cancels(home: Path, model_server: ModelServer) -> None:
+    data = os.urandom(3 << 20)
+    url = model_server.add("/m.bin", data)
+    model_server.fault("/m.bin", Fault(kind="slow", rate=3 << 20))
+    host = HostProcess(home)
+    try:
+        params = load_params(url, data, prefetch=True)
+        host.send({"id": 3, "method": "models.load", "params": params, "context": PAGE_A})
+        host.recv()
+        host.result("models.cancel", {"request_id": 3}, context=PAGE_A)
+        deadline = time.monotonic() + 20
+        while host.result("manage.jobs")["jobs"][0]["state"] != "done":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert len(blob_files(home)) == 1
+    finally:
+        host.kill()
+
+
+def test_four_hosts_share_one_transfer(home: Path, model_server: ModelServer) -> None:
+    data = os.urandom(6 << 20)
+    url = model_server.add("/m.bin", data)
+    model_server.fault("/m.bin", Fault(kind="slow", rate=6 << 20, times=None))
+    hosts = [HostProcess(home) for _ in range(4)]
+    try:
+        for n, host in enumerate(hosts):
+            context = {
+                **PAGE_A,
+                "partition": {
+                    "top_site": f"https://s{n}.example",
+                    "origin": f"https://s{n}.example",
+                },
+            }
+            host.send(
+                {
+                    "id": 1,
+                    "method": "models.load",
+                    "params": load_params(url, data),
+                    "context": context,
+                }
+            )
+        replies = [collect(host, 1)[1] for host in hosts]
+        assert all(r["ok"] for r in replies), replies
+        assert model_server.transfers("/m.bin") == 1
+        assert model_server.bytes_sent("/m.bin") == len(data)
+        sites = hosts[0].result("manage.list")["models"][0]["sites"]
+        assert len(sites) == 4  # every requester's site holds it now
+    finally:
+        for host in hosts:
+            host.kill()
+
+
+@pytest.mark.slow
+def test_sigkill_twenty_times_then_complete(home: Path, model_server: ModelServer) -> None:
+    size = 50 * 1000 * 1000
+    data = random.Random(7).randbytes(size)
+    url = model_server.add("/big.bin", data)
+    model_server.fault("/big.bin", Fault(kind="slow", rate=10 << 20, times=None))
+    rng = random.Random(42)
+    params = load_params(url, data)
+    for _ in range(20):
+        host = HostProcess(home)
+        host.send({"id": 1, "method": "models.load", "params": params, "context": PAGE_A})
+        host.recv(timeout=30)  # bytes are flowing (the first progress event)
+        time.sleep(rng.uniform(0.0, 0.25))  # a random point of the transfer
+        os.kill(host.proc.pid, signal.SIGKILL)
+        host.proc.wait()
+        assert blob_files(home) == []  # never a partial or unverified blob
+    host = HostProcess(home)
+    try:
+        host.send({"id": 1, "method": "models.load", "params": params, "context": PAGE_A})
+        _, reply = collect(host, 1, timeout=120)
+        assert reply["ok"], reply
+    finally:
+        host.kill()
+    [blob] = blob_files(home)
+    assert hashlib.sha256(blob.read_bytes()).hexdigest() == hashlib.sha256(data).hexdigest()
+    resumed = [r for r in model_server.requests if r.range]
+    assert len(resumed) >= 15  # it really resumed, not restarted
+    sent = model_server.bytes_sent("/big.bin")
+    print(f"20 kills: {len(resumed)} resumed requests, server sent {sent / size:.3f}x the file")
+    assert sent < 1.2 * size
+
+
+def test_restarted_host_resumes_without_being_asked(home: Path, model_server: ModelServer) -> None:
+    data = os.urandom(4 << 20)
+    url = model_server.add("/m.bin", data)
+    model_server.fault("/m.bin", Fault(kind="slow", rate=4 << 20, times=None))
+    host = HostProcess(home)
+    host.send(
+        {"id": 1, "method": "models.load", "params": load_params(url, data), "context": PAGE_A}
+    )
+    host.recv()
+    os.kill(host.proc.pid, signal.SIGKILL)
+    host.proc.wait()
+    again = HostProcess(home)  # nobody asks; the job is the host's, not the request's
+    try:
+        deadline = time.monotonic() + 30
+        while not blob_files(home):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert any(r.range for r in model_server.requests)
+        assert model_server.bytes_sent("/m.bin") < 1.5 * len(data)
+    finally:
+        again.kill()
+
+
+def test_offline(home: Path, tmp_path: Path, model_server: ModelServer) -> None:
+    stored = tiny_model(tmp_path / "a.onnx", seed=1).read_bytes()
+    missing = tiny_model(tmp_path / "b.onnx", seed=2).read_bytes()
+    url_a = model_server.add("/a.onnx", stored)
+    url_b = model_server.add("/b.onnx", missing)
+    host = HostProcess(home)
+    try:
+        assert host.call("models.load", load_params(url_a, stored), context=PAGE_A)["ok"]
+        model_server.stop()
+        again = host.call("models.load", load_params(url_a, stored), context=PAGE_A)
+        assert (
+            again["ok"] and again["result"]["model"]["sha256"] == hashlib.sha256(stored).hexdigest()
+        )
+        started = time.monotonic()
+        reply = host.call("models.load", load_params(url_b, missing), context=PAGE_A)
+        assert reply["error"]["code"] == "network_unavailable"
+        assert time.monotonic() - started < 3
+    finally:
+        host.kill()
+
+
+def test_cli_pull(home: Path, model_server: ModelServer) -> None:
+    data = os.urandom(1 << 20)
+    url = model_server.add("/m.bin", data)
+    digest = hashlib.sha256(data).hexdigest()
+    out = run_cli(home, "--json", "pull", url, "--sha256", digest)
+    assert '"downloaded"' in out.stdout and digest in out.stdout
+    again = run_cli(home, "pull", url, "--integrity", integrity(data))
+    assert "already stored" in again.stdout
+    assert model_server.transfers("/m.bin") == 1
+    bad = run_cli(home, "pull", url, "--sha256", "0" * 64, check=False)
+    assert bad.returncode == 1 and "integrity_mismatch" in bad.stderr
+
+
+def test_cli_pull_background(home: Path, model_server: ModelServer) -> None:
+    data = os.urandom(2 << 20)
+    url = model_server.add("/m.bin", data)
+    model_server.fault("/m.bin", Fault(kind="slow", rate=4 << 20))
+    digest = hashlib.sha256(data).hexdigest()
+    out = run_cli(home, "pull", "--background", url, "--sha256", digest)
+    assert "background" in out.stdout  # returned before the download finished
+    deadline = time.monotonic() + 30
+    while "done" not in run_cli(home, "jobs").stdout:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert digest[:12] in run_cli(home, "ls").stdout
