@@ -32,7 +32,6 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from support.host import webmodels_env  # noqa: E402
 from support.httpserver import Fault, ModelServer  # noqa: E402
-
 from webmodels.config import Flags, load_config  # noqa: E402
 from webmodels.digest import Digest  # noqa: E402
 from webmodels.fetch.jobs import DownloadRequest, JobManager  # noqa: E402

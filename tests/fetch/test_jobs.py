@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from support.host import HostProcess, run_cli
 from support.httpserver import Fault, ModelServer
 from support.models import tiny_model
