@@ -17,6 +17,7 @@ from webmodels.dispatch import Dispatcher
 from webmodels.fetch.jobs import JobManager
 from webmodels.runtime.probe import ProbeResult, ProviderProbe, run_probe_subprocess
 from webmodels.store import Store
+from webmodels.uploads import Uploads
 
 
 @dataclass(slots=True)
@@ -25,8 +26,10 @@ class Host:
     store: Store
     probe: ProviderProbe
     jobs: JobManager
+    uploads: Uploads
 
     def close(self) -> None:
+        self.uploads.close()
         self.jobs.close()
         self.store.close()
 
@@ -39,14 +42,14 @@ def build_host(config: Config) -> Host:
     probe.start()  # in the background; `hello` waits for it only if asked early
     store = Store.open(config)
     jobs = JobManager(store).start()  # takes over downloads a killed host left behind
-    return Host(config=config, store=store, probe=probe, jobs=jobs)
+    return Host(config=config, store=store, probe=probe, jobs=jobs, uploads=Uploads(store.files))
 
 
 def build_dispatcher(host: Host) -> Dispatcher:
-    from webmodels.methods import hello, manage, models
+    from webmodels.methods import cos, hello, manage, models
 
     dispatcher = Dispatcher()
-    for module in (hello, models, manage):
+    for module in (hello, models, cos, manage):
         module.register(dispatcher, host)
     return dispatcher
 

@@ -29,12 +29,11 @@ from webmodels.digest import Digest
 from webmodels.errors import HostError
 from webmodels.fetch import resume
 from webmodels.fetch.resume import Action, ResumeState
-from webmodels.store.blobs import PendingBlob
+from webmodels.store.blobs import PendingBlob, reserve_for
 
 log = logging.getLogger(__name__)
 CHUNK = 256 << 10  # a killed host loses at most one chunk it had read
 RECEIVE_BUFFER = 256 << 10
-FREE_SPACE_MARGIN = 16 << 20
 
 Progress = Callable[[int, int | None], None]  # (loaded, total)
 
@@ -116,10 +115,21 @@ class Transfer:
         self.state = self._load_state()
         self.hasher = hashlib.sha256()
         self.offset = 0
+        self.received = 0  # body bytes read in this run (not found on disk)
+        self.spliced = False  # the bytes on disk continue an earlier response
+        self.restarted: set[str] = set()  # URLs asked again from 0 after wrong bytes
 
     # -- the loop over attempts and mirrors -------------------------------------------
 
     def run(self) -> PendingBlob:
+        try:
+            return self._run()
+        except OSError as exc:  # the sidecar, the fsync: not only the body's writes
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise HostError("disk_full", "the disk holding the store is full") from exc
+            raise
+
+    def _run(self) -> PendingBlob:
         self._prime()
         mirror_errors: dict[str, HostError] = {}
         for attempt in range(self.options.max_attempts):
@@ -134,9 +144,8 @@ class Transfer:
                 except HostError as exc:
                     if exc.code != "integrity_mismatch":
                         raise
-                    log.warning("download %s: %s", url, exc.message)
-                    mirror_errors[url] = exc  # wrong bytes: never ask this URL again
-                    self._truncate()
+                    if retry := self._wrong_bytes(url, exc, mirror_errors):
+                        reasons.append(retry)
                 except _Retry as exc:
                     log.warning("download %s attempt %d: %s", url, attempt + 1, exc)
                     reasons.append(exc)
@@ -146,8 +155,9 @@ class Transfer:
             if len(mirror_errors) == len(self.urls):
                 self.discard()
                 raise _last_error(mirror_errors)
-            if reasons and all(r.connection for r in reasons) and self.offset == 0:
-                # No server answered at all: offline. Fail fast (DESIGN: offline use).
+            if reasons and all(r.connection for r in reasons) and self.received == 0:
+                # No server answered at all: offline. Fail fast (PROTOCOL.md: "fails at
+                # once"), also when an earlier run left a partial file to resume.
                 raise HostError(
                     "network_unavailable",
                     "the model's servers cannot be reached and it is not stored",
@@ -158,6 +168,21 @@ class Transfer:
             "download_failed",
             f"gave up after {self.options.max_attempts} rounds over {len(self.urls)} URL(s)",
         )
+
+    def _wrong_bytes(
+        self, url: str, error: HostError, mirror_errors: dict[str, HostError]
+    ) -> _Retry | None:
+        """Blame the mirror for bytes that hash wrong, unless some of them were kept
+        from an earlier response or run (a torn write, a server that changed the file
+        under the same ETag): then ask once more from byte 0."""
+        log.warning("download %s: %s", url, error.message)
+        spliced = self.spliced
+        self._truncate()
+        if spliced and url not in self.restarted:
+            self.restarted.add(url)
+            return _Retry(f"{error.message}; downloading it again from the start")
+        mirror_errors[url] = error  # wrong bytes: never ask this URL again
+        return None
 
     def _attempt(self, url: str) -> None:
         headers = resume.request_headers(self.state, url=url, offset=self.offset)
@@ -190,6 +215,8 @@ class Transfer:
         if reply.action is Action.RETRY_FROM_ZERO:
             self._truncate()
             raise _Retry(reply.reason)
+        if reply.action is Action.APPEND:
+            self.spliced = self.offset > 0
         if reply.action is Action.RESTART:
             self._truncate()
             self.state = resume.remember(
@@ -205,9 +232,12 @@ class Transfer:
     def _stream(self, response: requests.Response, total: int | None) -> None:
         needed = (total or 0) - self.offset
         free = shutil.disk_usage(self.partial.parent).free
-        if needed > 0 and free < needed + FREE_SPACE_MARGIN:
+        if needed > 0 and free < needed + reserve_for(needed):
             raise HostError(
-                "disk_full", f"{needed} bytes needed, {free} free", needed=needed, free=free
+                "disk_full",
+                f"{needed} bytes needed but only {free} free (with a reserve); free some space",
+                needed=needed,
+                free=free,
             )
         try:
             with self._open() as out:
@@ -229,6 +259,7 @@ class Transfer:
                 out.write(chunk)
                 self.hasher.update(chunk)
                 self.offset += len(chunk)
+                self.received += len(chunk)
                 self.progress(self.offset, self.state.total)
                 self._check_stop()
         except (requests.exceptions.RequestException, OSError) as exc:
@@ -285,6 +316,7 @@ class Transfer:
             pass
         self.hasher = hashlib.sha256()
         self.offset = 0
+        self.spliced = False
         self.state = ResumeState()
         self._save_state()
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from webmodels import STORE_LAYOUT
+from webmodels.context import Origin
 from webmodels.dispatch import Call, Dispatcher
 
 if TYPE_CHECKING:
@@ -34,11 +35,17 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
             "store_layout": STORE_LAYOUT,
         }
 
+    def clear_site(call: Call) -> Mapping[str, Any]:
+        top_site = Origin.parse(call.params.string("top_site"), field="params.top_site")
+        dropped, freed = store.clear_site(str(top_site))
+        return {"top_site": str(top_site), "references_dropped": dropped, "freed_bytes": freed}
+
     def jobs(call: Call) -> Mapping[str, Any]:
         return {"jobs": host.jobs.list_jobs()}
 
     dispatcher.add("manage.list", list_models, trusted_only=True)
     dispatcher.add("manage.jobs", jobs, trusted_only=True)
+    dispatcher.add("manage.clear_site", clear_site, trusted_only=True)
     dispatcher.add("manage.delete", delete, trusted_only=True)
     dispatcher.add("manage.pin", pin, trusted_only=True)
     dispatcher.add("manage.stats", stats, trusted_only=True)

@@ -13,6 +13,7 @@ we do not).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -72,26 +73,22 @@ class BlobFiles:
         progress: Progress | None = None,
     ) -> PendingBlob:
         """Copy `source` into a new temp file, hashing as it goes; fsync before return."""
+        writer = self.open_writer(expected_size=expected_size)
+        try:
+            while chunk := source.read(CHUNK):
+                writer.write(chunk)
+                if progress:
+                    progress(writer.size)
+            return writer.finish()
+        except BaseException:
+            writer.abort()
+            raise
+
+    def open_writer(self, *, expected_size: int | None = None) -> BlobWriter:
+        """A private temp file that hashes what is written to it (pieces of any size)."""
         self.check_free_space(expected_size or 0)
         temp = self.tmp_dir / f"{os.getpid()}-{uuid.uuid4().hex}{_PARTIAL}"
-        hasher = hashlib.sha256()
-        size = 0
-        try:
-            with _create_exclusive(temp) as out:
-                while chunk := source.read(CHUNK):
-                    out.write(chunk)
-                    hasher.update(chunk)
-                    size += len(chunk)
-                    if progress:
-                        progress(size)
-                out.flush()
-                os.fsync(out.fileno())
-        except BaseException as exc:
-            temp.unlink(missing_ok=True)
-            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise HostError("disk_full", f"the disk holding {self.root} is full") from exc
-            raise
-        return PendingBlob(temp, Digest(hasher.hexdigest()), size)
+        return BlobWriter(temp, root=self.root)
 
     def publish(self, pending: PendingBlob) -> bool:
         """Move verified bytes into place; False when an identical blob was already there."""
@@ -109,12 +106,14 @@ class BlobFiles:
         pending.temp_path.unlink(missing_ok=True)
 
     def check_free_space(self, needed: int) -> None:
+        """Refuse (`disk_full`) when `needed` bytes plus a reserve do not fit."""
         free = shutil.disk_usage(self.tmp_dir).free
-        if needed and free < needed + FREE_SPACE_RESERVE:
+        reserve = reserve_for(needed)
+        if needed and free < needed + reserve:
             raise HostError(
                 "disk_full",
-                f"{needed} bytes needed, plus {FREE_SPACE_RESERVE // CHUNK} MiB kept in "
-                f"reserve, but only {free} free under {self.root}; free some space",
+                f"{needed} bytes needed, plus {reserve} kept in reserve, "
+                f"but only {free} free under {self.root}; free some space",
                 needed=needed,
                 free=free,
             )
@@ -169,6 +168,52 @@ class BlobFiles:
             if not _writer_alive(path):
                 stale.append(path)
         return stale
+
+
+class BlobWriter:
+    """Bytes written in pieces to a temp file while hashing; `finish` fsyncs and hands
+    back a `PendingBlob`; `abort` removes the file. A full disk becomes `disk_full`."""
+
+    def __init__(self, temp: Path, *, root: Path) -> None:
+        self.temp = temp
+        self._root = root
+        self._out = _create_exclusive(temp)
+        self._hasher = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._out.write(data)
+        except OSError as exc:
+            self.abort()
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise HostError("disk_full", f"the disk holding {self._root} is full") from exc
+            raise
+        self._hasher.update(data)
+        self.size += len(data)
+
+    def finish(self) -> PendingBlob:
+        try:
+            self._out.flush()
+            os.fsync(self._out.fileno())
+            self._out.close()
+        except OSError as exc:
+            self.abort()
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise HostError("disk_full", f"the disk holding {self._root} is full") from exc
+            raise
+        return PendingBlob(self.temp, Digest(self._hasher.hexdigest()), self.size)
+
+    def abort(self) -> None:
+        with contextlib.suppress(OSError):
+            self._out.close()
+        self.temp.unlink(missing_ok=True)
+
+
+def reserve_for(needed: int) -> int:
+    """Space left free after writing `needed` bytes (for the index, logs, other
+    programs): an eighth of the file, at least 1 MiB, at most 16 MiB."""
+    return min(FREE_SPACE_RESERVE, max(CHUNK, needed // 8))
 
 
 def hash_file(path: Path, *, progress: Progress | None = None) -> tuple[Digest, int]:

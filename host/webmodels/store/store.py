@@ -245,6 +245,25 @@ class Store:
             db.execute("DELETE FROM refs WHERE sha256 = ?", (digest.hex,))
         return execute_gc(self, plan_gc(self, only=(digest,))).freed_bytes
 
+    def clear_site(self, top_site: str) -> tuple[int, int]:
+        """Forget everything a top-level site obtained (in all its frames' partitions)
+        and remove what nothing else holds; (references dropped, bytes freed)."""
+        from webmodels.store.gc import execute_gc, plan_gc
+
+        prefix = f"{top_site} "
+        with self.index.write() as db:
+            rows = db.execute(
+                "SELECT DISTINCT sha256 FROM refs WHERE kind = 'site' AND substr(key, 1, ?) = ?",
+                (len(prefix), prefix),
+            ).fetchall()
+            dropped = db.execute(
+                "DELETE FROM refs WHERE kind = 'site' AND substr(key, 1, ?) = ?",
+                (len(prefix), prefix),
+            ).rowcount
+        digests = [Digest(r["sha256"]) for r in rows]
+        freed = execute_gc(self, plan_gc(self, only=digests)).freed_bytes if digests else 0
+        return dropped, freed
+
     def _require(self, digest: Digest) -> ModelRecord:
         record = self.get(digest)
         if record is None:

@@ -1,0 +1,68 @@
+"""``cos.*``: the Cross-Origin Storage API's look-ups and writes, with the same
+visibility rules as ``models.*`` (a model the partition may not see is absent)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from webmodels import policy
+from webmodels.dispatch import Call, Dispatcher
+from webmodels.errors import HostError
+from webmodels.fetch.jobs import describe_download
+
+if TYPE_CHECKING:
+    from webmodels.app import Host
+
+
+def register(dispatcher: Dispatcher, host: Host) -> None:
+    store = host.store
+
+    def key(call: Call) -> str | None:
+        return call.context.partition.key if call.context.partition is not None else None
+
+    def lookup(call: Call) -> Mapping[str, Any]:
+        record = store.get(call.params.digest())
+        if record is None or not record.servable or not policy.can_see(record, call.context):
+            return {"found": False}
+        if call.context.partition is not None:
+            store.record_use(record.digest, call.context.partition.key)
+        return {"found": True, "size": record.size}
+
+    def begin(call: Call) -> Mapping[str, Any]:
+        digest = call.params.digest()
+        size = call.params.integer("size")
+        upload = host.uploads.begin(digest, size, key(call))
+        return {"upload_id": upload.id}
+
+    def chunk(call: Call) -> Mapping[str, Any]:
+        upload_id = call.params.string("upload_id", max_length=64)
+        offset = call.params.integer("offset")
+        try:
+            data = base64.b64decode(call.params.string("data", max_length=96 << 20), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise HostError("bad_request", "params.data must be base64", field="data") from exc
+        return {"received": host.uploads.write(upload_id, key(call), offset, data)}
+
+    def commit(call: Call) -> Mapping[str, Any]:
+        pending = host.uploads.commit(call.params.string("upload_id", max_length=64), key(call))
+        partition = key(call)
+        refs = [("site", partition)] if partition else [("import", "cos")]
+        try:
+            metadata = describe_download(pending.temp_path)
+            result = store.ingest(pending, metadata, origin="downloaded", refs=refs)
+        finally:
+            store.files.discard(pending)
+        return {"model": result.model.info()}
+
+    def abort(call: Call) -> Mapping[str, Any]:
+        upload_id = call.params.string("upload_id", max_length=64)
+        return {"aborted": host.uploads.abort(upload_id, key(call))}
+
+    dispatcher.add("cos.lookup", lookup)
+    dispatcher.add("cos.write.begin", begin)
+    dispatcher.add("cos.write.chunk", chunk)
+    dispatcher.add("cos.write.commit", commit)
+    dispatcher.add("cos.write.abort", abort)

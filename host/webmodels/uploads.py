@@ -1,0 +1,130 @@
+"""Uploads from pages (Cross-Origin Storage writes): bytes arrive in chunks, are
+hashed as they are written to a private temp file, and are published only at commit,
+and only if their SHA-256 and size are the ones announced at `begin`."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from webmodels.digest import Digest
+from webmodels.errors import HostError
+from webmodels.store.blobs import BlobFiles, BlobWriter, PendingBlob
+
+MAX_OPEN = 16  # uploads open at once in one host
+MAX_PER_PARTITION = 4
+IDLE_S = 600.0  # an upload untouched this long is dropped
+MAX_SIZE = 64 << 30
+
+
+@dataclass(slots=True)
+class Upload:
+    id: str
+    digest: Digest
+    size: int
+    partition: str | None
+    writer: BlobWriter
+    touched: float
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Uploads:
+    def __init__(self, files: BlobFiles) -> None:
+        self._files = files
+        self._lock = threading.Lock()
+        self._open: dict[str, Upload] = {}
+
+    def begin(self, digest: Digest, size: int, partition: str | None) -> Upload:
+        if size > MAX_SIZE:
+            raise HostError("too_large", f"uploads are limited to {MAX_SIZE} bytes")
+        self.expire()
+        with self._lock:
+            mine = sum(1 for u in self._open.values() if u.partition == partition)
+            if len(self._open) >= MAX_OPEN or mine >= MAX_PER_PARTITION:
+                raise HostError("busy", "too many uploads at once; finish or abort one")
+            upload = Upload(
+                id=uuid.uuid4().hex,
+                digest=digest,
+                size=size,
+                partition=partition,
+                writer=self._files.open_writer(expected_size=size),
+                touched=time.monotonic(),
+            )
+            self._open[upload.id] = upload
+        return upload
+
+    def write(self, upload_id: str, partition: str | None, offset: int, data: bytes) -> int:
+        upload = self._get(upload_id, partition)
+        with upload.lock:
+            if offset != upload.writer.size:
+                raise HostError(
+                    "bad_request",
+                    f"chunk at offset {offset}, but {upload.writer.size} bytes were received",
+                    received=upload.writer.size,
+                )
+            if upload.writer.size + len(data) > upload.size:
+                self.abort(upload_id, partition)
+                raise HostError(
+                    "integrity_mismatch", f"more bytes than the {upload.size} announced"
+                )
+            try:
+                upload.writer.write(data)
+            except HostError:
+                self._drop(upload_id)
+                raise
+            upload.touched = time.monotonic()
+            return upload.writer.size
+
+    def commit(self, upload_id: str, partition: str | None) -> PendingBlob:
+        """Verified bytes, ready to publish; `integrity_mismatch` (and nothing kept) if not."""
+        upload = self._get(upload_id, partition)
+        with upload.lock:
+            self._drop(upload_id, abort=False)
+            pending = upload.writer.finish()
+            if pending.size != upload.size or pending.digest != upload.digest:
+                self._files.discard(pending)
+                raise HostError(
+                    "integrity_mismatch",
+                    f"received {pending.size} bytes hashing to {pending.digest.hex}; "
+                    f"expected {upload.size} bytes hashing to {upload.digest.hex}",
+                    expected=upload.digest.hex,
+                    actual=pending.digest.hex,
+                )
+            return pending
+
+    def abort(self, upload_id: str, partition: str | None) -> bool:
+        try:
+            self._get(upload_id, partition)
+        except HostError:
+            return False
+        self._drop(upload_id)
+        return True
+
+    def expire(self) -> None:
+        cutoff = time.monotonic() - IDLE_S
+        with self._lock:
+            stale = [u.id for u in self._open.values() if u.touched < cutoff]
+        for upload_id in stale:
+            self._drop(upload_id)
+
+    def close(self) -> None:
+        with self._lock:
+            ids = list(self._open)
+        for upload_id in ids:
+            self._drop(upload_id)
+
+    def _get(self, upload_id: str, partition: str | None) -> Upload:
+        with self._lock:
+            upload = self._open.get(upload_id)
+        # Another partition's upload is indistinguishable from none.
+        if upload is None or (partition is not None and upload.partition != partition):
+            raise HostError("not_found", "no such upload (finished, aborted or expired)")
+        return upload
+
+    def _drop(self, upload_id: str, *, abort: bool = True) -> None:
+        with self._lock:
+            upload = self._open.pop(upload_id, None)
+        if upload is not None and abort:
+            upload.writer.abort()
