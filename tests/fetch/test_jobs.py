@@ -8,6 +8,7 @@ import hashlib
 import os
 import random
 import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -313,3 +314,30 @@ def test_cli_pull_background(home: Path, model_server: ModelServer) -> None:
         assert time.monotonic() < deadline
         time.sleep(0.2)
     assert digest[:12] in run_cli(home, "ls").stdout
+
+
+def test_disk_full_leaves_the_store_unchanged(tmp_path: Path, model_server: ModelServer) -> None:
+    home = tmp_path / "small"
+    home.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(home)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        small = tiny_model(tmp_path / "small.onnx", seed=5).read_bytes()
+        big = os.urandom(4 << 20)
+        host = HostProcess(home)
+        try:
+            url_small, url_big = model_server.add("/s.onnx", small), model_server.add("/b", big)
+            assert host.call("models.load", load_params(url_small, small), context=PAGE_A)["ok"]
+            before = host.result("manage.list")["models"]
+            reply = host.call("models.load", load_params(url_big, big), context=PAGE_A)
+            assert reply["error"]["code"] == "disk_full"
+            assert host.result("manage.list")["models"] == before
+            assert len(blob_files(home)) == 1
+            assert list((home / "store-v1" / "tmp").iterdir()) == []
+        finally:
+            host.kill()
+    finally:
+        subprocess.run(["umount", str(home)], check=False)
