@@ -8,7 +8,7 @@ tests are skipped, except in CI (``CI=true``) where a missing browser fails.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -64,12 +64,14 @@ def launch_chromium(
     config_home: Path,
     extension_dir: Path = PROBE_EXTENSION,
     env: Mapping[str, str] | None = None,
+    extra_args: Sequence[str] = (),
 ) -> BrowserContext:
     """Start headless Chromium on `user_data_dir` with `extension_dir` loaded.
 
     ``XDG_CONFIG_HOME`` points at `config_home`, so nothing is read from or written
     to the real ~/.config (and the default native-host folders are empty there).
-    Native hosts that Chromium starts inherit this environment.
+    Native hosts that Chromium starts inherit this environment. `extra_args` are
+    added to the command line.
     """
     browser_env = {**os.environ, "XDG_CONFIG_HOME": str(config_home), **(env or {})}
     browser_env.pop("CHROME_CONFIG_HOME", None)
@@ -77,7 +79,7 @@ def launch_chromium(
         str(user_data_dir),
         executable_path=str(CHROMIUM),
         headless=True,
-        args=chromium_args(extension_dir),
+        args=[*chromium_args(extension_dir), *extra_args],
         env=browser_env,
         timeout=STARTUP_TIMEOUT_MS,
     )
@@ -111,6 +113,7 @@ def chromium(playwright_session: Playwright, config_home: Path) -> Iterator[Laun
         *,
         extension_dir: Path = PROBE_EXTENSION,
         env: Mapping[str, str] | None = None,
+        extra_args: Sequence[str] = (),
     ) -> BrowserContext:
         context = launch_chromium(
             playwright_session,
@@ -118,6 +121,7 @@ def chromium(playwright_session: Playwright, config_home: Path) -> Iterator[Laun
             config_home=config_home,
             extension_dir=extension_dir,
             env=env,
+            extra_args=extra_args,
         )
         contexts.append(context)
         return context

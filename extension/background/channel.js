@@ -1,0 +1,155 @@
+// One caller's runtime port (a page frame's relay, or one of the extension's own
+// pages) and its requests to the host.
+//
+// The caller picks its request ids; the host sees ids of ours (unique per native
+// port), and replies and events go back to the caller under the caller's id. The
+// `context` of every request is written here, from what the browser told us about
+// the port (`makeContext`), over anything the caller sent. Params, which may carry
+// model bytes, are passed through untouched and never kept.
+
+import { errorForPage, failure } from "../shared/errors.js";
+import { parseRequest } from "../shared/routes.js";
+
+// Browser -> host frames are capped at 64 MiB; leave room for the envelope.
+// (Base64 is ASCII, so characters are bytes for the chunks that come close.)
+export const MAX_PARAMS_CHARS = 60 << 20;
+
+/** About how many characters `params` take as JSON, without copying the bulk
+ *  `data` string of an upload chunk. */
+export function paramsSize(params) {
+  if (typeof params.data !== "string") return JSON.stringify(params).length;
+  return params.data.length + JSON.stringify({ ...params, data: "" }).length;
+}
+
+export class Channel {
+  #port;
+  #link;
+  #routes;
+  #nextId;
+  #makeContext;
+  #refusal;
+  #uploads = new Set(); // upload ids begun here and not yet committed or aborted
+  #closed = false;
+
+  /** `makeContext(message)` -> the context for the host; `refusal`: an error that
+   *  answers every request instead (a caller the browser could not vouch for). */
+  constructor(port, { link, routes, nextId, makeContext, refusal = null, ready = Promise.resolve() }) {
+    this.#port = port;
+    this.#link = link;
+    this.#routes = routes;
+    this.#nextId = nextId;
+    this.#makeContext = makeContext;
+    this.#refusal = refusal;
+    // Listeners are added synchronously (the port would otherwise lose messages);
+    // requests wait for `ready` (the id epoch read from storage) in arrival order.
+    port.onMessage.addListener((message) => {
+      ready.then(() => this.#receive(message));
+    });
+    port.onDisconnect.addListener(() => this.#close());
+  }
+
+  #receive(message) {
+    if (this.#closed) return;
+    const parsed = parseRequest(message);
+    if (!parsed.ok) {
+      if (parsed.id !== null) this.#post({ id: parsed.id, ok: false, error: errorForPage(parsed.error) });
+      return;
+    }
+    const { id, method, params } = parsed.request;
+    if (this.#refusal) {
+      this.#post({ id, ok: false, error: errorForPage(this.#refusal) });
+    } else if (paramsSize(params) > MAX_PARAMS_CHARS) {
+      this.#fail(id, "too_large", `a request may carry at most ${MAX_PARAMS_CHARS} characters of params`);
+    } else if (method === "models.cancel") {
+      this.#cancel(id, params, message);
+    } else {
+      this.#forward(id, method, params, message);
+    }
+  }
+
+  #forward(callerId, method, params, message) {
+    const hostId = this.#nextId();
+    if (!this.#routes.add(hostId, { channel: this, callerId, method })) {
+      this.#fail(callerId, "bad_request", "a request with this id is already in flight");
+      return;
+    }
+    if (method === "cos.write.commit" || method === "cos.write.abort") {
+      this.#uploads.delete(params.upload_id);
+    }
+    const context = this.#makeContext(message);
+    this.#link.send(
+      { id: hostId, method, params, context },
+      {
+        onReply: (reply) => this.#reply(hostId, reply),
+        onEvent: (event) => this.#event(hostId, event),
+      },
+    );
+  }
+
+  /** A caller cancels by its own id; the host knows the request by ours. */
+  #cancel(callerId, params, message) {
+    const target = this.#routes.hostIdFor(this, params.request_id);
+    if (target === undefined) {
+      this.#post({ id: callerId, ok: true, result: { cancelled: false } });
+      return;
+    }
+    this.#forward(callerId, "models.cancel", { request_id: target }, message);
+  }
+
+  #reply(hostId, reply) {
+    const route = this.#routes.take(hostId);
+    const begun = route?.method === "cos.write.begin" && reply.ok ? reply.result?.upload_id : undefined;
+    if (!route || this.#closed) {
+      if (typeof begun === "string") this.#abortUpload(begun);
+      return;
+    }
+    if (typeof begun === "string") this.#uploads.add(begun);
+    if (reply.ok) {
+      this.#post({ id: route.callerId, ok: true, result: reply.result ?? {} });
+    } else {
+      this.#post({ id: route.callerId, ok: false, error: errorForPage(reply.error) });
+    }
+  }
+
+  #event(hostId, event) {
+    const route = this.#routes.get(hostId);
+    if (!route || this.#closed) return;
+    const { event: name, id: _hostId, ...fields } = event;
+    this.#post({ ...fields, event: name, id: route.callerId });
+  }
+
+  /** The caller went away (frame navigated or closed, popup closed): what it
+   *  started and nobody else needs is stopped; late replies are dropped. */
+  #close() {
+    this.#closed = true;
+    for (const [hostId, route] of this.#routes.dropChannel(this)) {
+      if (route?.method === "models.load") {
+        this.#notify("models.cancel", { request_id: hostId });
+      }
+    }
+    for (const uploadId of this.#uploads) this.#abortUpload(uploadId);
+    this.#uploads.clear();
+  }
+
+  #abortUpload(uploadId) {
+    this.#notify("cos.write.abort", { upload_id: uploadId });
+  }
+
+  #notify(method, params) {
+    if (this.#refusal) return;
+    this.#link.notify({ id: this.#nextId(), method, params, context: this.#makeContext({}) });
+  }
+
+  #fail(id, code, message) {
+    this.#post({ id, ok: false, error: errorForPage(failure(id, code, message).error) });
+  }
+
+  #post(message) {
+    if (this.#closed) return;
+    try {
+      this.#port.postMessage(message);
+    } catch {
+      // The port closed under us; its onDisconnect cleans up.
+    }
+  }
+}

@@ -1,0 +1,64 @@
+// The service worker's wiring: which runtime ports are accepted, and with which
+// context their requests reach the host.
+//
+//   "webmodels-page"    content/relay.js in a web page's frame: the partition comes
+//                       from `port.sender` (shared/partition.js), user activation
+//                       from the relay; never trusted.
+//   "webmodels-manage"  the popup (or the popup opened as a tab): trusted, no
+//                       partition; only for this extension's own pages.
+
+import { Channel } from "./channel.js";
+import { NativeLink } from "./native-link.js";
+import { nextEpoch } from "./session-state.js";
+import { wireError } from "../shared/errors.js";
+import { isExtensionPage, partitionFromSender } from "../shared/partition.js";
+import { RouteTable, idSource } from "../shared/routes.js";
+
+export const PAGE_PORT = "webmodels-page";
+export const MANAGE_PORT = "webmodels-manage";
+
+const TRUSTED_CONTEXT = Object.freeze({ partition: null, user_activation: true, trusted: true });
+
+/** Registers the listeners (synchronously, as MV3 requires) and returns the parts
+ *  for tests. `api`: the `chrome` namespace (or a stand-in). */
+export function startServiceWorker(api, { log = console } = {}) {
+  const runtime = api.runtime;
+  const link = new NativeLink(runtime, { log });
+  const routes = new RouteTable();
+  let next = null;
+  const ready = nextEpoch(api.storage?.session).then((epoch) => {
+    next = idSource(epoch);
+  });
+  const nextId = () => next();
+
+  runtime.onConnect.addListener((port) => {
+    const options = { link, routes, nextId, ready, ...contextFor(port, runtime) };
+    if (options.makeContext) new Channel(port, options);
+  });
+  return { link, routes, ready };
+}
+
+function contextFor(port, runtime) {
+  if (port.name === MANAGE_PORT) {
+    if (isExtensionPage(port.sender, runtime.id, runtime.getURL(""))) {
+      return { makeContext: () => ({ ...TRUSTED_CONTEXT }) };
+    }
+    return {
+      makeContext: () => null,
+      refusal: wireError("access_denied", "management is only for the extension's own pages"),
+    };
+  }
+  if (port.name === PAGE_PORT) {
+    const who = partitionFromSender(port.sender, runtime.id);
+    if (!who.ok) return { makeContext: () => null, refusal: who.error };
+    const partition = Object.freeze({ ...who.partition });
+    return {
+      makeContext: (message) => ({
+        partition: { ...partition },
+        user_activation: message?.user_activation === true,
+        trusted: false,
+      }),
+    };
+  }
+  return {}; // not one of ours: left alone
+}

@@ -1,0 +1,159 @@
+// Page side, part 1 of 3 (MAIN world; classic scripts, run in manifest order at
+// document_start, before any script of the page): the line to the relay, bytes,
+// errors. Parts 2 (cos.js) and 3 (webmodels-api.js) use what this one leaves under
+// a symbol on the global object; part 3 deletes it, so the page never sees it.
+//
+// Nothing here is a security boundary: the page can post the relay's messages
+// itself. Who the page is, is decided by the service worker.
+(() => {
+  "use strict";
+
+  // Like the Cross-Origin Storage IDL ([SecureContext]): nothing on http: pages,
+  // where any network attacker could write the page's requests.
+  if (!window.isSecureContext) return;
+
+  const INTERNALS = Symbol.for("webmodels.page-internals");
+  const TAG = "__webmodels";
+  const READ_CHUNK = 720 * 1024; // the host's largest models.read reply (PROTOCOL.md)
+  const READS_IN_FLIGHT = 4;
+  // Safe to repeat against a new service worker (and host) when the old one went
+  // away mid-request; an upload is not: its upload id died with the old host.
+  const RETRYABLE = new Set(["hello", "models.availability", "models.load", "models.list", "models.read", "cos.lookup"]);
+
+  const post = window.postMessage.bind(window);
+  const targetOrigin = window.location.origin === "null" ? "*" : window.location.origin;
+  const pending = new Map(); // id -> call
+  let nextId = 1;
+
+  // --- errors -------------------------------------------------------------------
+
+  /** The DOMException for a wire error {code, message, details, name}: `name` is
+   *  the DOM name the service worker mapped the code to, `webmodelsCode` the code. */
+  function toDOMException(error) {
+    const code = typeof error?.code === "string" ? error.code : "internal";
+    const name = typeof error?.name === "string" ? error.name : "UnknownError";
+    const text = typeof error?.message === "string" ? error.message : "the request failed";
+    const exception = new DOMException(`${text} (webmodels: ${code})`, name);
+    Object.defineProperty(exception, "webmodelsCode", { value: code, enumerable: true });
+    Object.defineProperty(exception, "details", { value: error?.details ?? {}, enumerable: true });
+    return exception;
+  }
+
+  function localError(code, message, name) {
+    return toDOMException({ code, message, name });
+  }
+
+  // --- the line to the relay --------------------------------------------------------
+
+  function send(call) {
+    call.id = nextId++;
+    pending.set(call.id, call);
+    try {
+      post({ [TAG]: 1, dir: "to-extension", id: call.id, method: call.method, params: call.params }, targetOrigin);
+    } catch (error) {
+      pending.delete(call.id); // params the browser cannot clone
+      call.reject(new DOMException(`cannot send ${call.method}: ${error?.message ?? error}`, "DataCloneError"));
+    }
+  }
+
+  /** Sends one request. Returns {promise, abort(reason)}; `onEvent(event)` gets the
+   *  events tagged with the request (download.progress). */
+  function request(method, params = {}, { onEvent = null } = {}) {
+    const call = { id: 0, method, params, onEvent, retried: false, resolve: null, reject: null };
+    const promise = new Promise((resolve, reject) => {
+      call.resolve = resolve;
+      call.reject = reject;
+    });
+    send(call);
+    const abort = (reason) => {
+      if (pending.get(call.id) !== call) return;
+      pending.delete(call.id);
+      call.reject(reason);
+      request("models.cancel", { request_id: call.id }).promise.catch(() => {});
+    };
+    return { promise, abort };
+  }
+
+  function receive(message) {
+    const call = pending.get(message?.id);
+    if (!call) return;
+    if (typeof message.event === "string") {
+      call.onEvent?.(message);
+      return;
+    }
+    pending.delete(call.id);
+    if (message.ok === true) call.resolve(message.result ?? {});
+    else call.reject(toDOMException(message.error));
+  }
+
+  function disconnected() {
+    const calls = [...pending.values()];
+    pending.clear();
+    for (const call of calls) {
+      if (RETRYABLE.has(call.method) && !call.retried) {
+        call.retried = true;
+        send(call); // under a new id: a late answer to the old one is ignored
+      } else {
+        call.reject(localError("internal", "the webmodels extension restarted during this request; try again", "UnknownError"));
+      }
+    }
+  }
+
+  window.addEventListener("message", (event) => {
+    if (event.source !== window) return;
+    const data = event.data;
+    if (data === null || typeof data !== "object" || data[TAG] !== 1 || data.dir !== "to-page") return;
+    if (data.disconnected === true) disconnected();
+    else receive(data.reply);
+  });
+
+  // --- bytes ------------------------------------------------------------------------
+
+  function toBase64(bytes) {
+    if (typeof bytes.toBase64 === "function") return bytes.toBase64();
+    let binary = "";
+    for (let i = 0; i < bytes.length; i += 0x8000) {
+      binary += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+    }
+    return btoa(binary);
+  }
+
+  function fromBase64(text) {
+    if (typeof Uint8Array.fromBase64 === "function") return Uint8Array.fromBase64(text);
+    const binary = atob(text);
+    const bytes = new Uint8Array(binary.length);
+    for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+    return bytes;
+  }
+
+  /** The stored bytes of `sha256` (`size` bytes) in order, as Uint8Array chunks,
+   *  with up to READS_IN_FLIGHT host reads under way. */
+  async function* readChunks(sha256, size) {
+    const queue = [];
+    let offset = 0;
+    const refill = () => {
+      while (queue.length < READS_IN_FLIGHT && offset < size) {
+        const length = Math.min(READ_CHUNK, size - offset);
+        queue.push({ length, reply: request("models.read", { sha256, offset, length }).promise });
+        offset += length;
+      }
+    };
+    try {
+      refill();
+      while (queue.length > 0) {
+        const { length, reply } = queue[0];
+        const bytes = fromBase64((await reply).data);
+        queue.shift();
+        if (bytes.length !== length) {
+          throw localError("internal", `the store returned ${bytes.length} bytes where ${length} were expected`, "UnknownError");
+        }
+        refill();
+        yield bytes;
+      }
+    } finally {
+      for (const { reply } of queue) reply.catch(() => {}); // abandoned read-ahead
+    }
+  }
+
+  globalThis[INTERNALS] = Object.freeze({ request, toDOMException, localError, toBase64, fromBase64, readChunks });
+})();

@@ -1,0 +1,314 @@
+// DOM for each part of the popup, built from the state popup.js keeps. Every
+// function returns fresh nodes; `actions` carries the click handlers.
+
+import { h } from "./dom.js";
+import { fileName, formatBytes, modelTitle, percent, shortHash, siteLabel, timeAgo } from "./format.js";
+
+const RECENT_FAILURE_S = 10 * 60;
+
+export function totalsView(stats) {
+  if (!stats) return [];
+  const saved = stats.saved_bytes ?? 0;
+  const logical = stats.logical_bytes ?? 0;
+  const onDisk = (stats.physical_bytes ?? 0) + (stats.preinstalled_bytes ?? 0);
+  const counts = [
+    count(stats.models ?? 0, "model"),
+    stats.pinned ? `${stats.pinned} pinned` : null,
+    stats.preinstalled_models ? `${stats.preinstalled_models} pre-installed` : null,
+    stats.quarantined ? `${stats.quarantined} quarantined` : null,
+  ].filter(Boolean);
+  return [
+    h(
+      "div",
+      { class: "tiles" },
+      tile("physical", "On disk", formatBytes(onDisk), "one copy of each model"),
+      tile("logical", "Without sharing", formatBytes(logical), "a copy per site and place"),
+      tile(
+        "saved",
+        "Saved",
+        formatBytes(saved),
+        logical ? `${percent(saved, logical)}% less` : "nothing shared yet",
+        saved > 0 ? "good" : "",
+      ),
+    ),
+    h("meter", {
+      class: "usage",
+      min: 0,
+      max: Math.max(logical, 1),
+      value: onDisk,
+      title: `${formatBytes(onDisk)} on disk for ${formatBytes(logical)} of copies`,
+    }),
+    h("p", { class: "counts" }, counts.join(" · ")),
+  ];
+}
+
+function tile(stat, label, value, hint, tone = "") {
+  return h(
+    "div",
+    { class: `tile ${tone}`.trim(), dataset: { stat } },
+    h("span", { class: "tile-label" }, label),
+    h("strong", { class: "tile-value" }, value),
+    h("span", { class: "tile-hint" }, hint),
+  );
+}
+
+/** Downloads running now, and the ones that failed in the last few minutes. */
+export function visibleJobs(jobs, now = Date.now() / 1000) {
+  const recent = (job) => now - (job.updated_at ?? 0) < RECENT_FAILURE_S;
+  return (jobs ?? []).filter((job) => job.state === "active" || (job.state === "failed" && recent(job)));
+}
+
+export function downloadsView(jobs, models) {
+  const names = new Map((models ?? []).map((m) => [m.sha256, m]));
+  return jobs.map((job) => {
+    const model = names.get(job.sha256);
+    const url = job.urls?.[0];
+    const title = model ? modelTitle(model) : fileName(url) || `sha256:${shortHash(job.sha256)}`;
+    const known = Number.isFinite(job.total) && job.total > 0;
+    // Without a known total the bar is indeterminate (no value), as <progress> defines.
+    const bar = known ? h("progress", { max: job.total, value: job.loaded ?? 0 }) : h("progress");
+    const failed = job.state === "failed";
+    return h(
+      "li",
+      { class: `job ${job.state}`, dataset: { sha256: job.sha256, state: job.state } },
+      h(
+        "div",
+        { class: "row" },
+        h("span", { class: "job-title" }, title),
+        failed ? h("span", { class: "badge bad" }, "failed") : null,
+        h("span", { class: "job-source", title: url ?? "" }, url ? hostOf(url) : ""),
+      ),
+      failed ? null : bar,
+      h(
+        "div",
+        { class: "row meta" },
+        failed ? h("span", { class: "error-text" }, jobError(job.error)) : h("span", {}, jobAmount(job, known)),
+        job.background ? h("span", { class: "badge" }, "background") : null,
+      ),
+    );
+  });
+}
+
+function jobAmount(job, known) {
+  const loaded = job.loaded ?? 0;
+  if (known) return `${formatBytes(loaded)} of ${formatBytes(job.total)} · ${percent(loaded, job.total)}%`;
+  return job.loaded ? formatBytes(job.loaded) : "starting…";
+}
+
+function jobError(error) {
+  if (!error) return "failed";
+  if (typeof error === "string") return error;
+  return [error.code, error.message].filter(Boolean).join(": ");
+}
+
+function withoutScheme(url) {
+  return String(url).replace(/^https?:\/\//, "");
+}
+
+function hostOf(url) {
+  try {
+    return new URL(url).host;
+  } catch {
+    return "";
+  }
+}
+
+/** Where each model was last downloaded from (jobs of the last day): sha256 → URL. */
+export function downloadOrigins(jobs) {
+  const urls = new Map();
+  for (const job of jobs ?? []) {
+    const first = job.state === "done" && job.urls?.length && !urls.has(job.sha256);
+    if (first) urls.set(job.sha256, job.urls[0]);
+  }
+  return urls;
+}
+
+/** One card per model; `ui.confirm` maps a sha256 to the delete step shown,
+ *  `ui.from` a sha256 to the URL it came from. */
+export function modelsView(models, ui, actions) {
+  return models.map((model) => modelCard(model, ui, actions));
+}
+
+function modelCard(model, ui, actions) {
+  const from = model.preinstalled_path ? null : ui.from?.get(model.sha256);
+  const busy = ui.busy.has(model.sha256);
+  const step = ui.confirm.get(model.sha256);
+  return h(
+    "li",
+    {
+      class: `model${model.pinned ? " pinned" : ""}`,
+      dataset: { sha256: model.sha256, pinned: String(model.pinned) },
+    },
+    h(
+      "div",
+      { class: "row" },
+      h("span", { class: "model-title", title: model.sha256 }, modelTitle(model)),
+      model.version ? h("span", { class: "version" }, model.version) : null,
+      h("span", { class: "model-size" }, formatBytes(model.size)),
+    ),
+    badges(model),
+    from ? h("p", { class: "path from", title: from }, `from ${withoutScheme(from)}`) : null,
+    sitesLine(model),
+    model.preinstalled_path
+      ? h("p", { class: "path", title: model.preinstalled_path }, `in place at ${model.preinstalled_path}`)
+      : null,
+    step ? deleteConfirm(model, step, busy, actions) : modelActions(model, busy, actions),
+  );
+}
+
+function badges(model) {
+  const missing = model.stored === false && !model.preinstalled_path;
+  return h(
+    "div",
+    { class: "badges" },
+    h("span", { class: `badge source-${model.source}` }, model.source),
+    model.format ? h("span", { class: "badge" }, model.format) : null,
+    model.pinned ? h("span", { class: "badge pin" }, "pinned") : null,
+    model.quarantined ? h("span", { class: "badge bad" }, "quarantined") : null,
+    missing ? h("span", { class: "badge bad" }, "not stored") : null,
+    // An unnamed model's title is its short hash already.
+    model.name ? h("span", { class: "hash", title: model.sha256 }, shortHash(model.sha256)) : null,
+  );
+}
+
+function sitesLine(model) {
+  const sites = model.sites ?? [];
+  if (!sites.length) {
+    const why = model.source === "preinstalled" ? "every site may use it" : "no site uses it yet";
+    return h("p", { class: "sites none" }, why);
+  }
+  return h(
+    "ul",
+    { class: "sites", "aria-label": "sites using this model" },
+    sites.map((site) => {
+      const framed = site.origin && site.origin !== site.top_site;
+      return h(
+        "li",
+        {
+          class: "site-chip",
+          dataset: { topSite: site.top_site, origin: site.origin },
+          title: framed ? `${site.origin} in a frame of ${site.top_site}` : site.top_site,
+        },
+        siteLabel(site.top_site),
+        framed ? h("span", { class: "frame" }, ` ↳ ${siteLabel(site.origin)}`) : null,
+      );
+    }),
+  );
+}
+
+function modelActions(model, busy, actions) {
+  const readOnly = model.source === "preinstalled";
+  return h(
+    "div",
+    { class: "actions" },
+    model.created_at ? h("span", { class: "when" }, `added ${timeAgo(model.created_at)}`) : null,
+    button(model.pinned ? "Unpin" : "Pin", "pin", () => actions.pin(model, !model.pinned), {
+      busy,
+      tone: "ghost",
+      title: model.pinned ? "Let the store remove it when it needs room" : "Keep it: never removed to make room",
+    }),
+    button("Delete", "delete", () => actions.askDelete(model), {
+      busy,
+      disabled: readOnly,
+      tone: "ghost danger",
+      title: readOnly ? "Pre-installed: remove it from its models.json instead" : "Delete it from the store",
+    }),
+  );
+}
+
+function deleteConfirm(model, step, busy, actions) {
+  const force = step === "force";
+  return confirmBox({
+    text: force
+      ? `${modelTitle(model)} is pinned. Delete it anyway?`
+      : `Delete ${modelTitle(model)} (${formatBytes(model.size)})? Sites using it will have to download it again.`,
+    yes: force ? "Delete pinned model" : "Delete",
+    yesAction: force ? "confirm-force" : "confirm-delete",
+    busy,
+    warn: force,
+    step,
+    onYes: () => actions.confirmDelete(model),
+    onNo: () => actions.cancelDelete(model),
+  });
+}
+
+/** The sites that obtained models: top-level site → its frames' origins and models. */
+export function sitesOf(models) {
+  const sites = new Map();
+  for (const model of models ?? []) {
+    for (const site of model.sites ?? []) {
+      const entry = sites.get(site.top_site) ?? {
+        top_site: site.top_site,
+        origins: new Set(),
+        models: new Map(),
+      };
+      entry.origins.add(site.origin);
+      entry.models.set(model.sha256, model);
+      sites.set(site.top_site, entry);
+    }
+  }
+  return [...sites.values()].sort((a, b) => a.top_site.localeCompare(b.top_site));
+}
+
+export function sitesView(sites, ui, actions) {
+  return sites.map((site) => {
+    const key = `site:${site.top_site}`;
+    const models = [...site.models.values()];
+    const bytes = models.reduce((sum, m) => sum + (m.size ?? 0), 0);
+    const frames = [...site.origins].filter((o) => o !== site.top_site);
+    const busy = ui.busy.has(key);
+    return h(
+      "li",
+      { class: "site", dataset: { topSite: site.top_site } },
+      h(
+        "div",
+        { class: "site-text" },
+        h("span", { class: "site-name", title: site.top_site }, siteLabel(site.top_site)),
+        h("span", { class: "site-meta" }, `${count(models.length, "model")} · ${formatBytes(bytes)}`),
+        frames.length ? h("span", { class: "frames" }, `frames: ${frames.map(siteLabel).join(", ")}`) : null,
+      ),
+      ui.confirm.has(key)
+        ? confirmBox({
+            text:
+              `Forget what ${siteLabel(site.top_site)} stored? ` +
+              "Models no other site uses are deleted (pinned ones stay).",
+            yes: "Forget site",
+            yesAction: "confirm-clear",
+            busy,
+            onYes: () => actions.confirmClear(site.top_site),
+            onNo: () => actions.cancelClear(site.top_site),
+          })
+        : button("Forget site", "clear-site", () => actions.askClear(site.top_site), {
+            busy,
+            tone: "ghost danger",
+          }),
+    );
+  });
+}
+
+function confirmBox({ text, yes, yesAction, busy, onYes, onNo, warn = false, step }) {
+  return h(
+    "div",
+    { class: `confirm${warn ? " warn" : ""}`, role: "alertdialog", dataset: step ? { step } : {} },
+    h("p", {}, text),
+    h(
+      "div",
+      { class: "actions" },
+      button("Cancel", "cancel", onNo, { busy, tone: "ghost" }),
+      button(yes, yesAction, onYes, { busy, tone: "danger" }),
+    ),
+  );
+}
+
+function button(label, action, onclick, { busy = false, tone = "", disabled = false, title } = {}) {
+  const attributes = { type: "button", class: tone, dataset: { action }, disabled: busy || disabled, title, onclick };
+  return h("button", attributes, label);
+}
+
+export function plural(n, word) {
+  return n === 1 ? word : `${word}s`;
+}
+
+function count(n, word) {
+  return `${n} ${plural(n, word)}`;
+}

@@ -1,0 +1,169 @@
+// Types of the page API that the webmodels extension adds to secure-context
+// windows: navigator.crossOriginStorage (WICG Cross-Origin Storage) and
+// window.webmodels. Both are absent without the extension (or on http: pages):
+// feature-test before use.
+//
+//   /// <reference path="webmodels.d.ts" />
+//   if (navigator.crossOriginStorage) { ... }
+//   if (window.webmodels) { ... }
+
+export {};
+
+declare global {
+  // --- Cross-Origin Storage (https://wicg.github.io/cross-origin-storage/) ----------
+
+  interface CrossOriginStorageRequestFileHandleHash {
+    /** Only "SHA-256" (case-insensitive); others reject with NotSupportedError. */
+    algorithm: string;
+    /** 64 hexadecimal digits (either case). */
+    value: string;
+  }
+
+  interface CrossOriginStorageRequestFileHandleOptions {
+    /** Ask for a handle to write the file (createWritable()); default false: a
+     *  look-up that rejects with NotFoundError when the file is not there. */
+    create?: boolean;
+    /** Accepted and not used: the store's privacy policy decides who sees a file. */
+    origins?: string | string[];
+  }
+
+  /** What write() takes: data, or FileSystemWritableFileStream's write params
+   *  (appending only: another `position`, "seek" and "truncate" reject with
+   *  NotSupportedError). */
+  type CrossOriginStorageWriteData =
+    | Blob
+    | BufferSource
+    | string
+    | { type: "write"; data: Blob | BufferSource | string; position?: number | null };
+
+  interface CrossOriginStorageWritableFileStream extends WritableStream<CrossOriginStorageWriteData> {
+    write(data: CrossOriginStorageWriteData): Promise<void>;
+    /** Resolves once the host has checked the SHA-256 and stored the bytes; rejects
+     *  with DataError (webmodelsCode "integrity_mismatch") when they do not match. */
+    close(): Promise<void>;
+  }
+
+  /** Like FileSystemFileHandle; `name` is the SHA-256. */
+  interface CrossOriginStorageFileHandle {
+    readonly kind: "file";
+    readonly name: string;
+    getFile(): Promise<File>;
+    /** Only on handles requested with {create: true}; otherwise NotAllowedError. */
+    createWritable(): Promise<CrossOriginStorageWritableFileStream>;
+    isSameEntry(other: unknown): Promise<boolean>;
+  }
+
+  interface CrossOriginStorageManager {
+    requestFileHandle(
+      hash: CrossOriginStorageRequestFileHandleHash,
+      options?: CrossOriginStorageRequestFileHandleOptions,
+    ): Promise<CrossOriginStorageFileHandle>;
+    /** The explainer's older plural form. */
+    requestFileHandles(
+      hashes: Iterable<CrossOriginStorageRequestFileHandleHash>,
+      options?: CrossOriginStorageRequestFileHandleOptions,
+    ): Promise<CrossOriginStorageFileHandle[]>;
+  }
+
+  interface Navigator {
+    readonly crossOriginStorage?: CrossOriginStorageManager;
+  }
+
+  // --- window.webmodels ---------------------------------------------------------------
+
+  /** The host's error code (PROTOCOL.md, "Error codes"); new codes may be added. */
+  type WebModelsErrorCode =
+    | "bad_frame" | "bad_request" | "unknown_method" | "not_found" | "access_denied"
+    | "integrity_mismatch" | "download_failed" | "network_unavailable" | "disk_full"
+    | "quota_exceeded" | "user_activation_required" | "model_invalid" | "model_unsafe"
+    | "session_not_found" | "session_crashed" | "inference_failed" | "too_large"
+    | "cancelled" | "busy" | "internal" | "model_pinned" | "read_only"
+    | (string & {});
+
+  /** Every rejection of the API is a DOMException carrying the host's code: `name`
+   *  is the code mapped to a DOM name (not_found -> NotFoundError, cancelled ->
+   *  AbortError, integrity_mismatch -> DataError, …) and the message ends with
+   *  "(webmodels: <code>)". Argument errors are TypeErrors. */
+  interface WebModelsError extends DOMException {
+    readonly webmodelsCode: WebModelsErrorCode;
+    readonly details: Record<string, unknown>;
+  }
+
+  type WebModelsQuery =
+    | { sha256: string }
+    | { url: string; integrity: string; size?: number }
+    | { urls: string[]; integrity: string; size?: number }
+    | { name: string; version?: string };
+
+  type WebModelsAvailability = "available" | "downloading" | "downloadable" | "unavailable";
+
+  interface WebModelsTensorInfo {
+    name: string;
+    type: string;
+    dims: Array<number | string | null> | null;
+  }
+
+  /** ModelInfo (PROTOCOL.md). */
+  interface WebModelsModelInfo {
+    sha256: string;
+    size: number;
+    format: string;
+    name: string | null;
+    version: string | null;
+    source: "downloaded" | "preinstalled" | "imported";
+    inputs?: WebModelsTensorInfo[];
+    outputs?: WebModelsTensorInfo[];
+    opsets?: Record<string, number>;
+    ir_version?: number;
+    producer?: string;
+    substituted: boolean;
+  }
+
+  /** The target passed to `monitor`: "downloadprogress" events with `loaded` and
+   *  `total` in bytes (total is 0 and lengthComputable false when unknown). */
+  interface WebModelsMonitor extends EventTarget {
+    addEventListener(
+      type: "downloadprogress",
+      listener: (event: ProgressEvent) => void,
+      options?: boolean | AddEventListenerOptions,
+    ): void;
+    addEventListener(
+      type: string,
+      listener: EventListenerOrEventListenerObject | null,
+      options?: boolean | AddEventListenerOptions,
+    ): void;
+  }
+
+  interface WebModelsLoadOptions {
+    /** Called at once with the target of this load's progress events. */
+    monitor?: (monitor: WebModelsMonitor) => void;
+    /** Aborting cancels the download (unless other requests want it) and rejects
+     *  with the signal's reason (an AbortError by default). */
+    signal?: AbortSignal;
+    /** A background download that goes on when every requester has cancelled. */
+    prefetch?: boolean;
+    /** Passed to the host; name/version substitution is not implemented yet. */
+    substitute?: "none" | "compatible" | "equivalent";
+  }
+
+  interface WebModelsModel {
+    readonly info: Readonly<WebModelsModelInfo>;
+    arrayBuffer(): Promise<ArrayBuffer>;
+    blob(): Promise<Blob>;
+    /** The bytes in order, in chunks of at most 720 KiB. */
+    stream(): ReadableStream<Uint8Array>;
+  }
+
+  interface WebModels {
+    availability(query: WebModelsQuery): Promise<WebModelsAvailability>;
+    load(query: WebModelsQuery, options?: WebModelsLoadOptions): Promise<WebModelsModel>;
+    /** Every model this site (this partition) can see. */
+    list(): Promise<WebModelsModelInfo[]>;
+  }
+
+  interface Window {
+    readonly webmodels?: WebModels;
+  }
+
+  var webmodels: WebModels | undefined;
+}
