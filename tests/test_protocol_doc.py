@@ -8,7 +8,7 @@ from pathlib import Path
 
 from webmodels.dispatch import Dispatcher
 from webmodels.errors import ERROR_CODES
-from webmodels.methods import cos, hello, manage, models
+from webmodels.methods import cos, hello, manage, models, sessions
 
 DOC = (Path(__file__).resolve().parents[1] / "PROTOCOL.md").read_text(encoding="utf-8")
 
@@ -20,7 +20,7 @@ def test_every_error_code_is_documented_with_its_meaning() -> None:
 
 def test_every_method_has_a_section_with_an_example() -> None:
     dispatcher = Dispatcher()
-    for module in (hello, models, cos, manage):
+    for module in (hello, models, cos, manage, sessions):
         module.register(dispatcher, host=_NoHost())  # type: ignore[arg-type]
     for method in dispatcher.methods():
         heading = re.search(rf"^### `{re.escape(method)}`.*$", DOC, flags=re.M)

@@ -16,6 +16,8 @@ from webmodels.config import Config
 from webmodels.dispatch import Dispatcher
 from webmodels.fetch.jobs import JobManager
 from webmodels.runtime.probe import ProbeResult, ProviderProbe, run_probe_subprocess
+from webmodels.runtime.sessions import SessionManager
+from webmodels.runtime.settings import SessionSettings
 from webmodels.store import Store
 from webmodels.uploads import Uploads
 
@@ -27,8 +29,10 @@ class Host:
     probe: ProviderProbe
     jobs: JobManager
     uploads: Uploads
+    sessions: SessionManager
 
     def close(self) -> None:
+        self.sessions.close()  # the runtime workers end with the host
         self.uploads.close()
         self.jobs.close()
         self.store.close()
@@ -40,16 +44,27 @@ PROBE_CACHE_S = 24 * 3600
 def build_host(config: Config) -> Host:
     probe = ProviderProbe(runner=functools.partial(cached_probe, config.home / "providers.json"))
     probe.start()  # in the background; `hello` waits for it only if asked early
+    settings = SessionSettings.from_config(config.extra)
     store = Store.open(config)
+    sessions = SessionManager(
+        store, probe, settings, log_path=config.log_dir / "worker.log"
+    ).start()  # before the jobs: a download they resume is compiled when it lands
     jobs = JobManager(store).start()  # takes over downloads a killed host left behind
-    return Host(config=config, store=store, probe=probe, jobs=jobs, uploads=Uploads(store.files))
+    return Host(
+        config=config,
+        store=store,
+        probe=probe,
+        jobs=jobs,
+        uploads=Uploads(store.files),
+        sessions=sessions,
+    )
 
 
 def build_dispatcher(host: Host) -> Dispatcher:
-    from webmodels.methods import cos, hello, manage, models
+    from webmodels.methods import cos, hello, manage, models, sessions
 
     dispatcher = Dispatcher()
-    for module in (hello, models, cos, manage):
+    for module in (hello, models, cos, manage, sessions):
         module.register(dispatcher, host)
     return dispatcher
 

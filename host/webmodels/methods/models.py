@@ -27,6 +27,11 @@ READ_CHUNK = 720 * 1024
 def register(dispatcher: Dispatcher, host: Host) -> None:
     store = host.store
 
+    def info(record: ModelRecord) -> dict[str, Any]:
+        # `compiled`: a session of it would be a compile-cache hit (runtime/sessions.py).
+        compiled = record.format == "onnx" and host.sessions.compiled(record.digest)
+        return {**record.info(), "compiled": compiled}
+
     def visible(digest: Digest | None, context: RequestContext) -> ModelRecord | None:
         record = store.get(digest) if digest is not None else None
         if record is None or not record.servable or not policy.can_see(record, context):
@@ -51,7 +56,7 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
             store.locate(record.digest)  # size (and mtime) checked before we say yes
             if call.context.partition is not None:
                 store.record_use(record.digest, call.context.partition.key)
-            return {"model": record.info()}
+            return {"model": info(record)}
         if not query.urls or query.digest is None:
             raise HostError("not_found", "no such model is available to this site")
         # Not visible: a real transfer, verified, even if the bytes are stored for
@@ -69,7 +74,7 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
             call.emit("download.progress", {"loaded": loaded, "total": total})
 
         _, future = host.jobs.request(request, progress)
-        return _then(future, lambda model: {"model": model.info()})
+        return _then(future, lambda model: {"model": info(model)})
 
     def cancel(call: Call) -> Mapping[str, Any]:
         raw = call.params.raw.get("request_id")
@@ -79,13 +84,8 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         return {"cancelled": host.jobs.cancel(str(raw), partition=_key(call))}
 
     def list_models(call: Call) -> Mapping[str, Any]:
-        return {
-            "models": [
-                r.info()
-                for r in store.list_models()
-                if r.servable and policy.can_see(r, call.context)
-            ]
-        }
+        seen = [r for r in store.list_models() if r.servable and policy.can_see(r, call.context)]
+        return {"models": [info(r) for r in seen]}
 
     def read(call: Call) -> Mapping[str, Any]:
         digest = call.params.digest()

@@ -87,6 +87,35 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (job_id, waiter)
     );
     """,
+    """
+    CREATE TABLE derived (            -- forms the host made of a model: the compile cache
+        key         TEXT PRIMARY KEY, -- SHA-256 of the key parts (runtime/compile_cache.py)
+        source      TEXT NOT NULL,    -- the model's sha256
+        transform   TEXT NOT NULL,    -- ort-optimized | ort-ep-context
+        scope       TEXT NOT NULL DEFAULT '',  -- '' shared; a partition key when per site
+        graph       TEXT,             -- blob of the graph; NULL when compiling failed
+        weights     TEXT,             -- blob of its external initializers, if any
+        details     TEXT NOT NULL,    -- JSON of the key parts (runtime, provider, level, cpu)
+        error       TEXT,             -- why compiling failed
+        created_at  REAL NOT NULL,
+        used_at     REAL
+    );
+    CREATE INDEX derived_source ON derived(source);
+    CREATE TRIGGER derived_blob_gone AFTER DELETE ON blobs
+    WHEN NOT EXISTS (SELECT 1 FROM preinstalled WHERE sha256 = OLD.sha256)
+    BEGIN
+        DELETE FROM refs WHERE kind = 'derived' AND key = OLD.sha256;
+        DELETE FROM derived
+        WHERE source = OLD.sha256 OR graph = OLD.sha256 OR weights = OLD.sha256;
+    END;
+    CREATE TRIGGER derived_preinstalled_gone AFTER DELETE ON preinstalled
+    WHEN NOT EXISTS (SELECT 1 FROM preinstalled WHERE sha256 = OLD.sha256)
+    AND NOT EXISTS (SELECT 1 FROM blobs WHERE sha256 = OLD.sha256 AND state = 'ok')
+    BEGIN
+        DELETE FROM refs WHERE kind = 'derived' AND key = OLD.sha256;
+        DELETE FROM derived WHERE source = OLD.sha256;
+    END;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -191,6 +220,16 @@ def _disk_full(exc: sqlite3.Error) -> bool:
 
 
 def _statements(script: str) -> list[str]:
-    # executescript() would commit the migration's transaction half-way; split instead.
+    # executescript() would commit the migration's transaction half-way; split instead,
+    # keeping a trigger's BEGIN … END body (with its own semicolons) in one statement.
     code = "\n".join(line.split("--", 1)[0] for line in script.splitlines())
-    return [s.strip() for s in code.split(";") if s.strip()]
+    statements, pending = [], ""
+    for piece in code.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                statements.append(pending.strip().rstrip(";").strip())
+            pending = ""
+    if pending.strip(" \n;"):
+        statements.append(pending.strip().rstrip(";").strip())
+    return statements

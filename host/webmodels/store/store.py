@@ -14,7 +14,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -29,6 +29,10 @@ from webmodels.store.records import ImportResult, Location, ModelRecord, StoreSt
 
 log = logging.getLogger(__name__)
 
+# Blobs the host made from a model (the compile cache): indexed like any blob but
+# kept alive by a ``derived`` reference to their source, never listed as models.
+DERIVED = "derived"
+
 
 class Store:
     def __init__(self, root: Path, *, preinstalled_dirs: Sequence[Path] = ()) -> None:
@@ -40,6 +44,9 @@ class Store:
             raise HostError("internal", f"cannot create the store at {root}: {exc}") from exc
         self.index = Index(root / "index.sqlite3")
         self.preinstalled_dirs = tuple(preinstalled_dirs)
+        # Called (on the storing thread) after an ONNX model entered the store: a
+        # download, an upload or an import. The host compiles it in the background.
+        self.on_stored: list[Callable[[ModelRecord], None]] = []
 
     @classmethod
     def open(cls, config: Config) -> Store:
@@ -127,7 +134,8 @@ class Store:
                 _upsert_object(db, digest, pending.size, metadata, name, version, now)
                 db.execute(
                     "INSERT INTO blobs (sha256, origin, stored_at) VALUES (?, ?, ?) "
-                    "ON CONFLICT(sha256) DO UPDATE SET state = 'ok'",
+                    "ON CONFLICT(sha256) DO UPDATE SET state = 'ok', origin = CASE "
+                    "WHEN blobs.origin = 'derived' THEN excluded.origin ELSE blobs.origin END",
                     (digest.hex, origin, now),
                 )
                 for ref in refs:
@@ -139,7 +147,59 @@ class Store:
         record = self.get(digest)
         assert record is not None
         log.info("stored %s (%d bytes, new=%s)", digest.hex, pending.size, published)
+        if record.format == "onnx":
+            for listener in self.on_stored:
+                try:
+                    listener(record)
+                except Exception:  # a listener's bug must not fail the download
+                    log.exception("on_stored listener")
         return ImportResult(model=record, deduplicated=not published)
+
+    def ingest_derived(
+        self,
+        source: Digest,
+        pending: Sequence[PendingBlob],
+        *,
+        record: Callable[[sqlite3.Connection], None],
+    ) -> bool:
+        """Publish blobs made from ``source`` (an optimized graph and its weights) in one
+        write transaction, each kept alive by a ``derived`` reference for as long as the
+        source exists (a trigger drops the references with the source); ``record`` adds
+        the caller's own rows there. False, publishing nothing, when the source is gone.
+        """
+        now = time.time()
+        published: list[Digest] = []
+        try:
+            with self.index.write() as db:
+                if not _source_present(db, source):
+                    return False
+                for blob in pending:
+                    if self.files.publish(blob):
+                        published.append(blob.digest)
+                    meta = ModelMetadata(format=DERIVED)
+                    _upsert_object(db, blob.digest, blob.size, meta, None, None, now)
+                    db.execute(
+                        "INSERT INTO blobs (sha256, origin, stored_at) VALUES (?, ?, ?) "
+                        "ON CONFLICT(sha256) DO UPDATE SET state = 'ok'",
+                        (blob.digest.hex, DERIVED, now),
+                    )
+                    _add_ref(db, blob.digest, (DERIVED, source.hex), now)
+                record(db)
+        except BaseException:
+            for digest in published:
+                self._remove_unindexed(digest)
+            raise
+        return True
+
+    def derived_blobs(self, sources: Iterable[Digest]) -> list[Digest]:
+        """The blobs made from ``sources`` (for removing them together)."""
+        found: list[Digest] = []
+        for source in sources:
+            rows = self.index.query(
+                "SELECT sha256 FROM refs WHERE kind = ? AND key = ?", (DERIVED, source.hex)
+            )
+            found += [Digest(r["sha256"]) for r in rows]
+        return found
 
     def _remove_unindexed(self, digest: Digest) -> None:
         """Take back a blob whose index write failed (a full disk), unless another
@@ -205,9 +265,11 @@ class Store:
                 refs.setdefault(r["sha256"], []).append(r)
         records = []
         for row in objects_rows:
-            record = _record(
-                row, blobs.get(row["sha256"]), pres.get(row["sha256"]), refs.get(row["sha256"], [])
-            )
+            blob, pre_row = blobs.get(row["sha256"]), pres.get(row["sha256"])
+            row_refs = refs.get(row["sha256"], [])
+            if _derived_only(blob, pre_row, row_refs):
+                continue  # a compiled form, not a model anyone stored
+            record = _record(row, blob, pre_row, row_refs)
             if record.servable or record.quarantined:
                 records.append(record)
         return records
@@ -241,9 +303,12 @@ class Store:
                 f"{digest.short} is pre-installed at {record.preinstalled_path}; "
                 "remove it from its models.json instead",
             )
+        derived = self.derived_blobs([digest])
         with self.index.write() as db:
             db.execute("DELETE FROM refs WHERE sha256 = ?", (digest.hex,))
-        return execute_gc(self, plan_gc(self, only=(digest,))).freed_bytes
+        freed = execute_gc(self, plan_gc(self, only=(digest,))).freed_bytes
+        # Its compiled forms go with it (their references went with its blob row).
+        return freed + (execute_gc(self, plan_gc(self, only=derived)).freed_bytes if derived else 0)
 
     def clear_site(self, top_site: str) -> tuple[int, int]:
         """Forget everything a top-level site obtained (in all its frames' partitions)
@@ -261,7 +326,10 @@ class Store:
                 (len(prefix), prefix),
             ).rowcount
         digests = [Digest(r["sha256"]) for r in rows]
+        derived = self.derived_blobs(digests)
         freed = execute_gc(self, plan_gc(self, only=digests)).freed_bytes if digests else 0
+        if derived:
+            freed += execute_gc(self, plan_gc(self, only=derived)).freed_bytes
         return dropped, freed
 
     def _require(self, digest: Digest) -> ModelRecord:
@@ -397,6 +465,26 @@ class Store:
 
 
 _PRE_KEYS = ("sha256", "size", "mtime_ns", "name", "version", "state")
+
+
+def _derived_only(
+    blob: sqlite3.Row | None, pre_row: sqlite3.Row | None, refs: Sequence[sqlite3.Row]
+) -> bool:
+    return (
+        blob is not None
+        and blob["origin"] == DERIVED
+        and pre_row is None
+        and all(r["kind"] == DERIVED for r in refs)
+    )
+
+
+def _source_present(db: sqlite3.Connection, source: Digest) -> bool:
+    row = db.execute(
+        "SELECT EXISTS (SELECT 1 FROM blobs WHERE sha256 = ? AND state = 'ok') "
+        "OR EXISTS (SELECT 1 FROM preinstalled WHERE sha256 = ? AND state = 'ok')",
+        (source.hex, source.hex),
+    ).fetchone()
+    return bool(row[0])
 
 
 def _record(

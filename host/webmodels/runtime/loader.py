@@ -1,0 +1,147 @@
+"""Building a session in a runtime worker, through the compile cache.
+
+`Loader.load` asks the worker for a session of a stored model: from the optimized graph
+the cache holds for it (a hit), or from the model itself, saving what ONNX Runtime
+optimized into a work folder that is then published as derived blobs. The same path
+serves pages (`keep=True`) and background compilation (`keep=False`: only the cache).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from webmodels.digest import Digest
+from webmodels.errors import HostError
+from webmodels.runtime.client import CallTimeout, Runtime, WorkerLost, WorkerProcess
+from webmodels.runtime.compile_cache import CacheKey, CompileCache, read_cpu_fingerprint
+from webmodels.runtime.probe import CPU, CUDA, TENSORRT
+from webmodels.runtime.settings import SessionSettings
+from webmodels.store.store import Store
+
+log = logging.getLogger(__name__)
+
+LEVELS = ("disabled", "basic", "extended", "all")
+ALIASES = {"cpu": CPU, "wasm": CPU, "cuda": CUDA, "tensorrt": TENSORRT}
+PROVIDER_OPTIONS: Mapping[str, Mapping[str, str]] = {
+    CUDA: {"device_id": "0"},
+    TENSORRT: {"device_id": "0"},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSpec:
+    digest: Digest
+    provider: str
+    level: str
+
+    @property
+    def provider_options(self) -> Mapping[str, str]:
+        return PROVIDER_OPTIONS.get(self.provider, {})
+
+
+def choose_provider(requested: Sequence[str] | None, usable: Sequence[str]) -> str:
+    """The first requested provider that really works (ORT names or ORT Web's short
+    ones), else — nothing requested — the best usable one; CPU when none fits."""
+    if requested:
+        for name in requested:
+            full = ALIASES.get(name.lower(), name)
+            if full in usable:
+                return full
+        return CPU
+    return usable[0] if usable else CPU
+
+
+class Loader:
+    def __init__(self, store: Store, settings: SessionSettings) -> None:
+        self.store = store
+        self.settings = settings
+        self.cache = CompileCache(store)
+        self.cpu = read_cpu_fingerprint()
+        self.ort_version: str | None = None  # as the last worker reported it
+
+    def key(self, spec: SessionSpec, ort_version: str) -> CacheKey:
+        # scope "" = one shared cache; per-partition caches for models that are not
+        # common (DESIGN §4) set the scope to the partition key here.
+        return CacheKey(
+            source=spec.digest,
+            ort_version=ort_version,
+            provider=spec.provider,
+            level=spec.level,
+            cpu=self.cpu,
+            provider_options=spec.provider_options,
+        )
+
+    def load(
+        self, runtime: Runtime, spec: SessionSpec, session_id: str, *, keep: bool
+    ) -> tuple[WorkerProcess, dict[str, Any]]:
+        """Build a session of ``spec`` in ``runtime``'s worker through the compile cache
+        (``keep=False``: only fill the cache). Returns the worker and its reply."""
+        location = self.store.locate(spec.digest)  # size (and mtime) checked here
+        if location.size > self.settings.max_model_bytes:
+            raise HostError(
+                "too_large",
+                f"the model has {location.size} bytes; sessions are limited to "
+                f"{self.settings.max_model_bytes} (sessions.max_model_bytes)",
+            )
+        worker = runtime.worker()
+        assert worker.info is not None
+        self.ort_version = worker.info.ort_version
+        key = self.key(spec, worker.info.ort_version) if spec.level != "disabled" else None
+        cached = self.cache.lookup(key) if key is not None else None
+        work_dir = self.cache.new_work_dir() if key is not None and cached is None else None
+        body = {
+            "session_id": session_id,
+            "keep": keep,
+            "model": {"path": str(location.path), "sha256": spec.digest.hex, "size": location.size},
+            "model_dir": str(location.path.parent) if location.preinstalled else None,
+            "provider": spec.provider,
+            "provider_options": dict(spec.provider_options),
+            "level": spec.level,
+            "limits": {
+                "max_nodes": self.settings.max_nodes,
+                "max_tensor_bytes": self.settings.max_tensor_bytes,
+            },
+            "cached": cached.to_frame() if cached is not None else None,
+            "save_to": str(work_dir) if work_dir is not None else None,
+            "work_dir": str(self.store.files.tmp_dir),
+        }
+        try:
+            reply = worker.call("create", body, timeout_s=self.settings.create_timeout_s)
+            self._keep_compiled(key, work_dir, reply)
+        except WorkerLost as lost:
+            raise HostError(
+                "session_crashed",
+                f"the runtime worker {lost.reason} while loading this model; "
+                "the next request gets a fresh worker",
+            ) from lost
+        except CallTimeout as timeout:
+            raise HostError(
+                "busy",
+                f"loading the model took longer than {timeout.limit_s:g} s and was stopped "
+                "(sessions.create_timeout_s)",
+            ) from timeout
+        finally:
+            if work_dir is not None:
+                shutil.rmtree(work_dir, ignore_errors=True)
+        return worker, reply
+
+    def _keep_compiled(
+        self, key: CacheKey | None, work_dir: Path | None, reply: Mapping[str, Any]
+    ) -> None:
+        if key is None:
+            return
+        if reply.get("cache_rejected"):
+            log.warning("cached graph %s refused: %s", key.id[:12], reply["cache_rejected"])
+            self.cache.forget(key)
+        saved = reply.get("saved")
+        if work_dir is None or not isinstance(saved, Mapping):
+            return
+        try:
+            self.cache.save(key, work_dir, str(saved["graph"]), saved.get("weights"))
+        except (HostError, OSError) as exc:  # a full disk: the session still works
+            log.warning("could not keep the compiled graph of %s: %s", key.source.short, exc)

@@ -1,0 +1,85 @@
+"""The worker's side of model files: read what the host named and check it is what the
+host expects, parse it, and give ONNX Runtime a private folder for cached weights."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from webmodels.errors import HostError
+from webmodels.runtime.safety import all_nodes, graphs
+
+
+def read_verified(ref: Mapping[str, Any]) -> bytes:
+    """The bytes of a file the host named, checked against the size and SHA-256 the
+    host expects (a pre-installed file may change on disk at any time)."""
+    with open(ref["path"], "rb") as fh:
+        data = fh.read(int(ref["size"]) + 1)
+    if len(data) != int(ref["size"]) or hashlib.sha256(data).hexdigest() != ref["sha256"]:
+        raise HostError(
+            "integrity_mismatch",
+            "the model file changed on disk while it was being loaded; try again",
+        )
+    return data
+
+
+def inline_nested(model: Any, weights: Path) -> bool:
+    """Put the bytes of external tensors outside the main graph's initializers (If/Loop
+    bodies, node attributes) back into the graph. ONNX Runtime checks those with the
+    onnx checker, which refuses a weights file with several hard links (CVE-2024-27318
+    hardening), and the private folder holds a hard link to the store's blob."""
+    tensors = [t for g in list(graphs(model))[1:] for t in g.initializer]
+    for node in all_nodes(model):
+        for attr in node.attribute:
+            tensors += [attr.t] if attr.HasField("t") else []
+            tensors += list(attr.tensors)
+    nested = [t for t in tensors if t.data_location == 1]  # EXTERNAL, checked already
+    if not nested:
+        return False
+    with weights.open("rb") as fh:
+        for tensor in nested:
+            entries = {e.key: e.value for e in tensor.external_data}
+            fh.seek(int(entries.get("offset", "0")))
+            tensor.raw_data = fh.read(int(entries.get("length", "-1")))
+            tensor.ClearField("external_data")
+            tensor.data_location = 0  # DEFAULT
+    return True
+
+
+def parse(data: bytes) -> Any:
+    import onnx
+
+    try:
+        return onnx.load_model_from_string(data)
+    except Exception as exc:  # protobuf's DecodeError and friends
+        reason = " ".join(str(exc).split())[:400]
+        raise HostError("model_invalid", f"not an ONNX model: {reason}") from exc
+
+
+@contextlib.contextmanager
+def private_folder(parent: str) -> Iterator[Path]:
+    # Named <pid>-….load so that the host removes it if this process dies meanwhile.
+    folder = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", suffix=".load", dir=parent))
+    try:
+        yield folder
+    finally:
+        for child in folder.iterdir():
+            with contextlib.suppress(OSError):
+                child.unlink()
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+def link_or_copy(source: Path, target: Path, size: int) -> None:
+    if source.stat().st_size != size:
+        raise HostError("integrity_mismatch", "a cached weights file has the wrong size")
+    try:
+        os.link(source, target)
+    except OSError:  # another file system, or no hard links: a private copy
+        shutil.copyfile(source, target)

@@ -1,0 +1,342 @@
+"""`SessionManager`: ONNX Runtime sessions owned by partitions, run in the worker.
+
+* A session belongs to the partition that created it; for any other its id does not
+  exist (``session_not_found``, the same answer as for an id never issued).
+* Sessions are bounded per partition and in total, calls in flight too (``busy``);
+  a session unused for ``idle_s`` is unloaded.
+* When the worker dies, the call that was running gets ``session_crashed`` and its
+  session is dropped (it may be the culprit); the other sessions of that worker are
+  rebuilt in a fresh worker on their next call (a compile-cache hit, so cheap). A call
+  past ``run_timeout_s`` gets ``busy`` and the worker is stopped; calls that were
+  merely in flight beside it are retried once in the fresh worker.
+* Sessions are built through the compile cache (runtime/loader.py);
+  `BackgroundCompiler` fills it ahead of time in a worker of its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from webmodels.digest import Digest
+from webmodels.errors import HostError
+from webmodels.runtime.client import CallTimeout, Runtime, WorkerLost, WorkerOptions, WorkerProcess
+from webmodels.runtime.compile_cache import CacheKey
+from webmodels.runtime.loader import Loader, SessionSpec, choose_provider
+from webmodels.runtime.probe import ProviderProbe
+from webmodels.runtime.settings import SessionSettings
+from webmodels.runtime.tensors import Tensor, parse_frame
+from webmodels.store.store import Store
+
+log = logging.getLogger(__name__)
+
+MAX_OUTPUT_BYTES = 1 << 20  # a reply frame holds 1 MiB; base64 makes any more hopeless
+PROBE_WAIT_S = 30.0
+NOT_FOUND = "no such session (released, unloaded after being idle, or never created)"
+
+
+@dataclass(slots=True)
+class Session:
+    id: str
+    partition: str
+    spec: SessionSpec
+    provider: str
+    inputs: list[dict[str, Any]]
+    outputs: list[dict[str, Any]]
+    worker: WorkerProcess | None
+    last_used: float
+    calls: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    session_id: str
+    provider: str
+    inputs: list[dict[str, Any]]
+    outputs: list[dict[str, Any]]
+    compiled_cache_hit: bool
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "session_id": self.session_id,
+            "provider": self.provider,
+            "inputs": self.inputs,
+            "outputs": self.outputs,
+            "compiled_cache_hit": self.compiled_cache_hit,
+        }
+
+
+class SessionManager:
+    def __init__(
+        self,
+        store: Store,
+        probe: ProviderProbe,
+        settings: SessionSettings,
+        *,
+        log_path: Path | None = None,
+    ) -> None:
+        self.store = store
+        self.probe = probe
+        self.settings = settings
+        self.loader = Loader(store, settings)
+        self.cache = self.loader.cache
+        options = WorkerOptions(memory_limit=settings.memory_limit, log_path=log_path)
+        self.runtime = Runtime(options)
+        self._lock = threading.Lock()
+        self._sessions: dict[str, Session] = {}
+        self._reserved: dict[str, int] = {}  # creations under way, per partition
+        self._calls = 0
+        self._closed = threading.Event()
+        from webmodels.runtime.background import BackgroundCompiler
+
+        self.compiler = BackgroundCompiler(self, Runtime(options))
+
+    def start(self) -> SessionManager:
+        with contextlib.suppress(OSError, HostError):
+            self.cache.remove_stale_work_dirs()
+            self.cache.prune()
+        threading.Thread(target=self._reap_loop, name="sessions-reaper", daemon=True).start()
+        if self.settings.background_compile:
+            self.store.on_stored.append(lambda record: self.compiler.schedule(record.digest))
+            self.compiler.start()
+        return self
+
+    def close(self) -> None:
+        self._closed.set()
+        self.compiler.close()
+        self.runtime.close()
+
+    # -- the protocol's three calls ---------------------------------------------------------------
+
+    def create(
+        self,
+        digest: Digest,
+        *,
+        partition: str,
+        providers: Sequence[str] | None = None,
+        level: str = "all",
+    ) -> Created:
+        self._reserve(partition)
+        try:
+            spec = SessionSpec(digest, self.provider_for(providers), level)
+            session_id = secrets.token_hex(16)
+            with self._slot():
+                worker, reply = self.load(self.runtime, spec, session_id, keep=True)
+            session = Session(
+                id=session_id,
+                partition=partition,
+                spec=spec,
+                provider=str(reply["provider"]),
+                inputs=list(reply["inputs"]),
+                outputs=list(reply["outputs"]),
+                worker=worker,
+                last_used=time.monotonic(),
+            )
+            with self._lock:
+                self._sessions[session_id] = session
+        finally:
+            with self._lock:
+                self._reserved[partition] -= 1
+        return Created(
+            session_id,
+            session.provider,
+            session.inputs,
+            session.outputs,
+            bool(reply["compiled_cache_hit"]),
+        )
+
+    def run(
+        self,
+        session_id: str,
+        partition: str,
+        feeds: Mapping[str, Tensor],
+        fetches: Sequence[str] | None = None,
+    ) -> dict[str, Tensor]:
+        session = self._find(session_id, partition)
+        with self._slot(session):
+            try:
+                return self._run(session, feeds, fetches)
+            finally:
+                session.last_used = time.monotonic()
+
+    def release(self, session_id: str, partition: str) -> bool:
+        with self._lock:
+            session = self._sessions.get(session_id)
+            if session is None or session.partition != partition:
+                return False
+            del self._sessions[session_id]
+        self._unload(session)
+        return True
+
+    def compiled(self, digest: Digest) -> bool:
+        """Whether a session of this model, as `create` builds it by default, would be
+        a compile-cache hit (never waits: false while the provider probe runs)."""
+        probe = self.probe.result(0)
+        version = self.ort_version_hint()
+        if probe is None or version is None:
+            return False
+        spec = SessionSpec(digest, choose_provider(None, probe.usable), "all")
+        return self.cache.compiled(self.key(spec, version))
+
+    def ort_version_hint(self) -> str | None:
+        """ONNX Runtime's version as a worker or the probe reported it (same string)."""
+        if self.loader.ort_version is not None:
+            return self.loader.ort_version
+        probe = self.probe.result(0)
+        return probe.ort_version if probe is not None else None
+
+    # -- building --------------------------------------------------------------------------------
+
+    def provider_for(self, requested: Sequence[str] | None, *, warm: bool = True) -> str:
+        if warm and not self.probe.done:  # the first call after a start: warm the worker
+            threading.Thread(target=self._warm, name="worker-warm", daemon=True).start()
+        probe = self.probe.result(PROBE_WAIT_S)
+        return choose_provider(requested, probe.usable if probe is not None else ())
+
+    def _warm(self) -> None:
+        with contextlib.suppress(HostError):
+            self.runtime.worker()
+
+    def key(self, spec: SessionSpec, ort_version: str) -> CacheKey:
+        return self.loader.key(spec, ort_version)
+
+    def load(
+        self, runtime: Runtime, spec: SessionSpec, session_id: str, *, keep: bool
+    ) -> tuple[WorkerProcess, dict[str, Any]]:
+        return self.loader.load(runtime, spec, session_id, keep=keep)
+
+    # -- running ---------------------------------------------------------------------------------
+
+    def _run(
+        self, session: Session, feeds: Mapping[str, Tensor], fetches: Sequence[str] | None
+    ) -> dict[str, Tensor]:
+        body = {
+            "session_id": session.id,
+            "feeds": {name: tensor.to_frame() for name, tensor in feeds.items()},
+            "fetches": list(fetches) if fetches else None,
+            "max_output_bytes": MAX_OUTPUT_BYTES,
+        }
+        for attempt in (1, 2):
+            worker = self._ensure_loaded(session)
+            try:
+                reply = worker.call("run", body, timeout_s=self.settings.run_timeout_s)
+            except WorkerLost as lost:
+                if lost.deliberate and not lost.culprit and attempt == 1:
+                    continue  # stopped for another call's sake: once more, in a fresh worker
+                self._drop(session)
+                raise HostError(
+                    "session_crashed",
+                    f"the runtime worker {lost.reason} while running this session; "
+                    "create the session again (the host itself is fine)",
+                ) from lost
+            except CallTimeout as timeout:
+                raise HostError(
+                    "busy",
+                    f"the model ran longer than {timeout.limit_s:g} s and was stopped; use "
+                    "smaller inputs, or raise sessions.run_timeout_s",
+                ) from timeout
+            outputs = reply.get("outputs") or {}
+            return {n: parse_frame(v, field=f"outputs.{n}") for n, v in outputs.items()}
+        raise AssertionError("unreachable")
+
+    def _ensure_loaded(self, session: Session) -> WorkerProcess:
+        """The worker holding the session, rebuilding it in a fresh one if its worker
+        died or was retired since."""
+        with session.lock:
+            worker = session.worker
+            if worker is None or not worker.usable:
+                worker, _ = self.load(self.runtime, session.spec, session.id, keep=True)
+                session.worker = worker
+            return worker
+
+    # -- bookkeeping -----------------------------------------------------------------------------
+
+    def _find(self, session_id: str, partition: str) -> Session:
+        with self._lock:
+            session = self._sessions.get(session_id)
+        if session is None or session.partition != partition:
+            raise HostError("session_not_found", NOT_FOUND)
+        return session
+
+    @contextlib.contextmanager
+    def _slot(self, session: Session | None = None) -> Iterator[None]:
+        """One of ``max_concurrent_calls``: runs and creations block a request thread
+        each, and the host keeps some of its 8 for everything else."""
+        with self._lock:
+            if self._calls >= self.settings.max_concurrent_calls:
+                raise HostError(
+                    "busy",
+                    f"{self._calls} session calls are running (the limit); try again shortly",
+                    limit=self.settings.max_concurrent_calls,
+                )
+            self._calls += 1
+            if session is not None:
+                session.calls += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._calls -= 1
+                if session is not None:
+                    session.calls -= 1
+
+    def _reserve(self, partition: str) -> None:
+        with self._lock:
+            mine = self._reserved.get(partition, 0) + sum(
+                1 for s in self._sessions.values() if s.partition == partition
+            )
+            total = sum(self._reserved.values()) + len(self._sessions)
+            if mine >= self.settings.max_per_partition:
+                raise HostError(
+                    "busy",
+                    f"this site has {mine} sessions open (the limit); release one first",
+                    limit=self.settings.max_per_partition,
+                )
+            if total >= self.settings.max_total:
+                raise HostError(
+                    "busy",
+                    "the host has as many sessions open as it allows; try again later",
+                    limit=self.settings.max_total,
+                )
+            self._reserved[partition] = self._reserved.get(partition, 0) + 1
+
+    def _drop(self, session: Session) -> None:
+        with self._lock:
+            self._sessions.pop(session.id, None)
+
+    def _unload(self, session: Session) -> None:
+        worker = session.worker
+        if worker is not None and worker.usable:
+            with contextlib.suppress(HostError, WorkerLost, CallTimeout):
+                worker.call("release", {"session_id": session.id}, timeout_s=10.0)
+
+    def _reap_loop(self) -> None:
+        idle_s = self.settings.idle_s
+        while not self._closed.wait(max(0.2, min(idle_s / 4, 30.0))):
+            try:
+                self.reap()
+            except Exception:
+                log.exception("session reaper")
+
+    def reap(self) -> int:
+        """Unload sessions idle for ``idle_s``; stop the worker once none is left."""
+        cutoff = time.monotonic() - self.settings.idle_s
+        with self._lock:
+            idle = [s for s in self._sessions.values() if s.calls == 0 and s.last_used < cutoff]
+            for session in idle:
+                del self._sessions[session.id]
+            empty = not self._sessions and not any(self._reserved.values())
+        for session in idle:
+            log.info("unloading idle session %s", session.id[:8])
+            self._unload(session)
+        if empty:
+            self.runtime.stop_if_idle(self.settings.idle_s)
+        return len(idle)
