@@ -1,4 +1,4 @@
-// Page side, part 2 of 3: navigator.crossOriginStorage in the shape of the WICG
+// Page side, part 2 of 4: navigator.crossOriginStorage in the shape of the WICG
 // Cross-Origin Storage explainer (https://wicg.github.io/cross-origin-storage/):
 //
 //   requestFileHandle({algorithm: "SHA-256", value: hex}, {create?, origins?})

@@ -1,9 +1,10 @@
-// Page side, part 3 of 3: window.webmodels (DESIGN §7), and the end of the
-// internals that parts 1 and 2 shared.
+// Page side, part 4 of 4: window.webmodels (DESIGN §7), and the end of the
+// internals that parts 1 to 3 shared.
 //
 //   await webmodels.availability(query)   "available" | "downloading" | "downloadable" | "unavailable"
 //   const model = await webmodels.load(query, {monitor, signal, prefetch, substitute})
 //   model.info; await model.arrayBuffer(); model.stream(); await model.blob()
+//   const session = await model.createSession(options)   (sessions.js)
 //   await webmodels.list()                ModelInfo of every model this site can see
 //
 // `monitor(m)` is called at once with an EventTarget on which "downloadprogress"
@@ -13,8 +14,11 @@
   "use strict";
 
   const KEY = Symbol.for("webmodels.page-internals");
+  const SESSIONS = Symbol.for("webmodels.page-sessions");
   const I = globalThis[KEY];
+  const S = globalThis[SESSIONS];
   delete globalThis[KEY];
+  delete globalThis[SESSIONS];
   if (!I) return; // not a secure context
 
   /** `value` as plain JSON data (what crosses the extension's ports). */
@@ -81,6 +85,11 @@
       const parts = [];
       for await (const chunk of I.readChunks(this.#info.sha256, this.#info.size)) parts.push(chunk);
       return new Blob(parts);
+    }
+
+    /** A session of this model in the host's native ONNX Runtime (sessions.js). */
+    async createSession(options = {}) {
+      return S.createSession(this.#info, options);
     }
   }
 

@@ -1,7 +1,8 @@
-// Page side, part 1 of 3 (MAIN world; classic scripts, run in manifest order at
+// Page side, part 1 of 4 (MAIN world; classic scripts, run in manifest order at
 // document_start, before any script of the page): the line to the relay, bytes,
-// errors. Parts 2 (cos.js) and 3 (webmodels-api.js) use what this one leaves under
-// a symbol on the global object; part 3 deletes it, so the page never sees it.
+// errors. Parts 2 (cos.js), 3 (sessions.js) and 4 (webmodels-api.js) use what this
+// one leaves under a symbol on the global object; part 4 deletes it, so the page
+// never sees it.
 //
 // Nothing here is a security boundary: the page can post the relay's messages
 // itself. Who the page is, is decided by the service worker.
@@ -18,7 +19,12 @@
   const READS_IN_FLIGHT = 4;
   // Safe to repeat against a new service worker (and host) when the old one went
   // away mid-request; an upload is not: its upload id died with the old host.
-  const RETRYABLE = new Set(["hello", "models.availability", "models.load", "models.list", "models.read", "cos.lookup"]);
+  // Sessions died with the old host: creating one again is safe, and releasing
+  // one there answers session_not_found, which release() takes as done.
+  const RETRYABLE = new Set([
+    "hello", "models.availability", "models.load", "models.list", "models.read", "cos.lookup",
+    "sessions.create", "sessions.release",
+  ]);
 
   const post = window.postMessage.bind(window);
   const targetOrigin = window.location.origin === "null" ? "*" : window.location.origin;

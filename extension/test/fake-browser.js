@@ -153,6 +153,12 @@ export function runScript(path, context) {
   vm.runInContext(source, context, { filename: path });
 }
 
+/** The MAIN-world content scripts, in the manifest's order. */
+export function mainWorldScripts() {
+  const manifest = JSON.parse(readFileSync(ROOT + "manifest.json", "utf8"));
+  return manifest.content_scripts.find((script) => script.world === "MAIN").js;
+}
+
 export const senderFor = ({ origin, frameId = 0, topUrl = `${origin}/` }) => ({
   id: EXTENSION_ID,
   origin,
@@ -181,6 +187,6 @@ export function openFrame(browser, { origin = "https://a.example", frameId = 0, 
     DOMException, Blob, File, Event, EventTarget, ReadableStream, WritableStream, Response,
     atob, btoa, console, setTimeout, clearTimeout,
   });
-  for (const file of ["page/wire.js", "page/cos.js", "page/webmodels-api.js"]) runScript(file, main);
+  for (const file of mainWorldScripts()) runScript(file, main);
   return { window, main, navigator: main.navigator, webmodels: window.webmodels ?? main.window.webmodels };
 }

@@ -152,6 +152,90 @@ declare global {
     blob(): Promise<Blob>;
     /** The bytes in order, in chunks of at most 720 KiB. */
     stream(): ReadableStream<Uint8Array>;
+    /** A session of this model in the host's native ONNX Runtime, from its compile
+     *  cache when the model was compiled before. */
+    createSession(options?: WebModelsSessionOptions): Promise<WebModelsSession>;
+  }
+
+  // --- sessions (the tensor shape of ONNX Runtime Web) ---------------------------------
+
+  /** Element types by their ONNX Runtime Web names, with the array `data` holds. */
+  interface WebModelsTensorDataMap {
+    float32: Float32Array;
+    float64: Float64Array;
+    /** IEEE half floats as bit patterns (a Float16Array is accepted as input). */
+    float16: Uint16Array;
+    int8: Int8Array;
+    uint8: Uint8Array;
+    int16: Int16Array;
+    uint16: Uint16Array;
+    int32: Int32Array;
+    uint32: Uint32Array;
+    int64: BigInt64Array;
+    uint64: BigUint64Array;
+    /** One byte per element: 0 or 1. */
+    bool: Uint8Array;
+    string: string[];
+  }
+
+  type WebModelsTensorType = keyof WebModelsTensorDataMap;
+
+  /** What run() returns per output: the shape of ORT Web's `Tensor` (pass it on
+   *  with `new ort.Tensor(t.type, t.data, t.dims)`). */
+  interface WebModelsTensor<T extends WebModelsTensorType = WebModelsTensorType> {
+    type: T;
+    dims: number[];
+    data: WebModelsTensorDataMap[T];
+  }
+
+  /** What run() takes per input: an `ort.Tensor` (on the CPU, or with getData() for
+   *  GPU-held ones) or any object of that shape. `data` may also be a plain array,
+   *  converted as the ort.Tensor constructor does. */
+  interface WebModelsTensorInput<T extends WebModelsTensorType = WebModelsTensorType> {
+    readonly type: T;
+    readonly dims: readonly number[];
+    readonly data: WebModelsTensorDataMap[T] | readonly (number | bigint | boolean | string)[];
+    readonly location?: string;
+    getData?(): Promise<WebModelsTensorDataMap[T]>;
+  }
+
+  /** Like ORT Web's InferenceSession.ValueMetadata; `shape` entries are sizes,
+   *  symbolic names or null, and the shape is [] when the rank is unknown. */
+  interface WebModelsValueMetadata {
+    readonly name: string;
+    readonly isTensor: true;
+    readonly type: WebModelsTensorType | (string & {});
+    readonly shape: ReadonlyArray<number | string | null>;
+  }
+
+  interface WebModelsSessionOptions {
+    /** Preference order, e.g. ["cuda", "cpu"] or ORT names ("CUDAExecutionProvider");
+     *  the host uses the first one that really works. Default: the best available. */
+    executionProviders?: ReadonlyArray<string | { name: string }>;
+    graphOptimizationLevel?: "disabled" | "basic" | "extended" | "all";
+  }
+
+  interface WebModelsSession {
+    readonly inputNames: readonly string[];
+    readonly outputNames: readonly string[];
+    readonly inputMetadata: readonly WebModelsValueMetadata[];
+    readonly outputMetadata: readonly WebModelsValueMetadata[];
+    /** The execution provider the host runs the session on, e.g. "CPUExecutionProvider". */
+    readonly provider: string;
+    /** True when the host loaded an already-optimized graph from its compile cache. */
+    readonly compiledCacheHit: boolean;
+    /** Rejects with TypeError for malformed feeds (nothing is sent), InvalidStateError
+     *  (session_not_found) after release() or when the host dropped the session,
+     *  OperationError (inference_failed, session_crashed, busy), or
+     *  QuotaExceededError (too_large: requests up to 64 MiB, replies up to 1 MiB). */
+    /** `fetches` names the outputs wanted (default: all), as in ORT Web: an array
+     *  of names or an object keyed by them. */
+    run(
+      feeds: Record<string, WebModelsTensorInput>,
+      fetches?: readonly string[] | Record<string, unknown>,
+    ): Promise<Record<string, WebModelsTensor>>;
+    /** Frees the session in the host (also done when the object is collected). */
+    release(): Promise<void>;
   }
 
   interface WebModels {

@@ -34,7 +34,8 @@ from support.host import webmodels_env  # noqa: E402
 from support.httpserver import Fault, ModelServer  # noqa: E402
 from webmodels.config import Flags, load_config  # noqa: E402
 from webmodels.digest import Digest  # noqa: E402
-from webmodels.fetch.jobs import DownloadRequest, JobManager  # noqa: E402
+from webmodels.fetch.jobs import JobManager  # noqa: E402
+from webmodels.fetch.records import DownloadRequest  # noqa: E402
 from webmodels.store import Store  # noqa: E402
 
 

@@ -14,7 +14,8 @@ from webmodels.cli.main import CliContext
 from webmodels.cli.output import ProgressBar, format_table, human_bytes, print_json
 from webmodels.digest import Digest
 from webmodels.errors import HostError
-from webmodels.fetch.jobs import DownloadRequest, JobManager
+from webmodels.fetch.jobs import JobManager
+from webmodels.fetch.records import DownloadRequest
 from webmodels.query import ModelQuery
 from webmodels.store import Store
 

@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -29,86 +29,16 @@ import requests
 from webmodels.digest import Digest
 from webmodels.errors import HostError
 from webmodels.fetch.progress import ProgressThrottle
-from webmodels.fetch.transfer import Cancelled, Transfer, TransferOptions, new_session
+from webmodels.fetch.records import DownloadRequest, JobOptions, JobRow
+from webmodels.fetch.transfer import Cancelled, Transfer, new_session
 from webmodels.store.blobs import process_alive
-from webmodels.store.metadata import ModelMetadata, read_onnx_metadata, sniff_format
+from webmodels.store.metadata import describe_file
 from webmodels.store.records import ModelRecord
 from webmodels.store.store import Store
 
 log = logging.getLogger(__name__)
 
 OnProgress = Callable[[int, int | None], None]
-
-
-@dataclass(frozen=True, slots=True)
-class JobOptions:
-    lease_s: float = 10.0
-    heartbeat_s: float = 0.25  # progress and lease renewal in the index
-    poll_s: float = 0.1  # followers read the row this often
-    max_transfers: int = 4  # concurrent transfers run by one process
-    keep_finished_s: float = 24 * 3600
-    transfer: TransferOptions = field(default_factory=TransferOptions)
-
-
-@dataclass(frozen=True, slots=True)
-class DownloadRequest:
-    digest: Digest
-    urls: tuple[str, ...]
-    waiter: str  # unique among this process's requesters ("" for nobody: a prefetch)
-    partition: str | None = None  # the requester's partition key; None for the CLI
-    size: int | None = None
-    background: bool = False  # a prefetch: goes on when nobody waits
-
-
-@dataclass(frozen=True, slots=True)
-class JobRow:
-    id: str
-    digest: Digest
-    urls: tuple[str, ...]
-    size: int | None
-    state: str  # active | done | failed | cancelled
-    background: bool
-    loaded: int
-    total: int | None
-    lease_owner: str | None
-    lease_expires: float
-    error: dict[str, Any] | None
-    created_at: float
-    updated_at: float
-
-    @classmethod
-    def from_row(cls, row: Any) -> JobRow:
-        return cls(
-            id=row["id"],
-            digest=Digest(row["sha256"]),
-            urls=tuple(json.loads(row["urls"])),
-            size=row["size"],
-            state=row["state"],
-            background=bool(row["background"]),
-            loaded=row["loaded"],
-            total=row["total"],
-            lease_owner=row["lease_owner"],
-            lease_expires=row["lease_expires"],
-            error=json.loads(row["error"]) if row["error"] else None,
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-        )
-
-    def to_json(self, *, waiters: int = 0) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "sha256": self.digest.hex,
-            "urls": list(self.urls),
-            "state": self.state,
-            "background": self.background,
-            "loaded": self.loaded,
-            "total": self.total,
-            "waiters": waiters,
-            "running": self.state == "active" and self.lease_expires > time.time(),
-            "error": self.error,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-        }
 
 
 @dataclass(slots=True)
@@ -412,7 +342,7 @@ class JobManager:
                 self._stops.pop(job.id, None)
 
     def _publish(self, job: JobRow, pending: Any) -> None:
-        metadata = describe_download(pending.temp_path)
+        metadata = describe_file(pending.temp_path)
         refs = self._waiter_refs(job.id)
         try:
             self.store.ingest(
@@ -536,17 +466,3 @@ def _owner_gone(owner: str) -> bool:
 class _Counters:
     loaded: int
     total: int | None
-
-
-def describe_download(path: Any) -> ModelMetadata:
-    """ONNX metadata when the bytes are an ONNX model, else the sniffed format: the store
-    holds any file (tokenizers, configs, other weight formats) that pages ask for."""
-    with open(path, "rb") as fh:
-        # ONNX writers put ModelProto field 1 (ir_version, a varint: tag 0x08) first;
-        # anything else is not worth a full protobuf parse of a large file.
-        if fh.read(1) == b"\x08":
-            try:
-                return read_onnx_metadata(path)
-            except HostError:
-                pass
-    return ModelMetadata(format=sniff_format(path))

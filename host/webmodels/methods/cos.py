@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from webmodels import policy
 from webmodels.dispatch import Call, Dispatcher
 from webmodels.errors import HostError
-from webmodels.fetch.jobs import describe_download
+from webmodels.store.metadata import describe_file
 
 if TYPE_CHECKING:
     from webmodels.app import Host
@@ -51,7 +51,7 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         partition = key(call)
         refs = [("site", partition)] if partition else [("import", "cos")]
         try:
-            metadata = describe_download(pending.temp_path)
+            metadata = describe_file(pending.temp_path)
             result = store.ingest(pending, metadata, origin="downloaded", refs=refs)
         finally:
             store.files.discard(pending)

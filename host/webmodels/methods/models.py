@@ -13,7 +13,7 @@ from webmodels.context import RequestContext
 from webmodels.digest import Digest
 from webmodels.dispatch import Call, Dispatcher, Result
 from webmodels.errors import HostError
-from webmodels.fetch.jobs import DownloadRequest
+from webmodels.fetch.records import DownloadRequest
 from webmodels.query import ModelQuery
 from webmodels.store.records import ModelRecord
 

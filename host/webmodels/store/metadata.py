@@ -219,3 +219,17 @@ def _refuse_external_data(model: Any) -> None:
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:300]
+
+
+def describe_file(path: Path) -> ModelMetadata:
+    """ONNX metadata when the bytes are an ONNX model, else the sniffed format: the store
+    holds any file (tokenizers, configs, other weight formats) that pages ask for."""
+    with open(path, "rb") as fh:
+        # ONNX writers put ModelProto field 1 (ir_version, a varint: tag 0x08) first;
+        # anything else is not worth a full protobuf parse of a large file.
+        if fh.read(1) == b"\x08":
+            try:
+                return read_onnx_metadata(path)
+            except HostError:
+                pass
+    return ModelMetadata(format=sniff_format(path))

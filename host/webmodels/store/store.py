@@ -10,7 +10,6 @@ Invariants (tests in tests/store check each):
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import time
@@ -21,11 +20,12 @@ from types import TracebackType
 from webmodels.config import Config
 from webmodels.digest import Digest
 from webmodels.errors import HostError
-from webmodels.store import preinstalled as pre
-from webmodels.store.blobs import BlobFiles, PendingBlob, Progress, hash_file
+from webmodels.store import preinstalled_index as pre_index
+from webmodels.store.blobs import BlobFiles, PendingBlob, Progress
 from webmodels.store.index import Index
 from webmodels.store.metadata import ModelMetadata, read_onnx_metadata, sniff_format
 from webmodels.store.records import ImportResult, Location, ModelRecord, StoreStats, metadata_of
+from webmodels.store.rows import add_ref, upsert_object
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ class Store:
         try:
             with self.index.write() as db:
                 published = self.files.publish(pending)
-                _upsert_object(db, digest, pending.size, metadata, name, version, now)
+                upsert_object(db, digest, pending.size, metadata, name, version, now)
                 db.execute(
                     "INSERT INTO blobs (sha256, origin, stored_at) VALUES (?, ?, ?) "
                     "ON CONFLICT(sha256) DO UPDATE SET state = 'ok', origin = CASE "
@@ -139,7 +139,7 @@ class Store:
                     (digest.hex, origin, now),
                 )
                 for ref in refs:
-                    _add_ref(db, digest, ref, now)
+                    add_ref(db, digest, ref, now)
         except BaseException:
             if published:  # the index never took it: no row may be left without its file
                 self._remove_unindexed(digest)
@@ -177,13 +177,13 @@ class Store:
                     if self.files.publish(blob):
                         published.append(blob.digest)
                     meta = ModelMetadata(format=DERIVED)
-                    _upsert_object(db, blob.digest, blob.size, meta, None, None, now)
+                    upsert_object(db, blob.digest, blob.size, meta, None, None, now)
                     db.execute(
                         "INSERT INTO blobs (sha256, origin, stored_at) VALUES (?, ?, ?) "
                         "ON CONFLICT(sha256) DO UPDATE SET state = 'ok'",
                         (blob.digest.hex, DERIVED, now),
                     )
-                    _add_ref(db, blob.digest, (DERIVED, source.hex), now)
+                    add_ref(db, blob.digest, (DERIVED, source.hex), now)
                 record(db)
         except BaseException:
             for digest in published:
@@ -225,7 +225,7 @@ class Store:
         """Where to read a servable model; checks size (and mtime for pre-installed)."""
         record = self.get(digest)
         if record is not None and record.preinstalled_path is not None:
-            location = self._check_preinstalled(record.preinstalled_path)
+            location = pre_index.check(self, record.preinstalled_path)
             if location is not None:
                 return location
             record = self.get(digest)
@@ -279,13 +279,13 @@ class Store:
     def record_use(self, digest: Digest, partition_key: str) -> None:
         """Note that a partition obtained this model (the popup lists the sites)."""
         with self.index.write() as db:
-            _add_ref(db, digest, ("site", partition_key), time.time())
+            add_ref(db, digest, ("site", partition_key), time.time())
 
     def pin(self, digest: Digest, pinned: bool) -> ModelRecord:
         record = self._require(digest)
         with self.index.write() as db:
             if pinned:
-                _add_ref(db, digest, ("pin", ""), time.time())
+                add_ref(db, digest, ("pin", ""), time.time())
             else:
                 db.execute("DELETE FROM refs WHERE sha256 = ? AND kind = 'pin'", (digest.hex,))
         return self.get(digest) or record
@@ -350,77 +350,7 @@ class Store:
 
     def refresh_preinstalled(self) -> None:
         """Index the configured folders; only files whose size or mtime changed are hashed."""
-        seen: set[str] = set()
-        for folder in self.preinstalled_dirs:
-            for entry in pre.read_folder(folder):
-                seen.add(str(entry.path))
-                try:
-                    self._index_preinstalled(entry)
-                except (OSError, HostError) as exc:
-                    log.warning("skipping pre-installed %s: %s", entry.path, exc)
-        with self.index.write() as db:
-            for row in db.execute("SELECT path FROM preinstalled").fetchall():
-                if row["path"] not in seen:
-                    db.execute("DELETE FROM preinstalled WHERE path = ?", (row["path"],))
-
-    def _index_preinstalled(self, entry: pre.PreinstalledEntry) -> None:
-        stat = entry.path.stat()
-        rows = self.index.query("SELECT * FROM preinstalled WHERE path = ?", (str(entry.path),))
-        row = rows[0] if rows else None
-        if row is not None and (row["size"], row["mtime_ns"]) == (stat.st_size, stat.st_mtime_ns):
-            digest, size = Digest(row["sha256"]), int(row["size"])  # unchanged: no re-hash
-        else:
-            digest, size = hash_file(entry.path)
-        state = "ok" if entry.declared in (None, digest) else "quarantined"
-        # models.json may change without the file: a corrected hash, a new name or version.
-        listed = (digest.hex, size, stat.st_mtime_ns, entry.name, entry.version, state)
-        if row is not None and tuple(row[k] for k in _PRE_KEYS) == listed:
-            return
-        if state != "ok" and entry.declared is not None:
-            log.error(
-                "pre-installed %s: hash %s, models.json says %s",
-                entry.path,
-                digest.hex,
-                entry.declared.hex,
-            )
-        metadata = (
-            read_onnx_metadata(entry.path)
-            if entry.path.suffix == ".onnx" and state == "ok"
-            else ModelMetadata(format=sniff_format(entry.path))
-        )
-        now = time.time()
-        with self.index.write() as db:
-            _upsert_object(db, digest, size, metadata, entry.name, entry.version, now)
-            db.execute(
-                "INSERT OR REPLACE INTO preinstalled (path, folder, sha256, size, mtime_ns, "
-                "name, version, state, indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    str(entry.path),
-                    str(entry.folder),
-                    digest.hex,
-                    size,
-                    stat.st_mtime_ns,
-                    entry.name,
-                    entry.version,
-                    state,
-                    now,
-                ),
-            )
-
-    def _check_preinstalled(self, path: Path) -> Location | None:
-        rows = self.index.query("SELECT * FROM preinstalled WHERE path = ?", (str(path),))
-        if not rows or rows[0]["state"] != "ok":
-            return None
-        row = rows[0]
-        try:
-            stat = path.stat()
-        except OSError:
-            stat = None
-        if stat is None or stat.st_size != row["size"] or stat.st_mtime_ns != row["mtime_ns"]:
-            log.warning("pre-installed %s changed on disk; re-indexing", path)
-            self.refresh_preinstalled()
-            return None
-        return Location(Digest(row["sha256"]), path, row["size"], preinstalled=True)
+        pre_index.refresh(self)
 
     # -- housekeeping -----------------------------------------------------------------
 
@@ -462,9 +392,6 @@ class Store:
             (record.digest.hex, record.digest.hex),
         )
         return max(1, int(rows[0][0]))
-
-
-_PRE_KEYS = ("sha256", "size", "mtime_ns", "name", "version", "state")
 
 
 def _derived_only(
@@ -512,33 +439,4 @@ def _record(
         pinned=any(r["kind"] == "pin" for r in refs),
         sites=tuple(r["key"] for r in refs if r["kind"] == "site"),
         created_at=obj["created_at"],
-    )
-
-
-def _upsert_object(
-    db: sqlite3.Connection,
-    digest: Digest,
-    size: int,
-    metadata: ModelMetadata,
-    name: str | None,
-    version: str | None,
-    now: float,
-) -> None:
-    # A richer description (ONNX metadata) replaces an opaque one, never the reverse.
-    db.execute(
-        "INSERT INTO objects (sha256, size, format, metadata, name, version, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(sha256) DO UPDATE SET "
-        "format = CASE WHEN excluded.format = 'onnx' THEN 'onnx' ELSE format END, "
-        "metadata = CASE WHEN excluded.format = 'onnx' THEN excluded.metadata ELSE metadata END, "
-        "name = COALESCE(excluded.name, name), version = COALESCE(excluded.version, version)",
-        (digest.hex, size, metadata.format, json.dumps(metadata.to_json()), name, version, now),
-    )
-
-
-def _add_ref(db: sqlite3.Connection, digest: Digest, ref: tuple[str, str], now: float) -> None:
-    kind, key = ref
-    db.execute(
-        "INSERT INTO refs (sha256, kind, key, created_at, used_at) VALUES (?, ?, ?, ?, ?) "
-        "ON CONFLICT(sha256, kind, key) DO UPDATE SET used_at = excluded.used_at",
-        (digest.hex, kind, key, now, now),
     )

@@ -1,0 +1,82 @@
+"""What a download job is: its options, a request to join it, and its row in the index."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from webmodels.digest import Digest
+from webmodels.fetch.transfer import TransferOptions
+
+
+@dataclass(frozen=True, slots=True)
+class JobOptions:
+    lease_s: float = 10.0
+    heartbeat_s: float = 0.25  # progress and lease renewal in the index
+    poll_s: float = 0.1  # followers read the row this often
+    max_transfers: int = 4  # concurrent transfers run by one process
+    keep_finished_s: float = 24 * 3600
+    transfer: TransferOptions = field(default_factory=TransferOptions)
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadRequest:
+    digest: Digest
+    urls: tuple[str, ...]
+    waiter: str  # unique among this process's requesters ("" for nobody: a prefetch)
+    partition: str | None = None  # the requester's partition key; None for the CLI
+    size: int | None = None
+    background: bool = False  # a prefetch: goes on when nobody waits
+
+
+@dataclass(frozen=True, slots=True)
+class JobRow:
+    id: str
+    digest: Digest
+    urls: tuple[str, ...]
+    size: int | None
+    state: str  # active | done | failed | cancelled
+    background: bool
+    loaded: int
+    total: int | None
+    lease_owner: str | None
+    lease_expires: float
+    error: dict[str, Any] | None
+    created_at: float
+    updated_at: float
+
+    @classmethod
+    def from_row(cls, row: Any) -> JobRow:
+        return cls(
+            id=row["id"],
+            digest=Digest(row["sha256"]),
+            urls=tuple(json.loads(row["urls"])),
+            size=row["size"],
+            state=row["state"],
+            background=bool(row["background"]),
+            loaded=row["loaded"],
+            total=row["total"],
+            lease_owner=row["lease_owner"],
+            lease_expires=row["lease_expires"],
+            error=json.loads(row["error"]) if row["error"] else None,
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+
+    def to_json(self, *, waiters: int = 0) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "sha256": self.digest.hex,
+            "urls": list(self.urls),
+            "state": self.state,
+            "background": self.background,
+            "loaded": self.loaded,
+            "total": self.total,
+            "waiters": waiters,
+            "running": self.state == "active" and self.lease_expires > time.time(),
+            "error": self.error,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }

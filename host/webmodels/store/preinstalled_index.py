@@ -1,0 +1,102 @@
+"""Indexing pre-installed folders in place: hashed once, re-checked by size and mtime,
+re-indexed when the file or its ``models.json`` entry changes."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from webmodels.digest import Digest
+from webmodels.errors import HostError
+from webmodels.store import preinstalled as pre
+from webmodels.store.blobs import hash_file
+from webmodels.store.metadata import ModelMetadata, read_onnx_metadata, sniff_format
+from webmodels.store.records import Location
+from webmodels.store.rows import upsert_object
+
+if TYPE_CHECKING:
+    from webmodels.store.store import Store
+
+log = logging.getLogger(__name__)
+_PRE_KEYS = ("sha256", "size", "mtime_ns", "name", "version", "state")
+
+
+def refresh(store: Store) -> None:
+    """Index the configured folders; only files whose size or mtime changed are hashed."""
+    seen: set[str] = set()
+    for folder in store.preinstalled_dirs:
+        for entry in pre.read_folder(folder):
+            seen.add(str(entry.path))
+            try:
+                index_entry(store, entry)
+            except (OSError, HostError) as exc:
+                log.warning("skipping pre-installed %s: %s", entry.path, exc)
+    with store.index.write() as db:
+        for row in db.execute("SELECT path FROM preinstalled").fetchall():
+            if row["path"] not in seen:
+                db.execute("DELETE FROM preinstalled WHERE path = ?", (row["path"],))
+
+
+def index_entry(store: Store, entry: pre.PreinstalledEntry) -> None:
+    stat = entry.path.stat()
+    rows = store.index.query("SELECT * FROM preinstalled WHERE path = ?", (str(entry.path),))
+    row = rows[0] if rows else None
+    if row is not None and (row["size"], row["mtime_ns"]) == (stat.st_size, stat.st_mtime_ns):
+        digest, size = Digest(row["sha256"]), int(row["size"])  # unchanged: no re-hash
+    else:
+        digest, size = hash_file(entry.path)
+    state = "ok" if entry.declared in (None, digest) else "quarantined"
+    # models.json may change without the file: a corrected hash, a new name or version.
+    listed = (digest.hex, size, stat.st_mtime_ns, entry.name, entry.version, state)
+    if row is not None and tuple(row[k] for k in _PRE_KEYS) == listed:
+        return
+    if state != "ok" and entry.declared is not None:
+        log.error(
+            "pre-installed %s: hash %s, models.json says %s",
+            entry.path,
+            digest.hex,
+            entry.declared.hex,
+        )
+    metadata = (
+        read_onnx_metadata(entry.path)
+        if entry.path.suffix == ".onnx" and state == "ok"
+        else ModelMetadata(format=sniff_format(entry.path))
+    )
+    now = time.time()
+    with store.index.write() as db:
+        upsert_object(db, digest, size, metadata, entry.name, entry.version, now)
+        db.execute(
+            "INSERT OR REPLACE INTO preinstalled (path, folder, sha256, size, mtime_ns, "
+            "name, version, state, indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                str(entry.path),
+                str(entry.folder),
+                digest.hex,
+                size,
+                stat.st_mtime_ns,
+                entry.name,
+                entry.version,
+                state,
+                now,
+            ),
+        )
+
+
+def check(store: Store, path: Path) -> Location | None:
+    """The location of a pre-installed file if it is unchanged on disk (size, mtime);
+    a changed one is re-indexed and None returned."""
+    rows = store.index.query("SELECT * FROM preinstalled WHERE path = ?", (str(path),))
+    if not rows or rows[0]["state"] != "ok":
+        return None
+    row = rows[0]
+    try:
+        stat = path.stat()
+    except OSError:
+        stat = None
+    if stat is None or stat.st_size != row["size"] or stat.st_mtime_ns != row["mtime_ns"]:
+        log.warning("pre-installed %s changed on disk; re-indexing", path)
+        refresh(store)
+        return None
+    return Location(Digest(row["sha256"]), path, row["size"], preinstalled=True)
