@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from webmodels.commons.gate import CommonsGate, ProbeBudget, trusted_keys
 from webmodels.config import Config
 from webmodels.dispatch import Dispatcher
 from webmodels.fetch.jobs import JobManager
@@ -30,6 +31,7 @@ class Host:
     jobs: JobManager
     uploads: Uploads
     sessions: SessionManager
+    commons: CommonsGate
 
     def close(self) -> None:
         self.sessions.close()  # the runtime workers end with the host
@@ -46,6 +48,7 @@ def build_host(config: Config) -> Host:
     probe.start()  # in the background; `hello` waits for it only if asked early
     settings = SessionSettings.from_config(config.extra)
     store = Store.open(config)
+    commons = build_commons(config, store)
     sessions = SessionManager(
         store, probe, settings, log_path=config.log_dir / "worker.log"
     ).start()  # before the jobs: a download they resume is compiled when it lands
@@ -57,7 +60,15 @@ def build_host(config: Config) -> Host:
         jobs=jobs,
         uploads=Uploads(store.files),
         sessions=sessions,
+        commons=commons,
     )
+
+
+def build_commons(config: Config, store: Store) -> CommonsGate:
+    budget = ProbeBudget(config.probe_budget, config.probe_window_hours * 3600)
+    gate = CommonsGate(store, trusted_keys(config.commons_keys), budget)
+    gate.install_shipped()  # a newer version of webmodels brings a newer list
+    return gate
 
 
 def build_dispatcher(host: Host) -> Dispatcher:

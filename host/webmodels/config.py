@@ -44,6 +44,11 @@ class Config:
     firefox_extension_ids: tuple[str, ...] = (FIREFOX_EXTENSION_ID,)
     # Bounds (STYLE habit 7): every buffer and pool has one.
     max_workers: int = 8
+    # Common models (DESIGN §4): keys that may sign the commons list (base64 raw
+    # Ed25519; None: the project's key shipped in data/), and the probe budget.
+    commons_keys: tuple[str, ...] | None = None
+    probe_budget: int = 16
+    probe_window_hours: float = 24.0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -125,11 +130,43 @@ def load_config(flags: Flags | None = None, env: Mapping[str, str] | None = None
         preinstalled_dirs=tuple(p.absolute() for p in preinstalled),
         config_file=config_file,
         log_level=str(level).upper(),
+        commons_keys=_strings(file_values.get("commons_keys"), where="commons_keys"),
+        probe_budget=int(
+            _positive(file_values.get("probe_budget", 16), where="probe_budget", whole=True)
+        ),
+        probe_window_hours=_positive(
+            file_values.get("probe_window_hours", 24.0), where="probe_window_hours"
+        ),
         extra={k: v for k, v in file_values.items() if k not in _KNOWN_KEYS},
     )
 
 
-_KNOWN_KEYS = {"home", "log_dir", "preinstalled", "system_preinstalled", "log_level"}
+_KNOWN_KEYS = {
+    "home",
+    "log_dir",
+    "preinstalled",
+    "system_preinstalled",
+    "log_level",
+    "commons_keys",
+    "probe_budget",
+    "probe_window_hours",
+}
+
+
+def _strings(value: object, *, where: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise HostError("bad_request", f"config key {where} must be a non-empty list of strings")
+
+
+def _positive(value: object, *, where: str, whole: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise HostError("bad_request", f"config key {where} must be a positive number")
+    if whole and not isinstance(value, int):
+        raise HostError("bad_request", f"config key {where} must be a whole number")
+    return value
 
 
 def _env_path(env: Mapping[str, str], name: str) -> Path | None:

@@ -1,9 +1,10 @@
 """Who may see which model. Pure: decisions from records and contexts only.
 
-This is the first, conservative version of DESIGN §4: a partition sees a model it
-obtained itself (a ``site`` reference) or a pre-installed one (common to all);
-trusted callers (the popup, the CLI) see everything. Anything else behaves exactly
-as if the model were absent. The commons list and user sharing extend `can_see`.
+DESIGN §4: a partition sees a model it obtained itself (a ``site`` reference), a
+pre-installed one, or a common one (on the signed commons list, within the probe
+budget of its top-level site; the caller works that out, commons/gate.py, and
+passes ``common``). Trusted callers (the popup, the CLI) see everything. Anything
+else behaves exactly as if the model were absent.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from webmodels.context import RequestContext
 from webmodels.store.records import ModelRecord
 
 
-def can_see(record: ModelRecord, context: RequestContext) -> bool:
+def can_see(record: ModelRecord, context: RequestContext, *, common: bool = False) -> bool:
     if context.trusted:
         return True
     if record.preinstalled_path is not None:
         return True
-    return context.partition is not None and context.partition.key in record.sites
+    if context.partition is None:
+        return False
+    return common or context.partition.key in record.sites

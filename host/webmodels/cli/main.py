@@ -22,7 +22,14 @@ class CliContext:
 
 def build_parser() -> argparse.ArgumentParser:
     # Imported here so `webmodels --help` stays the only place that lists commands.
-    from webmodels.cli import doctor_cmd, fetch_cmd, registration_cmd, serve_cmd, store_cmd
+    from webmodels.cli import (
+        commons_cmd,
+        doctor_cmd,
+        fetch_cmd,
+        registration_cmd,
+        serve_cmd,
+        store_cmd,
+    )
 
     parser = argparse.ArgumentParser(
         prog="webmodels",
@@ -43,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING, ERROR")
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (serve_cmd, registration_cmd, doctor_cmd, store_cmd, fetch_cmd):
+    for module in (serve_cmd, registration_cmd, doctor_cmd, store_cmd, fetch_cmd, commons_cmd):
         module.register(sub)
     return parser
 

@@ -8,9 +8,9 @@ import binascii
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from webmodels import policy
 from webmodels.dispatch import Call, Dispatcher
 from webmodels.errors import HostError
+from webmodels.methods.models import visible_record
 from webmodels.store.metadata import describe_file
 
 if TYPE_CHECKING:
@@ -24,8 +24,8 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         return call.context.partition.key if call.context.partition is not None else None
 
     def lookup(call: Call) -> Mapping[str, Any]:
-        record = store.get(call.params.digest())
-        if record is None or not record.servable or not policy.can_see(record, call.context):
+        record = visible_record(host, call.params.digest(), call.context)
+        if record is None:
             return {"found": False}
         if call.context.partition is not None:
             store.record_use(record.digest, call.context.partition.key)

@@ -1,6 +1,6 @@
 """``sessions.*``: compiled ONNX Runtime sessions, run in the host's runtime worker.
 
-`sessions.create` sees exactly the models `models.load` sees (`policy.can_see`); a
+`sessions.create` sees exactly the models `models.load` sees (commons/gate.py); a
 model the partition may not see is `not_found`, as if absent. Sessions belong to the
 partition that created them (runtime/sessions.py).
 """
@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from webmodels import policy
 from webmodels.dispatch import Call, Dispatcher
 from webmodels.errors import HostError
+from webmodels.methods.models import visible_record
 from webmodels.runtime.loader import LEVELS
+from webmodels.runtime.sessions import cache_scope
 from webmodels.runtime.tensors import parse_feeds, parse_names
 
 if TYPE_CHECKING:
@@ -27,11 +28,17 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         digest = call.params.digest()
         providers = _providers(call.params.raw.get("execution_providers"))
         level = _level(call.params.raw.get("graph_optimization_level"))
-        record = host.store.get(digest)
-        if record is None or not record.servable or not policy.can_see(record, call.context):
+        record = visible_record(host, digest, call.context)
+        if record is None:
             raise HostError("not_found", "no such model is available to this site")
         created = host.sessions.create(
-            digest, partition=_owner(call), providers=providers, level=level
+            digest,
+            partition=_owner(call),
+            providers=providers,
+            level=level,
+            # A partition's own compile cache for models that are not common, else
+            # `compiled_cache_hit` would tell B that A compiled it (DESIGN §4).
+            scope=cache_scope(record, _partition(call)),
         )
         return created.to_wire()
 
@@ -55,6 +62,10 @@ def _owner(call: Call) -> str:
     """The partition a session belongs to; trusted callers without one (the CLI, the
     popup) own theirs under the empty key."""
     return call.context.partition.key if call.context.partition is not None else ""
+
+
+def _partition(call: Call) -> str | None:
+    return call.context.partition.key if call.context.partition is not None else None
 
 
 def _providers(value: object) -> list[str] | None:

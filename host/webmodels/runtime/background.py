@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 
 from webmodels.digest import Digest
 from webmodels.errors import HostError
+from webmodels.runtime.loader import SessionSpec
+from webmodels.runtime.sessions import cache_scopes
 
 if TYPE_CHECKING:
     from webmodels.runtime.client import Runtime
@@ -104,9 +106,16 @@ class BackgroundCompiler:
         if record.size > sessions.settings.max_model_bytes:
             return False
         spec_provider = sessions.provider_for(None, warm=False)
-        from webmodels.runtime.loader import SessionSpec
+        # Into each scope a page's session would use (per partition for models that
+        # are not common, DESIGN §4), so that every site that obtained it gets hits.
+        done = [
+            self._compile(SessionSpec(digest, spec_provider, "all", scope))
+            for scope in cache_scopes(record)
+        ]
+        return all(done)
 
-        spec = SessionSpec(digest, spec_provider, "all")
+    def _compile(self, spec: SessionSpec) -> bool:
+        sessions, digest = self.sessions, spec.digest
         version = sessions.ort_version_hint()
         if version is not None:
             key = sessions.key(spec, version)
@@ -126,7 +135,7 @@ class BackgroundCompiler:
         log.info(
             "compiled %s for %s in %.0f ms",
             digest.short,
-            spec_provider,
+            spec.provider,
             (time.perf_counter() - started) * 1000,
         )
         return True

@@ -38,6 +38,10 @@ class SessionSpec:
     digest: Digest
     provider: str
     level: str
+    # Whose compile cache: "" (shared) for common models, else the partition key, so
+    # that a cache hit never tells one site that another used the model (DESIGN §4;
+    # `policy.cache_scope`).
+    scope: str = ""
 
     @property
     def provider_options(self) -> Mapping[str, str]:
@@ -65,8 +69,6 @@ class Loader:
         self.ort_version: str | None = None  # as the last worker reported it
 
     def key(self, spec: SessionSpec, ort_version: str) -> CacheKey:
-        # scope "" = one shared cache; per-partition caches for models that are not
-        # common (DESIGN §4) set the scope to the partition key here.
         return CacheKey(
             source=spec.digest,
             ort_version=ort_version,
@@ -74,6 +76,7 @@ class Loader:
             level=spec.level,
             cpu=self.cpu,
             provider_options=spec.provider_options,
+            scope=spec.scope,
         )
 
     def load(

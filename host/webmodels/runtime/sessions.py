@@ -33,6 +33,7 @@ from webmodels.runtime.loader import Loader, SessionSpec, choose_provider
 from webmodels.runtime.probe import ProviderProbe
 from webmodels.runtime.settings import SessionSettings
 from webmodels.runtime.tensors import Tensor, parse_frame
+from webmodels.store.records import ModelRecord
 from webmodels.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,29 @@ log = logging.getLogger(__name__)
 MAX_OUTPUT_BYTES = 1 << 20  # a reply frame holds 1 MiB; base64 makes any more hopeless
 PROBE_WAIT_S = 30.0
 NOT_FOUND = "no such session (released, unloaded after being idle, or never created)"
+
+
+# -- whose compile cache (DESIGN §4: compiled sessions of models that are not common are
+# per partition; a shared hit would tell site B that site A used the model) -------------
+
+
+def is_common(record: ModelRecord) -> bool:
+    """Visible to every partition by design, so its compiled graph may be shared.
+    The seam for the signed commons list: its models belong here too."""
+    return record.preinstalled_path is not None
+
+
+def cache_scope(record: ModelRecord, partition: str | None) -> str:
+    """The compile-cache scope of a session of ``record``: shared ("") for common
+    models and for callers without a partition (the CLI, the popup), else the
+    partition key."""
+    return "" if is_common(record) or partition is None else partition
+
+
+def cache_scopes(record: ModelRecord) -> list[str]:
+    """The scopes a background compile fills: every partition that obtained a model
+    that is not common, else the shared one."""
+    return [""] if is_common(record) or not record.sites else list(record.sites)
 
 
 @dataclass(slots=True)
@@ -123,10 +147,12 @@ class SessionManager:
         partition: str,
         providers: Sequence[str] | None = None,
         level: str = "all",
+        scope: str = "",
     ) -> Created:
+        """``scope``: whose compile cache serves it (`policy.cache_scope`)."""
         self._reserve(partition)
         try:
-            spec = SessionSpec(digest, self.provider_for(providers), level)
+            spec = SessionSpec(digest, self.provider_for(providers), level, scope)
             session_id = secrets.token_hex(16)
             with self._slot():
                 worker, reply = self.load(self.runtime, spec, session_id, keep=True)
@@ -176,14 +202,15 @@ class SessionManager:
         self._unload(session)
         return True
 
-    def compiled(self, digest: Digest) -> bool:
-        """Whether a session of this model, as `create` builds it by default, would be
-        a compile-cache hit (never waits: false while the provider probe runs)."""
+    def compiled(self, digest: Digest, scope: str = "") -> bool:
+        """Whether a session of this model, as `create` builds it by default in
+        ``scope``, would be a compile-cache hit (never waits: false while the provider
+        probe runs)."""
         probe = self.probe.result(0)
         version = self.ort_version_hint()
         if probe is None or version is None:
             return False
-        spec = SessionSpec(digest, choose_provider(None, probe.usable), "all")
+        spec = SessionSpec(digest, choose_provider(None, probe.usable), "all", scope)
         return self.cache.compiled(self.key(spec, version))
 
     def ort_version_hint(self) -> str | None:

@@ -116,6 +116,20 @@ MIGRATIONS: tuple[str, ...] = (
         DELETE FROM derived WHERE source = OLD.sha256;
     END;
     """,
+    """
+    CREATE TABLE commons (            -- the last good commons list (commons/keeper.py)
+        id           INTEGER PRIMARY KEY CHECK (id = 1),
+        version      INTEGER NOT NULL,
+        document     BLOB NOT NULL,   -- the signed envelope as installed
+        installed_at REAL NOT NULL
+    );
+    CREATE TABLE probe_charges (      -- probe budget: common models a top-level site
+        top_site    TEXT NOT NULL,    -- asked about without having obtained them
+        sha256      TEXT NOT NULL,
+        charged_at  REAL NOT NULL,
+        PRIMARY KEY (top_site, sha256)
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

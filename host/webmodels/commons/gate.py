@@ -1,0 +1,122 @@
+"""The visibility gate every page-facing method asks: `policy.can_see` plus the
+commons list and the probe budget, which need the index (so they are not in policy).
+
+A model the gate does not return behaves exactly as if it were absent (DESIGN §4).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from webmodels import policy
+from webmodels.commons import keeper
+from webmodels.commons.lists import CommonsList, parse_public_key, verify_list
+from webmodels.context import RequestContext
+from webmodels.digest import Digest
+from webmodels.errors import HostError
+from webmodels.store import Store
+from webmodels.store.records import ModelRecord
+
+log = logging.getLogger(__name__)
+
+# Another process (the CLI's `commons update`) may install a list while a host runs.
+RELOAD_S = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeBudget:
+    limit: int = 16
+    window_s: float = 24 * 3600.0
+
+
+def shipped_document() -> bytes:
+    return (resources.files("webmodels") / "data" / "commons.json").read_bytes()
+
+
+def shipped_key_text() -> str:
+    return (resources.files("webmodels") / "data" / "commons-public-key").read_text("ascii")
+
+
+def trusted_keys(texts: Sequence[str] | None) -> tuple[Ed25519PublicKey, ...]:
+    """The configured keys; None means the project's shipped key."""
+    return tuple(parse_public_key(t) for t in (texts or [shipped_key_text()]))
+
+
+class CommonsGate:
+    def __init__(
+        self,
+        store: Store,
+        keys: Sequence[Ed25519PublicKey],
+        budget: ProbeBudget,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.keys = tuple(keys)
+        self.budget = budget
+        self._clock = clock
+        self._document: bytes | None = None
+        self._current: CommonsList | None = None
+        self._loaded_at = -RELOAD_S
+
+    def install_shipped(self) -> None:
+        """Adopt the list shipped with this version when it is newer than the stored one."""
+        try:
+            keeper.install(
+                self.store.index, verify_list(shipped_document(), self.keys, now=self._now())
+            )
+        except (HostError, OSError) as exc:
+            log.info("shipped commons list not installed: %s", exc)
+
+    def current(self) -> CommonsList | None:
+        """The list in force: the last good one, if it still verifies and has not expired."""
+        if time.monotonic() - self._loaded_at >= RELOAD_S:
+            document = keeper.installed_document(self.store.index)
+            if document != self._document:
+                self._document, self._current = document, self._verified(document)
+            self._loaded_at = time.monotonic()
+        listed = self._current
+        return listed if listed is not None and not listed.expired(self._now()) else None
+
+    def visible(self, digest: Digest | None, context: RequestContext) -> ModelRecord | None:
+        """The record if this caller may see it, else None (exactly like absent)."""
+        if digest is None:
+            return None
+        record = self.store.get(digest)
+        servable = record if record is not None and record.servable else None
+        if servable is not None and policy.can_see(servable, context):
+            return servable  # its own, pre-installed, or a trusted caller: never charged
+        listed = self.current()
+        if listed is None or digest not in listed.digests or context.partition is None:
+            return None
+        # Hits and misses are charged alike, so the budget reveals nothing either.
+        within = keeper.charge(
+            self.store.index,
+            top_site=str(context.partition.top_site),
+            digest=digest,
+            limit=self.budget.limit,
+            window_s=self.budget.window_s,
+            now=self._clock(),
+        )
+        if servable is None or not policy.can_see(servable, context, common=within):
+            return None
+        return servable
+
+    def _verified(self, document: bytes | None) -> CommonsList | None:
+        if document is None:
+            return None
+        try:
+            return verify_list(document, self.keys, now=self._now())
+        except HostError as exc:
+            log.warning("the stored commons list is not in force: %s", exc.message)
+            return None
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), UTC)

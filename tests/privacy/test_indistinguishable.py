@@ -1,0 +1,218 @@
+"""Site B cannot tell a model site A obtained from one never stored (DESIGN §4).
+
+Real host processes and a real HTTP model server. Every reply B gets about A's model
+is compared, as a JSON frame with only the request id normalised, with the reply to the
+same request about a model never stored; B's own load of it is a real, full transfer;
+and the compile cache answers B as if A had never compiled anything.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from support.host import HostProcess
+from support.httpserver import ModelServer
+from support.models import tiny_model
+
+A = "https://a.example"
+B = "https://b.example"
+PAGE_A = {"partition": {"top_site": A, "origin": A}, "user_activation": True, "trusted": False}
+PAGE_B = {"partition": {"top_site": B, "origin": B}, "user_activation": True, "trusted": False}
+PROBE_ID = 77  # the request id of every compared probe, so frames compare whole
+
+
+def integrity(data: bytes) -> str:
+    return "sha256-" + base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def frame_of(host: HostProcess, method: str, params: dict[str, Any], context: Any) -> str:
+    """The reply frame, re-serialised in the host's key order, for request id PROBE_ID."""
+    host.send({"id": PROBE_ID, "method": method, "params": params, "context": context})
+    while True:
+        message = host.recv(timeout=60)
+        if message.get("id") == PROBE_ID and "event" not in message:
+            return json.dumps(message)
+
+
+def probes(digest: str, url: str, data: bytes) -> list[tuple[str, dict[str, Any]]]:
+    """The requests a page can make to learn whether ``digest`` is stored."""
+    return [
+        ("models.availability", {"query": {"sha256": digest}}),
+        ("models.availability", {"query": {"url": url, "integrity": integrity(data)}}),
+        ("models.availability", {"query": {"url": url, "sha256": digest}}),
+        ("cos.lookup", {"sha256": digest}),
+        ("models.read", {"sha256": digest, "length": 64}),
+        ("models.read", {"sha256": digest, "offset": 100, "length": 1}),
+        ("sessions.create", {"sha256": digest}),
+        ("models.load", {"query": {"sha256": digest}}),
+    ]
+
+
+def load(host: HostProcess, url: str, data: bytes, context: Any) -> dict[str, Any]:
+    params = {"query": {"url": url, "integrity": integrity(data)}}
+    reply = host.call("models.load", params, context=context)
+    assert reply["ok"], reply
+    model: dict[str, Any] = reply["result"]["model"]
+    return model
+
+
+def blob_files(home: Path) -> list[Path]:
+    return sorted((home / "store-v1" / "blobs" / "sha256").glob("*/*"))
+
+
+def no_background_compile(home: Path) -> None:
+    # The compile-cache checks below must see what a page's own sessions did, not a
+    # background compile racing them.
+    (home / "no-config.toml").write_text("[sessions]\nbackground_compile = false\n")
+
+
+@pytest.fixture
+def two_models(tmp_path: Path, model_server: ModelServer) -> tuple[bytes, str, bytes, str]:
+    """A's model and a never-stored one of the same size, both served."""
+    held = tiny_model(tmp_path / "held.onnx", weight_bytes=8192, seed=1).read_bytes()
+    never = tiny_model(tmp_path / "never.onnx", weight_bytes=8192, seed=2).read_bytes()
+    assert len(held) == len(never) and held != never
+    return held, model_server.add("/held.onnx", held), never, model_server.add("/n.onnx", never)
+
+
+def test_probes_of_a_held_model_answer_as_for_a_never_stored_one(
+    home: Path, model_server: ModelServer, two_models: tuple[bytes, str, bytes, str]
+) -> None:
+    held, held_url, never, never_url = two_models
+    no_background_compile(home)
+    host = HostProcess(home)
+    try:
+        load(host, held_url, held, PAGE_A)
+        # A's own session compiles it: the compile cache now holds it.
+        created = host.result("sessions.create", {"sha256": sha(held)}, context=PAGE_A)
+        host.result("sessions.release", {"session_id": created["session_id"]}, context=PAGE_A)
+        for (method, held_params), (_, never_params) in zip(
+            probes(sha(held), held_url, held), probes(sha(never), never_url, never), strict=True
+        ):
+            seen_held = frame_of(host, method, held_params, PAGE_B)
+            seen_never = frame_of(host, method, never_params, PAGE_B)
+            assert seen_held == seen_never, (method, held_params)
+            # Nothing about A or its model is in any of them.
+            for secret in (A, "a.example", sha(held)[:12], str(len(held))):
+                assert secret not in seen_held, (method, secret)
+        assert model_server.transfers("/held.onnx") == 1  # probing fetched nothing
+        assert model_server.transfers("/n.onnx") == 0
+    finally:
+        host.kill()
+
+
+def test_a_load_by_b_is_a_real_full_transfer(
+    home: Path, model_server: ModelServer, two_models: tuple[bytes, str, bytes, str]
+) -> None:
+    held, held_url, _, _ = two_models
+    host = HostProcess(home)
+    try:
+        load(host, held_url, held, PAGE_A)
+        assert model_server.transfers("/held.onnx") == 1
+        before = model_server.bytes_sent("/held.onnx")
+        model = load(host, held_url, held, PAGE_B)
+        assert model["sha256"] == sha(held)
+        assert model_server.transfers("/held.onnx") == 2  # the network saw B's download
+        assert model_server.bytes_sent("/held.onnx") - before == len(held)
+        seen = host.result("models.availability", {"query": {"sha256": sha(held)}}, context=PAGE_B)
+        assert seen == {"availability": "available"}
+        read = host.result("models.read", {"sha256": sha(held), "length": 64}, context=PAGE_B)
+        assert base64.b64decode(read["data"]) == held[:64]
+        assert len(blob_files(home)) == 1  # and the disk holds one copy
+    finally:
+        host.kill()
+
+
+def test_listing_and_hello_reveal_nothing_of_other_sites(
+    home: Path, model_server: ModelServer, two_models: tuple[bytes, str, bytes, str]
+) -> None:
+    held, held_url, _, _ = two_models
+    host = HostProcess(home)
+    try:
+        empty_list = frame_of(host, "models.list", {}, PAGE_B)
+        hello_before = host.result("hello", {}, context=PAGE_B)
+        load(host, held_url, held, PAGE_A)
+        assert frame_of(host, "models.list", {}, PAGE_B) == empty_list
+        assert json.loads(empty_list)["result"] == {"models": []}
+        hello_after = host.result("hello", {}, context=PAGE_B)
+        hello_after["providers"] = hello_before["providers"]  # the probe may finish meanwhile
+        assert hello_after == hello_before
+        assert host.result("hello", {}, context=PAGE_A) == hello_after
+        assert [m["sha256"] for m in host.result("models.list", {}, context=PAGE_A)["models"]] == [
+            sha(held)
+        ]
+        # Calls about other partitions' things: answers carry nothing of A.
+        for method, params in [
+            ("models.cancel", {"request_id": 1}),
+            ("sessions.run", {"session_id": "0" * 32, "feeds": {}}),
+            ("sessions.release", {"session_id": "0" * 32}),
+            ("manage.list", {}),
+            ("manage.clear_site", {"top_site": "https://c.example"}),
+        ]:
+            text = frame_of(host, method, params, PAGE_B)
+            assert sha(held)[:12] not in text and "a.example" not in text, text
+    finally:
+        host.kill()
+
+
+def test_the_compile_cache_does_not_tell_b_that_a_compiled(
+    home: Path, model_server: ModelServer, two_models: tuple[bytes, str, bytes, str]
+) -> None:
+    held, held_url, never, never_url = two_models
+    no_background_compile(home)
+    host = HostProcess(home)
+    try:
+        load(host, held_url, held, PAGE_A)
+        first_a = host.result("sessions.create", {"sha256": sha(held)}, context=PAGE_A)
+        assert first_a["compiled_cache_hit"] is False
+        again_a = host.result("sessions.create", {"sha256": sha(held)}, context=PAGE_A)
+        assert again_a["compiled_cache_hit"] is True  # A's own cache works
+        [info_a] = host.result("models.list", {}, context=PAGE_A)["models"]
+        assert info_a["compiled"] is True
+        # B obtains both models the same way: A's and one nobody had.
+        info_held = load(host, held_url, held, PAGE_B)
+        info_never = load(host, never_url, never, PAGE_B)
+        assert info_held["compiled"] == info_never["compiled"] is False
+        first_held = host.result("sessions.create", {"sha256": sha(held)}, context=PAGE_B)
+        first_never = host.result("sessions.create", {"sha256": sha(never)}, context=PAGE_B)
+        assert first_held["compiled_cache_hit"] == first_never["compiled_cache_hit"] is False
+        # After its own first session, B gets its own hits.
+        again_b = host.result("sessions.create", {"sha256": sha(held)}, context=PAGE_B)
+        assert again_b["compiled_cache_hit"] is True
+        listed = {
+            m["sha256"]: m["compiled"]
+            for m in host.result("models.list", {}, context=PAGE_B)["models"]
+        }
+        assert listed == {sha(held): True, sha(never): True}
+    finally:
+        host.kill()
+
+
+def test_error_messages_name_no_other_site(
+    home: Path, model_server: ModelServer, two_models: tuple[bytes, str, bytes, str]
+) -> None:
+    held, held_url, _, _ = two_models
+    host = HostProcess(home)
+    try:
+        load(host, held_url, held, PAGE_A)
+        # B asks for A's model with a wrong URL and with a bad integrity: plain errors.
+        missing = model_server.url("/missing.onnx")
+        for params in [
+            {"query": {"url": missing, "integrity": integrity(held)}},
+            {"query": {"url": held_url, "sha256": "ab" * 32}},
+        ]:
+            text = frame_of(host, "models.load", params, PAGE_B)
+            assert json.loads(text)["ok"] is False
+            assert "a.example" not in text, text
+    finally:
+        host.kill()
