@@ -49,6 +49,9 @@ class Config:
     commons_keys: tuple[str, ...] | None = None
     probe_budget: int = 16
     probe_window_hours: float = 24.0
+    # A download a page starts without a user gesture may be at most this big
+    # (DESIGN §4: starting a large download needs user activation).
+    download_without_activation_bytes: int = 10_000_000
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -137,6 +140,13 @@ def load_config(flags: Flags | None = None, env: Mapping[str, str] | None = None
         probe_window_hours=_positive(
             file_values.get("probe_window_hours", 24.0), where="probe_window_hours"
         ),
+        download_without_activation_bytes=int(
+            _positive(
+                file_values.get("download_without_activation_bytes", 10_000_000),
+                where="download_without_activation_bytes",
+                whole=True,
+            )
+        ),
         extra={k: v for k, v in file_values.items() if k not in _KNOWN_KEYS},
     )
 
@@ -150,6 +160,7 @@ _KNOWN_KEYS = {
     "commons_keys",
     "probe_budget",
     "probe_window_hours",
+    "download_without_activation_bytes",
 }
 
 

@@ -209,7 +209,8 @@ class JobManager:
                 job_id = uuid.uuid4().hex
                 db.execute(
                     "INSERT INTO jobs (id, sha256, urls, size, state, background, "
-                    "created_at, updated_at) VALUES (?, ?, ?, ?, 'active', ?, ?, ?)",
+                    "created_at, updated_at, size_limit) "
+                    "VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?)",
                     (
                         job_id,
                         req.digest.hex,
@@ -218,6 +219,7 @@ class JobManager:
                         int(req.background),
                         now,
                         now,
+                        req.size_limit,
                     ),
                 )
             else:
@@ -225,8 +227,11 @@ class JobManager:
                 urls = json.loads(row["urls"])
                 urls += [u for u in req.urls if u not in urls]  # more mirrors
                 db.execute(
-                    "UPDATE jobs SET urls = ?, background = MAX(background, ?) WHERE id = ?",
-                    (json.dumps(urls), int(req.background), job_id),
+                    "UPDATE jobs SET urls = ?, background = MAX(background, ?), "
+                    # A requester with a user gesture lifts the limit for everyone.
+                    "size_limit = CASE WHEN ? IS NULL THEN NULL ELSE size_limit END "
+                    "WHERE id = ?",
+                    (json.dumps(urls), int(req.background), req.size_limit, job_id),
                 )
             if req.waiter:  # a background prefetch may have nobody waiting for it
                 db.execute(
@@ -314,6 +319,7 @@ class JobManager:
             urls=job.urls,
             expected=job.digest,
             expected_size=job.size,
+            size_limit=job.size_limit,
             partial=partial,
             options=self.options.transfer,
             session=self.session_factory(),

@@ -29,6 +29,9 @@ class DownloadRequest:
     partition: str | None = None  # the requester's partition key; None for the CLI
     size: int | None = None
     background: bool = False  # a prefetch: goes on when nobody waits
+    # The most bytes this requester may start downloading: set for a page without user
+    # activation; None (no limit) once any requester of the job had a gesture.
+    size_limit: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +49,7 @@ class JobRow:
     error: dict[str, Any] | None
     created_at: float
     updated_at: float
+    size_limit: int | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> JobRow:
@@ -63,6 +67,7 @@ class JobRow:
             error=json.loads(row["error"]) if row["error"] else None,
             created_at=row["created_at"],
             updated_at=row["updated_at"],
+            size_limit=row["size_limit"],
         )
 
     def to_json(self, *, waiters: int = 0) -> dict[str, Any]:

@@ -97,6 +97,7 @@ class Transfer:
         expected: Digest,
         expected_size: int | None,
         partial: Path,
+        size_limit: int | None = None,
         options: TransferOptions,
         session: requests.Session,
         progress: Progress,
@@ -105,6 +106,7 @@ class Transfer:
         self.urls = list(urls)
         self.expected = expected
         self.expected_size = expected_size
+        self.size_limit = size_limit
         self.partial = partial
         self.sidecar = partial.with_suffix(".json")
         self.options = options
@@ -224,6 +226,7 @@ class Transfer:
             )
         total = reply.total if reply.total is not None else self.state.total
         self._check_size(url, total)
+        self._check_limit(total)
         self._save_state()
         self._stream(response, total)
 
@@ -261,6 +264,7 @@ class Transfer:
                 self.offset += len(chunk)
                 self.received += len(chunk)
                 self.progress(self.offset, self.state.total)
+                self._check_limit(self.offset)  # servers that announce no length
                 self._check_stop()
         except (requests.exceptions.RequestException, OSError) as exc:
             if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -340,6 +344,16 @@ class Transfer:
                     expected_size=self.expected_size,
                     served_size=total,
                 )
+            )
+
+    def _check_limit(self, size: int | None) -> None:
+        """A download started without a user gesture stays small (DESIGN §4)."""
+        if self.size_limit is not None and size is not None and size > self.size_limit:
+            raise HostError(
+                "user_activation_required",
+                f"a download of more than {self.size_limit} bytes needs a user gesture "
+                "on the page (a click or a key press) to start",
+                limit=self.size_limit,
             )
 
     def _check_stop(self) -> None:

@@ -62,6 +62,13 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
             raise HostError("not_found", "no such model is available to this site")
         # Not visible: a real transfer, verified, even if the bytes are stored for
         # another site (the network then behaves as without the store, DESIGN §4).
+        limit = _activation_limit(call, host.config.download_without_activation_bytes)
+        if limit is not None and query.size is not None and query.size > limit:
+            raise HostError(
+                "user_activation_required",
+                f"a download of more than {limit} bytes needs a user gesture on the page",
+                limit=limit,
+            )
         request = DownloadRequest(
             digest=query.digest,
             urls=query.urls,
@@ -69,6 +76,7 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
             partition=_key(call),
             size=query.size,
             background=call.params.boolean("prefetch", default=False),
+            size_limit=limit,
         )
 
         def progress(loaded: int, total: int | None) -> None:
@@ -143,6 +151,15 @@ def _maybe_visible(host: Host, digest: Digest, context: RequestContext) -> bool:
         (digest.hex, partition, digest.hex),
     )
     return bool(rows)
+
+
+def _activation_limit(call: Call, limit: int) -> int | None:
+    """The most bytes this caller may start downloading: pages need a user gesture
+    (read by the extension's relay in the isolated world) for more; trusted callers
+    (the CLI, the popup) act for the user."""
+    if call.context.trusted or call.context.user_activation:
+        return None
+    return limit
 
 
 def _key(call: Call) -> str | None:

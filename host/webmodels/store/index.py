@@ -130,6 +130,9 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (top_site, sha256)
     );
     """,
+    """
+    ALTER TABLE jobs ADD COLUMN size_limit INTEGER  -- bytes a gesture-less start may fetch
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
