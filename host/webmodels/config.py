@@ -52,6 +52,9 @@ class Config:
     # A download a page starts without a user gesture may be at most this big
     # (DESIGN §4: starting a large download needs user activation).
     download_without_activation_bytes: int = 10_000_000
+    # What one partition may hold in the store (DESIGN §4: over it the requester gets
+    # quota_exceeded; nothing of another site is ever evicted).
+    quota_per_partition_bytes: int = 10 << 30
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -147,6 +150,13 @@ def load_config(flags: Flags | None = None, env: Mapping[str, str] | None = None
                 whole=True,
             )
         ),
+        quota_per_partition_bytes=int(
+            _positive(
+                file_values.get("quota_per_partition_bytes", 10 << 30),
+                where="quota_per_partition_bytes",
+                whole=True,
+            )
+        ),
         extra={k: v for k, v in file_values.items() if k not in _KNOWN_KEYS},
     )
 
@@ -161,6 +171,7 @@ _KNOWN_KEYS = {
     "probe_budget",
     "probe_window_hours",
     "download_without_activation_bytes",
+    "quota_per_partition_bytes",
 }
 
 

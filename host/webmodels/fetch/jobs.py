@@ -209,8 +209,8 @@ class JobManager:
                 job_id = uuid.uuid4().hex
                 db.execute(
                     "INSERT INTO jobs (id, sha256, urls, size, state, background, "
-                    "created_at, updated_at, size_limit) "
-                    "VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?)",
+                    "created_at, updated_at, size_limit, quota_left) "
+                    "VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?, ?)",
                     (
                         job_id,
                         req.digest.hex,
@@ -220,6 +220,7 @@ class JobManager:
                         now,
                         now,
                         req.size_limit,
+                        req.quota_left,
                     ),
                 )
             else:
@@ -229,9 +230,19 @@ class JobManager:
                 db.execute(
                     "UPDATE jobs SET urls = ?, background = MAX(background, ?), "
                     # A requester with a user gesture lifts the limit for everyone.
-                    "size_limit = CASE WHEN ? IS NULL THEN NULL ELSE size_limit END "
+                    "size_limit = CASE WHEN ? IS NULL THEN NULL ELSE size_limit END, "
+                    # ... and the most room any requester has is what the download may use.
+                    "quota_left = CASE WHEN ? IS NULL OR quota_left IS NULL THEN NULL "
+                    "ELSE MAX(quota_left, ?) END "
                     "WHERE id = ?",
-                    (json.dumps(urls), int(req.background), req.size_limit, job_id),
+                    (
+                        json.dumps(urls),
+                        int(req.background),
+                        req.size_limit,
+                        req.quota_left,
+                        req.quota_left,
+                        job_id,
+                    ),
                 )
             if req.waiter:  # a background prefetch may have nobody waiting for it
                 db.execute(
@@ -320,6 +331,7 @@ class JobManager:
             expected=job.digest,
             expected_size=job.size,
             size_limit=job.size_limit,
+            quota_left=job.quota_left,
             partial=partial,
             options=self.options.transfer,
             session=self.session_factory(),

@@ -32,6 +32,7 @@ class DownloadRequest:
     # The most bytes this requester may start downloading: set for a page without user
     # activation; None (no limit) once any requester of the job had a gesture.
     size_limit: int | None = None
+    quota_left: int | None = None  # the requester's remaining quota; None: no quota
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,7 @@ class JobRow:
     created_at: float
     updated_at: float
     size_limit: int | None = None
+    quota_left: int | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> JobRow:
@@ -68,6 +70,7 @@ class JobRow:
             created_at=row["created_at"],
             updated_at=row["updated_at"],
             size_limit=row["size_limit"],
+            quota_left=row["quota_left"],
         )
 
     def to_json(self, *, waiters: int = 0) -> dict[str, Any]:

@@ -98,6 +98,7 @@ class Transfer:
         expected_size: int | None,
         partial: Path,
         size_limit: int | None = None,
+        quota_left: int | None = None,
         options: TransferOptions,
         session: requests.Session,
         progress: Progress,
@@ -107,6 +108,7 @@ class Transfer:
         self.expected = expected
         self.expected_size = expected_size
         self.size_limit = size_limit
+        self.quota_left = quota_left
         self.partial = partial
         self.sidecar = partial.with_suffix(".json")
         self.options = options
@@ -347,7 +349,15 @@ class Transfer:
             )
 
     def _check_limit(self, size: int | None) -> None:
-        """A download started without a user gesture stays small (DESIGN §4)."""
+        """A download started without a user gesture stays small, and none goes past
+        its requester's quota (DESIGN §4)."""
+        if self.quota_left is not None and size is not None and size > self.quota_left:
+            raise HostError(
+                "quota_exceeded",
+                f"this site's storage quota has {self.quota_left} bytes left; "
+                f"the model needs {size}",
+                left=self.quota_left,
+            )
         if self.size_limit is not None and size is not None and size > self.size_limit:
             raise HostError(
                 "user_activation_required",

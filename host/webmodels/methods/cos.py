@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from webmodels.dispatch import Call, Dispatcher
 from webmodels.errors import HostError
-from webmodels.methods.models import visible_record
+from webmodels.methods.models import quota_left, visible_record
 from webmodels.store.metadata import describe_file
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
     def begin(call: Call) -> Mapping[str, Any]:
         digest = call.params.digest()
         size = call.params.integer("size")
+        quota_left(store, call, host.config.quota_per_partition_bytes, size)
         upload = host.uploads.begin(digest, size, key(call))
         return {"upload_id": upload.id}
 

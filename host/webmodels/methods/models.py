@@ -17,6 +17,7 @@ from webmodels.fetch.records import DownloadRequest
 from webmodels.query import ModelQuery
 from webmodels.runtime.sessions import cache_scope
 from webmodels.store.records import ModelRecord
+from webmodels.store.store import Store
 
 if TYPE_CHECKING:
     from webmodels.app import Host
@@ -69,6 +70,7 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
                 f"a download of more than {limit} bytes needs a user gesture on the page",
                 limit=limit,
             )
+        room = quota_left(store, call, host.config.quota_per_partition_bytes, query.size)
         request = DownloadRequest(
             digest=query.digest,
             urls=query.urls,
@@ -77,6 +79,7 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
             size=query.size,
             background=call.params.boolean("prefetch", default=False),
             size_limit=limit,
+            quota_left=room,
         )
 
         def progress(loaded: int, total: int | None) -> None:
@@ -151,6 +154,22 @@ def _maybe_visible(host: Host, digest: Digest, context: RequestContext) -> bool:
         (digest.hex, partition, digest.hex),
     )
     return bool(rows)
+
+
+def quota_left(store: Store, call: Call, quota: int, size: int | None) -> int | None:
+    """What the caller's partition may still store (None: no quota, trusted callers);
+    `quota_exceeded` at once when a known size does not fit. Only the partition's own
+    holdings count, and nothing of another site is ever evicted to make room."""
+    if call.context.partition is None:
+        return None
+    left = max(0, quota - store.partition_usage(call.context.partition.key))
+    if size is not None and size > left:
+        raise HostError(
+            "quota_exceeded",
+            f"this site's storage quota has {left} bytes left; the model needs {size}",
+            left=left,
+        )
+    return left
 
 
 def _activation_limit(call: Call, limit: int) -> int | None:

@@ -133,6 +133,9 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE jobs ADD COLUMN size_limit INTEGER  -- bytes a gesture-less start may fetch
     """,
+    """
+    ALTER TABLE jobs ADD COLUMN quota_left INTEGER  -- the requesters' most remaining quota
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -276,6 +276,16 @@ class Store:
 
     # -- references, pins, deletion -------------------------------------------------
 
+    def partition_usage(self, partition_key: str) -> int:
+        """Bytes of stored models a partition holds (its quota counts these)."""
+        rows = self.index.query(
+            "SELECT COALESCE(SUM(o.size), 0) FROM objects o JOIN blobs b USING (sha256) "
+            "WHERE b.state = 'ok' AND o.sha256 IN "
+            "(SELECT sha256 FROM refs WHERE kind = 'site' AND key = ?)",
+            (partition_key,),
+        )
+        return int(rows[0][0])
+
     def record_use(self, digest: Digest, partition_key: str) -> None:
         """Note that a partition obtained this model (the popup lists the sites)."""
         with self.index.write() as db:

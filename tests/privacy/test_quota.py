@@ -1,0 +1,67 @@
+"""Quotas per partition (DESIGN §4): over its quota a site gets `quota_exceeded`; only
+its own holdings count, and nothing of another site is ever evicted to make room."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+from support.host import HostProcess
+from support.httpserver import ModelServer
+
+QUOTA = 1_000_000
+
+
+def page(site: str) -> dict[str, Any]:
+    origin = f"https://{site}.example"
+    return {"partition": {"top_site": origin, "origin": origin}, "user_activation": True}
+
+
+def query(url: str, data: bytes, **extra: Any) -> dict[str, Any]:
+    integrity = "sha256-" + base64.b64encode(hashlib.sha256(data).digest()).decode()
+    return {"query": {"url": url, "integrity": integrity, **extra}}
+
+
+def blobs(home: Path) -> list[Path]:
+    return sorted((home / "store-v1" / "blobs" / "sha256").glob("*/*"))
+
+
+def test_over_quota_is_refused_and_nothing_is_evicted(
+    home: Path, model_server: ModelServer
+) -> None:
+    config = home / "config.toml"
+    config.write_text(f"quota_per_partition_bytes = {QUOTA}\n")
+    first, second, theirs = (os.urandom(600_000) for _ in range(3))
+    urls = [model_server.add(f"/m{n}", d) for n, d in enumerate((first, second, theirs))]
+    host = HostProcess(home, WEBMODELS_CONFIG=str(config))
+    try:
+        assert host.call("models.load", query(urls[0], first), context=page("a"))["ok"]
+        over = host.call("models.load", query(urls[1], second), context=page("a"))
+        assert over["error"]["code"] == "quota_exceeded"
+        assert over["error"]["details"]["left"] == QUOTA - len(first)
+        assert list((home / "store-v1" / "tmp").iterdir()) == []
+        # A declared size that does not fit is refused before any request is made.
+        model_server.reset_stats()
+        early = host.call(
+            "models.load", query(urls[1], second, size=len(second)), context=page("a")
+        )
+        assert early["error"]["code"] == "quota_exceeded"
+        assert model_server.requests == []
+        # Uploads count the same way.
+        digest = hashlib.sha256(second).hexdigest()
+        begin = host.call(
+            "cos.write.begin", {"sha256": digest, "size": len(second)}, context=page("a")
+        )
+        assert begin["error"]["code"] == "quota_exceeded"
+        # Another site has its own quota; site a's model is still there.
+        assert host.call("models.load", query(urls[2], theirs), context=page("b"))["ok"]
+        assert len(blobs(home)) == 2
+        mine = host.call("models.load", query(urls[0], first), context=page("a"))
+        assert mine["ok"]
+        # The user (CLI, popup) has no per-site quota.
+        assert host.call("models.load", query(urls[1], second))["ok"]
+    finally:
+        host.kill()
