@@ -65,3 +65,40 @@ def test_over_quota_is_refused_and_nothing_is_evicted(
         assert host.call("models.load", query(urls[1], second))["ok"]
     finally:
         host.kill()
+
+
+def test_the_user_shares_a_model_with_a_site(home: Path, model_server: ModelServer) -> None:
+    data = os.urandom(50_000)
+    url = model_server.add("/m", data)
+    digest = hashlib.sha256(data).hexdigest()
+    probe = {"query": {"sha256": digest}}
+    host = HostProcess(home)
+    try:
+        assert host.call("models.load", query(url, data), context=page("a"))["ok"]
+        assert host.result("models.availability", probe, context=page("b")) == {
+            "availability": "unavailable"
+        }
+        shared = host.result("manage.share", {"sha256": digest, "top_site": "https://b.example"})
+        assert shared["model"]["shared_with"] == ["https://b.example"]
+        model_server.reset_stats()
+        assert host.result("models.availability", probe, context=page("b")) == {
+            "availability": "available"
+        }
+        assert host.call("models.load", probe, context=page("b"))["ok"]
+        assert model_server.requests == []  # shared: no transfer needed
+        assert host.result("models.availability", probe, context=page("c")) == {
+            "availability": "unavailable"
+        }
+        denied = host.call(
+            "manage.share", {"sha256": digest, "top_site": "https://c.example"}, context=page("c")
+        )
+        assert denied["error"]["code"] == "access_denied"
+        host.result(
+            "manage.share", {"sha256": digest, "top_site": "https://b.example", "shared": False}
+        )
+        # b.example loaded it while shared, so it now holds it itself (a site reference).
+        assert host.result("models.availability", probe, context=page("b")) == {
+            "availability": "available"
+        }
+    finally:
+        host.kill()

@@ -40,12 +40,19 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         dropped, freed = store.clear_site(str(top_site))
         return {"top_site": str(top_site), "references_dropped": dropped, "freed_bytes": freed}
 
+    def share(call: Call) -> Mapping[str, Any]:
+        top_site = Origin.parse(call.params.string("top_site"), field="params.top_site")
+        shared = call.params.boolean("shared", default=True)
+        record = store.share(call.params.digest(), str(top_site), shared)
+        return {"model": record.manage_info()}
+
     def jobs(call: Call) -> Mapping[str, Any]:
         return {"jobs": host.jobs.list_jobs()}
 
     dispatcher.add("manage.list", list_models, trusted_only=True)
     dispatcher.add("manage.jobs", jobs, trusted_only=True)
     dispatcher.add("manage.clear_site", clear_site, trusted_only=True)
+    dispatcher.add("manage.share", share, trusted_only=True)
     dispatcher.add("manage.delete", delete, trusted_only=True)
     dispatcher.add("manage.pin", pin, trusted_only=True)
     dispatcher.add("manage.stats", stats, trusted_only=True)

@@ -28,6 +28,7 @@ class ModelRecord:
     pinned: bool
     sites: tuple[str, ...]  # partition keys that obtained it
     created_at: float
+    shared_with: tuple[str, ...] = ()  # top-level sites the user shared it with
 
     @property
     def format(self) -> str:
@@ -64,6 +65,7 @@ class ModelRecord:
             "quarantined": self.quarantined,
             "preinstalled_path": str(self.preinstalled_path) if self.preinstalled_path else None,
             "sites": [_site_wire(key) for key in self.sites],
+            "shared_with": list(self.shared_with),
             "created_at": self.created_at,
         }
 

@@ -276,6 +276,19 @@ class Store:
 
     # -- references, pins, deletion -------------------------------------------------
 
+    def share(self, digest: Digest, top_site: str, shared: bool) -> ModelRecord:
+        """The user's decision that every frame under `top_site` may see this model."""
+        record = self._require(digest)
+        with self.index.write() as db:
+            if shared:
+                add_ref(db, digest, ("share", top_site), time.time())
+            else:
+                db.execute(
+                    "DELETE FROM refs WHERE sha256 = ? AND kind = 'share' AND key = ?",
+                    (digest.hex, top_site),
+                )
+        return self.get(digest) or record
+
     def partition_usage(self, partition_key: str) -> int:
         """Bytes of stored models a partition holds (its quota counts these)."""
         rows = self.index.query(
@@ -448,5 +461,6 @@ def _record(
         quarantined=blob is not None and blob["state"] == "quarantined" and pre_row is None,
         pinned=any(r["kind"] == "pin" for r in refs),
         sites=tuple(r["key"] for r in refs if r["kind"] == "site"),
+        shared_with=tuple(r["key"] for r in refs if r["kind"] == "share"),
         created_at=obj["created_at"],
     )
