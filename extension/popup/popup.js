@@ -59,6 +59,15 @@ const actions = {
       await client.call("manage.pin", { sha256: model.sha256, pinned });
       notify("info", `${modelTitle(model)} ${pinned ? "pinned: it is never removed to make room" : "unpinned"}.`);
     }),
+  askShare: (model) => setConfirm(model.sha256, "share"),
+  cancelShare: (model) => setConfirm(model.sha256, null),
+  share: (model, topSite, shared) =>
+    run(model.sha256, async () => {
+      await client.call("manage.share", { sha256: model.sha256, top_site: topSite, shared });
+      state.ui.confirm.delete(model.sha256);
+      const what = shared ? `Shared ${modelTitle(model)} with` : `Stopped sharing ${modelTitle(model)} with`;
+      notify("info", `${what} ${siteLabel(topSite)}.`);
+    }),
   askDelete: (model) => setConfirm(model.sha256, "delete"),
   cancelDelete: (model) => setConfirm(model.sha256, null),
   confirmDelete: (model) => {

@@ -152,7 +152,57 @@ function modelCard(model, ui, actions) {
     model.preinstalled_path
       ? h("p", { class: "path", title: model.preinstalled_path }, `in place at ${model.preinstalled_path}`)
       : null,
-    step ? deleteConfirm(model, step, busy, actions) : modelActions(model, busy, actions),
+    sharedLine(model, busy, actions),
+    step === "share"
+      ? shareForm(model, busy, actions)
+      : step
+        ? deleteConfirm(model, step, busy, actions)
+        : modelActions(model, busy, actions),
+  );
+}
+
+/** The sites the user shared this model with, each with a button to take it back. */
+function sharedLine(model, busy, actions) {
+  const shared = model.shared_with ?? [];
+  if (!shared.length) return null;
+  return h(
+    "ul",
+    { class: "sites shared", "aria-label": "sites this model is shared with" },
+    shared.map((site) =>
+      h(
+        "li",
+        { class: "site-chip shared", dataset: { sharedWith: site }, title: `shared with ${site}` },
+        `shared with ${siteLabel(site)} `,
+        button("×", "unshare", () => actions.share(model, site, false), {
+          busy,
+          tone: "ghost small",
+          title: `Stop sharing with ${site}`,
+        }),
+      ),
+    ),
+  );
+}
+
+/** Share with a site: it may then use the model without downloading it (DESIGN §4). */
+function shareForm(model, busy, actions) {
+  const input = h("input", {
+    type: "url",
+    class: "share-input",
+    placeholder: "https://example.com",
+    "aria-label": "site to share with",
+    spellcheck: false,
+  });
+  return h(
+    "div",
+    { class: "confirm share", role: "dialog", dataset: { step: "share" } },
+    h("p", {}, `Let a site use ${modelTitle(model)} without downloading it. That site learns you have it.`),
+    input,
+    h(
+      "div",
+      { class: "actions" },
+      button("Cancel", "cancel", () => actions.cancelShare(model), { busy, tone: "ghost" }),
+      button("Share", "confirm-share", () => actions.share(model, input.value.trim(), true), { busy }),
+    ),
   );
 }
 
@@ -206,6 +256,11 @@ function modelActions(model, busy, actions) {
       busy,
       tone: "ghost",
       title: model.pinned ? "Let the store remove it when it needs room" : "Keep it: never removed to make room",
+    }),
+    button("Share…", "share", () => actions.askShare(model), {
+      busy,
+      tone: "ghost",
+      title: "Let a site use it without downloading it",
     }),
     button("Delete", "delete", () => actions.askDelete(model), {
       busy,

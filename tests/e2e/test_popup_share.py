@@ -1,0 +1,47 @@
+"""The popup shares a model with a site (DESIGN §4): after the user shares it, a page
+of that site sees the model without a download; taking it back works too."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from support.host import HostProcess, run_cli
+
+pytestmark = pytest.mark.e2e
+EXTENSION = Path(__file__).resolve().parents[2] / "extension"
+
+
+def test_share_from_the_popup(chromium, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    store = tmp_path / "store"
+    profile = tmp_path / "profile"
+    store.mkdir()
+    model = tmp_path / "m.bin"
+    model.write_bytes(os.urandom(20_000))
+    digest = hashlib.sha256(model.read_bytes()).hexdigest()
+    run_cli(store, "import", "--raw", str(model))
+    run_cli(store, "install", "--browser", "chromium", "--user-data-dir", str(profile))
+    context = chromium(profile, extension_dir=EXTENSION)
+    popup = context.new_page()
+    popup.goto("chrome-extension://njlggidnjaijbhcfhmipfndcjjmocgpp/popup/popup.html")
+    card = popup.locator(f'li.model[data-sha256="{digest}"]')
+    card.locator('[data-action="share"]').click()
+    card.locator(".share-input").fill("https://b.example")
+    card.locator('[data-action="confirm-share"]').click()
+    card.locator('[data-shared-with="https://b.example"]').wait_for(timeout=10_000)
+    page_b = {"partition": {"top_site": "https://b.example", "origin": "https://b.example"}}
+    host = HostProcess(store)
+    try:
+        seen = host.result("models.availability", {"query": {"sha256": digest}}, context=page_b)
+        assert seen == {"availability": "available"}
+        card.locator('[data-action="unshare"]').click()
+        card.locator('[data-shared-with="https://b.example"]').wait_for(
+            state="detached", timeout=10_000
+        )
+        gone = host.result("models.availability", {"query": {"sha256": digest}}, context=page_b)
+        assert gone == {"availability": "unavailable"}
+    finally:
+        host.kill()
