@@ -102,3 +102,32 @@ def test_the_user_shares_a_model_with_a_site(home: Path, model_server: ModelServ
         }
     finally:
         host.kill()
+
+
+def test_privacy_mode_relaxed_shares_everything(home: Path, model_server: ModelServer) -> None:
+    data = os.urandom(30_000)
+    url = model_server.add("/m", data)
+    digest = hashlib.sha256(data).hexdigest()
+    probe = {"query": {"sha256": digest}}
+    host = HostProcess(home)
+    try:
+        assert host.result("manage.settings.get") == {"privacy_mode": "strict"}  # the default
+        assert host.call("models.load", query(url, data), context=page("a"))["ok"]
+        unseen = host.result("models.availability", probe, context=page("b"))
+        assert unseen == {"availability": "unavailable"}
+        relaxed = host.result("manage.settings.set", {"privacy_mode": "relaxed"})
+        assert relaxed == {"privacy_mode": "relaxed"}
+        seen = host.result("models.availability", probe, context=page("b"))
+        assert seen == {"availability": "available"}
+        assert [m["sha256"] for m in host.result("models.list", context=page("c"))["models"]] == [
+            digest
+        ]
+        bad = host.call("manage.settings.set", {"privacy_mode": "open"})
+        assert bad["error"]["code"] == "bad_request"
+        denied = host.call("manage.settings.set", {"privacy_mode": "relaxed"}, context=page("a"))
+        assert denied["error"]["code"] == "access_denied"
+        host.result("manage.settings.set", {"privacy_mode": "strict"})
+        again = host.result("models.availability", probe, context=page("c"))
+        assert again == {"availability": "unavailable"}
+    finally:
+        host.kill()

@@ -49,6 +49,9 @@ def trusted_keys(texts: Sequence[str] | None) -> tuple[Ed25519PublicKey, ...]:
     return tuple(parse_public_key(t) for t in (texts or [shipped_key_text()]))
 
 
+PRIVACY_MODES = frozenset({"strict", "relaxed"})
+
+
 class CommonsGate:
     def __init__(
         self,
@@ -65,6 +68,22 @@ class CommonsGate:
         self._document: bytes | None = None
         self._current: CommonsList | None = None
         self._loaded_at = -RELOAD_S
+        self._relaxed = False
+        self._mode_at = -RELOAD_S
+
+    def relaxed(self) -> bool:
+        """The user's privacy mode is "relaxed": every site sees every stored model (the
+        popup explains the cost). Re-read every few seconds, like the list."""
+        if time.monotonic() - self._mode_at >= RELOAD_S:
+            self._relaxed = self.store.setting("privacy_mode", "strict") == "relaxed"
+            self._mode_at = time.monotonic()
+        return self._relaxed
+
+    def set_mode(self, mode: str) -> None:
+        if mode not in PRIVACY_MODES:
+            raise HostError("bad_request", f"privacy_mode must be one of {sorted(PRIVACY_MODES)}")
+        self.store.set_setting("privacy_mode", mode)
+        self._relaxed, self._mode_at = mode == "relaxed", time.monotonic()
 
     def install_shipped(self) -> None:
         """Adopt the list shipped with this version when it is newer than the stored one."""
@@ -91,8 +110,8 @@ class CommonsGate:
             return None
         record = self.store.get(digest)
         servable = record if record is not None and record.servable else None
-        if servable is not None and policy.can_see(servable, context):
-            return servable  # its own, pre-installed, or a trusted caller: never charged
+        if servable is not None and (self.relaxed() or policy.can_see(servable, context)):
+            return servable  # its own, pre-installed, a trusted caller, or relaxed mode
         listed = self.current()
         if listed is None or digest not in listed.digests or context.partition is None:
             return None

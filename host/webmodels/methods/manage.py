@@ -46,6 +46,14 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         record = store.share(call.params.digest(), str(top_site), shared)
         return {"model": record.manage_info()}
 
+    def settings_get(call: Call) -> Mapping[str, Any]:
+        return {"privacy_mode": "relaxed" if host.commons.relaxed() else "strict"}
+
+    def settings_set(call: Call) -> Mapping[str, Any]:
+        if "privacy_mode" in call.params.raw:
+            host.commons.set_mode(call.params.string("privacy_mode", max_length=16))
+        return settings_get(call)
+
     def jobs(call: Call) -> Mapping[str, Any]:
         return {"jobs": host.jobs.list_jobs()}
 
@@ -53,6 +61,8 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
     dispatcher.add("manage.jobs", jobs, trusted_only=True)
     dispatcher.add("manage.clear_site", clear_site, trusted_only=True)
     dispatcher.add("manage.share", share, trusted_only=True)
+    dispatcher.add("manage.settings.get", settings_get, trusted_only=True)
+    dispatcher.add("manage.settings.set", settings_set, trusted_only=True)
     dispatcher.add("manage.delete", delete, trusted_only=True)
     dispatcher.add("manage.pin", pin, trusted_only=True)
     dispatcher.add("manage.stats", stats, trusted_only=True)

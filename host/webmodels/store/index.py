@@ -136,6 +136,12 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE jobs ADD COLUMN quota_left INTEGER  -- the requesters' most remaining quota
     """,
+    """
+    CREATE TABLE settings (           -- the user's choices (popup, CLI): privacy_mode
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    )
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -289,6 +289,14 @@ class Store:
                 )
         return self.get(digest) or record
 
+    def setting(self, key: str, default: str) -> str:
+        rows = self.index.query("SELECT value FROM settings WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else default
+
+    def set_setting(self, key: str, value: str) -> None:
+        with self.index.write() as db:
+            db.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (key, value))
+
     def partition_usage(self, partition_key: str) -> int:
         """Bytes of stored models a partition holds (its quota counts these)."""
         rows = self.index.query(
