@@ -141,11 +141,15 @@ function problemPhase(error) {
 }
 
 async function refresh() {
-  const [list, stats, jobs] = await Promise.all([
+  const [list, stats, jobs, settings] = await Promise.all([
     client.call("manage.list"),
     client.call("manage.stats"),
     client.call("manage.jobs"),
+    client.call("manage.settings.get"),
   ]);
+  for (const radio of document.querySelectorAll('input[name="privacy-mode"]')) {
+    radio.checked = radio.value === settings.privacy_mode;
+  }
   state.models = sortModels(list.models ?? []);
   state.stats = stats;
   state.jobs = jobs.jobs ?? [];
@@ -276,3 +280,13 @@ chrome.tabs?.getCurrent?.((tab) => document.documentElement.classList.toggle("ta
 
 await connect();
 poll();
+
+// The privacy mode (strict by default): the user's choice, explained beside it.
+for (const radio of document.querySelectorAll('input[name="privacy-mode"]')) {
+  radio.addEventListener("change", () =>
+    run("privacy-mode", async () => {
+      const { privacy_mode: mode } = await client.call("manage.settings.set", { privacy_mode: radio.value });
+      notify("info", mode === "relaxed" ? "Relaxed: every site may use every stored model." : "Strict privacy restored.");
+    }),
+  );
+}

@@ -45,3 +45,28 @@ def test_share_from_the_popup(chromium, tmp_path: Path) -> None:  # type: ignore
         assert gone == {"availability": "unavailable"}
     finally:
         host.kill()
+
+
+def test_privacy_mode_from_the_popup(chromium, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    store, profile = tmp_path / "store", tmp_path / "profile"
+    store.mkdir()
+    run_cli(store, "install", "--browser", "chromium", "--user-data-dir", str(profile))
+    popup = chromium(profile, extension_dir=EXTENSION).new_page()
+    popup.goto("chrome-extension://njlggidnjaijbhcfhmipfndcjjmocgpp/popup/popup.html")
+    strict = popup.locator('input[name="privacy-mode"][value="strict"]')
+    strict.wait_for(timeout=10_000)
+    popup.wait_for_function("document.querySelector('input[value=strict]').checked", timeout=10_000)
+    popup.locator('input[name="privacy-mode"][value="relaxed"]').check()
+    host = HostProcess(store)
+    try:
+        deadline_ok = False
+        for _ in range(50):
+            if host.result("manage.settings.get") == {"privacy_mode": "relaxed"}:
+                deadline_ok = True
+                break
+            popup.wait_for_timeout(100)
+        assert deadline_ok
+        shot = popup.screenshot(full_page=True)
+        assert len(shot) > 10_000
+    finally:
+        host.kill()
