@@ -28,6 +28,7 @@ from typing import IO, Any
 
 from webmodels.errors import ERROR_CODES, HostError
 from webmodels.runtime import pipe
+from webmodels.runtime.children import child_env
 
 log = logging.getLogger(__name__)
 WORKER_MODULE = "webmodels.runtime.worker"
@@ -100,7 +101,7 @@ class WorkerProcess:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=stderr if stderr is not None else subprocess.DEVNULL,
-                env=worker_env(),
+                env=child_env(),
             )
         except OSError as exc:
             raise HostError("internal", f"cannot start the runtime worker: {exc}") from exc
@@ -302,16 +303,6 @@ def describe_exit(code: int) -> str:
         except ValueError:
             return f"was killed by signal {-code}"
     return f"exited with status {code}"
-
-
-def worker_env() -> dict[str, str]:
-    # The worker must import this very copy of webmodels, installed or not.
-    package_root = str(Path(__file__).resolve().parents[2])
-    env = dict(os.environ)
-    parts = [package_root, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
-    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(parts))
-    env["PYTHONIOENCODING"] = "utf-8"
-    return env
 
 
 def _open_log(path: Path | None) -> IO[bytes] | None:

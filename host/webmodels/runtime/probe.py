@@ -30,6 +30,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from webmodels.runtime.children import child_env
+
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 TENSORRT = "TensorrtExecutionProvider"
@@ -280,7 +282,7 @@ def run_probe_subprocess(
             stdin=subprocess.DEVNULL,
             capture_output=True,
             timeout=timeout_s,
-            env=_child_env(),
+            env=child_env(),
             check=False,
         )
     except subprocess.TimeoutExpired:
@@ -295,16 +297,6 @@ def run_probe_subprocess(
     except ValueError as exc:
         return ProbeResult.failed(f"probe printed no result: {exc}", elapsed_ms=_ms(start))
     return replace(result, elapsed_ms=_ms(start))
-
-
-def _child_env() -> dict[str, str]:
-    # The child must import this very copy of webmodels, installed or not.
-    package_root = str(Path(__file__).resolve().parents[2])
-    env = dict(os.environ)
-    parts = [package_root, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
-    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(parts))
-    env["PYTHONIOENCODING"] = "utf-8"
-    return env
 
 
 def _parse_output(stdout: str) -> ProbeResult:
