@@ -49,9 +49,9 @@ def build_host(config: Config) -> Host:
     settings = SessionSettings.from_config(config.extra)
     store = Store.open(config)
     commons = build_commons(config, store)
-    sessions = SessionManager(
-        store, probe, settings, log_path=config.log_dir / "worker.log"
-    ).start()  # before the jobs: a download they resume is compiled when it lands
+    sessions = SessionManager(store, probe, settings, log_path=config.log_dir / "worker.log")
+    sessions.is_common = commons.is_common  # common models share one compile cache
+    sessions.start()  # before the jobs: a download they resume is compiled when it lands
     jobs = JobManager(store).start()  # takes over downloads a killed host left behind
     return Host(
         config=config,

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from support.host import HostProcess
+from privacy.signing import Signer, entry, trusting_config
+from support.host import HostProcess, run_cli
 from support.httpserver import ModelServer
 from support.models import tiny_model
 
@@ -58,6 +59,24 @@ def probes(digest: str, url: str, data: bytes) -> list[tuple[str, dict[str, Any]
     ]
 
 
+def assert_probes_alike(
+    host: HostProcess, held: tuple[bytes, str], never: tuple[bytes, str], context: Any
+) -> None:
+    """Every probe about `held` gets the frame the same probe about `never` gets, and
+    none of them names site A or the held model."""
+    (held_data, held_url), (never_data, never_url) = held, never
+    for (method, held_params), (_, never_params) in zip(
+        probes(sha(held_data), held_url, held_data),
+        probes(sha(never_data), never_url, never_data),
+        strict=True,
+    ):
+        seen_held = frame_of(host, method, held_params, context)
+        seen_never = frame_of(host, method, never_params, context)
+        assert seen_held == seen_never, (method, held_params)
+        for secret in (A, "a.example", sha(held_data)[:12], str(len(held_data))):
+            assert secret not in seen_held, (method, secret)
+
+
 def load(host: HostProcess, url: str, data: bytes, context: Any) -> dict[str, Any]:
     params = {"query": {"url": url, "integrity": integrity(data)}}
     reply = host.call("models.load", params, context=context)
@@ -96,15 +115,7 @@ def test_probes_of_a_held_model_answer_as_for_a_never_stored_one(
         # A's own session compiles it: the compile cache now holds it.
         created = host.result("sessions.create", {"sha256": sha(held)}, context=PAGE_A)
         host.result("sessions.release", {"session_id": created["session_id"]}, context=PAGE_A)
-        for (method, held_params), (_, never_params) in zip(
-            probes(sha(held), held_url, held), probes(sha(never), never_url, never), strict=True
-        ):
-            seen_held = frame_of(host, method, held_params, PAGE_B)
-            seen_never = frame_of(host, method, never_params, PAGE_B)
-            assert seen_held == seen_never, (method, held_params)
-            # Nothing about A or its model is in any of them.
-            for secret in (A, "a.example", sha(held)[:12], str(len(held))):
-                assert secret not in seen_held, (method, secret)
+        assert_probes_alike(host, (held, held_url), (never, never_url), PAGE_B)
         assert model_server.transfers("/held.onnx") == 1  # probing fetched nothing
         assert model_server.transfers("/n.onnx") == 0
     finally:
@@ -214,5 +225,91 @@ def test_error_messages_name_no_other_site(
             text = frame_of(host, "models.load", params, PAGE_B)
             assert json.loads(text)["ok"] is False
             assert "a.example" not in text, text
+    finally:
+        host.kill()
+
+
+def page(site: str) -> dict[str, Any]:
+    return {"partition": {"top_site": site, "origin": site}, "user_activation": True}
+
+
+def test_a_share_with_one_site_tells_the_others_nothing(
+    home: Path, model_server: ModelServer, two_models: tuple[bytes, str, bytes, str]
+) -> None:
+    held, held_url, never, never_url = two_models
+    no_background_compile(home)
+    host = HostProcess(home)
+    try:
+        load(host, held_url, held, PAGE_A)
+        host.result("sessions.create", {"sha256": sha(held)}, context=PAGE_A)
+        c = "https://c.example"
+        shared = host.result("manage.share", {"sha256": sha(held), "top_site": c})
+        assert shared["model"]["shared_with"] == [c]
+        # C sees it without a transfer (the user said so) ...
+        seen = host.result("models.availability", {"query": {"sha256": sha(held)}}, context=page(c))
+        assert seen == {"availability": "available"}
+        # ... with its own compile cache: a share is not a common model.
+        created = host.result("sessions.create", {"sha256": sha(held)}, context=page(c))
+        assert created["compiled_cache_hit"] is False
+        # B, not shared with, gets exactly what it gets for a model never stored.
+        assert_probes_alike(host, (held, held_url), (never, never_url), PAGE_B)
+        assert model_server.transfers("/held.onnx") == 1
+    finally:
+        host.kill()
+
+
+def common_host(home: Path, listed: list[bytes], **settings: object) -> HostProcess:
+    """A host trusting a fresh commons list of `listed`, with background compiles off
+    (the compile-cache checks must see what pages' sessions did)."""
+    signer = Signer()
+    env = trusting_config(home, signer, **settings)
+    config = Path(env["WEBMODELS_CONFIG"])
+    config.write_text(config.read_text() + "[sessions]\nbackground_compile = false\n")
+    entries = [entry(data, name=f"test/common-{i}") for i, data in enumerate(listed)]
+    run_cli(home, "commons", "update", str(signer.write(home / "list.json", 1, entries)), **env)
+    return HostProcess(home, **env)
+
+
+def test_a_common_model_over_the_budget_answers_as_a_listed_one_never_stored(
+    home: Path,
+    tmp_path: Path,
+    model_server: ModelServer,
+    two_models: tuple[bytes, str, bytes, str],
+) -> None:
+    """Both on the commons list, one stored by A and one never stored: once B's site has
+    spent its probe budget, every probe of either gets the same frame."""
+    held, held_url, never, never_url = two_models
+    spent = tiny_model(tmp_path / "spent.onnx", seed=3).read_bytes()
+    host = common_host(home, [held, never, spent], probe_budget=1)
+    try:
+        load(host, held_url, held, PAGE_A)
+        seen = host.result("models.availability", {"query": {"sha256": sha(spent)}}, context=PAGE_B)
+        assert seen == {"availability": "unavailable"}  # a miss costs B its one probe
+        assert_probes_alike(host, (held, held_url), (never, never_url), PAGE_B)
+        # Within its budget, a site sees the stored common model at once (by design).
+        c = page("https://c.example")
+        seen = host.result("models.availability", {"query": {"sha256": sha(held)}}, context=c)
+        assert seen == {"availability": "available"}
+    finally:
+        host.kill()
+
+
+def test_common_models_share_one_compile_cache(
+    home: Path, model_server: ModelServer, two_models: tuple[bytes, str, bytes, str]
+) -> None:
+    """A common model is visible to every site by design, so its compiled graph is
+    shared: the second site's first session is a cache hit. Models that are not common
+    keep a cache per partition (test_the_compile_cache_does_not_tell_b_that_a_compiled)."""
+    held, held_url, _, _ = two_models
+    host = common_host(home, [held])
+    try:
+        load(host, held_url, held, PAGE_A)
+        first = host.result("sessions.create", {"sha256": sha(held)}, context=PAGE_A)
+        assert first["compiled_cache_hit"] is False
+        loaded = host.result("models.load", {"query": {"sha256": sha(held)}}, context=PAGE_B)
+        assert loaded["model"]["compiled"] is True
+        created = host.result("sessions.create", {"sha256": sha(held)}, context=PAGE_B)
+        assert created["compiled_cache_hit"] is True
+        assert model_server.transfers("/held.onnx") == 1  # and B fetched nothing
     finally:
         host.kill()

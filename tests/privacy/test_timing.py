@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from support.host import HostProcess
 from support.httpserver import ModelServer
 
@@ -154,13 +152,6 @@ def test_availability_takes_as_long_for_a_held_model(home: Path, model_server: M
         host.kill()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known leak (PRIVACY.md, 'Not protected'): storing a duplicate takes "
-    "another path than storing new bytes (store.ingest: upserts, a record with more "
-    "sites, blobs.publish discards instead of renaming); measured 100-175 µs apart, "
-    "p < 1e-3. The fix belongs in store/; remove this mark when it passes.",
-)
 def test_load_takes_as_long_for_a_held_model(home: Path, model_server: ModelServer) -> None:
     """Each pair is a fresh site B loading two models of the same size: one site A
     obtained before (transferred, verified, then discarded as a duplicate) and one

@@ -104,6 +104,14 @@ class CommonsGate:
         listed = self._current
         return listed if listed is not None and not listed.expired(self._now()) else None
 
+    def is_common(self, record: ModelRecord) -> bool:
+        """Visible to every partition by design: pre-installed, or on the list in force
+        (the probe budget still limits who learns it is stored)."""
+        if record.preinstalled_path is not None:
+            return True
+        listed = self.current()
+        return listed is not None and record.digest in listed.digests
+
     def visible(self, digest: Digest | None, context: RequestContext) -> ModelRecord | None:
         """The record if this caller may see it, else None (exactly like absent)."""
         if digest is None:

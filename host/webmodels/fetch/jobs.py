@@ -64,6 +64,7 @@ class JobManager:
         self._waiters: dict[str, dict[str, _Waiter]] = {}
         self._threads: dict[str, threading.Thread] = {}
         self._stops: dict[str, threading.Event] = {}  # transfers running here
+        self._published_at: dict[str, float] = {}  # job id -> monotonic start of publish
         self._slots = threading.BoundedSemaphore(self.options.max_transfers)
         self._closed = threading.Event()
         self._janitor: threading.Thread | None = None
@@ -362,6 +363,8 @@ class JobManager:
     def _publish(self, job: JobRow, pending: Any) -> None:
         metadata = describe_file(pending.temp_path)
         refs = self._waiter_refs(job.id)
+        with self._lock:
+            self._published_at[job.id] = time.monotonic()
         try:
             self.store.ingest(
                 pending, metadata, origin="downloaded", refs=refs, expected=job.digest
@@ -433,6 +436,7 @@ class JobManager:
     def _settle(self, job_id: str, job: JobRow | None) -> None:
         with self._lock:
             waiters = self._waiters.pop(job_id, {})
+            published_at = self._published_at.pop(job_id, None)
         if not waiters:
             return
         if job is None:
@@ -448,6 +452,9 @@ class JobManager:
                     self.store.record_use(job.digest, waiter.partition)
                 if waiter.throttle:
                     waiter.throttle.finish(record.size)
+            if published_at is not None:  # published here: pad to the floor (privacy)
+                time.sleep(max(0.0, published_at + self.options.settle_floor_s - time.monotonic()))
+            for waiter in waiters.values():
                 waiter.future.set_result(record)
             return
         if job.state == "cancelled":

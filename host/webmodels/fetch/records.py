@@ -18,6 +18,11 @@ class JobOptions:
     poll_s: float = 0.1  # followers read the row this often
     max_transfers: int = 4  # concurrent transfers run by one process
     keep_finished_s: float = 24 * 3600
+    # From publishing verified bytes to answering the requesters takes at least this
+    # long, so that whether another site already held the model (an index row updated
+    # rather than inserted, one more holder in the record) cannot be timed by a page.
+    # The work padded is small (publish, one index transaction, the record): ~1-2 ms.
+    settle_floor_s: float = 0.010
     transfer: TransferOptions = field(default_factory=TransferOptions)
 
 

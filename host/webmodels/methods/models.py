@@ -15,7 +15,6 @@ from webmodels.dispatch import Call, Dispatcher, Result
 from webmodels.errors import HostError
 from webmodels.fetch.records import DownloadRequest
 from webmodels.query import ModelQuery
-from webmodels.runtime.sessions import cache_scope
 from webmodels.store.records import ModelRecord
 from webmodels.store.store import Store
 
@@ -32,7 +31,9 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
     def info(record: ModelRecord, context: RequestContext) -> dict[str, Any]:
         # `compiled`: a session of it would be a compile-cache hit (runtime/sessions.py)
         # in this partition's own scope, so it never says that another site compiled it.
-        scope = cache_scope(record, context.partition.key if context.partition else None)
+        scope = host.sessions.cache_scope(
+            record, context.partition.key if context.partition else None
+        )
         compiled = record.format == "onnx" and host.sessions.compiled(record.digest, scope)
         return {**record.info(), "compiled": compiled}
 

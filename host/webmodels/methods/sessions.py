@@ -14,7 +14,6 @@ from webmodels.dispatch import Call, Dispatcher
 from webmodels.errors import HostError
 from webmodels.methods.models import visible_record
 from webmodels.runtime.loader import LEVELS
-from webmodels.runtime.sessions import cache_scope
 from webmodels.runtime.tensors import parse_feeds, parse_names
 
 if TYPE_CHECKING:
@@ -38,7 +37,7 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
             level=level,
             # A partition's own compile cache for models that are not common, else
             # `compiled_cache_hit` would tell B that A compiled it (DESIGN §4).
-            scope=cache_scope(record, _partition(call)),
+            scope=host.sessions.cache_scope(record, _partition(call)),
         )
         return created.to_wire()
 

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 from webmodels.digest import Digest
 from webmodels.errors import HostError
 from webmodels.runtime.loader import SessionSpec
-from webmodels.runtime.sessions import cache_scopes
 
 if TYPE_CHECKING:
     from webmodels.runtime.client import Runtime
@@ -110,7 +109,7 @@ class BackgroundCompiler:
         # are not common, DESIGN §4), so that every site that obtained it gets hits.
         done = [
             self._compile(SessionSpec(digest, spec_provider, "all", scope))
-            for scope in cache_scopes(record)
+            for scope in sessions.cache_scopes(record)
         ]
         return all(done)
 

@@ -40,7 +40,7 @@ class SessionSpec:
     level: str
     # Whose compile cache: "" (shared) for common models, else the partition key, so
     # that a cache hit never tells one site that another used the model (DESIGN §4;
-    # `policy.cache_scope`).
+    # `SessionManager.cache_scope`).
     scope: str = ""
 
     @property

@@ -20,7 +20,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,23 +47,9 @@ NOT_FOUND = "no such session (released, unloaded after being idle, or never crea
 # per partition; a shared hit would tell site B that site A used the model) -------------
 
 
-def is_common(record: ModelRecord) -> bool:
-    """Visible to every partition by design, so its compiled graph may be shared.
-    The seam for the signed commons list: its models belong here too."""
+def preinstalled(record: ModelRecord) -> bool:
+    """The commons predicate of a host without a commons list (tests, tools)."""
     return record.preinstalled_path is not None
-
-
-def cache_scope(record: ModelRecord, partition: str | None) -> str:
-    """The compile-cache scope of a session of ``record``: shared ("") for common
-    models and for callers without a partition (the CLI, the popup), else the
-    partition key."""
-    return "" if is_common(record) or partition is None else partition
-
-
-def cache_scopes(record: ModelRecord) -> list[str]:
-    """The scopes a background compile fills: every partition that obtained a model
-    that is not common, else the shared one."""
-    return [""] if is_common(record) or not record.sites else list(record.sites)
 
 
 @dataclass(slots=True)
@@ -119,9 +105,23 @@ class SessionManager:
         self._reserved: dict[str, int] = {}  # creations under way, per partition
         self._calls = 0
         self._closed = threading.Event()
+        # Visible to every partition by design (pre-installed, or on the signed commons
+        # list: the host sets `CommonsGate.is_common`), so its compiled graph is shared.
+        self.is_common: Callable[[ModelRecord], bool] = preinstalled
         from webmodels.runtime.background import BackgroundCompiler
 
         self.compiler = BackgroundCompiler(self, Runtime(options))
+
+    def cache_scope(self, record: ModelRecord, partition: str | None) -> str:
+        """The compile-cache scope of a session of ``record``: shared ("") for common
+        models and for callers without a partition (the CLI, the popup), else the
+        partition key."""
+        return "" if partition is None or self.is_common(record) else partition
+
+    def cache_scopes(self, record: ModelRecord) -> list[str]:
+        """The scopes a background compile fills: every partition that obtained a model
+        that is not common, else the shared one."""
+        return [""] if not record.sites or self.is_common(record) else list(record.sites)
 
     def start(self) -> SessionManager:
         with contextlib.suppress(OSError, HostError):
@@ -149,7 +149,7 @@ class SessionManager:
         level: str = "all",
         scope: str = "",
     ) -> Created:
-        """``scope``: whose compile cache serves it (`policy.cache_scope`)."""
+        """``scope``: whose compile cache serves it (`SessionManager.cache_scope`)."""
         self._reserve(partition)
         try:
             spec = SessionSpec(digest, self.provider_for(providers), level, scope)

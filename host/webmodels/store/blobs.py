@@ -93,14 +93,19 @@ class BlobFiles:
     def publish(self, pending: PendingBlob) -> bool:
         """Move verified bytes into place; False when an identical blob was already there."""
         final = self.path_of(pending.digest)
-        if final.is_file():
-            pending.temp_path.unlink(missing_ok=True)
+        existed = final.is_file()
+        if existed and sys.platform == "win32":  # pragma: no cover - cannot replace a
+            pending.temp_path.unlink(missing_ok=True)  # read-only or open file there
             return False
+        # A duplicate takes the same steps as new bytes: the verified copy replaces the
+        # identical blob (readers keep the inode they opened). Discarding it instead was
+        # measurably quicker, which told a page that another site held the model
+        # (PRIVACY.md, timing; tests/privacy/test_timing.py).
         final.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(pending.temp_path, 0o444)
         os.replace(pending.temp_path, final)
         fsync_dir(final.parent)
-        return True
+        return not existed
 
     def discard(self, pending: PendingBlob) -> None:
         pending.temp_path.unlink(missing_ok=True)
