@@ -16,6 +16,7 @@ from webmodels.commons.gate import CommonsGate, ProbeBudget, trusted_keys
 from webmodels.config import Config
 from webmodels.dispatch import Dispatcher
 from webmodels.fetch.jobs import JobManager
+from webmodels.fetch.records import JobOptions
 from webmodels.runtime.probe import ProbeResult, ProviderProbe, run_probe_subprocess
 from webmodels.runtime.sessions import SessionManager
 from webmodels.runtime.settings import SessionSettings
@@ -52,7 +53,9 @@ def build_host(config: Config) -> Host:
     sessions = SessionManager(store, probe, settings, log_path=config.log_dir / "worker.log")
     sessions.is_common = commons.is_common  # common models share one compile cache
     sessions.start()  # before the jobs: a download they resume is compiled when it lands
-    jobs = JobManager(store).start()  # takes over downloads a killed host left behind
+    jobs = JobManager(
+        store, JobOptions(total_quota=config.quota_total_bytes)
+    ).start()  # takes over downloads a killed host left behind
     return Host(
         config=config,
         store=store,

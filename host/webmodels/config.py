@@ -55,6 +55,10 @@ class Config:
     # What one partition may hold in the store (DESIGN §4: over it the requester gets
     # quota_exceeded; nothing of another site is ever evicted).
     quota_per_partition_bytes: int = 10 << 30
+    # What the whole store may hold (None: as much as the disk takes). Over it a
+    # download or upload gets quota_exceeded with no figures (they would tell a page
+    # how much other sites hold), and nothing is evicted.
+    quota_total_bytes: int | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -157,6 +161,13 @@ def load_config(flags: Flags | None = None, env: Mapping[str, str] | None = None
                 whole=True,
             )
         ),
+        quota_total_bytes=(
+            None
+            if file_values.get("quota_total_bytes") is None
+            else int(
+                _positive(file_values["quota_total_bytes"], where="quota_total_bytes", whole=True)
+            )
+        ),
         extra={k: v for k, v in file_values.items() if k not in _KNOWN_KEYS},
     )
 
@@ -172,6 +183,7 @@ _KNOWN_KEYS = {
     "probe_window_hours",
     "download_without_activation_bytes",
     "quota_per_partition_bytes",
+    "quota_total_bytes",
 }
 
 

@@ -67,6 +67,41 @@ def test_over_quota_is_refused_and_nothing_is_evicted(
         host.kill()
 
 
+def test_the_total_quota_refuses_without_figures_and_evicts_nothing(
+    home: Path, model_server: ModelServer
+) -> None:
+    """`quota_total_bytes` caps the whole store: a site over it gets `quota_exceeded`
+    with no figures (they would tell it what other sites hold), whether it declared the
+    size or not, and whether the bytes duplicate another site's model or not."""
+    config = home / "config.toml"
+    config.write_text("quota_total_bytes = 1000000\n")
+    theirs, new = os.urandom(600_000), os.urandom(600_000)
+    their_url, new_url = model_server.add("/theirs", theirs), model_server.add("/new", new)
+    host = HostProcess(home, WEBMODELS_CONFIG=str(config))
+    try:
+        assert host.call("models.load", query(their_url, theirs), context=page("a"))["ok"]
+        replies = []
+        for url, data in ((new_url, new), (their_url, theirs)):  # new bytes, A's model
+            for extra in ({"size": len(data)}, {}):
+                reply = host.call("models.load", query(url, data, **extra), context=page("b"))
+                assert reply["error"]["code"] == "quota_exceeded", reply
+                replies.append(reply["error"])
+        assert all("details" not in e or e["details"] == {} for e in replies), replies
+        assert all(str(len(theirs)) not in e["message"] for e in replies)
+        assert replies[0] == replies[2] and replies[1] == replies[3]  # held or not: alike
+        digest = hashlib.sha256(new).hexdigest()
+        begin = host.call(
+            "cos.write.begin", {"sha256": digest, "size": len(new)}, context=page("b")
+        )
+        assert begin["error"]["code"] == "quota_exceeded"
+        # Nothing was evicted or left behind; a's model is still served to a.
+        assert len(blobs(home)) == 1
+        assert list((home / "store-v1" / "tmp").iterdir()) == []
+        assert host.call("models.load", query(their_url, theirs), context=page("a"))["ok"]
+    finally:
+        host.kill()
+
+
 def test_the_user_shares_a_model_with_a_site(home: Path, model_server: ModelServer) -> None:
     data = os.urandom(50_000)
     url = model_server.add("/m", data)

@@ -361,6 +361,7 @@ class JobManager:
                 self._stops.pop(job.id, None)
 
     def _publish(self, job: JobRow, pending: Any) -> None:
+        self.store.check_total_quota(self.options.total_quota, pending.size)
         metadata = describe_file(pending.temp_path)
         refs = self._waiter_refs(job.id)
         with self._lock:

@@ -23,6 +23,7 @@ class JobOptions:
     # rather than inserted, one more holder in the record) cannot be timed by a page.
     # The work padded is small (publish, one index transaction, the record): ~1-2 ms.
     settle_floor_s: float = 0.010
+    total_quota: int | None = None  # Config.quota_total_bytes, checked before publishing
     transfer: TransferOptions = field(default_factory=TransferOptions)
 
 

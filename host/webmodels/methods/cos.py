@@ -34,7 +34,9 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
     def begin(call: Call) -> Mapping[str, Any]:
         digest = call.params.digest()
         size = call.params.integer("size")
-        quota_left(store, call, host.config.quota_per_partition_bytes, size)
+        quota_left(
+            store, call, host.config.quota_per_partition_bytes, size, host.config.quota_total_bytes
+        )
         upload = host.uploads.begin(digest, size, key(call))
         return {"upload_id": upload.id}
 
@@ -52,6 +54,8 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         partition = key(call)
         refs = [("site", partition)] if partition else [("import", "cos")]
         try:
+            if partition:
+                store.check_total_quota(host.config.quota_total_bytes, pending.size)
             metadata = describe_file(pending.temp_path)
             result = store.ingest(pending, metadata, origin="downloaded", refs=refs)
         finally:

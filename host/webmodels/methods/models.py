@@ -71,7 +71,13 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
                 f"a download of more than {limit} bytes needs a user gesture on the page",
                 limit=limit,
             )
-        room = quota_left(store, call, host.config.quota_per_partition_bytes, query.size)
+        room = quota_left(
+            store,
+            call,
+            host.config.quota_per_partition_bytes,
+            query.size,
+            host.config.quota_total_bytes,
+        )
         request = DownloadRequest(
             digest=query.digest,
             urls=query.urls,
@@ -165,12 +171,16 @@ def _maybe_visible(host: Host, digest: Digest, context: RequestContext) -> bool:
     return bool(rows)
 
 
-def quota_left(store: Store, call: Call, quota: int, size: int | None) -> int | None:
+def quota_left(
+    store: Store, call: Call, quota: int, size: int | None, total: int | None = None
+) -> int | None:
     """What the caller's partition may still store (None: no quota, trusted callers);
     `quota_exceeded` at once when a known size does not fit. Only the partition's own
     holdings count, and nothing of another site is ever evicted to make room."""
     if call.context.partition is None:
         return None
+    if size is not None:
+        store.check_total_quota(total, size)
     left = max(0, quota - store.partition_usage(call.context.partition.key))
     if size is not None and size > left:
         raise HostError(

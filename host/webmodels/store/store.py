@@ -307,6 +307,25 @@ class Store:
         )
         return int(rows[0][0])
 
+    def total_usage(self) -> int:
+        """Bytes of all stored blobs (models and derived files; not pre-installed ones)."""
+        rows = self.index.query(
+            "SELECT COALESCE(SUM(o.size), 0) FROM objects o JOIN blobs b USING (sha256) "
+            "WHERE b.state = 'ok'"
+        )
+        return int(rows[0][0])
+
+    def check_total_quota(self, limit: int | None, size: int) -> None:
+        """`quota_exceeded` when `size` more bytes would pass the store's total quota.
+        Counted as new bytes even when they duplicate a blob (else the answer would tell
+        a page that another site holds the model), and with no figures in the error."""
+        if limit is not None and self.total_usage() + size > limit:
+            raise HostError(
+                "quota_exceeded",
+                "the model store is full: it has reached the total size its user set "
+                "(quota_total_bytes); nothing was removed to make room",
+            )
+
     def record_use(self, digest: Digest, partition_key: str) -> None:
         """Note that a partition obtained this model (the popup lists the sites)."""
         with self.index.write() as db:
