@@ -17,10 +17,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from webmodels import policy
 from webmodels.commons import keeper
-from webmodels.commons.lists import CommonsList, parse_public_key, verify_list
+from webmodels.commons.lists import CommonsList, verify_list
 from webmodels.context import RequestContext
 from webmodels.digest import Digest
 from webmodels.errors import HostError
+from webmodels.signing import parse_public_key
 from webmodels.store import Store
 from webmodels.store.records import ModelRecord
 
@@ -46,7 +47,8 @@ def shipped_key_text() -> str:
 
 def trusted_keys(texts: Sequence[str] | None) -> tuple[Ed25519PublicKey, ...]:
     """The configured keys; None means the project's shipped key."""
-    return tuple(parse_public_key(t) for t in (texts or [shipped_key_text()]))
+    keys = texts or [shipped_key_text()]
+    return tuple(parse_public_key(t, what="a commons key") for t in keys)
 
 
 PRIVACY_MODES = frozenset({"strict", "relaxed"})
