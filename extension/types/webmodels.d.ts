@@ -93,7 +93,10 @@ declare global {
     | { sha256: string }
     | { url: string; integrity: string; size?: number }
     | { urls: string[]; integrity: string; size?: number }
-    | { name: string; version?: string };
+    /** By name and npm-style range ("^1.2", "~1.2.3", ">=1.3 <2", "1.x"; default "*"). */
+    | { name: string; version?: string }
+    /** An inline descriptor: a name no catalog knows, with its exact version. */
+    | { name: string; version: string; url: string; integrity: string; size?: number };
 
   type WebModelsAvailability = "available" | "downloading" | "downloadable" | "unavailable";
 
@@ -142,7 +145,10 @@ declare global {
     signal?: AbortSignal;
     /** A background download that goes on when every requester has cancelled. */
     prefetch?: boolean;
-    /** Passed to the host; name/version substitution is not implemented yet. */
+    /** For name queries: "none" (default) gives the newest version in range;
+     *  "compatible" the newest in range already at hand; "equivalent" also a
+     *  catalog-declared equivalent at hand with a matching input/output signature.
+     *  `info.substituted` says when what was given is not the newest in range. */
     substitute?: "none" | "compatible" | "equivalent";
   }
 

@@ -17,6 +17,7 @@ from webmodels.config import Config
 from webmodels.dispatch import Dispatcher
 from webmodels.fetch.jobs import JobManager
 from webmodels.fetch.records import JobOptions
+from webmodels.naming.sources import NameSources
 from webmodels.runtime.probe import ProbeResult, ProviderProbe, run_probe_subprocess
 from webmodels.runtime.sessions import SessionManager
 from webmodels.runtime.settings import SessionSettings
@@ -33,6 +34,7 @@ class Host:
     uploads: Uploads
     sessions: SessionManager
     commons: CommonsGate
+    names: NameSources
 
     def close(self) -> None:
         self.sessions.close()  # the runtime workers end with the host
@@ -64,6 +66,7 @@ def build_host(config: Config) -> Host:
         uploads=Uploads(store.files),
         sessions=sessions,
         commons=commons,
+        names=NameSources(store),
     )
 
 

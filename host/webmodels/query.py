@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from webmodels.digest import Digest
 from webmodels.errors import HostError
+from webmodels.naming.versions import ModelName, Version, VersionError, VersionRange
 
 MAX_MIRRORS = 8
 
@@ -17,9 +18,14 @@ MAX_MIRRORS = 8
 class ModelQuery:
     digest: Digest | None = None  # from sha256 or integrity
     urls: tuple[str, ...] = ()
-    name: str | None = None
-    version: str | None = None
+    name: ModelName | None = None  # by name (DESIGN §3), with `range`
+    range: VersionRange | None = None
     size: int | None = None  # declared size, checked against Content-Length
+
+    @property
+    def inline(self) -> bool:
+        """A name with its own URL and integrity: a model no catalog needs to know."""
+        return self.name is not None and self.digest is not None and bool(self.urls)
 
     @classmethod
     def parse(cls, value: Any) -> ModelQuery:
@@ -27,22 +33,56 @@ class ModelQuery:
             raise HostError("bad_request", "query must be an object", field="query")
         if "sha256" in value:
             return cls(digest=Digest.parse(value["sha256"], field="query.sha256"))
+        name = _name(value.get("name")) if "name" in value else None
         if "url" in value or "urls" in value:
             return cls(
                 digest=Digest.from_integrity(value.get("integrity")),
                 urls=_urls(value),
                 size=_size(value.get("size")),
+                name=name,
+                range=_exact(value.get("version")) if name is not None else None,
             )
-        if "name" in value:
-            name, version = value.get("name"), value.get("version", "*")
-            if not isinstance(name, str) or "/" not in name or not isinstance(version, str):
-                raise HostError(
-                    "bad_request", "query.name must be 'publisher/model'", field="query.name"
-                )
-            return cls(name=name, version=version)
+        if name is not None:
+            return cls(name=name, range=_range(value.get("version", "*")))
         raise HostError(
             "bad_request", "query needs sha256, url(s) with integrity, or name", field="query"
         )
+
+
+def _name(value: object) -> ModelName:
+    try:
+        if not isinstance(value, str):
+            raise VersionError("a model name is a string")
+        return ModelName.parse(value)
+    except VersionError as exc:
+        raise HostError(
+            "bad_request", f"query.name must be 'publisher/model': {exc}", field="query.name"
+        ) from exc
+
+
+def _range(value: object) -> VersionRange:
+    try:
+        if not isinstance(value, str):
+            raise VersionError("a version range is a string")
+        return VersionRange.parse(value)
+    except VersionError as exc:
+        raise HostError(
+            "bad_request", f"query.version is not a version range: {exc}", field="query.version"
+        ) from exc
+
+
+def _exact(value: object) -> VersionRange:
+    """An inline descriptor names one version (its bytes are fixed by the integrity)."""
+    try:
+        if not isinstance(value, str):
+            raise VersionError("an inline descriptor needs its exact version")
+        return VersionRange.parse(str(Version.parse(value)))
+    except VersionError as exc:
+        raise HostError(
+            "bad_request",
+            f"query.version must be an exact version with a URL: {exc}",
+            field="query.version",
+        ) from exc
 
 
 def _urls(value: Mapping[str, Any]) -> tuple[str, ...]:

@@ -8,7 +8,9 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from webmodels.cli.main import CliContext
 from webmodels.cli.output import ProgressBar, format_table, human_bytes, print_json
@@ -16,6 +18,8 @@ from webmodels.digest import Digest
 from webmodels.errors import HostError
 from webmodels.fetch.jobs import JobManager
 from webmodels.fetch.records import DownloadRequest
+from webmodels.naming.resolve import SUBSTITUTE, Candidate, NameQuery
+from webmodels.naming.sources import record_request
 from webmodels.query import ModelQuery
 from webmodels.store import Store
 
@@ -26,15 +30,25 @@ def register(sub: Any) -> None:
     pull = sub.add_parser(
         "pull",
         help="download a model into the store (resumable, verified)",
-        description="Download a model by URL and its SHA-256. Interrupted downloads "
+        description="Download a model by URL and its SHA-256, or by name and version "
+        "range from the configured catalogs (e.g. pub/model@^1). Interrupted downloads "
         "resume; nothing is stored unless the bytes match.",
     )
-    pull.add_argument("url", help="where to download from")
-    digest = pull.add_mutually_exclusive_group(required=True)
+    pull.add_argument(
+        "url", metavar="URL|NAME@RANGE", help="where to download from, or a catalog name"
+    )
+    digest = pull.add_mutually_exclusive_group()
     digest.add_argument("--sha256", help="the model's SHA-256 (hex)")
     digest.add_argument("--integrity", help="Subresource Integrity: sha256-<base64>")
     pull.add_argument("--mirror", action="append", default=[], help="another URL (repeatable)")
     pull.add_argument("--size", type=int, help="expected size in bytes")
+    pull.add_argument(
+        "--substitute",
+        choices=SUBSTITUTE,
+        default="none",
+        help="by name: accept an older version in range (compatible) or an equivalent "
+        "already stored",
+    )
     pull.add_argument(
         "--background",
         action="store_true",
@@ -47,6 +61,8 @@ def register(sub: Any) -> None:
 
 
 def _query(args: argparse.Namespace) -> ModelQuery:
+    if not (args.sha256 or args.integrity):
+        raise HostError("bad_request", "pulling a URL needs --sha256 or --integrity")
     digest = (
         Digest.parse(args.sha256, field="--sha256")
         if args.sha256
@@ -57,6 +73,8 @@ def _query(args: argparse.Namespace) -> ModelQuery:
 
 
 def cmd_pull(args: argparse.Namespace, ctx: CliContext) -> int:
+    if urlsplit(args.url).scheme not in ("http", "https"):
+        return _pull_named(args, ctx)
     query = _query(args)
     assert query.digest is not None
     with Store.open(ctx.config) as store:
@@ -79,6 +97,62 @@ def cmd_pull(args: argparse.Namespace, ctx: CliContext) -> int:
                 print(f"downloading in the background (job {job_id[:8]}); see `webmodels jobs`")
             return 0
         return _pull_foreground(manager, request, ctx)
+
+
+def _pull_named(args: argparse.Namespace, ctx: CliContext) -> int:
+    from webmodels.cli.catalog_cmd import parse_spec, resolve_as_user
+
+    spec = parse_spec(args.url)
+    query = NameQuery(spec.name, spec.range, args.substitute)
+    with Store.open(ctx.config) as store:
+        choice = resolve_as_user(store, query)
+        record_request(store, partition="", query=query)  # `webmodels update` follows it
+        given = choice.candidate
+        label = f"{given.name}@{given.version}"
+        if choice.visible:
+            record = store.get(given.digest)
+            assert record is not None
+            what = f"already stored ({label}{', substituted' if choice.substituted else ''})"
+            return _report(ctx, record.manage_info(), what)
+        if not given.urls:
+            raise HostError("not_found", f"{label} has no download URL")
+        request = DownloadRequest(
+            digest=given.digest,
+            urls=given.urls,
+            waiter=f"cli-{os.getpid()}",
+            size=given.size,
+            background=args.background,
+        )
+        manager = JobManager(store)
+        if args.background:
+            job_id = _start_background(manager, request, ctx)
+            print_json({"job": job_id, "background": True}) if ctx.json else print(
+                f"downloading {label} in the background (job {job_id[:8]})"
+            )
+            return 0
+        code = _pull_foreground(manager, request, ctx)
+        store.name_object(given.digest, str(given.name), str(given.version))
+        return code
+
+
+def start_named_downloads(
+    store: Store, ctx: CliContext, planned: Mapping[str, tuple[Candidate, list[str]]]
+) -> None:
+    """Background downloads for `webmodels update`, each credited to the sites (partition
+    keys; "" for the user) that asked for its range, then a detached runner."""
+    manager = JobManager(store)
+    for candidate, partitions in planned.values():
+        for n, partition in enumerate(partitions):
+            request = DownloadRequest(
+                digest=candidate.digest,
+                urls=candidate.urls,
+                waiter=f"update-{os.getpid()}-{n}",
+                partition=partition or None,
+                size=candidate.size,
+                background=True,
+            )
+            manager.join(request)
+    _spawn_runner(ctx)
 
 
 def _pull_foreground(manager: JobManager, request: DownloadRequest, ctx: CliContext) -> int:
@@ -110,6 +184,12 @@ def _pull_foreground(manager: JobManager, request: DownloadRequest, ctx: CliCont
 def _start_background(manager: JobManager, request: DownloadRequest, ctx: CliContext) -> str:
     """Record the job, then hand it to a detached runner that outlives this command."""
     job_id = manager.join(dataclasses.replace(request, waiter=""))
+    _spawn_runner(ctx)
+    return job_id
+
+
+def _spawn_runner(ctx: CliContext) -> None:
+    """A detached `webmodels jobs --run` that outlives this command."""
     argv = [sys.executable, "-m", "webmodels", "--store", str(ctx.config.home)]
     if ctx.config.config_file is not None:
         argv += ["--config", str(ctx.config.config_file)]
@@ -120,7 +200,6 @@ def _start_background(manager: JobManager, request: DownloadRequest, ctx: CliCon
         stderr=subprocess.DEVNULL,
         start_new_session=True,  # not killed with this terminal
     )
-    return job_id
 
 
 def _report(ctx: CliContext, info: dict[str, Any], what: str) -> int:

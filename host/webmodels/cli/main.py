@@ -23,6 +23,7 @@ class CliContext:
 def build_parser() -> argparse.ArgumentParser:
     # Imported here so `webmodels --help` stays the only place that lists commands.
     from webmodels.cli import (
+        catalog_cmd,
         commons_cmd,
         doctor_cmd,
         fetch_cmd,
@@ -50,7 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING, ERROR")
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (serve_cmd, registration_cmd, doctor_cmd, store_cmd, fetch_cmd, commons_cmd):
+    for module in (
+        serve_cmd,
+        registration_cmd,
+        doctor_cmd,
+        store_cmd,
+        fetch_cmd,
+        catalog_cmd,
+        commons_cmd,
+    ):
         module.register(sub)
     return parser
 

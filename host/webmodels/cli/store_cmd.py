@@ -117,11 +117,12 @@ def cmd_ls(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
     if not records:
         print("no models (add one with: webmodels import FILE)")
         return 0
+    labels = catalog_labels(store)
     rows = [
         (
             r.digest.short,
-            r.name or "-",
-            r.version or "-",
+            r.name or labels.get(r.digest, ("-", "-"))[0],
+            r.version or labels.get(r.digest, ("-", "-"))[1],
             r.format,
             human_bytes(r.size),
             "quarantined" if r.quarantined else r.source,
@@ -133,6 +134,16 @@ def cmd_ls(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
     headers = ["SHA256", "NAME", "VERSION", "FORMAT", "SIZE", "SOURCE", "PINNED", "SITES"]
     print(format_table(headers, rows))
     return 0
+
+
+def catalog_labels(store: Store) -> dict[Digest, tuple[str, str]]:
+    """Names and versions the catalogs in force give stored models (first one wins)."""
+    from webmodels.naming.sources import NameSources
+
+    labels: dict[Digest, tuple[str, str]] = {}
+    for candidate in NameSources(store).candidates():
+        labels.setdefault(candidate.digest, (str(candidate.name), str(candidate.version)))
+    return labels
 
 
 def cmd_rm(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:

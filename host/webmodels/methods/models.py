@@ -14,6 +14,9 @@ from webmodels.digest import Digest
 from webmodels.dispatch import Call, Dispatcher, Result
 from webmodels.errors import HostError
 from webmodels.fetch.records import DownloadRequest
+from webmodels.naming.resolve import Candidate, Choice, NameQuery, parse_substitute
+from webmodels.naming.sources import record_request
+from webmodels.naming.versions import Version
 from webmodels.query import ModelQuery
 from webmodels.store.records import ModelRecord
 from webmodels.store.store import Store
@@ -41,8 +44,54 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         # Own, pre-installed or common within the probe budget (commons/gate.py).
         return visible_record(host, digest, context)
 
+    def resolved(call: Call, query: ModelQuery) -> Choice:
+        """The name query's choice (naming/resolve.py); `not_found` when no source
+        knows a version in range. Visibility is this partition's, as everywhere."""
+        assert query.name is not None and query.range is not None
+        try:
+            substitute = parse_substitute(call.params.raw.get("substitute"))
+        except ValueError as exc:
+            raise HostError("bad_request", str(exc), field="substitute") from exc
+        inline = None
+        if query.inline:
+            assert query.digest is not None
+            version = Version.parse(query.range.text)
+            inline = Candidate(query.name, version, query.digest, query.size, query.urls, "request")
+        wanted = NameQuery(query.name, query.range, substitute)
+        choice = host.names.resolve(
+            wanted,
+            visible=lambda digest: visible(digest, call.context) is not None,
+            inline=inline,
+        )
+        if choice is None:
+            raise HostError(
+                "not_found",
+                f"no catalog or pre-installed model has {query.name} in range {query.range.text!r}",
+                name=str(query.name),
+                version=query.range.text,
+            )
+        if call.context.partition is not None:
+            record_request(store, partition=call.context.partition.key, query=wanted)
+        return choice
+
+    def named(model: Mapping[str, Any], choice: Choice) -> dict[str, Any]:
+        given = choice.candidate
+        return {
+            **model,
+            "name": str(given.name),
+            "version": str(given.version),
+            "substituted": choice.substituted,
+        }
+
     def availability(call: Call) -> Mapping[str, Any]:
         query = ModelQuery.parse(call.params.raw.get("query"))
+        if query.name is not None:
+            choice = resolved(call, query)
+            if choice.visible:
+                return {"availability": "available"}
+            if host.jobs.downloading(choice.candidate.digest, _key(call)):
+                return {"availability": "downloading"}
+            return {"availability": "downloadable" if choice.candidate.urls else "unavailable"}
         if visible(query.digest, call.context) is not None:
             return {"availability": "available"}
         if query.digest is not None and host.jobs.downloading(query.digest, _key(call)):
@@ -53,19 +102,54 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
     def load(call: Call) -> Result:
         query = ModelQuery.parse(call.params.raw.get("query"))
         if query.name is not None:
-            raise HostError("bad_request", "this host does not resolve model names yet")
+            return load_named(call, query)
         record = visible(query.digest, call.context)
         if record is not None:
-            store.locate(record.digest)  # size (and mtime) checked before we say yes
-            if call.context.partition is not None:
-                store.record_use(record.digest, call.context.partition.key)
-            return {"model": info(record, call.context)}
+            return {"model": give(record, call)}
         if not query.urls or query.digest is None:
             raise HostError("not_found", "no such model is available to this site")
+        return _then(
+            download(call, query.digest, query.urls, query.size),
+            lambda model: {"model": info(model, call.context)},
+        )
+
+    def give(record: ModelRecord, call: Call) -> dict[str, Any]:
+        store.locate(record.digest)  # size (and mtime) checked before we say yes
+        if call.context.partition is not None:
+            store.record_use(record.digest, call.context.partition.key)
+        return info(record, call.context)
+
+    def load_named(call: Call, query: ModelQuery) -> Result:
+        choice = resolved(call, query)
+        given = choice.candidate
+        if given.source.startswith("catalog:"):  # a signed name: `webmodels ls` shows it
+            label = (str(given.name), str(given.version))
+        else:
+            label = None
+        record = visible(given.digest, call.context) if choice.visible else None
+        if record is not None:
+            return {"model": named(give(record, call), choice)}
+        if not given.urls:
+            raise HostError(
+                "not_found",
+                f"{given.name}@{given.version} has no download URL and is not available "
+                "to this site",
+            )
+
+        def done(model: ModelRecord) -> Mapping[str, Any]:
+            if label is not None:
+                store.name_object(model.digest, *label)
+            return {"model": named(info(model, call.context), choice)}
+
+        return _then(download(call, given.digest, given.urls, given.size), done)
+
+    def download(
+        call: Call, digest: Digest, urls: tuple[str, ...], size: int | None
+    ) -> Future[ModelRecord]:
         # Not visible: a real transfer, verified, even if the bytes are stored for
         # another site (the network then behaves as without the store, DESIGN §4).
         limit = _activation_limit(call, host.config.download_without_activation_bytes)
-        if limit is not None and query.size is not None and query.size > limit:
+        if limit is not None and size is not None and size > limit:
             raise HostError(
                 "user_activation_required",
                 f"a download of more than {limit} bytes needs a user gesture on the page",
@@ -75,15 +159,15 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
             store,
             call,
             host.config.quota_per_partition_bytes,
-            query.size,
+            size,
             host.config.quota_total_bytes,
         )
         request = DownloadRequest(
-            digest=query.digest,
-            urls=query.urls,
+            digest=digest,
+            urls=urls,
             waiter=str(call.request_id),
             partition=_key(call),
-            size=query.size,
+            size=size,
             background=call.params.boolean("prefetch", default=False),
             size_limit=limit,
             quota_left=room,
@@ -93,7 +177,7 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
             call.emit("download.progress", {"loaded": loaded, "total": total})
 
         _, future = host.jobs.request(request, progress)
-        return _then(future, lambda model: {"model": info(model, call.context)})
+        return future
 
     def cancel(call: Call) -> Mapping[str, Any]:
         raw = call.params.raw.get("request_id")

@@ -142,6 +142,23 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     )
     """,
+    """
+    CREATE TABLE catalogs (           -- configured catalogs, each with its own key
+        name         TEXT PRIMARY KEY,
+        key          TEXT NOT NULL,   -- the public key that must sign every version
+        source       TEXT,            -- file or URL `webmodels update` re-reads
+        version      INTEGER NOT NULL,
+        document     BLOB NOT NULL,   -- the signed envelope last accepted
+        installed_at REAL NOT NULL
+    );
+    CREATE TABLE name_requests (      -- ranges pages asked for: `webmodels update`
+        partition  TEXT NOT NULL,     -- fetches newer versions within them
+        name       TEXT NOT NULL,
+        range      TEXT NOT NULL,
+        used_at    REAL NOT NULL,
+        PRIMARY KEY (partition, name, range)
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

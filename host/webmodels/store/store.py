@@ -307,6 +307,15 @@ class Store:
         )
         return int(rows[0][0])
 
+    def name_object(self, digest: Digest, name: str, version: str) -> None:
+        """Label a model with the catalog name and version it was obtained under, unless
+        it has one (what `webmodels ls` shows; resolution reads the catalogs instead)."""
+        with self.index.write() as db:
+            db.execute(
+                "UPDATE objects SET name = ?, version = ? WHERE sha256 = ? AND name IS NULL",
+                (name, version, digest.hex),
+            )
+
     def total_usage(self) -> int:
         """Bytes of all stored blobs (models and derived files; not pre-installed ones)."""
         rows = self.index.query(
@@ -375,6 +384,11 @@ class Store:
                 "DELETE FROM refs WHERE kind = 'site' AND substr(key, 1, ?) = ?",
                 (len(prefix), prefix),
             ).rowcount
+            # ... and the ranges it asked for by name (nothing is fetched for it any more).
+            db.execute(
+                "DELETE FROM name_requests WHERE substr(partition, 1, ?) = ?",
+                (len(prefix), prefix),
+            )
         digests = [Digest(r["sha256"]) for r in rows]
         derived = self.derived_blobs(digests)
         freed = execute_gc(self, plan_gc(self, only=digests)).freed_bytes if digests else 0

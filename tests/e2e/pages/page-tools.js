@@ -29,10 +29,11 @@
 
   /** Loads a model; its info, the progress events seen and the SHA-256 of the
    *  bytes read back (arrayBuffer() and stream() must agree). */
-  function load(query) {
+  function load(query, options = {}) {
     return outcome(async () => {
       const progress = [];
       const model = await window.webmodels.load(query, {
+        ...options,
         monitor(m) {
           m.addEventListener("downloadprogress", (e) => progress.push([e.loaded, e.total]));
         },

@@ -1,0 +1,1 @@
+"""Signed catalogs: models by name and version (DESIGN §3)."""

@@ -1,0 +1,1 @@
+"""Model names, versions and ranges (DESIGN §3)."""

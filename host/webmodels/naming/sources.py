@@ -1,0 +1,92 @@
+"""Where name queries find candidates: the catalogs in force, the pre-installed folders
+(their ``models.json`` names and versions) and the request's own inline descriptor.
+
+What other sites stored never becomes a candidate: resolution must answer every site
+alike, and names a page attached to its own download are not signed by anyone.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from webmodels.catalogs import keeper
+from webmodels.catalogs.documents import Catalog, read_catalog
+from webmodels.digest import Digest
+from webmodels.naming.resolve import Candidate, Choice, NameQuery, resolve
+from webmodels.naming.versions import ModelName, Version, VersionError
+from webmodels.store.metadata import ModelMetadata
+from webmodels.store.store import Store
+
+
+class NameSources:
+    def __init__(self, store: Store, *, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._parsed: dict[tuple[str, int, float], Catalog] = {}  # parsed once per version
+
+    def catalogs(self) -> list[Catalog]:
+        """The catalogs in force (not expired), parsed once per installed version."""
+        rows = self.store.index.query("SELECT name, version, installed_at FROM catalogs")
+        wanted = {(r["name"], r["version"], r["installed_at"]) for r in rows}
+        with self._lock:
+            for stale in set(self._parsed) - wanted:
+                del self._parsed[stale]
+            for key in wanted - set(self._parsed):
+                found = self.store.index.query(
+                    "SELECT document FROM catalogs WHERE name = ?", (key[0],)
+                )
+                if found:
+                    self._parsed[key] = read_catalog(bytes(found[0]["document"]))
+            parsed = list(self._parsed.values())
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        return sorted((c for c in parsed if not c.expired(now)), key=lambda c: c.name)
+
+    def candidates(self, inline: Candidate | None = None) -> list[Candidate]:
+        found = self.preinstalled()
+        for catalog in self.catalogs():
+            found += [Candidate.from_entry(e, catalog.name) for e in catalog.entries]
+        return found + ([inline] if inline is not None else [])
+
+    def preinstalled(self) -> list[Candidate]:
+        """Pre-installed files with a name and a valid version in their models.json."""
+        rows = self.store.index.query(
+            "SELECT DISTINCT sha256, size, name, version FROM preinstalled "
+            "WHERE state = 'ok' AND name IS NOT NULL AND version IS NOT NULL"
+        )
+        found = []
+        for row in rows:
+            try:
+                name, version = ModelName.parse(row["name"]), Version.parse(row["version"])
+            except VersionError:
+                continue  # a folder's own label, not a name query can match
+            found.append(
+                Candidate(name, version, Digest(row["sha256"]), row["size"], (), "preinstalled")
+            )
+        return found
+
+    def resolve(
+        self,
+        query: NameQuery,
+        *,
+        visible: Callable[[Digest], bool],
+        inline: Candidate | None = None,
+    ) -> Choice | None:
+        return resolve(query, self.candidates(inline), visible=visible, described=self.described)
+
+    def described(self, digest: Digest) -> ModelMetadata | None:
+        """The metadata read from the model's own bytes when it was stored or indexed."""
+        record = self.store.get(digest)
+        return record.metadata if record is not None and record.servable else None
+
+    def versions_of(self, name: ModelName) -> Sequence[Candidate]:
+        return [c for c in self.candidates() if c.name == name]
+
+
+def record_request(store: Store, *, partition: str, query: NameQuery) -> None:
+    keeper.record_request(
+        store.index, partition=partition, name=str(query.name), range_text=query.range.text
+    )
