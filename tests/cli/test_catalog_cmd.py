@@ -134,5 +134,11 @@ def test_update_fetches_newer_versions_within_each_sites_range(
         )
         assert reply["result"]["model"]["version"] == "1.1.0"
         assert model_server.requests == []
+        # Forgetting the site forgets the ranges it asked for: nothing is fetched for it.
+        host.result("manage.clear_site", {"top_site": "https://a.example"})
     finally:
         host.close()
+    v12 = tiny_model(tmp_path / "12.onnx", seed=12).read_bytes()
+    e12 = entry(v12, "acme/model", "1.2.0", urls=(model_server.add("/v12", v12),))
+    signer.write(source, 3, [e10, e11, e12, e20])
+    assert cli_json(home, "update", "--check")["downloads"] == []

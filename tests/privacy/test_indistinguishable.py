@@ -313,3 +313,32 @@ def test_common_models_share_one_compile_cache(
         assert model_server.transfers("/held.onnx") == 1  # and B fetched nothing
     finally:
         host.kill()
+
+
+def test_a_load_reply_describes_the_model_alike_whoever_holds_it(
+    home: Path,
+    tmp_path: Path,
+    model_server: ModelServer,
+    two_models: tuple[bytes, str, bytes, str],
+) -> None:
+    """The user imported A's model under a private label: B's download of it must not
+    show that label, nor that the stored copy was imported."""
+    held, held_url, never, never_url = two_models
+    path = tmp_path / "imported.onnx"
+    path.write_bytes(held)
+    run_cli(home, "import", str(path), "--name", "secret/label", "--model-version", "9.9.9")
+    host = HostProcess(home)
+    try:
+        got_held = load(host, held_url, held, PAGE_B)
+        got_never = load(host, never_url, never, PAGE_B)
+        for key in ("name", "version", "source", "substituted", "compiled"):
+            assert got_held[key] == got_never[key], key
+        assert (got_held["name"], got_held["source"]) == (None, "downloaded")
+        listed = host.result("models.list", {}, context=PAGE_B)["models"]
+        assert all(m["name"] is None and m["source"] == "downloaded" for m in listed)
+        mine = host.result("manage.list")["models"]  # the user still sees the label
+        assert [(m["name"], m["source"]) for m in mine if m["sha256"] == sha(held)] == [
+            ("secret/label", "imported")
+        ]
+    finally:
+        host.kill()

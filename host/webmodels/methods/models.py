@@ -38,7 +38,17 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
             record, context.partition.key if context.partition else None
         )
         compiled = record.format == "onnx" and host.sessions.compiled(record.digest, scope)
-        return {**record.info(), "compiled": compiled}
+        found = {**record.info(), "compiled": compiled}
+        if not context.trusted:
+            # A page sees the name the catalogs or a pre-installed folder give these
+            # bytes, the same whoever else holds them: a label the user or another
+            # site's name query put on the stored copy would tell it they exist.
+            label = host.names.label(record.digest)
+            found["name"], found["version"] = label if label is not None else (None, None)
+            # Likewise how the first copy came ("imported" by the user): a page's own
+            # copy came by download (or upload), unless it is pre-installed.
+            found["source"] = "preinstalled" if record.preinstalled_path else "downloaded"
+        return found
 
     def visible(digest: Digest | None, context: RequestContext) -> ModelRecord | None:
         # Own, pre-installed or common within the probe budget (commons/gate.py).

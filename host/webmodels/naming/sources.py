@@ -27,6 +27,8 @@ class NameSources:
         self._clock = clock
         self._lock = threading.Lock()
         self._parsed: dict[tuple[str, int, float], Catalog] = {}  # parsed once per version
+        self._labels: dict[Digest, tuple[str, str]] = {}  # of the catalogs in _labels_of
+        self._labels_of: list[bytes] = []
 
     def catalogs(self) -> list[Catalog]:
         """The catalogs in force (not expired), parsed once per installed version."""
@@ -44,6 +46,26 @@ class NameSources:
             parsed = list(self._parsed.values())
         now = datetime.fromtimestamp(self._clock(), UTC)
         return sorted((c for c in parsed if not c.expired(now)), key=lambda c: c.name)
+
+    def label(self, digest: Digest) -> tuple[str, str] | None:
+        """(name, version) of these bytes in a pre-installed folder or, else, in the
+        first catalog in force (by name) that lists them; None when none does."""
+        rows = self.store.index.query(
+            "SELECT name, version FROM preinstalled WHERE sha256 = ? AND state = 'ok' "
+            "AND name IS NOT NULL AND version IS NOT NULL ORDER BY path LIMIT 1",
+            (digest.hex,),
+        )
+        if rows:
+            return str(rows[0]["name"]), str(rows[0]["version"])
+        catalogs = self.catalogs()
+        with self._lock:
+            if self._labels_of != [c.payload for c in catalogs]:
+                self._labels = {}
+                for catalog in reversed(catalogs):  # the first catalog's label wins
+                    for entry in catalog.entries:
+                        self._labels[entry.digest] = (str(entry.name), str(entry.version))
+                self._labels_of = [c.payload for c in catalogs]
+            return self._labels.get(digest)
 
     def candidates(self, inline: Candidate | None = None) -> list[Candidate]:
         found = self.preinstalled()
