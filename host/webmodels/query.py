@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from webmodels.digest import Digest
@@ -12,6 +12,7 @@ from webmodels.errors import HostError
 from webmodels.naming.versions import ModelName, Version, VersionError, VersionRange
 
 MAX_MIRRORS = 8
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,39 +51,27 @@ class ModelQuery:
 
 
 def _name(value: object) -> ModelName:
-    try:
-        if not isinstance(value, str):
-            raise VersionError("a model name is a string")
-        return ModelName.parse(value)
-    except VersionError as exc:
-        raise HostError(
-            "bad_request", f"query.name must be 'publisher/model': {exc}", field="query.name"
-        ) from exc
+    return _parse(value, ModelName.parse, "query.name", "must be 'publisher/model'")
 
 
 def _range(value: object) -> VersionRange:
-    try:
-        if not isinstance(value, str):
-            raise VersionError("a version range is a string")
-        return VersionRange.parse(value)
-    except VersionError as exc:
-        raise HostError(
-            "bad_request", f"query.version is not a version range: {exc}", field="query.version"
-        ) from exc
+    return _parse(value, VersionRange.parse, "query.version", "is not a version range")
 
 
 def _exact(value: object) -> VersionRange:
     """An inline descriptor names one version (its bytes are fixed by the integrity)."""
+    version = _parse(value, Version.parse, "query.version", "must be an exact version with a URL")
+    return VersionRange.parse(str(version))
+
+
+def _parse(value: object, parse: Callable[[str], T], field: str, problem: str) -> T:
+    """`parse(value)`, or `bad_request` naming `field` and what is wrong with it."""
     try:
         if not isinstance(value, str):
-            raise VersionError("an inline descriptor needs its exact version")
-        return VersionRange.parse(str(Version.parse(value)))
+            raise VersionError(f"expected a string, got {type(value).__name__}")
+        return parse(value)
     except VersionError as exc:
-        raise HostError(
-            "bad_request",
-            f"query.version must be an exact version with a URL: {exc}",
-            field="query.version",
-        ) from exc
+        raise HostError("bad_request", f"{field} {problem}: {exc}", field=field) from exc
 
 
 def _urls(value: Mapping[str, Any]) -> tuple[str, ...]:

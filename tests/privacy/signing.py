@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-from webmodels.commons.lists import public_key_text, sign_list
+from support.catalogs import DocumentSigner
+from webmodels.commons.lists import sign_list
 
 
 def entry(data: bytes, name: str = "test/model") -> dict[str, Any]:
@@ -22,28 +20,9 @@ def entry(data: bytes, name: str = "test/model") -> dict[str, Any]:
     }
 
 
-class Signer:
+class Signer(DocumentSigner):
     def __init__(self) -> None:
-        self.key = Ed25519PrivateKey.generate()
-        self.public = public_key_text(self.key.public_key())
-
-    def payload(
-        self, version: int, models: list[dict[str, Any]], *, expires_in: timedelta | None = None
-    ) -> bytes:
-        expires = datetime.now(UTC) + (expires_in or timedelta(days=30))
-        body = {
-            "version": version,
-            "expires": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "models": models,
-        }
-        return json.dumps(body).encode()
-
-    def sign(self, version: int, models: list[dict[str, Any]], **kw: Any) -> bytes:
-        return sign_list(self.payload(version, models, **kw), self.key)
-
-    def write(self, path: Path, version: int, models: list[dict[str, Any]], **kw: Any) -> Path:
-        path.write_bytes(self.sign(version, models, **kw))
-        return path
+        super().__init__(sign_list)
 
 
 def trusting_config(home: Path, signer: Signer, **settings: object) -> dict[str, str]:

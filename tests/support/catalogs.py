@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,9 +43,12 @@ def entry(
     return found
 
 
-class CatalogSigner:
-    def __init__(self, name: str = "test-catalog") -> None:
-        self.name = name
+class DocumentSigner:
+    """A throw-away Ed25519 key that signs `{version, expires, models}` documents
+    (commons lists, catalogs) with `seal`, adding `head` to every payload."""
+
+    def __init__(self, seal: Callable[[bytes, Ed25519PrivateKey], bytes], **head: Any) -> None:
+        self.seal, self.head = seal, head
         self.key = Ed25519PrivateKey.generate()
         self.public = public_key_text(self.key.public_key())
 
@@ -53,7 +57,7 @@ class CatalogSigner:
     ) -> bytes:
         expires = datetime.now(UTC) + (expires_in or timedelta(days=30))
         body = {
-            "catalog": self.name,
+            **self.head,
             "version": version,
             "expires": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "models": models,
@@ -61,8 +65,14 @@ class CatalogSigner:
         return json.dumps(body).encode()
 
     def sign(self, version: int, models: list[dict[str, Any]], **kw: Any) -> bytes:
-        return sign_catalog(self.payload(version, models, **kw), self.key)
+        return self.seal(self.payload(version, models, **kw), self.key)
 
     def write(self, path: Path, version: int, models: list[dict[str, Any]], **kw: Any) -> Path:
         path.write_bytes(self.sign(version, models, **kw))
         return path
+
+
+class CatalogSigner(DocumentSigner):
+    def __init__(self, name: str = "test-catalog") -> None:
+        super().__init__(sign_catalog, catalog=name)
+        self.name = name
