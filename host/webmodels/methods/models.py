@@ -54,7 +54,7 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         # Own, pre-installed or common within the probe budget (commons/gate.py).
         return visible_record(host, digest, context)
 
-    def resolved(call: Call, query: ModelQuery) -> Choice:
+    def resolved(call: Call, query: ModelQuery, *, remember: bool = False) -> Choice:
         """The name query's choice (naming/resolve.py); `not_found` when no source
         knows a version in range. Visibility is this partition's, as everywhere."""
         assert query.name is not None and query.range is not None
@@ -80,7 +80,7 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
                 name=str(query.name),
                 version=query.range.text,
             )
-        if call.context.partition is not None:
+        if remember and call.context.partition is not None:  # loads, not mere probes
             record_request(store, partition=call.context.partition.key, query=wanted)
         return choice
 
@@ -130,7 +130,7 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         return info(record, call.context)
 
     def load_named(call: Call, query: ModelQuery) -> Result:
-        choice = resolved(call, query)
+        choice = resolved(call, query, remember=True)
         given = choice.candidate
         if given.source.startswith("catalog:"):  # a signed name: `webmodels ls` shows it
             label = (str(given.name), str(given.version))
