@@ -264,3 +264,26 @@ def test_inline_descriptor_and_errors(setup: Setup) -> None:
         assert bad["error"]["code"] == "bad_request"
     finally:
         host.kill()
+
+
+def test_several_catalogs_each_with_its_own_key(setup: Setup) -> None:
+    mine = tiny_model(setup.tmp / "a.onnx", seed=1).read_bytes()
+    theirs = tiny_model(setup.tmp / "b.onnx", seed=2).read_bytes()
+    setup.catalog(entry(mine, "acme/model", "1.0.0", urls=(setup.serve("/a", mine),)))
+    other = CatalogSigner("other")
+    document = other.write(
+        setup.tmp / "other.json",
+        1,
+        [entry(theirs, "other/thing", "2.0.0", urls=(setup.serve("/b", theirs),))],
+    )
+    run_cli(setup.home, "catalog", "add", str(document), "--key", other.public)
+    host = setup.host()
+    try:
+        a = load(host, {"name": "acme/model"}, page("a"))["result"]["model"]
+        b = load(host, {"name": "other/thing", "version": "2"}, page("a"))["result"]["model"]
+        assert (a["sha256"], b["sha256"]) == (sha(mine), sha(theirs))
+        run_cli(setup.home, "catalog", "rm", "other")
+        gone = load(host, {"name": "other/thing"}, page("b"))
+        assert gone["error"]["code"] == "not_found"
+    finally:
+        host.kill()
