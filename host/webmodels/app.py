@@ -17,6 +17,7 @@ from webmodels.config import Config
 from webmodels.dispatch import Dispatcher
 from webmodels.fetch.jobs import JobManager
 from webmodels.fetch.records import JobOptions
+from webmodels.loopback import LoopbackServer, allowed_origins
 from webmodels.naming.sources import NameSources
 from webmodels.runtime.probe import ProbeResult, ProviderProbe, run_probe_subprocess
 from webmodels.runtime.sessions import SessionManager
@@ -35,8 +36,10 @@ class Host:
     sessions: SessionManager
     commons: CommonsGate
     names: NameSources
+    loopback: LoopbackServer
 
     def close(self) -> None:
+        self.loopback.close()
         self.sessions.close()  # the runtime workers end with the host
         self.uploads.close()
         self.jobs.close()
@@ -46,7 +49,8 @@ class Host:
 PROBE_CACHE_S = 24 * 3600
 
 
-def build_host(config: Config) -> Host:
+def build_host(config: Config, *, caller: str | None = None) -> Host:
+    """`caller`: the browser's argv naming the extension that launched the host."""
     probe = ProviderProbe(runner=functools.partial(cached_probe, config.home / "providers.json"))
     probe.start()  # in the background; `hello` waits for it only if asked early
     settings = SessionSettings.from_config(config.extra)
@@ -67,6 +71,7 @@ def build_host(config: Config) -> Host:
         sessions=sessions,
         commons=commons,
         names=NameSources(store),
+        loopback=LoopbackServer(allowed_origins(caller)),
     )
 
 

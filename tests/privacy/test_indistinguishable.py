@@ -55,6 +55,7 @@ def probes(digest: str, url: str, data: bytes) -> list[tuple[str, dict[str, Any]
         ("models.read", {"sha256": digest, "length": 64}),
         ("models.read", {"sha256": digest, "offset": 100, "length": 1}),
         ("sessions.create", {"sha256": digest}),
+        ("models.open", {"sha256": digest}),
         ("models.load", {"query": {"sha256": digest}}),
     ]
 

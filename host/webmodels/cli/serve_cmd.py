@@ -41,7 +41,7 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     log_path = setup_logging(ctx.config)
     in_fd, out_fd = claim_stdio()
     log.info("host %s starting (caller=%s, log=%s)", __version__, caller, log_path)
-    host = build_host(ctx.config)
+    host = build_host(ctx.config, caller=caller)
     try:
         writer = FrameWriter(out_fd)
         options = ServeOptions(

@@ -220,7 +220,18 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
             "eof": offset + len(data) >= size,
         }
 
+    def open_url(call: Call) -> Mapping[str, Any]:
+        """A one-time loopback URL for the whole model (loopback.py): the extension's
+        bridge fetches it instead of reading 1 MiB frames. Same visibility as read."""
+        digest = call.params.digest()
+        if visible(digest, call.context) is None:
+            raise HostError("not_found", "no such model is available to this site")
+        location = store.locate(digest)
+        capability = host.loopback.issue(digest, location.path, location.size)
+        return {"url": capability.url, "size": capability.size, "expires_in": capability.expires_in}
+
     dispatcher.add("models.availability", availability)
+    dispatcher.add("models.open", open_url)
     dispatcher.add("models.load", load)
     dispatcher.add("models.cancel", cancel)
     dispatcher.add("models.list", list_models)

@@ -1,0 +1,203 @@
+"""The fast byte path (DESIGN §6): one-time capability URLs on 127.0.0.1.
+
+Native messaging carries model bytes to a page at ~25-30 MB/s (1 MiB frames of
+base64). For a page that reads a whole model, the host instead hands the extension a
+URL on a loopback HTTP server — a 128-bit random token, valid once and for a few
+seconds, for one model — and the extension's own bridge frame fetches it and transfers
+the ArrayBuffer to the page. The page never sees the URL (a page fetching loopback
+itself would meet the browser's Local Network Access prompt; and it must not be able
+to hand the URL around).
+
+Each request is checked before a byte is sent:
+
+* the ``Host`` header must name this server exactly (``127.0.0.1:<port>``), so a DNS
+  rebinding page that reaches the port under another name is refused;
+* the ``Origin`` header must be the calling extension's origin (a web page's fetch
+  carries its own origin and is refused even with a valid token);
+* the token must be live: unknown, used or expired tokens all get the same 404.
+
+Only GET of ``/m/<token>`` exists. The server binds 127.0.0.1 only, starts on the
+first capability asked for, and stops with the host.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from webmodels.config import CHROMIUM_EXTENSION_ID
+from webmodels.digest import Digest
+
+log = logging.getLogger(__name__)
+
+TOKEN_TTL_S = 30.0  # from issuing to the start of the request
+MAX_LIVE_TOKENS = 256  # bounded: older ones are dropped first
+FIREFOX_SCHEME = "moz-extension://"  # Firefox extension origins hold a per-profile UUID
+
+
+@dataclass(frozen=True, slots=True)
+class Capability:
+    url: str
+    size: int
+    expires_in: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Grant:
+    digest: Digest
+    path: Path
+    size: int
+    expires: float
+
+
+def allowed_origins(caller: str | None) -> tuple[str, ...]:
+    """Origins whose fetches the server answers: the extension that launched the host
+    (its argv), or — for a host not started by a browser — the project's extension."""
+    if caller is None:
+        return (f"chrome-extension://{CHROMIUM_EXTENSION_ID}",)
+    for word in caller.split():
+        if word.startswith("chrome-extension://"):
+            return (word.rstrip("/"),)
+    return (FIREFOX_SCHEME,)  # Firefox passes the manifest path and the add-on id
+
+
+def origin_allowed(origin: str | None, allowed: tuple[str, ...]) -> bool:
+    if not origin:
+        return False
+    for entry in allowed:
+        if entry == FIREFOX_SCHEME:
+            if origin.startswith(FIREFOX_SCHEME) and "/" not in origin[len(FIREFOX_SCHEME) :]:
+                return True
+        elif hmac.compare_digest(origin.encode(), entry.encode()):
+            return True
+    return False
+
+
+class LoopbackServer:
+    def __init__(
+        self,
+        allowed: tuple[str, ...],
+        *,
+        ttl_s: float = TOKEN_TTL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.allowed = allowed
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._grants: dict[str, _Grant] = {}
+        self._server: ThreadingHTTPServer | None = None
+        self.served = 0  # requests answered with bytes (for `hello`-free diagnostics)
+
+    @property
+    def port(self) -> int:
+        return self._start().server_address[1]
+
+    def issue(self, digest: Digest, path: Path, size: int) -> Capability:
+        """A one-time URL for the file at `path` (already located and size-checked)."""
+        server = self._start()
+        token = secrets.token_urlsafe(16)  # 128 bits
+        with self._lock:
+            now = self._clock()
+            self._drop_expired(now)
+            while len(self._grants) >= MAX_LIVE_TOKENS:
+                self._grants.pop(next(iter(self._grants)))
+            self._grants[token] = _Grant(digest, path, size, now + self.ttl_s)
+        url = f"http://127.0.0.1:{server.server_address[1]}/m/{token}"
+        return Capability(url, size, self.ttl_s)
+
+    def redeem(self, token: str) -> _Grant | None:
+        """The grant of a live token, which is then spent; None otherwise."""
+        with self._lock:
+            grant = self._grants.pop(token, None)
+        if grant is None or grant.expires < self._clock():
+            return None
+        return grant
+
+    def close(self) -> None:
+        with self._lock:
+            server, self._server = self._server, None
+            self._grants.clear()
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+
+    def _drop_expired(self, now: float) -> None:
+        for token in [t for t, g in self._grants.items() if g.expires < now]:
+            del self._grants[token]
+
+    def _start(self) -> ThreadingHTTPServer:
+        with self._lock:
+            if self._server is None:
+                server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+                server.daemon_threads = True
+                threading.Thread(target=server.serve_forever, name="loopback", daemon=True).start()
+                self._server = server
+                log.info("loopback byte path on 127.0.0.1:%d", server.server_address[1])
+            return self._server
+
+
+def _handler(owner: LoopbackServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "webmodels"
+        sys_version = ""
+
+        def do_GET(self) -> None:
+            origin = self.headers.get("Origin")
+            if self.headers.get("Host") != f"127.0.0.1:{owner.port}":
+                self._refuse(421, "wrong Host")  # DNS rebinding: not our name
+                return
+            if not origin_allowed(origin, owner.allowed):
+                self._refuse(403, "origin not allowed")
+                return
+            token = self.path.removeprefix("/m/") if self.path.startswith("/m/") else ""
+            grant = owner.redeem(token) if token else None
+            if grant is None:
+                self._refuse(404, "no such capability", origin=origin)
+                return
+            self._send(grant, origin or "")
+
+        def _send(self, grant: _Grant, origin: str) -> None:
+            try:
+                with grant.path.open("rb") as fh:
+                    self.send_response(200)
+                    self._common(origin)
+                    self.send_header("Content-Type", "application/octet-stream")
+                    self.send_header("Content-Length", str(grant.size))
+                    self.end_headers()
+                    self.connection.sendfile(fh, 0, grant.size)
+                owner.served += 1
+            except OSError as exc:  # the page went away mid-transfer, or the file did
+                log.info("loopback transfer of %s ended: %s", grant.digest.short, exc)
+
+        def _refuse(self, status: int, why: str, *, origin: str | None = None) -> None:
+            body = why.encode()
+            self.send_response(status)
+            if origin is not None:
+                self._common(origin)  # let the extension read the status
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _common(self, origin: str) -> None:
+            self.send_header("Access-Control-Allow-Origin", origin)
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("Vary", "Origin")
+
+        def do_POST(self) -> None:
+            self._refuse(405, "GET only")
+
+        do_PUT = do_DELETE = do_PATCH = do_POST
+
+        def log_message(self, format: str, *args: object) -> None:
+            log.debug("loopback: " + format, *args)
+
+    return Handler
