@@ -53,12 +53,17 @@ def test_a_capability_serves_the_model_once_to_the_extension_only(home: Path) ->
         assert rebound.status_code == 421 and rebound.content == b"wrong Host"
         assert get(url).status_code == 403
         assert get(url, Origin="https://a.example").status_code == 403
+        assert get(url, **{"Sec-Fetch-Site": "cross-site"}).status_code == 403  # a page's <img>
         assert get(url, Origin=EXTENSION + ".evil").status_code == 403
         reply = get(url, Origin=EXTENSION)
         assert reply.status_code == 200 and reply.content == data
         assert reply.headers["Access-Control-Allow-Origin"] == EXTENSION
         assert reply.headers["Cache-Control"] == "no-store"
         assert get(url, Origin=EXTENSION).status_code == 404  # spent
+        # Chromium's extension frames send no Origin, but Sec-Fetch-Site: none.
+        again = host.result("models.open", {"sha256": digest}, context=PAGE)["url"]
+        chromium = get(again, **{"Sec-Fetch-Site": "none"})
+        assert chromium.status_code == 200 and chromium.content == data
         assert requests.post(url, headers={"Origin": EXTENSION}, timeout=10).status_code in (
             404,
             405,

@@ -28,18 +28,22 @@ export class Channel {
   #nextId;
   #makeContext;
   #refusal;
+  #rewrite;
   #uploads = new Set(); // upload ids begun here and not yet committed or aborted
   #closed = false;
 
   /** `makeContext(message)` -> the context for the host; `refusal`: an error that
    *  answers every request instead (a caller the browser could not vouch for). */
-  constructor(port, { link, routes, nextId, makeContext, refusal = null, ready = Promise.resolve() }) {
+  /** `rewrite(method, result)`: what the caller gets of a successful result (page
+   *  ports swap `models.open`'s loopback URL for a ticket). */
+  constructor(port, { link, routes, nextId, makeContext, refusal = null, rewrite = null, ready = Promise.resolve() }) {
     this.#port = port;
     this.#link = link;
     this.#routes = routes;
     this.#nextId = nextId;
     this.#makeContext = makeContext;
     this.#refusal = refusal;
+    this.#rewrite = rewrite;
     // Listeners are added synchronously (the port would otherwise lose messages);
     // requests wait for `ready` (the id epoch read from storage) in arrival order.
     port.onMessage.addListener((message) => {
@@ -105,7 +109,8 @@ export class Channel {
     }
     if (typeof begun === "string") this.#uploads.add(begun);
     if (reply.ok) {
-      this.#post({ id: route.callerId, ok: true, result: reply.result ?? {} });
+      const result = reply.result ?? {};
+      this.#post({ id: route.callerId, ok: true, result: this.#rewrite ? this.#rewrite(route.method, result) : result });
     } else {
       this.#post({ id: route.callerId, ok: false, error: errorForPage(reply.error) });
     }

@@ -13,6 +13,7 @@ import { nextEpoch } from "./session-state.js";
 import { wireError } from "../shared/errors.js";
 import { isExtensionPage, partitionFromSender } from "../shared/partition.js";
 import { RouteTable, idSource } from "../shared/routes.js";
+import { BRIDGE_PATH, REDEEM, Tickets } from "./tickets.js";
 
 export const PAGE_PORT = "webmodels-page";
 export const MANAGE_PORT = "webmodels-manage";
@@ -31,14 +32,21 @@ export function startServiceWorker(api, { log = console } = {}) {
   });
   const nextId = () => next();
 
+  const tickets = new Tickets();
   runtime.onConnect.addListener((port) => {
-    const options = { link, routes, nextId, ready, ...contextFor(port, runtime) };
+    const options = { link, routes, nextId, ready, ...contextFor(port, runtime, tickets) };
     if (options.makeContext) new Channel(port, options);
   });
-  return { link, routes, ready };
+  // The bridge frame redeems a ticket for the loopback URL (tickets.js).
+  runtime.onMessage?.addListener((message, sender, sendResponse) => {
+    if (message?.type !== REDEEM) return false;
+    sendResponse(tickets.redeem(message.ticket, sender, runtime));
+    return false;
+  });
+  return { link, routes, ready, tickets };
 }
 
-function contextFor(port, runtime) {
+function contextFor(port, runtime, tickets) {
   if (port.name === MANAGE_PORT) {
     if (isExtensionPage(port.sender, runtime.id, runtime.getURL(""))) {
       return { makeContext: () => ({ ...TRUSTED_CONTEXT }) };
@@ -52,12 +60,16 @@ function contextFor(port, runtime) {
     const who = partitionFromSender(port.sender, runtime.id);
     if (!who.ok) return { makeContext: () => null, refusal: who.error };
     const partition = Object.freeze({ ...who.partition });
+    const asker = { tabId: port.sender?.tab?.id, origin: partition.origin };
     return {
       makeContext: (message) => ({
         partition: { ...partition },
         user_activation: message?.user_activation === true,
         trusted: false,
       }),
+      // A page gets a ticket for the loopback URL, never the URL itself.
+      rewrite: (method, result) =>
+        method === "models.open" ? tickets.issue(result, asker, runtime.getURL(BRIDGE_PATH)) : result,
     };
   }
   return {}; // not one of ours: left alone

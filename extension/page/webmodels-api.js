@@ -72,6 +72,11 @@
     }
 
     async arrayBuffer() {
+      try {
+        return await I.fastRead(this.#info.sha256, this.#info.size); // loopback, ~10x
+      } catch {
+        // Through native messaging, in chunks (the bridge is not there, or failed).
+      }
       const bytes = new Uint8Array(this.#info.size);
       let offset = 0;
       for await (const chunk of I.readChunks(this.#info.sha256, this.#info.size)) {
@@ -82,6 +87,11 @@
     }
 
     async blob() {
+      try {
+        return new Blob([await I.fastRead(this.#info.sha256, this.#info.size)]);
+      } catch {
+        // as in arrayBuffer()
+      }
       const parts = [];
       for await (const chunk of I.readChunks(this.#info.sha256, this.#info.size)) parts.push(chunk);
       return new Blob(parts);

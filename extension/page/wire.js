@@ -161,5 +161,73 @@
     }
   }
 
-  globalThis[INTERNALS] = Object.freeze({ request, toDOMException, localError, toBase64, fromBase64, readChunks });
+  // --- the fast byte path (DESIGN §6) -------------------------------------------------
+  //
+  // A whole model at loopback speed: the service worker answers `models.open` with a
+  // ticket (never the host's loopback URL); the extension's bridge frame, embedded
+  // here, redeems it, fetches the URL and transfers the ArrayBuffer to this window.
+  // Any failure (no bridge, a page CSP that blocks it, an old host) leaves the caller
+  // to read through native messaging instead.
+
+  const FAST_MIN_BYTES = 2 * READ_CHUNK; // below this, chunks are as quick
+  const BRIDGE_LOAD_MS = 10_000;
+  const FAST_TIMEOUT_MS = 120_000;
+  const tickets = new Map(); // ticket -> {resolve, reject, timer, size, frame, origin}
+  let bridge = null; // {url, frame, ready}
+
+  function bridgeFrame(url) {
+    if (bridge?.url === url && bridge.frame.isConnected) return bridge.ready;
+    const frame = document.createElement("iframe");
+    frame.hidden = true;
+    frame.tabIndex = -1;
+    frame.setAttribute("aria-hidden", "true");
+    frame.style.display = "none";
+    const origin = new URL(url).origin;
+    const ready = new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("the bridge did not load")), BRIDGE_LOAD_MS);
+      frame.addEventListener("load", () => {
+        clearTimeout(timer);
+        resolve({ frame, origin });
+      }, { once: true });
+    });
+    frame.src = url;
+    (document.body ?? document.documentElement).appendChild(frame);
+    bridge = { url, frame, ready };
+    ready.catch(() => {
+      if (bridge?.frame === frame) bridge = null;
+      frame.remove();
+    });
+    return ready;
+  }
+
+  /** The whole model through the bridge, or a rejection (callers then use chunks). */
+  async function fastRead(sha256, size) {
+    if (size < FAST_MIN_BYTES || typeof document === "undefined") throw new Error("not worth it");
+    const { ticket, bridge: url } = await request("models.open", { sha256 }).promise;
+    if (typeof ticket !== "string" || typeof url !== "string") throw new Error("no ticket");
+    const { frame, origin } = await bridgeFrame(url);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        tickets.delete(ticket);
+        reject(new Error("the bridge did not answer"));
+      }, FAST_TIMEOUT_MS);
+      tickets.set(ticket, { resolve, reject, timer, size, frame, origin });
+      frame.contentWindow.postMessage({ [TAG]: 1, dir: "to-bridge", ticket }, origin);
+    });
+  }
+
+  window.addEventListener("message", (event) => {
+    const data = event.data;
+    if (data === null || typeof data !== "object" || data[TAG] !== 1 || data.dir !== "from-bridge") return;
+    const waiting = tickets.get(data.ticket);
+    if (!waiting || event.source !== waiting.frame.contentWindow || event.origin !== waiting.origin) return;
+    tickets.delete(data.ticket);
+    clearTimeout(waiting.timer);
+    if (data.buffer instanceof ArrayBuffer && data.buffer.byteLength === waiting.size) waiting.resolve(data.buffer);
+    else waiting.reject(new Error(data.error ?? "the bridge sent no bytes"));
+  });
+
+  globalThis[INTERNALS] = Object.freeze({
+    request, toDOMException, localError, toBase64, fromBase64, readChunks, fastRead,
+  });
 })();

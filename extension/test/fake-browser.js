@@ -95,6 +95,7 @@ export class FakeBrowser {
       lastError: undefined,
       getURL: (path = "") => EXTENSION_BASE + path,
       onConnect: browserEvent(),
+      onMessage: browserEvent(),
       connectNative: (name) => {
         const [worker, host] = portPair(name, undefined);
         this.workerPorts.push(worker);

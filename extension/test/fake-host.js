@@ -131,6 +131,11 @@ export class FakeHost {
       const eof = offset + data.length >= blob.data.length;
       this.#ok(id, { data: data.toString("base64"), offset, length: data.length, size: blob.data.length, eof });
     },
+    "models.open"(id, { sha256: digest }, context) {
+      const blob = this.#visible(digest, context);
+      if (!blob) return this.#fail(id, "not_found");
+      this.#ok(id, { url: `http://127.0.0.1:9/m/secret-${digest.slice(0, 8)}`, size: blob.data.length, expires_in: 30 });
+    },
     "models.list"(id, _params, context) {
       this.#ok(id, { models: [...this.blobs.keys()].filter((d) => this.#visible(d, context)).map((d) => this.#info(d)) });
     },

@@ -12,8 +12,9 @@ Each request is checked before a byte is sent:
 
 * the ``Host`` header must name this server exactly (``127.0.0.1:<port>``), so a DNS
   rebinding page that reaches the port under another name is refused;
-* the ``Origin`` header must be the calling extension's origin (a web page's fetch
-  carries its own origin and is refused even with a valid token);
+* the request must come from the calling extension (`caller_allowed`): a web page's
+  fetch carries its own ``Origin`` (or ``Sec-Fetch-Site: cross-site``) and is refused
+  even with a valid token;
 * the token must be live: unknown, used or expired tokens all get the same 404.
 
 Only GET of ``/m/<token>`` exists. The server binds 127.0.0.1 only, starts on the
@@ -78,6 +79,17 @@ def origin_allowed(origin: str | None, allowed: tuple[str, ...]) -> bool:
         elif hmac.compare_digest(origin.encode(), entry.encode()):
             return True
     return False
+
+
+def caller_allowed(origin: str | None, fetch_site: str | None, allowed: tuple[str, ...]) -> bool:
+    """The extension asking: its Origin (Firefox), or — Chromium sends no Origin for an
+    extension frame's fetch — no Origin and ``Sec-Fetch-Site: none``. Pages cannot
+    set either header (both are forbidden request headers): their cross-origin
+    fetches carry their own Origin, and their no-cors loads ``Sec-Fetch-Site:
+    cross-site``."""
+    if origin is not None:
+        return origin_allowed(origin, allowed)
+    return fetch_site == "none"
 
 
 class LoopbackServer:
@@ -154,7 +166,8 @@ def _handler(owner: LoopbackServer) -> type[BaseHTTPRequestHandler]:
             if self.headers.get("Host") != f"127.0.0.1:{owner.port}":
                 self._refuse(421, "wrong Host")  # DNS rebinding: not our name
                 return
-            if not origin_allowed(origin, owner.allowed):
+            if not caller_allowed(origin, self.headers.get("Sec-Fetch-Site"), owner.allowed):
+                log.warning("loopback: refused a request (Origin %r)", origin)
                 self._refuse(403, "origin not allowed")
                 return
             token = self.path.removeprefix("/m/") if self.path.startswith("/m/") else ""
@@ -162,9 +175,9 @@ def _handler(owner: LoopbackServer) -> type[BaseHTTPRequestHandler]:
             if grant is None:
                 self._refuse(404, "no such capability", origin=origin)
                 return
-            self._send(grant, origin or "")
+            self._send(grant, origin)
 
-        def _send(self, grant: _Grant, origin: str) -> None:
+        def _send(self, grant: _Grant, origin: str | None) -> None:
             try:
                 with grant.path.open("rb") as fh:
                     self.send_response(200)
@@ -187,8 +200,9 @@ def _handler(owner: LoopbackServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
-        def _common(self, origin: str) -> None:
-            self.send_header("Access-Control-Allow-Origin", origin)
+        def _common(self, origin: str | None) -> None:
+            if origin is not None:
+                self.send_header("Access-Control-Allow-Origin", origin)
             self.send_header("Cache-Control", "no-store")
             self.send_header("Vary", "Origin")
 

@@ -105,7 +105,16 @@
     });
   }
 
-  window.webmodelsTest = { load, startLoad, abortLoad, startedLoad, availability, cosStore, cosGet, raw, sha256Hex };
+  /** Messages from the extension's bridge frame (the fast byte path) seen so far. */
+  const fromBridge = [];
+  window.addEventListener("message", (event) => {
+    if (event.data?.[TAG] === 1 && event.data.dir === "from-bridge") {
+      fromBridge.push({ origin: event.origin, bytes: event.data.buffer?.byteLength ?? null, error: event.data.error ?? null });
+    }
+  });
+  const bridgeMessages = () => fromBridge.slice();
+
+  window.webmodelsTest = { load, startLoad, abortLoad, startedLoad, availability, cosStore, cosGet, raw, sha256Hex, bridgeMessages };
 
   window.addEventListener("DOMContentLoaded", () => {
     document.getElementById("origin").textContent = location.origin;
