@@ -18,6 +18,9 @@ import { BRIDGE_PATH, REDEEM, Tickets } from "./tickets.js";
 export const PAGE_PORT = "webmodels-page";
 export const MANAGE_PORT = "webmodels-manage";
 
+// Methods whose result is a one-time loopback URL (the fast byte path).
+const LOOPBACK_METHODS = new Set(["models.open", "sessions.output_open"]);
+
 const TRUSTED_CONTEXT = Object.freeze({ partition: null, user_activation: true, trusted: true });
 
 /** Registers the listeners (synchronously, as MV3 requires) and returns the parts
@@ -69,7 +72,7 @@ function contextFor(port, runtime, tickets) {
       }),
       // A page gets a ticket for the loopback URL, never the URL itself.
       rewrite: (method, result) =>
-        method === "models.open" ? tickets.issue(result, asker, runtime.getURL(BRIDGE_PATH)) : result,
+        LOOPBACK_METHODS.has(method) ? tickets.issue(result, asker, runtime.getURL(BRIDGE_PATH)) : result,
     };
   }
   return {}; // not one of ours: left alone

@@ -105,8 +105,25 @@
     return { type, dims, data: I.toBase64(littleEndianBytes(values)) };
   }
 
+  /** The bytes of an output the host kept (too big for its reply): through the
+   *  bridge when it can, else in chunks over native messaging. */
+  async function keptBytes(wire) {
+    const size = Number(wire.size);
+    try {
+      return new Uint8Array(await I.fastFetch("sessions.output_open", { ref: wire.ref }, size));
+    } catch {
+      const bytes = new Uint8Array(size);
+      let offset = 0;
+      for await (const chunk of I.readParts("sessions.output", { ref: wire.ref }, size)) {
+        bytes.set(chunk, offset);
+        offset += chunk.length;
+      }
+      return bytes;
+    }
+  }
+
   /** A wire tensor of the host's reply as {type, dims, data: TypedArray | string[]}. */
-  function decodeTensor(name, wire) {
+  async function decodeTensor(name, wire) {
     const type = wire?.type;
     const dims = Array.isArray(wire?.dims) ? wire.dims.map(Number) : [];
     if (type === "string") return { type, dims, data: Array.isArray(wire.data) ? wire.data.map(String) : [] };
@@ -114,7 +131,8 @@
       throw I.localError("internal", `output ${name} has a type this extension does not know: ${type}`, "UnknownError");
     }
     const { array } = TYPES[type];
-    const bytes = I.fromBase64(String(wire.data ?? "")); // a fresh buffer at offset 0: aligned
+    // A fresh buffer at offset 0, so aligned for the typed array.
+    const bytes = typeof wire.ref === "string" ? await keptBytes(wire) : I.fromBase64(String(wire.data ?? ""));
     if (bytes.length % array.BYTES_PER_ELEMENT !== 0) {
       throw I.localError("internal", `output ${name}: ${bytes.length} bytes is not a whole number of ${type}`, "UnknownError");
     }
@@ -187,7 +205,7 @@
       if (names !== null) params.fetches = names;
       const { outputs = {} } = await I.request("sessions.run", params).promise;
       const results = {};
-      for (const [name, wire] of Object.entries(outputs)) results[name] = decodeTensor(name, wire);
+      for (const [name, wire] of Object.entries(outputs)) results[name] = await decodeTensor(name, wire);
       return results;
     }
 

@@ -134,13 +134,19 @@
 
   /** The stored bytes of `sha256` (`size` bytes) in order, as Uint8Array chunks,
    *  with up to READS_IN_FLIGHT host reads under way. */
-  async function* readChunks(sha256, size) {
+  function readChunks(sha256, size) {
+    return readParts("models.read", { sha256 }, size);
+  }
+
+  /** The same for any chunked read: `method` with `params` plus offset and length
+   *  (`sessions.output` reads a large session output this way). */
+  async function* readParts(method, params, size) {
     const queue = [];
     let offset = 0;
     const refill = () => {
       while (queue.length < READS_IN_FLIGHT && offset < size) {
         const length = Math.min(READ_CHUNK, size - offset);
-        queue.push({ length, reply: request("models.read", { sha256, offset, length }).promise });
+        queue.push({ length, reply: request(method, { ...params, offset, length }).promise });
         offset += length;
       }
     };
@@ -201,9 +207,15 @@
   }
 
   /** The whole model through the bridge, or a rejection (callers then use chunks). */
-  async function fastRead(sha256, size) {
+  function fastRead(sha256, size) {
+    return fastFetch("models.open", { sha256 }, size);
+  }
+
+  /** Bytes through the bridge: `method` (models.open, sessions.output_open) gives
+   *  the service worker's ticket for them. */
+  async function fastFetch(method, params, size) {
     if (size < FAST_MIN_BYTES || typeof document === "undefined") throw new Error("not worth it");
-    const { ticket, bridge: url } = await request("models.open", { sha256 }).promise;
+    const { ticket, bridge: url } = await request(method, params).promise;
     if (typeof ticket !== "string" || typeof url !== "string") throw new Error("no ticket");
     const { frame, origin } = await bridgeFrame(url);
     return new Promise((resolve, reject) => {
@@ -228,6 +240,6 @@
   });
 
   globalThis[INTERNALS] = Object.freeze({
-    request, toDOMException, localError, toBase64, fromBase64, readChunks, fastRead,
+    request, toDOMException, localError, toBase64, fromBase64, readChunks, readParts, fastRead, fastFetch,
   });
 })();

@@ -19,6 +19,7 @@ from webmodels.fetch.jobs import JobManager
 from webmodels.fetch.records import JobOptions
 from webmodels.loopback import LoopbackServer, allowed_origins
 from webmodels.naming.sources import NameSources
+from webmodels.runtime.outputs import OutputStore
 from webmodels.runtime.probe import ProbeResult, ProviderProbe, run_probe_subprocess
 from webmodels.runtime.sessions import SessionManager
 from webmodels.runtime.settings import SessionSettings
@@ -37,6 +38,7 @@ class Host:
     commons: CommonsGate
     names: NameSources
     loopback: LoopbackServer
+    outputs: OutputStore
 
     def close(self) -> None:
         self.loopback.close()
@@ -72,6 +74,7 @@ def build_host(config: Config, *, caller: str | None = None) -> Host:
         commons=commons,
         names=NameSources(store),
         loopback=LoopbackServer(allowed_origins(caller)),
+        outputs=OutputStore(),
     )
 
 

@@ -23,6 +23,8 @@ first capability asked for, and stops with the host.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hmac
 import logging
 import secrets
@@ -52,8 +54,9 @@ class Capability:
 
 @dataclass(frozen=True, slots=True)
 class _Grant:
-    digest: Digest
-    path: Path
+    label: str  # for the log
+    path: Path | None  # a stored model's file, or
+    data: bytes | None  # bytes in memory (a large session output)
     size: int
     expires: float
 
@@ -114,6 +117,13 @@ class LoopbackServer:
 
     def issue(self, digest: Digest, path: Path, size: int) -> Capability:
         """A one-time URL for the file at `path` (already located and size-checked)."""
+        return self._grant(_Grant(digest.short, path, None, size, 0.0))
+
+    def issue_bytes(self, data: bytes) -> Capability:
+        """A one-time URL for bytes held in memory."""
+        return self._grant(_Grant("output", None, data, len(data), 0.0))
+
+    def _grant(self, grant: _Grant) -> Capability:
         server = self._start()
         token = secrets.token_urlsafe(16)  # 128 bits
         with self._lock:
@@ -121,9 +131,9 @@ class LoopbackServer:
             self._drop_expired(now)
             while len(self._grants) >= MAX_LIVE_TOKENS:
                 self._grants.pop(next(iter(self._grants)))
-            self._grants[token] = _Grant(digest, path, size, now + self.ttl_s)
+            self._grants[token] = dataclasses.replace(grant, expires=now + self.ttl_s)
         url = f"http://127.0.0.1:{server.server_address[1]}/m/{token}"
-        return Capability(url, size, self.ttl_s)
+        return Capability(url, grant.size, self.ttl_s)
 
     def redeem(self, token: str) -> _Grant | None:
         """The grant of a live token, which is then spent; None otherwise."""
@@ -179,16 +189,20 @@ def _handler(owner: LoopbackServer) -> type[BaseHTTPRequestHandler]:
 
         def _send(self, grant: _Grant, origin: str | None) -> None:
             try:
-                with grant.path.open("rb") as fh:
+                with contextlib.ExitStack() as stack:
+                    fh = stack.enter_context(grant.path.open("rb")) if grant.path else None
                     self.send_response(200)
                     self._common(origin)
                     self.send_header("Content-Type", "application/octet-stream")
                     self.send_header("Content-Length", str(grant.size))
                     self.end_headers()
-                    self.connection.sendfile(fh, 0, grant.size)
+                    if fh is not None:
+                        self.connection.sendfile(fh, 0, grant.size)
+                    else:
+                        self.wfile.write(grant.data or b"")
                 owner.served += 1
             except OSError as exc:  # the page went away mid-transfer, or the file did
-                log.info("loopback transfer of %s ended: %s", grant.digest.short, exc)
+                log.info("loopback transfer of %s ended: %s", grant.label, exc)
 
         def _refuse(self, status: int, why: str, *, origin: str | None = None) -> None:
             body = why.encode()

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 import pytest
+import requests
 
 from support.host import HostProcess
 from support.httpserver import ModelServer
@@ -264,25 +265,48 @@ def test_bad_create_params_and_provider_preferences(
         host.result("sessions.release", {"session_id": created["session_id"]}, context=PAGE_A)
 
 
-def test_replies_over_the_frame_limit_become_too_large(
+def test_outputs_past_one_frame_are_kept_and_read_back(
     host: HostProcess, files: dict[str, Path]
 ) -> None:
+    """An output too big for a reply frame comes as {type, dims, ref, size}; the page
+    reads it in chunks (sessions.output) or once through the loopback path
+    (sessions.output_open); only its own partition can."""
     created = host.result("sessions.create", {"sha256": sha(files["id"])}, context=PAGE_A)
     try:
-        for count in (300_000, 220_000):  # refused by the worker; by the host's frame limit
-            x = np.zeros((1, 1, count), np.float32)
-            reply = host.call(
-                "sessions.run",
-                {"session_id": created["session_id"], "feeds": {"x": wire("float32", x)}},
-                context=PAGE_A,
+        x = np.random.default_rng(1).random((1, 1, 700_000), dtype=np.float32)  # 2.8 MB
+        reply = host.call(
+            "sessions.run",
+            {"session_id": created["session_id"], "feeds": {"x": wire("float32", x)}},
+            context=PAGE_A,
+        )
+        assert reply["ok"], reply
+        assert max(host.sizes) <= 1 << 20
+        [(name, kept)] = reply["result"]["outputs"].items()
+        assert set(kept) == {"type", "dims", "ref", "size"} and kept["size"] == x.nbytes
+        assert kept["dims"] == [1, 1, 700_000] and kept["type"] == "float32"
+        chunks, offset = [], 0
+        while True:
+            part = host.result(
+                "sessions.output", {"ref": kept["ref"], "offset": offset}, context=PAGE_A
             )
-            assert reply["error"]["code"] == "too_large", reply["error"]
-        small = host.call(
+            chunks.append(base64.b64decode(part["data"]))
+            offset += part["length"]
+            if part["eof"]:
+                break
+        assert b"".join(chunks) == x.tobytes() and len(chunks) >= 4
+        opened = host.result("sessions.output_open", {"ref": kept["ref"]}, context=PAGE_A)
+        fetched = requests.get(opened["url"], headers={"Sec-Fetch-Site": "none"}, timeout=10)
+        assert fetched.content == x.tobytes()
+        for method in ("sessions.output", "sessions.output_open"):
+            theirs = host.call(method, {"ref": kept["ref"]}, context=PAGE_B)
+            never = host.call(method, {"ref": "0" * 32}, context=PAGE_B)
+            assert theirs["error"] == never["error"] and never["error"]["code"] == "not_found"
+        small = host.result(
             "sessions.run",
             {"session_id": created["session_id"], "feeds": {"x": wire("float32", x[:, :, :10])}},
             context=PAGE_A,
         )
-        assert small["ok"]
+        assert "data" in small["outputs"][name]  # small outputs stay inline
     finally:
         host.result("sessions.release", {"session_id": created["session_id"]}, context=PAGE_A)
 

@@ -7,19 +7,23 @@ partition that created them (runtime/sessions.py).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import base64
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from webmodels.dispatch import Call, Dispatcher
 from webmodels.errors import HostError
-from webmodels.methods.models import visible_record
+from webmodels.methods.models import READ_CHUNK, visible_record
 from webmodels.runtime.loader import LEVELS
-from webmodels.runtime.tensors import parse_feeds, parse_names
+from webmodels.runtime.tensors import Tensor, parse_feeds, parse_names
 
 if TYPE_CHECKING:
     from webmodels.app import Host
 
 MAX_PROVIDERS = 16
+# Raw output bytes a reply carries inline: base64 (4/3) of this, plus the envelope,
+# stays under the 1 MiB host→browser frame.
+INLINE_OUTPUT_BYTES = 640 * 1024
 
 
 def register(dispatcher: Dispatcher, host: Host) -> None:
@@ -46,7 +50,31 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         feeds = parse_feeds(call.params.raw.get("feeds"))
         fetches = parse_names(call.params.raw.get("fetches"), field="fetches")
         outputs = host.sessions.run(session_id, _owner(call), feeds, fetches)
-        return {"outputs": {name: tensor.to_wire() for name, tensor in outputs.items()}}
+        return {
+            "outputs": _reply_outputs(outputs, lambda data: host.outputs.put(_owner(call), data))
+        }
+
+    def output(call: Call) -> Mapping[str, Any]:
+        """A chunk of an output `run` kept (too big for its reply)."""
+        data = host.outputs.get(call.params.string("ref", max_length=64), _owner(call))
+        offset = call.params.integer("offset", default=0)
+        length = call.params.integer("length", default=READ_CHUNK, minimum=1)
+        if offset > len(data):
+            raise HostError("bad_request", f"offset {offset} is past the end ({len(data)} bytes)")
+        chunk = data[offset : offset + min(length, READ_CHUNK)]
+        return {
+            "data": base64.b64encode(chunk).decode("ascii"),
+            "offset": offset,
+            "length": len(chunk),
+            "size": len(data),
+            "eof": offset + len(chunk) >= len(data),
+        }
+
+    def output_open(call: Call) -> Mapping[str, Any]:
+        """A one-time loopback URL for a kept output (the fast byte path, loopback.py)."""
+        data = host.outputs.get(call.params.string("ref", max_length=64), _owner(call))
+        capability = host.loopback.issue_bytes(data)
+        return {"url": capability.url, "size": capability.size, "expires_in": capability.expires_in}
 
     def release(call: Call) -> Mapping[str, Any]:
         session_id = call.params.string("session_id", max_length=128)
@@ -55,6 +83,28 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
     dispatcher.add("sessions.create", create)
     dispatcher.add("sessions.run", run)
     dispatcher.add("sessions.release", release)
+    dispatcher.add("sessions.output", output)
+    dispatcher.add("sessions.output_open", output_open)
+
+
+def _reply_outputs(outputs: Mapping[str, Tensor], keep: Callable[[bytes], str]) -> dict[str, Any]:
+    """Outputs as the reply carries them: inline (base64) while they fit in one frame,
+    smallest first; the rest kept by `keep` and answered as ``{type, dims, ref, size}``
+    for `sessions.output` / `sessions.output_open`."""
+    room = INLINE_OUTPUT_BYTES
+    wire: dict[str, Any] = {}
+    for name, tensor in sorted(outputs.items(), key=lambda item: item[1].nbytes):
+        if isinstance(tensor.data, bytes) and tensor.nbytes > room:
+            wire[name] = {
+                "type": tensor.type,
+                "dims": list(tensor.dims),
+                "ref": keep(tensor.data),
+                "size": tensor.nbytes,
+            }
+        else:
+            wire[name] = tensor.to_wire()
+            room -= tensor.nbytes
+    return {name: wire[name] for name in outputs}  # in the model's order
 
 
 def _owner(call: Call) -> str:

@@ -38,7 +38,10 @@ from webmodels.store.store import Store
 
 log = logging.getLogger(__name__)
 
-MAX_OUTPUT_BYTES = 1 << 20  # a reply frame holds 1 MiB; base64 makes any more hopeless
+# What one run may return in all: outputs past one reply frame are kept by the host
+# and read in chunks or through the loopback path (runtime/outputs.py); the worker's
+# pipe frames hold 256 MiB.
+MAX_OUTPUT_BYTES = 192 << 20
 PROBE_WAIT_S = 30.0
 NOT_FOUND = "no such session (released, unloaded after being idle, or never created)"
 

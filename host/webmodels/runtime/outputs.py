@@ -1,0 +1,72 @@
+"""Session outputs too big for one reply frame (1 MiB host→browser, base64 on top).
+
+`sessions.run` keeps such an output here and answers ``{type, dims, ref, size}``; the
+page then reads it with `sessions.output` in chunks, or at loopback speed through
+`sessions.output_open` (loopback.py). An output belongs to the partition that ran the
+session: another partition gets the same `not_found` as for a ref never issued.
+Bounded: outputs expire after a while and the oldest go first when the total is full.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from webmodels.errors import HostError
+
+OUTPUT_TTL_S = 120.0
+MAX_HELD_BYTES = 512 << 20
+NOT_FOUND = "no such output (read already expired, or never produced for this site)"
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    owner: str
+    data: bytes
+    expires: float
+
+
+class OutputStore:
+    def __init__(
+        self,
+        *,
+        ttl_s: float = OUTPUT_TTL_S,
+        max_bytes: int = MAX_HELD_BYTES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl_s = ttl_s
+        self.max_bytes = max_bytes
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._held: OrderedDict[str, _Held] = OrderedDict()
+        self._bytes = 0
+
+    def put(self, owner: str, data: bytes) -> str:
+        """Keep `data` for `owner` (a partition key); its ref."""
+        if len(data) > self.max_bytes:
+            raise HostError("too_large", f"an output of {len(data)} bytes exceeds {self.max_bytes}")
+        ref = secrets.token_hex(16)
+        with self._lock:
+            self._expire(self._clock())
+            while self._held and self._bytes + len(data) > self.max_bytes:
+                _, dropped = self._held.popitem(last=False)
+                self._bytes -= len(dropped.data)
+            self._held[ref] = _Held(owner, data, self._clock() + self.ttl_s)
+            self._bytes += len(data)
+        return ref
+
+    def get(self, ref: str, owner: str) -> bytes:
+        with self._lock:
+            self._expire(self._clock())
+            held = self._held.get(ref)
+        if held is None or held.owner != owner:
+            raise HostError("not_found", NOT_FOUND)
+        return held.data
+
+    def _expire(self, now: float) -> None:
+        for ref in [r for r, h in self._held.items() if h.expires < now]:
+            self._bytes -= len(self._held.pop(ref).data)
