@@ -25,6 +25,11 @@ REAL_MODELS = {
         "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
         585_532,
     ),
+    "ocr-det": (
+        "rapidocr-onnxruntime==1.4.4",
+        "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx",
+        4_745_517,
+    ),
 }
 
 
