@@ -136,6 +136,77 @@
     return (await I.request("models.list", {}).promise).models;
   }
 
-  const api = Object.freeze({ availability, load, list });
+  // --- a Transformers.js custom cache (DESIGN §7) ------------------------------------
+  //
+  //   env.useCustomCache = true; env.customCache = webmodels.cache;
+  //
+  // `put(url, response)` stores the bytes in the shared store (a Cross-Origin Storage
+  // write, verified by the host) and remembers url -> SHA-256 in this origin's
+  // localStorage; `match(url)` answers from the store (through the fast byte path) or
+  // with undefined. The store keeps one copy however many sites put the same file;
+  // each site still sees only what it put itself (or common models).
+  const CACHE_PREFIX = "webmodels.cache:";
+
+  function cacheKey(request) {
+    const url = typeof request === "string" ? request : request?.url;
+    if (typeof url !== "string" || url === "") throw new TypeError("a cache key is a URL or a Request");
+    return CACHE_PREFIX + new URL(url, location.href).href;
+  }
+
+  function remembered(key) {
+    try {
+      const entry = JSON.parse(localStorage.getItem(key) ?? "null");
+      return typeof entry?.sha256 === "string" ? entry : null;
+    } catch {
+      return null; // storage blocked, or an entry that is not ours
+    }
+  }
+
+  async function sha256Hex(bytes) {
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+    return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  const cache = Object.freeze({
+    async match(request) {
+      const key = cacheKey(request);
+      const entry = remembered(key);
+      if (!entry) return undefined;
+      try {
+        const hash = { algorithm: "SHA-256", value: entry.sha256 };
+        const file = await (await navigator.crossOriginStorage.requestFileHandle(hash)).getFile();
+        const headers = { "Content-Length": String(file.size) };
+        if (entry.type) headers["Content-Type"] = entry.type;
+        return new Response(file, { status: 200, headers });
+      } catch (error) {
+        if (error?.name === "NotFoundError") localStorage.removeItem(key); // forgotten by the user
+        return undefined;
+      }
+    },
+    async put(request, response) {
+      const key = cacheKey(request);
+      const bytes = new Uint8Array(await response.arrayBuffer());
+      const sha256 = await sha256Hex(bytes);
+      const hash = { algorithm: "SHA-256", value: sha256 };
+      const handle = await navigator.crossOriginStorage.requestFileHandle(hash, { create: true });
+      const writable = await handle.createWritable();
+      await writable.write(new Blob([bytes]));
+      await writable.close(); // resolves once the host verified and stored the bytes
+      const type = response.headers?.get?.("Content-Type") ?? null;
+      try {
+        localStorage.setItem(key, JSON.stringify({ sha256, type }));
+      } catch {
+        // storage full or blocked: the bytes are stored, this page just will not find them
+      }
+    },
+    async delete(request) {
+      const key = cacheKey(request);
+      const had = remembered(key) !== null;
+      localStorage.removeItem(key);
+      return had;
+    },
+  });
+
+  const api = Object.freeze({ availability, load, list, cache });
   Object.defineProperty(window, "webmodels", { value: api, configurable: true, writable: true, enumerable: false });
 })();

@@ -93,3 +93,44 @@ def test_a_session_output_past_one_frame_reaches_the_page_whole(
     assert same is True
     after = call(page, "bridgeMessages")[before:]
     assert after == [{"origin": EXTENSION_ORIGIN, "bytes": 2_800_000, "error": None}]
+
+
+def test_the_transformers_js_cache_adapter_stores_once_and_answers_per_site(
+    browser: Browser,
+) -> None:
+    """`webmodels.cache` (Transformers.js `env.customCache`): put() stores in the shared
+    store, match() answers from it; another site putting the same file costs no second
+    copy, and a site that never put it gets undefined."""
+    data = os.urandom(3 << 20)
+    sha = hashlib.sha256(data).hexdigest()
+    script = """async ([action, url, b64]) => {
+        const cache = webmodels.cache;
+        if (action === "put") {
+          const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+          const headers = {"Content-Type": "application/octet-stream"};
+          await cache.put(url, new Response(bytes, {headers}));
+          return null;
+        }
+        const found = await cache.match(url);
+        if (found === undefined) return null;
+        const body = new Uint8Array(await found.arrayBuffer());
+        const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", body));
+        return {type: found.headers.get("Content-Type"), size: body.length,
+                sha256: Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("")};
+    }"""
+    url = "https://huggingface.example/onnx/model.onnx"
+    page_a = browser.open("a")
+    assert page_a.evaluate(script, ["match", url, ""]) is None
+    page_a.evaluate(script, ["put", url, base64.b64encode(data).decode()])
+    found = page_a.evaluate(script, ["match", url, ""])
+    assert found == {"type": "application/octet-stream", "size": len(data), "sha256": sha}
+    page_b = browser.open("b")
+    assert page_b.evaluate(script, ["match", url, ""]) is None  # b never put it
+    page_b.evaluate(script, ["put", url, base64.b64encode(data).decode()])
+    assert page_b.evaluate(script, ["match", url, ""])["sha256"] == sha
+    assert {s["top_site"] for s in browser.sites_of(sha)} == {
+        browser.origin("a"),
+        browser.origin("b"),
+    }
+    blobs = list((browser.store / "store-v1" / "blobs" / "sha256").glob("*/*"))
+    assert len(blobs) == 1  # one copy for both sites
