@@ -244,11 +244,23 @@ declare global {
     release(): Promise<void>;
   }
 
+  /** A Transformers.js custom cache: `env.useCustomCache = true;
+   *  env.customCache = webmodels.cache`. Keys are URLs (or Requests). */
+  interface WebModelsCache {
+    /** The stored response for `request`, or undefined (never stored by this site). */
+    match(request: string | Request): Promise<Response | undefined>;
+    /** Stores the body in the shared store (verified by the host). */
+    put(request: string | Request, response: Response): Promise<void>;
+    /** Forgets the URL for this site (the bytes stay while anything holds them). */
+    delete(request: string | Request): Promise<boolean>;
+  }
+
   interface WebModels {
     availability(query: WebModelsQuery): Promise<WebModelsAvailability>;
     load(query: WebModelsQuery, options?: WebModelsLoadOptions): Promise<WebModelsModel>;
     /** Every model this site (this partition) can see. */
     list(): Promise<WebModelsModelInfo[]>;
+    readonly cache: WebModelsCache;
   }
 
   interface Window {
