@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from support.catalogs import CatalogSigner, entry
 from webmodels.catalogs import keeper
-from webmodels.catalogs.documents import read_catalog, verify_catalog
+from webmodels.catalogs.documents import parse_payload, read_catalog, verify_catalog
 from webmodels.errors import HostError
 from webmodels.signing import parse_public_key
 from webmodels.store.index import Index
@@ -145,3 +147,57 @@ def test_an_expired_catalog_is_kept_but_not_in_force(tmp_path: Path) -> None:
     assert len(keeper.in_force(index, NOW)) == 1
     assert keeper.in_force(index, NOW + timedelta(hours=2)) == []
     assert read_catalog(keeper.installed(index)[0].catalog.document).version == 1
+
+
+# -- hostile documents: anything refused is refused with bad_request, nothing else ----
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+FIELDS = [
+    "name",
+    "version",
+    "sha256",
+    "size",
+    "urls",
+    "format",
+    "task",
+    "license",
+    "inputs",
+    "outputs",
+    "equivalents",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    field=st.sampled_from(FIELDS),
+    value=JSON,
+    head=st.dictionaries(st.sampled_from(["catalog", "version", "expires", "models"]), JSON),
+)
+def test_hostile_payloads_are_refused_cleanly(field: str, value: Any, head: dict[str, Any]) -> None:
+    listed = models()
+    listed[0][field] = value
+    for payload in (
+        json.dumps(
+            {"catalog": "c", "version": 1, "expires": "2099-01-01T00:00:00Z", "models": listed}
+        ).encode(),
+        json.dumps(head).encode(),
+    ):
+        try:
+            parse_payload(payload)
+        except HostError as exc:
+            assert exc.code == "bad_request"
+
+
+@settings(max_examples=200, deadline=None)
+@given(document=st.binary(max_size=2000) | JSON.map(lambda v: json.dumps(v).encode()))
+def test_hostile_envelopes_are_refused_cleanly(document: bytes) -> None:
+    signer = CatalogSigner()
+    with pytest.raises(HostError) as info:
+        verify_catalog(document, parse_public_key(signer.public), now=NOW)
+    assert info.value.code == "bad_request"
