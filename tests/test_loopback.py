@@ -54,6 +54,7 @@ def test_a_capability_serves_the_model_once_to_the_extension_only(home: Path) ->
         assert get(url).status_code == 403
         assert get(url, Origin="https://a.example").status_code == 403
         assert get(url, **{"Sec-Fetch-Site": "cross-site"}).status_code == 403  # a page's <img>
+        assert get(url, **{"Sec-Fetch-Site": "same-site"}).status_code == 403  # 127.0.0.1:other
         assert get(url, Origin=EXTENSION + ".evil").status_code == 403
         reply = get(url, Origin=EXTENSION)
         assert reply.status_code == 200 and reply.content == data

@@ -84,15 +84,21 @@ def origin_allowed(origin: str | None, allowed: tuple[str, ...]) -> bool:
     return False
 
 
+# What browsers send for an extension frame's fetch, which carries no Origin:
+# Chromium 156 says "none", Firefox 153 "same-origin" (measured). A web page cannot
+# produce either for this server: its fetches are cross-site (or same-site from another
+# 127.0.0.1 port), and "same-origin" would need a page served by this server itself.
+_EXTENSION_FETCH_SITES = ("none", "same-origin")
+
+
 def caller_allowed(origin: str | None, fetch_site: str | None, allowed: tuple[str, ...]) -> bool:
-    """The extension asking: its Origin (Firefox), or — Chromium sends no Origin for an
-    extension frame's fetch — no Origin and ``Sec-Fetch-Site: none``. Pages cannot
-    set either header (both are forbidden request headers): their cross-origin
-    fetches carry their own Origin, and their no-cors loads ``Sec-Fetch-Site:
-    cross-site``."""
+    """The extension asking: an allowed Origin, or no Origin and a `Sec-Fetch-Site` only
+    an extension frame sends here. Pages cannot set either header (both are forbidden
+    request headers): their cross-origin fetches carry their own Origin, and their
+    no-cors loads ``Sec-Fetch-Site: cross-site`` (or ``same-site``)."""
     if origin is not None:
         return origin_allowed(origin, allowed)
-    return fetch_site == "none"
+    return fetch_site in _EXTENSION_FETCH_SITES
 
 
 class LoopbackServer:
