@@ -62,6 +62,10 @@
     }
   }
 
+  // The extension's base URL, for what the page API offers by URL (the worker client
+  // script, page/worker-client.js); chrome.runtime is not available in the MAIN world.
+  toPage({ base: chrome.runtime.getURL("") });
+
   window.addEventListener("message", (event) => {
     if (event.source !== window) return; // other frames and windows are not ours to relay
     const data = event.data;

@@ -207,6 +207,75 @@
     },
   });
 
-  const api = Object.freeze({ availability, load, list, cache });
+  // --- Web Workers (page/worker-client.js) -------------------------------------------
+  //
+  // A worker cannot reach the extension; its page connects it with a MessagePort and
+  // serves its calls with this API, so the worker has the page's partition exactly.
+
+  const TAG = "__webmodels";
+
+  function connectWorker(target) {
+    if (typeof target?.postMessage !== "function") {
+      throw new TypeError("connectWorker takes a Worker (or anything with postMessage)");
+    }
+    const channel = new MessageChannel();
+    channel.port1.onmessage = (event) => serveWorker(channel.port1, event.data);
+    target.postMessage({ [TAG]: "port", port: channel.port2 }, [channel.port2]);
+  }
+
+  async function cosHandle(sha256, create = false) {
+    return navigator.crossOriginStorage.requestFileHandle({ algorithm: "SHA-256", value: sha256 }, { create });
+  }
+
+  const WORKER_OPS = {
+    availability: (args) => availability(args.query),
+    list: () => list(),
+    async load(args, id, port) {
+      const monitor = (m) =>
+        m.addEventListener("downloadprogress", (e) => port.postMessage({ id, event: true, loaded: e.loaded, total: e.total }));
+      return { ...(await load(args.query, { ...args.options, monitor })).info };
+    },
+    async read(args) {
+      return (await load({ sha256: String(args.sha256) })).arrayBuffer();
+    },
+    async "cos.lookup"(args) {
+      await cosHandle(String(args.sha256));
+      return true;
+    },
+    async "cos.read"(args) {
+      return (await (await cosHandle(String(args.sha256))).getFile()).arrayBuffer();
+    },
+    async "cos.write"(args) {
+      const writable = await (await cosHandle(String(args.sha256), true)).createWritable();
+      await writable.write(args.blob);
+      await writable.close();
+      return true;
+    },
+  };
+
+  async function serveWorker(port, message) {
+    if (message?.[TAG] !== 1 || !Object.hasOwn(WORKER_OPS, message.op)) return;
+    const { id } = message;
+    try {
+      const value = await WORKER_OPS[message.op](message.args ?? {}, id, port);
+      port.postMessage({ id, value }, value instanceof ArrayBuffer ? [value] : []);
+    } catch (error) {
+      const wire = { name: error?.name ?? "UnknownError", message: String(error?.message ?? error), code: error?.webmodelsCode ?? null };
+      port.postMessage({ id, error: wire });
+    }
+  }
+
+  const api = Object.freeze({
+    availability,
+    load,
+    list,
+    cache,
+    connectWorker,
+    /** The URL a connected worker imports (importScripts or import()). */
+    get workerScript() {
+      const base = I.extensionBase();
+      return base === null ? null : `${base}page/worker-client.js`;
+    },
+  });
   Object.defineProperty(window, "webmodels", { value: api, configurable: true, writable: true, enumerable: false });
 })();

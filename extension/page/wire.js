@@ -30,6 +30,7 @@
   const targetOrigin = window.location.origin === "null" ? "*" : window.location.origin;
   const pending = new Map(); // id -> call
   let nextId = 1;
+  let extensionBase = null; // told by the relay (content/relay.js)
 
   // --- errors -------------------------------------------------------------------
 
@@ -110,6 +111,7 @@
     const data = event.data;
     if (data === null || typeof data !== "object" || data[TAG] !== 1 || data.dir !== "to-page") return;
     if (data.disconnected === true) disconnected();
+    else if (typeof data.base === "string") extensionBase = data.base;
     else receive(data.reply);
   });
 
@@ -241,5 +243,6 @@
 
   globalThis[INTERNALS] = Object.freeze({
     request, toDOMException, localError, toBase64, fromBase64, readChunks, readParts, fastRead, fastFetch,
+    extensionBase: () => extensionBase,
   });
 })();

@@ -179,7 +179,7 @@ export function openFrame(browser, { origin = "https://a.example", frameId = 0, 
   const isolated = vm.createContext({
     window,
     navigator: { userActivation: activation },
-    chrome: { runtime: { connect: ({ name }) => browser.connect(sender, name) } },
+    chrome: { runtime: { connect: ({ name }) => browser.connect(sender, name), getURL: (path = "") => EXTENSION_BASE + path } },
   });
   runScript("content/relay.js", isolated);
   const main = vm.createContext({

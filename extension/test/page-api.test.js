@@ -31,7 +31,7 @@ async function bytesOf(blobOrBuffer) {
 test("the APIs exist in secure contexts only", async () => {
   const secure = await stack();
   assert.equal(typeof secure.navigator.crossOriginStorage.requestFileHandle, "function");
-  assert.deepEqual(Object.keys(secure.webmodels).sort(), ["availability", "cache", "list", "load"]);
+  assert.deepEqual(Object.keys(secure.webmodels).sort(), ["availability", "cache", "connectWorker", "list", "load", "workerScript"]);
   assert.equal(Object.getOwnPropertySymbols(secure.main).length, 0); // internals removed
 
   const insecure = await stack({ origin: "http://a.example" });

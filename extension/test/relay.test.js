@@ -21,10 +21,10 @@ function relayIn(origin, { isActive = false, connect } = {}) {
   const context = vm.createContext({
     window,
     navigator: { userActivation: activation },
-    chrome: { runtime: { connect: connect ?? defaultConnect } },
+    chrome: { runtime: { connect: connect ?? defaultConnect, getURL: (path = "") => `chrome-extension://test-id/${path}` } },
   });
   runScript("content/relay.js", context);
-  const toPage = () => window.posted.filter((p) => p.data.dir === "to-page");
+  const toPage = () => window.posted.filter((p) => p.data.dir === "to-page" && !("base" in p.data));
   return { window, ports, activation, toPage };
 }
 
@@ -117,4 +117,13 @@ test("an extension that went away is an error reply, not a silent hang", async (
   assert.equal(reply.ok, false);
   assert.equal(reply.error.code, "internal");
   assert.match(reply.error.message, /Extension context invalidated.*reload the page/);
+});
+
+test("it tells the page the extension's base URL once, at its own origin", async () => {
+  const { window } = relayIn("https://a.example");
+  await settle();
+  const told = window.posted.filter((p) => "base" in p.data);
+  assert.deepEqual(told, [
+    { data: { __webmodels: 1, dir: "to-page", base: "chrome-extension://test-id/" }, targetOrigin: "https://a.example" },
+  ]);
 });

@@ -261,6 +261,10 @@ declare global {
     /** Every model this site (this partition) can see. */
     list(): Promise<WebModelsModelInfo[]>;
     readonly cache: WebModelsCache;
+    /** Gives `worker` the API (page/worker-client.js must be imported in it). */
+    connectWorker(worker: { postMessage(message: unknown, transfer: Transferable[]): void }): void;
+    /** The URL of the worker client script (null until the extension has said it). */
+    readonly workerScript: string | null;
   }
 
   interface Window {
