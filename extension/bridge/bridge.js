@@ -7,7 +7,8 @@
 // issued to — so a frame that embedded the bridge with a stolen ticket gets nothing.
 //
 // page -> bridge   {__webmodels: 1, dir: "to-bridge", ticket}
-// bridge -> page   {__webmodels: 1, dir: "from-bridge", ticket, buffer} | {…, error}
+// bridge -> page   {__webmodels: 1, dir: "from-bridge", ready: true}   once, on start
+//                  {__webmodels: 1, dir: "from-bridge", ticket, buffer} | {…, error}
 
 const TAG = "__webmodels";
 const REDEEM = "webmodels-redeem";
@@ -21,6 +22,10 @@ async function fetchModel(ticket, pageOrigin) {
   if (buffer.byteLength !== held.size) throw new Error(`got ${buffer.byteLength} of ${held.size} bytes`);
   return { buffer, origin: held.origin };
 }
+
+// Tell the embedding page we run (it falls back to native messaging if we never do:
+// a frame blocked by a policy still fires "load"). Nothing else goes out unasked.
+if (window.parent !== window) window.parent.postMessage({ [TAG]: 1, dir: "from-bridge", ready: true }, "*");
 
 window.addEventListener("message", async (event) => {
   if (event.source !== window.parent || window.parent === window) return;

@@ -178,7 +178,7 @@
   // to read through native messaging instead.
 
   const FAST_MIN_BYTES = 2 * READ_CHUNK; // below this, chunks are as quick
-  const BRIDGE_LOAD_MS = 10_000;
+  const BRIDGE_LOAD_MS = 5_000;
   const FAST_TIMEOUT_MS = 120_000;
   const tickets = new Map(); // ticket -> {resolve, reject, timer, size, frame, origin}
   let bridge = null; // {url, frame, ready}
@@ -191,12 +191,21 @@
     frame.setAttribute("aria-hidden", "true");
     frame.style.display = "none";
     const origin = new URL(url).origin;
+    // Ready when the bridge's script says so (not on "load": a frame a policy blocked
+    // loads too, and would leave every read waiting for its timeout).
     const ready = new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error("the bridge did not load")), BRIDGE_LOAD_MS);
-      frame.addEventListener("load", () => {
+      const timer = setTimeout(() => {
+        window.removeEventListener("message", onReady);
+        reject(new Error("the bridge did not start"));
+      }, BRIDGE_LOAD_MS);
+      function onReady(event) {
+        if (event.source !== frame.contentWindow || event.origin !== origin) return;
+        if (event.data?.[TAG] !== 1 || event.data.ready !== true) return;
+        window.removeEventListener("message", onReady);
         clearTimeout(timer);
         resolve({ frame, origin });
-      }, { once: true });
+      }
+      window.addEventListener("message", onReady);
     });
     frame.src = url;
     (document.body ?? document.documentElement).appendChild(frame);

@@ -134,3 +134,22 @@ def test_the_transformers_js_cache_adapter_stores_once_and_answers_per_site(
     }
     blobs = list((browser.store / "store-v1" / "blobs" / "sha256").glob("*/*"))
     assert len(blobs) == 1  # one copy for both sites
+
+
+def test_a_page_whose_csp_forbids_frames_still_gets_the_fast_path(
+    browser: Browser, model_server: ModelServer
+) -> None:
+    """Chromium exempts the extension's web-accessible bridge from the page's
+    `frame-src 'none'`: the bytes still come through it, whole."""
+    data = os.urandom(3 << 20)
+    query = {
+        "url": model_server.add("/csp.bin", data),
+        "integrity": "sha256-" + base64.b64encode(hashlib.sha256(data).digest()).decode(),
+    }
+    page = browser.open("a", "no-frames.html")
+    loaded = call(page, "load", query)
+    assert "error" not in loaded, loaded
+    assert loaded["sha256"] == hashlib.sha256(data).hexdigest()
+    assert call(page, "bridgeMessages") == [
+        {"origin": EXTENSION_ORIGIN, "bytes": len(data), "error": None}
+    ]

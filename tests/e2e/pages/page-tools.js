@@ -108,7 +108,7 @@
   /** Messages from the extension's bridge frame (the fast byte path) seen so far. */
   const fromBridge = [];
   window.addEventListener("message", (event) => {
-    if (event.data?.[TAG] === 1 && event.data.dir === "from-bridge") {
+    if (event.data?.[TAG] === 1 && event.data.dir === "from-bridge" && event.data.ready !== true) {
       fromBridge.push({ origin: event.origin, bytes: event.data.buffer?.byteLength ?? null, error: event.data.error ?? null });
     }
   });
