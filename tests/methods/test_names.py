@@ -287,3 +287,42 @@ def test_several_catalogs_each_with_its_own_key(setup: Setup) -> None:
         assert gone["error"]["code"] == "not_found"
     finally:
         host.kill()
+
+
+def test_catalogs_are_managed_by_trusted_callers_only(setup: Setup) -> None:
+    data = tiny_model(setup.tmp / "m.onnx", seed=9).read_bytes()
+    signer = CatalogSigner("web")
+    document = signer.sign(2, [entry(data, "acme/model", "1.0.0")])
+    url = setup.serve("/catalog.json", document)
+    host = setup.host()
+    try:
+        denied = host.call(
+            "manage.catalogs.add", {"source": url, "key": signer.public}, context=page("a")
+        )
+        assert denied["error"]["code"] == "access_denied"
+        wrong = host.call("manage.catalogs.add", {"source": url, "key": CatalogSigner().public})
+        assert (
+            wrong["error"]["code"] == "bad_request"
+            and "does not trust" in wrong["error"]["message"]
+        )
+        added = host.result("manage.catalogs.add", {"source": url, "key": signer.public})
+        assert added["changed"] is True and added["catalog"]["name"] == "web"
+        [listed] = host.result("manage.catalogs.list")["catalogs"]
+        assert (listed["name"], listed["version"], listed["models"], listed["source"]) == (
+            "web",
+            2,
+            1,
+            url,
+        )
+        seen = host.result(
+            "models.availability", {"query": {"name": "acme/model"}}, context=page("a")
+        )
+        assert seen == {"availability": "unavailable"}  # listed, but no URL to fetch from
+        assert host.result("manage.catalogs.remove", {"name": "web"}) == {"removed": True}
+        assert host.result("manage.catalogs.list") == {"catalogs": []}
+        gone = host.call(
+            "models.availability", {"query": {"name": "acme/model"}}, context=page("a")
+        )
+        assert gone["error"]["code"] == "not_found"
+    finally:
+        host.kill()

@@ -8,17 +8,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
-
-import requests
 
 from webmodels.catalogs import keeper
-from webmodels.catalogs.documents import (
-    MAX_CATALOG_BYTES,
-    Catalog,
-    check_succession,
-    verify_catalog,
-)
+from webmodels.catalogs.documents import Catalog, check_succession, verify_catalog
+from webmodels.catalogs.remote import read_source, source_label
 from webmodels.cli.main import CliContext
 from webmodels.cli.output import format_table, human_bytes, print_json
 from webmodels.errors import HostError
@@ -28,8 +21,6 @@ from webmodels.naming.versions import ModelSpec, VersionError
 from webmodels.signing import parse_public_key
 from webmodels.store import Store
 from webmodels.store.records import ModelRecord
-
-FETCH_TIMEOUT_S = 30
 
 
 def register(sub: Any) -> None:
@@ -70,23 +61,6 @@ def register(sub: Any) -> None:
     update.set_defaults(func=cmd_update)
 
 
-def read_source(source: str) -> bytes:
-    """A catalog document from a file or an http(s) URL (bounded)."""
-    if urlsplit(source).scheme in ("http", "https"):
-        try:
-            with requests.get(source, timeout=FETCH_TIMEOUT_S, stream=True) as reply:
-                reply.raise_for_status()
-                body = reply.raw.read(MAX_CATALOG_BYTES + 1, decode_content=True)
-        except requests.RequestException as exc:
-            raise HostError("network_unavailable", f"cannot fetch {source}: {exc}") from exc
-        return bytes(body)
-    try:
-        with Path(source).open("rb") as fh:
-            return fh.read(MAX_CATALOG_BYTES + 1)
-    except OSError as exc:
-        raise HostError("not_found", f"cannot read {source}: {exc.strerror}") from exc
-
-
 def _key_text(value: str) -> str:
     path = Path(value)
     if len(value) < 4096 and path.is_file():
@@ -94,17 +68,11 @@ def _key_text(value: str) -> str:
     return value
 
 
-def _source_label(source: str) -> str:
-    if urlsplit(source).scheme in ("http", "https"):
-        return source
-    return str(Path(source).resolve())
-
-
 def cmd_add(args: argparse.Namespace, ctx: CliContext) -> int:
     document = read_source(args.source)
     with Store.open(ctx.config) as store:
         catalog, changed = keeper.add(
-            store.index, document, key=_key_text(args.key), source=_source_label(args.source)
+            store.index, document, key=_key_text(args.key), source=source_label(args.source)
         )
     if ctx.json:
         print_json({"catalog": catalog.summary(_now()), "changed": changed})

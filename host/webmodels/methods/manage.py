@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from webmodels import STORE_LAYOUT
+from webmodels.catalogs import keeper
+from webmodels.catalogs.remote import read_source, source_label
 from webmodels.context import Origin
 from webmodels.dispatch import Call, Dispatcher
 
@@ -57,6 +60,26 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
     def jobs(call: Call) -> Mapping[str, Any]:
         return {"jobs": host.jobs.list_jobs()}
 
+    def catalogs_list(call: Call) -> Mapping[str, Any]:
+        now = datetime.now(UTC)
+        found = keeper.installed(store.index)
+        return {"catalogs": [{**i.catalog.summary(now), "source": i.source} for i in found]}
+
+    def catalogs_add(call: Call) -> Mapping[str, Any]:
+        """Trust a catalog at a URL (or file) with its key: the popup's "Add"."""
+        source = call.params.string("source", max_length=2048)
+        key = call.params.string("key", max_length=128)
+        catalog, changed = keeper.add(
+            store.index, read_source(source), key=key, source=source_label(source)
+        )
+        return {"catalog": catalog.summary(datetime.now(UTC)), "changed": changed}
+
+    def catalogs_remove(call: Call) -> Mapping[str, Any]:
+        return {"removed": keeper.remove(store.index, call.params.string("name", max_length=64))}
+
+    dispatcher.add("manage.catalogs.list", catalogs_list, trusted_only=True)
+    dispatcher.add("manage.catalogs.add", catalogs_add, trusted_only=True)
+    dispatcher.add("manage.catalogs.remove", catalogs_remove, trusted_only=True)
     dispatcher.add("manage.list", list_models, trusted_only=True)
     dispatcher.add("manage.jobs", jobs, trusted_only=True)
     dispatcher.add("manage.clear_site", clear_site, trusted_only=True)
