@@ -7,6 +7,7 @@ import { fill, h } from "./dom.js";
 import { formatBytes, modelTitle, siteLabel } from "./format.js";
 import { ManageClient } from "./manage-client.js";
 import {
+  catalogsView,
   downloadOrigins,
   downloadsView,
   modelsView,
@@ -32,6 +33,7 @@ const state = {
   phase: "connecting", // connecting | ready | no-host | disconnected
   hello: null,
   models: [],
+  catalogs: [],
   stats: null,
   jobs: [],
   problem: null, // {code, message} that ended the connection
@@ -86,6 +88,21 @@ const actions = {
       }
     });
   },
+  askRemoveCatalog: (name) => setConfirm(`catalog:${name}`, "remove"),
+  cancelRemoveCatalog: (name) => setConfirm(`catalog:${name}`, null),
+  removeCatalog: (name) =>
+    run(`catalog:${name}`, async () => {
+      await client.call("manage.catalogs.remove", { name });
+      state.ui.confirm.delete(`catalog:${name}`);
+      notify("info", `Removed the catalog ${name}.`);
+    }),
+  addCatalog: (source, key) =>
+    run("catalog-add", async () => {
+      const { catalog, changed } = await client.call("manage.catalogs.add", { source, key });
+      $("catalog-add").reset();
+      const what = changed ? "Added" : "Already had";
+      notify("info", `${what} the catalog ${catalog.name} (version ${catalog.version}, ${catalog.models} ${plural(catalog.models, "model")}).`);
+    }),
   askClear: (topSite) => setConfirm(`site:${topSite}`, "clear"),
   cancelClear: (topSite) => setConfirm(`site:${topSite}`, null),
   confirmClear: (topSite) =>
@@ -141,12 +158,14 @@ function problemPhase(error) {
 }
 
 async function refresh() {
-  const [list, stats, jobs, settings] = await Promise.all([
+  const [list, stats, jobs, settings, catalogs] = await Promise.all([
     client.call("manage.list"),
     client.call("manage.stats"),
     client.call("manage.jobs"),
     client.call("manage.settings.get"),
+    client.call("manage.catalogs.list"),
   ]);
+  state.catalogs = catalogs.catalogs ?? [];
   for (const radio of document.querySelectorAll('input[name="privacy-mode"]')) {
     radio.checked = radio.value === settings.privacy_mode;
   }
@@ -246,7 +265,7 @@ function renderJobs(force = false) {
 
 function renderModels(force = false) {
   state.ui.from = downloadOrigins(state.jobs);
-  const key = JSON.stringify([state.models, [...state.ui.from]]);
+  const key = JSON.stringify([state.models, state.catalogs, [...state.ui.from]]);
   if (!force && key === state.rendered.models) return;
   state.rendered.models = key;
   const sites = sitesOf(state.models);
@@ -255,6 +274,8 @@ function renderModels(force = false) {
   fill($("model-list"), ...modelsView(state.models, state.ui, actions));
   $("sites").hidden = sites.length === 0;
   fill($("site-list"), ...sitesView(sites, state.ui, actions));
+  fill($("catalog-list"), ...catalogsView(state.catalogs, state.ui, actions));
+  $("catalog-add").querySelector("button").disabled = state.ui.busy.has("catalog-add");
 }
 
 function notify(kind, text, code = null) {
@@ -271,6 +292,10 @@ function showError(error) {
 }
 
 $("notice-close").addEventListener("click", () => ($("notice").hidden = true));
+$("catalog-add").addEventListener("submit", (event) => {
+  event.preventDefault();
+  actions.addCatalog($("catalog-source").value.trim(), $("catalog-key").value.trim());
+});
 $("retry").addEventListener("click", () => connect());
 $("reconnect").addEventListener("click", () => connect());
 $("refresh").addEventListener("click", () => refresh().catch(showError));

@@ -341,6 +341,35 @@ export function sitesView(sites, ui, actions) {
   });
 }
 
+export function catalogsView(catalogs, ui, actions) {
+  if (catalogs.length === 0) return [h("li", { class: "empty" }, "No catalogs yet: add one a publisher gave you.")];
+  return catalogs.map((catalog) => {
+    const key = `catalog:${catalog.name}`;
+    const busy = ui.busy.has(key);
+    const state = catalog.expired ? `expired ${catalog.expires.slice(0, 10)}` : `until ${catalog.expires.slice(0, 10)}`;
+    return h(
+      "li",
+      { class: "catalog", dataset: { catalog: catalog.name } },
+      h(
+        "div",
+        { class: "site-text" },
+        h("span", { class: "site-name", title: catalog.source ?? "" }, catalog.name),
+        h("span", { class: "site-meta" }, `version ${catalog.version} · ${count(catalog.models, "model")} · ${state}`),
+      ),
+      ui.confirm.has(key)
+        ? confirmBox({
+            text: `Stop trusting ${catalog.name}? Its names stop resolving; stored models stay.`,
+            yes: "Remove",
+            yesAction: "confirm-remove-catalog",
+            busy,
+            onYes: () => actions.removeCatalog(catalog.name),
+            onNo: () => actions.cancelRemoveCatalog(catalog.name),
+          })
+        : button("Remove", "remove-catalog", () => actions.askRemoveCatalog(catalog.name), { busy, tone: "ghost danger" }),
+    );
+  });
+}
+
 function confirmBox({ text, yes, yesAction, busy, onYes, onNo, warn = false, step }) {
   return h(
     "div",

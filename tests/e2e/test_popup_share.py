@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from support.catalogs import CatalogSigner, entry
 from support.host import HostProcess, run_cli
+from support.httpserver import ModelServer
 
 pytestmark = pytest.mark.e2e
 EXTENSION = Path(__file__).resolve().parents[2] / "extension"
@@ -70,3 +72,40 @@ def test_privacy_mode_from_the_popup(chromium, tmp_path: Path) -> None:  # type:
         assert len(shot) > 10_000
     finally:
         host.kill()
+
+
+def test_catalogs_from_the_popup(chromium, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Add a catalog by URL and key in the popup; the host resolves its names; remove it."""
+    store, profile = tmp_path / "store", tmp_path / "profile"
+    store.mkdir()
+    data = os.urandom(10_000)
+    signer = CatalogSigner("popular")
+    with ModelServer() as server:
+        model_url = server.add("/m.bin", data)
+        url = server.add(
+            "/catalog.json", signer.sign(1, [entry(data, "acme/model", "1.0.0", urls=(model_url,))])
+        )
+        run_cli(store, "install", "--browser", "chromium", "--user-data-dir", str(profile))
+        context = chromium(profile, extension_dir=EXTENSION)
+        popup = context.new_page()
+        popup.goto("chrome-extension://njlggidnjaijbhcfhmipfndcjjmocgpp/popup/popup.html")
+        popup.locator("#catalog-source").fill(url)
+        popup.locator("#catalog-key").fill(signer.public)
+        popup.locator('[data-action="add-catalog"]').click()
+        row = popup.locator('li.catalog[data-catalog="popular"]')
+        row.wait_for(timeout=10_000)
+        assert "version 1 · 1 model" in row.inner_text()
+        page_a = {"partition": {"top_site": "https://a.example", "origin": "https://a.example"}}
+        host = HostProcess(store)
+        try:
+            query = {"query": {"name": "acme/model", "version": "^1"}}
+            seen = host.result("models.availability", query, context=page_a)
+            assert seen == {"availability": "downloadable"}
+            row.locator('[data-action="remove-catalog"]').click()
+            row.locator('[data-action="confirm-remove-catalog"]').click()
+            row.wait_for(state="detached", timeout=10_000)
+            gone = host.call("models.availability", query, context=page_a)
+            assert gone["error"]["code"] == "not_found"
+        finally:
+            host.kill()
+        popup.screenshot(path=str(tmp_path / "catalogs.png"))
