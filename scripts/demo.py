@@ -38,12 +38,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from support.httpserver import Fault, ModelServer  # noqa: E402
 from support.models import REAL_MODELS, real_model  # noqa: E402
 from support.png import distinct_colours  # noqa: E402
+from webmodels.catalogs.documents import sign_catalog  # noqa: E402
+from webmodels.signing import public_key_text  # noqa: E402
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Page
@@ -306,6 +310,7 @@ class Demo:
             ]
             throttle = f"throttled to {self.rate_mbps:g} Mbit/s" if self.rate_mbps else "full speed"
             self.log.step(f"model server {model_url} ({throttle}); demo site on port {site.port}")
+            self.add_catalog(model_url)
             self.browse(stack, urls)
 
     def register(self) -> None:
@@ -316,6 +321,32 @@ class Demo:
             )
         self.log.step(f"host registered for a throw-away Chromium profile ({t[0]:.1f} s)")
         self.log.detail(f"store {self.sandbox.store}")
+
+    def add_catalog(self, model_url: str) -> None:
+        """A catalog naming the model (google/magika 1.0.3), signed with a throw-away
+        key, trusted with `webmodels catalog add` as a user would."""
+        key = Ed25519PrivateKey.generate()
+        payload = {
+            "catalog": "demo",
+            "version": 1,
+            "expires": "2099-01-01T00:00:00Z",
+            "models": [
+                {
+                    "name": "google/magika",
+                    "version": "1.0.3",
+                    "sha256": self.model.sha256,
+                    "size": self.model.size,
+                    "urls": [model_url],
+                    "task": "file-type-detection",
+                    "license": "Apache-2.0",
+                }
+            ],
+        }
+        path = self.sandbox.root / "catalog.json"
+        path.write_bytes(sign_catalog(json.dumps(payload).encode(), key))
+        public = public_key_text(key.public_key())
+        self.sandbox.webmodels("catalog", "add", str(path), "--key", public)
+        self.log.step("a signed catalog names it google/magika 1.0.3 (`webmodels catalog add`)")
 
     def browse(self, stack: ExitStack, urls: list[str]) -> None:
         from playwright.sync_api import sync_playwright
@@ -338,8 +369,26 @@ class Demo:
         self.visit(context, urls[0], "page.png", download=True)
         popup = open_popup(context)
         self.visit(context, urls[1], None, popup=popup, download=False)
+        self.by_name(context, urls[0])
         self.inspect_popup(popup)
         self.inspect_store()
+
+    def by_name(self, context: BrowserContext, first: str) -> None:
+        """The first site asks by name and range; a signed catalog the user added names
+        the model, and the store already holds that version for the site."""
+        origin = first.split("/index.html")[0]
+        spec = "google/magika@^1"
+        url = f"{origin}/index.html?{urlencode({'spec': spec, 'size': self.model.size})}"
+        self.log.step(f"{origin} asks by name: webmodels.load({{name, version: '^1'}})")
+        page = start_load(context, url)
+        result = finish_load(page)
+        info = result.get("info") or {}
+        self.log.detail(
+            f"resolved {spec} -> {info.get('name')}@{info.get('version')}"
+            f" (source {info.get('source')}, substituted {info.get('substituted')})"
+        )
+        self.log.check(info.get("sha256") == self.model.sha256, "the name gave the same model")
+        self.log.check(not result.get("events"), "and no download: this site already had it")
 
     def visit(
         self,

@@ -138,6 +138,8 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
             label = None
         record = visible(given.digest, call.context) if choice.visible else None
         if record is not None:
+            if label is not None:
+                store.name_object(record.digest, *label)
             return {"model": named(give(record, call), choice)}
         if not given.urls:
             raise HostError(

@@ -1,5 +1,5 @@
 // The demo site: loads one model through window.webmodels and shows what came back.
-// Query parameters: model (URL), integrity ("sha256-<base64>"), size (bytes),
+// Query parameters: model (URL), integrity ("sha256-<base64>") or spec (name@range), size (bytes),
 // name (what to call it), autorun=1 (load at once instead of on a click).
 // For scripts: body[data-state] is starting | ready | loading | done | error, and
 // #result holds the outcome as JSON once it is done or failed.
@@ -7,7 +7,11 @@
 const API_WAIT_MS = 10_000;
 const $ = (id) => document.getElementById(id);
 const params = new URL(location.href).searchParams;
-const query = { url: params.get("model"), integrity: params.get("integrity") };
+// spec=publisher/model@range asks by name (resolved through the catalogs) instead.
+const spec = params.get("spec");
+const query = spec
+  ? { name: spec.split("@")[0], version: spec.split("@")[1] ?? "*" }
+  : { url: params.get("model"), integrity: params.get("integrity") };
 const size = Number(params.get("size")) || null;
 const events = [];
 let started = 0;
@@ -115,8 +119,8 @@ async function load(api) {
 
 async function main() {
   $("origin").textContent = location.origin;
-  $("model-name").textContent = params.get("name") ?? "a model";
-  $("model-url").textContent = query.url ?? "(no ?model= URL given)";
+  $("model-name").textContent = params.get("name") ?? spec ?? "a model";
+  $("model-url").textContent = spec ? `${spec} (by name, through the catalogs)` : query.url ?? "(no ?model= URL given)";
   const api = await waitForApi();
   if (!api) {
     $("failure-text").textContent = "window.webmodels is missing: the webmodels extension is not installed in this browser.";
@@ -125,7 +129,7 @@ async function main() {
     $("result").textContent = JSON.stringify({ error: { name: "NotSupportedError", message: "no window.webmodels" } });
     return;
   }
-  $("load").disabled = !query.url;
+  $("load").disabled = !(query.url || query.name);
   $("load").addEventListener("click", () => load(api));
   setState("ready", "Ready: press “Load model”.");
   if (params.get("autorun") === "1") load(api);
