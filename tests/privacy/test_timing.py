@@ -103,16 +103,25 @@ def paired(
     return diffs
 
 
-def check(name: str, diffs: list[float]) -> None:
-    result = wilcoxon(diffs)
-    median = statistics.median(diffs)
-    print(
-        f"\n{name}: {len(diffs)} pairs, median held-never {median * 1e6:+.1f} µs, "
-        f"mean {statistics.fmean(diffs) * 1e6:+.1f} µs, W+={result.w_plus:.0f} "
-        f"(n={result.n}), z={result.z:+.2f}, p={result.p:.3f}"
-    )
-    assert abs(median) < MAX_MEDIAN_S, name
-    assert result.p >= ALPHA, f"{name}: a timing difference (p={result.p:.2g})"
+def check(name: str, measure: Callable[[int], list[float]]) -> None:
+    """Measure (`measure(round)` gives held-never differences) and test. Under no leak
+    p is uniform, so a single test fails 1 run in 100 by chance alone; a p below
+    ALPHA is therefore confirmed with a second, independent measurement, and only two
+    in a row fail (chance: 1 in 10,000). A real leak of the sizes seen here (tens of
+    µs, p < 1e-10) fails both; the median bound applies to every round."""
+    for attempt in (1, 2):
+        diffs = measure(attempt)
+        result = wilcoxon(diffs)
+        median = statistics.median(diffs)
+        print(
+            f"\n{name} (round {attempt}): {len(diffs)} pairs, median held-never "
+            f"{median * 1e6:+.1f} µs, mean {statistics.fmean(diffs) * 1e6:+.1f} µs, "
+            f"W+={result.w_plus:.0f} (n={result.n}), z={result.z:+.2f}, p={result.p:.3f}"
+        )
+        assert abs(median) < MAX_MEDIAN_S, name
+        if result.p >= ALPHA:
+            return
+    raise AssertionError(f"{name}: a timing difference (p={result.p:.2g}, twice in a row)")
 
 
 def store_for_a(host: HostProcess, server: ModelServer, path: str, data: bytes) -> str:
@@ -134,50 +143,58 @@ def test_availability_takes_as_long_for_a_held_model(home: Path, model_server: M
             reply = host.call("models.availability", {"query": query}, context=page_b)
             assert reply["result"]["availability"] in ("unavailable", "downloadable")
 
-        by_hash = paired(
-            AVAILABILITY_PAIRS,
-            lambda n: ask({"sha256": hashlib.sha256(held_data).hexdigest()}),
-            lambda n: ask({"sha256": hashlib.sha256(never_data).hexdigest()}),
-            seed=1,
+        check(
+            "availability by hash",
+            lambda attempt: paired(
+                AVAILABILITY_PAIRS,
+                lambda n: ask({"sha256": hashlib.sha256(held_data).hexdigest()}),
+                lambda n: ask({"sha256": hashlib.sha256(never_data).hexdigest()}),
+                seed=attempt,
+            ),
         )
-        check("availability by hash", by_hash)
-        by_url = paired(
-            AVAILABILITY_PAIRS,
-            lambda n: ask({"url": held_url, "integrity": integrity(held_data)}),
-            lambda n: ask({"url": never_url, "integrity": integrity(never_data)}),
-            seed=2,
+        check(
+            "availability by URL",
+            lambda attempt: paired(
+                AVAILABILITY_PAIRS,
+                lambda n: ask({"url": held_url, "integrity": integrity(held_data)}),
+                lambda n: ask({"url": never_url, "integrity": integrity(never_data)}),
+                seed=10 + attempt,
+            ),
         )
-        check("availability by URL", by_url)
     finally:
         host.kill()
 
 
 def test_load_takes_as_long_for_a_held_model(home: Path, model_server: ModelServer) -> None:
     """Each pair is a fresh site B loading two models of the same size: one site A
-    obtained before (transferred, verified, then discarded as a duplicate) and one
-    never stored (transferred and stored). Both are held by one site before the pair,
-    so the only difference left is the one under test."""
+    obtained before (transferred, verified, then a duplicate of the stored copy) and
+    one never stored (transferred and stored); both are real, full transfers."""
     host = HostProcess(home)
-    try:
+    sites = iter(range(10**6))
+
+    def load(url: str, data: bytes) -> None:
+        params = {"query": {"url": url, "integrity": integrity(data)}}
+        reply = host.call("models.load", params, context=page(next(sites)))
+        assert reply["ok"], reply
+
+    def measure(attempt: int) -> list[float]:
         held: dict[int, tuple[str, bytes]] = {}
         never: dict[int, tuple[str, bytes]] = {}
         for n in range(-WARM_UP, LOAD_PAIRS):
             held_data, never_data = os.urandom(SIZE), os.urandom(SIZE)
-            held[n] = (store_for_a(host, model_server, f"/held-{n}.bin", held_data), held_data)
-            never[n] = (model_server.add(f"/never-{n}.bin", never_data), never_data)
+            path = f"/{attempt}-held-{n}.bin"
+            held[n] = (store_for_a(host, model_server, path, held_data), held_data)
+            never[n] = (model_server.add(f"/{attempt}-never-{n}.bin", never_data), never_data)
         before = model_server.bytes_sent()
-
-        def load(n: int, url: str, data: bytes) -> None:
-            params = {"query": {"url": url, "integrity": integrity(data)}}
-            reply = host.call("models.load", params, context=page(n + WARM_UP))
-            assert reply["ok"], reply
-
         diffs = paired(
-            LOAD_PAIRS, lambda n: load(n, *held[n]), lambda n: load(n, *never[n]), seed=3
+            LOAD_PAIRS, lambda n: load(*held[n]), lambda n: load(*never[n]), seed=20 + attempt
         )
         # Every load was a real, full transfer, held or not.
-        assert all(model_server.transfers(f"/held-{n}.bin") == 2 for n in held)
+        assert all(model_server.transfers(f"/{attempt}-held-{n}.bin") == 2 for n in held)
         assert model_server.bytes_sent() - before == 2 * (LOAD_PAIRS + WARM_UP) * SIZE
-        check("load", diffs)
+        return diffs
+
+    try:
+        check("load", measure)
     finally:
         host.kill()
