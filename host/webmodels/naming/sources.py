@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from webmodels.catalogs import keeper
@@ -27,8 +28,7 @@ class NameSources:
         self._clock = clock
         self._lock = threading.Lock()
         self._parsed: dict[tuple[str, int, float], Catalog] = {}  # parsed once per version
-        self._labels: dict[Digest, tuple[str, str]] = {}  # of the catalogs in _labels_of
-        self._labels_of: list[bytes] = []
+        self._indexed: _CatalogIndex | None = None  # of the catalogs in force, rebuilt on change
 
     def catalogs(self) -> list[Catalog]:
         """The catalogs in force (not expired), parsed once per installed version."""
@@ -57,15 +57,36 @@ class NameSources:
         )
         if rows:
             return str(rows[0]["name"]), str(rows[0]["version"])
+        return self._index().labels.get(digest)
+
+    def _index(self) -> _CatalogIndex:
+        """The catalogs' entries by name (and by the names they call equivalent) and
+        by hash, built once per set of catalogs: a request then looks at the few
+        candidates of its name, not at every entry (scripts/bench/names.py)."""
         catalogs = self.catalogs()
         with self._lock:
-            if self._labels_of != [c.payload for c in catalogs]:
-                self._labels = {}
-                for catalog in reversed(catalogs):  # the first catalog's label wins
-                    for entry in catalog.entries:
-                        self._labels[entry.digest] = (str(entry.name), str(entry.version))
-                self._labels_of = [c.payload for c in catalogs]
-            return self._labels.get(digest)
+            key = [c.payload for c in catalogs]
+            if self._indexed is None or self._indexed.of != key:
+                self._indexed = _CatalogIndex.build(catalogs, key)
+            return self._indexed
+
+    def candidates_for(self, name: ModelName, inline: Candidate | None = None) -> list[Candidate]:
+        """What a query for `name` may be answered with: its versions, and the models
+        declared equivalent to them either way; pre-installed ones first."""
+        index = self._index()
+        pre: dict[ModelName, list[Candidate]] = {}
+        for candidate in self.preinstalled():
+            pre.setdefault(candidate.name, []).append(candidate)
+
+        def of(wanted: ModelName) -> list[Candidate]:
+            return pre.get(wanted, []) + index.by_name.get(wanted, [])
+
+        found = of(name)
+        related = {ref.name for c in found for ref in c.equivalents}
+        related |= {c.name for c in index.pointing.get(name, [])}
+        for other in sorted(related - {name}, key=str):
+            found += of(other)
+        return found + ([inline] if inline is not None else [])
 
     def candidates(self, inline: Candidate | None = None) -> list[Candidate]:
         found = self.preinstalled()
@@ -97,7 +118,8 @@ class NameSources:
         visible: Callable[[Digest], bool],
         inline: Candidate | None = None,
     ) -> Choice | None:
-        return resolve(query, self.candidates(inline), visible=visible, described=self.described)
+        found = self.candidates_for(query.name, inline)
+        return resolve(query, found, visible=visible, described=self.described)
 
     def described(self, digest: Digest) -> ModelMetadata | None:
         """The metadata read from the model's own bytes when it was stored or indexed."""
@@ -112,3 +134,25 @@ def record_request(store: Store, *, partition: str, query: NameQuery) -> None:
     keeper.record_request(
         store.index, partition=partition, name=str(query.name), range_text=query.range.text
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _CatalogIndex:
+    of: list[bytes]  # the payloads it was built from
+    by_name: dict[ModelName, list[Candidate]]
+    pointing: dict[ModelName, list[Candidate]]  # entries that call a name equivalent
+    labels: dict[Digest, tuple[str, str]]  # the first catalog's name for the bytes
+
+    @classmethod
+    def build(cls, catalogs: Sequence[Catalog], of: list[bytes]) -> _CatalogIndex:
+        by_name: dict[ModelName, list[Candidate]] = {}
+        pointing: dict[ModelName, list[Candidate]] = {}
+        labels: dict[Digest, tuple[str, str]] = {}
+        for catalog in catalogs:  # in name order: the first one wins ties
+            for entry in catalog.entries:
+                candidate = Candidate.from_entry(entry, catalog.name)
+                by_name.setdefault(candidate.name, []).append(candidate)
+                for ref in candidate.equivalents:
+                    pointing.setdefault(ref.name, []).append(candidate)
+                labels.setdefault(entry.digest, (str(entry.name), str(entry.version)))
+        return cls(of, by_name, pointing, labels)
