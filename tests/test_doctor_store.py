@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from datetime import timedelta
 from pathlib import Path
 
+from support.catalogs import CatalogSigner, entry
 from support.host import run_cli
 from support.models import tiny_model
 
 
-def store_check(home: Path) -> dict[str, object]:
+def store_check(home: Path, name: str = "store") -> dict[str, object]:
     result = run_cli(home, "doctor", "--json", check=False)
     checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
-    return checks["store"]  # type: ignore[no-any-return]
+    return checks[name]  # type: ignore[no-any-return]
 
 
 def test_healthy_store_is_ok(home: Path, tmp_path: Path) -> None:
@@ -34,3 +37,22 @@ def test_quarantine_and_leftovers_are_reported(home: Path, tmp_path: Path) -> No
     assert check["status"] == "warn"
     assert "1 quarantined" in str(check["summary"])
     assert "webmodels gc" in str(check["fix"])
+
+
+def test_catalogs_are_listed_and_an_expired_one_is_a_warning(home: Path, tmp_path: Path) -> None:
+    assert store_check(home, "catalogs")["status"] == "ok"
+    signer = CatalogSigner("acme")
+    data = tiny_model(tmp_path / "m.onnx").read_bytes()
+    document = signer.write(
+        tmp_path / "c.json",
+        1,
+        [entry(data, "acme/model", "1.0.0")],
+        expires_in=timedelta(seconds=3),
+    )
+    run_cli(home, "catalog", "add", str(document), "--key", signer.public)
+    check = store_check(home, "catalogs")
+    assert (check["status"], check["summary"]) == ("ok", "1 catalog(s): acme v1")
+    time.sleep(3.5)
+    expired = store_check(home, "catalogs")
+    assert expired["status"] == "warn" and "acme (expired" in str(expired["summary"])
+    assert "webmodels update" in str(expired["fix"])

@@ -9,8 +9,10 @@ import argparse
 import functools
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
+from webmodels.catalogs import keeper
 from webmodels.cli.main import CliContext
 from webmodels.cli.output import human_bytes, print_json
 from webmodels.config import Config
@@ -44,7 +46,11 @@ def register(sub: Any) -> None:
 
 def extra_checks(config: Config) -> list[CheckFn]:
     """Checks beyond the runtime ones, in report order."""
-    return [functools.partial(check_registration, config), functools.partial(check_store, config)]
+    return [
+        functools.partial(check_registration, config),
+        functools.partial(check_store, config),
+        functools.partial(check_catalogs, config),
+    ]
 
 
 def check_registration(config: Config) -> Check:
@@ -89,6 +95,29 @@ def check_store(config: Config) -> Check:
             details=health.to_json(),
         )
     return Check("store", "ok", summary, details=health.to_json())
+
+
+def check_catalogs(config: Config) -> Check:
+    """The catalogs names resolve through: an expired one no longer counts."""
+    with Store.open(config) as store:
+        found = keeper.installed(store.index)
+    now = datetime.now(UTC)
+    details = {"catalogs": [{**i.catalog.summary(now), "source": i.source} for i in found]}
+    if not found:
+        summary = "no catalogs: names resolve through pre-installed models only"
+        return Check("catalogs", "ok", summary, details=details)
+    expired = [i.catalog for i in found if i.catalog.expired(now)]
+    names = ", ".join(f"{i.catalog.name} v{i.catalog.version}" for i in found)
+    if expired:
+        gone = ", ".join(f"{c.name} (expired {c.summary(now)['expires']})" for c in expired)
+        return Check(
+            "catalogs",
+            "warn",
+            f"{gone}: its names no longer resolve",
+            fix="run `webmodels update` (or `webmodels catalog add` a newer one)",
+            details=details,
+        )
+    return Check("catalogs", "ok", f"{len(found)} catalog(s): {names}", details=details)
 
 
 def run_command(args: argparse.Namespace, ctx: CliContext) -> int:
