@@ -30,6 +30,7 @@ export class Channel {
   #refusal;
   #rewrite;
   #uploads = new Set(); // upload ids begun here and not yet committed or aborted
+  #sessions = new Set(); // session ids created here and not yet released
   #closed = false;
 
   /** `makeContext(message)` -> the context for the host; `refusal`: an error that
@@ -80,6 +81,7 @@ export class Channel {
     if (method === "cos.write.commit" || method === "cos.write.abort") {
       this.#uploads.delete(params.upload_id);
     }
+    if (method === "sessions.release") this.#sessions.delete(params.session_id);
     const context = this.#makeContext(message);
     this.#link.send(
       { id: hostId, method, params, context },
@@ -103,11 +105,14 @@ export class Channel {
   #reply(hostId, reply) {
     const route = this.#routes.take(hostId);
     const begun = route?.method === "cos.write.begin" && reply.ok ? reply.result?.upload_id : undefined;
+    const created = route?.method === "sessions.create" && reply.ok ? reply.result?.session_id : undefined;
     if (!route || this.#closed) {
       if (typeof begun === "string") this.#abortUpload(begun);
+      if (typeof created === "string") this.#notify("sessions.release", { session_id: created });
       return;
     }
     if (typeof begun === "string") this.#uploads.add(begun);
+    if (typeof created === "string") this.#sessions.add(created);
     if (reply.ok) {
       const result = reply.result ?? {};
       this.#post({ id: route.callerId, ok: true, result: this.#rewrite ? this.#rewrite(route.method, result) : result });
@@ -124,7 +129,8 @@ export class Channel {
   }
 
   /** The caller went away (frame navigated or closed, popup closed): what it
-   *  started and nobody else needs is stopped; late replies are dropped. */
+   *  started and nobody else needs is stopped (downloads, uploads, sessions); late
+   *  replies are dropped. */
   #close() {
     this.#closed = true;
     for (const [hostId, route] of this.#routes.dropChannel(this)) {
@@ -134,6 +140,10 @@ export class Channel {
     }
     for (const uploadId of this.#uploads) this.#abortUpload(uploadId);
     this.#uploads.clear();
+    // Its sessions hold the partition's session slots and the runtime's memory: free
+    // them now rather than at the host's idle timeout.
+    for (const sessionId of this.#sessions) this.#notify("sessions.release", { session_id: sessionId });
+    this.#sessions.clear();
   }
 
   #abortUpload(uploadId) {

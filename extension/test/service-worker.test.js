@@ -123,6 +123,25 @@ test("a frame that goes away cancels its downloads and aborts its uploads", asyn
   assert.equal(host.loads.size, 0);
 });
 
+test("a frame that goes away releases the sessions it created and did not release", async () => {
+  const { host, browser } = await setup();
+  let next = 0;
+  host.methods["sessions.create"] = (id) => host.port.postMessage({ id, ok: true, result: { session_id: `s${++next}` } });
+  host.methods["sessions.release"] = (id) => host.port.postMessage({ id, ok: true, result: { released: true } });
+  const page = caller(browser, senderFor({ origin: A }));
+  for (const id of [1, 2]) page.send({ id, method: "sessions.create", params: { sha256: "ab".repeat(32) } });
+  await settle();
+  page.send({ id: 3, method: "sessions.release", params: { session_id: "s1" } });
+  await settle();
+
+  page.port.disconnect();
+  await settle();
+
+  const releases = host.seen.filter((m) => m.method === "sessions.release");
+  assert.deepEqual(releases.map((m) => m.params.session_id), ["s1", "s2"]); // s1 by the page, s2 at close
+  assert.deepEqual(releases[1].context.partition, { top_site: A, origin: A });
+});
+
 test("the popup's port is trusted; the same port name from a web page is refused", async () => {
   const { host, browser } = await setup();
   const popup = caller(browser, { id: EXTENSION_ID, url: `${EXTENSION_BASE}popup/popup.html` }, "webmodels-manage");
