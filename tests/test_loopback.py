@@ -14,7 +14,12 @@ import requests
 from support.host import HostProcess
 from webmodels.config import CHROMIUM_EXTENSION_ID
 from webmodels.digest import Digest
-from webmodels.loopback import LoopbackServer, allowed_origins, origin_allowed
+from webmodels.loopback import (
+    MAX_LIVE_TOKENS,
+    LoopbackServer,
+    allowed_origins,
+    origin_allowed,
+)
 
 EXTENSION = f"chrome-extension://{CHROMIUM_EXTENSION_ID}"
 PAGE = {
@@ -90,6 +95,10 @@ def test_tokens_expire_and_are_bounded(tmp_path: Path) -> None:
         assert get(late, Origin=EXTENSION).status_code == 404
         fresh = server.issue(digest, path, 10).url
         assert get(fresh, Origin=EXTENSION).content == b"x" * 10
+        # Bounded: past MAX_LIVE_TOKENS live ones, the oldest goes first.
+        urls = [server.issue(digest, path, 10).url for _ in range(MAX_LIVE_TOKENS + 1)]
+        assert get(urls[0], Origin=EXTENSION).status_code == 404
+        assert get(urls[-1], Origin=EXTENSION).content == b"x" * 10
     finally:
         server.close()
 

@@ -33,6 +33,7 @@ from webmodels.fetch.records import DownloadRequest, JobOptions, JobRow
 from webmodels.fetch.transfer import Cancelled, Transfer, new_session
 from webmodels.store.blobs import process_alive
 from webmodels.store.metadata import describe_file
+from webmodels.store.quotas import check_total_quota
 from webmodels.store.records import ModelRecord
 from webmodels.store.store import Store
 
@@ -361,7 +362,7 @@ class JobManager:
                 self._stops.pop(job.id, None)
 
     def _publish(self, job: JobRow, pending: Any) -> None:
-        self.store.check_total_quota(self.options.total_quota, pending.size)
+        check_total_quota(self.store.index, self.options.total_quota, pending.size)
         metadata = describe_file(pending.temp_path)
         refs = self._waiter_refs(job.id)
         with self._lock:

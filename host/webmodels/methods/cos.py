@@ -12,6 +12,7 @@ from webmodels.dispatch import Call, Dispatcher
 from webmodels.errors import HostError
 from webmodels.methods.models import quota_left, visible_record
 from webmodels.store.metadata import describe_file
+from webmodels.store.quotas import check_total_quota
 
 if TYPE_CHECKING:
     from webmodels.app import Host
@@ -55,7 +56,7 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         refs = [("site", partition)] if partition else [("import", "cos")]
         try:
             if partition:
-                store.check_total_quota(host.config.quota_total_bytes, pending.size)
+                check_total_quota(store.index, host.config.quota_total_bytes, pending.size)
             metadata = describe_file(pending.temp_path)
             result = store.ingest(pending, metadata, origin="downloaded", refs=refs)
         finally:

@@ -18,6 +18,7 @@ from webmodels.naming.resolve import Candidate, Choice, NameQuery, parse_substit
 from webmodels.naming.sources import record_request
 from webmodels.naming.versions import Version
 from webmodels.query import ModelQuery
+from webmodels.store.quotas import check_total_quota, partition_usage
 from webmodels.store.records import ModelRecord
 from webmodels.store.store import Store
 
@@ -214,13 +215,7 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         if visible(digest, call.context) is None:
             raise HostError("not_found", "no such model is available to this site")
         data, size = store.read(digest, offset, min(length, READ_CHUNK))
-        return {
-            "data": base64.b64encode(data).decode("ascii"),
-            "offset": offset,
-            "length": len(data),
-            "size": size,
-            "eof": offset + len(data) >= size,
-        }
+        return chunk_reply(data, offset, size)
 
     def open_url(call: Call) -> Mapping[str, Any]:
         """A one-time loopback URL for the whole model (loopback.py): the extension's
@@ -278,6 +273,18 @@ def _maybe_visible(host: Host, digest: Digest, context: RequestContext) -> bool:
     return bool(rows)
 
 
+def chunk_reply(data: bytes, offset: int, size: int) -> dict[str, Any]:
+    """A chunked read's reply (`models.read`, `sessions.output`): `data` read at
+    `offset` of `size` bytes."""
+    return {
+        "data": base64.b64encode(data).decode("ascii"),
+        "offset": offset,
+        "length": len(data),
+        "size": size,
+        "eof": offset + len(data) >= size,
+    }
+
+
 def quota_left(
     store: Store, call: Call, quota: int, size: int | None, total: int | None = None
 ) -> int | None:
@@ -287,8 +294,8 @@ def quota_left(
     if call.context.partition is None:
         return None
     if size is not None:
-        store.check_total_quota(total, size)
-    left = max(0, quota - store.partition_usage(call.context.partition.key))
+        check_total_quota(store.index, total, size)
+    left = max(0, quota - partition_usage(store.index, call.context.partition.key))
     if size is not None and size > left:
         raise HostError(
             "quota_exceeded",

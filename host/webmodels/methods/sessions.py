@@ -7,13 +7,12 @@ partition that created them (runtime/sessions.py).
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from webmodels.dispatch import Call, Dispatcher
 from webmodels.errors import HostError
-from webmodels.methods.models import READ_CHUNK, visible_record
+from webmodels.methods.models import READ_CHUNK, chunk_reply, visible_record
 from webmodels.runtime.loader import LEVELS
 from webmodels.runtime.tensors import Tensor, parse_feeds, parse_names
 
@@ -61,14 +60,7 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         length = call.params.integer("length", default=READ_CHUNK, minimum=1)
         if offset > len(data):
             raise HostError("bad_request", f"offset {offset} is past the end ({len(data)} bytes)")
-        chunk = data[offset : offset + min(length, READ_CHUNK)]
-        return {
-            "data": base64.b64encode(chunk).decode("ascii"),
-            "offset": offset,
-            "length": len(chunk),
-            "size": len(data),
-            "eof": offset + len(chunk) >= len(data),
-        }
+        return chunk_reply(data[offset : offset + min(length, READ_CHUNK)], offset, len(data))
 
     def output_open(call: Call) -> Mapping[str, Any]:
         """A one-time loopback URL for a kept output (the fast byte path, loopback.py)."""

@@ -297,16 +297,6 @@ class Store:
         with self.index.write() as db:
             db.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (key, value))
 
-    def partition_usage(self, partition_key: str) -> int:
-        """Bytes of stored models a partition holds (its quota counts these)."""
-        rows = self.index.query(
-            "SELECT COALESCE(SUM(o.size), 0) FROM objects o JOIN blobs b USING (sha256) "
-            "WHERE b.state = 'ok' AND o.sha256 IN "
-            "(SELECT sha256 FROM refs WHERE kind = 'site' AND key = ?)",
-            (partition_key,),
-        )
-        return int(rows[0][0])
-
     def name_object(self, digest: Digest, name: str, version: str) -> None:
         """Label a model with the catalog name and version it was obtained under, unless
         it has one (what `webmodels ls` shows; resolution reads the catalogs instead)."""
@@ -314,25 +304,6 @@ class Store:
             db.execute(
                 "UPDATE objects SET name = ?, version = ? WHERE sha256 = ? AND name IS NULL",
                 (name, version, digest.hex),
-            )
-
-    def total_usage(self) -> int:
-        """Bytes of all stored blobs (models and derived files; not pre-installed ones)."""
-        rows = self.index.query(
-            "SELECT COALESCE(SUM(o.size), 0) FROM objects o JOIN blobs b USING (sha256) "
-            "WHERE b.state = 'ok'"
-        )
-        return int(rows[0][0])
-
-    def check_total_quota(self, limit: int | None, size: int) -> None:
-        """`quota_exceeded` when `size` more bytes would pass the store's total quota.
-        Counted as new bytes even when they duplicate a blob (else the answer would tell
-        a page that another site holds the model), and with no figures in the error."""
-        if limit is not None and self.total_usage() + size > limit:
-            raise HostError(
-                "quota_exceeded",
-                "the model store is full: it has reached the total size its user set "
-                "(quota_total_bytes); nothing was removed to make room",
             )
 
     def record_use(self, digest: Digest, partition_key: str) -> None:
