@@ -32,19 +32,28 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from webmodels.config import CHROMIUM_EXTENSION_ID
 from webmodels.digest import Digest
+from webmodels.errors import HostError
 from webmodels.listener import Listener, RequestHead, response_head
+from webmodels.runtime.outputs import MAX_HELD_BYTES
 
 log = logging.getLogger(__name__)
 
 TOKEN_TTL_S = 30.0  # from issuing to the start of the request
 MAX_LIVE_TOKENS = 256  # bounded: older ones are dropped first
 FIREFOX_SCHEME = "moz-extension://"  # Firefox extension origins hold a per-profile UUID
+# Bytes in memory behind live grants (session outputs). A grant keeps its output alive
+# after the output store dropped it, so without a bound a page re-opening outputs
+# held up to MAX_LIVE_TOKENS of them beyond MAX_HELD_BYTES (PRIVACY.md, hole 15). Each
+# partition has its own bound; the host-wide ceiling answers exactly like it.
+MAX_GRANT_BYTES = MAX_HELD_BYTES
+MAX_TOTAL_GRANT_BYTES = 2 * MAX_HELD_BYTES
+GRANTS_FULL = "too many output reads are open at once; read them in chunks, or try again"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +70,7 @@ class _Grant:
     data: bytes | None  # bytes in memory (a large session output)
     size: int
     expires: float
+    owner: str | None = None  # the partition a grant of bytes was issued to
 
 
 def allowed_origins(caller: str | None) -> tuple[str, ...]:
@@ -110,9 +120,13 @@ class LoopbackServer:
         *,
         ttl_s: float = TOKEN_TTL_S,
         clock: Callable[[], float] = time.monotonic,
+        max_grant_bytes: int = MAX_GRANT_BYTES,
+        max_total_grant_bytes: int = MAX_TOTAL_GRANT_BYTES,
     ) -> None:
         self.allowed = allowed
         self.ttl_s = ttl_s
+        self.max_grant_bytes = max_grant_bytes
+        self.max_total_grant_bytes = max_total_grant_bytes
         self._clock = clock
         self._lock = threading.Lock()
         self._grants: dict[str, _Grant] = {}
@@ -127,9 +141,10 @@ class LoopbackServer:
         """A one-time URL for the file at `path` (already located and size-checked)."""
         return self._grant(_Grant(digest.short, path, None, size, 0.0))
 
-    def issue_bytes(self, data: bytes) -> Capability:
-        """A one-time URL for bytes held in memory."""
-        return self._grant(_Grant("output", None, data, len(data), 0.0))
+    def issue_bytes(self, data: bytes, *, owner: str) -> Capability:
+        """A one-time URL for bytes held in memory, for partition `owner`; `busy` when
+        the bytes behind its live grants (or all of them) would pass the bound."""
+        return self._grant(_Grant("output", None, data, len(data), 0.0, owner))
 
     def _grant(self, grant: _Grant) -> Capability:
         port = self.port
@@ -137,6 +152,7 @@ class LoopbackServer:
         with self._lock:
             now = self._clock()
             self._drop_expired(now)
+            self._check_room(grant)
             while len(self._grants) >= MAX_LIVE_TOKENS:
                 self._grants.pop(next(iter(self._grants)))
             self._grants[token] = dataclasses.replace(grant, expires=now + self.ttl_s)
@@ -156,6 +172,14 @@ class LoopbackServer:
             self._grants.clear()
         if listener is not None:
             listener.close()
+
+    def _check_room(self, grant: _Grant) -> None:
+        if grant.data is None:
+            return  # a stored file: nothing held in memory
+        live = self._grants.values()
+        own = _held_bytes((g for g in live if g.owner == grant.owner), grant.data)
+        if own > self.max_grant_bytes or _held_bytes(live, grant.data) > self.max_total_grant_bytes:
+            raise HostError("busy", GRANTS_FULL)  # one answer for both: no other site shows
 
     def _drop_expired(self, now: float) -> None:
         for token in [t for t, g in self._grants.items() if g.expires < now]:
@@ -192,6 +216,13 @@ class LoopbackServer:
             return
         if _send(conn, grant, origin):
             self.served += 1
+
+
+def _held_bytes(grants: Iterable[_Grant], new: bytes) -> int:
+    """Memory behind `grants` plus `new`: grants of one output share its bytes."""
+    held = {id(g.data): len(g.data) for g in grants if g.data is not None}
+    held[id(new)] = len(new)
+    return sum(held.values())
 
 
 def _send(conn: socket.socket, grant: _Grant, origin: str | None) -> bool:
