@@ -6,8 +6,10 @@ reads still complete — through a real host process and real sockets."""
 from __future__ import annotations
 
 import os
+import socket
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from support.idle import (
     store_for_page,
     thread_count,
 )
-from webmodels.listener import Limits, head_end, parse_head, response_head
+from webmodels.listener import Limits, Listener, RequestHead, head_end, parse_head, response_head
 
 IDLE = 500
 SIZE = 4 << 20
@@ -75,3 +77,40 @@ def test_request_heads_are_parsed_without_sockets() -> None:
     assert parse_head(b"GET / HTTP/1.1\r\nno colon\r\n\r\n") is None
     reply = response_head(404, [("Content-Length", "0")])
     assert reply == b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
+def test_over_the_bounds_connections_are_closed_oldest_first() -> None:
+    """In process, with small limits: past `max_pending` the oldest half-sent
+    connection goes; an oversized head is closed; a complete request is answered."""
+    answered = []
+
+    def answer(conn: socket.socket, head: RequestHead | None) -> None:
+        answered.append(head)
+        conn.sendall(response_head(200, [("Content-Length", "0")]))
+
+    listener = Listener(answer, Limits(max_pending=2, max_head_bytes=64), host="127.0.0.1")
+    threads = threading.active_count()
+    try:
+        first, second, third = (open_idle(listener.port, 1)[0] for _ in range(3))
+        huge = socket.create_connection(("127.0.0.1", listener.port), timeout=10)
+        huge.sendall(b"GET / HTTP/1.1\r\nX: " + b"a" * 100)
+        assert wait_closed(first) and wait_closed(huge)
+        assert not closed_by_server(third)
+        third.setblocking(True)
+        third.sendall(b"GET /m/t HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert third.recv(100).startswith(b"HTTP/1.1 200 OK\r\n")
+        assert [h.target for h in answered if h] == ["/m/t"]
+        assert threading.active_count() <= threads + Limits().handlers
+        for conn in (first, second, third, huge):
+            conn.close()
+    finally:
+        listener.close()
+
+
+def wait_closed(conn: socket.socket) -> bool:
+    deadline = time.monotonic() + 10
+    while not closed_by_server(conn):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True

@@ -127,7 +127,7 @@ class Listener:
         self._thread.join(timeout=5)
         for conn in list(self._pending):
             self._drop(conn)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown(wait=False)  # replies under way finish on their own
         for sock in (self._sock, self._wake_r, self._wake_w):
             sock.close()
         self._selector.close()
@@ -160,6 +160,7 @@ class Listener:
                     self._drop(next(iter(self._pending)))
                     continue
                 log.warning("loopback: accept failed: %s", exc)
+                time.sleep(0.1)  # the listening socket stays readable: do not spin
                 return
             if len(self._pending) >= self.limits.max_pending:
                 self._drop(next(iter(self._pending)))
