@@ -19,6 +19,7 @@ from webmodels.fetch.jobs import JobManager
 from webmodels.fetch.records import JobOptions
 from webmodels.loopback import LoopbackServer, allowed_origins
 from webmodels.naming.sources import NameSources
+from webmodels.permissions import PROVIDERS_FILE, make_private_dir, private_opener
 from webmodels.runtime.outputs import OutputStore
 from webmodels.runtime.probe import ProbeResult, ProviderProbe, run_probe_subprocess
 from webmodels.runtime.sessions import SessionManager
@@ -53,7 +54,7 @@ PROBE_CACHE_S = 24 * 3600
 
 def build_host(config: Config, *, caller: str | None = None) -> Host:
     """`caller`: the browser's argv naming the extension that launched the host."""
-    probe = ProviderProbe(runner=functools.partial(cached_probe, config.home / "providers.json"))
+    probe = ProviderProbe(runner=functools.partial(cached_probe, config.home / PROVIDERS_FILE))
     probe.start()  # in the background; `hello` waits for it only if asked early
     settings = SessionSettings.from_config(config.extra)
     store = Store.open(config)
@@ -109,12 +110,10 @@ def cached_probe(path: Path, timeout_s: float) -> ProbeResult:
     result = run_probe_subprocess(timeout_s)
     if result.error is None:
         with contextlib.suppress(OSError):
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dir(path.parent, own=path.parent)
             temp = path.with_suffix(".new")
-            temp.write_text(
-                json.dumps({"key": key, "at": time.time(), "result": result.to_json()}),
-                encoding="utf-8",
-            )
+            with open(temp, "w", encoding="utf-8", opener=private_opener) as fh:
+                json.dump({"key": key, "at": time.time(), "result": result.to_json()}, fh)
             os.replace(temp, path)
     return result
 

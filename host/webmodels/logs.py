@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import logging.handlers
-import os
 import sys
+from typing import cast
 
 from webmodels.config import Config
+from webmodels.permissions import make_private_dir, private_opener
 
 LOG_FILE = "host.log"
 MAX_BYTES = 1024 * 1024
@@ -19,8 +21,8 @@ def setup_logging(config: Config, *, name: str = LOG_FILE) -> str:
     path = str(config.log_dir / name)
     handler: logging.Handler
     try:
-        os.makedirs(config.log_dir, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(
+        make_private_dir(config.log_dir, own=config.log_dir)
+        handler = _PrivateRotatingFileHandler(
             path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8"
         )
     except OSError as exc:
@@ -37,3 +39,18 @@ def setup_logging(config: Config, *, name: str = LOG_FILE) -> str:
     root.setLevel(getattr(logging, config.log_level, logging.INFO))
     root.propagate = False
     return path
+
+
+class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """Each log file (and each one a rollover starts) is created 0600: logs name models
+    and sites (PRIVACY.md, hole 7)."""
+
+    def _open(self) -> io.TextIOWrapper:
+        stream = open(  # noqa: SIM115 - the handler owns and closes it
+            self.baseFilename,
+            self.mode,
+            encoding=self.encoding,
+            errors=self.errors,
+            opener=private_opener,
+        )
+        return cast(io.TextIOWrapper, stream)

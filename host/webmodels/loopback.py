@@ -18,31 +18,42 @@ Each request is checked before a byte is sent:
 * the token must be live: unknown, used or expired tokens all get the same 404.
 
 Only GET of ``/m/<token>`` exists. The server binds 127.0.0.1 only, starts on the
-first capability asked for, and stops with the host.
+first capability asked for, and stops with the host. Its threads and the time a
+connection may take are bounded (`listener.py`): idle and half-sent connections from
+a local process cost no thread and are closed after a few seconds.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hmac
 import logging
 import secrets
+import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from webmodels.config import CHROMIUM_EXTENSION_ID
 from webmodels.digest import Digest
+from webmodels.errors import HostError
+from webmodels.listener import Listener, RequestHead, response_head
+from webmodels.runtime.outputs import MAX_HELD_BYTES
 
 log = logging.getLogger(__name__)
 
 TOKEN_TTL_S = 30.0  # from issuing to the start of the request
 MAX_LIVE_TOKENS = 256  # bounded: older ones are dropped first
 FIREFOX_SCHEME = "moz-extension://"  # Firefox extension origins hold a per-profile UUID
+# Bytes in memory behind live grants (session outputs). A grant keeps its output alive
+# after the output store dropped it, so without a bound a page re-opening outputs
+# held up to MAX_LIVE_TOKENS of them beyond MAX_HELD_BYTES (PRIVACY.md, hole 15). Each
+# partition has its own bound; the host-wide ceiling answers exactly like it.
+MAX_GRANT_BYTES = MAX_HELD_BYTES
+MAX_TOTAL_GRANT_BYTES = 2 * MAX_HELD_BYTES
+GRANTS_FULL = "too many output reads are open at once; read them in chunks, or try again"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +70,7 @@ class _Grant:
     data: bytes | None  # bytes in memory (a large session output)
     size: int
     expires: float
+    owner: str | None = None  # the partition a grant of bytes was issued to
 
 
 def allowed_origins(caller: str | None) -> tuple[str, ...]:
@@ -108,38 +120,43 @@ class LoopbackServer:
         *,
         ttl_s: float = TOKEN_TTL_S,
         clock: Callable[[], float] = time.monotonic,
+        max_grant_bytes: int = MAX_GRANT_BYTES,
+        max_total_grant_bytes: int = MAX_TOTAL_GRANT_BYTES,
     ) -> None:
         self.allowed = allowed
         self.ttl_s = ttl_s
+        self.max_grant_bytes = max_grant_bytes
+        self.max_total_grant_bytes = max_total_grant_bytes
         self._clock = clock
         self._lock = threading.Lock()
         self._grants: dict[str, _Grant] = {}
-        self._server: ThreadingHTTPServer | None = None
+        self._listener: Listener | None = None
         self.served = 0  # requests answered with bytes (for `hello`-free diagnostics)
 
     @property
     def port(self) -> int:
-        return self._start().server_address[1]
+        return self._start().port
 
     def issue(self, digest: Digest, path: Path, size: int) -> Capability:
         """A one-time URL for the file at `path` (already located and size-checked)."""
         return self._grant(_Grant(digest.short, path, None, size, 0.0))
 
-    def issue_bytes(self, data: bytes) -> Capability:
-        """A one-time URL for bytes held in memory."""
-        return self._grant(_Grant("output", None, data, len(data), 0.0))
+    def issue_bytes(self, data: bytes, *, owner: str) -> Capability:
+        """A one-time URL for bytes held in memory, for partition `owner`; `busy` when
+        the bytes behind its live grants (or all of them) would pass the bound."""
+        return self._grant(_Grant("output", None, data, len(data), 0.0, owner))
 
     def _grant(self, grant: _Grant) -> Capability:
-        server = self._start()
+        port = self.port
         token = secrets.token_urlsafe(16)  # 128 bits
         with self._lock:
             now = self._clock()
             self._drop_expired(now)
+            self._check_room(grant)
             while len(self._grants) >= MAX_LIVE_TOKENS:
                 self._grants.pop(next(iter(self._grants)))
             self._grants[token] = dataclasses.replace(grant, expires=now + self.ttl_s)
-        url = f"http://127.0.0.1:{server.server_address[1]}/m/{token}"
-        return Capability(url, grant.size, self.ttl_s)
+        return Capability(f"http://127.0.0.1:{port}/m/{token}", grant.size, self.ttl_s)
 
     def redeem(self, token: str) -> _Grant | None:
         """The grant of a live token, which is then spent; None otherwise."""
@@ -151,87 +168,94 @@ class LoopbackServer:
 
     def close(self) -> None:
         with self._lock:
-            server, self._server = self._server, None
+            listener, self._listener = self._listener, None
             self._grants.clear()
-        if server is not None:
-            server.shutdown()
-            server.server_close()
+        if listener is not None:
+            listener.close()
+
+    def _check_room(self, grant: _Grant) -> None:
+        if grant.data is None:
+            return  # a stored file: nothing held in memory
+        live = self._grants.values()
+        own = _held_bytes((g for g in live if g.owner == grant.owner), grant.data)
+        if own > self.max_grant_bytes or _held_bytes(live, grant.data) > self.max_total_grant_bytes:
+            raise HostError("busy", GRANTS_FULL)  # one answer for both: no other site shows
 
     def _drop_expired(self, now: float) -> None:
         for token in [t for t, g in self._grants.items() if g.expires < now]:
             del self._grants[token]
 
-    def _start(self) -> ThreadingHTTPServer:
+    def _start(self) -> Listener:
         with self._lock:
-            if self._server is None:
-                server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-                server.daemon_threads = True
-                threading.Thread(target=server.serve_forever, name="loopback", daemon=True).start()
-                self._server = server
-                log.info("loopback byte path on 127.0.0.1:%d", server.server_address[1])
-            return self._server
+            if self._listener is None:
+                self._listener = Listener(self._answer, host="127.0.0.1")
+                log.info("loopback byte path on 127.0.0.1:%d", self._listener.port)
+            return self._listener
+
+    # -- answering (on the listener's handler threads) ---------------------------
+
+    def _answer(self, conn: socket.socket, head: RequestHead | None) -> None:
+        if head is None:
+            _refuse(conn, 400, "bad request")
+            return
+        if head.method != "GET":
+            _refuse(conn, 405, "GET only")
+            return
+        origin = head.header("Origin")
+        if head.header("Host") != f"127.0.0.1:{self.port}":
+            _refuse(conn, 421, "wrong Host")  # DNS rebinding: not our name
+            return
+        if not caller_allowed(origin, head.header("Sec-Fetch-Site"), self.allowed):
+            log.warning("loopback: refused a request (Origin %r)", origin)
+            _refuse(conn, 403, "origin not allowed")
+            return
+        token = head.target.removeprefix("/m/") if head.target.startswith("/m/") else ""
+        grant = self.redeem(token) if token else None
+        if grant is None:
+            _refuse(conn, 404, "no such capability", origin=origin)
+            return
+        if _send(conn, grant, origin):
+            self.served += 1
 
 
-def _handler(owner: LoopbackServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "webmodels"
-        sys_version = ""
+def _held_bytes(grants: Iterable[_Grant], new: bytes) -> int:
+    """Memory behind `grants` plus `new`: grants of one output share its bytes."""
+    held = {id(g.data): len(g.data) for g in grants if g.data is not None}
+    held[id(new)] = len(new)
+    return sum(held.values())
 
-        def do_GET(self) -> None:
-            origin = self.headers.get("Origin")
-            if self.headers.get("Host") != f"127.0.0.1:{owner.port}":
-                self._refuse(421, "wrong Host")  # DNS rebinding: not our name
-                return
-            if not caller_allowed(origin, self.headers.get("Sec-Fetch-Site"), owner.allowed):
-                log.warning("loopback: refused a request (Origin %r)", origin)
-                self._refuse(403, "origin not allowed")
-                return
-            token = self.path.removeprefix("/m/") if self.path.startswith("/m/") else ""
-            grant = owner.redeem(token) if token else None
-            if grant is None:
-                self._refuse(404, "no such capability", origin=origin)
-                return
-            self._send(grant, origin)
 
-        def _send(self, grant: _Grant, origin: str | None) -> None:
-            try:
-                with contextlib.ExitStack() as stack:
-                    fh = stack.enter_context(grant.path.open("rb")) if grant.path else None
-                    self.send_response(200)
-                    self._common(origin)
-                    self.send_header("Content-Type", "application/octet-stream")
-                    self.send_header("Content-Length", str(grant.size))
-                    self.end_headers()
-                    if fh is not None:
-                        self.connection.sendfile(fh, 0, grant.size)
-                    else:
-                        self.wfile.write(grant.data or b"")
-                owner.served += 1
-            except OSError as exc:  # the page went away mid-transfer, or the file did
-                log.info("loopback transfer of %s ended: %s", grant.label, exc)
+def _send(conn: socket.socket, grant: _Grant, origin: str | None) -> bool:
+    headers = [*_common(origin), ("Content-Type", "application/octet-stream")]
+    headers.append(("Content-Length", str(grant.size)))
+    try:
+        if grant.path is not None:
+            with grant.path.open("rb") as fh:
+                conn.sendall(response_head(200, headers))
+                conn.sendfile(fh, 0, grant.size)
+        else:
+            conn.sendall(response_head(200, headers))
+            conn.sendall(grant.data or b"")
+        return True
+    except OSError as exc:  # the page went away mid-transfer (or stalled), or the file did
+        log.info("loopback transfer of %s ended: %s", grant.label, exc)
+        return False
 
-        def _refuse(self, status: int, why: str, *, origin: str | None = None) -> None:
-            body = why.encode()
-            self.send_response(status)
-            if origin is not None:
-                self._common(origin)  # let the extension read the status
-            self.send_header("Content-Type", "text/plain")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
 
-        def _common(self, origin: str | None) -> None:
-            if origin is not None:
-                self.send_header("Access-Control-Allow-Origin", origin)
-            self.send_header("Cache-Control", "no-store")
-            self.send_header("Vary", "Origin")
+def _refuse(conn: socket.socket, status: int, why: str, *, origin: str | None = None) -> None:
+    body = why.encode()
+    # With the extension's Origin, let it read the status.
+    headers = [*(_common(origin) if origin is not None else ()), ("Content-Type", "text/plain")]
+    headers.append(("Content-Length", str(len(body))))
+    log.debug("loopback: %d %s", status, why)
+    try:
+        conn.sendall(response_head(status, headers) + body)
+    except OSError as exc:
+        log.info("loopback: refusal not sent: %s", exc)
 
-        def do_POST(self) -> None:
-            self._refuse(405, "GET only")
 
-        do_PUT = do_DELETE = do_PATCH = do_POST
-
-        def log_message(self, format: str, *args: object) -> None:
-            log.debug("loopback: " + format, *args)
-
-    return Handler
+def _common(origin: str | None) -> list[tuple[str, str]]:
+    headers = [("Cache-Control", "no-store"), ("Vary", "Origin")]
+    if origin is not None:
+        headers.insert(0, ("Access-Control-Allow-Origin", origin))
+    return headers

@@ -17,6 +17,7 @@ from webmodels.cli.main import CliContext
 from webmodels.cli.output import human_bytes, print_json
 from webmodels.config import Config
 from webmodels.doctor import Check, CheckFn, doctor_ok, run_doctor
+from webmodels.permissions import loose
 from webmodels.registration import check_registrations
 from webmodels.store import Store
 from webmodels.store.health import store_health
@@ -48,6 +49,7 @@ def extra_checks(config: Config) -> list[CheckFn]:
     """Checks beyond the runtime ones, in report order."""
     return [
         functools.partial(check_registration, config),
+        functools.partial(check_permissions, config),  # before the store check opens it
         functools.partial(check_store, config),
         functools.partial(check_catalogs, config),
     ]
@@ -72,6 +74,23 @@ def check_registration(config: Config) -> Check:
             details=details,
         )
     return Check("registration", "ok", "registered for " + ", ".join(good), details=details)
+
+
+def check_permissions(config: Config) -> Check:
+    """The store, its index and the logs say which sites the user visited: no other
+    local account may read them (PRIVACY.md, hole 7)."""
+    found = loose(config)
+    if found:
+        shown = ", ".join(str(p) for p in found[:3]) + (", ..." if len(found) > 3 else "")
+        return Check(
+            "permissions",
+            "warn",
+            f"{len(found)} of the host's files or folders can be read by other users: {shown}",
+            fix=f"run `chmod go-rwx {config.home} && chmod -R go-rwx {config.store_dir} "
+            f"{config.log_dir}` (the host also does this when it starts)",
+            details={"loose": [str(p) for p in found]},
+        )
+    return Check("permissions", "ok", "the store and the logs are readable by you alone")
 
 
 def check_store(config: Config) -> Check:

@@ -12,6 +12,7 @@ from webmodels import __version__
 from webmodels.config import Config, Flags, load_config
 from webmodels.errors import HostError
 from webmodels.logs import setup_logging
+from webmodels.permissions import restrict_umask
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if args.command not in _BROWSER_FILES:
+        restrict_umask()  # the store, its index and logs are the user's alone
     try:
         config = load_config(
             Flags(
@@ -91,6 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+# Commands that write the browsers' registration, whose files keep their own modes.
+_BROWSER_FILES = ("install", "uninstall")
 
 
 def _browser_launch_argv(argv: list[str]) -> list[str]:

@@ -12,6 +12,7 @@ from webmodels.app import build_dispatcher, build_host
 from webmodels.cli.main import CliContext
 from webmodels.errors import HostError
 from webmodels.logs import setup_logging
+from webmodels.permissions import restrict_umask, tighten
 from webmodels.serve import FrameWriter, ServeOptions, Server, claim_stdio
 
 log = logging.getLogger(__name__)
@@ -38,9 +39,13 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     if args.trusted_stdio and caller is not None:
         # A browser passes its extension origin; such a host never trusts bare requests.
         raise HostError("access_denied", "--trusted-stdio cannot be used by a browser")
+    restrict_umask()  # what the host and its workers create is the user's alone
+    tightened = tighten(ctx.config)  # an install from before: PRIVACY.md, hole 7
     log_path = setup_logging(ctx.config)
     in_fd, out_fd = claim_stdio()
     log.info("host %s starting (caller=%s, log=%s)", __version__, caller, log_path)
+    if tightened:
+        log.info("made %d of the host's files and folders private", tightened)
     host = build_host(ctx.config, caller=caller)
     try:
         writer = FrameWriter(out_fd)

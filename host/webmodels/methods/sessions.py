@@ -65,7 +65,7 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
     def output_open(call: Call) -> Mapping[str, Any]:
         """A one-time loopback URL for a kept output (the fast byte path, loopback.py)."""
         data = host.outputs.get(call.params.string("ref", max_length=64), _owner(call))
-        capability = host.loopback.issue_bytes(data)
+        capability = host.loopback.issue_bytes(data, owner=_owner(call))
         return {"url": capability.url, "size": capability.size, "expires_in": capability.expires_in}
 
     def release(call: Call) -> Mapping[str, Any]:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from webmodels.errors import ERROR_CODES, HostError
+from webmodels.permissions import make_private_dir, private_opener
 from webmodels.runtime import pipe
 from webmodels.runtime.children import child_env
 
@@ -309,9 +310,9 @@ def _open_log(path: Path | None) -> IO[bytes] | None:
     if path is None:
         return None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path.parent, own=path.parent)
         if path.exists() and path.stat().st_size > MAX_LOG_BYTES:
             os.replace(path, path.with_suffix(path.suffix + ".1"))
-        return path.open("ab")
+        return open(path, "ab", opener=private_opener)  # 0600: PRIVACY.md, hole 7
     except OSError:
         return None

@@ -28,6 +28,7 @@ from typing import BinaryIO
 
 from webmodels.digest import Digest
 from webmodels.errors import HostError
+from webmodels.permissions import make_private_dir
 
 CHUNK = 1 << 20
 _PARTIAL = ".partial"
@@ -55,7 +56,7 @@ class BlobFiles:
 
     def ensure(self) -> None:
         for folder in (self.blob_dir, self.tmp_dir, self.quarantine_dir):
-            folder.mkdir(parents=True, exist_ok=True)
+            make_private_dir(folder, own=self.root.parent)  # the data folder and below
 
     def path_of(self, digest: Digest) -> Path:
         return self.blob_dir / digest.hex[:2] / digest.hex
@@ -101,8 +102,8 @@ class BlobFiles:
         # identical blob (readers keep the inode they opened). Discarding it instead was
         # measurably quicker, which told a page that another site held the model
         # (PRIVACY.md, timing; tests/privacy/test_timing.py).
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(pending.temp_path, 0o444)
+        make_private_dir(final.parent, own=self.root)
+        os.chmod(pending.temp_path, 0o400)  # read-only, and the user's alone
         os.replace(pending.temp_path, final)
         fsync_dir(final.parent)
         return not existed

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from webmodels.errors import HostError
+from webmodels.permissions import create_private_file
 
 BUSY_TIMEOUT_MS = 15_000
 
@@ -170,13 +171,15 @@ class Index:
         self.path = path
         self._lock = threading.RLock()
         try:
+            # 0600 before SQLite sees it: its -wal and -shm files take this file's mode.
+            create_private_file(path)
             self._db = sqlite3.connect(
                 path,
                 timeout=BUSY_TIMEOUT_MS / 1000,
                 isolation_level=None,
                 check_same_thread=False,
             )
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise HostError("internal", f"cannot open the store index {path}: {exc}") from exc
         self._db.row_factory = sqlite3.Row
         self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
