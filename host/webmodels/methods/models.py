@@ -14,6 +14,7 @@ from webmodels.digest import Digest
 from webmodels.dispatch import Call, Dispatcher, Result
 from webmodels.errors import HostError
 from webmodels.fetch.records import DownloadRequest
+from webmodels.methods.page_view import model_for_page
 from webmodels.naming.resolve import Candidate, Choice, NameQuery, parse_substitute
 from webmodels.naming.sources import record_request
 from webmodels.naming.versions import Version
@@ -33,23 +34,7 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
     store = host.store
 
     def info(record: ModelRecord, context: RequestContext) -> dict[str, Any]:
-        # `compiled`: a session of it would be a compile-cache hit (runtime/sessions.py)
-        # in this partition's own scope, so it never says that another site compiled it.
-        scope = host.sessions.cache_scope(
-            record, context.partition.key if context.partition else None
-        )
-        compiled = record.format == "onnx" and host.sessions.compiled(record.digest, scope)
-        found = {**record.info(), "compiled": compiled}
-        if not context.trusted:
-            # A page sees the name the catalogs or a pre-installed folder give these
-            # bytes, the same whoever else holds them: a label the user or another
-            # site's name query put on the stored copy would tell it they exist.
-            label = host.names.label(record.digest)
-            found["name"], found["version"] = label if label is not None else (None, None)
-            # Likewise how the first copy came ("imported" by the user): a page's own
-            # copy came by download (or upload), unless it is pre-installed.
-            found["source"] = "preinstalled" if record.preinstalled_path else "downloaded"
-        return found
+        return model_for_page(host, record, context)
 
     def visible(digest: Digest | None, context: RequestContext) -> ModelRecord | None:
         # Own, pre-installed or common within the probe budget (commons/gate.py).
