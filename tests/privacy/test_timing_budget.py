@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
 
 from privacy.signing import Signer, entry, trusting_config
 from privacy.test_timing import AVAILABILITY_PAIRS, check, page, paired
