@@ -248,7 +248,10 @@ class Store:
             raise HostError(
                 "bad_request", f"offset {offset} is past the end ({location.size} bytes)"
             )
-        return self.files.read_range(location.path, offset, length), location.size
+        try:
+            return self.files.read_range(location.path, offset, length), location.size
+        except FileNotFoundError as exc:  # deleted since `locate` (gc, the user)
+            raise HostError("not_found", f"no stored model with SHA-256 {digest.hex}") from exc
 
     def _records(self, only: Digest | None) -> list[ModelRecord]:
         where, args = ("WHERE sha256 = ?", (only.hex,)) if only else ("", ())
