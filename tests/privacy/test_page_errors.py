@@ -27,7 +27,7 @@ from webmodels.digest import Digest
 from webmodels.dispatch import Call, Dispatcher
 from webmodels.errors import ERROR_CODES, HostError
 from webmodels.protocol.envelope import Request
-from webmodels.runtime.compile_cache import CacheKey, CachedGraph
+from webmodels.runtime.compile_cache import CachedGraph, CacheKey
 from webmodels.store.records import Location
 
 SITE = "https://a.example"
