@@ -123,7 +123,7 @@ class CommonsGate:
         for a page the decision comes first, from look-ups whose cost does not depend on
         whether another site holds the model (its own reference, a share with its site,
         pre-installed; then the commons list and the budget); a record is built only
-        once the answer is yes (tests/privacy/test_timing.py, budget spent).
+        once the answer is yes (tests/privacy/test_timing_budget.py).
         """
         if digest is None:
             return None
