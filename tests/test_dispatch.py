@@ -7,7 +7,7 @@ from typing import Any
 
 from webmodels.context import RequestContext
 from webmodels.dispatch import Call, Dispatcher
-from webmodels.errors import HostError
+from webmodels.errors import ERROR_CODES, HostError
 from webmodels.protocol.envelope import Request
 
 PAGE = RequestContext.parse(
@@ -54,12 +54,19 @@ def test_bad_params_name_the_field() -> None:
     assert reply["error"]["details"]["field"] == "n"
 
 
-def test_host_error_keeps_code_and_details() -> None:
-    reply = make().handle(request("test.refuse"), PAGE)
+def test_host_error_keeps_code_and_details_for_trusted_callers() -> None:
+    reply = make().handle(request("test.refuse"), RequestContext.trusted_local())
     assert reply["error"] == {
         "code": "not_found",
         "message": "nothing here",
         "details": {"sha256": "ab"},
+    }
+    # A page gets the code and its fixed meaning (tests/privacy/test_page_errors.py).
+    page = make().handle(request("test.refuse"), PAGE)
+    assert page["error"] == {
+        "code": "not_found",
+        "message": ERROR_CODES["not_found"],
+        "details": {},
     }
 
 

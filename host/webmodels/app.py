@@ -83,6 +83,7 @@ def build_commons(config: Config, store: Store) -> CommonsGate:
     budget = ProbeBudget(config.probe_budget, config.probe_window_hours * 3600)
     gate = CommonsGate(store, trusted_keys(config.commons_keys), budget)
     gate.install_shipped()  # a newer version of webmodels brings a newer list
+    gate.prune()  # expired probe charges of every site (PRIVACY.md, hole 14)
     return gate
 
 

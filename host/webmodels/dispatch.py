@@ -3,6 +3,11 @@
 Handlers take a `Call` and return the ``result`` object; they raise `HostError` for
 anything the caller should see. Any other exception becomes ``internal`` (logged with
 its traceback) and never ends the host.
+
+This is the one door errors go out by (STYLE §14): a page (an untrusted context) gets
+the code, the code's fixed meaning as message, and only page-safe details
+(`errors.PAGE_DETAILS`); the message as raised (paths, exception text, figures) goes to
+the log. The CLI and the extension's own pages get the full error.
 """
 
 from __future__ import annotations
@@ -89,29 +94,37 @@ class Dispatcher:
             call = Call(request.id, request.method, Params(request.params), context, emit)
             result = route.handler(call)
         except BaseException as exc:  # every failure becomes a reply
-            respond(_failure(request, exc))
+            respond(_failure(request, exc, context))
             return
         if isinstance(result, Future):
-            result.add_done_callback(lambda done: respond(_settled(request, done)))
+            result.add_done_callback(lambda done: respond(_settled(request, done, context)))
         else:
             respond(envelope.success(request.id, result))
 
 
-def _settled(request: Request, done: Future[Mapping[str, Any]]) -> dict[str, Any]:
+def _settled(
+    request: Request, done: Future[Mapping[str, Any]], context: RequestContext
+) -> dict[str, Any]:
     if done.cancelled():
-        return envelope.failure(request.id, HostError("cancelled", "the request was cancelled"))
+        return _failure(request, HostError("cancelled", "the request was cancelled"), context)
     exc = done.exception()
     if exc is not None:
-        return _failure(request, exc)
+        return _failure(request, exc, context)
     return envelope.success(request.id, done.result())
 
 
-def _failure(request: Request, exc: BaseException) -> dict[str, Any]:
+def _failure(request: Request, exc: BaseException, context: RequestContext) -> dict[str, Any]:
     if isinstance(exc, HostError):
-        return envelope.failure(request.id, exc)
-    if not isinstance(exc, Exception):
+        error = exc
+    elif not isinstance(exc, Exception):
         raise exc  # KeyboardInterrupt, SystemExit: not ours to swallow
-    log.error("internal error in %s", request.method, exc_info=exc)
-    return envelope.failure(
-        request.id, HostError("internal", "internal error in the host; its log has the details")
-    )
+    else:
+        log.error("internal error in %s", request.method, exc_info=exc)
+        error = HostError("internal", "internal error in the host; its log has the details")
+    if context.trusted:
+        return envelope.failure(request.id, error)
+    if error.code == "internal":
+        log.error("%s for a page: %s %s", request.method, error.message, error.details)
+    else:
+        log.info("%s for a page: %s: %s", request.method, error.code, error.message)
+    return envelope.failure(request.id, error.for_page())

@@ -41,6 +41,19 @@ ERROR_CODES: Mapping[str, str] = {
 }
 
 
+# What a page (an untrusted context) may see of an error's details: only fields a page
+# knows itself (its own parameters and query, the same-for-every-site gesture limit, its
+# own quota left). Anything else (hashes of bodies, paths, host-wide figures, reasons)
+# stays in the log (PRIVACY.md, hole 11; dispatch.py is the one door).
+PAGE_DETAILS: Mapping[str, frozenset[str]] = {
+    "bad_request": frozenset({"field"}),
+    "unknown_method": frozenset({"method"}),
+    "not_found": frozenset({"name", "version"}),
+    "user_activation_required": frozenset({"limit"}),
+    "quota_exceeded": frozenset({"left"}),
+}
+
+
 class HostError(Exception):
     """An error that becomes a ``{"ok": false, "error": {...}}`` reply.
 
@@ -57,6 +70,13 @@ class HostError(Exception):
 
     def to_wire(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message, "details": dict(self.details)}
+
+    def for_page(self) -> HostError:
+        """What a page sees: the code, the code's fixed meaning as its message, and
+        only the page-safe details (`PAGE_DETAILS`)."""
+        allowed = PAGE_DETAILS.get(self.code, frozenset())
+        safe = {k: v for k, v in self.details.items() if k in allowed}
+        return HostError(self.code, ERROR_CODES[self.code], **safe)
 
     def __repr__(self) -> str:
         return f"HostError({self.code!r}, {self.message!r})"

@@ -89,7 +89,7 @@ def test_a_crash_kills_the_worker_not_the_host(host: HostProcess, models: dict[s
     crasher = create(host, models["crash.onnx"])
     reply = run(host, crasher, {"x": wire("float32", np.ones((1, 1, 2), np.float32))})
     assert not reply["ok"] and reply["error"]["code"] == "session_crashed", reply
-    assert "SIGSEGV" in reply["error"]["message"]
+    assert "SIGSEGV" in host.logged()  # a page gets the code; the log says why
     assert host.proc.poll() is None
     assert host.result("hello")["protocol_version"] == 1
     # The crashed session is gone; the other one is rebuilt in a fresh worker.
@@ -106,7 +106,7 @@ def test_exhausting_memory_is_too_large_and_the_next_call_works(
     huge = {"shape": wire("int64", np.array([1 << 31], np.int64))}  # 8 GiB of float32
     reply = run(host, hog, huge)
     assert reply["error"]["code"] == "too_large", reply
-    assert "memory" in reply["error"]["message"]
+    assert "more memory than the runtime worker's limit" in host.logged()
     small = run(host, hog, {"shape": wire("int64", np.array([4], np.int64))})
     assert small["ok"], small
     assert small["result"]["outputs"]["y"]["dims"] == [4]
@@ -120,7 +120,7 @@ def test_a_call_past_the_time_limit_is_busy_and_the_worker_restarts(
     started = time.monotonic()
     reply = run(host, slow, {"n": wire("int64", np.array(10**10, np.int64))})
     assert reply["error"]["code"] == "busy", reply
-    assert "longer than 1.5 s" in reply["error"]["message"]
+    assert "longer than 1.5 s" in host.logged()
     assert time.monotonic() - started < 10
     quick = run(host, slow, {"n": wire("int64", np.array(5, np.int64))})
     assert quick["ok"], quick
@@ -206,7 +206,7 @@ def test_models_pointing_outside_are_refused_before_ort_sees_them(
         for name, says in REFUSED.items():
             reply = host.call("sessions.create", {"sha256": digests[name]}, context=PAGE)
             assert reply["error"]["code"] == "model_unsafe", (name, reply)
-            assert says in reply["error"]["message"], (name, reply)
+            assert says in host.logged(), (name, reply)
         # The import check already keeps such a file out when it is listed as a model.
         listed = host.call("sessions.create", {"sha256": digests["absolute.onnx"]}, context=PAGE)
         assert listed["error"]["code"] == "not_found"

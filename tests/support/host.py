@@ -48,6 +48,7 @@ class HostProcess:
     """Frames in, frames out; every frame read is checked against the 1 MiB limit."""
 
     def __init__(self, home: Path, *args: str, trusted: bool = True, **extra: str) -> None:
+        self.home = home
         argv = [sys.executable, "-m", "webmodels", "serve"]
         if trusted:
             argv.append("--trusted-stdio")
@@ -77,6 +78,10 @@ class HostProcess:
             self.sizes.append(length)
             body = out.read(length)
             self.frames.put(json.loads(body))
+
+    def logged(self) -> str:
+        """The host's log: the whole text of errors pages get only as code and meaning."""
+        return (self.home / "logs" / "host.log").read_text(encoding="utf-8", errors="replace")
 
     def send_raw(self, data: bytes) -> None:
         assert self.proc.stdin is not None

@@ -91,13 +91,24 @@ def in_force(index: Index, now: datetime) -> list[Catalog]:
     return [i.catalog for i in installed(index) if not i.catalog.expired(now)]
 
 
+# Name ranges kept per partition for `webmodels update` (PRIVACY.md, hole 14).
+MAX_NAME_REQUESTS = 32
+
+
 def record_request(index: Index, *, partition: str, name: str, range_text: str) -> None:
-    """Remember that a partition asked for `name` within `range_text` (for updates)."""
+    """Remember that a partition asked for `name` within `range_text` (for updates):
+    the latest `MAX_NAME_REQUESTS` per partition, the oldest dropped (a page sending a
+    new range string each time must not grow the index without end)."""
     with index.write() as db:
         db.execute(
             "INSERT INTO name_requests (partition, name, range, used_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT(partition, name, range) DO UPDATE SET used_at = excluded.used_at",
             (partition, name, range_text, time.time()),
+        )
+        db.execute(
+            "DELETE FROM name_requests WHERE partition = ? AND rowid NOT IN (SELECT rowid "
+            "FROM name_requests WHERE partition = ? ORDER BY used_at DESC, rowid DESC LIMIT ?)",
+            (partition, partition, MAX_NAME_REQUESTS),
         )
 
 

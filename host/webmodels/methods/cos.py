@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from webmodels.dispatch import Call, Dispatcher
 from webmodels.errors import HostError
 from webmodels.methods.models import quota_left, visible_record
+from webmodels.methods.page_view import model_for_page
 from webmodels.store.metadata import describe_file
 from webmodels.store.quotas import check_total_quota
 
@@ -61,7 +62,7 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
             result = store.ingest(pending, metadata, origin="downloaded", refs=refs)
         finally:
             store.files.discard(pending)
-        return {"model": result.model.info()}
+        return {"model": model_for_page(host, result.model, call.context)}
 
     def abort(call: Call) -> Mapping[str, Any]:
         upload_id = call.params.string("upload_id", max_length=64)

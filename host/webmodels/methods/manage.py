@@ -40,6 +40,9 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
 
     def clear_site(call: Call) -> Mapping[str, Any]:
         top_site = Origin.parse(call.params.string("top_site"), field="params.top_site")
+        # What this host holds for it in memory first: its sessions, its downloads.
+        host.sessions.release_site(str(top_site))
+        cancel_downloads(host, str(top_site))
         dropped, freed = store.clear_site(str(top_site))
         return {"top_site": str(top_site), "references_dropped": dropped, "freed_bytes": freed}
 
@@ -89,3 +92,16 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
     dispatcher.add("manage.delete", delete, trusted_only=True)
     dispatcher.add("manage.pin", pin, trusted_only=True)
     dispatcher.add("manage.stats", stats, trusted_only=True)
+
+
+def cancel_downloads(host: Host, top_site: str) -> int:
+    """Cancel this host's requests of downloads made for the site's partitions (the
+    rows of other host processes' requests go with `Store.clear_site`)."""
+    prefix, mine = f"{top_site} ", f"{host.jobs.owner}/"
+    rows = host.store.index.query(
+        "SELECT w.waiter, w.partition FROM job_waiters w JOIN jobs j ON j.id = w.job_id "
+        "WHERE j.state = 'active' AND substr(w.partition, 1, ?) = ?",
+        (len(prefix), prefix),
+    )
+    waiters = [(r["waiter"], r["partition"]) for r in rows if r["waiter"].startswith(mine)]
+    return sum(host.jobs.cancel(w[len(mine) :], partition=p) for w, p in waiters)

@@ -14,6 +14,7 @@ from webmodels.digest import Digest
 from webmodels.dispatch import Call, Dispatcher, Result
 from webmodels.errors import HostError
 from webmodels.fetch.records import DownloadRequest
+from webmodels.methods.page_view import model_for_page
 from webmodels.naming.resolve import Candidate, Choice, NameQuery, parse_substitute
 from webmodels.naming.sources import record_request
 from webmodels.naming.versions import Version
@@ -33,23 +34,7 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
     store = host.store
 
     def info(record: ModelRecord, context: RequestContext) -> dict[str, Any]:
-        # `compiled`: a session of it would be a compile-cache hit (runtime/sessions.py)
-        # in this partition's own scope, so it never says that another site compiled it.
-        scope = host.sessions.cache_scope(
-            record, context.partition.key if context.partition else None
-        )
-        compiled = record.format == "onnx" and host.sessions.compiled(record.digest, scope)
-        found = {**record.info(), "compiled": compiled}
-        if not context.trusted:
-            # A page sees the name the catalogs or a pre-installed folder give these
-            # bytes, the same whoever else holds them: a label the user or another
-            # site's name query put on the stored copy would tell it they exist.
-            label = host.names.label(record.digest)
-            found["name"], found["version"] = label if label is not None else (None, None)
-            # Likewise how the first copy came ("imported" by the user): a page's own
-            # copy came by download (or upload), unless it is pre-installed.
-            found["source"] = "preinstalled" if record.preinstalled_path else "downloaded"
-        return found
+        return model_for_page(host, record, context)
 
     def visible(digest: Digest | None, context: RequestContext) -> ModelRecord | None:
         # Own, pre-installed or common within the probe budget (commons/gate.py).
@@ -238,39 +223,8 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
 def visible_record(
     host: Host, digest: Digest | None, context: RequestContext
 ) -> ModelRecord | None:
-    """`CommonsGate.visible`, after a first question whose cost does not depend on
-    whether another site holds the model.
-
-    Timing (tests/privacy/test_timing.py): building a record costs tens of microseconds
-    more than finding none, enough for a page to tell "held by another site" from
-    "never stored" in a few hundred probes (measured: +22 µs median, p < 1e-40 over
-    1,000 pairs). So a page's request first asks whether its partition holds the model,
-    whether the user shared it with the page's site, whether it is pre-installed or on
-    the commons list; only then is a record built.
-    """
-    if digest is None:
-        return None
-    if not context.trusted and not _maybe_visible(host, digest, context):
-        return None
+    """`CommonsGate.visible`: cheap look-ups decide before a record is built (timing)."""
     return host.commons.visible(digest, context)
-
-
-def _maybe_visible(host: Host, digest: Digest, context: RequestContext) -> bool:
-    """Point look-ups on a primary key and an index (one B-tree descent each, whoever
-    else holds the model), and a set membership for the commons list (the gate then
-    charges the probe budget as before)."""
-    listed = host.commons.current()
-    if host.commons.relaxed() or (listed is not None and digest in listed.digests):
-        return True
-    partition = context.partition.key if context.partition is not None else ""
-    top_site = str(context.partition.top_site) if context.partition is not None else ""
-    rows = host.store.index.query(
-        "SELECT 1 FROM refs WHERE sha256 = ? AND kind = 'site' AND key = ? "
-        "UNION ALL SELECT 1 FROM refs WHERE sha256 = ? AND kind = 'share' AND key = ? "
-        "UNION ALL SELECT 1 FROM preinstalled WHERE sha256 = ? LIMIT 1",
-        (digest.hex, partition, digest.hex, top_site, digest.hex),
-    )
-    return bool(rows)
 
 
 def chunk_reply(data: bytes, offset: int, size: int) -> dict[str, Any]:

@@ -19,8 +19,11 @@ from webmodels.runtime.safety import all_nodes, graphs
 def read_verified(ref: Mapping[str, Any]) -> bytes:
     """The bytes of a file the host named, checked against the size and SHA-256 the
     host expects (a pre-installed file may change on disk at any time)."""
-    with open(ref["path"], "rb") as fh:
-        data = fh.read(int(ref["size"]) + 1)
+    try:
+        with open(ref["path"], "rb") as fh:
+            data = fh.read(int(ref["size"]) + 1)
+    except FileNotFoundError as exc:  # deleted after the host located it (gc, a user)
+        raise HostError("not_found", "the model's file was removed; load the model again") from exc
     if len(data) != int(ref["size"]) or hashlib.sha256(data).hexdigest() != ref["sha256"]:
         raise HostError(
             "integrity_mismatch",
@@ -77,7 +80,11 @@ def private_folder(parent: str) -> Iterator[Path]:
 
 
 def link_or_copy(source: Path, target: Path, size: int) -> None:
-    if source.stat().st_size != size:
+    try:
+        found = source.stat().st_size
+    except FileNotFoundError as exc:
+        raise HostError("not_found", "a cached weights file was removed") from exc
+    if found != size:
         raise HostError("integrity_mismatch", "a cached weights file has the wrong size")
     try:
         os.link(source, target)

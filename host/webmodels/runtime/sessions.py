@@ -205,6 +205,17 @@ class SessionManager:
         self._unload(session)
         return True
 
+    def release_site(self, top_site: str) -> int:
+        """Release every session of the site's partitions (the user cleared the site)."""
+        prefix = f"{top_site} "
+        with self._lock:
+            gone = [s for s in self._sessions.values() if s.partition.startswith(prefix)]
+            for session in gone:
+                del self._sessions[session.id]
+        for session in gone:
+            self._unload(session)
+        return len(gone)
+
     def compiled(self, digest: Digest, scope: str = "") -> bool:
         """Whether a session of this model, as `create` builds it by default in
         ``scope``, would be a compile-cache hit (never waits: false while the provider

@@ -124,6 +124,9 @@ class Worker:
                 # full, is compiled again instead.
                 log.warning("cached graph refused, compiling again: %s", exc.message)
                 result["cache_rejected"] = exc.message
+            except OSError as exc:  # a cached file went away meanwhile: compile again
+                log.warning("cached graph unreadable, compiling again: %s", exc)
+                result["cache_rejected"] = "a cached file could not be read"
         if session is None:
             session, saved, hook = self._from_model(message, limits)
             if saved is not None:

@@ -248,7 +248,10 @@ class Store:
             raise HostError(
                 "bad_request", f"offset {offset} is past the end ({location.size} bytes)"
             )
-        return self.files.read_range(location.path, offset, length), location.size
+        try:
+            return self.files.read_range(location.path, offset, length), location.size
+        except FileNotFoundError as exc:  # deleted since `locate` (gc, the user)
+            raise HostError("not_found", f"no stored model with SHA-256 {digest.hex}") from exc
 
     def _records(self, only: Digest | None) -> list[ModelRecord]:
         where, args = ("WHERE sha256 = ?", (only.hex,)) if only else ("", ())
@@ -341,31 +344,21 @@ class Store:
         return freed + (execute_gc(self, plan_gc(self, only=derived)).freed_bytes if derived else 0)
 
     def clear_site(self, top_site: str) -> tuple[int, int]:
-        """Forget everything a top-level site obtained (in all its frames' partitions)
-        and remove what nothing else holds; (references dropped, bytes freed)."""
+        """Forget everything of a top-level site (in all its frames' partitions: its
+        references, shares, compiled graphs, probe charges, name requests, download
+        requests; store/sites.py) and remove what nothing else holds; (references
+        dropped, bytes freed)."""
         from webmodels.store.gc import execute_gc, plan_gc
+        from webmodels.store.sites import forget_site
 
-        prefix = f"{top_site} "
-        with self.index.write() as db:
-            rows = db.execute(
-                "SELECT DISTINCT sha256 FROM refs WHERE kind = 'site' AND substr(key, 1, ?) = ?",
-                (len(prefix), prefix),
-            ).fetchall()
-            dropped = db.execute(
-                "DELETE FROM refs WHERE kind = 'site' AND substr(key, 1, ?) = ?",
-                (len(prefix), prefix),
-            ).rowcount
-            # ... and the ranges it asked for by name (nothing is fetched for it any more).
-            db.execute(
-                "DELETE FROM name_requests WHERE substr(partition, 1, ?) = ?",
-                (len(prefix), prefix),
-            )
-        digests = [Digest(r["sha256"]) for r in rows]
+        forgotten = forget_site(self, top_site)
+        digests = list(forgotten.models)
         derived = self.derived_blobs(digests)
         freed = execute_gc(self, plan_gc(self, only=digests)).freed_bytes if digests else 0
-        if derived:
-            freed += execute_gc(self, plan_gc(self, only=derived)).freed_bytes
-        return dropped, freed
+        unused = [*derived, *forgotten.compiled]
+        if unused:
+            freed += execute_gc(self, plan_gc(self, only=unused)).freed_bytes
+        return forgotten.references_dropped, freed
 
     def _require(self, digest: Digest) -> ModelRecord:
         record = self.get(digest)
