@@ -55,9 +55,10 @@ class Config:
     # What one partition may hold in the store (DESIGN §4: over it the requester gets
     # quota_exceeded; nothing of another site is ever evicted).
     quota_per_partition_bytes: int = 10 << 30
-    # What the whole store may hold (None: as much as the disk takes). Over it a
-    # download or upload gets quota_exceeded with no figures (they would tell a page
-    # how much other sites hold), and nothing is evicted.
+    # What the whole store may hold (None: as much as the disk takes). Once it is
+    # reached every page's download or upload gets quota_exceeded, whatever its size
+    # (a size-dependent answer would tell a page how much other sites hold), and
+    # nothing is evicted.
     quota_total_bytes: int | None = None
     # Without quota_total_bytes, pages get quota_exceeded while less than this share of
     # the disk's size is free (one store-wide state, the same for every site and size).

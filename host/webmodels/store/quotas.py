@@ -13,7 +13,6 @@ size, answered with the very reply a partition over its own quota gets.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,6 +166,3 @@ def check_total_quota(index: Index, limit: int | None) -> None:
     may carry it past by at most their own sizes."""
     if limit is not None and total_usage(index) >= limit:
         raise quota_exceeded()
-
-
-DiskProbe = Callable[[Path], DiskFigures]
