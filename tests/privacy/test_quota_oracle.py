@@ -207,6 +207,8 @@ def test_a_partitions_cap_is_fixed_figures_only() -> None:
     assert limits.partition_cap(DiskFigures(size=60 * 10**9, free=59 * 10**9)) == 4 * GiB
     assert limits.partition_cap(DiskFigures(size=2000 * GiB, free=1)) == 10 * GiB
     assert PageLimits(per_partition=10 * GiB, total=3 * GiB).partition_cap(small) == 3 * GiB
+    off = PageLimits(per_partition=10 * GiB, keep_free_fraction=0)
+    assert off.partition_cap(small) == 10 * GiB
 
 
 def test_page_room_with_given_disk_figures(tmp_path: Path) -> None:

@@ -87,6 +87,8 @@ class PageLimits:
         a page admitted while the store is not full cannot fill the disk by itself."""
         if self.total is not None:
             return min(self.per_partition, self.total)
+        if self.keep_free_fraction == 0:  # the rule is off
+            return self.per_partition
         guarded = int(disk.size * self.keep_free_fraction)
         return min(self.per_partition, 1 << max(0, guarded.bit_length() - 1))
 
