@@ -55,10 +55,14 @@ class Config:
     # What one partition may hold in the store (DESIGN §4: over it the requester gets
     # quota_exceeded; nothing of another site is ever evicted).
     quota_per_partition_bytes: int = 10 << 30
-    # What the whole store may hold (None: as much as the disk takes). Over it a
-    # download or upload gets quota_exceeded with no figures (they would tell a page
-    # how much other sites hold), and nothing is evicted.
+    # What the whole store may hold (None: as much as the disk takes). Once it is
+    # reached every page's download or upload gets quota_exceeded, whatever its size
+    # (a size-dependent answer would tell a page how much other sites hold), and
+    # nothing is evicted.
     quota_total_bytes: int | None = None
+    # Without quota_total_bytes, pages get quota_exceeded while less than this share of
+    # the disk's size is free (one store-wide state, the same for every site and size).
+    quota_keep_free_fraction: float = 0.1
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -168,6 +172,9 @@ def load_config(flags: Flags | None = None, env: Mapping[str, str] | None = None
                 _positive(file_values["quota_total_bytes"], where="quota_total_bytes", whole=True)
             )
         ),
+        quota_keep_free_fraction=_fraction(
+            file_values.get("quota_keep_free_fraction", 0.1), where="quota_keep_free_fraction"
+        ),
         extra={k: v for k, v in file_values.items() if k not in _KNOWN_KEYS},
     )
 
@@ -184,6 +191,7 @@ _KNOWN_KEYS = {
     "download_without_activation_bytes",
     "quota_per_partition_bytes",
     "quota_total_bytes",
+    "quota_keep_free_fraction",
 }
 
 
@@ -201,6 +209,12 @@ def _positive(value: object, *, where: str, whole: bool = False) -> float:
     if whole and not isinstance(value, int):
         raise HostError("bad_request", f"config key {where} must be a whole number")
     return value
+
+
+def _fraction(value: object, *, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
+        raise HostError("bad_request", f"config key {where} must be a number from 0 to below 1")
+    return float(value)
 
 
 def _env_path(env: Mapping[str, str], name: str) -> Path | None:

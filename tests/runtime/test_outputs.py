@@ -30,3 +30,25 @@ def test_outputs_belong_to_their_partition_expire_and_are_bounded() -> None:
     with pytest.raises(HostError) as big:
         store.put("a", b"z" * 101)
     assert big.value.code == "too_large"
+
+
+def test_a_partition_evicts_only_its_own_outputs() -> None:
+    """Issue 11, hole 15: one site filling its outputs drops its own oldest, never
+    another site's; at the host-wide ceiling a site gets the reply it gets over its own
+    limit."""
+    store = OutputStore(ttl_s=100.0, max_bytes=300, max_partition_bytes=100)
+    theirs = store.put("b", b"b" * 60)
+    mine = [store.put("a", bytes([n]) * 60) for n in range(5)]
+    assert store.get(theirs, "b") == b"b" * 60
+    assert store.get(mine[-1], "a") == bytes([4]) * 60
+    with pytest.raises(HostError):
+        store.get(mine[0], "a")  # a's own oldest made room
+    with pytest.raises(HostError) as own:
+        store.put("b", b"x" * 101)  # over b's own limit
+    store.put("c", b"c" * 100)
+    store.put("d", b"d" * 80)  # the host now holds 300 (b 60, a 60, c 100, d 80)
+    with pytest.raises(HostError) as ceiling:
+        store.put("e", b"e" * 10)
+    assert (ceiling.value.code, ceiling.value.message) == (own.value.code, own.value.message)
+    assert ceiling.value.details == own.value.details == {}
+    assert store.get(theirs, "b") == b"b" * 60

@@ -362,7 +362,7 @@ class JobManager:
                 self._stops.pop(job.id, None)
 
     def _publish(self, job: JobRow, pending: Any) -> None:
-        check_total_quota(self.store.index, self.options.total_quota, pending.size)
+        check_total_quota(self.store.index, self.options.total_quota)
         metadata = describe_file(pending.temp_path)
         refs = self._waiter_refs(job.id)
         with self._lock:

@@ -31,6 +31,7 @@ from webmodels.errors import HostError
 from webmodels.fetch import resume
 from webmodels.fetch.resume import Action, ResumeState
 from webmodels.store.blobs import PendingBlob, reserve_for
+from webmodels.store.quotas import quota_exceeded
 
 log = logging.getLogger(__name__)
 CHUNK = 256 << 10  # a killed host loses at most one chunk it had read
@@ -374,12 +375,7 @@ class Transfer:
         """A download started without a user gesture stays small, and none goes past
         its requester's quota (DESIGN §4)."""
         if self.quota_left is not None and size is not None and size > self.quota_left:
-            raise HostError(
-                "quota_exceeded",
-                f"this site's storage quota has {self.quota_left} bytes left; "
-                f"the model needs {size}",
-                left=self.quota_left,
-            )
+            raise quota_exceeded()  # the same reply as every quota a page can hit
         if self.size_limit is not None and size is not None and size > self.size_limit:
             raise HostError(
                 "user_activation_required",

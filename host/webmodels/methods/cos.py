@@ -36,9 +36,7 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
     def begin(call: Call) -> Mapping[str, Any]:
         digest = call.params.digest()
         size = call.params.integer("size")
-        quota_left(
-            store, call, host.config.quota_per_partition_bytes, size, host.config.quota_total_bytes
-        )
+        quota_left(host, call, size)
         upload = host.uploads.begin(digest, size, key(call))
         return {"upload_id": upload.id}
 
@@ -57,7 +55,7 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         refs = [("site", partition)] if partition else [("import", "cos")]
         try:
             if partition:
-                check_total_quota(store.index, host.config.quota_total_bytes, pending.size)
+                check_total_quota(store.index, host.config.quota_total_bytes)
             metadata = describe_file(pending.temp_path)
             result = store.ingest(pending, metadata, origin="downloaded", refs=refs)
         finally:

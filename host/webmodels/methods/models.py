@@ -19,9 +19,8 @@ from webmodels.naming.resolve import Candidate, Choice, NameQuery, parse_substit
 from webmodels.naming.sources import record_request
 from webmodels.naming.versions import Version
 from webmodels.query import ModelQuery
-from webmodels.store.quotas import check_total_quota, partition_usage
+from webmodels.store.quotas import PageLimits, RoomQuestion, disk_figures, page_room
 from webmodels.store.records import ModelRecord
-from webmodels.store.store import Store
 
 if TYPE_CHECKING:
     from webmodels.app import Host
@@ -153,13 +152,7 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
                 f"a download of more than {limit} bytes needs a user gesture on the page",
                 limit=limit,
             )
-        room = quota_left(
-            store,
-            call,
-            host.config.quota_per_partition_bytes,
-            size,
-            host.config.quota_total_bytes,
-        )
+        room = quota_left(host, call, size, digest=digest)
         request = DownloadRequest(
             digest=digest,
             urls=urls,
@@ -240,23 +233,31 @@ def chunk_reply(data: bytes, offset: int, size: int) -> dict[str, Any]:
 
 
 def quota_left(
-    store: Store, call: Call, quota: int, size: int | None, total: int | None = None
+    host: Host, call: Call, size: int | None, *, digest: Digest | None = None
 ) -> int | None:
     """What the caller's partition may still store (None: no quota, trusted callers);
-    `quota_exceeded` at once when a known size does not fit. Only the partition's own
-    holdings count, and nothing of another site is ever evicted to make room."""
+    `quota_exceeded` at once when the store is full for pages or a known size does not
+    fit. Its own holdings count, and its downloads and uploads in flight (issue 11,
+    hole 13: else N at once take N quotas); other sites' holdings only through the
+    store-wide state, whatever the size (hole 4). Nothing is ever evicted for room."""
     if call.context.partition is None:
         return None
-    if size is not None:
-        check_total_quota(store.index, total, size)
-    left = max(0, quota - partition_usage(store.index, call.context.partition.key))
-    if size is not None and size > left:
-        raise HostError(
-            "quota_exceeded",
-            f"this site's storage quota has {left} bytes left; the model needs {size}",
-            left=left,
-        )
-    return left
+    key = call.context.partition.key
+    config = host.config
+    limits = PageLimits(
+        per_partition=config.quota_per_partition_bytes,
+        total=config.quota_total_bytes,
+        keep_free_fraction=config.quota_keep_free_fraction,
+    )
+    question = RoomQuestion(
+        partition_key=key,
+        size=size,
+        uploads_mine=host.uploads.in_flight(key),
+        uploads_all=host.uploads.in_flight(),
+        # A request for a hash its partition is already downloading joins that job.
+        except_sha256=digest.hex if digest is not None else None,
+    )
+    return page_room(host.store.index, limits, question, disk_figures(config.store_dir))
 
 
 def _activation_limit(call: Call, limit: int) -> int | None:

@@ -4,7 +4,10 @@
 page then reads it with `sessions.output` in chunks, or at loopback speed through
 `sessions.output_open` (loopback.py). An output belongs to the partition that ran the
 session: another partition gets the same `not_found` as for a ref never issued.
-Bounded: outputs expire after a while and the oldest go first when the total is full.
+Bounded: outputs expire after a while; a partition's new output evicts only that
+partition's oldest ones (issue 11, hole 15: evicting any partition's would let one site
+destroy, and so detect, another's), and the host-wide ceiling answers exactly like the
+partition's own limit (`too_large`, the same message, no figures).
 """
 
 from __future__ import annotations
@@ -19,8 +22,13 @@ from dataclasses import dataclass
 from webmodels.errors import HostError
 
 OUTPUT_TTL_S = 120.0
-MAX_HELD_BYTES = 512 << 20
+MAX_HELD_BYTES = 512 << 20  # all partitions together
+MAX_PARTITION_BYTES = 192 << 20  # one partition (a whole run's outputs fit)
 NOT_FOUND = "no such output (read already expired, or never produced for this site)"
+TOO_LARGE = (
+    "the host cannot keep this output for this site now; read or let expire the ones it "
+    "holds, or ask for smaller outputs"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,25 +44,34 @@ class OutputStore:
         *,
         ttl_s: float = OUTPUT_TTL_S,
         max_bytes: int = MAX_HELD_BYTES,
+        max_partition_bytes: int = MAX_PARTITION_BYTES,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ttl_s = ttl_s
         self.max_bytes = max_bytes
+        self.max_partition_bytes = max_partition_bytes
         self._clock = clock
         self._lock = threading.Lock()
         self._held: OrderedDict[str, _Held] = OrderedDict()
         self._bytes = 0
 
     def put(self, owner: str, data: bytes) -> str:
-        """Keep `data` for `owner` (a partition key); its ref."""
-        if len(data) > self.max_bytes:
-            raise HostError("too_large", f"an output of {len(data)} bytes exceeds {self.max_bytes}")
+        """Keep `data` for `owner` (a partition key); its ref. Makes room by dropping
+        the owner's oldest outputs, never another partition's."""
+        if len(data) > min(self.max_bytes, self.max_partition_bytes):
+            raise HostError("too_large", TOO_LARGE)
         ref = secrets.token_hex(16)
         with self._lock:
             self._expire(self._clock())
-            while self._held and self._bytes + len(data) > self.max_bytes:
-                _, dropped = self._held.popitem(last=False)
-                self._bytes -= len(dropped.data)
+            mine = [r for r, h in self._held.items() if h.owner == owner]  # oldest first
+            held = sum(len(self._held[r].data) for r in mine)
+            while mine and (
+                held + len(data) > self.max_partition_bytes
+                or self._bytes + len(data) > self.max_bytes
+            ):
+                held -= self._drop(mine.pop(0))
+            if self._bytes + len(data) > self.max_bytes:
+                raise HostError("too_large", TOO_LARGE)  # the same as the partition's limit
             self._held[ref] = _Held(owner, data, self._clock() + self.ttl_s)
             self._bytes += len(data)
         return ref
@@ -69,4 +86,9 @@ class OutputStore:
 
     def _expire(self, now: float) -> None:
         for ref in [r for r, h in self._held.items() if h.expires < now]:
-            self._bytes -= len(self._held.pop(ref).data)
+            self._drop(ref)
+
+    def _drop(self, ref: str) -> int:
+        size = len(self._held.pop(ref).data)
+        self._bytes -= size
+        return size

@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 MAX_OUTPUT_BYTES = 192 << 20
 PROBE_WAIT_S = 30.0
 NOT_FOUND = "no such session (released, unloaded after being idle, or never created)"
+SESSIONS_BUSY = "too many sessions are open; release one, or try again later"
+CALLS_BUSY = "too many model calls are running; try again shortly"
 
 
 # -- whose compile cache (DESIGN §4: compiled sessions of models that are not common are
@@ -313,11 +315,9 @@ class SessionManager:
         each, and the host keeps some of its 8 for everything else."""
         with self._lock:
             if self._calls >= self.settings.max_concurrent_calls:
-                raise HostError(
-                    "busy",
-                    f"{self._calls} session calls are running (the limit); try again shortly",
-                    limit=self.settings.max_concurrent_calls,
-                )
+                # No figures: how many calls run is other sites' activity (issue 11,
+                # hole 15).
+                raise HostError("busy", CALLS_BUSY)
             self._calls += 1
             if session is not None:
                 session.calls += 1
@@ -335,18 +335,10 @@ class SessionManager:
                 1 for s in self._sessions.values() if s.partition == partition
             )
             total = sum(self._reserved.values()) + len(self._sessions)
-            if mine >= self.settings.max_per_partition:
-                raise HostError(
-                    "busy",
-                    f"this site has {mine} sessions open (the limit); release one first",
-                    limit=self.settings.max_per_partition,
-                )
-            if total >= self.settings.max_total:
-                raise HostError(
-                    "busy",
-                    "the host has as many sessions open as it allows; try again later",
-                    limit=self.settings.max_total,
-                )
+            # The host-wide ceiling answers exactly like the site's own limit: another
+            # answer would tell a page that other sites hold sessions (hole 15).
+            if mine >= self.settings.max_per_partition or total >= self.settings.max_total:
+                raise HostError("busy", SESSIONS_BUSY)
             self._reserved[partition] = self._reserved.get(partition, 0) + 1
 
     def _drop(self, session: Session) -> None:
