@@ -31,6 +31,7 @@ ENV_CONFIG = "WEBMODELS_CONFIG"
 ENV_PREINSTALLED = "WEBMODELS_PREINSTALLED"
 ENV_LOG_DIR = "WEBMODELS_LOG_DIR"
 ENV_LOG_LEVEL = "WEBMODELS_LOG_LEVEL"
+ENV_LOCAL_NETWORK_ORIGINS = "WEBMODELS_LOCAL_NETWORK_ORIGINS"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,10 @@ class Config:
     # download or upload gets quota_exceeded with no figures (they would tell a page
     # how much other sites hold), and nothing is evicted.
     quota_total_bytes: int | None = None
+    # Page origins (or "*") whose chosen model URLs may reach loopback and private
+    # addresses, like Chrome's LocalNetworkAccessAllowedForUrls policy. Default: none;
+    # a page reaches only addresses its own `fetch()` could (fetch/access.py).
+    local_network_origins: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -168,6 +173,7 @@ def load_config(flags: Flags | None = None, env: Mapping[str, str] | None = None
                 _positive(file_values["quota_total_bytes"], where="quota_total_bytes", whole=True)
             )
         ),
+        local_network_origins=_local_network_origins(env, file_values),
         extra={k: v for k, v in file_values.items() if k not in _KNOWN_KEYS},
     )
 
@@ -184,7 +190,18 @@ _KNOWN_KEYS = {
     "download_without_activation_bytes",
     "quota_per_partition_bytes",
     "quota_total_bytes",
+    "local_network_origins",
 }
+
+
+def _local_network_origins(env: Mapping[str, str], values: Mapping[str, Any]) -> tuple[str, ...]:
+    """Space-separated in the environment, a list in the config file."""
+    if ENV_LOCAL_NETWORK_ORIGINS in env:
+        return tuple(env[ENV_LOCAL_NETWORK_ORIGINS].split())
+    value = values.get("local_network_origins", [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise HostError("bad_request", "config key local_network_origins must list origins")
+    return tuple(value)
 
 
 def _strings(value: object, *, where: str) -> tuple[str, ...] | None:
