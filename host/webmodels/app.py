@@ -63,7 +63,11 @@ def build_host(config: Config, *, caller: str | None = None) -> Host:
     sessions.is_common = commons.is_common  # common models share one compile cache
     sessions.start()  # before the jobs: a download they resume is compiled when it lands
     jobs = JobManager(
-        store, JobOptions(total_quota=config.quota_total_bytes)
+        store,
+        JobOptions(
+            total_quota=config.quota_total_bytes,
+            local_network_origins=config.local_network_origins,
+        ),
     ).start()  # takes over downloads a killed host left behind
     return Host(
         config=config,

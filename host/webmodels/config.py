@@ -31,6 +31,7 @@ ENV_CONFIG = "WEBMODELS_CONFIG"
 ENV_PREINSTALLED = "WEBMODELS_PREINSTALLED"
 ENV_LOG_DIR = "WEBMODELS_LOG_DIR"
 ENV_LOG_LEVEL = "WEBMODELS_LOG_LEVEL"
+ENV_LOCAL_NETWORK_ORIGINS = "WEBMODELS_LOCAL_NETWORK_ORIGINS"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,10 @@ class Config:
     # Without quota_total_bytes, pages get quota_exceeded while less than this share of
     # the disk's size is free (one store-wide state, the same for every site and size).
     quota_keep_free_fraction: float = 0.1
+    # Page origins (or "*") whose chosen model URLs may reach loopback and private
+    # addresses, like Chrome's LocalNetworkAccessAllowedForUrls policy. Default: none;
+    # a page reaches only addresses its own `fetch()` could (fetch/access.py).
+    local_network_origins: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -175,6 +180,7 @@ def load_config(flags: Flags | None = None, env: Mapping[str, str] | None = None
         quota_keep_free_fraction=_fraction(
             file_values.get("quota_keep_free_fraction", 0.1), where="quota_keep_free_fraction"
         ),
+        local_network_origins=_local_network_origins(env, file_values),
         extra={k: v for k, v in file_values.items() if k not in _KNOWN_KEYS},
     )
 
@@ -192,7 +198,18 @@ _KNOWN_KEYS = {
     "quota_per_partition_bytes",
     "quota_total_bytes",
     "quota_keep_free_fraction",
+    "local_network_origins",
 }
+
+
+def _local_network_origins(env: Mapping[str, str], values: Mapping[str, Any]) -> tuple[str, ...]:
+    """Space-separated in the environment, a list in the config file."""
+    if ENV_LOCAL_NETWORK_ORIGINS in env:
+        return tuple(env[ENV_LOCAL_NETWORK_ORIGINS].split())
+    value = values.get("local_network_origins", [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise HostError("bad_request", "config key local_network_origins must list origins")
+    return tuple(value)
 
 
 def _strings(value: object, *, where: str) -> tuple[str, ...] | None:

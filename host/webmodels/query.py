@@ -84,6 +84,12 @@ def _urls(value: Mapping[str, Any]) -> tuple[str, ...]:
     for url in raw:
         if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
             raise HostError("bad_request", "model URLs must be http(s) URLs", field="query.urls")
+        if "@" in urlsplit(url).netloc:  # user:pass@: a page's download sends no credentials
+            raise HostError(
+                "bad_request",
+                "model URLs must not carry a user name or password",
+                field="query.urls",
+            )
         urls.append(url)
     return tuple(urls)
 

@@ -73,7 +73,13 @@ def launch_chromium(
     Native hosts that Chromium starts inherit this environment. `extra_args` are
     added to the command line.
     """
-    browser_env = {**os.environ, "XDG_CONFIG_HOME": str(config_home), **(env or {})}
+    browser_env = {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(config_home),
+        # Test sites (http://a.test) load models from 127.0.0.1 (support/host.py).
+        "WEBMODELS_LOCAL_NETWORK_ORIGINS": "*",
+        **(env or {}),
+    }
     browser_env.pop("CHROME_CONFIG_HOME", None)
     return playwright.chromium.launch_persistent_context(
         str(user_data_dir),

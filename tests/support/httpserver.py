@@ -6,6 +6,9 @@
         ...  # download url; the first GET is cut after 1000 body bytes
         assert server.bytes_sent("model.onnx") < 1.2 * len(data)
 
+Every response carries ``Access-Control-Allow-Origin: *`` (as model hosts and CDNs
+send it) unless ``cors`` says otherwise; ``None`` leaves the header out.
+
 Faults queue per path: each request takes the first queued fault that applies to it
 and uses one of its ``times``; a fault with ``times=None`` applies forever (and so
 shadows the ones queued after it). Only one fault acts on a request.
@@ -17,6 +20,7 @@ import contextlib
 import hashlib
 import http.server
 import socket
+import socketserver
 import struct
 import threading
 import time
@@ -105,6 +109,9 @@ class RequestRecord:
     status: int = 0
     bytes_sent: int = 0
     fault: str | None = None
+    origin: str | None = None  # the request's Origin header
+    authorization: str | None = None
+    cookie: str | None = None
 
 
 # --- ranges and validators (RFC 9110 §13.1.5, §14): pure functions -----------------
@@ -247,11 +254,14 @@ class ModelServer:
     port again with the same files, faults and statistics.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, host: str = "127.0.0.1", cors: str | None = "*") -> None:
+        self.host = host  # 127.0.0.1 or ::1: never any other address
+        self.cors = cors  # the Access-Control-Allow-Origin sent (None: none)
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._state = _State()
         self._connections: set[socket.socket] = set()
+        self.accepted = 0  # TCP connections accepted, with or without a request
         self._stopping = threading.Event()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -263,7 +273,7 @@ class ModelServer:
         if self._httpd is not None:
             raise RuntimeError("server already running")
         self._stopping.clear()
-        self._httpd = _HTTPServer(("127.0.0.1", self._port), _Handler, self)
+        self._httpd = _HTTPServer((self.host, self._port), _Handler, self)
         self._port = self._httpd.server_address[1]
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
@@ -296,7 +306,8 @@ class ModelServer:
         return self._port
 
     def url(self, path: str = "/") -> str:
-        return f"http://127.0.0.1:{self._port}/{path.lstrip('/')}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self._port}/{path.lstrip('/')}"
 
     # content
 
@@ -433,6 +444,7 @@ class ModelServer:
         with self._lock:
             if self._stopping.is_set():
                 return False
+            self.accepted += 1
             self._connections.add(conn)
             return True
 
@@ -456,7 +468,15 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
     ) -> None:
         self.owner = owner
         self.aborted: set[socket.socket] = set()  # connections to close with RST
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
         super().__init__(address, handler)
+
+    def server_bind(self) -> None:
+        """As HTTPServer's, without its reverse look-up of the address (for ::1 that
+        can become a DNS query: no packet may leave this machine)."""
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[0], self.server_address[1]
 
     def handle_error(self, request: object, client_address: object) -> None:
         """Clients hanging up mid-body are expected here; stay quiet."""
@@ -501,6 +521,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         owner = self.server.owner
         path = _norm(self.path)
         record = RequestRecord(method, path, self.headers["Range"], self.headers["If-Range"])
+        record.origin = self.headers["Origin"]
+        record.authorization = self.headers["Authorization"]
+        record.cookie = self.headers["Cookie"]
         item = owner._lookup(path)
         fault = owner._take_fault(path, method, is_file=isinstance(item, _Entry))
         record.fault = fault.kind if fault else None
@@ -522,6 +545,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         record.status = status
         self.server.owner._record(record)
         self.send_response(status)
+        self._send_cors()
         for name, value in headers:
             self.send_header(name, value)
         self.send_header("Content-Length", "0")
@@ -545,6 +569,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         record.status = 200 if wanted is None else 206
         self.server.owner._record(record)
         self.send_response(record.status)
+        self._send_cors()
         self.send_header("Content-Type", entry.content_type)
         self.send_header("Accept-Ranges", "bytes")
         self.send_header("Content-Length", str(entry.size if wanted is None else wanted.length))
@@ -557,6 +582,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         for name, value in fault.headers if fault else ():
             self.send_header(name, value)
         self.end_headers()
+
+    def _send_cors(self) -> None:
+        if self.server.owner.cors is not None:
+            self.send_header("Access-Control-Allow-Origin", self.server.owner.cors)
 
     def _send_body(
         self, record: RequestRecord, entry: _Entry, wanted: ByteRange | None, fault: Fault | None

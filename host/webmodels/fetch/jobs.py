@@ -28,6 +28,7 @@ import requests
 
 from webmodels.digest import Digest
 from webmodels.errors import HostError
+from webmodels.fetch.access import PageAccess
 from webmodels.fetch.progress import ProgressThrottle
 from webmodels.fetch.records import DownloadRequest, JobOptions, JobRow
 from webmodels.fetch.transfer import Cancelled, Transfer, new_session
@@ -204,15 +205,15 @@ class JobManager:
         now = time.time()
         with self.store.index.write() as db:
             row = db.execute(
-                "SELECT id, urls FROM jobs WHERE sha256 = ? AND state = 'active'",
+                "SELECT id, urls, origin FROM jobs WHERE sha256 = ? AND state = 'active'",
                 (req.digest.hex,),
             ).fetchone()
             if row is None:
                 job_id = uuid.uuid4().hex
                 db.execute(
                     "INSERT INTO jobs (id, sha256, urls, size, state, background, "
-                    "created_at, updated_at, size_limit, quota_left) "
-                    "VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?, ?)",
+                    "created_at, updated_at, size_limit, quota_left, origin) "
+                    "VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?)",
                     (
                         job_id,
                         req.digest.hex,
@@ -223,12 +224,16 @@ class JobManager:
                         now,
                         req.size_limit,
                         req.quota_left,
+                        req.origin,
                     ),
                 )
             else:
                 job_id = row["id"]
                 urls = json.loads(row["urls"])
-                urls += [u for u in req.urls if u not in urls]  # more mirrors
+                # More mirrors, only under the same limits: a page's URLs never join
+                # an unlimited job, nor catalog URLs a page-limited one.
+                if req.origin == row["origin"]:
+                    urls += [u for u in req.urls if u not in urls]
                 db.execute(
                     "UPDATE jobs SET urls = ?, background = MAX(background, ?), "
                     # A requester with a user gesture lifts the limit for everyone.
@@ -339,6 +344,7 @@ class JobManager:
             session=self.session_factory(),
             progress=on_progress,
             should_stop=lambda: stop.is_set() or self._closed.is_set(),
+            access=self._access(job),
         )
         heartbeat = threading.Thread(
             target=self._heartbeat, args=(job.id, progress, stop), daemon=True
@@ -360,6 +366,14 @@ class JobManager:
             transfer.session.close()
             with self._lock:
                 self._stops.pop(job.id, None)
+
+    def _access(self, job: JobRow) -> PageAccess | None:
+        """The limits of the page that chose the job's URLs (None: not page-chosen)."""
+        if job.origin is None:
+            return None
+        return PageAccess.for_origin(
+            job.origin, local_network_origins=self.options.local_network_origins
+        )
 
     def _publish(self, job: JobRow, pending: Any) -> None:
         check_total_quota(self.store.index, self.options.total_quota)

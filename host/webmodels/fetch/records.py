@@ -24,6 +24,8 @@ class JobOptions:
     # The work padded is small (publish, one index transaction, the record): ~1-2 ms.
     settle_floor_s: float = 0.010
     total_quota: int | None = None  # Config.quota_total_bytes, checked before publishing
+    # Config.local_network_origins: pages whose chosen URLs may reach local addresses.
+    local_network_origins: tuple[str, ...] = ()
     transfer: TransferOptions = field(default_factory=TransferOptions)
 
 
@@ -39,6 +41,9 @@ class DownloadRequest:
     # activation; None (no limit) once any requester of the job had a gesture.
     size_limit: int | None = None
     quota_left: int | None = None  # the requester's remaining quota; None: no quota
+    # The page's origin when the page chose `urls`: the transfer then fetches only what
+    # that page could read itself (fetch/access.py). None: catalog URLs, the CLI.
+    origin: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +63,7 @@ class JobRow:
     updated_at: float
     size_limit: int | None = None
     quota_left: int | None = None
+    origin: str | None = None  # as DownloadRequest.origin
 
     @classmethod
     def from_row(cls, row: Any) -> JobRow:
@@ -77,6 +83,7 @@ class JobRow:
             updated_at=row["updated_at"],
             size_limit=row["size_limit"],
             quota_left=row["quota_left"],
+            origin=row["origin"],
         )
 
     def to_json(self, *, waiters: int = 0) -> dict[str, Any]:

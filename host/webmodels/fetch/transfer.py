@@ -28,7 +28,8 @@ from urllib3.connection import HTTPConnection
 from webmodels import __version__
 from webmodels.digest import Digest
 from webmodels.errors import HostError
-from webmodels.fetch import resume
+from webmodels.fetch import guard, resume
+from webmodels.fetch.access import AccessRefused, PageAccess, page_error
 from webmodels.fetch.resume import Action, ResumeState
 from webmodels.store.blobs import PendingBlob, reserve_for
 from webmodels.store.quotas import quota_exceeded
@@ -74,11 +75,15 @@ class _SmallWindowAdapter(requests.adapters.HTTPAdapter):
     A 256 KiB window still fills any real link (and loopback) at full speed."""
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["socket_options"] = [
-            *HTTPConnection.default_socket_options,
-            (socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER),
-        ]
+        kwargs["socket_options"] = _socket_options()
         super().init_poolmanager(*args, **kwargs)
+
+
+def _socket_options() -> guard.SocketOptions:
+    return [
+        *HTTPConnection.default_socket_options,
+        (socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER),
+    ]
 
 
 def new_session() -> requests.Session:
@@ -124,7 +129,10 @@ class Transfer:
         session: requests.Session,
         progress: Progress,
         should_stop: Callable[[], bool],
+        access: PageAccess | None = None,
     ) -> None:
+        """`access`: the limits of the page that chose `urls` (None: the URLs come
+        from the user's catalogs, configured mirrors or the CLI, and are not limited)."""
         self.urls = list(urls)
         self.expected = expected
         self.expected_size = expected_size
@@ -135,6 +143,9 @@ class Transfer:
         self.options = options
         self.session = session
         self.session.max_redirects = options.max_redirects
+        self.access = access
+        if access is not None:
+            guard.limit(session, access, socket_options=_socket_options())
         self.progress = progress
         self.should_stop = should_stop
         self.state = self._load_state()
@@ -147,6 +158,16 @@ class Transfer:
     # -- the loop over attempts and mirrors -------------------------------------------
 
     def run(self) -> PendingBlob:
+        try:
+            return self._run_on_disk()
+        except HostError as exc:
+            if self.access is None:
+                raise
+            # A page learns a code, never what it could not have read itself.
+            log.warning("download for %s failed: %s: %s", self.access.origin, exc.code, exc)
+            raise page_error(exc) from exc
+
+    def _run_on_disk(self) -> PendingBlob:
         try:
             return self._run()
         except OSError as exc:  # the sidecar, the fsync: not only the body's writes
@@ -218,6 +239,8 @@ class Transfer:
                 stream=True,
                 timeout=(self.options.connect_timeout_s, self.options.stall_timeout_s),
             )
+        except AccessRefused as exc:  # never retried: it would be refused again
+            raise _MirrorFailed(HostError("download_failed", f"{url}: {exc}")) from exc
         except requests.exceptions.ConnectionError as exc:
             raise _Retry(f"cannot connect: {_short(exc)}", connection=True) from exc
         except requests.exceptions.Timeout as exc:

@@ -13,6 +13,7 @@ from webmodels.context import RequestContext
 from webmodels.digest import Digest
 from webmodels.dispatch import Call, Dispatcher, Result
 from webmodels.errors import HostError
+from webmodels.fetch.access import serialize
 from webmodels.fetch.records import DownloadRequest
 from webmodels.methods.page_view import model_for_page
 from webmodels.naming.resolve import Candidate, Choice, NameQuery, parse_substitute
@@ -104,7 +105,7 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         if not query.urls or query.digest is None:
             raise HostError("not_found", "no such model is available to this site")
         return _then(
-            download(call, query.digest, query.urls, query.size),
+            download(call, query.digest, query.urls, query.size, page_chosen=True),
             lambda model: {"model": info(model, call.context)},
         )
 
@@ -138,10 +139,13 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
                 store.name_object(model.digest, *label)
             return {"model": named(info(model, call.context), choice)}
 
-        return _then(download(call, given.digest, given.urls, given.size), done)
+        page_chosen = given.source == "request"  # an inline descriptor's own URLs
+        return _then(
+            download(call, given.digest, given.urls, given.size, page_chosen=page_chosen), done
+        )
 
     def download(
-        call: Call, digest: Digest, urls: tuple[str, ...], size: int | None
+        call: Call, digest: Digest, urls: tuple[str, ...], size: int | None, *, page_chosen: bool
     ) -> Future[ModelRecord]:
         # Not visible: a real transfer, verified, even if the bytes are stored for
         # another site (the network then behaves as without the store, DESIGN §4).
@@ -162,6 +166,7 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
             background=call.params.boolean("prefetch", default=False),
             size_limit=limit,
             quota_left=room,
+            origin=_page_origin(call) if page_chosen else None,
         )
 
         def progress(loaded: int, total: int | None) -> None:
@@ -271,6 +276,15 @@ def _activation_limit(call: Call, limit: int) -> int | None:
 
 def _key(call: Call) -> str | None:
     return call.context.partition.key if call.context.partition is not None else None
+
+
+def _page_origin(call: Call) -> str | None:
+    """The frame's origin, when a page (not a trusted caller) chose the URLs: the
+    download then fetches only what that frame could read with `fetch()`."""
+    context = call.context
+    if context.trusted or context.partition is None:
+        return None
+    return serialize(context.partition.origin)
 
 
 def _then(

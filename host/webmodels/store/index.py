@@ -160,6 +160,9 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (partition, name, range)
     );
     """,
+    """
+    ALTER TABLE jobs ADD COLUMN origin TEXT  -- the page that chose the URLs (fetch/access.py)
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
