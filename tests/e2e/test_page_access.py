@@ -23,6 +23,7 @@ from e2e.test_page_api import (
     site_args,
 )
 from support.httpserver import ModelServer
+from webmodels.errors import ERROR_CODES
 
 if TYPE_CHECKING:
     from e2e.test_page_api import Launch
@@ -31,7 +32,8 @@ __all__ = ["install_env", "model", "pages_server"]  # fixtures shared with test_
 
 pytestmark = pytest.mark.e2e
 
-PAGE_DOWNLOAD_FAILED = "the model could not be downloaded from the URL(s) the page gave"
+# What a page sees: the dispatcher gives pages the fixed meaning of the code (errors.py).
+PAGE_DOWNLOAD_FAILED = ERROR_CODES["download_failed"]
 
 
 @pytest.fixture

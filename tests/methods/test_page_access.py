@@ -18,8 +18,10 @@ from support.catalogs import CatalogSigner, entry
 from support.host import HostProcess, run_cli
 from support.httpserver import Fault, ModelServer
 from support.models import tiny_model
+from webmodels.errors import ERROR_CODES
 
-PAGE_DOWNLOAD_FAILED = "the model could not be downloaded from the URL(s) the page gave"
+# What a page sees: the dispatcher gives pages the fixed meaning of the code (errors.py).
+PAGE_DOWNLOAD_FAILED = ERROR_CODES["download_failed"]
 
 
 def page(origin: str) -> dict[str, Any]:
