@@ -159,6 +159,11 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (partition, name, range)
     );
     """,
+    """
+    ALTER TABLE jobs ADD COLUMN scope TEXT NOT NULL DEFAULT '';  -- '' shared; else a partition
+    DROP INDEX jobs_one_active;
+    CREATE UNIQUE INDEX jobs_one_active_per_scope ON jobs(sha256, scope) WHERE state = 'active';
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
