@@ -9,6 +9,7 @@ heartbeat (a heartbeat interval longer than the test), one heartbeat write raisi
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import sqlite3
@@ -26,6 +27,7 @@ from webmodels.digest import Digest
 from webmodels.errors import HostError
 from webmodels.fetch.jobs import JobManager
 from webmodels.fetch.records import DownloadRequest, JobOptions
+from webmodels.fetch.transfer import TransferOptions
 from webmodels.store.index import BUSY_TIMEOUT_MS
 from webmodels.store.store import Store
 
@@ -151,3 +153,27 @@ def test_a_failed_heartbeat_stops_the_transfer(
 
 def test_the_lease_outlives_the_index_busy_timeout() -> None:
     assert JobOptions().lease_s > 1.5 * BUSY_TIMEOUT_MS / 1000
+
+
+@pytest.mark.parametrize("scope", ["", "https://b.example https://b.example"])
+def test_a_new_job_resumes_what_an_ended_job_of_its_scope_left(
+    home: Path, model_server: ModelServer, scope: str
+) -> None:
+    data = os.urandom(SIZE)
+    url = model_server.add("/m.bin", data)
+    model_server.fault("/m.bin", Fault(kind="drop", after_bytes=2 << 20, headers=CORS))
+    once = JobOptions(transfer=TransferOptions(max_attempts=1, backoff_s=0))
+    with manager(home, once) as jobs:
+        _, failed = jobs.request(request(data, url))
+        with pytest.raises(HostError):
+            failed.result(timeout=60)  # gave up after one round: its bytes stay
+
+        again = dataclasses.replace(request(data, url, "2"), scope=scope)
+        _, future = jobs.request(again)
+        future.result(timeout=60)
+
+    second = [r for r in model_server.requests if r.method == "GET"][1]
+    if scope == "":  # the same scope: resumed where the ended job stopped
+        assert second.range is not None and second.range != "bytes=0-", second
+    else:  # another partition's job never starts from those bytes
+        assert second.range is None, second
