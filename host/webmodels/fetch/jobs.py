@@ -29,8 +29,9 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -211,13 +212,68 @@ class JobManager:
     def _join(self, req: DownloadRequest, waiter: _Waiter | None = None) -> str:
         """`waiter` is registered in memory before the row that makes it a requester is
         committed: the job cannot end unanswered in between (it ends by a write)."""
+        now = time.time()
+        with self._dropped_on_failure(req, waiter), self.store.index.write() as db:
+            row = db.execute(
+                "SELECT id, urls FROM jobs WHERE sha256 = ? AND scope = ? AND state = 'active'",
+                (req.digest.hex, req.scope),
+            ).fetchone()
+            if row is None:
+                job_id = uuid.uuid4().hex
+                db.execute(
+                    "INSERT INTO jobs (id, sha256, urls, size, state, background, "
+                    "created_at, updated_at, size_limit, quota_left, scope) "
+                    "VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?)",
+                    (
+                        job_id,
+                        req.digest.hex,
+                        json.dumps(list(req.urls)),
+                        req.size,
+                        int(req.background),
+                        now,
+                        now,
+                        req.size_limit,
+                        req.quota_left,
+                        req.scope,
+                    ),
+                )
+            else:
+                job_id = row["id"]
+                urls = json.loads(row["urls"])
+                urls += [u for u in req.urls if u not in urls]  # more mirrors
+                db.execute(
+                    "UPDATE jobs SET urls = ?, background = MAX(background, ?), "
+                    # A requester with a user gesture lifts the limit for its scope.
+                    "size_limit = CASE WHEN ? IS NULL THEN NULL ELSE size_limit END, "
+                    # ... and the most room any requester has is what the download may use.
+                    "quota_left = CASE WHEN ? IS NULL OR quota_left IS NULL THEN NULL "
+                    "ELSE MAX(quota_left, ?) END "
+                    "WHERE id = ?",
+                    (
+                        json.dumps(urls),
+                        int(req.background),
+                        req.size_limit,
+                        req.quota_left,
+                        req.quota_left,
+                        job_id,
+                    ),
+                )
+            if req.waiter:  # a background prefetch may have nobody waiting for it
+                db.execute(
+                    "INSERT OR REPLACE INTO job_waiters (job_id, waiter, partition, created_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    (job_id, self._key(req.waiter), req.partition, now),
+                )
+            if waiter is not None:  # before the commit that makes it a requester
+                with self._lock:
+                    self._waiters.setdefault(job_id, {})[req.waiter] = waiter
+        return job_id
+
+    @contextmanager
+    def _dropped_on_failure(self, req: DownloadRequest, waiter: _Waiter | None) -> Iterator[None]:
+        """Forget `waiter` again when the transaction that records it fails."""
         try:
-            with self.store.index.write() as db:
-                job_id = self._join_row(db, req)
-                if waiter is not None:
-                    with self._lock:
-                        self._waiters.setdefault(job_id, {})[req.waiter] = waiter
-            return job_id
+            yield
         except BaseException:
             if waiter is not None:
                 with self._lock:
@@ -225,60 +281,6 @@ class JobManager:
                         if waiters.get(req.waiter) is waiter:
                             del waiters[req.waiter]
             raise
-
-    def _join_row(self, db: sqlite3.Connection, req: DownloadRequest) -> str:
-        now = time.time()
-        row = db.execute(
-            "SELECT id, urls FROM jobs WHERE sha256 = ? AND scope = ? AND state = 'active'",
-            (req.digest.hex, req.scope),
-        ).fetchone()
-        if row is None:
-            job_id = uuid.uuid4().hex
-            db.execute(
-                "INSERT INTO jobs (id, sha256, urls, size, state, background, "
-                "created_at, updated_at, size_limit, quota_left, scope) "
-                "VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?)",
-                (
-                    job_id,
-                    req.digest.hex,
-                    json.dumps(list(req.urls)),
-                    req.size,
-                    int(req.background),
-                    now,
-                    now,
-                    req.size_limit,
-                    req.quota_left,
-                    req.scope,
-                ),
-            )
-        else:
-            job_id = row["id"]
-            urls = json.loads(row["urls"])
-            urls += [u for u in req.urls if u not in urls]  # more mirrors
-            db.execute(
-                "UPDATE jobs SET urls = ?, background = MAX(background, ?), "
-                # A requester with a user gesture lifts the limit for its scope.
-                "size_limit = CASE WHEN ? IS NULL THEN NULL ELSE size_limit END, "
-                # ... and the most room any requester has is what the download may use.
-                "quota_left = CASE WHEN ? IS NULL OR quota_left IS NULL THEN NULL "
-                "ELSE MAX(quota_left, ?) END "
-                "WHERE id = ?",
-                (
-                    json.dumps(urls),
-                    int(req.background),
-                    req.size_limit,
-                    req.quota_left,
-                    req.quota_left,
-                    job_id,
-                ),
-            )
-        if req.waiter:  # a background prefetch may have nobody waiting for it
-            db.execute(
-                "INSERT OR REPLACE INTO job_waiters (job_id, waiter, partition, created_at) "
-                "VALUES (?, ?, ?, ?)",
-                (job_id, self._key(req.waiter), req.partition, now),
-            )
-        return job_id
 
     # -- the per-job thread: run the transfer, or follow whoever does -------------------------
 
