@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -186,3 +187,23 @@ def _no_events() -> Callable[[str, Mapping[str, Any]], None]:
 
 def _record() -> ModelRecord:
     return object()  # type: ignore[return-value]  # `make` raises before reading it
+
+
+def test_a_cancelled_request_is_answered_even_when_the_index_fails(
+    jobs: JobManager, model_server: ModelServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data, url = served(model_server, rate=1 << 20)
+    started = threading.Event()
+    _, future = jobs.request(ask(data, url, "1"), lambda loaded, total: started.set())
+    assert started.wait(30)
+
+    def locked() -> Any:
+        raise sqlite3.OperationalError("database is locked")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(jobs.store.index, "write", locked)
+        with pytest.raises(sqlite3.OperationalError):
+            jobs.cancel("1")  # the cancel request gets this error as its reply
+
+    got = answer(future)
+    assert isinstance(got, HostError) and got.code == "cancelled", got

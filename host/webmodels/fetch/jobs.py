@@ -156,7 +156,7 @@ class JobManager:
             if job_id is None:
                 return False
             found = self._waiters[job_id].pop(waiter)
-        with self.store.index.write() as db:
+        with _cancelling(found.future), self.store.index.write() as db:
             db.execute(
                 "DELETE FROM job_waiters WHERE job_id = ? AND waiter = ?",
                 (job_id, self._key(waiter)),
@@ -176,7 +176,6 @@ class JobManager:
                 stop = self._stops.get(job_id)
             if stop is not None:
                 stop.set()
-        found.future.set_exception(HostError("cancelled", "the download was cancelled"))
         return True
 
     def _job_of(self, waiter: str, partition: str | None) -> str | None:
@@ -588,6 +587,16 @@ class JobManager:
         for waiter in waiters.values():
             if not waiter.future.done():
                 waiter.future.set_exception(error)
+
+
+@contextmanager
+def _cancelling(future: Future[ModelRecord]) -> Iterator[None]:
+    """The cancelled request is answered `cancelled` even when recording it fails."""
+    try:
+        yield
+    finally:
+        if not future.done():
+            future.set_exception(HostError("cancelled", "the download was cancelled"))
 
 
 def _owner_gone(owner: str) -> bool:
