@@ -14,6 +14,7 @@ import hashlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +29,7 @@ from webmodels.errors import HostError
 from webmodels.fetch.jobs import JobManager
 from webmodels.fetch.records import DownloadRequest, JobOptions
 from webmodels.fetch.transfer import TransferOptions
+from webmodels.store.gc import plan_gc
 from webmodels.store.index import BUSY_TIMEOUT_MS
 from webmodels.store.store import Store
 
@@ -177,3 +179,22 @@ def test_a_new_job_resumes_what_an_ended_job_of_its_scope_left(
         assert second.range is not None and second.range != "bytes=0-", second
     else:  # another partition's job never starts from those bytes
         assert second.range is None, second
+
+
+def test_gc_keeps_the_partial_of_an_active_job_and_removes_an_abandoned_one(
+    home: Path,
+) -> None:
+    with manager(home) as jobs:
+        store = jobs.store
+        active = jobs.join(DownloadRequest(Digest("ab" * 32), ("http://127.0.0.1:9/m",), ""))
+        kept = store.files.tmp_dir / f"dl-{active}.partial"
+        abandoned = store.files.tmp_dir / "dl-0123456789abcdef0123456789abcdef.partial"
+        two_days_ago = time.time() - 2 * 24 * 3600
+        for path in (kept, abandoned):
+            path.write_bytes(b"half a model")
+            path.with_suffix(".json").write_text('{"url": "http://127.0.0.1:9/m"}')
+            os.utime(path, (two_days_ago, two_days_ago))
+
+        planned = [item.path for item in plan_gc(store).items if item.kind == "temp_file"]
+
+        assert planned == [abandoned]
