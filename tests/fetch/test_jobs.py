@@ -181,25 +181,20 @@ def test_prefetch_goes_on_when_the_requester_cancels(home: Path, model_server: M
 
 
 def test_four_hosts_share_one_transfer(home: Path, model_server: ModelServer) -> None:
+    # One site in four browsers (four host processes): one transfer. Four different
+    # sites would get four (tests/fetch/test_job_scopes.py): a job is one partition's.
     data = os.urandom(6 << 20)
     url = model_server.add("/m.bin", data)
     model_server.fault("/m.bin", Fault(kind="slow", rate=6 << 20, times=None))
     hosts = [HostProcess(home) for _ in range(4)]
     try:
-        for n, host in enumerate(hosts):
-            context = {
-                **PAGE_A,
-                "partition": {
-                    "top_site": f"https://s{n}.example",
-                    "origin": f"https://s{n}.example",
-                },
-            }
+        for host in hosts:
             host.send(
                 {
                     "id": 1,
                     "method": "models.load",
                     "params": load_params(url, data),
-                    "context": context,
+                    "context": PAGE_A,
                 }
             )
         replies = [collect(host, 1)[1] for host in hosts]
@@ -207,7 +202,7 @@ def test_four_hosts_share_one_transfer(home: Path, model_server: ModelServer) ->
         assert model_server.transfers("/m.bin") == 1
         assert model_server.bytes_sent("/m.bin") == len(data)
         sites = hosts[0].result("manage.list")["models"][0]["sites"]
-        assert len(sites) == 4  # every requester's site holds it now
+        assert len(sites) == 1  # the site holds it
     finally:
         for host in hosts:
             host.kill()

@@ -1,13 +1,22 @@
 """Download jobs: owned by the host, not by the request; shared between processes.
 
-A job is a row in the index (one active job per SHA-256). Every requester is a row in
-``job_waiters``. Whichever process holds the job's lease runs the transfer and keeps
-the lease alive with a heartbeat that also publishes progress; the others follow the
-row and forward progress to their own requesters. A process that dies leaves its
-lease to expire; any other process (or the next host to start) takes the job over and
-resumes from the partial file, which is named by the hash so it outlives the job.
-The lease is for efficiency only: two runners at once can only waste bandwidth, since
-nothing is published unless its SHA-256 matched.
+A job is a row in the index: one active job per SHA-256 and *scope*. The scope is ""
+for trusted callers and common models (shared by everyone) and the requester's
+partition key otherwise, so a site never joins another site's transfer: it neither
+learns that the other is downloading nor gets bytes from URLs it could not reach
+(PRIVACY.md, hole 1). Every requester is a row in ``job_waiters``. Whichever process
+holds the job's lease runs the transfer and keeps the lease alive with a heartbeat
+that also publishes progress; the others follow the row and forward progress to their
+own requesters. A process that dies leaves its lease to expire; any other process (or
+the next host to start) takes the job over and resumes from the job's partial file.
+
+Two runners of one job must never write one file (hole 10): the runner holds a lock
+on the partial file (fetch/partial.py), a transfer stops as soon as its heartbeat
+fails, the lease outlives the index's busy timeout, and the file itself is hashed
+again before it is published.
+
+Every requester gets exactly one answer (hole 12): it is registered here before its
+row is committed, and any failure while settling answers it with an error.
 """
 
 from __future__ import annotations
@@ -16,12 +25,15 @@ import json
 import logging
 import os
 import socket
+import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -29,6 +41,7 @@ import requests
 from webmodels.digest import Digest
 from webmodels.errors import HostError
 from webmodels.fetch.access import PageAccess
+from webmodels.fetch.partial import PartialBusy, PartialLock, partial_path
 from webmodels.fetch.progress import ProgressThrottle
 from webmodels.fetch.records import DownloadRequest, JobOptions, JobRow
 from webmodels.fetch.transfer import Cancelled, Transfer, new_session
@@ -130,13 +143,9 @@ class JobManager:
         """Join (or start) the job for `req.digest`; the future gets the stored model."""
         if self._closed.is_set():
             raise HostError("busy", "the host is shutting down")
-        job_id = self._join(req)
         future: Future[ModelRecord] = Future()
         throttle = ProgressThrottle(on_progress) if on_progress else None
-        with self._lock:
-            self._waiters.setdefault(job_id, {})[req.waiter] = _Waiter(
-                future, throttle, req.partition
-            )
+        job_id = self._join(req, _Waiter(future, throttle, req.partition))
         self._ensure_thread(job_id)
         return job_id, future
 
@@ -148,7 +157,7 @@ class JobManager:
             if job_id is None:
                 return False
             found = self._waiters[job_id].pop(waiter)
-        with self.store.index.write() as db:
+        with _cancelling(found.future), self.store.index.write() as db:
             db.execute(
                 "DELETE FROM job_waiters WHERE job_id = ? AND waiter = ?",
                 (job_id, self._key(waiter)),
@@ -168,7 +177,6 @@ class JobManager:
                 stop = self._stops.get(job_id)
             if stop is not None:
                 stop.set()
-        found.future.set_exception(HostError("cancelled", "the download was cancelled"))
         return True
 
     def _job_of(self, waiter: str, partition: str | None) -> str | None:
@@ -201,19 +209,22 @@ class JobManager:
         """Record the job (or join the active one) with `req` as a requester; its id."""
         return self._join(req)
 
-    def _join(self, req: DownloadRequest) -> str:
+    def _join(self, req: DownloadRequest, waiter: _Waiter | None = None) -> str:
+        """`waiter` is registered in memory before the row that makes it a requester is
+        committed: the job cannot end unanswered in between (it ends by a write)."""
         now = time.time()
-        with self.store.index.write() as db:
+        with self._dropped_on_failure(req, waiter), self.store.index.write() as db:
             row = db.execute(
-                "SELECT id, urls, origin FROM jobs WHERE sha256 = ? AND state = 'active'",
-                (req.digest.hex,),
+                "SELECT id, urls, origin FROM jobs "
+                "WHERE sha256 = ? AND scope = ? AND state = 'active'",
+                (req.digest.hex, req.scope),
             ).fetchone()
             if row is None:
                 job_id = uuid.uuid4().hex
                 db.execute(
                     "INSERT INTO jobs (id, sha256, urls, size, state, background, "
-                    "created_at, updated_at, size_limit, quota_left, origin) "
-                    "VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?)",
+                    "created_at, updated_at, size_limit, quota_left, origin, scope) "
+                    "VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?)",
                     (
                         job_id,
                         req.digest.hex,
@@ -225,6 +236,7 @@ class JobManager:
                         req.size_limit,
                         req.quota_left,
                         req.origin,
+                        req.scope,
                     ),
                 )
             else:
@@ -236,7 +248,7 @@ class JobManager:
                     urls += [u for u in req.urls if u not in urls]
                 db.execute(
                     "UPDATE jobs SET urls = ?, background = MAX(background, ?), "
-                    # A requester with a user gesture lifts the limit for everyone.
+                    # A requester with a user gesture lifts the limit for its scope.
                     "size_limit = CASE WHEN ? IS NULL THEN NULL ELSE size_limit END, "
                     # ... and the most room any requester has is what the download may use.
                     "quota_left = CASE WHEN ? IS NULL OR quota_left IS NULL THEN NULL "
@@ -257,7 +269,23 @@ class JobManager:
                     "VALUES (?, ?, ?, ?)",
                     (job_id, self._key(req.waiter), req.partition, now),
                 )
+            if waiter is not None:  # before the commit that makes it a requester
+                with self._lock:
+                    self._waiters.setdefault(job_id, {})[req.waiter] = waiter
         return job_id
+
+    @contextmanager
+    def _dropped_on_failure(self, req: DownloadRequest, waiter: _Waiter | None) -> Iterator[None]:
+        """Forget `waiter` again when the transaction that records it fails."""
+        try:
+            yield
+        except BaseException:
+            if waiter is not None:
+                with self._lock:
+                    for waiters in self._waiters.values():
+                        if waiters.get(req.waiter) is waiter:
+                            del waiters[req.waiter]
+            raise
 
     # -- the per-job thread: run the transfer, or follow whoever does -------------------------
 
@@ -281,22 +309,40 @@ class JobManager:
                     return
                 if self._slots.acquire(blocking=False):
                     try:
-                        if self._acquire(job_id):
-                            self._run(job)
+                        if self._acquire(job_id) and self._run(job):
                             continue
                     finally:
                         self._slots.release()
                 self._forward(job_id, job.loaded, job.total)
-                if not self._has_waiters(job_id):
+                if self._leave_if_unwanted(job_id):
                     return  # another process runs it and nobody here waits
                 self._closed.wait(self.options.poll_s)
-        except Exception as exc:
+        except Exception:
+            # The text may hold paths (the user name): it goes to the log only. The job
+            # ends as failed, or every host would take it over and fail again forever.
             log.exception("job %s", job_id)
-            self._reject(job_id, HostError("internal", f"download job failed: {exc}"))
+            self._fail_job(job_id)
+            self._reject(job_id, HostError("internal", "the download failed"))
         finally:
             with self._lock:
                 if self._threads.get(job_id) is threading.current_thread():
                     del self._threads[job_id]
+
+    def _leave_if_unwanted(self, job_id: str) -> bool:
+        """Whether nobody here waits for the job; then this thread is forgotten at once
+        (under the lock a new requester takes, so it starts a new thread, not none)."""
+        with self._lock:
+            if self._waiters.get(job_id):
+                return False
+            if self._threads.get(job_id) is threading.current_thread():
+                del self._threads[job_id]
+            return True
+
+    def _fail_job(self, job_id: str) -> None:
+        try:
+            self._end(job_id, "failed", {"code": "internal", "message": "the download failed"})
+        except Exception:
+            log.exception("job %s: cannot mark it failed", job_id)
 
     def _row(self, job_id: str) -> JobRow | None:
         rows = self.store.index.query("SELECT * FROM jobs WHERE id = ?", (job_id,))
@@ -321,9 +367,41 @@ class JobManager:
             )
             return True
 
-    def _run(self, job: JobRow) -> None:
-        """Transfer, verify, publish; the job row says how it ended."""
-        partial = self.store.files.tmp_dir / f"dl-{job.digest.hex}.partial"
+    def _run(self, job: JobRow) -> bool:
+        """Transfer, verify, publish; the job row says how it ended. False when another
+        runner still writes the job's partial file (it stops at its next heartbeat)."""
+        lock = self._lock_partial(job)
+        if lock is None:
+            return False
+        try:
+            self._transfer(job, lock)
+        finally:
+            lock.release()
+        return True
+
+    def _lock_partial(self, job: JobRow) -> PartialLock | None:
+        lock = PartialLock(partial_path(self.store.files.tmp_dir, job.id))
+        if not lock.path.exists():  # a new job resumes what an ended one of its scope left
+            for older in self._ended_partials(job):
+                if lock.adopt(older):
+                    return lock
+        try:
+            return lock.acquire()
+        except PartialBusy:
+            log.warning("job %s: another runner still writes its file; waiting", job.id)
+            return None
+
+    def _ended_partials(self, job: JobRow) -> list[Path]:
+        rows = self.store.index.query(
+            "SELECT id FROM jobs WHERE sha256 = ? AND scope = ? AND state != 'active' "
+            "ORDER BY updated_at DESC LIMIT 4",
+            (job.digest.hex, job.scope),
+        )
+        found = [partial_path(self.store.files.tmp_dir, r["id"]) for r in rows]
+        return [p for p in found if p.exists()]
+
+    def _transfer(self, job: JobRow, lock: PartialLock) -> None:
+        partial = lock.path
         progress = _Counters(job.loaded, job.total)
         stop = threading.Event()
         with self._lock:
@@ -347,11 +425,16 @@ class JobManager:
             access=self._access(job),
         )
         heartbeat = threading.Thread(
-            target=self._heartbeat, args=(job.id, progress, stop), daemon=True
+            target=self._heartbeat,
+            args=(job.id, progress, stop),
+            name=f"job-{job.id[:8]}-heartbeat",
+            daemon=True,
         )
         heartbeat.start()
         try:
-            self._publish(job, transfer.run())
+            pending = transfer.run()
+            lock.verify(pending, job.digest)  # the file on disk, not just the stream
+            self._publish(job, pending)
         except Cancelled:
             self._stopped(job, transfer)
         except HostError as exc:
@@ -378,7 +461,7 @@ class JobManager:
     def _publish(self, job: JobRow, pending: Any) -> None:
         check_total_quota(self.store.index, self.options.total_quota)
         metadata = describe_file(pending.temp_path)
-        refs = self._waiter_refs(job.id)
+        refs = self._waiter_refs(job)
         with self._lock:
             self._published_at[job.id] = time.monotonic()
         try:
@@ -401,23 +484,33 @@ class JobManager:
                 )
 
     def _heartbeat(self, job_id: str, progress: _Counters, stop: threading.Event) -> None:
+        """Renew the lease; when that fails (``database is locked`` after the busy
+        timeout, a full disk) the transfer stops, since the lease may soon pass on."""
         while not stop.wait(self.options.heartbeat_s):
-            now = time.time()
-            with self.store.index.write() as db:
-                cursor = db.execute(
-                    "UPDATE jobs SET loaded = ?, total = ?, lease_expires = ?, updated_at = ? "
-                    "WHERE id = ? AND lease_owner = ? AND state = 'active'",
-                    (
-                        progress.loaded,
-                        progress.total,
-                        now + self.options.lease_s,
-                        now,
-                        job_id,
-                        self.owner,
-                    ),
-                )
-            if cursor.rowcount != 1:
-                stop.set()  # cancelled, or the lease went to another process
+            try:
+                renewed = self._renew(job_id, progress)
+            except Exception:
+                log.exception("job %s: heartbeat failed; stopping the transfer", job_id)
+                renewed = False
+            if not renewed:
+                stop.set()  # cancelled, or the lease went (or may go) to another process
+
+    def _renew(self, job_id: str, progress: _Counters) -> bool:
+        now = time.time()
+        with self.store.index.write() as db:
+            cursor = db.execute(
+                "UPDATE jobs SET loaded = ?, total = ?, lease_expires = ?, updated_at = ? "
+                "WHERE id = ? AND lease_owner = ? AND state = 'active'",
+                (
+                    progress.loaded,
+                    progress.total,
+                    now + self.options.lease_s,
+                    now,
+                    job_id,
+                    self.owner,
+                ),
+            )
+        return bool(cursor.rowcount == 1)
 
     def _end(
         self, job_id: str, state: str, error: dict[str, Any] | None, *, loaded: int | None = None
@@ -430,9 +523,11 @@ class JobManager:
                 (state, json.dumps(error) if error else None, time.time(), loaded, loaded, job_id),
             )
 
-    def _waiter_refs(self, job_id: str) -> list[tuple[str, str]]:
+    def _waiter_refs(self, job: JobRow) -> list[tuple[str, str]]:
+        if job.scope:  # its partition's bytes, even when all its requesters cancelled
+            return [("site", job.scope)]
         rows = self.store.index.query(
-            "SELECT DISTINCT partition FROM job_waiters WHERE job_id = ?", (job_id,)
+            "SELECT DISTINCT partition FROM job_waiters WHERE job_id = ?", (job.id,)
         )
         refs = [("site", r["partition"]) if r["partition"] else ("pull", "") for r in rows]
         return refs or [("pull", "")]
@@ -455,31 +550,47 @@ class JobManager:
             published_at = self._published_at.pop(job_id, None)
         if not waiters:
             return
+        try:
+            self._answer(waiters, job, published_at)
+        except HostError as exc:
+            self._fail_all(waiters, exc)
+        except Exception:  # a requester always gets an answer, never silence
+            log.exception("job %s: settling", job_id)
+            self._fail_all(waiters, HostError("internal", "the download failed"))
+
+    def _answer(
+        self, waiters: dict[str, _Waiter], job: JobRow | None, published_at: float | None
+    ) -> None:
         if job is None:
-            self._fail_all(waiters, HostError("internal", "the download job vanished"))
-            return
+            raise HostError("internal", "the download job vanished")
         if job.state == "done":
-            record = self.store.get(job.digest)
-            if record is None or not record.servable:
-                self._fail_all(waiters, HostError("not_found", "the model was removed"))
-                return
-            for waiter in waiters.values():
-                if waiter.partition:
-                    self.store.record_use(job.digest, waiter.partition)
-                if waiter.throttle:
-                    waiter.throttle.finish(record.size)
+            record = self._delivered(waiters, job)
             if published_at is not None:  # published here: pad to the floor (privacy)
                 time.sleep(max(0.0, published_at + self.options.settle_floor_s - time.monotonic()))
             for waiter in waiters.values():
                 waiter.future.set_result(record)
             return
         if job.state == "cancelled":
-            self._fail_all(waiters, HostError("cancelled", "the download was cancelled"))
-            return
+            raise HostError("cancelled", "the download was cancelled")
         error = job.error or {"code": "download_failed", "message": "the download failed"}
-        self._fail_all(
-            waiters, HostError(error["code"], error["message"], **error.get("details", {}))
-        )
+        raise HostError(error["code"], error["message"], **error.get("details", {}))
+
+    def _delivered(self, waiters: dict[str, _Waiter], job: JobRow) -> ModelRecord:
+        """The stored model, credited to each requester's partition; `not_found` when
+        it was deleted since it was published (before or while it is credited)."""
+        removed = HostError("not_found", "the model was removed")
+        record = self.store.get(job.digest)
+        if record is None or not record.servable:
+            raise removed
+        for waiter in waiters.values():
+            if waiter.partition:
+                try:
+                    self.store.record_use(job.digest, waiter.partition)
+                except sqlite3.IntegrityError as exc:  # its object row is gone
+                    raise removed from exc
+            if waiter.throttle:
+                waiter.throttle.finish(record.size)
+        return record
 
     def _reject(self, job_id: str, error: HostError) -> None:
         with self._lock:
@@ -491,6 +602,16 @@ class JobManager:
         for waiter in waiters.values():
             if not waiter.future.done():
                 waiter.future.set_exception(error)
+
+
+@contextmanager
+def _cancelling(future: Future[ModelRecord]) -> Iterator[None]:
+    """The cancelled request is answered `cancelled` even when recording it fails."""
+    try:
+        yield
+    finally:
+        if not future.done():
+            future.set_exception(HostError("cancelled", "the download was cancelled"))
 
 
 def _owner_gone(owner: str) -> bool:

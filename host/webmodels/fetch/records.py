@@ -13,7 +13,9 @@ from webmodels.fetch.transfer import TransferOptions
 
 @dataclass(frozen=True, slots=True)
 class JobOptions:
-    lease_s: float = 10.0
+    # Longer than the index's busy timeout (15 s): a heartbeat that waits out a busy
+    # index and then fails stops its transfer before the lease can pass to another.
+    lease_s: float = 30.0
     heartbeat_s: float = 0.25  # progress and lease renewal in the index
     poll_s: float = 0.1  # followers read the row this often
     max_transfers: int = 4  # concurrent transfers run by one process
@@ -44,6 +46,9 @@ class DownloadRequest:
     # The page's origin when the page chose `urls`: the transfer then fetches only what
     # that page could read itself (fetch/access.py). None: catalog URLs, the CLI.
     origin: str | None = None
+    # Who may share the transfer: "" for trusted callers and common models; else the
+    # requester's partition key, so no site ever joins (or learns of) another's job.
+    scope: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +69,7 @@ class JobRow:
     size_limit: int | None = None
     quota_left: int | None = None
     origin: str | None = None  # as DownloadRequest.origin
+    scope: str = ""
 
     @classmethod
     def from_row(cls, row: Any) -> JobRow:
@@ -84,6 +90,7 @@ class JobRow:
             size_limit=row["size_limit"],
             quota_left=row["quota_left"],
             origin=row["origin"],
+            scope=row["scope"],
         )
 
     def to_json(self, *, waiters: int = 0) -> dict[str, Any]:

@@ -167,6 +167,7 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
             size_limit=limit,
             quota_left=room,
             origin=_page_origin(call) if page_chosen else None,
+            scope=download_scope(host, call, digest),
         )
 
         def progress(loaded: int, total: int | None) -> None:
@@ -274,6 +275,20 @@ def _activation_limit(call: Call, limit: int) -> int | None:
     return limit
 
 
+def download_scope(host: Host, call: Call, digest: Digest) -> str:
+    """Who may share this download's transfer (fetch/jobs.py): everyone for trusted
+    callers and common models (pre-installed or on the commons list in force), else
+    only the caller's own partition, so no site joins or learns of another's."""
+    if call.context.partition is None:
+        return ""
+    listed = host.commons.current()
+    if listed is not None and digest in listed.digests:
+        return ""
+    if host.store.index.query("SELECT 1 FROM preinstalled WHERE sha256 = ?", (digest.hex,)):
+        return ""
+    return call.context.partition.key
+
+
 def _key(call: Call) -> str | None:
     return call.context.partition.key if call.context.partition is not None else None
 
@@ -293,11 +308,17 @@ def _then(
     mapped: Future[Mapping[str, Any]] = Future()
 
     def done(source: Future[ModelRecord]) -> None:
-        exc = source.exception()
-        if exc is not None:
-            mapped.set_exception(exc)
+        # Raised here, an exception would be logged and dropped by the Future and
+        # the request never answered: it goes to the reply instead.
+        try:
+            exc = source.exception()
+            if exc is not None:
+                raise exc
+            made = make(source.result())
+        except Exception as failure:
+            mapped.set_exception(failure)
         else:
-            mapped.set_result(make(source.result()))
+            mapped.set_result(made)
 
     future.add_done_callback(done)
     return mapped

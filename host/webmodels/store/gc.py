@@ -90,20 +90,18 @@ def plan_gc(store: Store, *, only: Sequence[Digest] | None = None) -> GcPlan:
 
 
 def _abandoned_downloads(store: Store) -> list[Path]:
-    """Partial downloads (``dl-<sha256>.partial``) that no active job resumes and that
+    """Partial downloads (``dl-<job id>.partial``) that no active job resumes and that
     nobody touched for a day. Younger ones stay: the next request resumes them."""
     found = []
-    active = {
-        r["sha256"] for r in store.index.query("SELECT sha256 FROM jobs WHERE state = 'active'")
-    }
+    active = {r["id"] for r in store.index.query("SELECT id FROM jobs WHERE state = 'active'")}
     cutoff = time.time() - ABANDONED_DOWNLOAD_AGE_S
     for path in store.files.tmp_dir.glob("dl-*.partial"):
-        digest = path.stem.removeprefix("dl-")
+        job_id = path.stem.removeprefix("dl-")
         try:
             old = path.stat().st_mtime < cutoff
         except FileNotFoundError:
             continue
-        if digest not in active and old:
+        if job_id not in active and old:
             found.append(path)
     return found
 

@@ -163,6 +163,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE jobs ADD COLUMN origin TEXT  -- the page that chose the URLs (fetch/access.py)
     """,
+    """
+    ALTER TABLE jobs ADD COLUMN scope TEXT NOT NULL DEFAULT '';  -- '' shared; else a partition
+    DROP INDEX jobs_one_active;
+    CREATE UNIQUE INDEX jobs_one_active_per_scope ON jobs(sha256, scope) WHERE state = 'active';
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
