@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.e2e
 __all__ = ["install_env", "pages_server"]  # fixtures, shared with test_page_api.py
 
-CORS = (("Access-Control-Allow-Origin", "*"),)
 SIZE = 4 << 20
 RATE = 1 << 20  # 4 s for the whole file
 A_AHEAD = 3 << 19  # A's server has sent 1.5 MiB when B asks
@@ -93,7 +92,7 @@ def test_site_b_never_joins_site_as_download_in_progress(
     a_url = model_server.add("/m.bin", data)
     b_url = b_server.add("/m.bin", garbage)
     for server in (model_server, b_server):
-        server.fault("/m.bin", Fault(kind="slow", rate=RATE, times=None, headers=CORS))
+        server.fault("/m.bin", Fault(kind="slow", rate=RATE, times=None))
     a_page = open_site(context, "a", pages_server.port)
     b_page = open_site(context, "b", pages_server.port)
 

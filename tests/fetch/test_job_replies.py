@@ -32,7 +32,6 @@ from webmodels.protocol.envelope import Request
 from webmodels.store.records import ModelRecord
 from webmodels.store.store import Store
 
-CORS = (("Access-Control-Allow-Origin", "*"),)
 SECRET = "/home/alice/.local/share/webmodels/store-v1/tmp/secret"
 ANSWER_S = 30  # far longer than any answer takes; reaching it means no answer came
 
@@ -51,7 +50,7 @@ def jobs(home: Path) -> Iterator[JobManager]:
 def served(server: ModelServer, size: int = 2 << 20, rate: int = 4 << 20) -> tuple[bytes, str]:
     data = os.urandom(size)
     url = server.add("/m.bin", data)
-    server.fault("/m.bin", Fault(kind="slow", rate=rate, times=None, headers=CORS))
+    server.fault("/m.bin", Fault(kind="slow", rate=rate, times=None))
     return data, url
 
 

@@ -25,13 +25,12 @@ A = "http://a.localhost:8000"
 B = "http://b.localhost:8000"
 PAGE_A = {"partition": {"top_site": A, "origin": A}, "user_activation": True, "trusted": False}
 PAGE_B = {"partition": {"top_site": B, "origin": B}, "user_activation": True, "trusted": False}
-CORS = (("Access-Control-Allow-Origin", "*"),)
 SIZE = 6 << 20
 RATE = 2 << 20  # 3 s for the whole file: B asks while A is mid-way
 
 
 def slow(rate: int = RATE) -> Fault:
-    return Fault(kind="slow", rate=rate, times=None, headers=CORS)
+    return Fault(kind="slow", rate=rate, times=None)
 
 
 def integrity(data: bytes) -> str:

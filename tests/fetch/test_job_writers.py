@@ -34,7 +34,6 @@ from webmodels.store.index import BUSY_TIMEOUT_MS
 from webmodels.store.store import Store
 
 SIZE = 6 << 20
-CORS = (("Access-Control-Allow-Origin", "*"),)
 
 
 def open_store(home: Path) -> Store:
@@ -84,7 +83,7 @@ def test_a_takeover_mid_transfer_never_publishes_torn_bytes(
     # No validators: a runner that takes over cannot resume and starts from byte 0,
     # truncating the file (what tore the published blob before the fix).
     url = model_server.add("/m.bin", data, etag=None, last_modified=None)
-    model_server.fault("/m.bin", Fault(kind="slow", rate=2 << 20, times=None, headers=CORS))
+    model_server.fault("/m.bin", Fault(kind="slow", rate=2 << 20, times=None))
     dead_heartbeat = JobOptions(heartbeat_s=3600)  # as one that died on "database is locked"
     watch = Watch()
     with manager(home, dead_heartbeat) as first, manager(home) as second:
@@ -106,7 +105,7 @@ def test_bytes_changed_on_disk_after_streaming_are_never_published(
 ) -> None:
     data = os.urandom(SIZE)
     url = model_server.add("/m.bin", data)
-    model_server.fault("/m.bin", Fault(kind="slow", rate=4 << 20, times=None, headers=CORS))
+    model_server.fault("/m.bin", Fault(kind="slow", rate=4 << 20, times=None))
     watch = Watch()
     with manager(home) as jobs:
         _, future = jobs.request(request(data, url), watch)
@@ -127,7 +126,7 @@ def test_a_failed_heartbeat_stops_the_transfer(
 ) -> None:
     data = os.urandom(SIZE)
     url = model_server.add("/m.bin", data)
-    model_server.fault("/m.bin", Fault(kind="slow", rate=3 << 20, times=None, headers=CORS))
+    model_server.fault("/m.bin", Fault(kind="slow", rate=3 << 20, times=None))
     watch = Watch()
     with manager(home, JobOptions(heartbeat_s=0.05)) as jobs:
         index = jobs.store.index
@@ -163,7 +162,7 @@ def test_a_new_job_resumes_what_an_ended_job_of_its_scope_left(
 ) -> None:
     data = os.urandom(SIZE)
     url = model_server.add("/m.bin", data)
-    model_server.fault("/m.bin", Fault(kind="drop", after_bytes=2 << 20, headers=CORS))
+    model_server.fault("/m.bin", Fault(kind="drop", after_bytes=2 << 20))
     once = JobOptions(transfer=TransferOptions(max_attempts=1, backoff_s=0))
     with manager(home, once) as jobs:
         _, failed = jobs.request(request(data, url))
