@@ -1,6 +1,7 @@
-"""What a page uploads is read only under limits (hole 3): a model built to exhaust a
-parser neither grows a real host's memory nor holds up other sites' requests, and a
-file past the reader's caps is still stored, as a plain file without metadata."""
+"""What a page uploads, or has the host download, is read only under limits (hole 3): a
+model built to exhaust a parser neither grows a real host's memory nor holds up other
+sites' requests, and a file past the reader's caps is still stored, as a plain file
+without metadata."""
 
 from __future__ import annotations
 
@@ -12,10 +13,13 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
 from support.flood import identity_flood
 from support.host import HostProcess
+from support.httpserver import ModelServer
 from support.models import real_model, tiny_model
 from webmodels.store.metadata import read_onnx_metadata
 
@@ -163,3 +167,45 @@ def test_models_within_the_caps_keep_their_metadata(
     assert model["format"] == "onnx"
     for key in ("inputs", "outputs", "opsets", "ir_version", "producer"):
         assert model[key] == expected[key], key
+
+
+def test_an_upload_with_external_data_is_stored_plain_and_still_refused_by_the_runtime(
+    host: HostProcess, tmp_path: Path
+) -> None:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])
+    weights = numpy_helper.from_array(np.ones(4, dtype=np.float32), name="w")
+    weights.ClearField("raw_data")
+    weights.data_location = TensorProto.EXTERNAL
+    entry = weights.external_data.add()
+    entry.key, entry.value = "location", "../../../etc/passwd"
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "w"], ["y"])], "g", [x], [y], [weights]
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    data = model.SerializeToString()
+
+    stored = upload(host, data, PAGE_A)["model"]
+    reply = host.call(
+        "sessions.create", {"sha256": hashlib.sha256(data).hexdigest()}, context=PAGE_A
+    )
+
+    assert isinstance(stored, dict) and stored["format"] == "binary"
+    assert reply["error"]["code"] == "model_unsafe", reply
+
+
+def test_a_download_past_the_caps_is_stored_as_a_plain_file(
+    host: HostProcess, floods: dict[int, Path], model_server: ModelServer
+) -> None:
+    data = floods[1_000_000].read_bytes()
+    url = model_server.add("/flood.onnx", data)
+    integrity = "sha256-" + base64.b64encode(hashlib.sha256(data).digest()).decode()
+    query = {"query": {"url": url, "integrity": integrity}}
+
+    host.send({"id": 1, "method": "models.load", "params": query, "context": PAGE_A})
+    while (reply := host.recv(timeout=120)).get("id") != 1 or "event" in reply:
+        pass
+
+    assert reply["ok"], reply
+    model = reply["result"]["model"]
+    assert (model["format"], model["inputs"], model["ir_version"]) == ("binary", [], None)
