@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import onnx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 from support.flood import identity_flood
@@ -203,3 +205,20 @@ def test_malformed_bytes_make_a_plain_file(tmp_path: Path) -> None:
         with pytest.raises(WireInvalid):
             read_wire_metadata(path)
         assert describe_file(path).format == "binary", name
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    cut=st.integers(0, 10_000),
+    flips=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=8),
+)
+def test_damaged_models_never_raise(tmp_path: Path, cut: int, flips: list[tuple[int, int]]) -> None:
+    # describe_file stores whatever a page sends: it may only describe it or not.
+    data = bytearray(real_model("ocr-cls").read_bytes())
+    for at, value in flips:
+        data[at % len(data)] = value
+    path = tmp_path / "damaged.onnx"
+    path.write_bytes(bytes(data[: len(data) - cut]))
+    assert describe_file(path).format in ("onnx", "binary")

@@ -65,30 +65,31 @@ class WireReader:
         try:
             while self.pos < end:
                 self._limit = end
-                rel = self._window(20)  # room for a tag and a length
+                pos = self.pos
+                rel = pos - self._start
+                if rel < 0 or rel + 20 > len(self._buf):  # room for a tag and a length
+                    rel = self._window(20)
                 buf = self._buf
                 key = buf[rel]
                 if key < 0x80:
-                    self.pos += 1
+                    pos, rel = pos + 1, rel + 1
                 else:
                     key = self.varint()
+                    pos, rel, buf = self.pos, self.pos - self._start, self._buf
                 number, wire = key >> 3, key & 7
                 if number == 0 or wire not in _WIRE_TYPES:
                     # Groups (3, 4) are long deprecated; no ONNX writer emits them.
-                    raise WireInvalid(f"bad field key {key} at {self.pos}")
+                    raise WireInvalid(f"bad field key {key} at {pos}")
                 self._fields += 1
                 if self._fields % _CLOCK_EVERY == 0:
                     self._check_caps()
+                self.pos = pos
                 if number in wanted:
                     yield number, wire
-                    continue
-                if wire == LEN:
-                    length = self._buf[self.pos - self._start]
-                    if length < 0x80:
-                        self.pos += 1
-                    else:
-                        length = self.varint()
-                    self._advance(self.pos + length)
+                elif wire == LEN and buf[rel] < 0x80:  # the usual short length, inline
+                    if pos + 1 + buf[rel] > end:
+                        raise WireInvalid("a value runs past the end of its message")
+                    self.pos = pos + 1 + buf[rel]
                 else:
                     self.skip(wire)
         except IndexError as exc:  # a tag or a length cut off by the end of the file
