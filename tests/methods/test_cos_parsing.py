@@ -87,11 +87,14 @@ def hello_waits(host: HostProcess, until: Callable[[], bool]) -> list[float]:
     return waits
 
 
+def p99(waits: list[float]) -> float:
+    return statistics.quantiles(waits, n=100)[98] if len(waits) > 1 else max(waits)
+
+
 def summary(waits: list[float]) -> str:
-    p99 = statistics.quantiles(waits, n=100)[98] if len(waits) > 1 else max(waits)
     return (
         f"{len(waits)} hello: median {statistics.median(waits) * 1000:.1f} ms, "
-        f"p99 {p99 * 1000:.1f} ms, max {max(waits) * 1000:.1f} ms"
+        f"p99 {p99(waits) * 1000:.1f} ms, max {max(waits) * 1000:.1f} ms"
     )
 
 
@@ -131,7 +134,11 @@ def test_committing_a_2m_node_model_keeps_the_host_small_and_answering(
     )
     assert reply["ok"], reply
     assert grown < 100 * MIB
-    assert max(waits) < 0.050
+    # Answered within 50 ms: 99 in 100 hellos. On a loaded 2-core machine an idle host
+    # too has the odd 100-200 ms stall (printed above), so the slowest one is held to
+    # 500 ms: a parse that holds the GIL (the old onnx.load) keeps it for seconds.
+    assert p99(waits) < 0.050
+    assert max(waits) < 0.500
 
 
 def test_a_model_past_the_caps_is_stored_as_a_plain_file(

@@ -8,7 +8,7 @@ gigabyte of weights costs nothing). Nothing here allocates in proportion to the 
 Every read is bounded: a length may not run past the enclosing message, a string the
 caller keeps is at most ``max_text`` bytes, and ``max_fields`` / ``max_seconds`` cap
 the work. Malformed bytes raise `WireInvalid`; a cap raises `WireCapped`. Every
-4096 fields the reader also sleeps for 0 s, which hands the GIL to the host's request
+1024 fields the reader also sleeps for 0 s, which hands the GIL to the host's request
 threads: a pure-Python loop otherwise keeps it for a whole 5 ms switch interval at a
 time, and a request needs it on several threads (reader, handler, writer). See
 https://protobuf.dev/programming-guides/encoding/ for the format.
@@ -24,7 +24,7 @@ from typing import BinaryIO
 VARINT, I64, LEN, I32 = 0, 1, 2, 5
 _WINDOW = 1 << 20
 _WIRE_TYPES = frozenset((VARINT, I64, LEN, I32))
-_CLOCK_EVERY = 4096  # fields between two looks at the clock and the field cap
+_CLOCK_EVERY = 1024  # fields between two looks at the clock and the field cap
 _MASK64 = (1 << 64) - 1
 
 
