@@ -216,3 +216,40 @@ def test_a_download_past_the_caps_is_stored_as_a_plain_file(
     assert reply["ok"], reply
     model = reply["result"]["model"]
     assert (model["format"], model["inputs"], model["ir_version"]) == ("binary", [], None)
+
+
+def test_eight_commits_at_once_leave_the_request_threads_free(
+    host: HostProcess, floods: dict[int, Path]
+) -> None:
+    # Two sites, four uploads each (the per-site limit): as many as the request pool has
+    # threads. Each model differs by a doc_string (ModelProto field 6) appended to it.
+    flood = floods[1_000_000].read_bytes()
+    sites = [
+        {
+            **PAGE_A,
+            "partition": {"top_site": f"https://s{n}.example", "origin": f"https://s{n}.example"},
+        }
+        for n in range(2)
+    ]
+    host.result("hello", context=PAGE_B)
+    uploads = [
+        (begin_and_send(host, flood + b"\x32\x01" + bytes([65 + n]), sites[n % 2]), sites[n % 2])
+        for n in range(8)
+    ]
+    started = time.perf_counter()
+    for n, (upload_id, context) in enumerate(uploads, start=1):
+        host.send(
+            {
+                "id": n,
+                "method": "cos.write.commit",
+                "params": {"upload_id": upload_id},
+                "context": context,
+            }
+        )
+    waits = hello_waits(host, lambda: sum(m.get("id") in range(1, 9) for m in host.backlog) == 8)
+    elapsed = time.perf_counter() - started
+    replies = [host.recv() for _ in range(8)]
+    print(f"\n8 commits of 1M-node models at once: {elapsed:.2f} s; meanwhile {summary(waits)}")
+    assert all(r["ok"] and r["result"]["model"]["format"] == "binary" for r in replies), replies
+    # Before commits left the request pool, a hello waited for one to finish (13-16 s).
+    assert max(waits) < 1.0
