@@ -222,3 +222,16 @@ def test_damaged_models_never_raise(tmp_path: Path, cut: int, flips: list[tuple[
     path = tmp_path / "damaged.onnx"
     path.write_bytes(bytes(data[: len(data) - cut]))
     assert describe_file(path).format in ("onnx", "binary")
+
+
+@pytest.mark.parametrize(
+    "field",
+    [b"\x3a\x00", b"\x42\x05\x0a\x01x\x10\x01"],  # an empty graph; an opset import
+    ids=["graphs", "opsets"],
+)
+def test_a_field_repeated_a_million_times_is_capped_not_kept(tmp_path: Path, field: bytes) -> None:
+    # Protobuf merges repeated messages; keeping each occurrence would grow with the file.
+    path = tmp_path / "m.onnx"
+    path.write_bytes(b"\x08\x08" + field * 1_000_000)
+    with pytest.raises(WireCapped):
+        read_wire_metadata(path)

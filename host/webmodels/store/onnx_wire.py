@@ -57,7 +57,7 @@ class OnnxCaps:
     # graph could not run here anyway, so describing it is not worth the time.
     max_nodes: int = 500_000
     max_graph_depth: int = 32  # subgraphs in subgraphs (protobuf stops at 100 messages)
-    max_kept: int = 4 << 20  # about the bytes of inputs, outputs and dims kept
+    max_kept: int = 4 << 20  # about the bytes kept: inputs, outputs, dims, opsets, graphs
     wire: WireCaps = field(default_factory=WireCaps)
 
 
@@ -130,9 +130,11 @@ class _Walk:
                 model.producer_version = r.text()
             elif number == 8 and wire == LEN:
                 domain, version = self._opset(r.message())
+                self._keep(64 + len(domain))
                 model.opsets[domain or "ai.onnx"] = version
             elif number == 7 and wire == LEN:
                 end_of_graph = r.message()
+                self._keep(64)
                 model.graphs.append((r.pos, end_of_graph))
                 r.seek(end_of_graph)  # walked later, by `main_graph`
             elif number == 25 and wire == LEN:  # FunctionProto
@@ -330,4 +332,4 @@ class _Walk:
     def _keep(self, cost: int) -> None:
         self._kept += cost
         if self._kept > self.caps.max_kept:
-            raise WireCapped(f"more than {self.caps.max_kept} bytes of inputs and outputs")
+            raise WireCapped(f"more than {self.caps.max_kept} bytes of metadata")
