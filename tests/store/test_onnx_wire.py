@@ -221,7 +221,7 @@ def test_damaged_models_never_raise(tmp_path: Path, cut: int, flips: list[tuple[
         data[at % len(data)] = value
     path = tmp_path / "damaged.onnx"
     path.write_bytes(bytes(data[: len(data) - cut]))
-    assert describe_file(path).format in ("onnx", "binary")
+    assert isinstance(describe_file(path), ModelMetadata)
 
 
 @pytest.mark.parametrize(

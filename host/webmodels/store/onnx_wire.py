@@ -48,6 +48,8 @@ _TYPE_KINDS = {
 _GRAPH_ATTRS = (6, 11)  # AttributeProto.g, .graphs
 _TENSOR_ATTRS = (5, 10)  # AttributeProto.t, .tensors
 _SPARSE_ATTRS = (22, 23)  # AttributeProto.sparse_tensor, .sparse_tensors
+# Writers emit one graph; protobuf would merge more, each walked twice by `main_graph`.
+_MAX_GRAPH_FIELDS = 16
 _ATTR_FIELDS = frozenset((*_GRAPH_ATTRS, *_TENSOR_ATTRS, *_SPARSE_ATTRS))
 
 
@@ -57,7 +59,7 @@ class OnnxCaps:
     # graph could not run here anyway, so describing it is not worth the time.
     max_nodes: int = 500_000
     max_graph_depth: int = 32  # subgraphs in subgraphs (protobuf stops at 100 messages)
-    max_kept: int = 4 << 20  # about the bytes kept: inputs, outputs, dims, opsets, graphs
+    max_kept: int = 4 << 20  # about the bytes kept: inputs, outputs, dims, opsets
     wire: WireCaps = field(default_factory=WireCaps)
 
 
@@ -134,7 +136,8 @@ class _Walk:
                 model.opsets[domain or "ai.onnx"] = version
             elif number == 7 and wire == LEN:
                 end_of_graph = r.message()
-                self._keep(64)
+                if len(model.graphs) >= _MAX_GRAPH_FIELDS:
+                    raise WireCapped(f"the graph field occurs over {_MAX_GRAPH_FIELDS} times")
                 model.graphs.append((r.pos, end_of_graph))
                 r.seek(end_of_graph)  # walked later, by `main_graph`
             elif number == 25 and wire == LEN:  # FunctionProto

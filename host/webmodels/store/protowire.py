@@ -159,7 +159,9 @@ class WireReader:
         rel = self.pos - self._start
         if rel < 0 or rel + wanted > len(self._buf):
             self._fh.seek(self.pos)
-            self._buf = self._fh.read(max(wanted, _WINDOW))
+            # No further than the message being read: after a seek back to a small one,
+            # reading a whole window would be wasted.
+            self._buf = self._fh.read(max(wanted, min(_WINDOW, self._limit - self.pos)))
             self._start, rel = self.pos, 0
         return rel
 
