@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from webmodels.digest import Digest
@@ -41,6 +42,10 @@ class Uploads:
         self._files = files
         self._lock = threading.Lock()
         self._open: dict[str, Upload] = {}
+        # Publishing describes the model (store/onnx_wire.py: a second or two of CPU for
+        # a graph near its caps), so `cos.write.commit` runs on these threads, never on
+        # the request pool, which a site's four commits could otherwise half fill.
+        self.committing = ThreadPoolExecutor(max_workers=MAX_OPEN, thread_name_prefix="commit")
 
     def begin(self, digest: Digest, size: int, partition: str | None) -> Upload:
         if size > MAX_SIZE:
@@ -126,6 +131,7 @@ class Uploads:
             self._drop(upload_id)
 
     def close(self) -> None:
+        self.committing.shutdown(wait=True)  # commits under way publish, and reply, first
         with self._lock:
             ids = list(self._open)
         for upload_id in ids:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from webmodels.dispatch import Call, Dispatcher
@@ -49,7 +50,10 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
             raise HostError("bad_request", "params.data must be base64", field="data") from exc
         return {"received": host.uploads.write(upload_id, key(call), offset, data)}
 
-    def commit(call: Call) -> Mapping[str, Any]:
+    def commit(call: Call) -> Future[Mapping[str, Any]]:
+        return host.uploads.committing.submit(publish, call)
+
+    def publish(call: Call) -> Mapping[str, Any]:
         pending = host.uploads.commit(call.params.string("upload_id", max_length=64), key(call))
         partition = key(call)
         refs = [("site", partition)] if partition else [("import", "cos")]

@@ -1,20 +1,28 @@
-"""What a stored file is: its format and, for ONNX, the metadata read with `onnx`.
+"""What a stored file is: its format and, for ONNX, the metadata of the model.
 
 Parsing happens on the writer's temp file, before anything is published, so a file
 that is not what it claims to be never enters the store. External-data references
 are refused here: onnx and ONNX Runtime have had repeated path-traversal CVEs through
 ``location`` (e.g. CVE-2022-25882, CVE-2024-27318), and a single-file import cannot
 carry the files they name anyway.
+
+Two readers: `describe_file`, for bytes a page or a server chose (uploads, downloads),
+reads them with the capped streaming reader of `onnx_wire` and never loads them with
+``onnx`` in the host; `read_onnx_metadata`, for files the user chose (``webmodels
+import``, pre-installed folders), runs the full ``onnx`` load and checker.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from webmodels.errors import HostError
+
+log = logging.getLogger(__name__)
 
 # onnx.TensorProto.DataType -> the ORT Web tensor type names used on the wire.
 ELEMENT_TYPES = {
@@ -223,13 +231,19 @@ def _short(exc: BaseException) -> str:
 
 def describe_file(path: Path) -> ModelMetadata:
     """ONNX metadata when the bytes are an ONNX model, else the sniffed format: the store
-    holds any file (tokenizers, configs, other weight formats) that pages ask for."""
+    holds any file (tokenizers, configs, other weight formats) that pages ask for. A
+    model past the reader's caps is stored like any other file, without metadata."""
+    # Imported here: onnx_wire builds on this module's value types.
+    from webmodels.store.onnx_wire import WireCapped, WireInvalid, read_wire_metadata
+
     with open(path, "rb") as fh:
         # ONNX writers put ModelProto field 1 (ir_version, a varint: tag 0x08) first;
-        # anything else is not worth a full protobuf parse of a large file.
+        # anything else is not worth reading as a model.
         if fh.read(1) == b"\x08":
             try:
-                return read_onnx_metadata(path)
-            except HostError:
+                return read_wire_metadata(path)
+            except WireCapped as exc:
+                log.info("a model past the metadata caps is stored as a plain file: %s", exc)
+            except WireInvalid:
                 pass
     return ModelMetadata(format=sniff_format(path))
