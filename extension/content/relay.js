@@ -120,8 +120,17 @@
 
   function toPageFromBridge(ticket, buffer, error) {
     const message = { [TAG]: 1, dir: "from-bridge", ticket };
-    if (buffer instanceof ArrayBuffer) window.postMessage({ ...message, buffer }, targetOrigin, [buffer]);
-    else window.postMessage({ ...message, error: String(error ?? "the bridge sent no bytes") }, targetOrigin);
+    // No instanceof here: in Firefox the port's data may come from another compartment.
+    // The page checks what it gets; something not transferable throws here.
+    if (buffer != null) {
+      try {
+        window.postMessage({ ...message, buffer }, targetOrigin, [buffer]);
+        return;
+      } catch (failure) {
+        error = failure?.message ?? failure;
+      }
+    }
+    window.postMessage({ ...message, error: String(error ?? "the bridge sent no bytes") }, targetOrigin);
   }
 
   function fromBridge(data) {

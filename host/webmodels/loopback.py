@@ -136,8 +136,10 @@ class LoopbackServer:
     def pin(self, origin: str) -> bool:
         """Takes `origin` as the extension's own (see `pinned`); True when it is."""
         with self._lock:
-            self.allowed = pinned(self.allowed, origin)
-            return origin in self.allowed
+            before, self.allowed = self.allowed, pinned(self.allowed, origin)
+        if self.allowed != before:
+            log.info("loopback: serving %s only", origin)
+        return origin in self.allowed
 
     def issue(self, digest: Digest, path: Path, size: int) -> Capability:
         """A one-time URL for the file at `path` (already located and size-checked)."""
