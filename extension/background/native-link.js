@@ -13,13 +13,17 @@ export const NATIVE_HOST = "org.webmodels.host";
 export class NativeLink {
   #runtime;
   #log;
+  #greeting;
   #port = null;
   #pending = new Map(); // host request id -> {onReply, onEvent}
 
-  /** `runtime`: chrome.runtime (connectNative, lastError). */
-  constructor(runtime, { log = console } = {}) {
+  /** `runtime`: chrome.runtime (connectNative, lastError). `greeting()`: the request
+   *  sent first on every new port (the extension introducing itself to the host);
+   *  its reply is not waited for. */
+  constructor(runtime, { log = console, greeting = null } = {}) {
     this.#runtime = runtime;
     this.#log = log;
+    this.#greeting = greeting;
   }
 
   /** Sends `message` ({id, method, params, context}); `onReply(reply)` runs exactly
@@ -62,6 +66,11 @@ export class NativeLink {
     port.onMessage.addListener((message) => this.#receive(message));
     port.onDisconnect.addListener((closed) => this.#disconnected(port, closed));
     this.#port = port;
+    if (this.#greeting) {
+      const first = this.#greeting();
+      this.#pending.set(first.id, { onReply: () => {}, onEvent: () => {} });
+      port.postMessage(first);
+    }
     return port;
   }
 

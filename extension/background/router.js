@@ -13,7 +13,7 @@ import { nextEpoch } from "./session-state.js";
 import { wireError } from "../shared/errors.js";
 import { isExtensionPage, partitionFromSender } from "../shared/partition.js";
 import { RouteTable, idSource } from "../shared/routes.js";
-import { BRIDGE_PATH, REDEEM, Tickets } from "./tickets.js";
+import { REDEEM, Tickets } from "./tickets.js";
 
 export const PAGE_PORT = "webmodels-page";
 export const MANAGE_PORT = "webmodels-manage";
@@ -27,13 +27,22 @@ const TRUSTED_CONTEXT = Object.freeze({ partition: null, user_activation: true, 
  *  for tests. `api`: the `chrome` namespace (or a stand-in). */
 export function startServiceWorker(api, { log = console } = {}) {
   const runtime = api.runtime;
-  const link = new NativeLink(runtime, { log });
   const routes = new RouteTable();
   let next = null;
   const ready = nextEpoch(api.storage?.session).then((epoch) => {
     next = idSource(epoch);
   });
   const nextId = () => next();
+  // The host learns this extension's exact origin from us, first on every native
+  // port: Firefox names only the add-on id in the host's argv, and the loopback
+  // server must serve this origin only (a page cannot send a trusted context).
+  const greeting = () => ({
+    id: nextId(),
+    method: "hello",
+    params: { extension_origin: runtime.getURL("").replace(/\/$/, "") },
+    context: { ...TRUSTED_CONTEXT },
+  });
+  const link = new NativeLink(runtime, { log, greeting });
 
   const tickets = new Tickets();
   runtime.onConnect.addListener((port) => {
@@ -70,9 +79,9 @@ function contextFor(port, runtime, tickets) {
         user_activation: message?.user_activation === true,
         trusted: false,
       }),
-      // A page gets a ticket for the loopback URL, never the URL itself.
-      rewrite: (method, result) =>
-        LOOPBACK_METHODS.has(method) ? tickets.issue(result, asker, runtime.getURL(BRIDGE_PATH)) : result,
+      // A page gets a ticket for the loopback URL, never the URL itself (nor the
+      // bridge's: its relay embeds the bridge, see content/relay.js).
+      rewrite: (method, result) => (LOOPBACK_METHODS.has(method) ? tickets.issue(result, asker) : result),
     };
   }
   return {}; // not one of ours: left alone

@@ -2,8 +2,9 @@
 // one-time URL on 127.0.0.1; that URL must never reach the page (a page fetching
 // loopback meets Local Network Access prompts, and must not be able to pass the URL
 // around). The service worker keeps the URL and gives the page a ticket instead; the
-// extension's bridge frame, embedded by that page, redeems the ticket, fetches the
-// URL and transfers the ArrayBuffer to the page, addressed to the page's origin.
+// extension's bridge frame, embedded by the page's relay (content/relay.js) in a
+// closed shadow root, redeems the ticket, fetches the URL and hands the ArrayBuffer
+// to the relay over a MessagePort, which transfers it to the page.
 
 const TICKET_TTL_MS = 30_000;
 const MAX_TICKETS = 256;
@@ -26,16 +27,17 @@ export class Tickets {
     this.#random = random;
   }
 
-  /** The page's view of a `models.open` result: a ticket, the size, and the bridge
-   *  page to redeem it with; the URL stays here. `tabId`, `origin`: the frame that
-   *  asked (from its port's sender, never from a message). */
-  issue(result, { tabId, origin }, bridgeUrl) {
+  /** The page's view of a `models.open` result: a ticket and the size; the URL stays
+   *  here, and nothing names the extension (its URL would identify the profile in
+   *  Firefox). `tabId`, `origin`: the frame that asked (from its port's sender, never
+   *  from a message). */
+  issue(result, { tabId, origin }) {
     this.#expire();
     while (this.#byId.size >= MAX_TICKETS) this.#byId.delete(this.#byId.keys().next().value);
     const ticket = this.#random();
     const ttl = Math.min(TICKET_TTL_MS, Math.max(0, Number(result.expires_in) * 1000 || 0));
     this.#byId.set(ticket, { url: result.url, size: result.size, tabId, origin, expires: this.#now() + ttl });
-    return { ticket, size: result.size, bridge: bridgeUrl };
+    return { ticket, size: result.size };
   }
 
   /** {url, origin, size} for the bridge page of the asking frame's tab, once; null

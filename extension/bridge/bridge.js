@@ -1,14 +1,18 @@
-// The fast byte path's bridge (DESIGN §6): an invisible extension frame that a page
-// embeds to receive a whole model at loopback speed. The page posts it a ticket (from
-// the service worker's answer to `models.open`); the bridge redeems the ticket with
-// the service worker, fetches the one-time URL on 127.0.0.1 (extension frames are
-// exempt from Local Network Access prompts; the host checks our Origin), and
-// transfers the ArrayBuffer to its parent, addressed to the origin the ticket was
-// issued to — so a frame that embedded the bridge with a stolen ticket gets nothing.
+// The fast byte path's bridge (DESIGN §6): an invisible extension frame that the
+// page's relay (content/relay.js) embeds in a closed shadow root, to receive a whole
+// model at loopback speed. The relay hands it a MessagePort; over that port it gets
+// tickets (from the service worker's answer to `models.open`), redeems each with the
+// service worker, fetches the one-time URL on 127.0.0.1 (extension frames are exempt
+// from Local Network Access prompts; the host checks our origin) and transfers the
+// ArrayBuffer back over the port.
 //
-// page -> bridge   {__webmodels: 1, dir: "to-bridge", ticket}
-// bridge -> page   {__webmodels: 1, dir: "from-bridge", ready: true}   once, on start
-//                  {__webmodels: 1, dir: "from-bridge", ticket, buffer} | {…, error}
+// Nothing here ever posts to a window: a window message carries its sender's origin,
+// and ours (moz-extension://<per-profile UUID> in Firefox) would tell every site who
+// the user is. MessagePort messages carry no origin.
+//
+// relay -> bridge   window message {__webmodels: 1, dir: "to-bridge", port}  (once)
+// bridge -> relay   port: {ready: true}, then {ticket, buffer} | {ticket, error}
+// relay -> bridge   port: {ticket}
 
 const TAG = "__webmodels";
 const REDEEM = "webmodels-redeem";
@@ -20,24 +24,28 @@ async function fetchModel(ticket, pageOrigin) {
   if (!reply.ok) throw new Error(`the host answered ${reply.status}`);
   const buffer = await reply.arrayBuffer();
   if (buffer.byteLength !== held.size) throw new Error(`got ${buffer.byteLength} of ${held.size} bytes`);
-  return { buffer, origin: held.origin };
+  return buffer;
 }
 
-// Tell the embedding page we run (it falls back to native messaging if we never do:
-// a frame blocked by a policy still fires "load"). Nothing else goes out unasked.
-if (window.parent !== window) window.parent.postMessage({ [TAG]: 1, dir: "from-bridge", ready: true }, "*");
+/** Serves the tickets that come over `port`, for a parent at `pageOrigin` (the
+ *  ticket must have been issued to that origin). */
+function serve(port, pageOrigin) {
+  port.onmessage = async (event) => {
+    const ticket = String(event.data?.ticket);
+    try {
+      const buffer = await fetchModel(ticket, pageOrigin);
+      port.postMessage({ ticket, buffer }, [buffer]);
+    } catch (error) {
+      port.postMessage({ ticket, error: String(error?.message ?? error) });
+    }
+  };
+  port.postMessage({ ready: true });
+}
 
-window.addEventListener("message", async (event) => {
+window.addEventListener("message", (event) => {
   if (event.source !== window.parent || window.parent === window) return;
   const data = event.data;
   if (data === null || typeof data !== "object" || data[TAG] !== 1 || data.dir !== "to-bridge") return;
-  const ticket = String(data.ticket);
-  try {
-    const { buffer, origin } = await fetchModel(ticket, event.origin);
-    window.parent.postMessage({ [TAG]: 1, dir: "from-bridge", ticket, buffer }, origin, [buffer]);
-  } catch (error) {
-    // Only the page that sent the ticket hears why (it falls back to native messaging).
-    const target = event.origin === "null" ? "*" : event.origin;
-    window.parent.postMessage({ [TAG]: 1, dir: "from-bridge", ticket, error: String(error?.message ?? error) }, target);
-  }
+  if (!(data.port instanceof MessagePort)) return;
+  serve(data.port, event.origin);
 });

@@ -8,6 +8,13 @@
 // relay -> page   window.postMessage({__webmodels: 1, dir: "to-page", reply}) and,
 //                 when the port closes, {__webmodels: 1, dir: "to-page", disconnected: true}
 //
+// The fast byte path (DESIGN §6) also runs here, so that nothing a page can read names
+// the extension (in Firefox its URL holds a per-profile UUID, a tracking ID):
+//
+// page -> relay   window.postMessage({__webmodels: 1, dir: "to-bridge", ticket})
+// relay -> bridge over a MessagePort (bridge/bridge.js, in a closed shadow root)
+// relay -> page   window.postMessage({__webmodels: 1, dir: "from-bridge", ticket, buffer | error})
+//
 // It relays; it does not interpret. It adds the one thing only it can vouch for,
 // the frame's user activation (read here, where the page cannot fake it), and drops
 // everything else a page might add (a forged `context` or `origin`). Who the page is
@@ -62,14 +69,95 @@
     }
   }
 
-  // The extension's base URL, for what the page API offers by URL (the worker client
-  // script, page/worker-client.js); chrome.runtime is not available in the MAIN world.
-  toPage({ base: chrome.runtime.getURL("") });
+  // --- the fast byte path's bridge ---------------------------------------------------
+  //
+  // The bridge frame lives in a closed shadow root made here, in the isolated world:
+  // page script cannot reach the root (nor patch this world's attachShadow), so the
+  // frame's src, which holds the extension's URL, is never in the page's DOM or
+  // outerHTML. It is spoken to over a MessagePort handed to it once (port messages
+  // carry no origin), and never posts to a window itself.
+
+  const BRIDGE_PATH = "bridge/bridge.html";
+  const BRIDGE_START_MS = 5_000;
+  const BRIDGE_ANSWER_MS = 120_000;
+  const waiting = new Map(); // ticket -> timer
+  let bridge = null; // {holder, started: Promise<MessagePort>}
+
+  function startBridge() {
+    const extensionOrigin = chrome.runtime.getURL("").replace(/\/$/, "");
+    const holder = document.createElement("span");
+    holder.hidden = true;
+    const root = holder.attachShadow({ mode: "closed" });
+    const frame = document.createElement("iframe");
+    frame.tabIndex = -1;
+    frame.setAttribute("aria-hidden", "true");
+    const channel = new MessageChannel();
+    // Ready when the bridge's script answers on the port (not on "load": a frame a
+    // policy blocked loads too, and would leave every read waiting for its timeout).
+    const started = new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("the bridge did not start")), BRIDGE_START_MS);
+      channel.port1.onmessage = (event) => {
+        if (event.data?.ready !== true) return;
+        clearTimeout(timer);
+        channel.port1.onmessage = (answer) => fromBridge(answer.data);
+        resolve(channel.port1);
+      };
+    });
+    frame.addEventListener("load", () => {
+      const hello = { [TAG]: 1, dir: "to-bridge", port: channel.port2 };
+      frame.contentWindow?.postMessage(hello, extensionOrigin, [channel.port2]);
+    }, { once: true });
+    frame.src = chrome.runtime.getURL(BRIDGE_PATH);
+    root.append(frame);
+    (document.body ?? document.documentElement).append(holder);
+    started.catch(() => {
+      if (bridge?.started === started) bridge = null;
+      channel.port1.close();
+      holder.remove();
+    });
+    return { holder, started };
+  }
+
+  function toPageFromBridge(ticket, buffer, error) {
+    const message = { [TAG]: 1, dir: "from-bridge", ticket };
+    // No instanceof here: in Firefox the port's data may come from another compartment.
+    // The page checks what it gets; something not transferable throws here.
+    if (buffer != null) {
+      try {
+        window.postMessage({ ...message, buffer }, targetOrigin, [buffer]);
+        return;
+      } catch (failure) {
+        error = failure?.message ?? failure;
+      }
+    }
+    window.postMessage({ ...message, error: String(error ?? "the bridge sent no bytes") }, targetOrigin);
+  }
+
+  function fromBridge(data) {
+    const ticket = String(data?.ticket);
+    if (!waiting.has(ticket)) return;
+    clearTimeout(waiting.get(ticket));
+    waiting.delete(ticket);
+    toPageFromBridge(ticket, data.buffer, data.error);
+  }
+
+  async function viaBridge(ticket) {
+    if (typeof ticket !== "string" || waiting.has(ticket)) return;
+    try {
+      if (!bridge?.holder.isConnected) bridge = startBridge(); // the page may have dropped it
+      const port = await bridge.started;
+      waiting.set(ticket, setTimeout(() => fromBridge({ ticket, error: "the bridge did not answer" }), BRIDGE_ANSWER_MS));
+      port.postMessage({ ticket });
+    } catch (error) {
+      toPageFromBridge(ticket, null, error?.message ?? error); // the page falls back to native messaging
+    }
+  }
 
   window.addEventListener("message", (event) => {
     if (event.source !== window) return; // other frames and windows are not ours to relay
     const data = event.data;
-    if (data === null || typeof data !== "object" || data[TAG] !== 1 || data.dir !== "to-extension") return;
-    relay(data);
+    if (data === null || typeof data !== "object" || data[TAG] !== 1) return;
+    if (data.dir === "to-extension") relay(data);
+    else if (data.dir === "to-bridge") viaBridge(data.ticket);
   });
 })();

@@ -15,10 +15,13 @@
 
   const KEY = Symbol.for("webmodels.page-internals");
   const SESSIONS = Symbol.for("webmodels.page-sessions");
+  const WORKER_CLIENT = Symbol.for("webmodels.worker-client");
   const I = globalThis[KEY];
   const S = globalThis[SESSIONS];
+  const workerSource = globalThis[WORKER_CLIENT]; // page/worker-client.js
   delete globalThis[KEY];
   delete globalThis[SESSIONS];
+  delete globalThis[WORKER_CLIENT];
   if (!I) return; // not a secure context
 
   /** `value` as plain JSON data (what crosses the extension's ports). */
@@ -265,6 +268,16 @@
     }
   }
 
+  // The worker client as a blob: URL of this page's origin, made once per page: an
+  // extension URL would name the extension (in Firefox a per-profile UUID).
+  let workerUrl = null;
+
+  function workerScript() {
+    if (typeof workerSource !== "string") return null;
+    workerUrl ??= URL.createObjectURL(new Blob([workerSource], { type: "text/javascript" }));
+    return workerUrl;
+  }
+
   const api = Object.freeze({
     availability,
     load,
@@ -273,8 +286,7 @@
     connectWorker,
     /** The URL a connected worker imports (importScripts or import()). */
     get workerScript() {
-      const base = I.extensionBase();
-      return base === null ? null : `${base}page/worker-client.js`;
+      return workerScript();
     },
   });
   Object.defineProperty(window, "webmodels", { value: api, configurable: true, writable: true, enumerable: false });

@@ -30,7 +30,6 @@
   const targetOrigin = window.location.origin === "null" ? "*" : window.location.origin;
   const pending = new Map(); // id -> call
   let nextId = 1;
-  let extensionBase = null; // told by the relay (content/relay.js)
 
   // --- errors -------------------------------------------------------------------
 
@@ -111,7 +110,6 @@
     const data = event.data;
     if (data === null || typeof data !== "object" || data[TAG] !== 1 || data.dir !== "to-page") return;
     if (data.disconnected === true) disconnected();
-    else if (typeof data.base === "string") extensionBase = data.base;
     else receive(data.reply);
   });
 
@@ -172,50 +170,15 @@
   // --- the fast byte path (DESIGN §6) -------------------------------------------------
   //
   // A whole model at loopback speed: the service worker answers `models.open` with a
-  // ticket (never the host's loopback URL); the extension's bridge frame, embedded
-  // here, redeems it, fetches the URL and transfers the ArrayBuffer to this window.
-  // Any failure (no bridge, a page CSP that blocks it, an old host) leaves the caller
-  // to read through native messaging instead.
+  // ticket (never the host's loopback URL); this window's relay (content/relay.js)
+  // hands it to the extension's bridge frame, which it embeds where page script cannot
+  // see it, and posts the ArrayBuffer back to this window. Nothing here names the
+  // extension. Any failure (no bridge, an old host) leaves the caller to read through
+  // native messaging instead.
 
   const FAST_MIN_BYTES = 2 * READ_CHUNK; // below this, chunks are as quick
-  const BRIDGE_LOAD_MS = 5_000;
   const FAST_TIMEOUT_MS = 120_000;
-  const tickets = new Map(); // ticket -> {resolve, reject, timer, size, frame, origin}
-  let bridge = null; // {url, frame, ready}
-
-  function bridgeFrame(url) {
-    if (bridge?.url === url && bridge.frame.isConnected) return bridge.ready;
-    const frame = document.createElement("iframe");
-    frame.hidden = true;
-    frame.tabIndex = -1;
-    frame.setAttribute("aria-hidden", "true");
-    frame.style.display = "none";
-    const origin = new URL(url).origin;
-    // Ready when the bridge's script says so (not on "load": a frame a policy blocked
-    // loads too, and would leave every read waiting for its timeout).
-    const ready = new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        window.removeEventListener("message", onReady);
-        reject(new Error("the bridge did not start"));
-      }, BRIDGE_LOAD_MS);
-      function onReady(event) {
-        if (event.source !== frame.contentWindow || event.origin !== origin) return;
-        if (event.data?.[TAG] !== 1 || event.data.ready !== true) return;
-        window.removeEventListener("message", onReady);
-        clearTimeout(timer);
-        resolve({ frame, origin });
-      }
-      window.addEventListener("message", onReady);
-    });
-    frame.src = url;
-    (document.body ?? document.documentElement).appendChild(frame);
-    bridge = { url, frame, ready };
-    ready.catch(() => {
-      if (bridge?.frame === frame) bridge = null;
-      frame.remove();
-    });
-    return ready;
-  }
+  const tickets = new Map(); // ticket -> {resolve, reject, timer, size}
 
   /** The whole model through the bridge, or a rejection (callers then use chunks). */
   function fastRead(sha256, size) {
@@ -226,24 +189,24 @@
    *  the service worker's ticket for them. */
   async function fastFetch(method, params, size) {
     if (size < FAST_MIN_BYTES || typeof document === "undefined") throw new Error("not worth it");
-    const { ticket, bridge: url } = await request(method, params).promise;
-    if (typeof ticket !== "string" || typeof url !== "string") throw new Error("no ticket");
-    const { frame, origin } = await bridgeFrame(url);
+    const { ticket } = await request(method, params).promise;
+    if (typeof ticket !== "string") throw new Error("no ticket");
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         tickets.delete(ticket);
         reject(new Error("the bridge did not answer"));
       }, FAST_TIMEOUT_MS);
-      tickets.set(ticket, { resolve, reject, timer, size, frame, origin });
-      frame.contentWindow.postMessage({ [TAG]: 1, dir: "to-bridge", ticket }, origin);
+      tickets.set(ticket, { resolve, reject, timer, size });
+      post({ [TAG]: 1, dir: "to-bridge", ticket }, targetOrigin);
     });
   }
 
   window.addEventListener("message", (event) => {
+    if (event.source !== window) return; // the relay posts to its own window
     const data = event.data;
     if (data === null || typeof data !== "object" || data[TAG] !== 1 || data.dir !== "from-bridge") return;
     const waiting = tickets.get(data.ticket);
-    if (!waiting || event.source !== waiting.frame.contentWindow || event.origin !== waiting.origin) return;
+    if (!waiting) return;
     tickets.delete(data.ticket);
     clearTimeout(waiting.timer);
     if (data.buffer instanceof ArrayBuffer && data.buffer.byteLength === waiting.size) waiting.resolve(data.buffer);
@@ -252,6 +215,5 @@
 
   globalThis[INTERNALS] = Object.freeze({
     request, toDOMException, localError, toBase64, fromBase64, readChunks, readParts, fastRead, fastFetch,
-    extensionBase: () => extensionBase,
   });
 })();

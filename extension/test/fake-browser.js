@@ -137,10 +137,11 @@ export class FakeWindow extends EventTarget {
     this.posted = [];
   }
 
-  postMessage(data, targetOrigin) {
-    this.posted.push({ data: structuredClone(data), targetOrigin }); // as main-realm objects
+  postMessage(data, targetOrigin, transfer = []) {
+    const copy = structuredClone(data, { transfer });
+    this.posted.push({ data: copy, targetOrigin }); // as main-realm objects
     if (targetOrigin !== "*" && targetOrigin !== this.location.origin) return;
-    this.deliver(structuredClone(data), this);
+    this.deliver(copy, this);
   }
 
   /** A message event as if posted by `source` (another frame, when not this). */
@@ -173,20 +174,22 @@ export const senderFor = ({ origin, frameId = 0, topUrl = `${origin}/` }) => ({
 /** One frame with the extension's content scripts: the relay in an ISOLATED
  *  context and the page API in a MAIN context, sharing one window. Returns the
  *  MAIN world's globals (navigator.crossOriginStorage, window.webmodels). */
-export function openFrame(browser, { origin = "https://a.example", frameId = 0, topUrl, activation = { isActive: false } } = {}) {
+export function openFrame(browser, { origin = "https://a.example", frameId = 0, topUrl, activation = { isActive: false }, document } = {}) {
   const window = new FakeWindow(origin);
   const sender = senderFor({ origin, frameId, topUrl });
   const isolated = vm.createContext({
     window,
     navigator: { userActivation: activation },
     chrome: { runtime: { connect: ({ name }) => browser.connect(sender, name), getURL: (path = "") => EXTENSION_BASE + path } },
+    ...(document ? { document, MessageChannel, ArrayBuffer, setTimeout, clearTimeout } : {}),
   });
   runScript("content/relay.js", isolated);
   const main = vm.createContext({
     window,
     navigator: {},
-    DOMException, Blob, File, Event, EventTarget, ReadableStream, WritableStream, Response,
+    DOMException, Blob, File, Event, EventTarget, ReadableStream, WritableStream, Response, URL,
     atob, btoa, console, setTimeout, clearTimeout,
+    ...(document ? { document, ArrayBuffer } : {}), // buffers the relay posts are of this realm
   });
   for (const file of mainWorldScripts()) runScript(file, main);
   return { window, main, navigator: main.navigator, webmodels: window.webmodels ?? main.window.webmodels };

@@ -13,6 +13,7 @@ export class FakeHost {
     this.network = new Map(Object.entries(network).map(([url, bytes]) => [url, Buffer.from(bytes)]));
     this.blobs = new Map(); // sha256 -> {data, sites: Set}
     this.seen = [];
+    this.greetings = []; // the service worker's trusted hello {extension_origin}, not in `seen`
     this.port = null;
     this.holdLoads = false; // when true, downloads wait for release()
     this.held = [];
@@ -75,6 +76,10 @@ export class FakeHost {
   }
 
   #handle(message) {
+    if (message?.method === "hello" && message.params?.extension_origin !== undefined && message.context?.trusted) {
+      this.greetings.push(message);
+      return this.#ok(message.id, { protocol_version: 1, trusted: message.context?.trusted === true });
+    }
     this.seen.push(message);
     const { id, method, params = {}, context } = message;
     if (!context) return this.#fail(id, "bad_request", "no context");

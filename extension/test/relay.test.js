@@ -24,7 +24,7 @@ function relayIn(origin, { isActive = false, connect } = {}) {
     chrome: { runtime: { connect: connect ?? defaultConnect, getURL: (path = "") => `chrome-extension://test-id/${path}` } },
   });
   runScript("content/relay.js", context);
-  const toPage = () => window.posted.filter((p) => p.data.dir === "to-page" && !("base" in p.data));
+  const toPage = () => window.posted.filter((p) => p.data.dir === "to-page");
   return { window, ports, activation, toPage };
 }
 
@@ -117,13 +117,4 @@ test("an extension that went away is an error reply, not a silent hang", async (
   assert.equal(reply.ok, false);
   assert.equal(reply.error.code, "internal");
   assert.match(reply.error.message, /Extension context invalidated.*reload the page/);
-});
-
-test("it tells the page the extension's base URL once, at its own origin", async () => {
-  const { window } = relayIn("https://a.example");
-  await settle();
-  const told = window.posted.filter((p) => "base" in p.data);
-  assert.deepEqual(told, [
-    { data: { __webmodels: 1, dir: "to-page", base: "chrome-extension://test-id/" }, targetOrigin: "https://a.example" },
-  ]);
 });

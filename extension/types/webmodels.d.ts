@@ -263,7 +263,8 @@ declare global {
     readonly cache: WebModelsCache;
     /** Gives `worker` the API (page/worker-client.js must be imported in it). */
     connectWorker(worker: { postMessage(message: unknown, transfer: Transferable[]): void }): void;
-    /** The URL of the worker client script (null until the extension has said it). */
+    /** The URL of the worker client script: a blob: URL of the page's own origin, one
+     *  per page (never the extension's URL, which would name the extension). */
     readonly workerScript: string | null;
   }
 

@@ -14,7 +14,10 @@ Each request is checked before a byte is sent:
   rebinding page that reaches the port under another name is refused;
 * the request must come from the calling extension (`caller_allowed`): a web page's
   fetch carries its own ``Origin`` (or ``Sec-Fetch-Site: cross-site``) and is refused
-  even with a valid token;
+  even with a valid token. In Firefox the extension's origin holds a per-profile UUID
+  that the browser's argv does not name (only the add-on id): nothing is served until
+  the extension's service worker has told the host its exact origin in a trusted
+  ``hello`` (`LoopbackServer.pin`), which only this extension can send;
 * the token must be live: unknown, used or expired tokens all get the same 404.
 
 Only GET of ``/m/<token>`` exists. The server binds 127.0.0.1 only, starts on the
@@ -28,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import logging
+import re
 import secrets
 import socket
 import threading
@@ -46,7 +50,8 @@ log = logging.getLogger(__name__)
 
 TOKEN_TTL_S = 30.0  # from issuing to the start of the request
 MAX_LIVE_TOKENS = 256  # bounded: older ones are dropped first
-FIREFOX_SCHEME = "moz-extension://"  # Firefox extension origins hold a per-profile UUID
+# A Firefox extension origin: moz-extension://<the add-on's per-profile UUID>.
+FIREFOX_ORIGIN = re.compile(r"moz-extension://[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}")
 # Bytes in memory behind live grants (session outputs). A grant keeps its output alive
 # after the output store dropped it, so without a bound a page re-opening outputs
 # held up to MAX_LIVE_TOKENS of them beyond MAX_HELD_BYTES (PRIVACY.md, hole 15). Each
@@ -75,25 +80,30 @@ class _Grant:
 
 def allowed_origins(caller: str | None) -> tuple[str, ...]:
     """Origins whose fetches the server answers: the extension that launched the host
-    (its argv), or — for a host not started by a browser — the project's extension."""
+    (its argv), or — for a host not started by a browser — the project's extension.
+    None for Firefox, which passes the manifest path and the add-on id: its origin
+    (a per-profile UUID) is pinned later by the extension itself (`pin`)."""
     if caller is None:
         return (f"chrome-extension://{CHROMIUM_EXTENSION_ID}",)
     for word in caller.split():
         if word.startswith("chrome-extension://"):
             return (word.rstrip("/"),)
-    return (FIREFOX_SCHEME,)  # Firefox passes the manifest path and the add-on id
+    return ()
 
 
 def origin_allowed(origin: str | None, allowed: tuple[str, ...]) -> bool:
     if not origin:
         return False
-    for entry in allowed:
-        if entry == FIREFOX_SCHEME:
-            if origin.startswith(FIREFOX_SCHEME) and "/" not in origin[len(FIREFOX_SCHEME) :]:
-                return True
-        elif hmac.compare_digest(origin.encode(), entry.encode()):
-            return True
-    return False
+    return any(hmac.compare_digest(origin.encode(), entry.encode()) for entry in allowed)
+
+
+def pinned(allowed: tuple[str, ...], announced: str) -> tuple[str, ...]:
+    """The allowed origins once the extension announced `announced` as its own: a
+    Firefox extension origin is taken when none is known yet, and only then (the
+    first announcement wins; an origin from the argv is never replaced)."""
+    if allowed or not FIREFOX_ORIGIN.fullmatch(announced):
+        return allowed
+    return (announced,)
 
 
 # What browsers send for an extension frame's fetch, which carries no Origin:
@@ -108,6 +118,8 @@ def caller_allowed(origin: str | None, fetch_site: str | None, allowed: tuple[st
     an extension frame sends here. Pages cannot set either header (both are forbidden
     request headers): their cross-origin fetches carry their own Origin, and their
     no-cors loads ``Sec-Fetch-Site: cross-site`` (or ``same-site``)."""
+    if not allowed:
+        return False  # Firefox, before the extension told its origin: nothing is served
     if origin is not None:
         return origin_allowed(origin, allowed)
     return fetch_site in _EXTENSION_FETCH_SITES
@@ -136,6 +148,14 @@ class LoopbackServer:
     @property
     def port(self) -> int:
         return self._start().port
+
+    def pin(self, origin: str) -> bool:
+        """Takes `origin` as the extension's own (see `pinned`); True when it is."""
+        with self._lock:
+            before, self.allowed = self.allowed, pinned(self.allowed, origin)
+        if self.allowed != before:
+            log.info("loopback: serving %s only", origin)
+        return origin in self.allowed
 
     def issue(self, digest: Digest, path: Path, size: int) -> Capability:
         """A one-time URL for the file at `path` (already located and size-checked)."""

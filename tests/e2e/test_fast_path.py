@@ -1,6 +1,7 @@
 """The fast byte path in real Chromium (DESIGN §6): `model.arrayBuffer()` of a stored
 model comes through the extension's bridge frame from the host's one-time loopback URL,
-byte-identical; the page never sees the URL; and a page cannot use it itself."""
+byte-identical; the page never sees the URL (nor the extension's: the relay posts the
+bytes at the page's own origin); and a page cannot use it itself."""
 
 from __future__ import annotations
 
@@ -19,8 +20,6 @@ from support.runtime_models import identity_model
 pytestmark = pytest.mark.e2e
 __all__ = ["browser", "install_env", "pages_server"]  # fixtures shared with test_page_api
 
-EXTENSION_ORIGIN = "chrome-extension://njlggidnjaijbhcfhmipfndcjjmocgpp"
-
 
 def test_a_whole_model_comes_through_the_bridge_and_the_page_never_sees_the_url(
     browser: Browser, model_server: ModelServer, tmp_path: Path
@@ -37,12 +36,12 @@ def test_a_whole_model_comes_through_the_bridge_and_the_page_never_sees_the_url(
     assert loaded["sha256"] == sha  # arrayBuffer() (and stream(), chunked) agree
 
     seen = call(page, "bridgeMessages")
-    assert seen == [{"origin": EXTENSION_ORIGIN, "bytes": len(data), "error": None}]
+    assert seen == [{"origin": browser.origin("a"), "bytes": len(data), "error": None}]
 
     # What a page gets for models.open: a ticket, never the loopback URL.
     opened = call(page, "raw", {"id": "open-1", "method": "models.open", "params": {"sha256": sha}})
     assert opened["ok"] is True, opened
-    assert sorted(opened["result"]) == ["bridge", "size", "ticket"]
+    assert sorted(opened["result"]) == ["size", "ticket"]
     assert "127.0.0.1" not in str(opened)
 
     # Timing, for the record (not asserted): the same bytes both ways in this page.
@@ -92,7 +91,7 @@ def test_a_session_output_past_one_frame_reaches_the_page_whole(
     )
     assert same is True
     after = call(page, "bridgeMessages")[before:]
-    assert after == [{"origin": EXTENSION_ORIGIN, "bytes": 2_800_000, "error": None}]
+    assert after == [{"origin": browser.origin("a"), "bytes": 2_800_000, "error": None}]
 
 
 def test_the_transformers_js_cache_adapter_stores_once_and_answers_per_site(
@@ -151,5 +150,5 @@ def test_a_page_whose_csp_forbids_frames_still_gets_the_fast_path(
     assert "error" not in loaded, loaded
     assert loaded["sha256"] == hashlib.sha256(data).hexdigest()
     assert call(page, "bridgeMessages") == [
-        {"origin": EXTENSION_ORIGIN, "bytes": len(data), "error": None}
+        {"origin": browser.origin("a"), "bytes": len(data), "error": None}
     ]

@@ -36,7 +36,7 @@ def test_a_connected_worker_loads_reads_and_stores_in_its_pages_partition(
     }
     written = os.urandom(200_000)
     page = browser.open("a")
-    assert page.evaluate("() => webmodels.workerScript").endswith("/page/worker-client.js")
+    assert page.evaluate("() => webmodels.workerScript").startswith(f"blob:{browser.origin('a')}/")
 
     got = page.evaluate(RUN_WORKER, [query, base64.b64encode(written).decode()])
 

@@ -17,6 +17,10 @@ PROBE_WAIT_S = 30.0
 
 def register(dispatcher: Dispatcher, host: Host) -> None:
     def hello(call: Call) -> Mapping[str, Any]:
+        if call.context.trusted and "extension_origin" in call.params.raw:
+            # The extension's service worker introduces itself (only it writes a
+            # trusted context): the loopback server then serves its origin only.
+            host.loopback.pin(call.params.string("extension_origin", max_length=200))
         probe = host.probe.result(PROBE_WAIT_S)
         return {
             "protocol_version": PROTOCOL_VERSION,

@@ -105,7 +105,7 @@
     });
   }
 
-  /** Messages from the extension's bridge frame (the fast byte path) seen so far. */
+  /** The fast byte path's messages (the bridge's bytes, posted by the relay) seen so far. */
   const fromBridge = [];
   window.addEventListener("message", (event) => {
     if (event.data?.[TAG] === 1 && event.data.dir === "from-bridge" && event.data.ready !== true) {
