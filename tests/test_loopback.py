@@ -95,7 +95,7 @@ def test_tokens_expire_and_are_bounded(tmp_path: Path) -> None:
         assert get(late, Origin=EXTENSION).status_code == 404
         fresh = server.issue(digest, path, 10).url
         assert get(fresh, Origin=EXTENSION).content == b"x" * 10
-        # Bounded: past MAX_LIVE_TOKENS live ones, the oldest goes first.
+        # Bounded: past MAX_LIVE_TOKENS live ones of one partition, its oldest goes first.
         urls = [server.issue(digest, path, 10).url for _ in range(MAX_LIVE_TOKENS + 1)]
         assert get(urls[0], Origin=EXTENSION).status_code == 404
         assert get(urls[-1], Origin=EXTENSION).content == b"x" * 10

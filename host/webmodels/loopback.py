@@ -49,7 +49,12 @@ from webmodels.runtime.outputs import MAX_HELD_BYTES
 log = logging.getLogger(__name__)
 
 TOKEN_TTL_S = 30.0  # from issuing to the start of the request
-MAX_LIVE_TOKENS = 256  # bounded: older ones are dropped first
+# Live tokens are bounded per partition (a partition's new token drops its own oldest,
+# never another site's: PRIVACY.md, hole 15) and host-wide; at the host-wide ceiling a
+# partition with tokens of its own still drops its own oldest, and one with none gets
+# the same `busy` as a partition over its byte bound.
+MAX_LIVE_TOKENS = 64  # per partition
+MAX_TOTAL_TOKENS = 4096  # host-wide: 64 partitions each at their bound within the TTL
 # A Firefox extension origin: moz-extension://<the add-on's per-profile UUID>.
 FIREFOX_ORIGIN = re.compile(r"moz-extension://[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}")
 # Bytes in memory behind live grants (session outputs). A grant keeps its output alive
@@ -157,9 +162,10 @@ class LoopbackServer:
             log.info("loopback: serving %s only", origin)
         return origin in self.allowed
 
-    def issue(self, digest: Digest, path: Path, size: int) -> Capability:
-        """A one-time URL for the file at `path` (already located and size-checked)."""
-        return self._grant(_Grant(digest.short, path, None, size, 0.0))
+    def issue(self, digest: Digest, path: Path, size: int, *, owner: str = "") -> Capability:
+        """A one-time URL for the file at `path` (already located and size-checked), for
+        partition `owner` ("" for trusted callers)."""
+        return self._grant(_Grant(digest.short, path, None, size, 0.0, owner))
 
     def issue_bytes(self, data: bytes, *, owner: str) -> Capability:
         """A one-time URL for bytes held in memory, for partition `owner`; `busy` when
@@ -173,8 +179,7 @@ class LoopbackServer:
             now = self._clock()
             self._drop_expired(now)
             self._check_room(grant)
-            while len(self._grants) >= MAX_LIVE_TOKENS:
-                self._grants.pop(next(iter(self._grants)))
+            self._make_room(grant.owner)
             self._grants[token] = dataclasses.replace(grant, expires=now + self.ttl_s)
         return Capability(f"http://127.0.0.1:{port}/m/{token}", grant.size, self.ttl_s)
 
@@ -200,6 +205,15 @@ class LoopbackServer:
         own = _held_bytes((g for g in live if g.owner == grant.owner), grant.data)
         if own > self.max_grant_bytes or _held_bytes(live, grant.data) > self.max_total_grant_bytes:
             raise HostError("busy", GRANTS_FULL)  # one answer for both: no other site shows
+
+    def _make_room(self, owner: str | None) -> None:
+        """Drops the partition's own oldest tokens past its bound (or at the host-wide
+        ceiling); never another partition's."""
+        own = [t for t, g in self._grants.items() if g.owner == owner]  # oldest first
+        while own and (len(own) >= MAX_LIVE_TOKENS or len(self._grants) >= MAX_TOTAL_TOKENS):
+            del self._grants[own.pop(0)]
+        if len(self._grants) >= MAX_TOTAL_TOKENS:
+            raise HostError("busy", GRANTS_FULL)  # as the byte bound: no other site shows
 
     def _drop_expired(self, now: float) -> None:
         for token in [t for t, g in self._grants.items() if g.expires < now]:

@@ -130,6 +130,16 @@ class Uploads:
         for upload_id in stale:
             self._drop(upload_id)
 
+    def forget_site(self, top_site: str) -> int:
+        """Aborts every open upload of the site's partitions (forgetting a site): its
+        temp files go now, and a later chunk or commit finds no such upload."""
+        prefix = f"{top_site} "
+        with self._lock:
+            ids = [u.id for u in self._open.values() if (u.partition or "").startswith(prefix)]
+        for upload_id in ids:
+            self._drop(upload_id)
+        return len(ids)
+
     def close(self) -> None:
         self.committing.shutdown(wait=True)  # commits under way publish, and reply, first
         with self._lock:

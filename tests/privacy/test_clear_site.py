@@ -99,6 +99,10 @@ def test_clearing_a_site_removes_every_row_and_file_that_names_it(
         cleared = host.result("manage.clear_site", {"top_site": SITE})
         assert cleared["references_dropped"] >= 3
         assert traces(home) == []
+        # Nor do the index's bytes on disk: deleted rows are overwritten, the log emptied.
+        index = home / "store-v1" / "index.sqlite3"
+        raw = b"".join(p.read_bytes() for p in index.parent.glob("index.sqlite3*"))
+        assert not any(t.encode() in raw for t in TRACES)
         # Its session went with it, and a new visit finds nothing compiled for it.
         gone = host.call(
             "sessions.run", {"session_id": created["session_id"], "feeds": {}}, context=site
@@ -157,5 +161,34 @@ def test_expired_probe_charges_of_every_site_are_pruned_at_start(
     try:
         host.result("hello")  # the host has started
         assert not any(r.startswith("probe_charges:") for r in index_rows(home))
+    finally:
+        host.kill()
+
+
+def test_clearing_a_site_drops_its_uploads_in_progress(home: Path) -> None:
+    """An upload the site left open is aborted at once: its temp file goes, and the
+    site's next chunk finds no such upload; another site's upload goes on."""
+    host = HostProcess(home)
+    data = os.urandom(5000)
+    try:
+        begun = {
+            who: host.result(
+                "cos.write.begin", {"sha256": sha(data), "size": len(data)}, context=page(who)
+            )["upload_id"]
+            for who in (SITE, A)
+        }
+        first = {"offset": 0, "data": base64.b64encode(data[:1000]).decode()}
+        for who, upload_id in begun.items():
+            host.result("cos.write.chunk", {"upload_id": upload_id, **first}, context=page(who))
+        temps = list((home / "store-v1" / "tmp").iterdir())
+        assert len(temps) == 2
+
+        host.result("manage.clear_site", {"top_site": SITE})
+        assert len(list((home / "store-v1" / "tmp").iterdir())) == 1
+        rest = {"offset": 1000, "data": base64.b64encode(data[1000:]).decode()}
+        late = host.call("cos.write.chunk", {"upload_id": begun[SITE], **rest}, context=page(SITE))
+        assert late["error"]["code"] == "not_found"
+        host.result("cos.write.chunk", {"upload_id": begun[A], **rest}, context=page(A))
+        host.result("cos.write.commit", {"upload_id": begun[A]}, context=page(A))
     finally:
         host.kill()

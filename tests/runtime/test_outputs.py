@@ -52,3 +52,17 @@ def test_a_partition_evicts_only_its_own_outputs() -> None:
     assert (ceiling.value.code, ceiling.value.message) == (own.value.code, own.value.message)
     assert ceiling.value.details == own.value.details == {}
     assert store.get(theirs, "b") == b"b" * 60
+
+
+def test_forgetting_a_site_drops_the_outputs_of_its_partitions() -> None:
+    store = OutputStore()
+    mine = store.put("https://s.example https://s.example", b"a")
+    framed = store.put("https://s.example https://w.example", b"b")
+    other = store.put("https://t.example https://s.example", b"c")  # s embedded by t
+    assert store.forget_site("https://s.example") == 2
+    for ref, owner in ((mine, "https://s.example https://s.example"),
+                       (framed, "https://s.example https://w.example")):  # fmt: skip
+        with pytest.raises(HostError) as gone:
+            store.get(ref, owner)
+        assert gone.value.code == "not_found"
+    assert store.get(other, "https://t.example https://s.example") == b"c"

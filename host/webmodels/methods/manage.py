@@ -40,9 +40,12 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
 
     def clear_site(call: Call) -> Mapping[str, Any]:
         top_site = Origin.parse(call.params.string("top_site"), field="params.top_site")
-        # What this host holds for it in memory first: its sessions, its downloads.
+        # What this host holds for it in memory first: its sessions, its downloads, its
+        # uploads in progress and the session outputs kept for it.
         host.sessions.release_site(str(top_site))
         cancel_downloads(host, str(top_site))
+        host.uploads.forget_site(str(top_site))
+        host.outputs.forget_site(str(top_site))
         dropped, freed = store.clear_site(str(top_site))
         return {"top_site": str(top_site), "references_dropped": dropped, "freed_bytes": freed}
 

@@ -208,7 +208,8 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         if visible(digest, call.context) is None:
             raise HostError("not_found", "no such model is available to this site")
         location = store.locate(digest)
-        capability = host.loopback.issue(digest, location.path, location.size)
+        owner = call.context.partition.key if call.context.partition is not None else ""
+        capability = host.loopback.issue(digest, location.path, location.size, owner=owner)
         return {"url": capability.url, "size": capability.size, "expires_in": capability.expires_in}
 
     dispatcher.add("models.availability", availability)

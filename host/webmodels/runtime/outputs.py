@@ -84,6 +84,15 @@ class OutputStore:
             raise HostError("not_found", NOT_FOUND)
         return held.data
 
+    def forget_site(self, top_site: str) -> int:
+        """Drops every output kept for the site's partitions (forgetting a site); how many."""
+        prefix = f"{top_site} "
+        with self._lock:
+            refs = [r for r, h in self._held.items() if h.owner.startswith(prefix)]
+            for ref in refs:
+                self._drop(ref)
+        return len(refs)
+
     def _expire(self, now: float) -> None:
         for ref in [r for r, h in self._held.items() if h.expires < now]:
             self._drop(ref)

@@ -8,6 +8,7 @@ so two writers never deadlock upgrading a read transaction.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -18,6 +19,7 @@ from pathlib import Path
 from webmodels.errors import HostError
 from webmodels.permissions import create_private_file
 
+log = logging.getLogger(__name__)
 BUSY_TIMEOUT_MS = 15_000
 
 # Append-only: migration N takes the schema from version N to N+1. Never edit one
@@ -194,7 +196,19 @@ class Index:
         _enable_wal(self._db)
         self._db.execute("PRAGMA synchronous = NORMAL")
         self._db.execute("PRAGMA foreign_keys = ON")
+        # Deleted rows (a forgotten site) are overwritten, not left in free pages.
+        self._db.execute("PRAGMA secure_delete = ON")
         self.migrate()
+
+    def checkpoint(self) -> None:
+        """Copies the write-ahead log into the database and empties it, so rows deleted
+        (with `secure_delete`) leave no old copy in the log; skipped while readers of
+        other processes need it (they checkpoint on their own later)."""
+        with self._lock:
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as exc:
+                log.info("checkpoint skipped: %s", exc)
 
     def close(self) -> None:
         with self._lock:

@@ -358,6 +358,7 @@ class Store:
         unused = [*derived, *forgotten.compiled]
         if unused:
             freed += execute_gc(self, plan_gc(self, only=unused)).freed_bytes
+        self.index.checkpoint()  # no copy of the forgotten rows stays in the log
         return forgotten.references_dropped, freed
 
     def _require(self, digest: Digest) -> ModelRecord:
