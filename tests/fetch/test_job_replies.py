@@ -24,7 +24,7 @@ from webmodels.context import RequestContext
 from webmodels.digest import Digest
 from webmodels.dispatch import Dispatcher
 from webmodels.errors import HostError
-from webmodels.fetch import jobs as jobs_module
+from webmodels.fetch import runner as runner_module
 from webmodels.fetch.jobs import JobManager
 from webmodels.fetch.records import DownloadRequest, JobOptions
 from webmodels.methods.models import _then
@@ -83,7 +83,7 @@ def test_a_requester_joining_as_the_job_settles_is_answered(
         job_id = join(req, *args)
         # Hold the request here (after its row was committed) until the job's thread
         # has ended the job and taken the requesters it knows to answer them.
-        while job_id in jobs._published_at or job_state(jobs) == "active":
+        while job_id in jobs.waiters._published_at or job_state(jobs) == "active":
             time.sleep(0.01)
         return job_id
 
@@ -145,7 +145,7 @@ def test_a_job_whose_thread_failed_ends_failed_with_a_generic_message(
     def unreadable(path: Path) -> Any:
         raise FileNotFoundError(2, "No such file or directory", SECRET)
 
-    monkeypatch.setattr(jobs_module, "describe_file", unreadable)
+    monkeypatch.setattr(runner_module, "describe_file", unreadable)
     _, future = jobs.request(ask(data, url, "1"))
 
     got = answer(future)

@@ -2,7 +2,8 @@
 
 The partial file and its sidecar (``tmp/job-<id>.partial`` / ``.json``) survive a
 killed process: the next attempt re-hashes the bytes on disk and asks for the rest.
-Only `Transfer.run` touches the network; what a reply means is decided in `resume`.
+Only `Transfer.run` touches the network; what a reply means is decided in `resume`,
+and the session it fetches with is made in `session`.
 """
 
 from __future__ import annotations
@@ -14,29 +15,28 @@ import json
 import logging
 import os
 import shutil
-import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import requests
-import requests.adapters
-from urllib3.connection import HTTPConnection
 
-from webmodels import __version__
 from webmodels.digest import Digest
 from webmodels.errors import HostError
 from webmodels.fetch import guard, resume
 from webmodels.fetch.access import AccessRefused, PageAccess, page_error
 from webmodels.fetch.resume import Action, ResumeState
+from webmodels.fetch.session import body_reader, socket_options
+
+# Re-exported: the job manager and tests make their sessions through this module.
+from webmodels.fetch.session import new_session as new_session
 from webmodels.store.blobs import PendingBlob, reserve_for
 from webmodels.store.quotas import quota_exceeded
 
 log = logging.getLogger(__name__)
 CHUNK = 256 << 10  # a killed host loses at most one chunk it had read
-RECEIVE_BUFFER = 256 << 10
 
 Progress = Callable[[int, int | None], None]  # (loaded, total)
 
@@ -69,52 +69,6 @@ class _MirrorFailed(Exception):
         self.error = error
 
 
-class _SmallWindowAdapter(requests.adapters.HTTPAdapter):
-    """Caps the socket receive buffer. Bytes in kernel buffers are lost when the host
-    is killed and must be sent again; loopback autotuning lets them reach megabytes.
-    A 256 KiB window still fills any real link (and loopback) at full speed."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["socket_options"] = _socket_options()
-        super().init_poolmanager(*args, **kwargs)
-
-
-def _socket_options() -> guard.SocketOptions:
-    return [
-        *HTTPConnection.default_socket_options,
-        (socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER),
-    ]
-
-
-def new_session() -> requests.Session:
-    session = requests.Session()
-    adapter = _SmallWindowAdapter()
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    session.headers["User-Agent"] = f"webmodels/{__version__}"
-    session.headers["Accept-Encoding"] = "identity"  # bytes on the wire are the file
-    return session
-
-
-def _reader(response: requests.Response) -> Callable[[memoryview], int]:
-    """`read(buffer) -> n`: the body into one reused buffer. Straight from the socket
-    through http.client's `readinto` where urllib3 exposes it (no per-chunk bytes
-    objects and copies: at loopback speed those cost a third of the throughput);
-    urllib3's own `read` otherwise. Short bodies are caught by the caller (offset
-    against Content-Length), as urllib3 would."""
-    raw = response.raw
-    inner = getattr(raw, "_fp", None)
-    if isinstance(inner, http.client.HTTPResponse):
-        return inner.readinto
-
-    def read(buffer: memoryview) -> int:
-        chunk = raw.read(len(buffer), decode_content=False)
-        buffer[: len(chunk)] = chunk
-        return len(chunk)
-
-    return read
-
-
 class Transfer:
     def __init__(
         self,
@@ -145,7 +99,7 @@ class Transfer:
         self.session.max_redirects = options.max_redirects
         self.access = access
         if access is not None:
-            guard.limit(session, access, socket_options=_socket_options())
+            guard.limit(session, access, socket_options=socket_options())
         self.progress = progress
         self.should_stop = should_stop
         self.state = self._load_state()
@@ -303,7 +257,7 @@ class Transfer:
 
     def _copy(self, response: requests.Response, out: BinaryIO) -> None:
         buffer = memoryview(bytearray(CHUNK))
-        read = _reader(response)
+        read = body_reader(response)
         try:
             while n := read(buffer):
                 chunk = buffer[:n]
