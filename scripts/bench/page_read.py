@@ -74,7 +74,7 @@ def main() -> int:
             )
             page = context.new_page()
             page.set_default_timeout(600_000)
-            page.goto(f"http://a.test:{pages.port}/index.html")
+            page.goto(f"http://a.localhost:{pages.port}/index.html")  # a loopback origin
             page.wait_for_function("() => window.webmodels")
             page.evaluate("(q) => webmodels.load(q)", query)  # stored for this site
             times: dict[str, list[float]] = {"bridge": [], "native": []}

@@ -76,8 +76,6 @@ def launch_chromium(
     browser_env = {
         **os.environ,
         "XDG_CONFIG_HOME": str(config_home),
-        # Test sites (http://a.test) load models from 127.0.0.1 (support/host.py).
-        "WEBMODELS_LOCAL_NETWORK_ORIGINS": "*",
         **(env or {}),
     }
     browser_env.pop("CHROME_CONFIG_HOME", None)

@@ -48,10 +48,10 @@ def strict_browser(
     context = chromium(
         profile,
         extension_dir=EXTENSION,
-        extra_args=site_args(pages_server.port),
-        env={"WEBMODELS_LOCAL_NETWORK_ORIGINS": ""},
+        extra_args=site_args(pages_server.port, "test"),  # public-looking: a.test, b.test
+        env={"WEBMODELS_LOCAL_NETWORK_ORIGINS": ""},  # the default, said out loud
     )
-    return Browser(context, pages_server.port, store)
+    return Browser(context, pages_server.port, store, "test")
 
 
 def test_a_public_site_cannot_make_the_host_fetch_from_loopback(

@@ -2,8 +2,9 @@
 real host that `webmodels install` registers.
 
 Test pages (tests/e2e/pages) are served from one local server as two sites,
-http://a.test:PORT and http://b.test:PORT (Chromium's host resolver maps *.test to
-127.0.0.1); models come from another server that a test can stop (offline). What a
+http://a.localhost:PORT and http://b.localhost:PORT (loopback origins, so the host
+may fetch their models from 127.0.0.1 with Local Network Access on, as a user's host
+runs); models come from another server that a test can stop (offline). What a
 page did is checked with the host itself: a trusted host process on the same store
 lists which partitions obtained which model.
 """
@@ -66,9 +67,10 @@ class Browser:
     context: BrowserContext
     port: int
     store: Path
+    domain: str = "localhost"  # sites are <site>.<domain> (site_args)
 
     def origin(self, site: str) -> str:
-        return f"http://{site}.test:{self.port}"
+        return f"http://{site}.{self.domain}:{self.port}"
 
     def open(self, site: str, path: str = "index.html") -> Page:
         page = self.context.new_page()
@@ -87,14 +89,16 @@ class Browser:
         return next((m["sites"] for m in models if m["sha256"] == sha256), [])
 
 
-def site_args(port: int, sites: tuple[str, ...] = ("a.test", "b.test")) -> list[str]:
-    """Chromium flags that make ``http://<site>:<port>`` reach 127.0.0.1 and count as
-    secure contexts (as https pages would), so one local server plays several sites."""
-    origins = ",".join(f"http://{site}:{port}" for site in sites)
-    return [
-        "--host-resolver-rules=MAP *.test 127.0.0.1",
-        f"--unsafely-treat-insecure-origin-as-secure={origins}",
-    ]
+def site_args(port: int, domain: str = "localhost") -> list[str]:
+    """Chromium flags that make ``http://<site>.<domain>:<port>`` reach 127.0.0.1 (never
+    ::1, never DNS), so one local server plays several sites (a and b). ``*.localhost``
+    pages are loopback origins and secure contexts by themselves; any other domain
+    plays public sites, made secure contexts as https pages would be."""
+    args = [f"--host-resolver-rules=MAP *.{domain} 127.0.0.1"]
+    if domain != "localhost":
+        origins = ",".join(f"http://{site}.{domain}:{port}" for site in ("a", "b"))
+        args.append(f"--unsafely-treat-insecure-origin-as-secure={origins}")
+    return args
 
 
 def call(page: Page, tool: str, *args: Any) -> Any:
@@ -262,7 +266,7 @@ def test_a_cross_origin_iframe_is_credited_to_its_own_partition(
     assert browser.sites_of(model.sha256) == [
         {"top_site": browser.origin("a"), "origin": browser.origin("b")}
     ]
-    # The top frame (a.test, a.test) is another partition: it cannot see the model.
+    # The top frame (a.localhost, a.localhost) is another partition: it cannot see the model.
     assert call(page, "availability", {"sha256": model.sha256}) == {"availability": "unavailable"}
 
 

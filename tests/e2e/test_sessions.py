@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pytest
 
+from e2e.test_page_api import site_args
 from support.httpserver import ModelServer
 from support.models import CACHE, real_model
 
@@ -108,12 +109,12 @@ class Served:
     query: dict[str, str]
 
     def origin(self, site: str) -> str:
-        return f"http://{site}.test:{self.port}"
+        return f"http://{site}.localhost:{self.port}"
 
 
 @pytest.fixture
 def served(model_server: ModelServer) -> Iterator[Served]:
-    """The test pages and ORT Web on one server (sites a.test, b.test); magika on
+    """The test pages and ORT Web on one server (sites a.localhost, b.localhost); magika on
     another (the host downloads it from there)."""
     dist = ort_web_dist()
     path = real_model("magika")
@@ -142,12 +143,7 @@ def browser(chromium: Launch, tmp_path: Path, config_home: Path, served: Served)
     command += ["--browser", "chromium", "--user-data-dir", str(profile)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    origins = ",".join(served.origin(site) for site in ("a", "b"))
-    args = [
-        "--host-resolver-rules=MAP *.test 127.0.0.1",
-        f"--unsafely-treat-insecure-origin-as-secure={origins}",
-    ]
-    return chromium(profile, extension_dir=EXTENSION, extra_args=args)
+    return chromium(profile, extension_dir=EXTENSION, extra_args=site_args(served.port))
 
 
 def open_page(browser: BrowserContext, served: Served, site: str) -> Page:

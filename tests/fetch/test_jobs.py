@@ -20,11 +20,14 @@ from support.httpserver import Fault, ModelServer
 from support.models import tiny_model
 
 PAGE_A = {
-    "partition": {"top_site": "https://a.example", "origin": "https://a.example"},
+    "partition": {"top_site": "http://a.localhost:8000", "origin": "http://a.localhost:8000"},
     "user_activation": True,
     "trusted": False,
 }
-PAGE_B = {**PAGE_A, "partition": {"top_site": "https://b.example", "origin": "https://b.example"}}
+PAGE_B = {
+    **PAGE_A,
+    "partition": {"top_site": "http://b.localhost:8000", "origin": "http://b.localhost:8000"},
+}
 
 
 def integrity(data: bytes) -> str:

@@ -24,11 +24,14 @@ from support.models import real_model, tiny_model
 from webmodels.store.metadata import read_onnx_metadata
 
 PAGE_A = {
-    "partition": {"top_site": "https://a.example", "origin": "https://a.example"},
+    "partition": {"top_site": "http://a.localhost:8000", "origin": "http://a.localhost:8000"},
     "user_activation": True,
     "trusted": False,
 }
-PAGE_B = {**PAGE_A, "partition": {"top_site": "https://b.example", "origin": "https://b.example"}}
+PAGE_B = {
+    **PAGE_A,
+    "partition": {"top_site": "http://b.localhost:8000", "origin": "http://b.localhost:8000"},
+}
 CHUNK = 4 << 20
 MIB = 1 << 20
 

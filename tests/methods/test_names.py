@@ -25,7 +25,7 @@ SIG_OUT = [{"name": "y", "type": "float32", "dims": ["N", 4]}]
 
 
 def page(site: str) -> dict[str, Any]:
-    origin = f"https://{site}.example"
+    origin = f"http://{site}.localhost:8000"
     return {"partition": {"top_site": origin, "origin": origin}, "user_activation": True}
 
 

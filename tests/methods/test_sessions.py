@@ -22,16 +22,22 @@ from support.models import real_model, tiny_model
 from support.runtime_models import identity_model, sample, save, wire, wire_bytes
 
 PAGE_A = {
-    "partition": {"top_site": "https://a.example", "origin": "https://a.example"},
+    "partition": {"top_site": "http://a.localhost:8000", "origin": "http://a.localhost:8000"},
     "user_activation": True,
     "trusted": False,
 }
 FRAME_IN_A = {
     **PAGE_A,
-    "partition": {"top_site": "https://a.example", "origin": "https://widget.example"},
+    "partition": {"top_site": "http://a.localhost:8000", "origin": "http://widget.localhost:8000"},
 }
-PAGE_B = {**PAGE_A, "partition": {"top_site": "https://b.example", "origin": "https://b.example"}}
-PAGE_C = {**PAGE_A, "partition": {"top_site": "https://c.example", "origin": "https://c.example"}}
+PAGE_B = {
+    **PAGE_A,
+    "partition": {"top_site": "http://b.localhost:8000", "origin": "http://b.localhost:8000"},
+}
+PAGE_C = {
+    **PAGE_A,
+    "partition": {"top_site": "http://c.localhost:8000", "origin": "http://c.localhost:8000"},
+}
 
 
 def sha(path: Path) -> str:

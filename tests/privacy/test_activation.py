@@ -18,7 +18,7 @@ LIMIT = 1_000_000
 
 def context(*, gesture: bool) -> dict[str, Any]:
     return {
-        "partition": {"top_site": "https://a.example", "origin": "https://a.example"},
+        "partition": {"top_site": "http://a.localhost:8000", "origin": "http://a.localhost:8000"},
         "user_activation": gesture,
         "trusted": False,
     }

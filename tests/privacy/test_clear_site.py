@@ -20,10 +20,10 @@ from support.httpserver import ModelServer
 from support.models import tiny_model
 from webmodels.catalogs.keeper import MAX_NAME_REQUESTS
 
-SITE = "https://secret-site.example"
-FRAME = "https://secret-frame.example"
+SITE = "http://secret-site.localhost:8000"
+FRAME = "http://secret-frame.localhost:8000"
 TRACES = ("secret-site", "secret-frame")
-A = "https://a.example"
+A = "http://a.localhost:8000"
 
 
 def page(top: str, origin: str | None = None) -> dict[str, Any]:

@@ -21,8 +21,8 @@ from support.host import HostProcess, run_cli
 from support.httpserver import ModelServer
 from support.models import tiny_model
 
-A = "https://a.example"
-B = "https://b.example"
+A = "http://a.localhost:8000"
+B = "http://b.localhost:8000"
 PAGE_A = {"partition": {"top_site": A, "origin": A}, "user_activation": True, "trusted": False}
 PAGE_B = {"partition": {"top_site": B, "origin": B}, "user_activation": True, "trusted": False}
 PROBE_ID = 77  # the request id of every compared probe, so frames compare whole
@@ -74,7 +74,7 @@ def assert_probes_alike(
         seen_held = frame_of(host, method, held_params, context)
         seen_never = frame_of(host, method, never_params, context)
         assert seen_held == seen_never, (method, held_params)
-        for secret in (A, "a.example", sha(held_data)[:12], str(len(held_data))):
+        for secret in (A, "a.localhost", sha(held_data)[:12], str(len(held_data))):
             assert secret not in seen_held, (method, secret)
 
 
@@ -169,10 +169,10 @@ def test_listing_and_hello_reveal_nothing_of_other_sites(
             ("sessions.run", {"session_id": "0" * 32, "feeds": {}}),
             ("sessions.release", {"session_id": "0" * 32}),
             ("manage.list", {}),
-            ("manage.clear_site", {"top_site": "https://c.example"}),
+            ("manage.clear_site", {"top_site": "http://c.localhost:8000"}),
         ]:
             text = frame_of(host, method, params, PAGE_B)
-            assert sha(held)[:12] not in text and "a.example" not in text, text
+            assert sha(held)[:12] not in text and "a.localhost" not in text, text
     finally:
         host.kill()
 
@@ -225,7 +225,7 @@ def test_error_messages_name_no_other_site(
         ]:
             text = frame_of(host, "models.load", params, PAGE_B)
             assert json.loads(text)["ok"] is False
-            assert "a.example" not in text, text
+            assert "a.localhost" not in text, text
     finally:
         host.kill()
 
@@ -243,7 +243,7 @@ def test_a_share_with_one_site_tells_the_others_nothing(
     try:
         load(host, held_url, held, PAGE_A)
         host.result("sessions.create", {"sha256": sha(held)}, context=PAGE_A)
-        c = "https://c.example"
+        c = "http://c.localhost:8000"
         shared = host.result("manage.share", {"sha256": sha(held), "top_site": c})
         assert shared["model"]["shared_with"] == [c]
         # C sees it without a transfer (the user said so) ...
@@ -288,7 +288,7 @@ def test_a_common_model_over_the_budget_answers_as_a_listed_one_never_stored(
         assert seen == {"availability": "unavailable"}  # a miss costs B its one probe
         assert_probes_alike(host, (held, held_url), (never, never_url), PAGE_B)
         # Within its budget, a site sees the stored common model at once (by design).
-        c = page("https://c.example")
+        c = page("http://c.localhost:8000")
         seen = host.result("models.availability", {"query": {"sha256": sha(held)}}, context=c)
         assert seen == {"availability": "available"}
     finally:

@@ -19,8 +19,8 @@ from support.host import HostProcess, run_cli
 from support.httpserver import ModelServer
 from support.models import tiny_model
 
-A = "https://a.example"
-SECRETS = ("alice/secret-model", "9.9.9", "imported", "a.example")
+A = "http://a.localhost:8000"
+SECRETS = ("alice/secret-model", "9.9.9", "imported", "a.localhost")
 _IDS = re.compile(r'"(upload_id|session_id|url)": "[^"]*"')
 
 
@@ -45,10 +45,10 @@ def replies(host: HostProcess, data: bytes, url: str, site: str) -> dict[str, st
     def ask(name: str, method: str, params: dict[str, Any], context: Any) -> None:
         seen[name] = normalised(host.call(method, params, context=context), data)
 
-    uploader = page(f"https://up-{site}.example")
+    uploader = page(f"http://up-{site}.localhost:8000")
     seen["cos.write.commit"] = normalised(upload(host, data, uploader), data)
     ask("cos.lookup", "cos.lookup", {"sha256": sha(data)}, uploader)
-    loader = page(f"https://load-{site}.example")
+    loader = page(f"http://load-{site}.localhost:8000")
     query = {"url": url, "integrity": integrity(data)}
     ask("models.load (url)", "models.load", {"query": query}, loader)
     ask("models.load (hash)", "models.load", {"query": {"sha256": sha(data)}}, loader)

@@ -16,7 +16,7 @@ QUOTA = 1_000_000
 
 
 def page(site: str) -> dict[str, Any]:
-    origin = f"https://{site}.example"
+    origin = f"http://{site}.localhost:8000"
     return {"partition": {"top_site": origin, "origin": origin}, "user_activation": True}
 
 
@@ -115,8 +115,10 @@ def test_the_user_shares_a_model_with_a_site(home: Path, model_server: ModelServ
         assert host.result("models.availability", probe, context=page("b")) == {
             "availability": "unavailable"
         }
-        shared = host.result("manage.share", {"sha256": digest, "top_site": "https://b.example"})
-        assert shared["model"]["shared_with"] == ["https://b.example"]
+        shared = host.result(
+            "manage.share", {"sha256": digest, "top_site": "http://b.localhost:8000"}
+        )
+        assert shared["model"]["shared_with"] == ["http://b.localhost:8000"]
         model_server.reset_stats()
         assert host.result("models.availability", probe, context=page("b")) == {
             "availability": "available"
@@ -127,13 +129,16 @@ def test_the_user_shares_a_model_with_a_site(home: Path, model_server: ModelServ
             "availability": "unavailable"
         }
         denied = host.call(
-            "manage.share", {"sha256": digest, "top_site": "https://c.example"}, context=page("c")
+            "manage.share",
+            {"sha256": digest, "top_site": "http://c.localhost:8000"},
+            context=page("c"),
         )
         assert denied["error"]["code"] == "access_denied"
         host.result(
-            "manage.share", {"sha256": digest, "top_site": "https://b.example", "shared": False}
+            "manage.share",
+            {"sha256": digest, "top_site": "http://b.localhost:8000", "shared": False},
         )
-        # b.example loaded it while shared, so it now holds it itself (a site reference).
+        # b.localhost loaded it while shared, so it now holds it itself (a site reference).
         assert host.result("models.availability", probe, context=page("b")) == {
             "availability": "available"
         }

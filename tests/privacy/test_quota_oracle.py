@@ -29,7 +29,7 @@ GiB = 1 << 30
 
 
 def page(site: str) -> dict[str, Any]:
-    origin = f"https://{site}.example"
+    origin = f"http://{site}.localhost:8000"
     return {
         "partition": {"top_site": origin, "origin": origin},
         "user_activation": False,  # no gesture: what a page can do unseen

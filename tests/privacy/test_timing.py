@@ -25,7 +25,7 @@ from typing import Any
 from support.host import HostProcess
 from support.httpserver import ModelServer
 
-A = "https://a.example"
+A = "http://a.localhost:8000"
 PAGE_A = {"partition": {"top_site": A, "origin": A}, "user_activation": True, "trusted": False}
 ALPHA = 0.01
 MAX_MEDIAN_S = 0.001
@@ -36,7 +36,7 @@ SIZE = 4096
 
 
 def page(n: int) -> dict[str, Any]:
-    site = f"https://p{n}.example"
+    site = f"http://p{n}.localhost:8000"
     return {"partition": {"top_site": site, "origin": site}, "user_activation": True}
 
 

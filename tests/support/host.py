@@ -25,10 +25,6 @@ def webmodels_env(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WEBMODELS_")}
     env["WEBMODELS_HOME"] = str(home)
     env["WEBMODELS_CONFIG"] = str(home / "no-config.toml")
-    # Test pages have public-looking origins (https://a.example) and their models come
-    # from servers on 127.0.0.1: let them, as the user may (config.py). Tests of Local
-    # Network Access itself pass WEBMODELS_LOCAL_NETWORK_ORIGINS="".
-    env["WEBMODELS_LOCAL_NETWORK_ORIGINS"] = "*"
     env.update(extra)
     return env
 

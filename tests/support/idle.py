@@ -16,7 +16,7 @@ from webmodels.config import CHROMIUM_EXTENSION_ID
 
 EXTENSION = f"chrome-extension://{CHROMIUM_EXTENSION_ID}"
 PAGE = {
-    "partition": {"top_site": "https://a.example", "origin": "https://a.example"},
+    "partition": {"top_site": "http://a.localhost:8000", "origin": "http://a.localhost:8000"},
     "user_activation": True,
 }
 
