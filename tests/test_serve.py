@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import struct
+import time
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,9 @@ def test_hello(host: HostProcess) -> None:
     result = host.result("hello")
     assert result["protocol_version"] == 1
     assert "models.read" in result["capabilities"]
+    while result["providers_pending"]:  # hello never waits for the provider probe
+        time.sleep(0.05)
+        result = host.result("hello")
     assert "CPUExecutionProvider" in result["providers"]
     assert result["trusted"] is True
 

@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +39,7 @@ class ServeOptions:
     trusted_stdio: bool = False  # requests without context act as the CLI (tests, scripts)
     caller: str | None = None  # the browser's argv: extension origin or add-on id
     max_workers: int = 8
+    on_page_request: Callable[[], None] | None = None  # background work yields to pages
 
 
 class FrameWriter:
@@ -115,6 +116,8 @@ class Server:
         except HostError as exc:
             self._writer.send(envelope.failure(_id_of(item), exc))
             return
+        if context.partition is not None and self._options.on_page_request is not None:
+            self._options.on_page_request()
         self._pool.submit(self._run_one, request, context)
 
     def _context_of(self, request: Request) -> RequestContext:

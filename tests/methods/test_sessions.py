@@ -357,7 +357,7 @@ def test_idle_sessions_are_unloaded(home: Path, files: dict[str, Path]) -> None:
 def test_background_compile_after_a_download_makes_the_first_session_a_hit(
     home: Path, files: dict[str, Path], model_server: ModelServer
 ) -> None:
-    configure(home, background_delay_s=0)
+    configure(home, background_delay_s=0, background_idle_s=0.2)
     data = files["magika"].read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     url = model_server.add("/magika.onnx", data)
@@ -365,13 +365,16 @@ def test_background_compile_after_a_download_makes_the_first_session_a_hit(
     host = HostProcess(home)
     try:
         loaded = host.result(
-            "models.load", {"query": {"url": url, "integrity": integrity}}, context=PAGE_A
+            "models.load",
+            {"query": {"url": url, "integrity": integrity}, "compile": True},
+            context=PAGE_A,
         )
         assert loaded["model"]["compiled"] is False
-        deadline = time.monotonic() + 30
-        while not host.result("models.list", context=PAGE_A)["models"][0]["compiled"]:
+        deadline = time.monotonic() + 60
+        while f"compiled {digest[:12]}" not in host.logged():  # no page request meanwhile
             assert time.monotonic() < deadline, "not compiled in the background"
             time.sleep(0.1)
+        assert host.result("models.list", context=PAGE_A)["models"][0]["compiled"] is True
         created = host.result("sessions.create", {"sha256": digest}, context=PAGE_A)
         assert created["compiled_cache_hit"] is True
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,18 +22,26 @@ class CliContext:
     json: bool
 
 
-def build_parser() -> argparse.ArgumentParser:
-    # Imported here so `webmodels --help` stays the only place that lists commands.
-    from webmodels.cli import (
-        catalog_cmd,
-        commons_cmd,
-        doctor_cmd,
-        fetch_cmd,
-        registration_cmd,
-        serve_cmd,
-        store_cmd,
-    )
+# The commands in `--help` order, each in its own module, imported only when needed:
+# the host a browser starts (`serve`) should not pay for the catalog and registration
+# code before its first reply (issue 12).
+COMMAND_MODULES = (
+    "serve_cmd",
+    "registration_cmd",
+    "doctor_cmd",
+    "store_cmd",
+    "fetch_cmd",
+    "catalog_cmd",
+    "commons_cmd",
+)
+# Global options that take a value, to find the command word in argv.
+_VALUED_OPTIONS = ("--store", "--config", "--preinstalled", "--log-level")
 
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The full parser, or only ``serve``'s when that is the command given."""
+    names = ("serve_cmd",) if command == "serve" else COMMAND_MODULES
+    modules = [importlib.import_module(f"webmodels.cli.{name}") for name in names]
     parser = argparse.ArgumentParser(
         prog="webmodels",
         description="Manage the shared model store of the webmodels browser extension.",
@@ -52,23 +61,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING, ERROR")
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (
-        serve_cmd,
-        registration_cmd,
-        doctor_cmd,
-        store_cmd,
-        fetch_cmd,
-        catalog_cmd,
-        commons_cmd,
-    ):
+    for module in modules:
         module.register(sub)
     return parser
+
+
+def command_of(argv: Sequence[str]) -> str | None:
+    """The command word of ``argv`` (the first argument that is no global option)."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in _VALUED_OPTIONS:
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     args_list = _browser_launch_argv(args_list)
-    parser = build_parser()
+    parser = build_parser(command_of(args_list))
     args = parser.parse_args(args_list)
     if not getattr(args, "func", None):
         parser.print_help()

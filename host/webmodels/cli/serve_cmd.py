@@ -50,7 +50,10 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     try:
         writer = FrameWriter(out_fd)
         options = ServeOptions(
-            trusted_stdio=args.trusted_stdio, caller=caller, max_workers=ctx.config.max_workers
+            trusted_stdio=args.trusted_stdio,
+            caller=caller,
+            max_workers=ctx.config.max_workers,
+            on_page_request=host.sessions.compiler.note_request,
         )
         return Server(build_dispatcher(host), options, writer).run(in_fd)
     except Exception:

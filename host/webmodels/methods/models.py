@@ -4,6 +4,7 @@ model the partition may not see is indistinguishable from an absent one."""
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,8 @@ from webmodels.store.records import ModelRecord
 
 if TYPE_CHECKING:
     from webmodels.app import Host
+
+log = logging.getLogger(__name__)
 
 # Largest raw chunk whose base64 (4/3) plus the envelope stays under the 1 MiB frame.
 READ_CHUNK = 720 * 1024
@@ -113,6 +116,7 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         store.locate(record.digest)  # size (and mtime) checked before we say yes
         if call.context.partition is not None:
             store.record_use(record.digest, call.context.partition.key)
+        model_loaded(host, call, record)
         return info(record, call.context)
 
     def load_named(call: Call, query: ModelQuery) -> Result:
@@ -174,6 +178,7 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
             call.emit("download.progress", {"loaded": loaded, "total": total})
 
         _, future = host.jobs.request(request, progress)
+        future.add_done_callback(lambda done: _loaded_after(host, call, done))
         return future
 
     def cancel(call: Call) -> Mapping[str, Any]:
@@ -301,6 +306,25 @@ def _page_origin(call: Call) -> str | None:
     if context.trusted or context.partition is None:
         return None
     return serialize(context.partition.origin)
+
+
+def model_loaded(host: Host, call: Call, record: ModelRecord) -> None:
+    """A page loaded an ONNX model: a session of it may come next (issue 12). Start the
+    runtime worker ahead, and queue a background compile in the caller's own cache
+    scope when the load asked for one (``compile: true``)."""
+    if record.format != "onnx":
+        return
+    host.sessions.prestart()
+    if call.params.boolean("compile", default=False):
+        host.sessions.request_compile(record, host.sessions.cache_scope(record, _key(call)))
+
+
+def _loaded_after(host: Host, call: Call, done: Future[ModelRecord]) -> None:
+    try:
+        if done.exception() is None:
+            model_loaded(host, call, done.result())
+    except Exception:  # a side effect: the load's own reply is `_then`'s business
+        log.exception("after a load")
 
 
 def _then(

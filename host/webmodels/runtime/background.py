@@ -1,12 +1,23 @@
-"""Background compilation: fill the compile cache before any page asks.
+"""Background compilation: fill the compile cache before a page asks, never beside it.
 
-When a model enters the store (a download, an upload, an import through this host)
-and, a little after the host starts, for every stored ONNX model not yet compiled
-(imports by the CLI and pre-installed models), the host builds a session for the best
-provider and throws it away, keeping only the optimized graph. It runs in a runtime
-worker of its own, so a model that crashes ONNX Runtime here costs no page a session,
-and that worker is closed as soon as the queue is empty. A compile that fails is
-recorded with its key and not retried (a new ORT version or CPU makes a new key).
+A compile takes seconds of CPU on a machine where a page may be running its own
+runtime (issue 12), so it is done only where it is likely to pay off and only when
+nothing waits:
+
+* *What*: ONNX models only, into the cache scopes a session is expected in: the shared
+  scope of a common or pre-installed model; a partition's scope when a session of the
+  model was built there before (another runtime version, say); or the scope of a page
+  whose ``models.load`` asked for it (``compile: true``). A model a site merely stored
+  is not compiled, and in strict mode a second partition's copy is compiled when that
+  partition creates a session (in the foreground), not because another one did.
+* *When*: ``background_delay_s`` after it was queued, and only once no page request
+  came for ``background_idle_s``; that is checked again before every compile, so page
+  traffic defers the queue between models. One compile at a time.
+* *How*: in a runtime worker of its own at the lowest CPU and I/O priority
+  (runtime/priority.py), never the worker that serves page sessions, so a model that
+  crashes ONNX Runtime here costs no page a session; it is closed when the queue is
+  empty. A compile that fails is recorded with its key and not retried (a new ORT
+  version or CPU makes a new key).
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ from webmodels.runtime.loader import SessionSpec
 if TYPE_CHECKING:
     from webmodels.runtime.client import Runtime
     from webmodels.runtime.sessions import SessionManager
+    from webmodels.store.records import ModelRecord
 
 log = logging.getLogger(__name__)
 _STARTUP_SCAN = Digest("0" * 64)  # a queue entry meaning "look for uncompiled models"
@@ -35,22 +47,47 @@ class BackgroundCompiler:
         self.sessions = sessions
         self.runtime = runtime
         self.delay_s = sessions.settings.background_delay_s
-        self._queue: list[tuple[float, int, Digest]] = []
+        self.idle_s = sessions.settings.background_idle_s
+        self._queue: list[tuple[float, int, Digest, str]] = []
         self._order = 0
         self._wake = threading.Condition()
         self._closed = False
+        self._last_request = time.monotonic()  # a host starts because a page wants it
         self._thread: threading.Thread | None = None
         self.compiled = 0  # counters, for logs and tests
         self.failed = 0
 
     def start(self) -> BackgroundCompiler:
-        self._push(_STARTUP_SCAN)
+        self._push(_STARTUP_SCAN, "")
         self._thread = threading.Thread(target=self._loop, name="compiler", daemon=True)
         self._thread.start()
         return self
 
-    def schedule(self, digest: Digest) -> None:
-        self._push(digest)
+    def note_request(self) -> None:
+        """A page request arrived: compiles wait until the host has been idle again."""
+        with self._wake:
+            self._last_request = time.monotonic()
+
+    def stored(self, record: ModelRecord) -> None:
+        """A model entered the store: queue it where a session of it is expected."""
+        scopes = self.expected_scopes(record)
+        if not scopes:
+            log.info("not compiling %s: no session of it is expected", record.digest.short)
+        for scope in scopes:
+            self._push(record.digest, scope)
+
+    def request(self, digest: Digest, scope: str) -> None:
+        """A load asked for a compiled session (``compile: true``) in ``scope``."""
+        self._push(digest, scope)
+
+    def expected_scopes(self, record: ModelRecord) -> list[str]:
+        if record.format != "onnx" or not record.servable:
+            return []
+        scopes = self.sessions.cache_scopes(record)
+        if self.sessions.is_common(record) or record.preinstalled_path is not None:
+            return scopes
+        used = self.sessions.cache.scopes_of(record.digest)
+        return [scope for scope in scopes if scope in used]
 
     def close(self) -> None:
         with self._wake:
@@ -58,14 +95,15 @@ class BackgroundCompiler:
             self._wake.notify_all()
         self.runtime.close()
 
-    def _push(self, digest: Digest) -> None:
+    def _push(self, digest: Digest, scope: str) -> None:
         with self._wake:
             self._order += 1
-            heapq.heappush(self._queue, (time.monotonic() + self.delay_s, self._order, digest))
+            due = time.monotonic() + self.delay_s
+            heapq.heappush(self._queue, (due, self._order, digest, scope))
             self._wake.notify_all()
 
-    def _next(self) -> Digest | None:
-        """The next digest that is due; closes the worker while the queue is empty."""
+    def _next(self) -> tuple[Digest, str] | None:
+        """The next entry that is due; closes the worker while the queue is empty."""
         while True:
             with self._wake:
                 if self._closed:
@@ -73,7 +111,8 @@ class BackgroundCompiler:
                 if self._queue:
                     due = self._queue[0][0] - time.monotonic()
                     if due <= 0:
-                        return heapq.heappop(self._queue)[2]
+                        _, _, digest, scope = heapq.heappop(self._queue)
+                        return digest, scope
                     self._wake.wait(due)
                     continue
             self.runtime.stop_if_idle(0.0)  # nothing to do: give its memory back
@@ -81,37 +120,44 @@ class BackgroundCompiler:
                 if not self._queue and not self._closed:
                     self._wake.wait()
 
+    def _wait_for_idle(self, digest: Digest) -> bool:
+        """Block until no page request came for ``idle_s``; False once closed."""
+        logged = False
+        with self._wake:
+            while not self._closed:
+                quiet = time.monotonic() - self._last_request
+                if quiet >= self.idle_s:
+                    return True
+                if not logged:
+                    log.info("background compile of %s deferred: pages are active", digest.short)
+                    logged = True
+                self._wake.wait(self.idle_s - quiet)
+        return False
+
     def _loop(self) -> None:
-        while (digest := self._next()) is not None:
+        while (entry := self._next()) is not None:
+            digest, scope = entry
             try:
                 if digest == _STARTUP_SCAN:
                     self._scan()
-                else:
-                    self.compile(digest)
+                elif self._wait_for_idle(digest):
+                    self._compile_in(digest, scope)
             except Exception:
                 log.exception("background compile of %s", digest.short)
 
     def _scan(self) -> None:
         for record in self.sessions.store.list_models():
-            if record.servable and record.format == "onnx":
-                self._push(record.digest)
+            for scope in self.expected_scopes(record):
+                self._push(record.digest, scope)
 
-    def compile(self, digest: Digest) -> bool:
-        """Compile one model for the default provider; True when the cache now has it."""
-        sessions = self.sessions
-        record = sessions.store.get(digest)
+    def _compile_in(self, digest: Digest, scope: str) -> bool:
+        record = self.sessions.store.get(digest)
         if record is None or not record.servable or record.format != "onnx":
             return False
-        if record.size > sessions.settings.max_model_bytes:
+        if record.size > self.sessions.settings.max_model_bytes:
             return False
-        spec_provider = sessions.provider_for(None, warm=False)
-        # Into each scope a page's session would use (per partition for models that
-        # are not common, DESIGN §4), so that every site that obtained it gets hits.
-        done = [
-            self._compile(SessionSpec(digest, spec_provider, "all", scope))
-            for scope in sessions.cache_scopes(record)
-        ]
-        return all(done)
+        provider = self.sessions.provider_for(None, warm=False)
+        return self._compile(SessionSpec(digest, provider, "all", scope))
 
     def _compile(self, spec: SessionSpec) -> bool:
         sessions, digest = self.sessions, spec.digest

@@ -60,6 +60,7 @@ class WorkerOptions:
     memory_limit: int | None = None  # bytes of heap (RLIMIT_DATA); None: unlimited
     log_path: Path | None = None  # the worker's stderr (ORT's own log lines)
     start_timeout_s: float = 60.0
+    background: bool = False  # lowest CPU and I/O priority (runtime/priority.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +96,8 @@ class WorkerProcess:
             f"--memory-limit={self.options.memory_limit or 0}",
             f"--parent-pid={os.getpid()}",
         ]
+        if self.options.background:
+            argv.append("--background")
         stderr = _open_log(self.options.log_path)
         try:
             self._proc = subprocess.Popen(
@@ -120,7 +123,12 @@ class WorkerProcess:
         self.info = WorkerInfo(
             str(hello["ort_version"]), tuple(hello["available"]), int(hello["pid"])
         )
-        log.info("runtime worker %d started (ORT %s)", self.pid, self.info.ort_version)
+        log.info(
+            "%sruntime worker %d started (ORT %s)",
+            "background " if self.options.background else "",
+            self.pid,
+            self.info.ort_version,
+        )
         return self
 
     @property

@@ -170,6 +170,14 @@ class CompileCache:
         )
         return bool(rows)
 
+    def scopes_of(self, source: Digest) -> set[str]:
+        """The scopes in which a session of ``source`` was built before (under any
+        runtime or provider): where a background compile is likely to be used."""
+        rows = self.store.index.query(
+            "SELECT DISTINCT scope FROM derived WHERE source = ?", (source.hex,)
+        )
+        return {str(row["scope"]) for row in rows}
+
     def save(self, key: CacheKey, folder: Path, graph: str, weights: str | None) -> bool:
         """Publish what the worker wrote into ``folder`` as derived blobs of the source."""
         pending = [_pending(folder / graph)]

@@ -21,7 +21,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -110,12 +110,15 @@ class SessionManager:
         self._reserved: dict[str, int] = {}  # creations under way, per partition
         self._calls = 0
         self._closed = threading.Event()
+        self._prestarting = False
         # Visible to every partition by design (pre-installed, or on the signed commons
         # list: the host sets `CommonsGate.is_common`), so its compiled graph is shared.
         self.is_common: Callable[[ModelRecord], bool] = preinstalled
         from webmodels.runtime.background import BackgroundCompiler
 
-        self.compiler = BackgroundCompiler(self, Runtime(options))
+        # A worker of its own, at the lowest CPU and I/O priority: never the one that
+        # serves page sessions (issue 12).
+        self.compiler = BackgroundCompiler(self, Runtime(replace(options, background=True)))
 
     def cache_scope(self, record: ModelRecord, partition: str | None) -> str:
         """The compile-cache scope of a session of ``record``: shared ("") for common
@@ -134,9 +137,33 @@ class SessionManager:
             self.cache.prune()
         threading.Thread(target=self._reap_loop, name="sessions-reaper", daemon=True).start()
         if self.settings.background_compile:
-            self.store.on_stored.append(lambda record: self.compiler.schedule(record.digest))
+            self.store.on_stored.append(self.compiler.stored)
             self.compiler.start()
+        self.store.on_stored.append(lambda record: self.prestart())  # ONNX only
         return self
+
+    def prestart(self) -> None:
+        """Start the page-session worker ahead of the first `create` (a page loaded an
+        ONNX model): in the background, one start at a time, none when one runs."""
+        if self._closed.is_set() or self.runtime.current() is not None:
+            return
+        with self._lock:
+            if self._prestarting:
+                return
+            self._prestarting = True
+        threading.Thread(target=self._prestart, name="worker-prestart", daemon=True).start()
+
+    def _prestart(self) -> None:
+        try:
+            self._warm()
+        finally:
+            with self._lock:
+                self._prestarting = False
+
+    def request_compile(self, record: ModelRecord, scope: str) -> None:
+        """A page asked for a compiled session of ``record`` in its own ``scope``."""
+        if self.settings.background_compile and record.format == "onnx":
+            self.compiler.request(record.digest, scope)
 
     def close(self) -> None:
         self._closed.set()

@@ -36,6 +36,7 @@ class SessionSettings:
     max_tensor_bytes: int = 8 * GIB  # one declared tensor
     background_compile: bool = True
     background_delay_s: float = 3.0  # after a download, let the page's own calls go first
+    background_idle_s: float = 5.0  # and only once no page request came for this long
 
     @property
     def memory_limit(self) -> int:

@@ -317,8 +317,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m webmodels.runtime.worker")
     parser.add_argument("--memory-limit", type=int, default=0)
     parser.add_argument("--parent-pid", type=int, default=0)
+    parser.add_argument("--background", action="store_true", help="lowest CPU and I/O priority")
     args = parser.parse_args(argv)
     _limit_memory(args.memory_limit)
+    if args.background:  # before ONNX Runtime starts its threads: they inherit it
+        from webmodels.runtime.priority import lower_own_priority
+
+        lower_own_priority()
     _die_with_parent(args.parent_pid)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="worker: %(message)s")
     sys.stdout.flush()
