@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -97,6 +98,17 @@ class Uploads:
                 raise
             upload.touched = time.monotonic()
             return upload.writer.size
+
+    def stream(self, upload_id: str, partition: str | None, pieces: Iterable[bytes]) -> None:
+        """Writes `pieces` in order (a write URL's body, loopback.py); any failure,
+        theirs or the disk's, drops the upload and its temp file."""
+        received = 0
+        try:
+            for piece in pieces:
+                received = self.write(upload_id, partition, received, piece)
+        except BaseException:
+            self.abort(upload_id, partition)
+            raise
 
     def commit(self, upload_id: str, partition: str | None) -> PendingBlob:
         """Verified bytes, ready to publish; `integrity_mismatch` (and nothing kept) if not."""
