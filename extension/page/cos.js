@@ -55,10 +55,25 @@
   const acquire = () => (active < UPLOADS_AT_ONCE ? (active++, Promise.resolve()) : new Promise((go) => waiting.push(go)));
   const release = () => (waiting.length > 0 ? waiting.shift()() : active--);
 
+  /** The model the host stored, through the bridge (loopback speed); null when the
+   *  bridge could not carry the bytes (then native messaging does). */
+  async function fastUpload(sha256, blob) {
+    let verdict;
+    try {
+      verdict = await I.fastWrite({ sha256, size: blob.size }, blob);
+    } catch {
+      return null;
+    }
+    if (verdict.failure) throw I.toDOMException(verdict.failure);
+    return verdict.result.model;
+  }
+
   async function upload(sha256, blob) {
     await acquire();
     let uploadId = null;
     try {
+      const stored = await fastUpload(sha256, blob);
+      if (stored !== null) return stored;
       ({ upload_id: uploadId } = await I.request("cos.write.begin", { sha256, size: blob.size }).promise);
       // In order, one chunk at a time: the host accepts each chunk at its offset only.
       for (let offset = 0; offset < blob.size; offset += UPLOAD_CHUNK) {

@@ -311,9 +311,11 @@ def _take(conn: socket.socket, head: RequestHead, grant: _Grant, origin: str | N
         _dropped([grant])  # the token is spent: the upload goes with it
         _refuse(conn, 411, f"Content-Length must be {grant.size}", origin=origin)
         return
+    started = time.monotonic()
     try:
         result = grant.receive(body_pieces(conn, head.body, grant.size))
         status, reply = 200, {"ok": True, "result": dict(result)}
+        log.info("loopback write: %d bytes in %.2f s", grant.size, time.monotonic() - started)
     except HostError as exc:
         log.info("loopback write for a page: %s: %s", exc.code, exc.message)
         status, reply = 422, {"ok": False, "error": exc.for_page().to_wire()}
