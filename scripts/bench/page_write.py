@@ -31,7 +31,9 @@ PREPARE = """async (mib) => {
   const bytes = new Uint8Array(mib << 20);
   const words = new Uint32Array(bytes.buffer);
   let x = 2463534242 + mib;
-  for (let i = 0; i < words.length; i++) { x ^= x << 13; x ^= x >>> 17; x ^= x << 5; words[i] = x >>> 0; }
+  for (let i = 0; i < words.length; i++) {
+    x ^= x << 13; x ^= x >>> 17; x ^= x << 5; words[i] = x >>> 0;
+  }
   window.__blob = new Blob([bytes]); // one Blob per size: Chromium's blob storage is bounded
   return await window.webmodelsTest.sha256Hex(bytes);
 }"""
@@ -118,9 +120,8 @@ def main() -> int:
         mb = (mib << 20) / 1e6
         speed = {way: mb / statistics.median(t) for way, t in times.items()}
         for way, t in times.items():
-            print(
-                f"{mib:4d} MiB {way:7s} median {statistics.median(t) * 1000:7.0f} ms  {speed[way]:7.1f} MB/s"
-            )
+            median_ms = statistics.median(t) * 1000
+            print(f"{mib:4d} MiB {way:7s} median {median_ms:7.0f} ms  {speed[way]:7.1f} MB/s")
         print(f"{mib:4d} MiB bridge / native messaging: {speed['bridge'] / speed['native']:.1f}x")
     return 0
 
