@@ -1,9 +1,10 @@
 """Storing a model from a page (a Cross-Origin Storage write: `createWritable()` →
 `write(blob)` → `close()`): the fast write path (the extension's bridge frame PUTs the
 Blob to the host's one-time 127.0.0.1 upload URL) against native messaging (8 MiB
-chunks of base64, one round trip each: `cos.write.begin`/`chunk`/`commit`, the loop
-`page/cos.js` falls back to), side by side in one run in real headless Chromium with
-the real extension and host, alternating rounds, printing MB/s and the ratio per size.
+chunks of base64: `cos.write.begin`/`chunk`/`commit`, the loop `page/cos.js` falls
+back to, with 3 chunks in flight; and one at a time, as before), side by side in one
+run in real headless Chromium with the real extension and host, alternating rounds,
+printing MB/s and the ratios per size.
 
 Usage: .venv/bin/python scripts/bench/page_write.py [--sizes-mb 64 200] [--rounds 3]
 """
@@ -46,7 +47,7 @@ BRIDGE = """async (hex) => {
   await writable.close();
   return performance.now() - t;
 }"""
-NATIVE = """async (hex) => {
+NATIVE = """async ([hex, depth]) => {
   // The relay's messages, as page/cos.js sends them when there is no bridge.
   const call = async (method, params) => {
     const id = `bench-${Math.random()}`;
@@ -65,13 +66,18 @@ NATIVE = """async (hex) => {
   const t = performance.now();
   const blob = window.__blob;
   const { upload_id } = await call("cos.write.begin", { sha256: hex, size: blob.size });
+  const inFlight = [];
   for (let offset = 0; offset < blob.size; offset += CHUNK) {
     const bytes = new Uint8Array(await blob.slice(offset, offset + CHUNK).arrayBuffer());
-    await call("cos.write.chunk", { upload_id, offset, data: base64(bytes) });
+    inFlight.push(call("cos.write.chunk", { upload_id, offset, data: base64(bytes) }));
+    if (inFlight.length >= depth) await inFlight.shift();
   }
+  for (const sent of inFlight) await sent;
   await call("cos.write.commit", { upload_id });
   return performance.now() - t;
 }"""
+
+WAYS = {"bridge": 0, "native": 3, "native-1": 1}  # chunks in flight through native messaging
 
 
 def main() -> int:
@@ -109,10 +115,13 @@ def main() -> int:
             page.wait_for_function("() => window.webmodels && window.webmodelsTest")
             for mib in args.sizes_mb:
                 hex_digest = page.evaluate(PREPARE, mib)
-                times: dict[str, list[float]] = {"bridge": [], "native": []}
+                times: dict[str, list[float]] = {way: [] for way in WAYS}
                 for n in range(args.rounds):
-                    for way in ("bridge", "native") if n % 2 == 0 else ("native", "bridge"):
-                        ms = page.evaluate(BRIDGE if way == "bridge" else NATIVE, hex_digest)
+                    for way in list(WAYS)[:: 1 if n % 2 == 0 else -1]:
+                        if way == "bridge":
+                            ms = page.evaluate(BRIDGE, hex_digest)
+                        else:
+                            ms = page.evaluate(NATIVE, [hex_digest, WAYS[way]])
                         times[way].append(ms / 1000)
                 results[mib] = times
             context.close()
@@ -123,6 +132,7 @@ def main() -> int:
             median_ms = statistics.median(t) * 1000
             print(f"{mib:4d} MiB {way:7s} median {median_ms:7.0f} ms  {speed[way]:7.1f} MB/s")
         print(f"{mib:4d} MiB bridge / native messaging: {speed['bridge'] / speed['native']:.1f}x")
+        print(f"{mib:4d} MiB native 3 in flight / 1: {speed['native'] / speed['native-1']:.1f}x")
     return 0
 
 
