@@ -66,7 +66,9 @@ def test_a_write_url_stores_the_bytes_once_for_the_extension_only(home: Path) ->
         started = time.perf_counter()
         reply = put(url, data)
         seconds = time.perf_counter() - started
-        print(f"\n64 MiB write through the loopback URL: {64 / seconds:.0f} MiB/s ({seconds:.2f} s)")
+        print(
+            f"\n64 MiB write through the loopback URL: {64 / seconds:.0f} MiB/s ({seconds:.2f} s)"
+        )
         assert reply.status_code == 200, reply.text
         assert reply.headers["Access-Control-Allow-Origin"] == EXTENSION
         model = reply.json()["result"]["model"]
