@@ -18,8 +18,9 @@ import { REDEEM, Tickets } from "./tickets.js";
 export const PAGE_PORT = "webmodels-page";
 export const MANAGE_PORT = "webmodels-manage";
 
-// Methods whose result is a one-time loopback URL (the fast byte path).
-const LOOPBACK_METHODS = new Set(["models.open", "sessions.output_open"]);
+// Methods whose result is a one-time loopback URL (the fast byte path: reads, and
+// cos.write.open's URL to PUT a Cross-Origin Storage write to).
+const LOOPBACK_METHODS = new Set(["models.open", "sessions.output_open", "cos.write.open"]);
 
 const TRUSTED_CONTEXT = Object.freeze({ partition: null, user_activation: true, trusted: true });
 

@@ -13,9 +13,34 @@
 // relay -> bridge   window message {__webmodels: 1, dir: "to-bridge", port}  (once)
 // bridge -> relay   port: {ready: true}, then {ticket, buffer} | {ticket, error}
 // relay -> bridge   port: {ticket}
+//
+// Writes (the fast write path): the relay hands over a Blob with the ticket of a
+// `cos.write.open`; the bridge PUTs it to the host's one-time upload URL (no copies: the
+// Blob is structured-cloned by reference) and answers with the host's verdict, which
+// comes only once the bytes are verified and stored:
+//
+// relay -> bridge   port: {ticket, blob}
+// bridge -> relay   port: {ticket, result} | {ticket, failure} (the host's error) | {ticket, error}
+
+import { domExceptionName } from "../shared/errors.js";
 
 const TAG = "__webmodels";
 const REDEEM = "webmodels-redeem";
+
+async function putModel(ticket, pageOrigin, blob) {
+  const held = await chrome.runtime.sendMessage({ type: REDEEM, ticket });
+  if (!held || held.origin !== pageOrigin) throw new Error("the ticket is not valid here");
+  if (blob.size !== held.size) throw new Error(`${blob.size} bytes where ${held.size} were announced`);
+  const reply = await fetch(held.url, {
+    method: "PUT", body: blob, cache: "no-store", credentials: "omit", redirect: "error",
+  });
+  const answer = await reply.json().catch(() => null);
+  if (answer?.ok === true) return { result: answer.result };
+  if (answer?.ok === false && typeof answer.error?.code === "string") {
+    return { failure: { ...answer.error, name: domExceptionName(answer.error.code) } };
+  }
+  throw new Error(`the host answered ${reply.status}`);
+}
 
 async function fetchModel(ticket, pageOrigin) {
   const held = await chrome.runtime.sendMessage({ type: REDEEM, ticket });
@@ -32,6 +57,12 @@ async function fetchModel(ticket, pageOrigin) {
 function serve(port, pageOrigin) {
   port.onmessage = async (event) => {
     const ticket = String(event.data?.ticket);
+    const blob = event.data?.blob;
+    if (blob != null) {
+      const answer = await putModel(ticket, pageOrigin, blob).catch((error) => ({ error: String(error?.message ?? error) }));
+      port.postMessage({ ticket, ...answer });
+      return;
+    }
     try {
       const buffer = await fetchModel(ticket, pageOrigin);
       port.postMessage({ ticket, buffer }, [buffer]);

@@ -15,6 +15,11 @@
 // relay -> bridge over a MessagePort (bridge/bridge.js, in a closed shadow root)
 // relay -> page   window.postMessage({__webmodels: 1, dir: "from-bridge", ticket, buffer | error})
 //
+// and writes (a Blob, cloned by reference, to the ticket of a `cos.write.open`):
+//
+// page -> relay   window.postMessage({__webmodels: 1, dir: "to-bridge", ticket, blob})
+// relay -> page   window.postMessage({__webmodels: 1, dir: "from-bridge", ticket, result | failure | error})
+//
 // It relays; it does not interpret. It adds the one thing only it can vouch for,
 // the frame's user activation (read here, where the page cannot fake it), and drops
 // everything else a page might add (a forged `context` or `origin`). Who the page is
@@ -138,16 +143,22 @@
     if (!waiting.has(ticket)) return;
     clearTimeout(waiting.get(ticket));
     waiting.delete(ticket);
+    if (data.result != null || data.failure != null) {
+      // A write's verdict: plain data, cloned (never anything of the bridge's window).
+      const verdict = data.result != null ? { result: data.result } : { failure: data.failure };
+      window.postMessage({ [TAG]: 1, dir: "from-bridge", ticket, ...verdict }, targetOrigin);
+      return;
+    }
     toPageFromBridge(ticket, data.buffer, data.error);
   }
 
-  async function viaBridge(ticket) {
+  async function viaBridge(ticket, blob) {
     if (typeof ticket !== "string" || waiting.has(ticket)) return;
     try {
       if (!bridge?.holder.isConnected) bridge = startBridge(); // the page may have dropped it
       const port = await bridge.started;
       waiting.set(ticket, setTimeout(() => fromBridge({ ticket, error: "the bridge did not answer" }), BRIDGE_ANSWER_MS));
-      port.postMessage({ ticket });
+      port.postMessage(blob != null ? { ticket, blob } : { ticket }); // a write: its Blob, by reference
     } catch (error) {
       toPageFromBridge(ticket, null, error?.message ?? error); // the page falls back to native messaging
     }
@@ -158,6 +169,6 @@
     const data = event.data;
     if (data === null || typeof data !== "object" || data[TAG] !== 1) return;
     if (data.dir === "to-extension") relay(data);
-    else if (data.dir === "to-bridge") viaBridge(data.ticket);
+    else if (data.dir === "to-bridge") viaBridge(data.ticket, data.blob);
   });
 })();

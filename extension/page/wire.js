@@ -201,6 +201,25 @@
     });
   }
 
+  /** A Cross-Origin Storage write through the bridge: `params` ({sha256, size}) open a
+   *  one-time upload URL that only the bridge sees, and `blob` goes to it whole (a
+   *  Blob is cloned by reference: no base64, no copy). Resolves with the host's verdict,
+   *  {result} or {failure} (its error); rejects when the bridge could not carry it
+   *  (callers then upload through native messaging). */
+  async function fastWrite(params, blob) {
+    if (blob.size < FAST_MIN_BYTES || typeof document === "undefined") throw new Error("not worth it");
+    const { ticket } = await request("cos.write.open", params).promise;
+    if (typeof ticket !== "string") throw new Error("no ticket");
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        tickets.delete(ticket);
+        reject(new Error("the bridge did not answer"));
+      }, FAST_TIMEOUT_MS);
+      tickets.set(ticket, { resolve, reject, timer, write: true });
+      post({ [TAG]: 1, dir: "to-bridge", ticket, blob }, targetOrigin);
+    });
+  }
+
   window.addEventListener("message", (event) => {
     if (event.source !== window) return; // the relay posts to its own window
     const data = event.data;
@@ -209,11 +228,17 @@
     if (!waiting) return;
     tickets.delete(data.ticket);
     clearTimeout(waiting.timer);
+    if (waiting.write) {
+      if (data.result != null) waiting.resolve({ result: data.result });
+      else if (data.failure != null) waiting.resolve({ failure: data.failure });
+      else waiting.reject(new Error(data.error ?? "the bridge sent no verdict"));
+      return;
+    }
     if (data.buffer instanceof ArrayBuffer && data.buffer.byteLength === waiting.size) waiting.resolve(data.buffer);
     else waiting.reject(new Error(data.error ?? "the bridge sent no bytes"));
   });
 
   globalThis[INTERNALS] = Object.freeze({
-    request, toDOMException, localError, toBase64, fromBase64, readChunks, readParts, fastRead, fastFetch,
+    request, toDOMException, localError, toBase64, fromBase64, readChunks, readParts, fastRead, fastFetch, fastWrite,
   });
 })();

@@ -15,6 +15,7 @@ Parsing is pure (`head_end`, `parse_head`, `response_head`); sockets stay in `Li
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import logging
 import selectors
@@ -29,11 +30,14 @@ log = logging.getLogger(__name__)
 
 _REASONS = {
     200: "OK",
+    204: "No Content",
     400: "Bad Request",
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    411: "Length Required",
     421: "Misdirected Request",
+    422: "Unprocessable Content",
 }
 
 
@@ -44,7 +48,8 @@ class Limits:
     max_head_bytes: int = 8192
     max_pending: int = 128  # connections still sending their head; the oldest go first
     max_queued: int = 16  # complete heads waiting for a handler; more are closed
-    send_timeout_s: float = 30.0  # a reply that makes no progress this long ends
+    send_timeout_s: float = 30.0  # a reply (or a body) making no progress this long ends
+    streams: int = 8  # threads receiving request bodies (uploads), apart from the handlers
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,12 +57,17 @@ class RequestHead:
     method: str
     target: str
     headers: Mapping[str, str] = field(default_factory=dict)  # lower-case names, first wins
+    body: bytes = b""  # the start of the body, read with the head
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
 
 
-Answer = Callable[[socket.socket, "RequestHead | None"], None]
+# An answer either replies at once (None), or hands back the rest of its work — taking
+# a request body in, which can take a while — to run on a stream thread, so that
+# uploads never hold the handlers that serve reads.
+Rest = Callable[[], None]
+Answer = Callable[[socket.socket, "RequestHead | None"], "Rest | None"]
 
 
 def head_end(buffer: bytes) -> int:
@@ -114,6 +124,7 @@ class Listener:
         self._selector.register(self._wake_r, selectors.EVENT_READ)
         self._pending: dict[socket.socket, _Pending] = {}  # oldest first
         self._pool = ThreadPoolExecutor(self.limits.handlers, thread_name_prefix="loopback")
+        self._streams = ThreadPoolExecutor(self.limits.streams, thread_name_prefix="loopback-in")
         self._busy = 0  # queued or being answered
         self._busy_lock = threading.Lock()
         self._stopping = False
@@ -128,6 +139,7 @@ class Listener:
         for conn in list(self._pending):
             self._drop(conn)
         self._pool.shutdown(wait=False)  # replies under way finish on their own
+        self._streams.shutdown(wait=False)
         for sock in (self._sock, self._wake_r, self._wake_w):
             sock.close()
         self._selector.close()
@@ -187,7 +199,7 @@ class Listener:
             return
         self._selector.unregister(conn)
         del self._pending[conn]
-        self._dispatch(conn, pending.buffer[:end])
+        self._dispatch(conn, pending.buffer[:end], pending.buffer[end:])
 
     def _expire(self, now: float) -> None:
         while self._pending:
@@ -204,7 +216,7 @@ class Listener:
 
     # -- the handler pool --------------------------------------------------------
 
-    def _dispatch(self, conn: socket.socket, head: bytes) -> None:
+    def _dispatch(self, conn: socket.socket, head: bytes, body: bytes) -> None:
         with self._busy_lock:
             if self._busy >= self.limits.handlers + self.limits.max_queued:
                 conn.close()
@@ -213,15 +225,31 @@ class Listener:
         conn.setblocking(True)
         conn.settimeout(self.limits.send_timeout_s)
         try:
-            self._pool.submit(self._serve, conn, parse_head(head))
+            parsed = parse_head(head)
+            if parsed is not None and body:
+                parsed = dataclasses.replace(parsed, body=body)
+            self._pool.submit(self._serve, conn, parsed)
         except RuntimeError:  # shut down meanwhile
             self._done(conn)
 
     def _serve(self, conn: socket.socket, head: RequestHead | None) -> None:
+        rest: Rest | None = None
         try:
-            self._answer(conn, head)
+            rest = self._answer(conn, head)
+            if rest is not None:
+                self._streams.submit(self._finish, conn, rest)
         except Exception:  # one bad request never ends the listener
             log.exception("loopback: answering a request failed")
+            rest = None
+        finally:
+            if rest is None:
+                self._done(conn)
+
+    def _finish(self, conn: socket.socket, rest: Rest) -> None:
+        try:
+            rest()
+        except Exception:
+            log.exception("loopback: receiving a request failed")
         finally:
             self._done(conn)
 

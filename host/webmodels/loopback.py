@@ -20,10 +20,15 @@ Each request is checked before a byte is sent:
   ``hello`` (`LoopbackServer.pin`), which only this extension can send;
 * the token must be live: unknown, used or expired tokens all get the same 404.
 
-Only GET of ``/m/<token>`` exists. The server binds 127.0.0.1 only, starts on the
-first capability asked for, and stops with the host. Its threads and the time a
-connection may take are bounded (`listener.py`): idle and half-sent connections from
-a local process cost no thread and are closed after a few seconds.
+GET of ``/m/<token>`` reads; PUT of ``/u/<token>`` writes (`issue_upload`: a Cross-Origin
+Storage write at loopback speed, with its CORS preflight). A write URL is bound to one
+upload — its partition, announced SHA-256 and size — and the request must carry exactly
+that many bytes; the reply comes only once they are verified and published.
+
+The server binds 127.0.0.1 only, starts on the first capability asked for, and stops
+with the host. Its threads and the time a connection may take are bounded
+(`listener.py`): idle and half-sent connections from a local process cost no thread
+and are closed after a few seconds; a write's body has its own threads.
 """
 
 from __future__ import annotations
@@ -36,14 +41,16 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from webmodels.config import CHROMIUM_EXTENSION_ID
 from webmodels.digest import Digest
 from webmodels.errors import HostError
 from webmodels.listener import Listener, RequestHead, response_head
+from webmodels.protocol.envelope import dumps
 from webmodels.runtime.outputs import MAX_HELD_BYTES
 
 log = logging.getLogger(__name__)
@@ -64,6 +71,14 @@ FIREFOX_ORIGIN = re.compile(r"moz-extension://[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-
 MAX_GRANT_BYTES = MAX_HELD_BYTES
 MAX_TOTAL_GRANT_BYTES = 2 * MAX_HELD_BYTES
 GRANTS_FULL = "too many output reads are open at once; read them in chunks, or try again"
+# A write's body: pieces of this size, each within the listener's send timeout, and all
+# of it at no less than MIN_BODY_RATE (a stalled writer cannot hold a thread forever).
+BODY_PIECE = 1 << 20
+MIN_BODY_RATE = 1 << 20  # bytes per second, after a grace of the listener's send timeout
+
+# Takes a write's body (pieces, in order) in; returns the reply's result, or raises
+# HostError (which the page sees cleaned, as from any page method).
+Receive = Callable[[Iterator[bytes]], Mapping[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +96,8 @@ class _Grant:
     size: int
     expires: float
     owner: str | None = None  # the partition a grant of bytes was issued to
+    receive: Receive | None = None  # a write URL's upload
+    on_drop: Callable[[], object] | None = None  # a write URL spent unused, or expired
 
 
 def allowed_origins(caller: str | None) -> tuple[str, ...]:
@@ -172,29 +189,47 @@ class LoopbackServer:
         the bytes behind its live grants (or all of them) would pass the bound."""
         return self._grant(_Grant("output", None, data, len(data), 0.0, owner))
 
-    def _grant(self, grant: _Grant) -> Capability:
+    def issue_upload(
+        self, size: int, receive: Receive, *, owner: str, on_drop: Callable[[], object]
+    ) -> Capability:
+        """A one-time URL to PUT exactly `size` bytes to, which `receive` takes in;
+        `on_drop` runs when the URL is dropped unused (expired, or pushed out)."""
+        grant = _Grant("upload", None, None, size, 0.0, owner, receive, on_drop)
+        return self._grant(grant, "u")
+
+    def _grant(self, grant: _Grant, kind: str = "m") -> Capability:
         port = self.port
         token = secrets.token_urlsafe(16)  # 128 bits
         with self._lock:
             now = self._clock()
-            self._drop_expired(now)
-            self._check_room(grant)
-            self._make_room(grant.owner)
-            self._grants[token] = dataclasses.replace(grant, expires=now + self.ttl_s)
-        return Capability(f"http://127.0.0.1:{port}/m/{token}", grant.size, self.ttl_s)
+            dropped = self._drop_expired(now)
+            try:
+                self._check_room(grant)
+                dropped += self._make_room(grant.owner)
+                self._grants[token] = dataclasses.replace(grant, expires=now + self.ttl_s)
+            finally:
+                _dropped(dropped)
+        return Capability(f"http://127.0.0.1:{port}/{kind}/{token}", grant.size, self.ttl_s)
 
-    def redeem(self, token: str) -> _Grant | None:
-        """The grant of a live token, which is then spent; None otherwise."""
+    def redeem(self, token: str, *, upload: bool = False) -> _Grant | None:
+        """The grant of a live token of the kind asked for, which is then spent; None
+        otherwise."""
         with self._lock:
-            grant = self._grants.pop(token, None)
-        if grant is None or grant.expires < self._clock():
+            grant = self._grants.get(token)
+            if grant is None or (grant.receive is not None) != upload:
+                return None
+            del self._grants[token]
+        if grant.expires < self._clock():
+            _dropped([grant])
             return None
         return grant
 
     def close(self) -> None:
         with self._lock:
             listener, self._listener = self._listener, None
+            dropped = list(self._grants.values())
             self._grants.clear()
+        _dropped(dropped)
         if listener is not None:
             listener.close()
 
@@ -206,18 +241,20 @@ class LoopbackServer:
         if own > self.max_grant_bytes or _held_bytes(live, grant.data) > self.max_total_grant_bytes:
             raise HostError("busy", GRANTS_FULL)  # one answer for both: no other site shows
 
-    def _make_room(self, owner: str | None) -> None:
+    def _make_room(self, owner: str | None) -> list[_Grant]:
         """Drops the partition's own oldest tokens past its bound (or at the host-wide
         ceiling); never another partition's."""
         own = [t for t, g in self._grants.items() if g.owner == owner]  # oldest first
+        dropped = []
         while own and (len(own) >= MAX_LIVE_TOKENS or len(self._grants) >= MAX_TOTAL_TOKENS):
-            del self._grants[own.pop(0)]
+            dropped.append(self._grants.pop(own.pop(0)))
         if len(self._grants) >= MAX_TOTAL_TOKENS:
+            _dropped(dropped)
             raise HostError("busy", GRANTS_FULL)  # as the byte bound: no other site shows
+        return dropped
 
-    def _drop_expired(self, now: float) -> None:
-        for token in [t for t, g in self._grants.items() if g.expires < now]:
-            del self._grants[token]
+    def _drop_expired(self, now: float) -> list[_Grant]:
+        return [self._grants.pop(t) for t, g in list(self._grants.items()) if g.expires < now]
 
     def _start(self) -> Listener:
         with self._lock:
@@ -228,28 +265,99 @@ class LoopbackServer:
 
     # -- answering (on the listener's handler threads) ---------------------------
 
-    def _answer(self, conn: socket.socket, head: RequestHead | None) -> None:
+    def _answer(self, conn: socket.socket, head: RequestHead | None) -> Callable[[], None] | None:
         if head is None:
             _refuse(conn, 400, "bad request")
-            return
-        if head.method != "GET":
-            _refuse(conn, 405, "GET only")
-            return
+            return None
+        if head.method not in ("GET", "PUT", "OPTIONS"):
+            _refuse(conn, 405, "GET or PUT only")
+            return None
         origin = head.header("Origin")
         if head.header("Host") != f"127.0.0.1:{self.port}":
             _refuse(conn, 421, "wrong Host")  # DNS rebinding: not our name
-            return
+            return None
         if not caller_allowed(origin, head.header("Sec-Fetch-Site"), self.allowed):
             log.warning("loopback: refused a request (Origin %r)", origin)
             _refuse(conn, 403, "origin not allowed")
-            return
-        token = head.target.removeprefix("/m/") if head.target.startswith("/m/") else ""
-        grant = self.redeem(token) if token else None
+            return None
+        if head.method == "OPTIONS":  # the extension's CORS preflight of a PUT
+            _preflight(conn, origin)
+            return None
+        upload = head.method == "PUT"
+        prefix = "/u/" if upload else "/m/"
+        token = head.target.removeprefix(prefix) if head.target.startswith(prefix) else ""
+        grant = self.redeem(token, upload=upload) if token else None
         if grant is None:
             _refuse(conn, 404, "no such capability", origin=origin)
-            return
+            return None
+        if upload:
+            return lambda: _take(conn, head, grant, origin)
         if _send(conn, grant, origin):
             self.served += 1
+        return None
+
+
+def _dropped(grants: Iterable[_Grant]) -> None:
+    for grant in grants:
+        if grant.on_drop is not None:
+            grant.on_drop()
+
+
+def _take(conn: socket.socket, head: RequestHead, grant: _Grant, origin: str | None) -> None:
+    """Receives a write's body into its upload, and answers once it is published."""
+    assert grant.receive is not None
+    length = head.header("Content-Length")
+    if head.header("Transfer-Encoding") is not None or length != str(grant.size):
+        _dropped([grant])  # the token is spent: the upload goes with it
+        _refuse(conn, 411, f"Content-Length must be {grant.size}", origin=origin)
+        return
+    started = time.monotonic()
+    try:
+        result = grant.receive(body_pieces(conn, head.body, grant.size))
+        status, reply = 200, {"ok": True, "result": dict(result)}
+        log.info("loopback write: %d bytes in %.2f s", grant.size, time.monotonic() - started)
+    except HostError as exc:
+        log.info("loopback write for a page: %s: %s", exc.code, exc.message)
+        status, reply = 422, {"ok": False, "error": exc.for_page().to_wire()}
+    body = dumps(reply)
+    headers = [*_common(origin), ("Content-Type", "application/json")]
+    headers.append(("Content-Length", str(len(body))))
+    try:
+        conn.sendall(response_head(status, headers) + body)
+    except OSError as exc:
+        log.info("loopback: write reply not sent: %s", exc)
+
+
+def body_pieces(conn: socket.socket, start: bytes, size: int) -> Iterator[bytes]:
+    """Exactly `size` bytes of a request body (`start` already read), in pieces; a
+    connection that closes, stalls or crawls ends it early with `bad_request`."""
+    timeout = conn.gettimeout() or 30.0
+    deadline = time.monotonic() + timeout + size / MIN_BODY_RATE
+    left = size
+    if start:
+        yield start[:left]
+        left -= min(left, len(start))
+    while left > 0:
+        if time.monotonic() > deadline:
+            raise HostError("bad_request", "the upload was too slow")
+        try:
+            piece = conn.recv(min(left, BODY_PIECE))
+        except OSError as exc:
+            raise HostError("bad_request", f"the upload ended early: {exc}") from exc
+        if not piece:
+            raise HostError("bad_request", f"the upload ended {left} bytes early")
+        left -= len(piece)
+        yield piece
+
+
+def _preflight(conn: socket.socket, origin: str | None) -> None:
+    headers = [*_common(origin), ("Access-Control-Allow-Methods", "PUT")]
+    headers += [("Access-Control-Allow-Headers", "Content-Type")]
+    headers += [("Access-Control-Allow-Private-Network", "true"), ("Content-Length", "0")]
+    try:
+        conn.sendall(response_head(204, headers))
+    except OSError as exc:
+        log.info("loopback: preflight reply not sent: %s", exc)
 
 
 def _held_bytes(grants: Iterable[_Grant], new: bytes) -> int:

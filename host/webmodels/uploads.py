@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -23,6 +24,11 @@ MAX_OPEN = 64
 MAX_PER_PARTITION = 4
 TOO_MANY = "too many uploads at once; finish or abort one"
 IDLE_S = 600.0  # an upload untouched this long is dropped
+# Chunks in flight (native messaging, page/cos.js): the request pool may start a chunk
+# before the one ahead of it has been written; it waits its turn, if it is at most this
+# far ahead and for at most this long (its predecessor was submitted first, FIFO).
+MAX_AHEAD = 64 << 20
+AHEAD_WAIT_S = 30.0
 MAX_SIZE = 64 << 30
 
 
@@ -34,7 +40,7 @@ class Upload:
     partition: str | None
     writer: BlobWriter
     touched: float
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.Condition = field(default_factory=threading.Condition)
 
 
 class Uploads:
@@ -79,6 +85,10 @@ class Uploads:
     def write(self, upload_id: str, partition: str | None, offset: int, data: bytes) -> int:
         upload = self._get(upload_id, partition)
         with upload.lock:
+            if upload.writer.size < offset <= upload.writer.size + MAX_AHEAD:
+                upload.lock.wait_for(lambda: self._turn(upload, offset), timeout=AHEAD_WAIT_S)
+            if not self._is_open(upload):  # dropped (or committed) meanwhile
+                raise HostError("not_found", "no such upload (finished, aborted or expired)")
             if offset != upload.writer.size:
                 raise HostError(
                     "bad_request",
@@ -96,7 +106,26 @@ class Uploads:
                 self._drop(upload_id)
                 raise
             upload.touched = time.monotonic()
+            upload.lock.notify_all()
             return upload.writer.size
+
+    def _turn(self, upload: Upload, offset: int) -> bool:
+        return upload.writer.size >= offset or not self._is_open(upload)
+
+    def _is_open(self, upload: Upload) -> bool:
+        with self._lock:
+            return self._open.get(upload.id) is upload
+
+    def stream(self, upload_id: str, partition: str | None, pieces: Iterable[bytes]) -> None:
+        """Writes `pieces` in order (a write URL's body, loopback.py); any failure,
+        theirs or the disk's, drops the upload and its temp file."""
+        received = 0
+        try:
+            for piece in pieces:
+                received = self.write(upload_id, partition, received, piece)
+        except BaseException:
+            self.abort(upload_id, partition)
+            raise
 
     def commit(self, upload_id: str, partition: str | None) -> PendingBlob:
         """Verified bytes, ready to publish; `integrity_mismatch` (and nothing kept) if not."""
@@ -158,5 +187,9 @@ class Uploads:
     def _drop(self, upload_id: str, *, abort: bool = True) -> None:
         with self._lock:
             upload = self._open.pop(upload_id, None)
-        if upload is not None and abort:
+        if upload is None:
+            return
+        if abort:
             upload.writer.abort()
+        with upload.lock:
+            upload.lock.notify_all()  # chunks waiting their turn: there is none now

@@ -1,0 +1,140 @@
+"""Storing a model from a page (a Cross-Origin Storage write: `createWritable()` →
+`write(blob)` → `close()`): the fast write path (the extension's bridge frame PUTs the
+Blob to the host's one-time 127.0.0.1 upload URL) against native messaging (8 MiB
+chunks of base64: `cos.write.begin`/`chunk`/`commit`, the loop `page/cos.js` falls
+back to, with 3 chunks in flight; and one at a time, as before), side by side in one
+run in real headless Chromium with the real extension and host, alternating rounds,
+printing MB/s and the ratios per size.
+
+Usage: .venv/bin/python scripts/bench/page_write.py [--sizes-mb 64 200] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from e2e.conftest import launch_chromium, require_chromium  # noqa: E402
+from e2e.test_page_api import CONTENT_TYPES, EXTENSION, PAGES, site_args  # noqa: E402
+from support.httpserver import ModelServer  # noqa: E402
+
+# Pseudo-random bytes made in the page, as a Blob (as a library has after fetch), and
+# their SHA-256 (not timed).
+PREPARE = """async (mib) => {
+  const bytes = new Uint8Array(mib << 20);
+  const words = new Uint32Array(bytes.buffer);
+  let x = 2463534242 + mib;
+  for (let i = 0; i < words.length; i++) {
+    x ^= x << 13; x ^= x >>> 17; x ^= x << 5; words[i] = x >>> 0;
+  }
+  window.__blob = new Blob([bytes]); // one Blob per size: Chromium's blob storage is bounded
+  return await window.webmodelsTest.sha256Hex(bytes);
+}"""
+BRIDGE = """async (hex) => {
+  const t = performance.now();
+  const handle = await navigator.crossOriginStorage.requestFileHandle(
+    { algorithm: "SHA-256", value: hex }, { create: true });
+  const writable = await handle.createWritable();
+  await writable.write(window.__blob);
+  await writable.close();
+  return performance.now() - t;
+}"""
+NATIVE = """async ([hex, depth]) => {
+  // The relay's messages, as page/cos.js sends them when there is no bridge.
+  const call = async (method, params) => {
+    const id = `bench-${Math.random()}`;
+    const reply = await window.webmodelsTest.raw({ id, method, params }, 600000);
+    if (!reply.ok) throw new Error(JSON.stringify(reply));
+    return reply.result;
+  };
+  const base64 = (bytes) => {
+    let text = "";
+    for (let i = 0; i < bytes.length; i += 0x8000) {
+      text += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+    }
+    return btoa(text);
+  };
+  const CHUNK = 8 << 20;
+  const t = performance.now();
+  const blob = window.__blob;
+  const { upload_id } = await call("cos.write.begin", { sha256: hex, size: blob.size });
+  const inFlight = [];
+  for (let offset = 0; offset < blob.size; offset += CHUNK) {
+    const bytes = new Uint8Array(await blob.slice(offset, offset + CHUNK).arrayBuffer());
+    inFlight.push(call("cos.write.chunk", { upload_id, offset, data: base64(bytes) }));
+    if (inFlight.length >= depth) await inFlight.shift();
+  }
+  for (const sent of inFlight) await sent;
+  await call("cos.write.commit", { upload_id });
+  return performance.now() - t;
+}"""
+
+WAYS = {"bridge": 0, "native": 3, "native-1": 1}  # chunks in flight through native messaging
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes-mb", type=int, nargs="+", default=[64, 200])
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    results: dict[int, dict[str, list[float]]] = {}
+    with tempfile.TemporaryDirectory() as tmp, ModelServer() as pages:
+        work = Path(tmp)
+        for file in sorted(PAGES.rglob("*")):
+            if file.is_file():
+                kind = CONTENT_TYPES.get(file.suffix, "application/octet-stream")
+                pages.add(file.relative_to(PAGES).as_posix(), file.read_bytes(), content_type=kind)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WEBMODELS_")}
+        env |= {"HOME": str(work), "XDG_CONFIG_HOME": str(work / "xdg")}
+        profile, store = work / "profile", work / "store"
+        install = [sys.executable, "-m", "webmodels", "--store", str(store), "install"]
+        install += ["--browser", "chromium", "--user-data-dir", str(profile)]
+        subprocess.run(install, env=env, check=True, capture_output=True)
+        with sync_playwright() as driver:
+            context = launch_chromium(
+                driver,
+                user_data_dir=profile,
+                config_home=work / "xdg",
+                extension_dir=EXTENSION,
+                extra_args=site_args(pages.port),
+            )
+            page = context.new_page()
+            page.set_default_timeout(600_000)
+            page.goto(f"http://a.localhost:{pages.port}/index.html")  # a loopback origin
+            page.wait_for_function("() => window.webmodels && window.webmodelsTest")
+            for mib in args.sizes_mb:
+                hex_digest = page.evaluate(PREPARE, mib)
+                times: dict[str, list[float]] = {way: [] for way in WAYS}
+                for n in range(args.rounds):
+                    for way in list(WAYS)[:: 1 if n % 2 == 0 else -1]:
+                        if way == "bridge":
+                            ms = page.evaluate(BRIDGE, hex_digest)
+                        else:
+                            ms = page.evaluate(NATIVE, [hex_digest, WAYS[way]])
+                        times[way].append(ms / 1000)
+                results[mib] = times
+            context.close()
+    for mib, times in results.items():
+        mb = (mib << 20) / 1e6
+        speed = {way: mb / statistics.median(t) for way, t in times.items()}
+        for way, t in times.items():
+            median_ms = statistics.median(t) * 1000
+            print(f"{mib:4d} MiB {way:7s} median {median_ms:7.0f} ms  {speed[way]:7.1f} MB/s")
+        print(f"{mib:4d} MiB bridge / native messaging: {speed['bridge'] / speed['native']:.1f}x")
+        print(f"{mib:4d} MiB native 3 in flight / 1: {speed['native'] / speed['native-1']:.1f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
