@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
@@ -76,7 +77,11 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         return host.uploads.committing.submit(publish, call, upload_id)
 
     def publish(call: Call, upload_id: str) -> Mapping[str, Any]:
-        pending = host.uploads.commit(upload_id, key(call))
+        """Verify, publish and describe; the answer is padded to the downloads' floor,
+        so bytes another site holds (an index row updated, one more holder) cannot be
+        timed (PRIVACY.md, "Write timing")."""
+        pending = host.uploads.commit(upload_id, key(call))  # hashed and fsynced
+        started = time.monotonic()
         partition = key(call)
         refs = [("site", partition)] if partition else [("import", "cos")]
         try:
@@ -86,7 +91,9 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
             result = store.ingest(pending, metadata, origin="downloaded", refs=refs)
         finally:
             store.files.discard(pending)
-        return {"model": model_for_page(host, result.model, call.context)}
+        reply = {"model": model_for_page(host, result.model, call.context)}
+        time.sleep(max(0.0, started + host.jobs.options.settle_floor_s - time.monotonic()))
+        return reply
 
     def abort(call: Call) -> Mapping[str, Any]:
         upload_id = call.params.string("upload_id", max_length=64)
