@@ -189,6 +189,13 @@
    *  the service worker's ticket for them. */
   async function fastFetch(method, params, size) {
     if (size < FAST_MIN_BYTES || typeof document === "undefined") throw new Error("not worth it");
+    return viaBridge(method, params, { size }, {});
+  }
+
+  /** Asks `method` for a ticket, hands it (and `extra`, e.g. a Blob) to the bridge, and
+   *  settles with the bridge's answer; `entry` says what the answer is ({size} or
+   *  {write: true}). Rejects when the bridge stays silent. */
+  async function viaBridge(method, params, entry, extra) {
     const { ticket } = await request(method, params).promise;
     if (typeof ticket !== "string") throw new Error("no ticket");
     return new Promise((resolve, reject) => {
@@ -196,8 +203,8 @@
         tickets.delete(ticket);
         reject(new Error("the bridge did not answer"));
       }, FAST_TIMEOUT_MS);
-      tickets.set(ticket, { resolve, reject, timer, size });
-      post({ [TAG]: 1, dir: "to-bridge", ticket }, targetOrigin);
+      tickets.set(ticket, { resolve, reject, timer, ...entry });
+      post({ [TAG]: 1, dir: "to-bridge", ticket, ...extra }, targetOrigin);
     });
   }
 
@@ -208,16 +215,7 @@
    *  (callers then upload through native messaging). */
   async function fastWrite(params, blob) {
     if (blob.size < FAST_MIN_BYTES || typeof document === "undefined") throw new Error("not worth it");
-    const { ticket } = await request("cos.write.open", params).promise;
-    if (typeof ticket !== "string") throw new Error("no ticket");
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        tickets.delete(ticket);
-        reject(new Error("the bridge did not answer"));
-      }, FAST_TIMEOUT_MS);
-      tickets.set(ticket, { resolve, reject, timer, write: true });
-      post({ [TAG]: 1, dir: "to-bridge", ticket, blob }, targetOrigin);
-    });
+    return viaBridge("cos.write.open", params, { write: true }, { blob });
   }
 
   window.addEventListener("message", (event) => {

@@ -73,6 +73,24 @@ class Messages:
         return int(events[-1]["loaded"]) if events else 0
 
 
+def assert_one_transfer(
+    host: HostProcess, server: ModelServer, url: str, data: bytes, *, second: dict[str, Any]
+) -> None:
+    """A loads `url`; once its transfer is under way `second` asks for the same bytes;
+    both succeed and the server saw one transfer. Kills `host` at the end."""
+    seen = Messages(host)
+    try:
+        host.send(load(1, url, data, PAGE_A))
+        seen.until(lambda: seen.loaded(1) > 0)
+        host.send(load(2, url, data, second))
+        seen.until(lambda: 1 in seen.replies and 2 in seen.replies)
+
+        assert seen.replies[1]["ok"] and seen.replies[2]["ok"]
+        assert server.transfers("/m.bin") == 1
+    finally:
+        host.kill()
+
+
 @pytest.fixture
 def b_server() -> Iterator[ModelServer]:
     with ModelServer() as server:
@@ -142,17 +160,7 @@ def test_one_sites_requests_share_one_transfer(home: Path, model_server: ModelSe
     url = model_server.add("/m.bin", data)
     model_server.fault("/m.bin", slow(4 << 20))
     host = HostProcess(home)
-    seen = Messages(host)
-    try:
-        host.send(load(1, url, data, PAGE_A))
-        seen.until(lambda: seen.loaded(1) > 0)
-        host.send(load(2, url, data, PAGE_A))
-        seen.until(lambda: 1 in seen.replies and 2 in seen.replies)
-
-        assert seen.replies[1]["ok"] and seen.replies[2]["ok"]
-        assert model_server.transfers("/m.bin") == 1
-    finally:
-        host.kill()
+    assert_one_transfer(host, model_server, url, data, second=PAGE_A)
 
 
 def test_a_common_model_is_one_transfer_for_every_site(
@@ -167,17 +175,7 @@ def test_a_common_model_is_one_transfer_for_every_site(
     url = model_server.add("/m.bin", data)
     model_server.fault("/m.bin", slow(4 << 20))
     host = HostProcess(home, **env)
-    seen = Messages(host)
-    try:
-        host.send(load(1, url, data, PAGE_A))
-        seen.until(lambda: seen.loaded(1) > 0)
-        host.send(load(2, url, data, PAGE_B))
-        seen.until(lambda: 1 in seen.replies and 2 in seen.replies)
-
-        assert seen.replies[1]["ok"] and seen.replies[2]["ok"]
-        assert model_server.transfers("/m.bin") == 1
-    finally:
-        host.kill()
+    assert_one_transfer(host, model_server, url, data, second=PAGE_B)
 
 
 def test_a_prefetch_whose_requester_cancelled_is_credited_to_its_site(
