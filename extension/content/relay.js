@@ -152,6 +152,18 @@
     toPageFromBridge(ticket, data.buffer, data.error);
   }
 
+  // The bridge takes a frame load (~40–140 ms here) to start. A page that asks the
+  // store for a file (a Cross-Origin Storage lookup, a model load) is likely to move
+  // its bytes next — read them, or fetch them from the network and write them — so
+  // the bridge starts then, while the page waits on its network, not at the write.
+  const WARMS_BRIDGE = new Set(["cos.lookup", "models.load"]);
+
+  function warmBridge(method) {
+    if (!WARMS_BRIDGE.has(method) || bridge?.holder.isConnected || typeof document === "undefined") return;
+    bridge = startBridge();
+    bridge.started.catch(() => {}); // a bridge that cannot start: the transfer falls back then
+  }
+
   async function viaBridge(ticket, blob) {
     if (typeof ticket !== "string" || waiting.has(ticket)) return;
     try {
@@ -168,7 +180,10 @@
     if (event.source !== window) return; // other frames and windows are not ours to relay
     const data = event.data;
     if (data === null || typeof data !== "object" || data[TAG] !== 1) return;
-    if (data.dir === "to-extension") relay(data);
+    if (data.dir === "to-extension") {
+      relay(data);
+      warmBridge(data.method);
+    }
     else if (data.dir === "to-bridge") viaBridge(data.ticket, data.blob);
   });
 })();
