@@ -102,7 +102,7 @@ def section_text(section: Section) -> list[str]:
         lines += [f"![{section.chart.title}]({CHARTS}/{section.chart.file})", ""]
     lines += [section.shows, "", *table(section.table)]
     if section.checks:
-        lines += ["Acceptance targets:", ""]
+        lines += ["Targets:", ""]
         for check in section.checks:
             verdict = "met" if check.met else "**not met**"
             lines.append(f"* {check.target} — measured {check.measured}: {verdict}")

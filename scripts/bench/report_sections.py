@@ -113,7 +113,7 @@ def first_visit(figures: Figures, *, slug: str, speed: str) -> Section:
             checks.append(Check(goal, ratio(r), r <= target))
     model_mb = figures["model_bytes"] / 1e6
     shows = (
-        f"Seconds until a page in Chromium has fetched a {model_mb:.0f} MB ONNX model, "
+        f"Seconds until a page in Chromium has fetched an ONNX model of {model_mb:.0f} MB, "
         "stored it (Cross-Origin Storage with an awaited `close()`; the Cache API "
         "without the extension) and created an ONNX Runtime Web session from it — "
         "with the extension and in a plain profile, median of "
@@ -241,9 +241,12 @@ def inference(figures: Figures) -> Section:
             goal = f"{row['case']}: faster through the host than in WASM"
             checks.append(Check(goal, ratio(speedup), speedup > 1))
         if row["small"]:
-            overhead = m["host"] - m["in_process"]
+            # As sessions.py judges it: the fastest calls are the ones other load on
+            # the machine left alone, so their difference is the steadier estimate.
+            fastest = {k: min(row["seconds"][k]) * 1000 for k in ("host", "in_process")}
+            overhead = fastest["host"] - fastest["in_process"]
             goal = f"{row['case']}: host protocol overhead ≤ 2 ms per call"
-            checks.append(Check(goal, f"{number(overhead)} ms (medians)", overhead <= 2))
+            checks.append(Check(goal, f"{number(overhead)} ms (fastest calls)", overhead <= 2))
     wasm = "" if "web" in shown else " ONNX Runtime Web was not measured (npm missing?)."
     shows = (
         "Milliseconds per `sessions.run` call through a real host process (JSON frames, "
