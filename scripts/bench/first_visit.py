@@ -15,12 +15,13 @@ Prints per round and medians: time until the bytes are ready, session create, an
 ratios with / without the extension.
 
 Usage: .venv/bin/python scripts/bench/first_visit.py [--rounds 3] [--size-mb 90]
-       [--rate-mbps 0 (unlimited)]
+       [--rate-mbps 0 (unlimited)] [--json PATH (the figures, for scripts/bench/report)]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -319,11 +320,34 @@ def report(figures: Figures) -> None:
         )
 
 
+def as_json(figures: Figures, *, model_bytes: int, rate_mbps: float, rounds: int) -> dict[str, Any]:
+    """Every round's seconds per case and profile, for scripts/bench/report."""
+    cases = {
+        case: {
+            profile: {
+                "ready": figures.ready[(profile, case)],
+                "total": figures.total[(profile, case)],
+            }
+            for profile in PROFILES
+        }
+        for case in CASES
+    }
+    return {
+        "bench": "first_visit",
+        "browser": "chromium",
+        "model_bytes": model_bytes,
+        "rate_mbps": rate_mbps,
+        "rounds": rounds,
+        "seconds": cases,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--size-mb", type=int, default=90)
     parser.add_argument("--rate-mbps", type=float, default=0, help="0: unlimited")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
     require_chromium()
     from playwright.sync_api import sync_playwright
@@ -348,6 +372,9 @@ def main() -> int:
                 print(fmt_row(n, profile, case, result), flush=True)
                 figures.add(profile, case, result)
     report(figures)
+    if args.json:
+        found = as_json(figures, model_bytes=size, rate_mbps=args.rate_mbps, rounds=args.rounds)
+        args.json.write_text(json.dumps(found, indent=2) + "\n")
     return 0
 
 

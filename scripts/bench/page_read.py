@@ -7,6 +7,7 @@ extension and host, alternating rounds, printing MB/s and the ratio.
 so one page compares both on the same model.
 
 Usage: .venv/bin/python scripts/bench/page_read.py [--size-mb 64] [--rounds 5]
+       [--json PATH (the figures, for scripts/bench/report)]
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import json
 import os
 import statistics
 import subprocess
@@ -42,6 +44,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
     require_chromium()
     from playwright.sync_api import sync_playwright
@@ -91,6 +94,10 @@ def main() -> int:
     print(
         f"bridge / native messaging: {speed['bridge'] / speed['native']:.1f}x ({args.size_mb} MiB)"
     )
+    if args.json:  # every round's seconds per way, for scripts/bench/report
+        found = {"bench": "page_read", "browser": "chromium", "rounds": args.rounds}
+        found |= {"mib": args.size_mb, "bytes": len(data), "seconds": times}
+        args.json.write_text(json.dumps(found, indent=2) + "\n")
     return 0
 
 

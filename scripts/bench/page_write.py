@@ -7,17 +7,20 @@ run in real headless Chromium with the real extension and host, alternating roun
 printing MB/s and the ratios per size.
 
 Usage: .venv/bin/python scripts/bench/page_write.py [--sizes-mb 64 200] [--rounds 3]
+       [--json PATH (the figures, for scripts/bench/report)]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -80,10 +83,17 @@ NATIVE = """async ([hex, depth]) => {
 WAYS = {"bridge": 0, "native": 3, "native-1": 1}  # chunks in flight through native messaging
 
 
+def as_json(results: dict[int, dict[str, list[float]]], rounds: int) -> dict[str, Any]:
+    """Every round's seconds per size and way, for scripts/bench/report."""
+    sizes = [{"mib": mib, "bytes": mib << 20, "seconds": times} for mib, times in results.items()]
+    return {"bench": "page_write", "browser": "chromium", "rounds": rounds, "sizes": sizes}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes-mb", type=int, nargs="+", default=[64, 200])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
     require_chromium()
     from playwright.sync_api import sync_playwright
@@ -133,6 +143,8 @@ def main() -> int:
             print(f"{mib:4d} MiB {way:7s} median {median_ms:7.0f} ms  {speed[way]:7.1f} MB/s")
         print(f"{mib:4d} MiB bridge / native messaging: {speed['bridge'] / speed['native']:.1f}x")
         print(f"{mib:4d} MiB native 3 in flight / 1: {speed['native'] / speed['native-1']:.1f}x")
+    if args.json:
+        args.json.write_text(json.dumps(as_json(results, args.rounds), indent=2) + "\n")
     return 0
 
 

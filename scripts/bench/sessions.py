@@ -19,6 +19,7 @@ The Node packages (scripts/bench/node/package.json) are installed on first use w
 
 Usage: .venv/bin/python scripts/bench/sessions.py [--rounds 20] [--create-rounds 3]
        [--models magika,silero-vad,ocr-det] [--no-node]
+       [--json PATH (the figures, for scripts/bench/report)]
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -384,12 +385,38 @@ def report_inference(rows: list[tuple[Case, Inference]], runtimes: list[str]) ->
         print(f"goal: host faster than WASM ({label}): {ratio:.1f}x, {verdict}")
 
 
+def as_json(
+    creations: dict[str, Creation], rows: list[tuple[Case, Inference]], *, runtimes: list[str]
+) -> dict[str, Any]:
+    """Every measurement in seconds, for scripts/bench/report; `node` and `web` are
+    ONNX Runtime for Node (native) and ONNX Runtime Web (WASM)."""
+    inference = [
+        {
+            "case": case.label,
+            "model": case.model,
+            "small": case.small,
+            "seconds": {"host": found.host, "in_process": found.in_process, **found.node},
+            "max_diff": found.max_diff,
+        }
+        for case, found in rows
+    ]
+    creation = {name: asdict(found) for name, found in creations.items()}
+    return {
+        "bench": "sessions",
+        "onnxruntime": ort.__version__,
+        "runtimes": runtimes,
+        "creation": creation,
+        "inference": inference,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=20, help="inference calls per runtime")
     parser.add_argument("--create-rounds", type=int, default=3, help="fresh stores for creation")
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated")
     parser.add_argument("--no-node", action="store_true", help="skip the Node runtimes")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
     wanted = [m for m in args.models.split(",") if m]
     if unknown := set(wanted) - set(MODELS):
@@ -403,14 +430,19 @@ def main() -> int:
         work = Path(tmp)
         print("\nsession creation, median ms")
         print(CREATION_HEAD)
+        creations: dict[str, Creation] = {}
         for name in wanted:
             found = bench_creation(paths[name], digests[name], args.create_rounds, work)
             report_creation(name, found)
+            creations[name] = found
         cases = [c for c in CASES if c.model in wanted]
         rows = run_inference(
             cases, paths, digests, rounds=args.rounds, runtimes=runtimes, work=work
         )
     report_inference(rows, runtimes)
+    if args.json:
+        found_json = as_json(creations, rows, runtimes=runtimes)
+        args.json.write_text(json.dumps(found_json, indent=2) + "\n")
     return 0
 
 
