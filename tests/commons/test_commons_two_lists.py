@@ -68,6 +68,8 @@ def test_shipped_and_users_lists_are_in_force_together(
             "downloadable"  # stored, on no list: still invisible to B
         )
         assert model_server.requests == []
+        shown = host.result("manage.commons.list")["lists"]  # what the popup shows
+        assert sorted((x["project"], x["in_force"]) for x in shown) == [(False, True), (True, True)]
     finally:
         host.close()
     print(f"wall time {time.monotonic() - started:.1f} s")
