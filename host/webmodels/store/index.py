@@ -180,7 +180,7 @@ MIGRATIONS: tuple[str, ...] = (
     INSERT INTO commons_lists (key_id, version, document, installed_at)
         SELECT json_extract(CAST(document AS TEXT), '$.key_id'), version, document, installed_at
         FROM commons WHERE json_type(CAST(document AS TEXT), '$.key_id') = 'text';
-    DROP TABLE commons;
+    -- `commons` stays for hosts of the previous version still running; nothing reads it.
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
