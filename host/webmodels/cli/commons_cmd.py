@@ -62,7 +62,7 @@ def cmd_ls(args: argparse.Namespace, ctx: CliContext) -> int:
             )
             for s in found
         ]
-        print(format_table(["key", "signer", "version", "expires", "entries", "status"], rows))
+        print(format_table(["key", "trust", "version", "expires", "entries", "status"], rows))
     return 0
 
 
@@ -153,7 +153,7 @@ def _heading(status: ListStatus) -> str:
 
 
 def _signer(status: ListStatus) -> str:
-    return "project" if status.project else "configured"
+    return "project" if status.project else "configured" if status.trusted else "untrusted"
 
 
 def _state(status: ListStatus) -> str:

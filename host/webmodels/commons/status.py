@@ -22,6 +22,7 @@ REFUSED = "commons list refused: "
 class ListStatus:
     listed: CommonsList
     project: bool  # signed by one of the project's keys
+    trusted: bool  # its key is among the trusted ones
     problem: str | None  # why it is not in force; None when it is
 
     @property
@@ -58,7 +59,8 @@ def _status(document: bytes, trust: Trust, now: datetime) -> ListStatus:
         problem = None
     except HostError as exc:
         problem = exc.message.removeprefix(REFUSED)
-    return ListStatus(listed, trusted is not None and trusted.project, problem)
+    project = trusted is not None and trusted.project
+    return ListStatus(listed, project, trusted is not None, problem)
 
 
 def find(found: list[ListStatus], key: str) -> ListStatus:
