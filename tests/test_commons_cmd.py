@@ -13,17 +13,19 @@ MAGIKA = "fe2d2eb49c5f88a9e0a6c048e15d6ffdf86235519c2afc535044de433169ec8c"
 
 
 def test_show_adopts_the_shipped_list(home: Path) -> None:
-    shown = json.loads(run_cli(home, "--json", "commons", "show").stdout)
-    assert shown["installed"] and shown["in_force"]
-    assert MAGIKA in [m["sha256"] for m in shown["list"]["models"]]
+    (shown,) = json.loads(run_cli(home, "--json", "commons", "show").stdout)["lists"]
+    assert shown["in_force"] and shown["project"] and shown["version"] == 2
+    assert MAGIKA in [m["sha256"] for m in shown["models"]]
     text = run_cli(home, "commons", "show").stdout
     assert "fe2d2eb49c5f88a9" in text and "1.0.3" in text
+    assert "True" not in text and "in force" in text
 
 
 def test_show_without_a_trusted_list(home: Path) -> None:
     env = trusting_config(home, Signer())  # trusts only a key that signed nothing
     shown = json.loads(run_cli(home, "--json", "commons", "show", **env).stdout)
-    assert shown == {"ok": True, "installed": False, "list": None}
+    assert shown == {"ok": True, "lists": []}
+    assert run_cli(home, "commons", "show", **env).stdout == "no commons list in force\n"
 
 
 def test_verify_does_not_install(home: Path, tmp_path: Path) -> None:
@@ -34,7 +36,7 @@ def test_verify_does_not_install(home: Path, tmp_path: Path) -> None:
     assert verified["valid"] and verified["list"]["version"] == 4
     assert verified["list"]["models"] == [entry(b"abc", name="x/y")]
     shown = json.loads(run_cli(home, "--json", "commons", "show", **env).stdout)
-    assert not shown["installed"]
+    assert shown["lists"] == []
 
 
 def test_update_then_refuse_an_expired_list(home: Path, tmp_path: Path) -> None:

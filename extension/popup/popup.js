@@ -3,6 +3,7 @@
 // goes through the service worker's "webmodels-manage" port, which marks the
 // requests trusted; the popup never talks to the host or to pages directly.
 
+import { commonsView } from "./commons-view.js";
 import { fill, h } from "./dom.js";
 import { formatBytes, modelTitle, siteLabel } from "./format.js";
 import { ManageClient } from "./manage-client.js";
@@ -158,6 +159,7 @@ function problemPhase(error) {
 }
 
 async function refresh() {
+  const commons = client.call("manage.commons.list");
   const [list, stats, jobs, settings, catalogs] = await Promise.all([
     client.call("manage.list"),
     client.call("manage.stats"),
@@ -166,6 +168,7 @@ async function refresh() {
     client.call("manage.catalogs.list"),
   ]);
   state.catalogs = catalogs.catalogs ?? [];
+  fill($("commons-list"), ...commonsView((await commons).lists ?? []));
   for (const radio of document.querySelectorAll('input[name="privacy-mode"]')) {
     radio.checked = radio.value === settings.privacy_mode;
   }

@@ -12,7 +12,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from webmodels.commons.gate import CommonsGate, ProbeBudget, trusted_keys
+from webmodels.commons.gate import CommonsGate, ProbeBudget
+from webmodels.commons.trust import Trust
 from webmodels.config import Config
 from webmodels.dispatch import Dispatcher
 from webmodels.fetch.jobs import JobManager
@@ -85,7 +86,7 @@ def build_host(config: Config, *, caller: str | None = None) -> Host:
 
 def build_commons(config: Config, store: Store) -> CommonsGate:
     budget = ProbeBudget(config.probe_budget, config.probe_window_hours * 3600)
-    gate = CommonsGate(store, trusted_keys(config.commons_keys), budget)
+    gate = CommonsGate(store, Trust.from_config(config.commons_keys), budget)
     gate.install_shipped()  # a newer version of webmodels brings a newer list
     gate.prune()  # expired probe charges of every site (PRIVACY.md, hole 14)
     return gate

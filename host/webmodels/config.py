@@ -45,8 +45,8 @@ class Config:
     firefox_extension_ids: tuple[str, ...] = (FIREFOX_EXTENSION_ID,)
     # Bounds (STYLE habit 7): every buffer and pool has one.
     max_workers: int = 8
-    # Common models (DESIGN §4): keys that may sign the commons list (base64 raw
-    # Ed25519; None: the project's key shipped in data/), and the probe budget.
+    # Common models: keys that may sign commons lists, one list each (base64 raw
+    # Ed25519, or "project"; None: the project's keys, commons/trust.py), and the probe budget.
     commons_keys: tuple[str, ...] | None = None
     probe_budget: int = 16
     probe_window_hours: float = 24.0

@@ -112,9 +112,9 @@ def test_refused_lists_leave_the_last_good_one_in_force(home: Path, tmp_path: Pa
         result = run_cli(home, "commons", "update", str(path), check=False, **env)
         assert result.returncode == 1, why
         assert "commons list refused" in result.stderr, why
-    shown = json.loads(run_cli(home, "--json", "commons", "show", **env).stdout)
-    assert shown["list"]["version"] == 2 and shown["in_force"]
-    assert shown["list"]["models"] == [entry(b"a")]
+    (shown,) = json.loads(run_cli(home, "--json", "commons", "show", **env).stdout)["lists"]
+    assert shown["version"] == 2 and shown["in_force"]
+    assert shown["models"] == [entry(b"a")]
 
 
 def test_common_stored_model_is_visible_without_a_transfer(

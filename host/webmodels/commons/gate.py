@@ -1,7 +1,9 @@
 """The visibility gate every page-facing method asks: `policy.can_see` plus the
-commons list and the probe budget, which need the index (so they are not in policy).
+commons lists and the probe budget, which need the index (so they are not in policy).
 
-A model the gate does not return behaves exactly as if it were absent (DESIGN §4).
+The models in force are the union of the lists in force: one last good list per
+trusted key, each verified with its key and not expired (commons/trust.py).
+A model the gate does not return behaves exactly as if it were absent.
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from webmodels import policy
 from webmodels.commons import keeper
-from webmodels.commons.lists import CommonsList, verify_list
+from webmodels.commons.lists import CommonsList
+from webmodels.commons.trust import Trust, shipped_key_text
 from webmodels.context import RequestContext
 from webmodels.digest import Digest
 from webmodels.errors import HostError
-from webmodels.signing import parse_public_key
 from webmodels.store import Store
 from webmodels.store.records import ModelRecord
 
@@ -41,34 +43,36 @@ def shipped_document() -> bytes:
     return (resources.files("webmodels") / "data" / "commons.json").read_bytes()
 
 
-def shipped_key_text() -> str:
-    return (resources.files("webmodels") / "data" / "commons-public-key").read_text("ascii")
+__all__ = ["CommonsGate", "ProbeBudget", "shipped_document", "shipped_key_text", "trusted_keys"]
 
 
 def trusted_keys(texts: Sequence[str] | None) -> tuple[Ed25519PublicKey, ...]:
-    """The configured keys; None means the project's shipped key."""
-    keys = texts or [shipped_key_text()]
-    return tuple(parse_public_key(t, what="a commons key") for t in keys)
+    """The configured keys; None means the project's keys (commons/trust.py)."""
+    return Trust.from_config(texts).public_keys
 
 
 PRIVACY_MODES = frozenset({"strict", "relaxed"})
+_NEVER = datetime.max.replace(tzinfo=UTC)
 
 
 class CommonsGate:
     def __init__(
         self,
         store: Store,
-        keys: Sequence[Ed25519PublicKey],
+        trust: Trust,
         budget: ProbeBudget,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
-        self.keys = tuple(keys)
+        self.trust = trust
         self.budget = budget
         self._clock = clock
-        self._document: bytes | None = None
-        self._current: CommonsList | None = None
+        self._documents: dict[str, bytes] | None = None
+        self._loaded: tuple[CommonsList, ...] = ()  # verified when read from the index
+        self._in_force: tuple[CommonsList, ...] = ()
+        self._digests: frozenset[Digest] = frozenset()
+        self._next_expiry: datetime | None = None
         self._loaded_at = -RELOAD_S
         self._relaxed = False
         self._mode_at = -RELOAD_S
@@ -88,31 +92,44 @@ class CommonsGate:
         self._relaxed, self._mode_at = mode == "relaxed", time.monotonic()
 
     def install_shipped(self) -> None:
-        """Adopt the list shipped with this version when it is newer than the stored one."""
+        """Adopt the list shipped with this version when it is newer than the stored list
+        of its key (the lists of other keys are left as they are)."""
         try:
-            keeper.install(
-                self.store.index, verify_list(shipped_document(), self.keys, now=self._now())
-            )
+            keeper.install(self.store.index, self.trust.verify(shipped_document(), now=self._now()))
         except (HostError, OSError) as exc:
             log.info("shipped commons list not installed: %s", exc)
 
-    def current(self) -> CommonsList | None:
-        """The list in force: the last good one, if it still verifies and has not expired."""
-        if time.monotonic() - self._loaded_at >= RELOAD_S:
-            document = keeper.installed_document(self.store.index)
-            if document != self._document:
-                self._document, self._current = document, self._verified(document)
-            self._loaded_at = time.monotonic()
-        listed = self._current
-        return listed if listed is not None and not listed.expired(self._now()) else None
+    def in_force(self) -> tuple[CommonsList, ...]:
+        """The lists in force: the last good one of each trusted key, if it still
+        verifies with that key and has not expired."""
+        self._refresh()
+        return self._in_force
+
+    def is_listed(self, digest: Digest) -> bool:
+        """On one of the lists in force (the union of the trusted keys' lists)."""
+        self._refresh()
+        return digest in self._digests
 
     def is_common(self, record: ModelRecord) -> bool:
-        """Visible to every partition by design: pre-installed, or on the list in force
+        """Visible to every partition by design: pre-installed, or on a list in force
         (the probe budget still limits who learns it is stored)."""
         if record.preinstalled_path is not None:
             return True
-        listed = self.current()
-        return listed is not None and record.digest in listed.digests
+        return self.is_listed(record.digest)
+
+    def _refresh(self) -> None:
+        if time.monotonic() - self._loaded_at >= RELOAD_S:
+            documents = keeper.installed_documents(self.store.index)
+            if documents != self._documents:
+                self._documents = documents
+                self._loaded = self._verified(documents)
+                self._next_expiry = None  # recompute the union below
+            self._loaded_at = time.monotonic()
+        now = self._now()
+        if self._next_expiry is None or now >= self._next_expiry:
+            self._in_force = tuple(x for x in self._loaded if not x.expired(now))
+            self._digests = frozenset().union(*(x.digests for x in self._in_force))
+            self._next_expiry = min((x.expires for x in self._in_force), default=_NEVER)
 
     def visible(self, digest: Digest | None, context: RequestContext) -> ModelRecord | None:
         """The record if this caller may see it, else None (exactly like absent).
@@ -131,8 +148,7 @@ class CommonsGate:
             return self._servable(digest, context)
         if self._own_or_shared(digest, context):
             return self._servable(digest, context)
-        listed = self.current()
-        if listed is None or digest not in listed.digests or context.partition is None:
+        if not self.is_listed(digest) or context.partition is None:
             return None
         # Hits and misses are charged alike, so the budget reveals nothing either.
         within = keeper.charge(
@@ -178,14 +194,14 @@ class CommonsGate:
                 db.execute("DELETE FROM probe_charges WHERE charged_at <= ?", (cutoff,)).rowcount
             )
 
-    def _verified(self, document: bytes | None) -> CommonsList | None:
-        if document is None:
-            return None
-        try:
-            return verify_list(document, self.keys, now=self._now())
-        except HostError as exc:
-            log.warning("the stored commons list is not in force: %s", exc.message)
-            return None
+    def _verified(self, documents: dict[str, bytes]) -> tuple[CommonsList, ...]:
+        found = []
+        for document in documents.values():
+            try:
+                found.append(self.trust.verify(document, now=self._now()))
+            except HostError as exc:
+                log.warning("a stored commons list is not in force: %s", exc.message)
+        return tuple(found)
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)

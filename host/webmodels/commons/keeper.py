@@ -1,6 +1,7 @@
-"""The commons state kept in the store index: the last good list and the probe budget.
+"""The commons state kept in the store index: the last good list of each trusted key
+and the probe budget.
 
-Both live in the index (migration 4) so every host process and the CLI share them and
+Both live in the index so every host process and the CLI share them and
 a restart keeps them: a page cannot reset its budget by getting the host restarted.
 """
 
@@ -13,34 +14,44 @@ from webmodels.digest import Digest
 from webmodels.store.index import Index
 
 
-def installed_document(index: Index) -> bytes | None:
-    rows = index.query("SELECT document FROM commons WHERE id = 1")
-    return bytes(rows[0]["document"]) if rows else None
+def installed_documents(index: Index) -> dict[str, bytes]:
+    """The last good list of each key, by key id, as installed."""
+    rows = index.query("SELECT key_id, document FROM commons_lists ORDER BY key_id")
+    return {str(r["key_id"]): bytes(r["document"]) for r in rows}
 
 
-def installed(index: Index) -> CommonsList | None:
-    document = installed_document(index)
-    return read_list(document) if document is not None else None
+def installed(index: Index) -> list[CommonsList]:
+    return [read_list(d) for d in installed_documents(index).values()]
 
 
 def install(index: Index, new: CommonsList) -> bool:
-    """Make `new` the last good list; False when it is the one installed already.
+    """Make `new` the last good list of its key; False when it is installed already.
 
-    The rollback check and the write happen in one transaction, so two processes
-    installing lists at once cannot step back a version between them.
+    Each key has its own list and its own rollback protection: a list is compared only
+    with the last one of the same key, so one key's list never replaces another's.
+    The check and the write happen in one transaction, so two processes installing
+    lists at once cannot step back a version between them.
     """
     with index.write() as db:
-        row = db.execute("SELECT document FROM commons WHERE id = 1").fetchone()
+        row = db.execute(
+            "SELECT document FROM commons_lists WHERE key_id = ?", (new.key_id,)
+        ).fetchone()
         last = read_list(bytes(row["document"])) if row is not None else None
         check_succession(new, last)
         if last is not None and last.payload == new.payload:
             return False
         db.execute(
-            "INSERT OR REPLACE INTO commons (id, version, document, installed_at) "
-            "VALUES (1, ?, ?, ?)",
-            (new.version, new.document, time.time()),
+            "INSERT OR REPLACE INTO commons_lists (key_id, version, document, installed_at) "
+            "VALUES (?, ?, ?, ?)",
+            (new.key_id, new.version, new.document, time.time()),
         )
         return True
+
+
+def remove(index: Index, key_id: str) -> bool:
+    """Forget the list of `key_id` (its trust is the config's)."""
+    with index.write() as db:
+        return db.execute("DELETE FROM commons_lists WHERE key_id = ?", (key_id,)).rowcount > 0
 
 
 def charge(

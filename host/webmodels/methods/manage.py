@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from webmodels import STORE_LAYOUT
 from webmodels.catalogs import keeper
 from webmodels.catalogs.remote import read_source, source_label
+from webmodels.commons.status import statuses
 from webmodels.context import Origin
 from webmodels.dispatch import Call, Dispatcher
 
@@ -83,6 +84,12 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
     def catalogs_remove(call: Call) -> Mapping[str, Any]:
         return {"removed": keeper.remove(store.index, call.params.string("name", max_length=64))}
 
+    def commons_lists(call: Call) -> Mapping[str, Any]:
+        """The commons lists, one per key: which are in force, and why not."""
+        found = statuses(store.index, host.commons.trust, now=datetime.now(UTC))
+        return {"lists": [s.to_json() for s in found]}
+
+    dispatcher.add("manage.commons.list", commons_lists, trusted_only=True)
     dispatcher.add("manage.catalogs.list", catalogs_list, trusted_only=True)
     dispatcher.add("manage.catalogs.add", catalogs_add, trusted_only=True)
     dispatcher.add("manage.catalogs.remove", catalogs_remove, trusted_only=True)

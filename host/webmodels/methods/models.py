@@ -283,12 +283,11 @@ def _activation_limit(call: Call, limit: int) -> int | None:
 
 def download_scope(host: Host, call: Call, digest: Digest) -> str:
     """Who may share this download's transfer (fetch/jobs.py): everyone for trusted
-    callers and common models (pre-installed or on the commons list in force), else
+    callers and common models (pre-installed or on a commons list in force), else
     only the caller's own partition, so no site joins or learns of another's."""
     if call.context.partition is None:
         return ""
-    listed = host.commons.current()
-    if listed is not None and digest in listed.digests:
+    if host.commons.is_listed(digest):
         return ""
     if host.store.index.query("SELECT 1 FROM preinstalled WHERE sha256 = ?", (digest.hex,)):
         return ""

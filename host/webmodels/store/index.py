@@ -170,6 +170,18 @@ MIGRATIONS: tuple[str, ...] = (
     DROP INDEX jobs_one_active;
     CREATE UNIQUE INDEX jobs_one_active_per_scope ON jobs(sha256, scope) WHERE state = 'active';
     """,
+    """
+    CREATE TABLE commons_lists (      -- the last good commons list of each trusted key
+        key_id       TEXT PRIMARY KEY, -- the key that signed it (commons/keeper.py)
+        version      INTEGER NOT NULL,
+        document     BLOB NOT NULL,   -- the signed envelope as installed
+        installed_at REAL NOT NULL
+    );
+    INSERT INTO commons_lists (key_id, version, document, installed_at)
+        SELECT json_extract(CAST(document AS TEXT), '$.key_id'), version, document, installed_at
+        FROM commons WHERE json_type(CAST(document AS TEXT), '$.key_id') = 'text';
+    -- `commons` stays for hosts of the previous version still running; nothing reads it.
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
