@@ -183,7 +183,7 @@ function sharedLine(model, busy, actions) {
   );
 }
 
-/** Share with a site: it may then use the model without downloading it (DESIGN §4). */
+/** Share with a site: it may then use the model without downloading it (docs/design.md#privacy). */
 function shareForm(model, busy, actions) {
   const input = h("input", {
     type: "url",

@@ -1,3 +1,3 @@
 """Common models: the signed commons list (`lists`), the host's last good list and
 the probe budget kept in the index (`keeper`), and the visibility gate the methods
-ask (`gate`). DESIGN §4."""
+ask (`gate`). docs/design.md#privacy."""

@@ -1,7 +1,7 @@
 """The visibility gate every page-facing method asks: `policy.can_see` plus the
 commons list and the probe budget, which need the index (so they are not in policy).
 
-A model the gate does not return behaves exactly as if it were absent (DESIGN §4).
+A model the gate does not return behaves exactly as if it were absent (docs/design.md#privacy).
 """
 
 from __future__ import annotations
