@@ -99,7 +99,7 @@ def _source_files() -> list[Path]:
 
 
 def test_nothing_cites_a_design_document_outside_the_repository() -> None:
-    outside = re.compile("DESIGN" + r"(\.md|\s*§)")
+    outside = re.compile("DE" + "SIGN" + r"(\.md|\s*§)")  # split: this file must not match
     citing = [
         str(p.relative_to(ROOT))
         for p in _source_files()
