@@ -236,14 +236,30 @@ def progress_line(result: dict[str, Any], size: int) -> str:
     return f"progress {steps}  ({len(events)} events over {span:.1f} s{rate})"
 
 
-def describe_info(info: dict[str, Any]) -> list[str]:
+def source_words(
+    info: dict[str, Any], *, downloaded_now: bool, by: str = "another site (common model)"
+) -> str:
+    """Where the page's model came from, in a user's words. `source` is how the stored
+    copy first arrived, so a common model another site downloaded says "downloaded"
+    even where this site downloaded nothing."""
+    source = info.get("source")
+    if source == "preinstalled":
+        return "pre-installed on this computer — no download"
+    if source == "imported":
+        return "imported by the user — no download"
+    if downloaded_now:
+        return "downloaded now by this site"
+    return f"already stored by {by} — no download"
+
+
+def describe_info(info: dict[str, Any], *, downloaded_now: bool) -> list[str]:
     def tensors(items: list[dict[str, Any]]) -> str:
         return ", ".join(f"{t['name']}:{t['type']}{t['dims']}" for t in items or [])
 
     opsets = ", ".join(f"{k} {v}" for k, v in (info.get("opsets") or {}).items())
     return [
-        f"sha256 {info['sha256'][:16]}…  {info['size']:,} bytes  {info['format']}"
-        f"  source {info['source']}",
+        f"sha256 {info['sha256'][:16]}…  {info['size']:,} bytes  {info['format']}",
+        f"source: {source_words(info, downloaded_now=downloaded_now)}",
         f"inputs {tensors(info.get('inputs', []))} → outputs {tensors(info.get('outputs', []))}",
         f"opsets {opsets}; producer {info.get('producer')}",
     ]
@@ -385,7 +401,8 @@ class Demo:
         info = result.get("info") or {}
         self.log.detail(
             f"resolved {spec} -> {info.get('name')}@{info.get('version')}"
-            f" (source {info.get('source')}, substituted {info.get('substituted')})"
+            f" ({source_words(info, downloaded_now=bool(result.get('events')), by='this site')};"
+            f" substituted {info.get('substituted')})"
         )
         self.log.check(info.get("sha256") == self.model.sha256, "the name gave the same model")
         self.log.check(not result.get("events"), "and no download: this site already had it")
@@ -416,7 +433,7 @@ class Demo:
         self.log.detail(
             f"model ready {result['ms'] / 1000:.2f} s after the click ({t[0]:.1f} s on the page)"
         )
-        for line in describe_info(info):
+        for line in describe_info(info, downloaded_now=bool(result.get("events"))):
             self.log.detail(line)
         back = result.get("read_back")
         if back is not None:

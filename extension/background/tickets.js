@@ -1,4 +1,4 @@
-// The fast byte path's tickets (DESIGN §6). The host answers `models.open` with a
+// The fast byte path's tickets (docs/design.md#fast-byte-paths). The host answers `models.open` with a
 // one-time URL on 127.0.0.1; that URL must never reach the page (a page fetching
 // loopback meets Local Network Access prompts, and must not be able to pass the URL
 // around). The service worker keeps the URL and gives the page a ticket instead; the

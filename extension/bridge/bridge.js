@@ -1,4 +1,4 @@
-// The fast byte path's bridge (DESIGN §6): an invisible extension frame that the
+// The fast byte path's bridge (docs/design.md#fast-byte-paths): an invisible extension frame that the
 // page's relay (content/relay.js) embeds in a closed shadow root, to receive a whole
 // model at loopback speed. The relay hands it a MessagePort; over that port it gets
 // tickets (from the service worker's answer to `models.open`), redeems each with the

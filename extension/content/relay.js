@@ -8,7 +8,7 @@
 // relay -> page   window.postMessage({__webmodels: 1, dir: "to-page", reply}) and,
 //                 when the port closes, {__webmodels: 1, dir: "to-page", disconnected: true}
 //
-// The fast byte path (DESIGN §6) also runs here, so that nothing a page can read names
+// The fast byte path (docs/design.md#fast-byte-paths) also runs here, so that nothing a page can read names
 // the extension (in Firefox its URL holds a per-profile UUID, a tracking ID):
 //
 // page -> relay   window.postMessage({__webmodels: 1, dir: "to-bridge", ticket})

@@ -1,5 +1,5 @@
-// Page side, part 3 of 4: host sessions (DESIGN §5). `model.createSession()` (added
-// to the Model by part 4) compiles the model in the host's native ONNX Runtime;
+// Page side, part 3 of 4: host sessions (docs/design.md#runtime-sessions-and-background-compilation).
+// `model.createSession()` (added to the Model by part 4) compiles the model in the host's native ONNX Runtime;
 // `session.run(feeds)` takes and returns tensors in the shape of ONNX Runtime Web's
 // `Tensor` — {type, dims, data} with TypedArray data — so `ort.Tensor` instances
 // work as feeds and a page can switch between in-page ORT Web and the host without

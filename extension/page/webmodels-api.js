@@ -1,4 +1,4 @@
-// Page side, part 4 of 4: window.webmodels (DESIGN §7), and the end of the
+// Page side, part 4 of 4: window.webmodels (docs/design.md#page-api), and the end of the
 // internals that parts 1 to 3 shared.
 //
 //   await webmodels.availability(query)   "available" | "downloading" | "downloadable" | "unavailable"
@@ -139,7 +139,7 @@
     return (await I.request("models.list", {}).promise).models;
   }
 
-  // --- a Transformers.js custom cache (DESIGN §7) ------------------------------------
+  // --- a Transformers.js custom cache (docs/design.md#page-api) ---------------------
   //
   //   env.useCustomCache = true; env.customCache = webmodels.cache;
   //

@@ -167,7 +167,7 @@
     }
   }
 
-  // --- the fast byte path (DESIGN §6) -------------------------------------------------
+  // --- the fast byte path (docs/design.md#fast-byte-paths) ------------------------------------
   //
   // A whole model at loopback speed: the service worker answers `models.open` with a
   // ticket (never the host's loopback URL); this window's relay (content/relay.js)

@@ -1,4 +1,4 @@
-// The page API inside a Web Worker (DESIGN §7). Content scripts do not reach workers,
+// The page API inside a Web Worker (docs/design.md#page-api). Content scripts do not reach workers,
 // so a worker opts in: its page connects it, and it imports this script.
 //
 //   page:    const worker = new Worker("app-worker.js", { name: webmodels.workerScript });

@@ -38,6 +38,15 @@ export function totalsView(stats) {
       value: onDisk,
       title: `${formatBytes(onDisk)} on disk for ${formatBytes(logical)} of copies`,
     }),
+    // What the bar's two parts mean: the user should not have to guess.
+    h(
+      "p",
+      { class: "usage-legend" },
+      h("span", { class: "swatch disk", "aria-hidden": "true" }),
+      "on disk",
+      h("span", { class: "swatch saved", "aria-hidden": "true" }),
+      "saved by sharing (whole bar: a copy per site)",
+    ),
     h("p", { class: "counts" }, counts.join(" · ")),
   ];
 }
@@ -183,7 +192,7 @@ function sharedLine(model, busy, actions) {
   );
 }
 
-/** Share with a site: it may then use the model without downloading it (DESIGN §4). */
+/** Share with a site: it may then use the model without downloading it (docs/design.md#privacy). */
 function shareForm(model, busy, actions) {
   const input = h("input", {
     type: "url",
@@ -206,12 +215,23 @@ function shareForm(model, busy, actions) {
   );
 }
 
+// Where a model's bytes came from, in the user's words (the badge's tooltip). A model
+// that a site downloaded is the one copy every other site that may use it (a common
+// or shared model) gets without a download.
+const SOURCE_WORDS = {
+  downloaded:
+    "Downloaded once by a site. Sites that may use it too (a common model, or shared " +
+    "with them) get this stored copy — no download.",
+  preinstalled: "Pre-installed on this computer and used in place: every site may use it, no download.",
+  imported: "Imported by you with `webmodels import`.",
+};
+
 function badges(model) {
   const missing = model.stored === false && !model.preinstalled_path;
   return h(
     "div",
     { class: "badges" },
-    h("span", { class: `badge source-${model.source}` }, model.source),
+    h("span", { class: `badge source-${model.source}`, title: SOURCE_WORDS[model.source] }, model.source),
     model.format ? h("span", { class: "badge" }, model.format) : null,
     model.pinned ? h("span", { class: "badge pin" }, "pinned") : null,
     model.quarantined ? h("span", { class: "badge bad" }, "quarantined") : null,

@@ -1,6 +1,6 @@
 // Who is asking, computed from the browser's `sender` (runtime.MessageSender) and
 // never from a message body: a page can write anything into its messages, but not
-// into `sender` (DESIGN §4). Pure: the extension's id and base URL are arguments.
+// into `sender` (docs/design.md#privacy). Pure: the extension's id and base URL are arguments.
 
 import { wireError } from "./errors.js";
 

@@ -51,9 +51,9 @@ class Config:
     probe_budget: int = 16
     probe_window_hours: float = 24.0
     # A download a page starts without a user gesture may be at most this big
-    # (DESIGN §4: starting a large download needs user activation).
+    # (docs/design.md#privacy: starting a large download needs user activation).
     download_without_activation_bytes: int = 10_000_000
-    # What one partition may hold in the store (DESIGN §4: over it the requester gets
+    # What one partition may hold in the store (docs/design.md#privacy: over it the requester gets
     # quota_exceeded; nothing of another site is ever evicted).
     quota_per_partition_bytes: int = 10 << 30
     # What the whole store may hold (None: as much as the disk takes). Once it is

@@ -1,4 +1,4 @@
-"""The fast byte path (DESIGN §6): one-time capability URLs on 127.0.0.1.
+"""The fast byte path (docs/design.md#fast-byte-paths): one-time capability URLs on 127.0.0.1.
 
 Native messaging carries model bytes to a page at ~25-30 MB/s (1 MiB frames of
 base64). For a page that reads a whole model, the host instead hands the extension a

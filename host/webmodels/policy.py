@@ -1,6 +1,6 @@
 """Who may see which model. Pure: decisions from records and contexts only.
 
-DESIGN §4: a partition sees a model it obtained itself (a ``site`` reference), a
+docs/design.md#privacy: a partition sees a model it obtained itself (a ``site`` reference), a
 pre-installed one, or a common one (on the signed commons list, within the probe
 budget of its top-level site; the caller works that out, commons/gate.py, and
 passes ``common``), or one the user shared with its top-level site (popup).

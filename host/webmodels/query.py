@@ -19,7 +19,7 @@ T = TypeVar("T")
 class ModelQuery:
     digest: Digest | None = None  # from sha256 or integrity
     urls: tuple[str, ...] = ()
-    name: ModelName | None = None  # by name (DESIGN §3), with `range`
+    name: ModelName | None = None  # by name and version `range` (docs/design.md)
     range: VersionRange | None = None
     size: int | None = None  # declared size, checked against Content-Length
 

@@ -57,6 +57,7 @@ def test_demo_runs_end_to_end_twice(tmp_path: Path) -> None:
     assert "SHA-256 matches" in log, log
     assert "the popup" in log and "saved" in log, log
     assert "all checks passed" in log, log
+    assert "already stored by another site (common model) — no download" in log, log
     for name in ("page.png", "popup.png"):
         assert_screenshot(out / name)
         assert str(out / name) in log

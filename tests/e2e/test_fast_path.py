@@ -1,5 +1,6 @@
-"""The fast byte path in real Chromium (DESIGN §6): `model.arrayBuffer()` of a stored
-model comes through the extension's bridge frame from the host's one-time loopback URL,
+"""The fast byte path in real Chromium (docs/design.md#fast-byte-paths):
+`model.arrayBuffer()` of a stored model comes through the extension's bridge frame from
+the host's one-time loopback URL,
 byte-identical; the page never sees the URL (nor the extension's: the relay posts the
 bytes at the page's own origin); and a page cannot use it itself."""
 

@@ -1,5 +1,6 @@
 """A page asks for a model by name and range in real Chromium, through the real
-extension and host: `webmodels.load({name, version}, {substitute})` (DESIGN §3)."""
+extension and host: `webmodels.load({name, version}, {substitute})`
+(docs/design.md#names-versions-and-sources)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The popup shares a model with a site (DESIGN §4): after the user shares it, a page
+"""The popup shares a model with a site (docs/design.md#privacy): after the user shares it, a page
 of that site sees the model without a download; taking it back works too."""
 
 from __future__ import annotations

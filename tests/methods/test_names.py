@@ -1,7 +1,7 @@
-"""Models by name and version range through a real host (DESIGN §3): catalogs,
-pre-installed folders and inline descriptors, substitution, and privacy — a name
-query resolves the same for every site, and what another site stored is never
-given without a transfer."""
+"""Models by name and version range through a real host
+(docs/design.md#names-versions-and-sources): catalogs, pre-installed folders and inline
+descriptors, substitution, and privacy — a name query resolves the same for every site,
+and what another site stored is never given without a transfer."""
 
 from __future__ import annotations
 

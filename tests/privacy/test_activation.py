@@ -1,4 +1,4 @@
-"""Starting a large download needs a user gesture on the page (DESIGN §4): without one
+"""Starting a large download needs a user gesture on the page (docs/design.md#privacy): without one
 a page may start only downloads up to a configured size; a gesture in any requester of
 the download lifts the limit; the CLI and the popup act for the user."""
 

@@ -1,4 +1,4 @@
-"""The probe budget (DESIGN §4): a top-level site may probe at most `probe_budget`
+"""The probe budget (docs/design.md#privacy): a top-level site may probe at most `probe_budget`
 distinct common models per window; the next one is answered as if absent. Hits and
 misses count alike, the count lives in the index (restarts keep it), and trusted
 callers are never charged."""

@@ -1,4 +1,4 @@
-"""Site B cannot tell a model site A obtained from one never stored (DESIGN §4).
+"""Site B cannot tell a model site A obtained from one never stored (docs/design.md#privacy).
 
 Real host processes and a real HTTP model server. Every reply B gets about A's model
 is compared, as a JSON frame with only the request id normalised, with the reply to the

@@ -1,4 +1,4 @@
-"""Quotas per partition (DESIGN §4): over its quota a site gets `quota_exceeded`; only
+"""Quotas per partition (docs/design.md#privacy): over its quota a site gets `quota_exceeded`; only
 its own holdings count, and nothing of another site is ever evicted to make room."""
 
 from __future__ import annotations

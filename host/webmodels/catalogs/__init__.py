@@ -1,1 +1,1 @@
-"""Signed catalogs: models by name and version (DESIGN §3)."""
+"""Signed catalogs: models by name and version (docs/design.md#names-versions-and-sources)."""

@@ -1,5 +1,5 @@
 """``webmodels catalog add|ls|show|rm``, ``webmodels resolve NAME@RANGE`` and
-``webmodels update``: models by name and version (DESIGN §3)."""
+``webmodels update``: models by name and version (docs/design.md#names-versions-and-sources)."""
 
 from __future__ import annotations
 

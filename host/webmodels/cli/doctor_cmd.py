@@ -21,6 +21,7 @@ from webmodels.permissions import loose
 from webmodels.registration import check_registrations
 from webmodels.store import Store
 from webmodels.store.health import store_health
+from webmodels.store.preinstalled_index import configured_problems
 
 _MARKS = {"ok": "[ok]  ", "warn": "[warn]", "fail": "[FAIL]"}
 
@@ -52,6 +53,7 @@ def extra_checks(config: Config) -> list[CheckFn]:
         functools.partial(check_permissions, config),  # before the store check opens it
         functools.partial(check_store, config),
         functools.partial(check_catalogs, config),
+        functools.partial(check_preinstalled, config),
     ]
 
 
@@ -137,6 +139,25 @@ def check_catalogs(config: Config) -> Check:
             details=details,
         )
     return Check("catalogs", "ok", f"{len(found)} catalog(s): {names}", details=details)
+
+
+def check_preinstalled(config: Config) -> Check:
+    """Pre-installed folders: one the user named that is missing, or a models.json entry
+    that is skipped or whose file has another hash, would otherwise go unnoticed."""
+    with Store.open(config) as store:
+        found = configured_problems(store, config)
+        count = len(store.index.query("SELECT path FROM preinstalled WHERE state = 'ok'"))
+    details = {"folders": [str(d) for d in config.preinstalled_dirs], "problems": found}
+    if found:
+        return Check(
+            "preinstalled",
+            "warn",
+            "; ".join(found),
+            fix="correct the folder's models.json, or stop naming the folder "
+            "(--preinstalled, WEBMODELS_PREINSTALLED, `preinstalled` in the config file)",
+            details=details,
+        )
+    return Check("preinstalled", "ok", f"{count} pre-installed file(s) in use", details=details)
 
 
 def run_command(args: argparse.Namespace, ctx: CliContext) -> int:

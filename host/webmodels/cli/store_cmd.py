@@ -14,6 +14,7 @@ from webmodels.digest import Digest
 from webmodels.errors import HostError
 from webmodels.store import Store
 from webmodels.store.gc import execute_gc, plan_gc
+from webmodels.store.preinstalled_index import configured_problems
 from webmodels.store.records import ModelRecord
 from webmodels.store.verify import total_bytes, verify_store
 
@@ -111,6 +112,8 @@ def cmd_import(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
 
 def cmd_ls(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
     records = store.list_models()
+    for problem in configured_problems(store, ctx.config):  # stderr: --json stays JSON
+        print(f"webmodels: warning: {problem}", file=sys.stderr)
     if ctx.json:
         print_json([r.manage_info() for r in records])
         return 0

@@ -59,7 +59,7 @@ def charge(
 ) -> bool:
     """Charge one probe of a common model to `top_site`; False when over budget.
 
-    The budget counts DISTINCT models within the sliding window (DESIGN §4): asking
+    The budget counts DISTINCT models within the sliding window (docs/design.md#privacy): asking
     again about a model already charged costs nothing, the (limit+1)-th new one is
     refused. A refused probe is not recorded, so it never extends the window.
     """

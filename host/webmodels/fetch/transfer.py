@@ -350,7 +350,7 @@ class Transfer:
 
     def _check_limit(self, size: int | None) -> None:
         """A download started without a user gesture stays small, and none goes past
-        its requester's quota (DESIGN §4)."""
+        its requester's quota (docs/design.md#privacy)."""
         if self.quota_left is not None and size is not None and size > self.quota_left:
             raise quota_exceeded()  # the same reply as every quota a page can hit
         if self.size_limit is not None and size is not None and size > self.size_limit:

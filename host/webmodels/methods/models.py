@@ -95,7 +95,7 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
             return {"availability": "available"}
         if query.digest is not None and host.jobs.downloading(query.digest, _key(call)):
             return {"availability": "downloading"}  # only for this partition's own requests
-        # Byte-identical for "absent" and "held by another site" (DESIGN §4).
+        # Byte-identical for "absent" and "held by another site" (docs/design.md#privacy).
         return {"availability": "downloadable" if query.urls else "unavailable"}
 
     def load(call: Call) -> Result:
@@ -152,7 +152,7 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         call: Call, digest: Digest, urls: tuple[str, ...], size: int | None, *, page_chosen: bool
     ) -> Future[ModelRecord]:
         # Not visible: a real transfer, verified, even if the bytes are stored for
-        # another site (the network then behaves as without the store, DESIGN §4).
+        # another site (the network then behaves as without the store, docs/design.md#privacy).
         limit = _activation_limit(call, host.config.download_without_activation_bytes)
         if limit is not None and size is not None and size > limit:
             raise HostError(

@@ -39,7 +39,7 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
             providers=providers,
             level=level,
             # A partition's own compile cache for models that are not common, else
-            # `compiled_cache_hit` would tell B that A compiled it (DESIGN §4).
+            # `compiled_cache_hit` would tell B that A compiled it (docs/design.md#privacy).
             scope=host.sessions.cache_scope(record, _partition(call)),
         )
         return created.to_wire()

@@ -1,1 +1,1 @@
-"""Model names, versions and ranges (DESIGN §3)."""
+"""Model names, versions and ranges (docs/design.md#names-versions-and-sources)."""

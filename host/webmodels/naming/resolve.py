@@ -1,4 +1,5 @@
-"""Name + range → the model to give (DESIGN §3). Pure: candidates and two questions in
+"""Name + range → the model to give (docs/design.md#names-versions-and-sources).
+Pure: candidates and two questions in
 ("can this partition already see these bytes?", "what does the model itself declare?"),
 a choice and its explanation out.
 

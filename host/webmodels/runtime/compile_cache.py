@@ -4,7 +4,7 @@ A session built from a model lets ORT optimize the graph (constant folding, fusi
 layout changes for the CPU's instruction set) and saves the result with its weights as
 external data; the next session loads that graph with optimizations off, which is
 1.6-3.5x faster to create (shared/MODELS.md). What ORT produced depends on more than
-the model, so the key holds all of it (DESIGN §2: source, transform, runtime, device):
+the model, so the key holds all of it (source, transform, runtime, device):
 
 * the model's SHA-256, and the form (``ort-optimized``; ``ort-ep-context`` for
   TensorRT, whose engine is embedded in an EPContext node);
@@ -13,7 +13,7 @@ the model, so the key holds all of it (DESIGN §2: source, transform, runtime, d
 * the CPU's instruction-set flags (the NCHWc and MLAS choices differ between CPUs;
   ORT itself warns that such graphs belong to the machine that made them);
 * a ``scope``: "" (shared) today. Per-partition caches for models that are not common
-  (DESIGN §4) plug in here: the scope becomes the partition key.
+  (docs/design.md#privacy) plug in here: the scope becomes the partition key.
 
 Graph and weights are ordinary blobs, indexed with a ``derived`` reference to their
 source (store.ingest_derived) so gc keeps them while the source exists and removes

@@ -39,7 +39,7 @@ class SessionSpec:
     provider: str
     level: str
     # Whose compile cache: "" (shared) for common models, else the partition key, so
-    # that a cache hit never tells one site that another used the model (DESIGN §4;
+    # that a cache hit never tells one site that another used the model (docs/design.md#privacy;
     # `SessionManager.cache_scope`).
     scope: str = ""
 

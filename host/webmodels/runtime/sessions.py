@@ -48,8 +48,8 @@ SESSIONS_BUSY = "too many sessions are open; release one, or try again later"
 CALLS_BUSY = "too many model calls are running; try again shortly"
 
 
-# -- whose compile cache (DESIGN §4: compiled sessions of models that are not common are
-# per partition; a shared hit would tell site B that site A used the model) -------------
+# -- whose compile cache (docs/design.md#privacy: compiled sessions of models that are not
+# common are per partition; a shared hit would tell site B that site A used the model) --
 
 
 def preinstalled(record: ModelRecord) -> bool:

@@ -3,7 +3,7 @@
 The host starts it with pipes for stdin and stdout and speaks msgpack frames
 (runtime/pipe.py) to it: ``{"id", "op", ...}`` in, ``{"id", "ok", "result" | "error"}``
 out, in any order (requests run on a small thread pool; ORT releases the GIL). A model
-that crashes ONNX Runtime ends this process, never the host (DESIGN §1).
+that crashes ONNX Runtime ends this process, never the host (docs/design.md#process-model).
 
 Before anything else the worker caps its own memory (``--memory-limit``: RLIMIT_DATA,
 which counts heap and anonymous mappings but not the address space CUDA reserves,
@@ -201,7 +201,7 @@ class Worker:
         tensorrt = message["provider"] == "TensorrtExecutionProvider"
         if save_to and level != "disabled":
             target = str(Path(save_to) / GRAPH_NAME)
-            if tensorrt:  # an EPContext graph with the engine embedded (DESIGN §5)
+            if tensorrt:  # an EPContext graph with the engine embedded
                 options.add_session_config_entry("ep.context_enable", "1")
                 options.add_session_config_entry("ep.context_file_path", target)
                 options.add_session_config_entry("ep.context_embed_mode", "1")

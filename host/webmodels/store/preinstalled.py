@@ -34,43 +34,60 @@ class PreinstalledEntry:
     version: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class FolderScan:
+    entries: list[PreinstalledEntry]  # the valid entries
+    problems: list[str]  # what was skipped and why, for `webmodels ls` and `doctor`
+
+
 def read_folder(folder: Path) -> list[PreinstalledEntry]:
     """The valid entries of ``folder/models.json``; bad ones are logged and skipped."""
+    scan = scan_folder(folder)
+    for problem in scan.problems:
+        log.warning("pre-installed: %s", problem)
+    return scan.entries
+
+
+def scan_folder(folder: Path, *, required: bool = False) -> FolderScan:
+    """The entries of ``folder/models.json`` and what is wrong with the rest. A folder
+    without a ``models.json`` (or no folder at all) is a problem only when `required`:
+    the system folders usually do not exist."""
     manifest = folder / MANIFEST
     try:
         document = json.loads(manifest.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return []
+        if not required:
+            return FolderScan([], [])
+        what = "has no models.json" if folder.is_dir() else "does not exist"
+        return FolderScan([], [f"pre-installed folder {folder} {what}"])
     except (OSError, ValueError) as exc:
-        log.warning("ignoring %s: %s", manifest, exc)
-        return []
+        return FolderScan([], [f"{manifest} is ignored: {exc}"])
     models = document.get("models") if isinstance(document, dict) else None
     if not isinstance(models, list):
-        log.warning("ignoring %s: no 'models' list", manifest)
-        return []
-    entries = []
+        return FolderScan([], [f"{manifest} is ignored: it has no 'models' list"])
+    entries, problems = [], []
     for item in models:
         entry = _entry(folder, item)
-        if entry is not None:
+        if isinstance(entry, str):
+            problems.append(f"{manifest}: {entry}")
+        else:
             entries.append(entry)
-    return entries
+    return FolderScan(entries, problems)
 
 
-def _entry(folder: Path, item: Any) -> PreinstalledEntry | None:
+def _entry(folder: Path, item: Any) -> PreinstalledEntry | str:
+    """The entry, or why it is skipped."""
     if not isinstance(item, dict) or not isinstance(item.get("file"), str):
-        log.warning("%s: entry without a 'file': %r", folder / MANIFEST, item)
-        return None
+        return f"an entry without a 'file' is skipped: {item!r:.80}"
     path = safe_join(folder, item["file"])
     if path is None:
-        log.warning("%s: refusing path %r (must stay inside the folder)", folder, item["file"])
-        return None
+        return f"{item['file']!r} is skipped: not a file inside the folder"
     declared = None
     if item.get("sha256") is not None:
         try:
             declared = Digest.parse(item["sha256"])
         except Exception:
-            log.warning("%s: bad sha256 for %s", folder / MANIFEST, item["file"])
-            return None
+            return f"{item['file']!r} is skipped: its sha256 is not 64 hex digits"
     name = item.get("name") if isinstance(item.get("name"), str) else None
     version = item.get("version") if isinstance(item.get("version"), str) else None
     return PreinstalledEntry(folder, path, declared, name, version)

@@ -1,13 +1,19 @@
 """Indexing pre-installed folders in place: hashed once, re-checked by size and mtime,
-re-indexed when the file or its ``models.json`` entry changes."""
+re-indexed when the file or its ``models.json`` entry changes.
+
+A folder's names and versions live in the ``preinstalled`` table only, never on the
+stored object: they hold while the folder is configured, and a one-off
+``--preinstalled DIR`` run leaves no label behind that names would not resolve to."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from webmodels.config import Config, system_preinstalled_dirs
 from webmodels.digest import Digest
 from webmodels.errors import HostError
 from webmodels.store import preinstalled as pre
@@ -66,7 +72,7 @@ def index_entry(store: Store, entry: pre.PreinstalledEntry) -> None:
     )
     now = time.time()
     with store.index.write() as db:
-        upsert_object(db, digest, size, metadata, entry.name, entry.version, now)
+        upsert_object(db, digest, size, metadata, None, None, now)
         db.execute(
             "INSERT OR REPLACE INTO preinstalled (path, folder, sha256, size, mtime_ns, "
             "name, version, state, indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -82,6 +88,35 @@ def index_entry(store: Store, entry: pre.PreinstalledEntry) -> None:
                 now,
             ),
         )
+
+
+def problems(store: Store, *, required: Collection[Path] = ()) -> list[str]:
+    """What is wrong with the configured folders, in words: a `required` folder missing
+    or without ``models.json``, entries skipped, and files whose hash is not the one
+    ``models.json`` declares (indexed as quarantined: never served)."""
+    found: list[str] = []
+    quarantined = {
+        row["path"]: row["sha256"]
+        for row in store.index.query("SELECT path, sha256 FROM preinstalled WHERE state != 'ok'")
+    }
+    for folder in store.preinstalled_dirs:
+        scan = pre.scan_folder(folder, required=folder in required)
+        found += scan.problems
+        for entry in scan.entries:
+            actual = quarantined.get(str(entry.path))
+            if actual is not None and entry.declared is not None:
+                found.append(
+                    f"{entry.path} is not used: its SHA-256 is {actual}, "
+                    f"{pre.MANIFEST} says {entry.declared.hex}"
+                )
+    return found
+
+
+def configured_problems(store: Store, config: Config) -> list[str]:
+    """`problems`, where every folder the user named (``--preinstalled``,
+    ``WEBMODELS_PREINSTALLED``, the config file) must exist and hold a models.json."""
+    system = set(system_preinstalled_dirs())
+    return problems(store, required=[d for d in config.preinstalled_dirs if d not in system])
 
 
 def check(store: Store, path: Path) -> Location | None:

@@ -1,4 +1,4 @@
-"""What the quotas count (DESIGN §4: over quota the requester gets quota_exceeded and
+"""What the quotas count (docs/design.md#privacy: over quota the requester gets quota_exceeded and
 nothing of another site is evicted): a partition's own holdings and its transfers in
 flight, and a store-wide state that is the same for every page whatever it asks.
 

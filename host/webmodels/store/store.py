@@ -459,8 +459,9 @@ def _record(
         digest=Digest(obj["sha256"]),
         size=obj["size"],
         metadata=metadata_of(obj),
-        name=obj["name"],
-        version=obj["version"],
+        # a pre-installed folder's label, while it is configured (preinstalled_index.py)
+        name=pre_row["name"] if pre_row is not None and pre_row["name"] else obj["name"],
+        version=pre_row["version"] if pre_row is not None and pre_row["name"] else obj["version"],
         source=source,
         stored=stored,
         preinstalled_path=Path(pre_row["path"]) if pre_row is not None else None,
