@@ -12,9 +12,6 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 TOP_LEVEL = ("README.md", "PRIVACY.md", "PROTOCOL.md", "extension/README.md")
 DOCUMENTS = sorted([*(ROOT / name for name in TOP_LEVEL), *(ROOT / "docs").glob("*.md")])
-# Written alongside the per-key commons lists; tolerated only while that change has
-# not landed (once the file exists, links to it are checked like any other).
-LANDING_ELSEWHERE = {ROOT / "docs/commons.md"}
 SOURCE_FOLDERS = ("host", "extension", "tests", "scripts", "docs", "manifests")
 SKIP_PARTS = {".venv", "node_modules", ".cache", "__pycache__", ".git"}
 TEXT_SUFFIXES = {".py", ".js", ".ts", ".md", ".html", ".css", ".json", ".toml", ".txt", ""}
@@ -59,7 +56,7 @@ def _broken(document: Path, target: str) -> str | None:
     if not path.is_relative_to(ROOT):
         return "points outside the repository"
     if not path.exists():
-        return None if path in LANDING_ELSEWHERE else "no such file"
+        return "no such file"
     if fragment and path.suffix == ".md" and fragment not in _anchors(path):
         return f"no heading #{fragment} in {path.relative_to(ROOT)}"
     return None
