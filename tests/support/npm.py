@@ -9,6 +9,7 @@ dependencies, so nothing else is installed and no install scripts run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -35,17 +36,18 @@ def npm_package(spec: str) -> Path:
     npm = shutil.which("npm")
     if npm is None:
         skip_or_fail(f"npm is missing: it fetches {spec} for this test")
-    folder.mkdir(parents=True, exist_ok=True)
-    command = [str(npm), "pack", "--silent", "--pack-destination", str(folder), spec]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    if done.returncode != 0:
-        skip_or_fail(f"npm pack {spec} failed: {done.stderr.strip()[-500:]}")
-    tarball = folder / done.stdout.strip().splitlines()[-1]
-    staging = folder / f"unpacking-{os.getpid()}"  # renamed into place whole
-    with tarfile.open(tarball) as archive:
-        archive.extractall(staging, filter="data")
-    tarball.unlink()
-    if not unpacked.exists():
-        (staging / "package").rename(unpacked)
-    shutil.rmtree(staging, ignore_errors=True)
+    staging = folder / f"unpacking-{os.getpid()}"  # per process; renamed into place whole
+    staging.mkdir(parents=True, exist_ok=True)
+    try:
+        command = [str(npm), "pack", "--silent", "--pack-destination", str(staging), spec]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            skip_or_fail(f"npm pack {spec} failed: {done.stderr.strip()[-500:]}")
+        tarball = staging / done.stdout.strip().splitlines()[-1]
+        with tarfile.open(tarball) as archive:
+            archive.extractall(staging, filter="data")
+        with contextlib.suppress(OSError):  # another process got there first
+            (staging / "package").rename(unpacked)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return unpacked
