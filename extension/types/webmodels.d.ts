@@ -77,6 +77,12 @@ declare global {
     readonly crossOriginStorage?: CrossOriginStorageManager;
   }
 
+  /** In a worker its page connected (webmodels.connectWorker) and that imported
+   *  webmodels.workerScript. */
+  interface WorkerNavigator {
+    readonly crossOriginStorage?: CrossOriginStorageManager;
+  }
+
   // --- window.webmodels ---------------------------------------------------------------
 
   /** The host's error code (PROTOCOL.md, "Error codes"); new codes may be added. */
