@@ -1,8 +1,10 @@
 // Page side, part 2 of 4: navigator.crossOriginStorage in the shape of the WICG
 // Cross-Origin Storage explainer (https://wicg.github.io/cross-origin-storage/):
 //
-//   requestFileHandle({algorithm: "SHA-256", value: hex}, {create?, origins?})
-//   requestFileHandles([hash, ...], options)      (the older plural form)
+//   getFileHandle({algorithm: "SHA-256", value: hex}, {create?, origins?})
+//   requestFileHandle(hash, options)              (the older name: WebLLM 0.2.83-0.2.85,
+//                                                  Transformers.js 4.3)
+//   requestFileHandles([hash, ...], options)      (the older plural form: Transformers.js 4.0-4.2)
 //
 // A look-up (no `create`) resolves only when the file is in the store for this
 // site; otherwise it rejects with NotFoundError. `create: true` gives a handle whose
@@ -25,6 +27,10 @@
   function parseHash(hash) {
     if (hash === null || typeof hash !== "object") {
       throw new TypeError('a hash is {algorithm: "SHA-256", value: "<64 hex digits>"}');
+    }
+    // Both members are required (WebIDL: a missing required member is a TypeError).
+    if (hash.algorithm === undefined || hash.value === undefined) {
+      throw new TypeError('a hash needs both "algorithm" and "value"');
     }
     const algorithm = String(hash.algorithm ?? "");
     if (algorithm.toUpperCase() !== "SHA-256") {
@@ -197,18 +203,25 @@
   }
 
   class CrossOriginStorageManager {
-    async requestFileHandle(hash, options = {}) {
+    // The spec's current name; libraries feature-detect it (WebLLM 0.2.86 checks
+    // `typeof navigator.crossOriginStorage.getFileHandle === "function"` and otherwise
+    // falls back to its per-site cache, downloading the weights again on every site).
+    async getFileHandle(hash, options = {}) {
       const sha256 = parseHash(hash);
       const create = options?.create === true;
       if (!create) await lookup(sha256);
       return new CrossOriginStorageFileHandle(sha256, create);
     }
 
+    async requestFileHandle(hash, options = {}) {
+      return this.getFileHandle(hash, options);
+    }
+
     async requestFileHandles(hashes, options = {}) {
       if (hashes === null || typeof hashes?.[Symbol.iterator] !== "function") {
         throw new TypeError("requestFileHandles takes a list of hashes");
       }
-      return Promise.all(Array.from(hashes, (hash) => this.requestFileHandle(hash, options)));
+      return Promise.all(Array.from(hashes, (hash) => this.getFileHandle(hash, options)));
     }
   }
 

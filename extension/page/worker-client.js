@@ -5,7 +5,7 @@
 //            webmodels.connectWorker(worker);          // posts it a MessagePort
 //   worker:  importScripts(self.name);                 // webmodels.workerScript: a blob: URL
 //            const model = await webmodels.load(query); await model.arrayBuffer();
-//            navigator.crossOriginStorage.requestFileHandle(hash)   (Transformers.js)
+//            navigator.crossOriginStorage.getFileHandle(hash)   (WebLLM, Transformers.js)
 //
 // Every call goes over the port to the page, which makes it with its own API: the
 // worker is the page's, so it has exactly the page's partition and nothing more.
@@ -96,11 +96,22 @@
       return new WorkerModel(await call("load", { query, options: { substitute, prefetch } }, { onEvent }));
     }
 
+    // The same errors as in windows (cos.js parseHash): TypeError for a malformed hash,
+    // NotSupportedError for another algorithm.
     function hexOf(hash) {
-      const value = String(hash?.value ?? "").toLowerCase();
-      if (String(hash?.algorithm ?? "").toUpperCase() !== "SHA-256" || !HEX.test(value)) {
+      if (hash === null || typeof hash !== "object") {
         throw new TypeError('a hash is {algorithm: "SHA-256", value: "<64 hex digits>"}');
       }
+      // Both members are required (WebIDL: a missing required member is a TypeError).
+      if (hash.algorithm === undefined || hash.value === undefined) {
+        throw new TypeError('a hash needs both "algorithm" and "value"');
+      }
+      const algorithm = String(hash.algorithm ?? "");
+      if (algorithm.toUpperCase() !== "SHA-256") {
+        throw new DOMException(`hash algorithm "${algorithm}" is not supported; use SHA-256`, "NotSupportedError");
+      }
+      const value = String(hash.value ?? "").toLowerCase();
+      if (!HEX.test(value)) throw new TypeError("hash.value must be 64 hexadecimal digits");
       return value;
     }
 
@@ -129,7 +140,9 @@
       });
     }
 
-    async function requestFileHandle(hash, options = {}) {
+    // Same names and behaviour as in windows (cos.js): getFileHandle, and the older
+    // requestFileHandle / requestFileHandles as aliases.
+    async function getFileHandle(hash, options = {}) {
       const sha256 = hexOf(hash);
       const create = options?.create === true;
       if (!create) await call("cos.lookup", { sha256 }); // NotFoundError when absent
@@ -137,9 +150,13 @@
     }
 
     const crossOriginStorage = Object.freeze({
-      requestFileHandle,
+      getFileHandle,
+      requestFileHandle: async (hash, options = {}) => getFileHandle(hash, options),
       async requestFileHandles(hashes, options = {}) {
-        return Promise.all(Array.from(hashes, (h) => requestFileHandle(h, options)));
+        if (hashes === null || typeof hashes?.[Symbol.iterator] !== "function") {
+          throw new TypeError("requestFileHandles takes a list of hashes");
+        }
+        return Promise.all(Array.from(hashes, (h) => getFileHandle(h, options)));
       },
     });
 

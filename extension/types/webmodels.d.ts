@@ -54,6 +54,14 @@ declare global {
   }
 
   interface CrossOriginStorageManager {
+    /** The spec's current name (WebLLM 0.2.86 feature-detects it). Without `create`,
+     *  rejects with NotFoundError unless the file is available to this site.
+     *  `origins` is accepted and ignored: the store's privacy policy decides. */
+    getFileHandle(
+      hash: CrossOriginStorageRequestFileHandleHash,
+      options?: CrossOriginStorageRequestFileHandleOptions,
+    ): Promise<CrossOriginStorageFileHandle>;
+    /** The older name of getFileHandle (WebLLM 0.2.83-0.2.85, Transformers.js 4.3). */
     requestFileHandle(
       hash: CrossOriginStorageRequestFileHandleHash,
       options?: CrossOriginStorageRequestFileHandleOptions,
@@ -66,6 +74,12 @@ declare global {
   }
 
   interface Navigator {
+    readonly crossOriginStorage?: CrossOriginStorageManager;
+  }
+
+  /** In a worker its page connected (webmodels.connectWorker) and that imported
+   *  webmodels.workerScript. */
+  interface WorkerNavigator {
     readonly crossOriginStorage?: CrossOriginStorageManager;
   }
 
