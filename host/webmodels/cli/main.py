@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "serve_cmd",
     "registration_cmd",
     "doctor_cmd",
+    "import_cmd",
     "store_cmd",
     "fetch_cmd",
     "catalog_cmd",

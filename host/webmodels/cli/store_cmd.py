@@ -1,11 +1,10 @@
-"""Store commands: ``import``, ``ls``, ``rm``, ``pin``, ``unpin``, ``du``, ``verify``, ``gc``."""
+"""Store commands: ``ls``, ``rm``, ``pin``, ``unpin``, ``du``, ``verify``, ``gc``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from webmodels.cli.main import CliContext
@@ -21,11 +20,6 @@ Command = Callable[[argparse.Namespace, CliContext, Store], int]
 
 
 def register(sub: Any) -> None:
-    p = _add(sub, "import", cmd_import, "copy model files into the store (ONNX is checked)")
-    p.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    p.add_argument("--name", help="publisher/model name to record")
-    p.add_argument("--model-version", dest="model_version", help="version to record")
-    p.add_argument("--raw", action="store_true", help="store any file as an opaque blob")
     _add(sub, "ls", cmd_ls, "list the models in the store")
     p = _add(sub, "rm", cmd_rm, "delete models (by SHA-256 or a unique prefix of it)")
     p.add_argument("models", nargs="+", metavar="SHA256")
@@ -69,44 +63,6 @@ def resolve(store: Store, text: str) -> ModelRecord:
             "bad_request", f"{len(matches)} models match {text!r}; give more of the SHA-256"
         )
     return matches[0]
-
-
-def cmd_import(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
-    results = []
-    for path in args.files:
-        size = path.stat().st_size if path.is_file() else None
-        bar = ProgressBar(f"importing {path.name}", size)
-        try:
-            result = store.import_file(
-                path,
-                name=args.name,
-                version=args.model_version,
-                raw=args.raw,
-                progress=bar.update,
-            )
-        finally:
-            bar.close()
-        results.append((path, result))
-    if ctx.json:
-        print_json(
-            [
-                {"file": str(p), "deduplicated": r.deduplicated, "model": r.model.manage_info()}
-                for p, r in results
-            ]
-        )
-        return 0
-    rows = [
-        (
-            r.model.digest.short,
-            r.model.format,
-            human_bytes(r.model.size),
-            "already stored" if r.deduplicated else "stored",
-            p,
-        )
-        for p, r in results
-    ]
-    print(format_table(["SHA256", "FORMAT", "SIZE", "RESULT", "FILE"], rows))
-    return 0
 
 
 def cmd_ls(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
