@@ -273,7 +273,7 @@ def cmd_jobs(args: argparse.Namespace, ctx: CliContext) -> int:
         (
             j["id"][:8],
             j["sha256"][:12],
-            j["state"] + (" (running)" if j["running"] else ""),
+            _state_text(j),
             _progress_text(j["loaded"], j["total"]),
             "yes" if j["background"] else "",
             (j["error"] or {}).get("code", ""),
@@ -283,6 +283,14 @@ def cmd_jobs(args: argparse.Namespace, ctx: CliContext) -> int:
     ]
     print(format_table(["JOB", "SHA256", "STATE", "PROGRESS", "BACKGROUND", "ERROR", "URL"], rows))
     return 0
+
+
+def _state_text(job: dict[str, Any]) -> str:
+    if job["state"] != "active":
+        return str(job["state"])
+    if job.get("interrupted"):
+        return "interrupted (will resume)"
+    return "active (running)" if job["running"] else "active (waiting to start)"
 
 
 def _progress_text(loaded: int, total: int | None) -> str:
