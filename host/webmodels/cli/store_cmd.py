@@ -32,6 +32,17 @@ def register(sub: Any) -> None:
     _add(sub, "verify", cmd_verify, "re-hash every model; quarantine corrupt ones")
     p = _add(sub, "gc", cmd_gc, "remove unreferenced blobs and leftovers")
     p.add_argument("--dry-run", action="store_true", help="show the plan only")
+    p.add_argument(
+        "--quarantine",
+        action="store_true",
+        help="remove every quarantined file now (default: those older than quarantine_days)",
+    )
+    p.add_argument(
+        "--quarantine-days",
+        type=float,
+        metavar="N",
+        help="remove quarantined files older than N days (config quarantine_days, 30)",
+    )
 
 
 def _add(sub: Any, name: str, command: Command, text: str) -> argparse.ArgumentParser:
@@ -149,7 +160,8 @@ def cmd_du(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
             "logical size": f"{human_bytes(stats.logical_bytes)} "
             "(one copy per importer, site and pre-installed location)",
             "saved": f"{human_bytes(stats.saved_bytes)} by deduplication",
-            "quarantined": stats.quarantined,
+            "quarantined": f"{stats.quarantined} model(s); {stats.quarantine_files} file(s), "
+            f"{human_bytes(stats.quarantine_bytes)} in quarantine/ (`gc --quarantine` removes)",
             "pinned": stats.pinned,
             "temp files": human_bytes(stats.temp_bytes),
         }
@@ -190,7 +202,12 @@ def cmd_verify(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
 
 
 def cmd_gc(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
-    plan = plan_gc(store)
+    days = 0.0 if args.quarantine else args.quarantine_days
+    if days is None:
+        days = ctx.config.quarantine_days
+    if days < 0:
+        raise HostError("bad_request", "--quarantine-days must be 0 or more")
+    plan = plan_gc(store, quarantine_age_s=days * 86400)
     result = None if args.dry_run else execute_gc(store, plan)
     if ctx.json:
         print_json(
