@@ -19,6 +19,7 @@ from webmodels.cli.store_cmd import _add
 from webmodels.errors import HostError
 from webmodels.naming.versions import ModelName, Version, VersionError
 from webmodels.store import Store
+from webmodels.store.labels import relabel
 from webmodels.store.records import ModelRecord
 
 
@@ -106,10 +107,10 @@ def label(store: Store, model: ModelRecord, args: argparse.Namespace) -> tuple[M
     if (name is None or name == model.name) and (version is None or version == model.version):
         return model, ""
     if model.name is None and model.version is None:
-        return store.relabel(model.digest, name, version), ""
+        return relabel(store, model.digest, name, version), ""
     was = f"{model.name or '-'}@{model.version or '-'}"
     if args.rename:
-        return store.relabel(model.digest, name, version), f"renamed (was {was})"
+        return relabel(store, model.digest, name, version), f"renamed (was {was})"
     return model, f"kept its label {was} (--rename to replace it)"
 
 

@@ -310,17 +310,6 @@ class Store:
                 (name, version, digest.hex),
             )
 
-    def relabel(self, digest: Digest, name: str | None, version: str | None) -> ModelRecord:
-        """The user's own label for a stored model (`import --rename`); None keeps a part."""
-        record = self._require(digest)
-        with self.index.write() as db:
-            db.execute(
-                "UPDATE objects SET name = COALESCE(?, name), version = COALESCE(?, version) "
-                "WHERE sha256 = ?",
-                (name, version, digest.hex),
-            )
-        return self.get(digest) or record
-
     def record_use(self, digest: Digest, partition_key: str) -> None:
         """Note that a partition obtained this model (the popup lists the sites)."""
         with self.index.write() as db:
