@@ -68,6 +68,8 @@ class Config:
     # addresses, like Chrome's LocalNetworkAccessAllowedForUrls policy. Default: none;
     # a page reaches only addresses its own `fetch()` could (fetch/access.py).
     local_network_origins: tuple[str, ...] = ()
+    # `webmodels gc` removes files kept in the store's quarantine folder this long.
+    quarantine_days: float = 30.0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -181,6 +183,9 @@ def load_config(flags: Flags | None = None, env: Mapping[str, str] | None = None
             file_values.get("quota_keep_free_fraction", 0.1), where="quota_keep_free_fraction"
         ),
         local_network_origins=_local_network_origins(env, file_values),
+        quarantine_days=_positive(
+            file_values.get("quarantine_days", 30.0), where="quarantine_days"
+        ),
         extra={k: v for k, v in file_values.items() if k not in _KNOWN_KEYS},
     )
 
@@ -199,6 +204,7 @@ _KNOWN_KEYS = {
     "quota_total_bytes",
     "quota_keep_free_fraction",
     "local_network_origins",
+    "quarantine_days",
 }
 
 

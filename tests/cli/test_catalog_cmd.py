@@ -111,7 +111,7 @@ def test_update_fetches_newer_versions_within_each_sites_range(
     assert "every model in use is the newest" in run_cli(home, "update").stdout
     signer.write(source, 2, [e10, e11, e20])  # the publisher ships 1.1.0 and 2.0.0
     checked = run_cli(home, "update", "--check").stdout
-    assert "would download: acme/model@1.1.0 for 1 site(s)" in checked
+    assert "would download: acme/model@1.1.0 for 1 site\n" in checked
     assert "2.0.0" not in checked  # outside the range the site asked for
     report = cli_json(home, "update")
     assert report["catalogs"] == [{"name": "acme", "state": "updated to version 2"}]

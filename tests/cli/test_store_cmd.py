@@ -51,14 +51,16 @@ def test_importing_a_model_twice_stores_one_read_only_blob(home: Path, tmp_path:
     model = tiny_model(tmp_path / "model.onnx", weight_bytes=4096)
     sha = sha256_of(model)
 
-    [first] = cli_json(home, "import", str(model), "--name", "acme/tiny", "--model-version", "1.0")
+    [first] = cli_json(
+        home, "import", str(model), "--name", "acme/tiny", "--model-version", "1.0.0"
+    )
     [second] = cli_json(home, "import", str(model))
 
     assert first["deduplicated"] is False
     assert second["deduplicated"] is True
     assert first["model"]["sha256"] == second["model"]["sha256"] == sha
     assert first["model"]["name"] == "acme/tiny"
-    assert second["model"]["version"] == "1.0"  # a later import without names keeps them
+    assert second["model"]["version"] == "1.0.0"  # a later import without names keeps them
     blob = blob_path(home, sha)
     assert files_under(home / "store-v1" / "blobs") == [blob]
     assert blob.read_bytes() == model.read_bytes()

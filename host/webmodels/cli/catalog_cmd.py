@@ -200,7 +200,8 @@ def cmd_update(args: argparse.Namespace, ctx: CliContext) -> int:
                 "name": str(c.name),
                 "version": str(c.version),
                 "sha256": c.digest.hex,
-                "sites": len(sites),
+                "sites": sum(1 for s in sites if s),  # "" is the user's own pull
+                "user": "" in sites,
             }
             for c, sites in planned.values()
         ]
@@ -215,8 +216,17 @@ def cmd_update(args: argparse.Namespace, ctx: CliContext) -> int:
         print("every model in use is the newest in its range")
     verb = "would download" if args.check else "downloading in the background"
     for line in report["downloads"]:
-        print(f"{verb}: {line['name']}@{line['version']} for {line['sites']} site(s)")
+        print(f"{verb}: {line['name']}@{line['version']} for {_asked_by(line)}")
     return 0
+
+
+def _asked_by(line: Mapping[str, Any]) -> str:
+    """Who asked for the range: "you (webmodels pull)", "2 sites", or both."""
+    n = int(line["sites"])
+    who = ["you (webmodels pull)"] if line["user"] else []
+    if n:
+        who.append(f"{n} site" + ("" if n == 1 else "s"))
+    return " and ".join(who)
 
 
 def _refresh(

@@ -22,6 +22,7 @@ from webmodels.naming.resolve import SUBSTITUTE, Candidate, NameQuery
 from webmodels.naming.sources import record_request
 from webmodels.query import ModelQuery
 from webmodels.store import Store
+from webmodels.store.records import ModelRecord
 
 RUNNER_IDLE_S = 2.0
 
@@ -50,6 +51,11 @@ def register(sub: Any) -> None:
         "already stored",
     )
     pull.add_argument(
+        "--format",
+        choices=("onnx",),
+        help="refuse a download that is not a valid model of this format",
+    )
+    pull.add_argument(
         "--background",
         action="store_true",
         help="return at once; the download goes on in the background until done",
@@ -73,14 +79,22 @@ def _query(args: argparse.Namespace) -> ModelQuery:
 
 
 def cmd_pull(args: argparse.Namespace, ctx: CliContext) -> int:
-    if urlsplit(args.url).scheme not in ("http", "https"):
+    scheme = urlsplit(args.url).scheme
+    if not scheme:
         return _pull_named(args, ctx)
+    if scheme.lower() not in ("http", "https"):
+        raise HostError(
+            "bad_request",
+            f"{args.url}: the scheme {scheme}:// is not supported "
+            "(pull downloads http:// and https:// URLs, or PUB/MODEL@RANGE by name)",
+        )
     query = _query(args)
     assert query.digest is not None
     with Store.open(ctx.config) as store:
         record = store.get(query.digest)
         if record is not None and record.servable:
-            return _report(ctx, record.manage_info(), "already stored")
+            note = check_format(store, record, args, new=False)
+            return _report(ctx, record.manage_info(), "already stored", note)
         manager = JobManager(store)
         request = DownloadRequest(
             digest=query.digest,
@@ -96,7 +110,38 @@ def cmd_pull(args: argparse.Namespace, ctx: CliContext) -> int:
             else:
                 print(f"downloading in the background (job {job_id[:8]}); see `webmodels jobs`")
             return 0
-        return _pull_foreground(manager, request, ctx)
+        record = _pull_foreground(manager, request)
+        note = check_format(store, record, args, new=True)
+        return _report(ctx, record.manage_info(), "downloaded", note)
+
+
+def check_format(store: Store, record: ModelRecord, args: argparse.Namespace, *, new: bool) -> str:
+    """A note when a file named ``.onnx`` is no valid ONNX model (pages may store any
+    file, so it is kept as an opaque one); with ``--format onnx`` a refusal, and a file
+    this pull brought that nobody else uses is removed again."""
+    wants_onnx = args.format == "onnx"
+    if record.format == "onnx" or not (wants_onnx or _named_onnx(args.url)):
+        return ""
+    reason = _onnx_problem(store, record)
+    if not wants_onnx:
+        return f"not a valid ONNX model ({reason}); stored as an opaque file"
+    if new and not (record.sites or record.shared_with or record.pinned):
+        store.delete(record.digest)
+    raise HostError("model_invalid", f"{args.url} is not a valid ONNX model: {reason}")
+
+
+def _named_onnx(url: str) -> bool:
+    return urlsplit(url).path.lower().endswith(".onnx")
+
+
+def _onnx_problem(store: Store, record: ModelRecord) -> str:
+    from webmodels.store.metadata import read_onnx_metadata
+
+    try:
+        read_onnx_metadata(store.files.path_of(record.digest))
+    except HostError as exc:
+        return exc.message
+    return f"stored as {record.format}"
 
 
 def _pull_named(args: argparse.Namespace, ctx: CliContext) -> int:
@@ -130,9 +175,9 @@ def _pull_named(args: argparse.Namespace, ctx: CliContext) -> int:
                 f"downloading {label} in the background (job {job_id[:8]})"
             )
             return 0
-        code = _pull_foreground(manager, request, ctx)
+        record = _pull_foreground(manager, request)
         store.name_object(given.digest, str(given.name), str(given.version))
-        return code
+        return _report(ctx, record.manage_info(), "downloaded")
 
 
 def start_named_downloads(
@@ -155,7 +200,7 @@ def start_named_downloads(
     _spawn_runner(ctx)
 
 
-def _pull_foreground(manager: JobManager, request: DownloadRequest, ctx: CliContext) -> int:
+def _pull_foreground(manager: JobManager, request: DownloadRequest) -> ModelRecord:
     bar = ProgressBar(f"pulling {request.digest.short}", request.size)
 
     def progress(loaded: int, total: int | None) -> None:
@@ -178,7 +223,7 @@ def _pull_foreground(manager: JobManager, request: DownloadRequest, ctx: CliCont
     finally:
         bar.close()
         manager.close()
-    return _report(ctx, record.manage_info(), "downloaded")
+    return record
 
 
 def _start_background(manager: JobManager, request: DownloadRequest, ctx: CliContext) -> str:
@@ -202,11 +247,13 @@ def _spawn_runner(ctx: CliContext) -> None:
     )
 
 
-def _report(ctx: CliContext, info: dict[str, Any], what: str) -> int:
+def _report(ctx: CliContext, info: dict[str, Any], what: str, note: str = "") -> int:
     if ctx.json:
-        print_json({"result": what, "model": info})
+        print_json({"result": what, "model": info, **({"note": note} if note else {})})
     else:
         print(f"{what}: {info['sha256']} ({human_bytes(info['size'])}, {info['format']})")
+        if note:
+            print(note)
     return 0
 
 
@@ -226,7 +273,7 @@ def cmd_jobs(args: argparse.Namespace, ctx: CliContext) -> int:
         (
             j["id"][:8],
             j["sha256"][:12],
-            j["state"] + (" (running)" if j["running"] else ""),
+            _state_text(j),
             _progress_text(j["loaded"], j["total"]),
             "yes" if j["background"] else "",
             (j["error"] or {}).get("code", ""),
@@ -236,6 +283,14 @@ def cmd_jobs(args: argparse.Namespace, ctx: CliContext) -> int:
     ]
     print(format_table(["JOB", "SHA256", "STATE", "PROGRESS", "BACKGROUND", "ERROR", "URL"], rows))
     return 0
+
+
+def _state_text(job: dict[str, Any]) -> str:
+    if job["state"] != "active":
+        return str(job["state"])
+    if job.get("interrupted"):
+        return "interrupted (will resume)"
+    return "active (running)" if job["running"] else "active (waiting to start)"
 
 
 def _progress_text(loaded: int, total: int | None) -> str:

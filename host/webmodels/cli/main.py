@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from webmodels import __version__
 from webmodels.config import Config, Flags, load_config
@@ -29,10 +32,12 @@ COMMAND_MODULES = (
     "serve_cmd",
     "registration_cmd",
     "doctor_cmd",
+    "import_cmd",
     "store_cmd",
     "fetch_cmd",
     "catalog_cmd",
     "commons_cmd",
+    "share_cmd",
 )
 # Global options that take a value, to find the command word in argv.
 _VALUED_OPTIONS = ("--store", "--config", "--preinstalled", "--log-level")
@@ -63,7 +68,21 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in modules:
         module.register(sub)
+    _accept_json_after(sub)
     return parser
+
+
+def _accept_json_after(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Every command (and action) takes ``--json`` after its name too (``webmodels ls
+    --json``); SUPPRESS keeps a ``--json`` given before the command when absent after."""
+    for parser in set(sub.choices.values()):
+        if "--json" not in parser._option_string_actions:
+            parser.add_argument(
+                "--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+            )
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _accept_json_after(action)
 
 
 def command_of(argv: Sequence[str]) -> str | None:
@@ -80,6 +99,28 @@ def command_of(argv: Sequence[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()  # here, where a closed pipe can still be handled
+    except BrokenPipeError:
+        _die_of_closed_pipe()
+
+
+def _die_of_closed_pipe() -> NoReturn:
+    """The reader of our output went away (``webmodels ls | head -c1``): end as Unix
+    tools do, killed by SIGPIPE (exit status 141 in the shell), with no traceback."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # the exit flush finds no broken pipe
+    sigpipe = getattr(signal, "SIGPIPE", None)
+    if sigpipe is not None:
+        signal.signal(sigpipe, signal.SIG_DFL)
+        os.kill(os.getpid(), sigpipe)
+    raise SystemExit(1)  # where there is no SIGPIPE (Windows)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     args_list = _browser_launch_argv(args_list)
     parser = build_parser(command_of(args_list))

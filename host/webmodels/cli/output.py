@@ -1,13 +1,27 @@
 """How the CLI shows things: readable tables by default, JSON with ``--json``,
-and a progress bar on stderr for long work (only when stderr is a terminal)."""
+and a progress bar on stderr for long work (only when stderr is a terminal).
+Tables and progress are laid out by rich rather than by hand."""
 
 from __future__ import annotations
 
+import io
 import json
 import sys
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TextIO
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+from rich.text import Text
 
 
 def print_json(value: Any, *, stream: TextIO | None = None) -> None:
@@ -16,21 +30,21 @@ def print_json(value: Any, *, stream: TextIO | None = None) -> None:
 
 
 def format_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    """Left-aligned text columns; numbers right-aligned."""
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    numeric = [
-        all(_looks_numeric(row[i]) for row in cells[1:]) and len(cells) > 1
-        for i in range(len(headers))
-    ]
-    lines = []
-    for n, row in enumerate(cells):
-        parts = [
-            c.rjust(w) if numeric[i] and n > 0 else c.ljust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        ]
-        lines.append("  ".join(parts).rstrip())
-    return "\n".join(lines)
+    """Plain-text columns (rich's table layout, no borders or colour, so pipes and
+    ``grep`` see clean lines); numbers right-aligned."""
+    cells = [["" if c is None else str(c) for c in r] for r in rows]
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="")
+    for i, header in enumerate(headers):
+        numeric = bool(cells) and all(_looks_numeric(row[i]) for row in cells)
+        table.add_column(str(header), justify="right" if numeric else "left", no_wrap=True)
+    for row in cells:
+        table.add_row(*(Text(c) for c in row))  # Text: no markup read from the data
+    out = io.StringIO()
+    Console(file=out, width=_TABLE_WIDTH, no_color=True, highlight=False).print(table)
+    return "\n".join(line.rstrip() for line in out.getvalue().splitlines())
+
+
+_TABLE_WIDTH = 10_000  # wide rows stay one line each; a terminal wraps them itself
 
 
 def _looks_numeric(text: str) -> bool:
@@ -55,7 +69,8 @@ def print_kv(pairs: Mapping[str, object], *, stream: TextIO | None = None) -> No
 
 
 class ProgressBar:
-    """A one-line progress bar on stderr, redrawn at most 10 times a second.
+    """A progress line on stderr (rich): bar, bytes done of the total, rate and time
+    left; bytes and rate alone while the total is unknown.
 
     Silent when stderr is not a terminal (scripts, ``--json``), so pipes stay clean.
     """
@@ -65,31 +80,34 @@ class ProgressBar:
         self.total = total
         self.stream = stream or sys.stderr
         self.enabled = self.stream.isatty()
-        self._last = 0.0
-        self._done = 0
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
 
     def update(self, done: int) -> None:
-        self._done = done
-        now = time.monotonic()
-        if self.enabled and now - self._last >= 0.1:
-            self._last = now
-            self._draw()
-
-    def _draw(self) -> None:
-        if self.total:
-            frac = min(1.0, self._done / self.total)
-            bar = "#" * int(frac * 30)
-            text = f"{self.label} [{bar:<30}] {frac * 100:5.1f}% {human_bytes(self._done)}"
-        else:
-            text = f"{self.label} {human_bytes(self._done)}"
-        self.stream.write("\r" + text[:100])
-        self.stream.flush()
+        if not self.enabled:
+            return
+        if self._progress is None or self._task is None:
+            self._progress = _progress(self.stream)
+            self._progress.start()
+            self._task = self._progress.add_task(self.label, total=self.total)
+        self._progress.update(self._task, completed=done, total=self.total)
 
     def close(self) -> None:
-        if self.enabled:
-            self._draw()
-            self.stream.write("\n")
-            self.stream.flush()
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
 
     def callback(self) -> Callable[[int], None]:
         return self.update
+
+
+def _progress(stream: TextIO) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),  # decimal units, like the rate beside it
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=Console(file=stream),
+        refresh_per_second=10,
+    )

@@ -1,11 +1,10 @@
-"""Store commands: ``import``, ``ls``, ``rm``, ``pin``, ``unpin``, ``du``, ``verify``, ``gc``."""
+"""Store commands: ``ls``, ``rm``, ``pin``, ``unpin``, ``du``, ``verify``, ``gc``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from webmodels.cli.main import CliContext
@@ -22,11 +21,6 @@ Command = Callable[[argparse.Namespace, CliContext, Store], int]
 
 
 def register(sub: Any) -> None:
-    p = _add(sub, "import", cmd_import, "copy model files into the store (ONNX is checked)")
-    p.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    p.add_argument("--name", help="publisher/model name to record")
-    p.add_argument("--model-version", dest="model_version", help="version to record")
-    p.add_argument("--raw", action="store_true", help="store any file as an opaque blob")
     _add(sub, "ls", cmd_ls, "list the models in the store")
     p = _add(sub, "rm", cmd_rm, "delete models (by SHA-256 or a unique prefix of it)")
     p.add_argument("models", nargs="+", metavar="SHA256")
@@ -39,6 +33,17 @@ def register(sub: Any) -> None:
     _add(sub, "verify", cmd_verify, "re-hash every model; quarantine corrupt ones")
     p = _add(sub, "gc", cmd_gc, "remove unreferenced blobs and leftovers")
     p.add_argument("--dry-run", action="store_true", help="show the plan only")
+    p.add_argument(
+        "--quarantine",
+        action="store_true",
+        help="remove every quarantined file now (default: those older than quarantine_days)",
+    )
+    p.add_argument(
+        "--quarantine-days",
+        type=float,
+        metavar="N",
+        help="remove quarantined files older than N days (config quarantine_days, 30)",
+    )
 
 
 def _add(sub: Any, name: str, command: Command, text: str) -> argparse.ArgumentParser:
@@ -70,44 +75,6 @@ def resolve(store: Store, text: str) -> ModelRecord:
             "bad_request", f"{len(matches)} models match {text!r}; give more of the SHA-256"
         )
     return matches[0]
-
-
-def cmd_import(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
-    results = []
-    for path in args.files:
-        size = path.stat().st_size if path.is_file() else None
-        bar = ProgressBar(f"importing {path.name}", size)
-        try:
-            result = store.import_file(
-                path,
-                name=args.name,
-                version=args.model_version,
-                raw=args.raw,
-                progress=bar.update,
-            )
-        finally:
-            bar.close()
-        results.append((path, result))
-    if ctx.json:
-        print_json(
-            [
-                {"file": str(p), "deduplicated": r.deduplicated, "model": r.model.manage_info()}
-                for p, r in results
-            ]
-        )
-        return 0
-    rows = [
-        (
-            r.model.digest.short,
-            r.model.format,
-            human_bytes(r.model.size),
-            "already stored" if r.deduplicated else "stored",
-            p,
-        )
-        for p, r in results
-    ]
-    print(format_table(["SHA256", "FORMAT", "SIZE", "RESULT", "FILE"], rows))
-    return 0
 
 
 def cmd_ls(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
@@ -196,7 +163,8 @@ def cmd_du(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
             "logical size": f"{human_bytes(stats.logical_bytes)} "
             "(one copy per importer, site and pre-installed location)",
             "saved": f"{human_bytes(stats.saved_bytes)} by deduplication",
-            "quarantined": stats.quarantined,
+            "quarantined": f"{stats.quarantined} model(s); {stats.quarantine_files} file(s), "
+            f"{human_bytes(stats.quarantine_bytes)} in quarantine/ (`gc --quarantine` removes)",
             "pinned": stats.pinned,
             "temp files": human_bytes(stats.temp_bytes),
         }
@@ -237,7 +205,12 @@ def cmd_verify(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
 
 
 def cmd_gc(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
-    plan = plan_gc(store)
+    days = 0.0 if args.quarantine else args.quarantine_days
+    if days is None:
+        days = ctx.config.quarantine_days
+    if days < 0:
+        raise HostError("bad_request", "--quarantine-days must be 0 or more")
+    plan = plan_gc(store, quarantine_age_s=days * 86400)
     result = None if args.dry_run else execute_gc(store, plan)
     if ctx.json:
         print_json(

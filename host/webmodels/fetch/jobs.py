@@ -167,7 +167,7 @@ class JobManager:
             "SELECT j.*, (SELECT COUNT(*) FROM job_waiters w WHERE w.job_id = j.id) AS n "
             "FROM jobs j ORDER BY j.created_at DESC"
         )
-        return [JobRow.from_row(r).to_json(waiters=r["n"]) for r in rows]
+        return [_shown(JobRow.from_row(r), r["n"]) for r in rows]
 
     def _key(self, waiter: str) -> str:
         return f"{self.owner}/{waiter}"
@@ -330,3 +330,13 @@ def _drop_requester(db: sqlite3.Connection, job_id: str, key: str) -> bool:
         ).rowcount
         == 1
     )
+
+
+def _shown(job: JobRow, waiters: int) -> dict[str, Any]:
+    """A job as `webmodels jobs` and the popup list it: a lease whose process is gone
+    (killed, say with SIGKILL) is no running download but an interrupted one, which
+    the next host or `webmodels` run that downloads resumes."""
+    info = job.to_json(waiters=waiters)
+    stale = job.lease_owner is not None and (not info["running"] or owner_gone(job.lease_owner))
+    interrupted = job.state == "active" and stale
+    return {**info, "running": info["running"] and not interrupted, "interrupted": interrupted}

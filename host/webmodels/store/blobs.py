@@ -4,7 +4,7 @@ Layout (``store-v1``)::
 
     blobs/sha256/ab/<64 hex>   immutable, read-only, published only after the hash matched
     tmp/<pid>-<uuid>.partial   one per writer (a ``.json`` sidecar marks resumable state)
-    quarantine/<64 hex>        blobs that failed verification; never served
+    quarantine/<64 hex>.<UTC>  blobs that failed verification; never served
 
 Correctness never depends on a lock: every writer has its own temp file, and only
 bytes whose SHA-256 matched are renamed into place (Ollama renames before verifying;
@@ -29,6 +29,7 @@ from typing import BinaryIO
 from webmodels.digest import Digest
 from webmodels.errors import HostError
 from webmodels.permissions import make_private_dir
+from webmodels.store.quarantine import quarantine_name
 
 CHUNK = 1 << 20
 _PARTIAL = ".partial"
@@ -134,7 +135,7 @@ class BlobFiles:
     def quarantine(self, digest: Digest) -> Path | None:
         """Move a bad blob out of ``blobs/`` so it can never be served."""
         source = self.path_of(digest)
-        target = self.quarantine_dir / f"{digest.hex}.{int(time.time())}"
+        target = self.quarantine_dir / quarantine_name(digest.hex, time.time())
         try:
             os.replace(source, target)
         except FileNotFoundError:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from webmodels.digest import Digest
+from webmodels.store.quarantine import older_than
 
 if TYPE_CHECKING:
     from webmodels.store.store import Store
@@ -26,7 +27,7 @@ ABANDONED_DOWNLOAD_AGE_S = 24 * 3600
 
 @dataclass(frozen=True, slots=True)
 class GcItem:
-    kind: str  # blob | dangling_row | orphan_file | temp_file | object_row
+    kind: str  # blob | dangling_row | orphan_file | temp_file | object_row | quarantined
     path: Path | None
     size: int
     digest: Digest | None
@@ -61,7 +62,11 @@ class GcResult:
         return sum(i.size for i in self.removed)
 
 
-def plan_gc(store: Store, *, only: Sequence[Digest] | None = None) -> GcPlan:
+def plan_gc(
+    store: Store, *, only: Sequence[Digest] | None = None, quarantine_age_s: float | None = None
+) -> GcPlan:
+    """What to remove; with ``quarantine_age_s``, also the quarantined files that have
+    been in quarantine that long (0: all of them)."""
     items: list[GcItem] = []
     with store.index.snapshot() as db:
         for row in db.execute("SELECT b.sha256, o.size FROM blobs b JOIN objects o USING (sha256)"):
@@ -86,7 +91,18 @@ def plan_gc(store: Store, *, only: Sequence[Digest] | None = None) -> GcPlan:
             items.append(GcItem("temp_file", path, path.stat().st_size, None, "writer is gone"))
         for path in _abandoned_downloads(store):
             items.append(GcItem("temp_file", path, path.stat().st_size, None, "download abandoned"))
+        if quarantine_age_s is not None:
+            items += _old_quarantine(store, quarantine_age_s)
     return GcPlan(tuple(items))
+
+
+def _old_quarantine(store: Store, age_s: float) -> list[GcItem]:
+    found = []
+    for held in older_than(store.files.quarantine_dir, age_s):
+        days = (time.time() - held.quarantined_at) / 86400
+        reason = f"quarantined {days:.1f} days ago"
+        found.append(GcItem("quarantined", held.path, held.size, None, reason))
+    return found
 
 
 def _abandoned_downloads(store: Store) -> list[Path]:
@@ -136,6 +152,12 @@ def _execute_item(store: Store, db: sqlite3.Connection, item: GcItem) -> bool:
         if db.execute("SELECT 1 FROM blobs WHERE sha256 = ?", (digest.hex,)).fetchone():
             return False
         store.files.remove(digest)
+        return True
+    if item.kind == "quarantined" and item.path is not None:
+        # Never served and never published again: nothing can be using it.
+        if item.path.parent != store.files.quarantine_dir or not item.path.is_file():
+            return False
+        item.path.unlink()
         return True
     if item.kind == "temp_file" and item.path is not None:
         if item.path not in [*store.files.stale_temp_files(), *_abandoned_downloads(store)]:

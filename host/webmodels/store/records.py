@@ -102,6 +102,8 @@ class StoreStats:
     quarantined: int
     pinned: int
     temp_bytes: int
+    quarantine_files: int = 0  # what quarantine/ holds, whatever the index says
+    quarantine_bytes: int = 0
 
     @property
     def saved_bytes(self) -> int:
@@ -119,6 +121,8 @@ class StoreStats:
             "quarantined": self.quarantined,
             "pinned": self.pinned,
             "temp_bytes": self.temp_bytes,
+            "quarantine_files": self.quarantine_files,
+            "quarantine_bytes": self.quarantine_bytes,
         }
 
 

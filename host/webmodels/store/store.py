@@ -24,6 +24,7 @@ from webmodels.store import preinstalled_index as pre_index
 from webmodels.store.blobs import BlobFiles, PendingBlob, Progress
 from webmodels.store.index import Index
 from webmodels.store.metadata import ModelMetadata, read_onnx_metadata, sniff_format
+from webmodels.store.quarantine import quarantined_files
 from webmodels.store.records import ImportResult, Location, ModelRecord, StoreStats, metadata_of
 from webmodels.store.rows import add_ref, upsert_object
 
@@ -400,6 +401,7 @@ class Store:
         temp_bytes = sum(p.stat().st_size for p in self.files.tmp_dir.glob("*") if p.is_file())
         stored = [r for r in records if r.stored]
         preinstalled = [r for r in records if r.preinstalled_path is not None]
+        held = list(quarantined_files(self.files.quarantine_dir))
         return StoreStats(
             models=sum(1 for r in records if r.servable),
             stored_blobs=len(stored),
@@ -410,6 +412,8 @@ class Store:
             quarantined=sum(1 for r in records if r.quarantined),
             pinned=sum(1 for r in records if r.pinned),
             temp_bytes=temp_bytes,
+            quarantine_files=len(held),
+            quarantine_bytes=sum(f.size for f in held),
         )
 
     def _holders(self, record: ModelRecord) -> int:
