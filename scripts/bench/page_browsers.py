@@ -101,6 +101,9 @@ def firefox_page(work: Path, pages: ModelServer) -> Iterator[Evaluate]:
         page.open()
 
         def evaluate(function: str, arg: Any) -> Any:
+            # A click first: Playwright runs Chromium's scripts as if after a user
+            # gesture, and a model load from the network needs one.
+            driver.find_element("tag name", "body").click()
             outcome = page.run(f"return await ({function})(args[0]);", arg, timeout_s=600)
             if "error" in outcome:
                 raise RuntimeError(f"in Firefox: {outcome['error']}")
