@@ -3,10 +3,11 @@
 Blob to the host's one-time 127.0.0.1 upload URL) against native messaging (8 MiB
 chunks of base64: `cos.write.begin`/`chunk`/`commit`, the loop `page/cos.js` falls
 back to, with 3 chunks in flight; and one at a time, as before), side by side in one
-run in real headless Chromium with the real extension and host, alternating rounds,
-printing MB/s and the ratios per size.
+run in real headless Chromium and Firefox ESR with the real extension and host,
+alternating rounds, printing MB/s and the ratios per browser and size.
 
 Usage: .venv/bin/python scripts/bench/page_write.py [--sizes-mb 64 200] [--rounds 3]
+       [--browser chromium|firefox|both  (default: both when Firefox ESR is here)]
        [--json PATH (the figures, for scripts/bench/report)]
 """
 
@@ -14,20 +15,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from e2e.conftest import launch_chromium, require_chromium  # noqa: E402
-from e2e.test_page_api import CONTENT_TYPES, EXTENSION, PAGES, site_args  # noqa: E402
-from support.httpserver import ModelServer  # noqa: E402
+from page_browsers import CHOICES, Evaluate, chosen, page_in, serve_pages
+
+from support.httpserver import ModelServer
 
 # Pseudo-random bytes made in the page, as a Blob (as a library has after fetch), and
 # their SHA-256 (not timed).
@@ -83,66 +81,66 @@ NATIVE = """async ([hex, depth]) => {
 WAYS = {"bridge": 0, "native": 3, "native-1": 1}  # chunks in flight through native messaging
 
 
-def as_json(results: dict[int, dict[str, list[float]]], rounds: int) -> dict[str, Any]:
-    """Every round's seconds per size and way, for scripts/bench/report."""
-    sizes = [{"mib": mib, "bytes": mib << 20, "seconds": times} for mib, times in results.items()]
-    return {"bench": "page_write", "browser": "chromium", "rounds": rounds, "sizes": sizes}
+Times = dict[str, list[float]]  # seconds per way, every round
+
+
+def as_json(results: dict[str, dict[int, Times]], rounds: int) -> dict[str, Any]:
+    """Every round's seconds per browser, size and way, for scripts/bench/report."""
+    sizes = [
+        {"browser": browser, "mib": mib, "bytes": mib << 20, "seconds": times}
+        for browser, by_size in results.items()
+        for mib, times in by_size.items()
+    ]
+    return {"bench": "page_write", "browsers": list(results), "rounds": rounds, "sizes": sizes}
+
+
+def measure(evaluate: Evaluate, sizes_mb: list[int], rounds: int) -> dict[int, Times]:
+    """Each way in alternating order, `rounds` times per size."""
+    results: dict[int, Times] = {}
+    for mib in sizes_mb:
+        hex_digest = evaluate(PREPARE, mib)
+        times: Times = {way: [] for way in WAYS}
+        for n in range(rounds):
+            for way in list(WAYS)[:: 1 if n % 2 == 0 else -1]:
+                if way == "bridge":
+                    ms = evaluate(BRIDGE, hex_digest)
+                else:
+                    ms = evaluate(NATIVE, [hex_digest, WAYS[way]])
+                times[way].append(ms / 1000)
+        results[mib] = times
+    return results
+
+
+def report(browser: str, results: dict[int, Times]) -> None:
+    for mib, times in results.items():
+        mb = (mib << 20) / 1e6
+        speed = {way: mb / statistics.median(t) for way, t in times.items()}
+        for way, t in times.items():
+            median_ms = statistics.median(t) * 1000
+            print(
+                f"{browser:8s} {mib:4d} MiB {way:8s} median {median_ms:7.0f} ms  "
+                f"{speed[way]:7.1f} MB/s"
+            )
+        ratio = speed["bridge"] / speed["native"]
+        print(f"{browser:8s} {mib:4d} MiB bridge / native messaging: {ratio:.1f}x")
+        ratio = speed["native"] / speed["native-1"]
+        print(f"{browser:8s} {mib:4d} MiB native 3 in flight / 1: {ratio:.1f}x")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes-mb", type=int, nargs="+", default=[64, 200])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--browser", choices=CHOICES, help="default: both when Firefox is here")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    results: dict[int, dict[str, list[float]]] = {}
-    with tempfile.TemporaryDirectory() as tmp, ModelServer() as pages:
-        work = Path(tmp)
-        for file in sorted(PAGES.rglob("*")):
-            if file.is_file():
-                kind = CONTENT_TYPES.get(file.suffix, "application/octet-stream")
-                pages.add(file.relative_to(PAGES).as_posix(), file.read_bytes(), content_type=kind)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("WEBMODELS_")}
-        env |= {"HOME": str(work), "XDG_CONFIG_HOME": str(work / "xdg")}
-        profile, store = work / "profile", work / "store"
-        install = [sys.executable, "-m", "webmodels", "--store", str(store), "install"]
-        install += ["--browser", "chromium", "--user-data-dir", str(profile)]
-        subprocess.run(install, env=env, check=True, capture_output=True)
-        with sync_playwright() as driver:
-            context = launch_chromium(
-                driver,
-                user_data_dir=profile,
-                config_home=work / "xdg",
-                extension_dir=EXTENSION,
-                extra_args=site_args(pages.port),
-            )
-            page = context.new_page()
-            page.set_default_timeout(600_000)
-            page.goto(f"http://a.localhost:{pages.port}/index.html")  # a loopback origin
-            page.wait_for_function("() => window.webmodels && window.webmodelsTest")
-            for mib in args.sizes_mb:
-                hex_digest = page.evaluate(PREPARE, mib)
-                times: dict[str, list[float]] = {way: [] for way in WAYS}
-                for n in range(args.rounds):
-                    for way in list(WAYS)[:: 1 if n % 2 == 0 else -1]:
-                        if way == "bridge":
-                            ms = page.evaluate(BRIDGE, hex_digest)
-                        else:
-                            ms = page.evaluate(NATIVE, [hex_digest, WAYS[way]])
-                        times[way].append(ms / 1000)
-                results[mib] = times
-            context.close()
-    for mib, times in results.items():
-        mb = (mib << 20) / 1e6
-        speed = {way: mb / statistics.median(t) for way, t in times.items()}
-        for way, t in times.items():
-            median_ms = statistics.median(t) * 1000
-            print(f"{mib:4d} MiB {way:7s} median {median_ms:7.0f} ms  {speed[way]:7.1f} MB/s")
-        print(f"{mib:4d} MiB bridge / native messaging: {speed['bridge'] / speed['native']:.1f}x")
-        print(f"{mib:4d} MiB native 3 in flight / 1: {speed['native'] / speed['native-1']:.1f}x")
+    results: dict[str, dict[int, Times]] = {}
+    for browser in chosen(args.browser):
+        with tempfile.TemporaryDirectory() as tmp, ModelServer() as pages:
+            serve_pages(pages)
+            with page_in(browser, Path(tmp), pages) as evaluate:
+                results[browser] = measure(evaluate, args.sizes_mb, args.rounds)
+        report(browser, results[browser])
     if args.json:
         args.json.write_text(json.dumps(as_json(results, args.rounds), indent=2) + "\n")
     return 0

@@ -144,7 +144,7 @@ def machine() -> dict[str, str]:
         "RAM": memory(),
         "OS": os_name(),
         "Chromium": command_output(str(CHROMIUM), "--version"),
-        "Firefox ESR": command_output("firefox-esr", "--version") + " (not benchmarked)",
+        "Firefox ESR": command_output("firefox-esr", "--version"),
         "Python": platform.python_version(),
         "ONNX Runtime": package_version("onnxruntime-gpu", "onnxruntime"),
         "ONNX Runtime Web / Node": f"{node_package('onnxruntime-web')}, "

