@@ -139,8 +139,17 @@ class SessionManager:
         if self.settings.background_compile:
             self.store.on_stored.append(self.compiler.stored)
             self.compiler.start()
-        self.store.on_stored.append(lambda record: self.prestart())  # ONNX only
+        self.store.on_stored.append(self._stored)
         return self
+
+    def _stored(self, record: ModelRecord) -> None:
+        """A model entered the store (a download, a COS write): start the worker ahead
+        only where a session of it is expected (ONNX, and common, pre-installed, or
+        built in some partition of its scope before). A page that stores a model for
+        its own ONNX Runtime Web must not pay for a Python worker start beside it
+        (issue 12); its `models.load` starts one (`model_loaded`)."""
+        if self.compiler.expected_scopes(record):
+            self.prestart()
 
     def prestart(self) -> None:
         """Start the page-session worker ahead of the first `create` (a page loaded an
