@@ -58,20 +58,10 @@
       return this.#info;
     }
 
-    /** The model's bytes, in order, as Uint8Array chunks. */
+    /** The model's bytes, in order, as Uint8Array chunks, each as it arrives (through
+     *  the bridge at loopback speed; native messaging when the bridge is not there). */
     stream() {
-      let chunks = null;
-      return new ReadableStream({
-        pull: async (controller) => {
-          chunks ??= I.readChunks(this.#info.sha256, this.#info.size);
-          const { value, done } = await chunks.next();
-          if (done) controller.close();
-          else controller.enqueue(value);
-        },
-        cancel: async () => {
-          await chunks?.return();
-        },
-      });
+      return I.streamModel(this.#info.sha256, this.#info.size);
     }
 
     async arrayBuffer() {
