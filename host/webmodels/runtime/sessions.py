@@ -144,11 +144,14 @@ class SessionManager:
 
     def _stored(self, record: ModelRecord) -> None:
         """A model entered the store (a download, a COS write): start the worker ahead
-        only where a session of it is expected (ONNX, and common, pre-installed, or
-        built in some partition of its scope before). A page that stores a model for
-        its own ONNX Runtime Web must not pay for a Python worker start beside it
-        (issue 12); its `models.load` starts one (`model_loaded`)."""
-        if self.compiler.expected_scopes(record):
+        only for a common or pre-installed ONNX model, which any page may load next. A
+        page that stores a model for its own ONNX Runtime Web must not pay for a Python
+        worker start beside it (issue 12); its `models.load` starts one
+        (`model_loaded`). Not "where some partition built a session before": who
+        stored the bytes is not known here, so that would start the worker for one
+        site because another site used the same bytes, which the first could time."""
+        public = self.is_common(record) or record.preinstalled_path is not None
+        if record.format == "onnx" and record.servable and public:
             self.prestart()
 
     def prestart(self) -> None:
