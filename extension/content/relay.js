@@ -177,18 +177,17 @@
     try {
       if (!bridge?.holder.isConnected) bridge = startBridge(); // the page may have dropped it
       const port = await bridge.started;
-      waiting.set(ticket, setTimeout(() => fromBridge({ ticket, error: "the bridge did not answer" }), BRIDGE_ANSWER_MS));
       if (stream === true) {
         // A streamed read: the bridge answers on a port of the page's own, with the
-        // response body (a ReadableStream cannot cross from this world to the page's;
-        // one sent straight to a page port can). Port messages carry no origin.
-        clearTimeout(waiting.get(ticket));
-        waiting.delete(ticket);
+        // response body (a ReadableStream transferred from this world never arrives in
+        // the page's; one sent straight to a page port does). Port messages carry no
+        // origin. The page times the answer out itself.
         const channel = new MessageChannel();
         port.postMessage({ ticket, stream: true, reply: channel.port1 }, [channel.port1]);
         window.postMessage({ [TAG]: 1, dir: "from-bridge", ticket, port: channel.port2 }, targetOrigin, [channel.port2]);
         return;
       }
+      waiting.set(ticket, setTimeout(() => fromBridge({ ticket, error: "the bridge did not answer" }), BRIDGE_ANSWER_MS));
       port.postMessage(blob != null ? { ticket, blob } : { ticket }); // a write: its Blob, by reference
     } catch (error) {
       toPageFromBridge(ticket, null, error?.message ?? error); // the page falls back to native messaging
