@@ -14,6 +14,12 @@
 // bridge -> relay   port: {ready: true}, then {ticket, buffer} | {ticket, error}
 // relay -> bridge   port: {ticket}
 //
+// A streamed read (`model.stream()`) asks for the response body itself, transferred
+// as it arrives (never buffered here); a cancel in the page aborts the fetch:
+//
+// relay -> bridge   port: {ticket, stream: true, reply} (a MessagePort the page holds)
+// bridge -> page    reply: {body} (a ReadableStream) | {error}
+//
 // Writes (the fast write path): the relay hands over a Blob with the ticket of a
 // `cos.write.open`; the bridge PUTs it to the host's one-time upload URL (no copies: the
 // Blob is structured-cloned by reference) and answers with the host's verdict, which
@@ -52,6 +58,20 @@ async function fetchModel(ticket, pageOrigin) {
   return buffer;
 }
 
+/** The one-time URL's response body, unread: a ReadableStream handed on to the page,
+ *  which reads it as it arrives (a cancel there aborts this fetch). */
+async function fetchBody(ticket, pageOrigin) {
+  const held = await chrome.runtime.sendMessage({ type: REDEEM, ticket });
+  if (!held || held.origin !== pageOrigin) throw new Error("the ticket is not valid here");
+  const reply = await fetch(held.url, { cache: "no-store", credentials: "omit", redirect: "error" });
+  if (!reply.ok || reply.body === null) throw new Error(`the host answered ${reply.status}`);
+  if (reply.headers.get("Content-Length") !== String(held.size)) {
+    await reply.body.cancel();
+    throw new Error(`the host announced ${reply.headers.get("Content-Length")} of ${held.size} bytes`);
+  }
+  return reply.body;
+}
+
 /** Serves the tickets that come over `port`, for a parent at `pageOrigin` (the
  *  ticket must have been issued to that origin). */
 function serve(port, pageOrigin) {
@@ -63,6 +83,10 @@ function serve(port, pageOrigin) {
       port.postMessage({ ticket, ...answer });
       return;
     }
+    if (event.data?.stream === true && event.data.reply instanceof MessagePort) {
+      await sendBody(event.data.reply, ticket, pageOrigin);
+      return;
+    }
     try {
       const buffer = await fetchModel(ticket, pageOrigin);
       port.postMessage({ ticket, buffer }, [buffer]);
@@ -71,6 +95,19 @@ function serve(port, pageOrigin) {
     }
   };
   port.postMessage({ ready: true });
+}
+
+/** Answers a streamed read on `reply`, the page's own port: the body, or an error. */
+async function sendBody(reply, ticket, pageOrigin) {
+  let body = null;
+  try {
+    body = await fetchBody(ticket, pageOrigin);
+    reply.postMessage({ body }, [body]);
+  } catch (error) {
+    body?.cancel().catch(() => {}); // not transferable here: the page reads through native messaging
+    reply.postMessage({ error: String(error?.message ?? error) });
+  }
+  reply.close();
 }
 
 window.addEventListener("message", (event) => {

@@ -15,6 +15,14 @@
 // relay -> bridge over a MessagePort (bridge/bridge.js, in a closed shadow root)
 // relay -> page   window.postMessage({__webmodels: 1, dir: "from-bridge", ticket, buffer | error})
 //
+// and streamed reads (`model.stream()`): the bridge's response body, a ReadableStream
+// the bridge transfers over a MessagePort the relay handed to the page, so bytes reach
+// the page as the host sends them and a cancel in the page reaches the bridge's fetch:
+//
+// page -> relay   window.postMessage({__webmodels: 1, dir: "to-bridge", ticket, stream: true})
+// relay -> page   window.postMessage({__webmodels: 1, dir: "from-bridge", ticket, port | error})
+// bridge -> page  over that port: {body} | {error}
+//
 // and writes (a Blob, cloned by reference, to the ticket of a `cos.write.open`):
 //
 // page -> relay   window.postMessage({__webmodels: 1, dir: "to-bridge", ticket, blob})
@@ -164,11 +172,21 @@
     bridge.started.catch(() => {}); // a bridge that cannot start: the transfer falls back then
   }
 
-  async function viaBridge(ticket, blob) {
+  async function viaBridge(ticket, blob, stream) {
     if (typeof ticket !== "string" || waiting.has(ticket)) return;
     try {
       if (!bridge?.holder.isConnected) bridge = startBridge(); // the page may have dropped it
       const port = await bridge.started;
+      if (stream === true) {
+        // A streamed read: the bridge answers on a port of the page's own, with the
+        // response body (a ReadableStream transferred from this world never arrives in
+        // the page's; one sent straight to a page port does). Port messages carry no
+        // origin. The page times the answer out itself.
+        const channel = new MessageChannel();
+        port.postMessage({ ticket, stream: true, reply: channel.port1 }, [channel.port1]);
+        window.postMessage({ [TAG]: 1, dir: "from-bridge", ticket, port: channel.port2 }, targetOrigin, [channel.port2]);
+        return;
+      }
       waiting.set(ticket, setTimeout(() => fromBridge({ ticket, error: "the bridge did not answer" }), BRIDGE_ANSWER_MS));
       port.postMessage(blob != null ? { ticket, blob } : { ticket }); // a write: its Blob, by reference
     } catch (error) {
@@ -184,6 +202,6 @@
       relay(data);
       warmBridge(data.method);
     }
-    else if (data.dir === "to-bridge") viaBridge(data.ticket, data.blob);
+    else if (data.dir === "to-bridge") viaBridge(data.ticket, data.blob, data.stream);
   });
 })();

@@ -2,7 +2,9 @@
 // internals that parts 1 to 3 shared.
 //
 //   await webmodels.availability(query)   "available" | "downloading" | "downloadable" | "unavailable"
-//   const model = await webmodels.load(query, {monitor, signal, prefetch, substitute})
+//   const model = await webmodels.load(query, {monitor, signal, prefetch, compile, substitute})
+//     (prefetch: true, or {compile: true}: a background download that also asks for a
+//     compiled session)
 //   model.info; await model.arrayBuffer(); model.stream(); await model.blob()
 //   const session = await model.createSession(options)   (sessions.js)
 //   await webmodels.list()                ModelInfo of every model this site can see
@@ -58,20 +60,10 @@
       return this.#info;
     }
 
-    /** The model's bytes, in order, as Uint8Array chunks. */
+    /** The model's bytes, in order, as Uint8Array chunks, each as it arrives (through
+     *  the bridge at loopback speed; native messaging when the bridge is not there). */
     stream() {
-      let chunks = null;
-      return new ReadableStream({
-        pull: async (controller) => {
-          chunks ??= I.readChunks(this.#info.sha256, this.#info.size);
-          const { value, done } = await chunks.next();
-          if (done) controller.close();
-          else controller.enqueue(value);
-        },
-        cancel: async () => {
-          await chunks?.return();
-        },
-      });
+      return I.streamModel(this.#info.sha256, this.#info.size);
     }
 
     async arrayBuffer() {
@@ -111,10 +103,27 @@
     return result.availability;
   }
 
+  /** `compile: true`, or `prefetch: {compile: true}` (a prefetch that also asks for a
+   *  compiled session): the host queues one idle-priority compile of the model (ONNX
+   *  only) in this site's own cache scope. Booleans only. */
+  function compileOptions({ compile, prefetch }) {
+    const params = {};
+    if (compile !== undefined) {
+      if (typeof compile !== "boolean") throw new TypeError("compile must be true or false");
+      params.compile = compile;
+    }
+    if (prefetch !== null && typeof prefetch === "object") {
+      if (typeof prefetch.compile !== "boolean") throw new TypeError("prefetch.compile must be true or false");
+      params.prefetch = true;
+      params.compile = params.compile === true || prefetch.compile;
+    }
+    return params;
+  }
+
   async function load(query, options = {}) {
     const { monitor, signal, prefetch, substitute } = options ?? {};
-    const params = { query: plain(query, "query") };
-    if (prefetch !== undefined) params.prefetch = prefetch === true;
+    const params = { query: plain(query, "query"), ...compileOptions(options ?? {}) };
+    if (prefetch !== undefined && typeof prefetch !== "object") params.prefetch = prefetch === true;
     if (substitute !== undefined) params.substitute = String(substitute);
     if (signal?.aborted) throw aborted(signal);
     const progress = new EventTarget();

@@ -185,6 +185,70 @@
     return fastFetch("models.open", { sha256 }, size);
   }
 
+  /** The loopback response body of the whole model, as a ReadableStream the bridge
+   *  transferred (bytes arrive as the host sends them; nothing is buffered whole), or
+   *  a rejection (callers then use chunks). */
+  async function fastBody(sha256, size) {
+    if (size < FAST_MIN_BYTES || typeof document === "undefined") throw new Error("not worth it");
+    return viaBridge("models.open", { sha256 }, { size, stream: true }, { stream: true });
+  }
+
+  /** The stored bytes of `sha256` (`size` bytes) as a ReadableStream of Uint8Array
+   *  chunks, each delivered as it arrives: through the bridge, or through native
+   *  messaging only when the bridge fails before the first byte. A failure after some
+   *  bytes errors the stream (never sends bytes twice); cancel() stops the transfer
+   *  (the cancel reaches the bridge's fetch, which closes the loopback connection). */
+  function streamModel(sha256, size) {
+    let source = null; // Promise<{reader, bridged}>
+    let delivered = 0;
+    const chunked = () => ({ reader: iteratorReader(readChunks(sha256, size)), bridged: false });
+    const open = () =>
+      fastBody(sha256, size).then((body) => ({ reader: body.getReader(), bridged: true }), chunked);
+    const next = async () => {
+      const current = await source;
+      try {
+        return await current.reader.read();
+      } catch (error) {
+        if (!current.bridged || delivered > 0) throw error;
+        source = Promise.resolve(chunked()); // the bridge broke before the first byte
+        return next();
+      }
+    };
+    return new ReadableStream({
+      async pull(controller) {
+        source ??= open();
+        const { value, done } = await next();
+        if (done) {
+          if (delivered !== size) throw broken(delivered, size);
+          controller.close();
+          return;
+        }
+        const bytes = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+        delivered += bytes.length;
+        if (delivered > size) throw broken(delivered, size);
+        if (bytes.length > 0) controller.enqueue(bytes);
+      },
+      async cancel(reason) {
+        const current = await source?.catch(() => null);
+        await current?.reader.cancel(reason).catch(() => {});
+      },
+    }, { highWaterMark: 0 }); // read ahead only what the caller asks for
+  }
+
+  function broken(delivered, size) {
+    return localError("internal", `the transfer ended after ${delivered} of ${size} bytes`, "NetworkError");
+  }
+
+  /** An async iterator as a reader: read() and cancel(). */
+  function iteratorReader(iterator) {
+    return {
+      read: () => iterator.next(),
+      cancel: async () => {
+        await iterator.return();
+      },
+    };
+  }
+
   /** Bytes through the bridge: `method` (models.open, sessions.output_open) gives
    *  the service worker's ticket for them. */
   async function fastFetch(method, params, size) {
@@ -218,6 +282,21 @@
     return viaBridge("cos.write.open", params, { write: true }, { blob });
   }
 
+  /** A streamed read's answer, on the port the relay gave: the bridge's response body
+   *  (a ReadableStream), or why there is none. */
+  function bodyFrom(port, waiting) {
+    const timer = setTimeout(() => {
+      port.close();
+      waiting.reject(new Error("the bridge did not answer"));
+    }, FAST_TIMEOUT_MS);
+    port.onmessage = (event) => {
+      clearTimeout(timer);
+      port.close();
+      if (event.data?.body instanceof ReadableStream) waiting.resolve(event.data.body);
+      else waiting.reject(new Error(event.data?.error ?? "the bridge sent no stream"));
+    };
+  }
+
   window.addEventListener("message", (event) => {
     if (event.source !== window) return; // the relay posts to its own window
     const data = event.data;
@@ -232,11 +311,16 @@
       else waiting.reject(new Error(data.error ?? "the bridge sent no verdict"));
       return;
     }
+    if (waiting.stream) {
+      if (data.port instanceof MessagePort) bodyFrom(data.port, waiting);
+      else waiting.reject(new Error(data.error ?? "the bridge sent no stream"));
+      return;
+    }
     if (data.buffer instanceof ArrayBuffer && data.buffer.byteLength === waiting.size) waiting.resolve(data.buffer);
     else waiting.reject(new Error(data.error ?? "the bridge sent no bytes"));
   });
 
   globalThis[INTERNALS] = Object.freeze({
-    request, toDOMException, localError, toBase64, fromBase64, readChunks, readParts, fastRead, fastFetch, fastWrite,
+    request, toDOMException, localError, toBase64, fromBase64, readChunks, readParts, streamModel, fastRead, fastFetch, fastWrite,
   });
 })();

@@ -184,8 +184,10 @@ def page_transfer(write: Figures, read: Figures) -> Section:
     unmeasured = "" if "Firefox" in browsers else " Firefox was not measured (not installed?)."
     shows = (
         "MB/s of a page's Cross-Origin Storage write (`write(blob)` → `close()`) and of "
-        "a stored model read into the page (`arrayBuffer()` over the bridge, `stream()` "
-        f"over native messaging), in {' and '.join(browsers)} with the real extension and "
+        "a stored model read into the page (`arrayBuffer()` over the bridge, native "
+        "messaging through the page's own `models.read` requests; `stream()`, also over "
+        f"the bridge, is printed by page_read.py), in {' and '.join(browsers)} with the "
+        "real extension and "
         "host, median of alternating rounds. Higher is better. The bridge frame moves the "
         "bytes over a one-time 127.0.0.1 URL; native messaging sends base64 chunks "
         "(writes: 3 in flight, and one at a time as before the fast write path)." + unmeasured

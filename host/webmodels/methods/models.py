@@ -100,6 +100,8 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
 
     def load(call: Call) -> Result:
         query = ModelQuery.parse(call.params.raw.get("query"))
+        for flag in ("prefetch", "compile"):  # booleans, whatever the model turns out to be
+            call.params.boolean(flag, default=False)
         if query.name is not None:
             return load_named(call, query)
         record = visible(query.digest, call.context)

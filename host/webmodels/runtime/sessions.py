@@ -139,8 +139,20 @@ class SessionManager:
         if self.settings.background_compile:
             self.store.on_stored.append(self.compiler.stored)
             self.compiler.start()
-        self.store.on_stored.append(lambda record: self.prestart())  # ONNX only
+        self.store.on_stored.append(self._stored)
         return self
+
+    def _stored(self, record: ModelRecord) -> None:
+        """A model entered the store (a download, a COS write): start the worker ahead
+        only for a common or pre-installed ONNX model, which any page may load next. A
+        page that stores a model for its own ONNX Runtime Web must not pay for a Python
+        worker start beside it (issue 12); its `models.load` starts one
+        (`model_loaded`). Not "where some partition built a session before": who
+        stored the bytes is not known here, so that would start the worker for one
+        site because another site used the same bytes, which the first could time."""
+        public = self.is_common(record) or record.preinstalled_path is not None
+        if record.format == "onnx" and record.servable and public:
+            self.prestart()
 
     def prestart(self) -> None:
         """Start the page-session worker ahead of the first `create` (a page loaded an

@@ -105,16 +105,21 @@
     });
   }
 
-  /** The fast byte path's messages (the bridge's bytes, posted by the relay) seen so far. */
+  /** The fast byte path's messages (the bridge's bytes, posted by the relay) seen so far;
+   *  streamed reads (model.stream(): a port the bridge answers on) in `bridgeStreams`. */
   const fromBridge = [];
+  const streams = [];
   window.addEventListener("message", (event) => {
-    if (event.data?.[TAG] === 1 && event.data.dir === "from-bridge" && event.data.ready !== true) {
+    if (event.data?.[TAG] === 1 && event.data.dir === "from-bridge" && "port" in event.data) {
+      streams.push({ origin: event.origin, port: event.data.port instanceof MessagePort });
+    } else if (event.data?.[TAG] === 1 && event.data.dir === "from-bridge" && event.data.ready !== true) {
       fromBridge.push({ origin: event.origin, bytes: event.data.buffer?.byteLength ?? null, error: event.data.error ?? null });
     }
   });
   const bridgeMessages = () => fromBridge.slice();
+  const bridgeStreams = () => streams.slice();
 
-  window.webmodelsTest = { load, startLoad, abortLoad, startedLoad, availability, cosStore, cosGet, raw, sha256Hex, bridgeMessages };
+  window.webmodelsTest = { load, startLoad, abortLoad, startedLoad, availability, cosStore, cosGet, raw, sha256Hex, bridgeMessages, bridgeStreams };
 
   window.addEventListener("DOMContentLoaded", () => {
     document.getElementById("origin").textContent = location.origin;

@@ -1,0 +1,34 @@
+"""`model.stream()` over the bridge in real Firefox ESR: the same page code as
+tests/e2e/test_stream_fast_path.py; chunk by chunk, byte-identical, no native-messaging
+reads."""
+
+from __future__ import annotations
+
+import pytest
+
+from e2e.test_fast_write import WRITE
+from e2e.test_firefox import Firefox, firefox, pages_server
+from e2e.test_stream_fast_path import SIZE, STREAM
+
+pytestmark = pytest.mark.e2e
+__all__ = ["firefox", "pages_server"]  # fixtures shared with test_firefox
+
+
+def test_a_64_mib_model_streams_through_the_bridge_in_firefox(firefox: Firefox) -> None:
+    firefox.open()
+    # Stored through Cross-Origin Storage (a 64 MiB download would need a user gesture,
+    # which WebDriver cannot give here).
+    written = firefox.run(f"return await ({WRITE})(args);", SIZE >> 20, 1)
+    assert "error" not in written, written
+    sha = written["ok"]["hex"]
+    outcome = firefox.run(f"return await ({STREAM})(args);", {"sha256": sha}, False)
+    assert "error" not in outcome, outcome
+    result = outcome["ok"]
+    assert result["sha256"] == sha and result["read"] == SIZE
+    assert "models.read" not in result["sent"], firefox.tool("bridgeMessages")
+    assert firefox.tool("bridgeStreams") == [{"origin": firefox.origin, "port": True}]
+    assert result["chunks"] > 8
+    print(
+        f"\n64 MiB model.stream(), Firefox: {result['chunks']} chunks, first after "
+        f"{result['firstMs']:.0f} ms, all after {result['ms']:.0f} ms"
+    )
