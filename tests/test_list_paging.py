@@ -55,7 +55,7 @@ def _cursor(kind: str, *key: str) -> str:
 def big(tmp_path_factory: pytest.TempPathFactory) -> BigStore:
     home = tmp_path_factory.mktemp("big") / "home"
     started = time.perf_counter()
-    built = build_store(home / "store-v1", 10_000, sites=(KEY_A, KEY_B))
+    built = build_store(home / "store-v1", 10_000, sites=(KEY_A, KEY_B), blob_files=False)
     print(f"\nbuilt a 10,000-file store in {time.perf_counter() - started:.2f} s")
     return built
 
@@ -158,7 +158,7 @@ def test_stats_count_the_10000_files(host: HostProcess) -> None:
 def test_availability_costs_the_same_with_100_and_10000_files(
     host: HostProcess, big: BigStore, tmp_path: Path
 ) -> None:
-    small = build_store(tmp_path / "home" / "store-v1", 100, sites=(KEY_A, KEY_B))
+    small = build_store(tmp_path / "home" / "store-v1", 100, sites=(KEY_A, KEY_B), blob_files=False)
     other = HostProcess(small.root.parent)
     try:
         times = {

@@ -28,19 +28,27 @@ class BigStore:
 
 
 def build_store(
-    root: Path, count: int, *, per_model: int = 6, sites: Sequence[str] = ()
+    root: Path,
+    count: int,
+    *,
+    per_model: int = 6,
+    sites: Sequence[str] = (),
+    blob_files: bool = True,
 ) -> BigStore:
     """`count` files under `root` (a store folder), `per_model` of them under each name
-    ``acme/model-NNNNN`` 1.0.0; file i obtained by partition ``sites[i % len(sites)]``."""
+    ``acme/model-NNNNN`` 1.0.0; file i obtained by partition ``sites[i % len(sites)]``.
+    `blob_files=False` writes the index rows only (creating 10,000 files takes most of
+    the time on a busy disk): for tests that list and never open a file."""
     now = time.time()
     digests, names, objects, blobs, refs = [], [], [], [], []
     with Store(root) as store:
         for i in range(count):
             data = f"webmodels scale fixture file {i}\n".encode()
             sha = hashlib.sha256(data).hexdigest()
-            path = store.files.blob_dir / sha[:2] / sha
-            path.parent.mkdir(exist_ok=True)
-            path.write_bytes(data)
+            if blob_files:
+                path = store.files.blob_dir / sha[:2] / sha
+                path.parent.mkdir(exist_ok=True)
+                path.write_bytes(data)
             name = f"acme/model-{i // per_model:05d}"
             digests.append(sha)
             names.append(name)
