@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from support.big_store import BigStore, build_store
+from support.catalogs import CatalogSigner, entry
 from support.host import HostProcess, run_cli
 
 A = "http://a.localhost:8000"
@@ -212,3 +213,21 @@ def _add_jobs(index: Path, count: int) -> None:
                 "VALUES (?, ?, '[]', 'failed', ?, ?)",
                 (f"job-{i}", format(i, "064x"), 1000.0 + i, 1000.0 + i),
             )
+
+
+def test_manage_catalogs_list_pages_by_name(home: Path, tmp_path: Path) -> None:
+    for name in ("zeta", "alpha", "mid"):
+        signer = CatalogSigner(name)
+        document = signer.write(
+            tmp_path / f"{name}.json", 1, [entry(name.encode(), f"{name}/m", "1.0.0")]
+        )
+        run_cli(home, "catalog", "add", str(document), "--key", signer.public)
+    proc = HostProcess(home)
+    try:
+        seen = []
+        for result in pages(proc, "manage.catalogs.list", "catalogs", limit=2):
+            assert len(result["catalogs"]) <= 2
+            seen += [c["name"] for c in result["catalogs"]]
+        assert seen == ["alpha", "mid", "zeta"]
+    finally:
+        proc.close()
