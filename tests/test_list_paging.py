@@ -231,3 +231,23 @@ def test_manage_catalogs_list_pages_by_name(home: Path, tmp_path: Path) -> None:
         assert seen == ["alpha", "mid", "zeta"]
     finally:
         proc.close()
+
+
+def test_a_host_start_does_not_visit_every_stored_file(home: Path) -> None:
+    """Tightening an old install's modes (PRIVACY.md, hole 7) used to lstat() every
+    blob at every start: most of a second at 10,000 files. A private blob folder is not
+    entered now (nobody else can reach inside it), so a blob loosened inside one stays
+    as it is, while `webmodels doctor` still walks every file and reports it."""
+    built = build_store(home / "store-v1", 100)
+    run_cli(home, "ls")  # the CLI runs with a private umask; the folders are 0700
+    for folder in (home / "store-v1" / "blobs").rglob("*"):
+        if folder.is_dir():
+            folder.chmod(0o700)
+    blob = home / "store-v1" / "blobs" / "sha256" / built.digests[0][:2] / built.digests[0]
+    blob.chmod(0o644)
+    proc = HostProcess(home)
+    proc.result("hello")
+    proc.close()
+    assert blob.stat().st_mode & 0o777 == 0o644
+    doctor = json.loads(run_cli(home, "--json", "doctor", check=False).stdout)
+    assert str(blob) in json.dumps(doctor)
