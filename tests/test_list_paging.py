@@ -120,7 +120,8 @@ def test_a_forged_cursor_never_shows_another_sites_file(host: HostProcess, big: 
     ],
 )
 def test_a_hostile_cursor_is_a_bad_request(host: HostProcess, cursor: Any) -> None:
-    for method in ("manage.list", "manage.jobs", "models.list"):
+    lists = ("manage.list", "manage.jobs", "models.list", "manage.catalogs.list")
+    for method in (*lists, "manage.commons.list"):
         context = {"context": page(A)} if method == "models.list" else {}
         reply = host.call(method, {"cursor": cursor}, **context)
         assert reply["error"]["code"] == "bad_request", reply

@@ -105,8 +105,13 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
 
     def commons_lists(call: Call) -> Mapping[str, Any]:
         """The commons lists, one per key: which are in force, and why not."""
+        request = PageRequest.parse(call.params, kind="manage.commons", shape=(str,))
         found = statuses(store.index, host.commons.trust, now=datetime.now(UTC))
-        return {"lists": [s.to_json() for s in found]}
+        # A handful (one per key): sorted here, each is parsed and checked anyway.
+        entries = sorted((((s.listed.key_id,), s) for s in found), key=lambda e: e[0])
+        after = [e for e in entries if request.after is None or e[0] > request.after]
+        items, cursor = fill(after, request, kind="manage.commons", render=lambda s: s.to_json())
+        return {"lists": items, "next_cursor": cursor}
 
     dispatcher.add("manage.commons.list", commons_lists, trusted_only=True)
     dispatcher.add("manage.catalogs.list", catalogs_list, trusted_only=True)

@@ -183,9 +183,9 @@ MIGRATIONS: tuple[str, ...] = (
     -- `commons` stays for hosts of the previous version still running; nothing reads it.
     """,
     """
-    CREATE INDEX objects_by_label     -- pages of manage.list (store/listing.py)
+    CREATE INDEX IF NOT EXISTS objects_by_label  -- pages of manage.list (store/listing.py)
         ON objects(COALESCE(name, ''), COALESCE(version, ''), sha256);
-    CREATE INDEX jobs_by_creation ON jobs(created_at, id);  -- pages of manage.jobs
+    CREATE INDEX IF NOT EXISTS jobs_by_creation ON jobs(created_at, id);  -- manage.jobs pages
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
