@@ -155,7 +155,7 @@ def test_pages_see_only_what_they_may(host: HostProcess, home: Path, tmp_path: P
     assert load["error"]["code"] == "not_found"
     read = host.call("models.read", {"sha256": digest}, context=PAGE_A)
     assert read["error"]["code"] == "not_found"
-    assert host.call("models.list", context=PAGE_A)["result"] == {"models": []}
+    assert host.call("models.list", context=PAGE_A)["result"] == {"models": [], "next_cursor": None}
     # Trusted callers (CLI, popup) see it; management is theirs alone.
     assert host.result("models.availability", {"query": {"sha256": digest}}) == {
         "availability": "available"

@@ -145,7 +145,15 @@
   }
 
   async function list() {
-    return (await I.request("models.list", {}).promise).models;
+    // The host answers a page at a time (PROTOCOL.md, "Pages of a list").
+    const ask = (cursor) => I.request("models.list", cursor ? { cursor, limit: 500 } : { limit: 500 }).promise;
+    let page = await ask(null);
+    let models = page.models;
+    while (page.next_cursor) {
+      page = await ask(page.next_cursor);
+      models = models.concat(page.models);
+    }
+    return models;
   }
 
   // --- a Transformers.js custom cache (docs/design.md#page-api) ---------------------

@@ -7,6 +7,7 @@ import { commonsView } from "./commons-view.js";
 import { fill, h } from "./dom.js";
 import { formatBytes, modelTitle, siteLabel } from "./format.js";
 import { ManageClient } from "./manage-client.js";
+import { ModelPages, groupByModel, groupsView, onSearch, watchEnd } from "./model-pages.js";
 import {
   catalogsView,
   downloadOrigins,
@@ -55,6 +56,9 @@ const client = new ManageClient({
       .finally(() => (state.reconnecting = false));
   },
 });
+
+// The stored files, a page at a time (searching and lazy scrolling: model-pages.js).
+const pages = new ModelPages(client);
 
 const actions = {
   pin: (model, pinned) =>
@@ -160,8 +164,8 @@ function problemPhase(error) {
 
 async function refresh() {
   const commons = client.call("manage.commons.list");
-  const [list, stats, jobs, settings, catalogs] = await Promise.all([
-    client.call("manage.list"),
+  const [, stats, jobs, settings, catalogs] = await Promise.all([
+    pages.reload(),
     client.call("manage.stats"),
     client.call("manage.jobs"),
     client.call("manage.settings.get"),
@@ -172,15 +176,11 @@ async function refresh() {
   for (const radio of document.querySelectorAll('input[name="privacy-mode"]')) {
     radio.checked = radio.value === settings.privacy_mode;
   }
-  state.models = sortModels(list.models ?? []);
+  state.models = pages.models;
   state.stats = stats;
   state.jobs = jobs.jobs ?? [];
   state.refreshedAt = Date.now();
   render();
-}
-
-function sortModels(models) {
-  return [...models].sort((a, b) => (b.created_at ?? 0) - (a.created_at ?? 0));
 }
 
 /** Poll downloads often while any run (and now and then anyway); refresh the
@@ -268,13 +268,17 @@ function renderJobs(force = false) {
 
 function renderModels(force = false) {
   state.ui.from = downloadOrigins(state.jobs);
-  const key = JSON.stringify([state.models, state.catalogs, [...state.ui.from]]);
+  const key = JSON.stringify([state.models, state.catalogs, [...state.ui.from], pages.query]);
   if (!force && key === state.rendered.models) return;
   state.rendered.models = key;
   const sites = sitesOf(state.models);
-  $("model-count").textContent = state.models.length ? String(state.models.length) : "";
-  $("models-empty").hidden = state.models.length > 0;
-  fill($("model-list"), ...modelsView(state.models, state.ui, actions));
+  const total = pages.query ? `${state.models.length}${pages.next ? "+" : ""}` : state.stats?.models;
+  $("model-count").textContent = state.models.length ? String(total ?? state.models.length) : "";
+  $("models-empty").hidden = state.models.length > 0 || Boolean(pages.query);
+  $("models-no-match").hidden = state.models.length > 0 || !pages.query;
+  $("model-search").hidden = !pages.query && !pages.next && state.models.length < 10;
+  const groups = groupByModel(state.models);
+  fill($("model-list"), ...groupsView(groups, (files) => modelsView(files, state.ui, actions)));
   $("sites").hidden = sites.length === 0;
   fill($("site-list"), ...sitesView(sites, state.ui, actions));
   fill($("catalog-list"), ...catalogsView(state.catalogs, state.ui, actions));
@@ -302,6 +306,12 @@ $("catalog-add").addEventListener("submit", (event) => {
 $("retry").addEventListener("click", () => connect());
 $("reconnect").addEventListener("click", () => connect());
 $("refresh").addEventListener("click", () => refresh().catch(showError));
+onSearch($("model-search"), (text) =>
+  pages.search(text).then((changed) => changed && ((state.models = pages.models), renderModels())).catch(showError),
+);
+watchEnd($("models-more"), () =>
+  pages.more().then((added) => added && ((state.models = pages.models), renderModels())).catch(showError),
+);
 
 // A popup is sized by its content; opened as a tab it may use the room.
 chrome.tabs?.getCurrent?.((tab) => document.documentElement.classList.toggle("tab", Boolean(tab)));

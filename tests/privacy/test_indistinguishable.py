@@ -155,7 +155,7 @@ def test_listing_and_hello_reveal_nothing_of_other_sites(
         hello_before = host.result("hello", {}, context=PAGE_B)
         load(host, held_url, held, PAGE_A)
         assert frame_of(host, "models.list", {}, PAGE_B) == empty_list
-        assert json.loads(empty_list)["result"] == {"models": []}
+        assert json.loads(empty_list)["result"] == {"models": [], "next_cursor": None}
         hello_after = host.result("hello", {}, context=PAGE_B)
         for key in ("providers", "providers_pending"):  # the probe may finish meanwhile
             hello_after[key] = hello_before[key]

@@ -8,7 +8,6 @@ import sys
 from typing import Any
 
 from webmodels import __version__
-from webmodels.app import build_dispatcher, build_host
 from webmodels.cli.main import CliContext
 from webmodels.errors import HostError
 from webmodels.logs import setup_logging
@@ -46,6 +45,9 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     log.info("host %s starting (caller=%s, log=%s)", __version__, caller, log_path)
     if tightened:
         log.info("made %d of the host's files and folders private", tightened)
+    # Imported here: every other command builds the parser without the host's modules.
+    from webmodels.app import build_dispatcher, build_host
+
     host = build_host(ctx.config, caller=caller)
     try:
         writer = FrameWriter(out_fd)

@@ -13,6 +13,7 @@ from webmodels.digest import Digest
 from webmodels.errors import HostError
 from webmodels.store import Store
 from webmodels.store.gc import execute_gc, plan_gc
+from webmodels.store.listing import Order, Scan, scan
 from webmodels.store.preinstalled_index import configured_problems
 from webmodels.store.records import ModelRecord
 from webmodels.store.verify import total_bytes, verify_store
@@ -78,7 +79,8 @@ def resolve(store: Store, text: str) -> ModelRecord:
 
 
 def cmd_ls(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
-    records = store.list_models()
+    # Read a batch at a time in label order, a model's files together (store/listing.py).
+    records = [record for _, record in scan(store.index, Scan(Order.LABEL), None)]
     for problem in configured_problems(store, ctx.config):  # stderr: --json stays JSON
         print(f"webmodels: warning: {problem}", file=sys.stderr)
     if ctx.json:

@@ -42,8 +42,11 @@ from webmodels.fetch.runner import JobRunner, owner_gone
 from webmodels.fetch.settle import cancelling, fail_all, settle
 from webmodels.fetch.transfer import new_session
 from webmodels.fetch.waiters import Waiter, Waiters
+from webmodels.paging import Key
 from webmodels.store.records import ModelRecord
 from webmodels.store.store import Store
+
+JobEntry = tuple[Key, dict[str, Any]]
 
 log = logging.getLogger(__name__)
 
@@ -163,11 +166,18 @@ class JobManager:
         return bool(rows)
 
     def list_jobs(self) -> list[dict[str, Any]]:
+        return [job for _, job in self.job_page()]
+
+    def job_page(self, *, before: Key | None = None, count: int = -1) -> list[JobEntry]:
+        """Up to `count` jobs, newest first, after the (created_at, id) key `before`:
+        a keyset scan of the ``jobs_by_creation`` index (manage.jobs pages)."""
+        where, args = ("WHERE (j.created_at, j.id) < (?, ?)", before) if before else ("", ())
         rows = self.store.index.query(
             "SELECT j.*, (SELECT COUNT(*) FROM job_waiters w WHERE w.job_id = j.id) AS n "
-            "FROM jobs j ORDER BY j.created_at DESC"
+            f"FROM jobs j {where} ORDER BY j.created_at DESC, j.id DESC LIMIT ?",
+            (*args, count),
         )
-        return [_shown(JobRow.from_row(r), r["n"]) for r in rows]
+        return [((r["created_at"], r["id"]), _shown(JobRow.from_row(r), r["n"])) for r in rows]
 
     def _key(self, waiter: str) -> str:
         return f"{self.owner}/{waiter}"

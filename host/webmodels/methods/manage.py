@@ -12,6 +12,9 @@ from webmodels.catalogs.remote import read_source, source_label
 from webmodels.commons.status import statuses
 from webmodels.context import Origin
 from webmodels.dispatch import Call, Dispatcher
+from webmodels.paging import PageRequest, fill, search_text
+from webmodels.store.listing import Order, Scan, scan
+from webmodels.store.records import ModelRecord
 
 if TYPE_CHECKING:
     from webmodels.app import Host
@@ -21,7 +24,11 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
     store = host.store
 
     def list_models(call: Call) -> Mapping[str, Any]:
-        return {"models": [r.manage_info() for r in store.list_models()]}
+        request = PageRequest.parse(call.params, kind="manage.list", shape=(str, str, str))
+        what = Scan(Order.LABEL, query=search_text(call.params))
+        entries = scan(store.index, what, request.after)
+        items, cursor = fill(entries, request, kind="manage.list", render=ModelRecord.manage_info)
+        return {"models": items, "next_cursor": cursor}
 
     def delete(call: Call) -> Mapping[str, Any]:
         digest = call.params.digest()
@@ -65,12 +72,24 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         return settings_get(call)
 
     def jobs(call: Call) -> Mapping[str, Any]:
-        return {"jobs": host.jobs.list_jobs()}
+        request = PageRequest.parse(call.params, kind="manage.jobs", shape=(float, str))
+        entries = host.jobs.job_page(before=request.after, count=request.limit + 1)
+        items, cursor = fill(entries, request, kind="manage.jobs", render=lambda job: job)
+        return {"jobs": items, "next_cursor": cursor}
 
     def catalogs_list(call: Call) -> Mapping[str, Any]:
+        request = PageRequest.parse(call.params, kind="manage.catalogs", shape=(str,))
         now = datetime.now(UTC)
-        found = keeper.installed(store.index)
-        return {"catalogs": [{**i.catalog.summary(now), "source": i.source} for i in found]}
+        found = keeper.installed(store.index)  # by name; a handful, each parsed anyway
+        entries = [((i.catalog.name,), i) for i in found]
+        after = [e for e in entries if request.after is None or e[0] > request.after]
+        items, cursor = fill(
+            after,
+            request,
+            kind="manage.catalogs",
+            render=lambda i: {**i.catalog.summary(now), "source": i.source},
+        )
+        return {"catalogs": items, "next_cursor": cursor}
 
     def catalogs_add(call: Call) -> Mapping[str, Any]:
         """Trust a catalog at a URL (or file) with its key: the popup's "Add"."""
@@ -86,8 +105,13 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
 
     def commons_lists(call: Call) -> Mapping[str, Any]:
         """The commons lists, one per key: which are in force, and why not."""
+        request = PageRequest.parse(call.params, kind="manage.commons", shape=(str,))
         found = statuses(store.index, host.commons.trust, now=datetime.now(UTC))
-        return {"lists": [s.to_json() for s in found]}
+        # A handful (one per key): sorted here, each is parsed and checked anyway.
+        entries = sorted((((s.listed.key_id,), s) for s in found), key=lambda e: e[0])
+        after = [e for e in entries if request.after is None or e[0] > request.after]
+        items, cursor = fill(after, request, kind="manage.commons", render=lambda s: s.to_json())
+        return {"lists": items, "next_cursor": cursor}
 
     dispatcher.add("manage.commons.list", commons_lists, trusted_only=True)
     dispatcher.add("manage.catalogs.list", catalogs_list, trusted_only=True)

@@ -20,7 +20,9 @@ from webmodels.methods.page_view import model_for_page
 from webmodels.naming.resolve import Candidate, Choice, NameQuery, parse_substitute
 from webmodels.naming.sources import record_request
 from webmodels.naming.versions import Version
+from webmodels.paging import PageRequest, fill
 from webmodels.query import ModelQuery
+from webmodels.store.listing import Order, Scan, scan
 from webmodels.store.quotas import PageLimits, RoomQuestion, disk_figures, page_room
 from webmodels.store.records import ModelRecord
 
@@ -191,13 +193,17 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         return {"cancelled": host.jobs.cancel(str(raw), partition=_key(call))}
 
     def list_models(call: Call) -> Mapping[str, Any]:
-        relaxed = host.commons.relaxed()
-        seen = [
-            r
-            for r in store.list_models()
-            if r.servable and (relaxed or policy.can_see(r, call.context))
-        ]
-        return {"models": [info(r, call.context) for r in seen]}
+        # By SHA-256: a page's cursor holds only a digest it was shown, never a label.
+        request = PageRequest.parse(call.params, kind="models.list", shape=(str,))
+        relaxed, context = host.commons.relaxed(), call.context
+        what = Scan(Order.SHA256, servable=True, seen_by=None if relaxed else _seen_by(call))
+
+        def shown(record: ModelRecord) -> dict[str, Any] | None:
+            return info(record, context) if relaxed or policy.can_see(record, context) else None
+
+        entries = scan(store.index, what, request.after)
+        items, cursor = fill(entries, request, kind="models.list", render=shown)
+        return {"models": items, "next_cursor": cursor}
 
     def read(call: Call) -> Mapping[str, Any]:
         digest = call.params.digest()
@@ -294,6 +300,16 @@ def download_scope(host: Host, call: Call, digest: Digest) -> str:
     if host.store.index.query("SELECT 1 FROM preinstalled WHERE sha256 = ?", (digest.hex,)):
         return ""
     return call.context.partition.key
+
+
+def _seen_by(call: Call) -> tuple[str, str] | None:
+    """What narrows a page's listing scan (the final word is `policy.can_see`)."""
+    if call.context.trusted:
+        return None
+    partition = call.context.partition
+    if partition is None:
+        return ("", "")  # no partition: only pre-installed models
+    return (partition.key, str(partition.top_site))
 
 
 def _key(call: Call) -> str | None:

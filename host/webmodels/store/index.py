@@ -182,6 +182,11 @@ MIGRATIONS: tuple[str, ...] = (
         FROM commons WHERE json_type(CAST(document AS TEXT), '$.key_id') = 'text';
     -- `commons` stays for hosts of the previous version still running; nothing reads it.
     """,
+    """
+    CREATE INDEX IF NOT EXISTS objects_by_label  -- pages of manage.list (store/listing.py)
+        ON objects(COALESCE(name, ''), COALESCE(version, ''), sha256);
+    CREATE INDEX IF NOT EXISTS jobs_by_creation ON jobs(created_at, id);  -- manage.jobs pages
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

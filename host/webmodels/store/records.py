@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,3 +144,45 @@ class VerifyReport:
 
 def metadata_of(row: sqlite3.Row) -> ModelMetadata:
     return ModelMetadata.from_json(json.loads(row["metadata"]))
+
+
+def derived_only(
+    blob: sqlite3.Row | None, pre_row: sqlite3.Row | None, refs: Sequence[sqlite3.Row]
+) -> bool:
+    """A compiled form the host made (the compile cache), not a model anyone stored."""
+    return (
+        blob is not None
+        and blob["origin"] == "derived"
+        and pre_row is None
+        and all(r["kind"] == "derived" for r in refs)
+    )
+
+
+def record_from_rows(
+    obj: sqlite3.Row,
+    blob: sqlite3.Row | None,
+    pre_row: sqlite3.Row | None,
+    refs: Iterable[sqlite3.Row],
+) -> ModelRecord:
+    refs = list(refs)
+    stored = blob is not None and blob["state"] == "ok"
+    if pre_row is not None:
+        source = "preinstalled"
+    else:
+        source = blob["origin"] if blob is not None else "imported"
+    return ModelRecord(
+        digest=Digest(obj["sha256"]),
+        size=obj["size"],
+        metadata=metadata_of(obj),
+        # a pre-installed folder's label, while it is configured (preinstalled_index.py)
+        name=pre_row["name"] if pre_row is not None and pre_row["name"] else obj["name"],
+        version=pre_row["version"] if pre_row is not None and pre_row["name"] else obj["version"],
+        source=source,
+        stored=stored,
+        preinstalled_path=Path(pre_row["path"]) if pre_row is not None else None,
+        quarantined=blob is not None and blob["state"] == "quarantined" and pre_row is None,
+        pinned=any(r["kind"] == "pin" for r in refs),
+        sites=tuple(r["key"] for r in refs if r["kind"] == "site"),
+        shared_with=tuple(r["key"] for r in refs if r["kind"] == "share"),
+        created_at=obj["created_at"],
+    )

@@ -20,12 +20,20 @@ from types import TracebackType
 from webmodels.config import Config
 from webmodels.digest import Digest
 from webmodels.errors import HostError
+from webmodels.store import listing
 from webmodels.store import preinstalled_index as pre_index
 from webmodels.store.blobs import BlobFiles, PendingBlob, Progress
 from webmodels.store.index import Index
 from webmodels.store.metadata import ModelMetadata, read_onnx_metadata, sniff_format
 from webmodels.store.quarantine import quarantined_files
-from webmodels.store.records import ImportResult, Location, ModelRecord, StoreStats, metadata_of
+from webmodels.store.records import (
+    ImportResult,
+    Location,
+    ModelRecord,
+    StoreStats,
+    derived_only,
+    record_from_rows,
+)
 from webmodels.store.rows import add_ref, upsert_object
 
 log = logging.getLogger(__name__)
@@ -271,9 +279,9 @@ class Store:
         for row in objects_rows:
             blob, pre_row = blobs.get(row["sha256"]), pres.get(row["sha256"])
             row_refs = refs.get(row["sha256"], [])
-            if _derived_only(blob, pre_row, row_refs):
+            if derived_only(blob, pre_row, row_refs):
                 continue  # a compiled form, not a model anyone stored
-            record = _record(row, blob, pre_row, row_refs)
+            record = record_from_rows(row, blob, pre_row, row_refs)
             if record.servable or record.quarantined:
                 records.append(record)
         return records
@@ -397,45 +405,22 @@ class Store:
         return removed
 
     def stats(self) -> StoreStats:
-        records = self.list_models()
+        found = listing.totals(self.index)
         temp_bytes = sum(p.stat().st_size for p in self.files.tmp_dir.glob("*") if p.is_file())
-        stored = [r for r in records if r.stored]
-        preinstalled = [r for r in records if r.preinstalled_path is not None]
         held = list(quarantined_files(self.files.quarantine_dir))
         return StoreStats(
-            models=sum(1 for r in records if r.servable),
-            stored_blobs=len(stored),
-            physical_bytes=sum(r.size for r in stored),
-            preinstalled_models=len(preinstalled),
-            preinstalled_bytes=sum(r.size for r in preinstalled),
-            logical_bytes=sum(r.size * self._holders(r) for r in records if r.servable),
-            quarantined=sum(1 for r in records if r.quarantined),
-            pinned=sum(1 for r in records if r.pinned),
+            models=found.models,
+            stored_blobs=found.stored_blobs,
+            physical_bytes=found.physical_bytes,
+            preinstalled_models=found.preinstalled_models,
+            preinstalled_bytes=found.preinstalled_bytes,
+            logical_bytes=found.logical_bytes,
+            quarantined=found.quarantined,
+            pinned=found.pinned,
             temp_bytes=temp_bytes,
             quarantine_files=len(held),
             quarantine_bytes=sum(f.size for f in held),
         )
-
-    def _holders(self, record: ModelRecord) -> int:
-        """How many copies there would be without the store: one per importing path,
-        per site that obtained it, and per pre-installed location."""
-        rows = self.index.query(
-            "SELECT (SELECT COUNT(*) FROM refs WHERE sha256 = ? AND kind IN ('import', 'site'))"
-            " + (SELECT COUNT(*) FROM preinstalled WHERE sha256 = ? AND state = 'ok')",
-            (record.digest.hex, record.digest.hex),
-        )
-        return max(1, int(rows[0][0]))
-
-
-def _derived_only(
-    blob: sqlite3.Row | None, pre_row: sqlite3.Row | None, refs: Sequence[sqlite3.Row]
-) -> bool:
-    return (
-        blob is not None
-        and blob["origin"] == DERIVED
-        and pre_row is None
-        and all(r["kind"] == DERIVED for r in refs)
-    )
 
 
 def _source_present(db: sqlite3.Connection, source: Digest) -> bool:
@@ -445,33 +430,3 @@ def _source_present(db: sqlite3.Connection, source: Digest) -> bool:
         (source.hex, source.hex),
     ).fetchone()
     return bool(row[0])
-
-
-def _record(
-    obj: sqlite3.Row,
-    blob: sqlite3.Row | None,
-    pre_row: sqlite3.Row | None,
-    refs: Iterable[sqlite3.Row],
-) -> ModelRecord:
-    refs = list(refs)
-    stored = blob is not None and blob["state"] == "ok"
-    if pre_row is not None:
-        source = "preinstalled"
-    else:
-        source = blob["origin"] if blob is not None else "imported"
-    return ModelRecord(
-        digest=Digest(obj["sha256"]),
-        size=obj["size"],
-        metadata=metadata_of(obj),
-        # a pre-installed folder's label, while it is configured (preinstalled_index.py)
-        name=pre_row["name"] if pre_row is not None and pre_row["name"] else obj["name"],
-        version=pre_row["version"] if pre_row is not None and pre_row["name"] else obj["version"],
-        source=source,
-        stored=stored,
-        preinstalled_path=Path(pre_row["path"]) if pre_row is not None else None,
-        quarantined=blob is not None and blob["state"] == "quarantined" and pre_row is None,
-        pinned=any(r["kind"] == "pin" for r in refs),
-        sites=tuple(r["key"] for r in refs if r["kind"] == "site"),
-        shared_with=tuple(r["key"] for r in refs if r["kind"] == "share"),
-        created_at=obj["created_at"],
-    )
