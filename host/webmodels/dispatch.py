@@ -4,8 +4,8 @@ Handlers take a `Call` and return the ``result`` object; they raise `HostError` 
 anything the caller should see. Any other exception becomes ``internal`` (logged with
 its traceback) and never ends the host.
 
-This is the one door errors go out by (STYLE §14): a page (an untrusted context) gets
-the code, the code's fixed meaning as message, and only page-safe details
+This is the one door errors go out by (docs/design.md#protocol-without-io): a page (an
+untrusted context) gets the code, the code's fixed meaning as message, and only page-safe details
 (`errors.PAGE_DETAILS`); the message as raised (paths, exception text, figures) goes to
 the log. The CLI and the extension's own pages get the full error.
 """

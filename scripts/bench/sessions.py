@@ -1,5 +1,5 @@
 """Compiled sessions: what the host's runtime costs and what it buys, side by side in
-one run, on real models (shared/MODELS.md: magika, silero-vad, the PP-OCRv4
+one run, on real models (docs/models.md: magika, silero-vad, the PP-OCRv4
 detector).
 
 * creation: `sessions.create` through the host protocol on a fresh store (cold: the
@@ -50,7 +50,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from support.host import HostProcess, run_cli  # noqa: E402
 from support.models import CACHE, REAL_MODELS, real_model, tiny_model  # noqa: E402
 
-# name: (wheel, member) — shared/MODELS.md
+# name: (wheel, member) — docs/models.md
 MODELS = {
     "magika": ("magika==1.0.3", "magika/models/standard_v3_3/model.onnx"),
     "silero-vad": ("silero-vad==6.2.3", "silero_vad/data/silero_vad.onnx"),

@@ -90,7 +90,7 @@ def test_shipped_list_verifies_with_the_shipped_key() -> None:
     listed = verify_list(shipped_document(), trusted_keys(None), now=datetime.now(UTC))
     sizes = {m.digest.hex: m.size for m in listed.models}
     assert sizes[MAGIKA] == 3_163_737
-    assert len(sizes) == 5  # the real models of shared MODELS.md
+    assert len(sizes) == 5  # the real models of docs/models.md
 
 
 def test_refused_lists_leave_the_last_good_one_in_force(home: Path, tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """Outputs through the host (sessions.create/run over the real protocol, ONNX Runtime in
 the worker) equal ONNX Runtime's own outputs in this process, bit for bit, on the CPU:
-for the real models of shared/MODELS.md and for a tiny model of every element type."""
+for the real models of docs/models.md and for a tiny model of every element type."""
 
 from __future__ import annotations
 

