@@ -197,7 +197,9 @@
         window.postMessage({ [TAG]: 1, dir: "from-bridge", ticket, port: channel.port2 }, targetOrigin, [channel.port2]);
         return;
       }
-      waiting.set(ticket, setTimeout(() => fromBridge({ ticket, error: "the bridge did not answer" }), BRIDGE_ANSWER_MS));
+      // A write may go through native messaging after a failed PUT (bridge.js): 1 s per MB more.
+      const wait = BRIDGE_ANSWER_MS + (write ? blob.size / 1000 : 0);
+      waiting.set(ticket, setTimeout(() => fromBridge({ ticket, error: "the bridge did not answer" }), wait));
       port.postMessage(write ? { ticket, blob } : { ticket }); // a write: its Blob, by reference
     } catch (error) {
       if (write) writeNatively(ticket);
@@ -266,8 +268,19 @@
 
   /** The host's `cos.write.commit` result for `blob`, sent in order, CHUNKS_IN_FLIGHT at
    *  a time (the next is read and encoded while the host takes the ones before it). */
+  // A PUT cut because the host went away may fail before the service worker learns the
+  // native port closed: a `begin` sent to that host is asked once more of the next.
+  async function begin(params) {
+    try {
+      return await uploadCall("cos.write.begin", params);
+    } catch (error) {
+      if (!/^the webmodels host exited/.test(error?.failure?.message ?? "")) throw error;
+      return uploadCall("cos.write.begin", params);
+    }
+  }
+
   async function uploadNatively(sha256, blob) {
-    let { upload_id: uploadId } = await uploadCall("cos.write.begin", { sha256, size: blob.size });
+    let { upload_id: uploadId } = await begin({ sha256, size: blob.size });
     try {
       const inFlight = [];
       for (let offset = 0; offset < blob.size; offset += UPLOAD_CHUNK) {

@@ -280,8 +280,9 @@
   async function fastWrite(params, blob) {
     if (blob.size < FAST_MIN_BYTES || typeof document === "undefined") throw new Error("not worth it");
     // The relay sends it through native messaging itself if the bridge cannot (relay.js),
-    // so the answer may take as long as that: FAST_TIMEOUT_MS, plus 1 s per MB.
-    return viaBridge("cos.write.open", params, { write: true }, { blob, sha256: params.sha256 }, FAST_TIMEOUT_MS + blob.size / 1000);
+    // so the answer may take twice as long as the relay waits for the bridge.
+    const timeoutMs = 2 * (FAST_TIMEOUT_MS + blob.size / 1000);
+    return viaBridge("cos.write.open", params, { write: true }, { blob, sha256: params.sha256 }, timeoutMs);
   }
 
   /** A streamed read's answer, on the port the relay gave: the bridge's response body

@@ -1,9 +1,10 @@
 """A Cross-Origin Storage write whose bridge PUT fails, in real Chromium: the host is
 killed while it holds part of the bytes (a crash, an upgrade), so the bridge's PUT is
-cut. The relay then sends the whole Blob again through native messaging (to the host
-the next request starts), and the page sees the same messages and verdict as for a
-bridge write: `close()` resolves, the stored bytes are the page's, byte for byte, and
-nothing of the cut upload is published or left behind."""
+cut. The bridge then hands the Blob to the service worker, which sends it whole again
+through native messaging (to the host the next request starts; background/
+native-write.js), and the page sees the same messages and verdict as for a bridge
+write: `close()` resolves, the stored bytes are the page's, byte for byte, and nothing
+of the cut upload is published or left behind."""
 
 from __future__ import annotations
 
@@ -57,6 +58,13 @@ START = """async (mib) => {
     (error) => ({ error: String(error), seen }));
   return hex;
 }"""
+
+
+def bridge_writes(store: Path) -> list[str]:
+    """The host log's lines for writes a bridge PUT completed (loopback.py)."""
+    logs = sorted((store / "logs").glob("host.log*"))
+    lines = [line for log in logs for line in log.read_text(errors="replace").splitlines()]
+    return [line for line in lines if "loopback write:" in line]
 
 
 def stored_models(store: Path) -> list[str]:
@@ -121,4 +129,6 @@ def test_a_put_cut_mid_write_is_sent_again_through_native_messaging_whole(
     assert "127.0.0.1" not in str(verdict)
     # Nothing of the cut upload is published, or left once the new host has started.
     assert stored_models(browser.store) == [hex_digest]
+    # And no bridge PUT ever completed: the bytes came through native messaging.
+    assert not [line for line in bridge_writes(browser.store) if f" {size} bytes" in line]
     assert not [p for p in partials(browser.store) if p.name.startswith(f"{killed_pid}-")]
