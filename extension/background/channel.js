@@ -35,7 +35,7 @@ export class Channel {
 
   /** `makeContext(message)` -> the context for the host; `refusal`: an error that
    *  answers every request instead (a caller the browser could not vouch for). */
-  /** `rewrite(method, result)`: what the caller gets of a successful result (page
+  /** `rewrite(method, result, route)`: what the caller gets of a successful result (page
    *  ports swap `models.open`'s loopback URL for a ticket). */
   constructor(port, { link, routes, nextId, makeContext, refusal = null, rewrite = null, ready = Promise.resolve() }) {
     this.#port = port;
@@ -74,7 +74,10 @@ export class Channel {
 
   #forward(callerId, method, params, message) {
     const hostId = this.#nextId();
-    if (!this.#routes.add(hostId, { channel: this, callerId, method })) {
+    // A write URL's ticket also carries the write's SHA-256 (tickets.js: what the bridge
+    // hands the service worker if it cannot PUT); no other params are kept.
+    const sha256 = method === "cos.write.open" ? params.sha256 : undefined;
+    if (!this.#routes.add(hostId, { channel: this, callerId, method, sha256 })) {
       this.#fail(callerId, "bad_request", "a request with this id is already in flight");
       return;
     }
@@ -115,7 +118,8 @@ export class Channel {
     if (typeof created === "string") this.#sessions.add(created);
     if (reply.ok) {
       const result = reply.result ?? {};
-      this.#post({ id: route.callerId, ok: true, result: this.#rewrite ? this.#rewrite(route.method, result) : result });
+      const seen = this.#rewrite ? this.#rewrite(route.method, result, route) : result;
+      this.#post({ id: route.callerId, ok: true, result: seen });
     } else {
       this.#post({ id: route.callerId, ok: false, error: errorForPage(reply.error) });
     }

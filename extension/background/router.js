@@ -13,6 +13,7 @@ import { nextEpoch } from "./session-state.js";
 import { wireError } from "../shared/errors.js";
 import { isExtensionPage, partitionFromSender } from "../shared/partition.js";
 import { RouteTable, idSource } from "../shared/routes.js";
+import { NATIVE_WRITE, nativeWriteHandler } from "./native-write.js";
 import { REDEEM, Tickets } from "./tickets.js";
 
 export const PAGE_PORT = "webmodels-page";
@@ -56,6 +57,14 @@ export function startServiceWorker(api, { log = console } = {}) {
     sendResponse(tickets.redeem(message.ticket, sender, runtime));
     return false;
   });
+  // The bridge hands over a write its PUT could not carry, Blob and all (Chromium: the
+  // bridge is a client of this service worker; Firefox's relay does it, relay.js).
+  if (typeof ServiceWorkerGlobalScope === "function" && self instanceof ServiceWorkerGlobalScope) {
+    const handler = nativeWriteHandler({ link, nextId, ready, tickets, runtime });
+    self.addEventListener("message", (event) => {
+      if (event.data?.type === NATIVE_WRITE) handler(event);
+    });
+  }
   return { link, routes, ready, tickets };
 }
 
@@ -82,7 +91,13 @@ function contextFor(port, runtime, tickets) {
       }),
       // A page gets a ticket for the loopback URL, never the URL itself (nor the
       // bridge's: its relay embeds the bridge, see content/relay.js).
-      rewrite: (method, result) => (LOOPBACK_METHODS.has(method) ? tickets.issue(result, asker) : result),
+      rewrite: (method, result, route) => {
+        if (!LOOPBACK_METHODS.has(method)) return result;
+        if (method !== "cos.write.open") return tickets.issue(result, asker);
+        // What the service worker needs to send the write itself (native-write.js).
+        const context = { partition: { ...partition }, user_activation: false, trusted: false };
+        return tickets.issue(result, { ...asker, write: { sha256: route?.sha256, context } });
+      },
     };
   }
   return {}; // not one of ours: left alone

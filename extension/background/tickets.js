@@ -8,6 +8,9 @@
 
 const TICKET_TTL_MS = 30_000;
 const MAX_TICKETS = 256;
+// A write's fallback token (native-write.js) is used when its PUT fails, which may be
+// after a long body: it lives longer than the ticket, once.
+const FALLBACK_TTL_MS = 30 * 60_000;
 export const BRIDGE_PATH = "bridge/bridge.html";
 export const REDEEM = "webmodels-redeem";
 
@@ -18,7 +21,8 @@ function randomTicket() {
 }
 
 export class Tickets {
-  #byId = new Map(); // ticket -> {url, size, tabId, origin, expires}
+  #byId = new Map(); // ticket -> {url, size, tabId, origin, write, expires}
+  #fallbacks = new Map(); // token -> {sha256, size, context, expires}
   #now;
   #random;
 
@@ -31,12 +35,12 @@ export class Tickets {
    *  here, and nothing names the extension (its URL would identify the profile in
    *  Firefox). `tabId`, `origin`: the frame that asked (from its port's sender, never
    *  from a message). */
-  issue(result, { tabId, origin }) {
+  issue(result, { tabId, origin, write = null }) {
     this.#expire();
     while (this.#byId.size >= MAX_TICKETS) this.#byId.delete(this.#byId.keys().next().value);
     const ticket = this.#random();
     const ttl = Math.min(TICKET_TTL_MS, Math.max(0, Number(result.expires_in) * 1000 || 0));
-    this.#byId.set(ticket, { url: result.url, size: result.size, tabId, origin, expires: this.#now() + ttl });
+    this.#byId.set(ticket, { url: result.url, size: result.size, tabId, origin, write, expires: this.#now() + ttl });
     return { ticket, size: result.size };
   }
 
@@ -49,7 +53,26 @@ export class Tickets {
     const fromBridge = sender?.id === runtime.id && typeof sender.url === "string" &&
       sender.url.split(/[?#]/)[0] === runtime.getURL(BRIDGE_PATH);
     if (!fromBridge || sender.tab?.id !== held.tabId || held.expires < this.#now()) return null;
-    return { url: held.url, origin: held.origin, size: held.size };
+    const redeemed = { url: held.url, origin: held.origin, size: held.size };
+    if (typeof held.write?.sha256 === "string") redeemed.fallback = this.#fallbackFor(held);
+    return redeemed;
+  }
+
+  /** The write a bridge's fallback token stands for ({sha256, size, context}), once;
+   *  null for unknown, spent or expired tokens. */
+  takeFallback(token) {
+    const held = typeof token === "string" ? this.#fallbacks.get(token) : undefined;
+    if (!held) return null;
+    this.#fallbacks.delete(token);
+    return held.expires < this.#now() ? null : { sha256: held.sha256, size: held.size, context: held.context };
+  }
+
+  #fallbackFor(held) {
+    while (this.#fallbacks.size >= MAX_TICKETS) this.#fallbacks.delete(this.#fallbacks.keys().next().value);
+    const token = this.#random();
+    const { sha256, context } = held.write;
+    this.#fallbacks.set(token, { sha256, size: held.size, context, expires: this.#now() + FALLBACK_TTL_MS });
+    return token;
   }
 
   get size() {
@@ -59,5 +82,6 @@ export class Tickets {
   #expire() {
     const now = this.#now();
     for (const [ticket, held] of this.#byId) if (held.expires < now) this.#byId.delete(ticket);
+    for (const [token, held] of this.#fallbacks) if (held.expires < now) this.#fallbacks.delete(token);
   }
 }

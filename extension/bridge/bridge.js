@@ -27,25 +27,53 @@
 //
 // relay -> bridge   port: {ticket, blob}
 // bridge -> relay   port: {ticket, result} | {ticket, failure} (the host's error) | {ticket, error}
+//
+// A PUT that fails (no loopback listener, the host went away mid-body) is not the end:
+// the bridge hands the Blob to the service worker, which sends it through native
+// messaging (background/native-write.js); the verdict comes back the same way.
 
 import { domExceptionName } from "../shared/errors.js";
 
 const TAG = "__webmodels";
 const REDEEM = "webmodels-redeem";
+const NATIVE_WRITE = "webmodels-native-write"; // background/native-write.js
 
 async function putModel(ticket, pageOrigin, blob) {
   const held = await chrome.runtime.sendMessage({ type: REDEEM, ticket });
   if (!held || held.origin !== pageOrigin) throw new Error("the ticket is not valid here");
   if (blob.size !== held.size) throw new Error(`${blob.size} bytes where ${held.size} were announced`);
-  const reply = await fetch(held.url, {
-    method: "PUT", body: blob, cache: "no-store", credentials: "omit", redirect: "error",
-  });
+  let reply;
+  try {
+    reply = await fetch(held.url, {
+      method: "PUT", body: blob, cache: "no-store", credentials: "omit", redirect: "error",
+    });
+  } catch (error) {
+    return writeNatively(held, blob, error); // no listener, or the host went away mid-body
+  }
   const answer = await reply.json().catch(() => null);
   if (answer?.ok === true) return { result: answer.result };
   if (answer?.ok === false && typeof answer.error?.code === "string") {
     return { failure: { ...answer.error, name: domExceptionName(answer.error.code) } };
   }
-  throw new Error(`the host answered ${reply.status}`);
+  return writeNatively(held, blob, new Error(`the host answered ${reply.status}`));
+}
+
+/** A write the PUT could not carry, through native messaging by the service worker
+ *  (background/native-write.js), the Blob by reference; rethrows `why` where there is
+ *  no service worker to ask (Firefox: the relay sends it then). */
+async function writeNatively(held, blob, why) {
+  const worker = typeof held.fallback === "string" ? navigator.serviceWorker?.controller : null;
+  if (!worker) throw why;
+  const channel = new MessageChannel();
+  const answer = new Promise((resolve) => {
+    channel.port1.onmessage = (event) => resolve(event.data);
+  });
+  worker.postMessage({ type: NATIVE_WRITE, token: held.fallback, blob }, [channel.port2]);
+  const verdict = await answer;
+  channel.port1.close();
+  if (verdict?.result != null) return { result: verdict.result };
+  if (verdict?.failure != null) return { failure: verdict.failure };
+  throw new Error(verdict?.error ?? "the service worker sent no verdict");
 }
 
 async function fetchModel(ticket, pageOrigin) {

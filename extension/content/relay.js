@@ -25,8 +25,13 @@
 //
 // and writes (a Blob, cloned by reference, to the ticket of a `cos.write.open`):
 //
-// page -> relay   window.postMessage({__webmodels: 1, dir: "to-bridge", ticket, blob})
+// page -> relay   window.postMessage({__webmodels: 1, dir: "to-bridge", ticket, blob, sha256})
 // relay -> page   window.postMessage({__webmodels: 1, dir: "from-bridge", ticket, result | failure | error})
+//
+// When the bridge cannot carry a write (it did not start, the loopback listener cannot
+// be reached, the host went away mid-PUT), the relay sends the Blob through native
+// messaging itself, on a port of its own whose replies never reach the page: the page
+// sees the same {ticket, result | failure} whichever path the bytes took.
 //
 // It relays; it does not interpret. It adds the one thing only it can vouch for,
 // the frame's user activation (read here, where the page cannot fake it), and drops
@@ -153,11 +158,13 @@
     waiting.delete(ticket);
     if (data.result != null || data.failure != null) {
       // A write's verdict: plain data, cloned (never anything of the bridge's window).
+      writes.delete(ticket);
       const verdict = data.result != null ? { result: data.result } : { failure: data.failure };
       window.postMessage({ [TAG]: 1, dir: "from-bridge", ticket, ...verdict }, targetOrigin);
       return;
     }
-    toPageFromBridge(ticket, data.buffer, data.error);
+    if (writes.has(ticket)) writeNatively(ticket); // the bridge could not carry it
+    else toPageFromBridge(ticket, data.buffer, data.error);
   }
 
   // The bridge takes a frame load (~40–140 ms here) to start. A page that asks the
@@ -172,8 +179,11 @@
     bridge.started.catch(() => {}); // a bridge that cannot start: the transfer falls back then
   }
 
-  async function viaBridge(ticket, blob, stream) {
-    if (typeof ticket !== "string" || waiting.has(ticket)) return;
+  async function viaBridge(ticket, blob, stream, sha256) {
+    if (typeof ticket !== "string" || waiting.has(ticket) || writes.has(ticket)) return;
+    const kind = Object.prototype.toString.call(blob); // no instanceof: Firefox hands us the page's Blob
+    const write = stream !== true && (kind === "[object Blob]" || kind === "[object File]") && typeof sha256 === "string";
+    if (write) writes.set(ticket, { blob, sha256 });
     try {
       if (!bridge?.holder.isConnected) bridge = startBridge(); // the page may have dropped it
       const port = await bridge.started;
@@ -187,11 +197,118 @@
         window.postMessage({ [TAG]: 1, dir: "from-bridge", ticket, port: channel.port2 }, targetOrigin, [channel.port2]);
         return;
       }
-      waiting.set(ticket, setTimeout(() => fromBridge({ ticket, error: "the bridge did not answer" }), BRIDGE_ANSWER_MS));
-      port.postMessage(blob != null ? { ticket, blob } : { ticket }); // a write: its Blob, by reference
+      // A write may go through native messaging after a failed PUT (bridge.js): 1 s per MB more.
+      const wait = BRIDGE_ANSWER_MS + (write ? blob.size / 1000 : 0);
+      waiting.set(ticket, setTimeout(() => fromBridge({ ticket, error: "the bridge did not answer" }), wait));
+      port.postMessage(write ? { ticket, blob } : { ticket }); // a write: its Blob, by reference
     } catch (error) {
-      toPageFromBridge(ticket, null, error?.message ?? error); // the page falls back to native messaging
+      if (write) writeNatively(ticket);
+      else toPageFromBridge(ticket, null, error?.message ?? error); // the page reads through native messaging
     }
+  }
+
+  // --- writes the bridge could not carry ----------------------------------------------
+  //
+  // Native messaging, from here: the page's messages are the same as for a bridge write,
+  // and the bytes never pass through a message the page can read. The host hashes what
+  // it receives and publishes only bytes whose SHA-256 and size are the announced ones,
+  // from the first byte of this upload: what the bridge had sent before it failed was
+  // dropped with its upload (uploads.py), so a file is never a mix of the two.
+
+  const UPLOAD_CHUNK = 16 << 20; // raw bytes per cos.write.chunk (base64 stays below the 64 MiB frame limit)
+  const CHUNKS_IN_FLIGHT = 3; // the host takes each in turn, up to 64 MiB ahead (uploads.py MAX_AHEAD)
+  const writes = new Map(); // ticket -> {blob, sha256}, until its verdict
+  const uploadCalls = new Map(); // id -> {resolve, reject}
+  let uploadPort = null;
+  let nextUploadId = 1;
+
+  function connectUploads() {
+    const opened = chrome.runtime.connect({ name: PORT_NAME });
+    opened.onMessage.addListener((reply) => {
+      const call = uploadCalls.get(reply?.id);
+      if (!call || typeof reply.event === "string") return;
+      uploadCalls.delete(reply.id);
+      if (reply.ok === true) call.resolve(reply.result ?? {});
+      else call.reject({ failure: reply.error });
+    });
+    opened.onDisconnect.addListener(() => {
+      if (uploadPort === opened) uploadPort = null;
+      const calls = [...uploadCalls.values()];
+      uploadCalls.clear();
+      for (const call of calls) call.reject(new Error("the webmodels extension restarted during this write"));
+    });
+    return opened;
+  }
+
+  /** One request on the relay's own port: its result, or a rejection with {failure}
+   *  (the host's error, as the page would get it) or an Error (no extension). */
+  function uploadCall(method, params) {
+    return new Promise((resolve, reject) => {
+      const id = nextUploadId++;
+      uploadCalls.set(id, { resolve, reject });
+      try {
+        uploadPort ??= connectUploads();
+        uploadPort.postMessage({ id, method, params, user_activation: userActivation() });
+      } catch (error) {
+        uploadCalls.delete(id);
+        uploadPort = null;
+        reject(error);
+      }
+    });
+  }
+
+  function toBase64(bytes) {
+    if (typeof bytes.toBase64 === "function") return bytes.toBase64();
+    let binary = "";
+    for (let i = 0; i < bytes.length; i += 0x8000) {
+      binary += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+    }
+    return btoa(binary);
+  }
+
+  /** The host's `cos.write.commit` result for `blob`, sent in order, CHUNKS_IN_FLIGHT at
+   *  a time (the next is read and encoded while the host takes the ones before it). */
+  // A PUT cut because the host went away may fail before the service worker learns the
+  // native port closed: a `begin` sent to that host is asked once more of the next.
+  async function begin(params) {
+    try {
+      return await uploadCall("cos.write.begin", params);
+    } catch (error) {
+      if (!/^the webmodels host exited/.test(error?.failure?.message ?? "")) throw error;
+      return uploadCall("cos.write.begin", params);
+    }
+  }
+
+  async function uploadNatively(sha256, blob) {
+    let { upload_id: uploadId } = await begin({ sha256, size: blob.size });
+    try {
+      const inFlight = [];
+      for (let offset = 0; offset < blob.size; offset += UPLOAD_CHUNK) {
+        const bytes = new Uint8Array(await blob.slice(offset, offset + UPLOAD_CHUNK).arrayBuffer());
+        const sent = uploadCall("cos.write.chunk", { upload_id: uploadId, offset, data: toBase64(bytes) });
+        sent.catch(() => {}); // awaited below; a failure aborts the upload (finally)
+        inFlight.push(sent);
+        if (inFlight.length >= CHUNKS_IN_FLIGHT) await inFlight.shift();
+      }
+      for (const sent of inFlight) await sent;
+      const committing = uploadId;
+      uploadId = null; // a failed commit leaves nothing open on the host
+      return await uploadCall("cos.write.commit", { upload_id: committing });
+    } finally {
+      if (uploadId !== null) uploadCall("cos.write.abort", { upload_id: uploadId }).catch(() => {});
+    }
+  }
+
+  async function writeNatively(ticket) {
+    const { blob, sha256 } = writes.get(ticket);
+    let verdict;
+    try {
+      verdict = { result: await uploadNatively(sha256, blob) };
+    } catch (error) {
+      verdict = error?.failure != null ? { failure: error.failure } : { error: String(error?.message ?? error) };
+    }
+    writes.delete(ticket);
+    window.postMessage({ [TAG]: 1, dir: "from-bridge", ticket, ...verdict }, targetOrigin);
   }
 
   window.addEventListener("message", (event) => {
@@ -202,6 +319,6 @@
       relay(data);
       warmBridge(data.method);
     }
-    else if (data.dir === "to-bridge") viaBridge(data.ticket, data.blob, data.stream);
+    else if (data.dir === "to-bridge") viaBridge(data.ticket, data.blob, data.stream, data.sha256);
   });
 })();

@@ -259,14 +259,14 @@
   /** Asks `method` for a ticket, hands it (and `extra`, e.g. a Blob) to the bridge, and
    *  settles with the bridge's answer; `entry` says what the answer is ({size} or
    *  {write: true}). Rejects when the bridge stays silent. */
-  async function viaBridge(method, params, entry, extra) {
+  async function viaBridge(method, params, entry, extra, timeoutMs = FAST_TIMEOUT_MS) {
     const { ticket } = await request(method, params).promise;
     if (typeof ticket !== "string") throw new Error("no ticket");
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         tickets.delete(ticket);
         reject(new Error("the bridge did not answer"));
-      }, FAST_TIMEOUT_MS);
+      }, timeoutMs);
       tickets.set(ticket, { resolve, reject, timer, ...entry });
       post({ [TAG]: 1, dir: "to-bridge", ticket, ...extra }, targetOrigin);
     });
@@ -275,11 +275,14 @@
   /** A Cross-Origin Storage write through the bridge: `params` ({sha256, size}) open a
    *  one-time upload URL that only the bridge sees, and `blob` goes to it whole (a
    *  Blob is cloned by reference: no base64, no copy). Resolves with the host's verdict,
-   *  {result} or {failure} (its error); rejects when the bridge could not carry it
-   *  (callers then upload through native messaging). */
+   *  {result} or {failure} (its error); rejects when neither the bridge nor the relay's
+   *  native messaging could carry it (callers then upload through native messaging). */
   async function fastWrite(params, blob) {
     if (blob.size < FAST_MIN_BYTES || typeof document === "undefined") throw new Error("not worth it");
-    return viaBridge("cos.write.open", params, { write: true }, { blob });
+    // The relay sends it through native messaging itself if the bridge cannot (relay.js),
+    // so the answer may take twice as long as the relay waits for the bridge.
+    const timeoutMs = 2 * (FAST_TIMEOUT_MS + blob.size / 1000);
+    return viaBridge("cos.write.open", params, { write: true }, { blob, sha256: params.sha256 }, timeoutMs);
   }
 
   /** A streamed read's answer, on the port the relay gave: the bridge's response body

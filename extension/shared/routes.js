@@ -43,19 +43,19 @@ export function idSource(epoch) {
 }
 
 export class RouteTable {
-  // Only ids and method names: request params (which may carry model bytes) are
-  // passed through, never kept.
-  #byHost = new Map(); // host id -> {channel, callerId, method}
+  // Only ids and method names (and a write URL's SHA-256, channel.js): request params
+  // (which may carry model bytes) are passed through, never kept.
+  #byHost = new Map(); // host id -> {channel, callerId, method, sha256}
   #byChannel = new Map(); // channel -> Map(caller id -> host id)
 
   /** Records a request; false when the channel already has one in flight with
    *  that caller id (ids must be unique among a port's requests in flight). */
-  add(hostId, { channel, callerId, method }) {
+  add(hostId, { channel, callerId, method, sha256 }) {
     let ids = this.#byChannel.get(channel);
     if (ids?.has(callerId)) return false;
     if (!ids) this.#byChannel.set(channel, (ids = new Map()));
     ids.set(callerId, hostId);
-    this.#byHost.set(hostId, { channel, callerId, method });
+    this.#byHost.set(hostId, sha256 === undefined ? { channel, callerId, method } : { channel, callerId, method, sha256 });
     return true;
   }
 

@@ -67,3 +67,25 @@ test("through the service worker: the page's reply has a ticket and no URL", asy
   assert.equal(answer.origin, "https://a.example");
   assert.match(answer.url, /^http:\/\/127\.0\.0\.1:9\/m\/secret-/);
 });
+
+test("a write's ticket gives its bridge a fallback token: the partition and SHA-256, once", () => {
+  let now = 0;
+  let n = 0;
+  const tickets = new Tickets({ now: () => now, random: () => `r${++n}` });
+  const context = { partition: { top_site: "https://a.example", origin: "https://a.example" }, user_activation: false, trusted: false };
+  const write = { sha256: "ab".repeat(32), context };
+  const { ticket } = tickets.issue({ ...OPENED, url: "http://127.0.0.1:4000/u/token" }, { tabId: 7, origin: "https://a.example", write });
+  const redeemed = tickets.redeem(ticket, bridgeIn(7), runtime);
+  assert.equal(typeof redeemed.fallback, "string");
+  assert.notEqual(redeemed.fallback, ticket);
+  assert.equal(tickets.takeFallback("nope"), null);
+  assert.deepEqual(tickets.takeFallback(redeemed.fallback), { sha256: write.sha256, size: 1234, context });
+  assert.equal(tickets.takeFallback(redeemed.fallback), null); // spent
+  // A read's ticket has none; a fallback token expires.
+  const read = tickets.issue(OPENED, { tabId: 7, origin: "https://a.example" });
+  assert.equal(tickets.redeem(read.ticket, bridgeIn(7), runtime).fallback, undefined);
+  const again = tickets.issue(OPENED, { tabId: 7, origin: "https://a.example", write });
+  const token = tickets.redeem(again.ticket, bridgeIn(7), runtime).fallback;
+  now += 31 * 60_000;
+  assert.equal(tickets.takeFallback(token), null);
+});

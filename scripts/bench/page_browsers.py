@@ -30,6 +30,17 @@ CHOICES = (*BROWSERS, "both")
 Evaluate = Callable[[str, Any], Any]
 
 
+class InPage:
+    """Chromium's Evaluate, with `worker`: the same in the extension's service worker
+    (page_write.py sends a write from there, as background/native-write.js does)."""
+
+    def __init__(self, page: Evaluate, worker: Evaluate) -> None:
+        self._page, self.worker = page, worker
+
+    def __call__(self, function: str, arg: Any) -> Any:
+        return self._page(function, arg)
+
+
 def chosen(option: str | None) -> list[str]:
     """The browsers `--browser` names; by default both when Firefox ESR and its
     driver are here, else Chromium alone (saying why)."""
@@ -84,7 +95,7 @@ def chromium_page(work: Path, pages: ModelServer) -> Iterator[Evaluate]:
             page.set_default_timeout(600_000)
             page.goto(f"http://a.localhost:{pages.port}/index.html")
             page.wait_for_function("() => window.webmodels && window.webmodelsTest")
-            yield page.evaluate
+            yield InPage(page.evaluate, context.service_workers[0].evaluate)
         finally:
             context.close()
 

@@ -1,10 +1,14 @@
 """Storing a model from a page (a Cross-Origin Storage write: `createWritable()` →
 `write(blob)` → `close()`): the fast write path (the extension's bridge frame PUTs the
-Blob to the host's one-time 127.0.0.1 upload URL) against native messaging (8 MiB
-chunks of base64: `cos.write.begin`/`chunk`/`commit`, the loop `page/cos.js` falls
-back to, with 3 chunks in flight; and one at a time, as before), side by side in one
-run in real headless Chromium and Firefox ESR with the real extension and host,
-alternating rounds, printing MB/s and the ratios per browser and size.
+Blob to the host's one-time 127.0.0.1 upload URL) against native messaging (chunks
+of base64: `cos.write.begin`/`chunk`/`commit`, 16 MiB with 3 in flight): "native" as
+the service worker sends a Blob whose PUT failed (background/native-write.js: one JSON
+hop, service worker -> host; in Firefox, which has no service worker, as the relay
+does), "native-relay" as the relay does (content/relay.js: page -> background -> host),
+and "native-1" as 2017abe did (8 MiB, one at a time, from the page) — side by side in
+one run in real headless Chromium and Firefox ESR with the real extension and host,
+alternating rounds, printing MB/s and the ratios per browser and size. Chromium's
+service-worker loop runs on a native port of its own (a second host on the same store).
 
 Usage: .venv/bin/python scripts/bench/page_write.py [--sizes-mb 64 200] [--rounds 3]
        [--browser chromium|firefox|both  (default: both when Firefox ESR is here)]
@@ -48,8 +52,8 @@ BRIDGE = """async (hex) => {
   await writable.close();
   return performance.now() - t;
 }"""
-NATIVE = """async ([hex, depth]) => {
-  // The relay's messages, as page/cos.js sends them when there is no bridge.
+NATIVE = """async ([hex, depth, chunkMib]) => {
+  // The relay's messages, as content/relay.js sends them when the bridge cannot.
   const call = async (method, params) => {
     const id = `bench-${Math.random()}`;
     const reply = await window.webmodelsTest.raw({ id, method, params }, 600000);
@@ -57,13 +61,14 @@ NATIVE = """async ([hex, depth]) => {
     return reply.result;
   };
   const base64 = (bytes) => {
+    if (typeof bytes.toBase64 === "function") return bytes.toBase64();
     let text = "";
     for (let i = 0; i < bytes.length; i += 0x8000) {
       text += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
     }
     return btoa(text);
   };
-  const CHUNK = 8 << 20;
+  const CHUNK = chunkMib << 20;
   const t = performance.now();
   const blob = window.__blob;
   const { upload_id } = await call("cos.write.begin", { sha256: hex, size: blob.size });
@@ -78,7 +83,59 @@ NATIVE = """async ([hex, depth]) => {
   return performance.now() - t;
 }"""
 
-WAYS = {"bridge": 0, "native": 3, "native-1": 1}  # chunks in flight through native messaging
+# The same bytes in the service worker, as the bridge hands them over (not timed).
+SW_PREPARE = """async ([mib, port]) => {
+  const bytes = new Uint8Array(mib << 20);
+  const words = new Uint32Array(bytes.buffer);
+  let x = 2463534242 + mib;
+  for (let i = 0; i < words.length; i++) {
+    x ^= x << 13; x ^= x >>> 17; x ^= x << 5; words[i] = x >>> 0;
+  }
+  self.__blob = new Blob([bytes]);
+  const origin = `http://a.localhost:${port}`;
+  const partition = { top_site: origin, origin };
+  self.__context = { partition, user_activation: false, trusted: false };
+  if (!self.__port) {
+    self.__port = chrome.runtime.connectNative("org.webmodels.host");
+    self.__waiters = new Map();
+    self.__port.onMessage.addListener((m) => self.__waiters.get(m.id)?.(m));
+    // The host started: not timed (the service worker's port is open before a write).
+    await new Promise((resolve) => {
+      self.__waiters.set("warm", resolve);
+      self.__port.postMessage({ id: "warm", method: "hello", params: {}, context: self.__context });
+    });
+  }
+}"""
+SW_NATIVE = """async ([hex, depth, chunkMib]) => {
+  let n = 0;
+  const call = (method, params) => new Promise((resolve, reject) => {
+    const id = `bench-${++n}-${Math.random()}`;
+    self.__waiters.set(id, (m) => {
+      self.__waiters.delete(id);
+      m.ok ? resolve(m.result) : reject(new Error(JSON.stringify(m)));
+    });
+    self.__port.postMessage({ id, method, params, context: self.__context });
+  });
+  const CHUNK = chunkMib << 20;
+  const t = performance.now();
+  const blob = self.__blob;
+  const { upload_id } = await call("cos.write.begin", { sha256: hex, size: blob.size });
+  const inFlight = [];
+  for (let offset = 0; offset < blob.size; offset += CHUNK) {
+    const bytes = new Uint8Array(await blob.slice(offset, offset + CHUNK).arrayBuffer());
+    inFlight.push(call("cos.write.chunk", { upload_id, offset, data: bytes.toBase64() }));
+    if (inFlight.length >= depth) await inFlight.shift();
+  }
+  for (const sent of inFlight) await sent;
+  await call("cos.write.commit", { upload_id });
+  return performance.now() - t;
+}"""
+
+# (chunks in flight, MiB per chunk) through native messaging: the service worker's
+# fallback, the relay's, and 2017abe's loop (one 8 MiB chunk at a time).
+# (chunks in flight, MiB per chunk) through native messaging: the service worker's
+# fallback, the relay's, and 2017abe's loop (one 8 MiB chunk at a time).
+WAYS = {"bridge": (0, 0), "native": (3, 16), "native-relay": (3, 16), "native-1": (1, 8)}
 
 
 Times = dict[str, list[float]]  # seconds per way, every round
@@ -94,18 +151,23 @@ def as_json(results: dict[str, dict[int, Times]], rounds: int) -> dict[str, Any]
     return {"bench": "page_write", "browsers": list(results), "rounds": rounds, "sizes": sizes}
 
 
-def measure(evaluate: Evaluate, sizes_mb: list[int], rounds: int) -> dict[int, Times]:
+def measure(evaluate: Evaluate, sizes_mb: list[int], rounds: int, port: int) -> dict[int, Times]:
     """Each way in alternating order, `rounds` times per size."""
     results: dict[int, Times] = {}
+    worker: Evaluate | None = getattr(evaluate, "worker", None)  # Chromium's service worker
     for mib in sizes_mb:
         hex_digest = evaluate(PREPARE, mib)
+        if worker is not None:
+            worker(SW_PREPARE, [mib, port])
         times: Times = {way: [] for way in WAYS}
         for n in range(rounds):
             for way in list(WAYS)[:: 1 if n % 2 == 0 else -1]:
                 if way == "bridge":
                     ms = evaluate(BRIDGE, hex_digest)
+                elif way == "native" and worker is not None:
+                    ms = worker(SW_NATIVE, [hex_digest, *WAYS[way]])
                 else:
-                    ms = evaluate(NATIVE, [hex_digest, WAYS[way]])
+                    ms = evaluate(NATIVE, [hex_digest, *WAYS[way]])
                 times[way].append(ms / 1000)
         results[mib] = times
     return results
@@ -118,13 +180,14 @@ def report(browser: str, results: dict[int, Times]) -> None:
         for way, t in times.items():
             median_ms = statistics.median(t) * 1000
             print(
-                f"{browser:8s} {mib:4d} MiB {way:8s} median {median_ms:7.0f} ms  "
+                f"{browser:8s} {mib:4d} MiB {way:12s} median {median_ms:7.0f} ms  "
                 f"{speed[way]:7.1f} MB/s"
             )
         ratio = speed["bridge"] / speed["native"]
         print(f"{browser:8s} {mib:4d} MiB bridge / native messaging: {ratio:.1f}x")
-        ratio = speed["native"] / speed["native-1"]
-        print(f"{browser:8s} {mib:4d} MiB native 3 in flight / 1: {ratio:.1f}x")
+        for way in ("native", "native-relay"):
+            ratio = speed[way] / speed["native-1"]
+            print(f"{browser:8s} {mib:4d} MiB {way} / 8 MiB one at a time (2017abe): {ratio:.1f}x")
 
 
 def main() -> int:
@@ -139,7 +202,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp, ModelServer() as pages:
             serve_pages(pages)
             with page_in(browser, Path(tmp), pages) as evaluate:
-                results[browser] = measure(evaluate, args.sizes_mb, args.rounds)
+                results[browser] = measure(evaluate, args.sizes_mb, args.rounds, pages.port)
         report(browser, results[browser])
     if args.json:
         args.json.write_text(json.dumps(as_json(results, args.rounds), indent=2) + "\n")
