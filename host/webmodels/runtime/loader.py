@@ -42,6 +42,10 @@ class SessionSpec:
     # that a cache hit never tells one site that another used the model (docs/design.md#privacy;
     # `SessionManager.cache_scope`).
     scope: str = ""
+    # The external data of a model manifest's graph: (location, file) pairs, matched
+    # against the manifest already (manifests/graph.py). Such sessions skip the compile
+    # cache: its key names the graph alone, not the weights beside it.
+    files: tuple[tuple[str, Digest], ...] = ()
 
     @property
     def provider_options(self) -> Mapping[str, str]:
@@ -85,16 +89,19 @@ class Loader:
         """Build a session of ``spec`` in ``runtime``'s worker through the compile cache
         (``keep=False``: only fill the cache). Returns the worker and its reply."""
         location = self.store.locate(spec.digest)  # size (and mtime) checked here
-        if location.size > self.settings.max_model_bytes:
+        files = {name: self.store.locate(digest) for name, digest in spec.files}
+        total = location.size + sum(f.size for f in files.values())
+        if total > self.settings.max_model_bytes:
             raise HostError(
                 "too_large",
-                f"the model has {location.size} bytes; sessions are limited to "
+                f"the model has {total} bytes; sessions are limited to "
                 f"{self.settings.max_model_bytes} (sessions.max_model_bytes)",
             )
         worker = runtime.worker()
         assert worker.info is not None
         self.ort_version = worker.info.ort_version
-        key = self.key(spec, worker.info.ort_version) if spec.level != "disabled" else None
+        cacheable = spec.level != "disabled" and not spec.files
+        key = self.key(spec, worker.info.ort_version) if cacheable else None
         cached = self.cache.lookup(key) if key is not None else None
         work_dir = self.cache.new_work_dir() if key is not None and cached is None else None
         body = {
@@ -102,6 +109,10 @@ class Loader:
             "keep": keep,
             "model": {"path": str(location.path), "sha256": spec.digest.hex, "size": location.size},
             "model_dir": str(location.path.parent) if location.preinstalled else None,
+            "files": {
+                name: {"path": str(f.path), "sha256": f.digest.hex, "size": f.size}
+                for name, f in files.items()
+            },
             "provider": spec.provider,
             "provider_options": dict(spec.provider_options),
             "level": spec.level,
