@@ -126,6 +126,8 @@ def test_unsafe_groupings_are_refused(
     graph = next(n for n in files if files[n] == "graph")
     reply = host.call("sessions.create", {"files": named, "graph": graph}, context=PAGE_A)
     assert error(reply)["code"] == code
+    if code == "bad_request":  # the names themselves: before any file is looked at
+        assert error(reply)["details"] == {"field": "files"}
 
 
 def test_a_location_outside_the_files_is_refused(host: HostProcess, model: Path) -> None:
