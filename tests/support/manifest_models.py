@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import TensorProto, external_data_helper, helper, numpy_helper
+from onnx import TensorProto, helper
 
 
 def matmul_chain(
@@ -18,14 +18,19 @@ def matmul_chain(
     name: str = "model.onnx",
     data: str = "model.onnx_data",
 ) -> Path:
-    """Writes ``folder/name`` and ``folder/data`` (width * width * layers * 4 bytes)."""
+    """Writes ``folder/name`` and ``folder/data`` (width * width * layers * 4 bytes).
+    The weights go straight to the data file, one layer at a time, so a large model
+    costs the test one layer of memory."""
+    folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(7)
-    weights = [
-        numpy_helper.from_array(
-            (rng.standard_normal((width, width)) / np.sqrt(width)).astype(np.float32), f"w{i}"
-        )
-        for i in range(layers)
-    ]
+    weights = []
+    with (folder / data).open("wb") as fh:
+        for i in range(layers):
+            layer = rng.standard_normal((width, width), dtype=np.float32)
+            layer /= np.float32(np.sqrt(width))
+            offset = fh.tell()
+            fh.write(layer.tobytes())
+            weights.append(_external(f"w{i}", width, data, offset, layer.nbytes))
     nodes = [
         helper.make_node(
             "MatMul",
@@ -43,12 +48,17 @@ def matmul_chain(
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    external_data_helper.convert_model_to_external_data(
-        model, all_tensors_to_one_file=True, location=data, size_threshold=0
-    )
-    folder.mkdir(parents=True, exist_ok=True)
-    onnx.save_model(model, str(folder / name))
+    (folder / name).write_bytes(model.SerializeToString())
     return folder / name
+
+
+def _external(name: str, width: int, location: str, offset: int, length: int) -> TensorProto:
+    tensor = TensorProto(name=name, data_type=TensorProto.FLOAT, dims=[width, width])
+    tensor.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", str(offset)), ("length", str(length))):
+        entry = tensor.external_data.add()
+        entry.key, entry.value = key, value
+    return tensor
 
 
 def with_location(graph: Path, location: str) -> None:
