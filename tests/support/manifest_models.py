@@ -24,6 +24,7 @@ def matmul_chain(
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(7)
     weights = []
+    (folder / data).parent.mkdir(parents=True, exist_ok=True)
     with (folder / data).open("wb") as fh:
         for i in range(layers):
             layer = rng.standard_normal((width, width), dtype=np.float32)

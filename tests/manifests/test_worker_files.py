@@ -1,0 +1,70 @@
+"""The runtime worker's side of multi-file models (a real worker subprocess, the
+session manager in this process): external data under a sub-folder is linked where
+the graph expects it; the worker itself refuses a location the host did not hand it
+a file for, whatever the host-side checks did; the private folder does not outlive
+the session's creation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from support.manifest_models import matmul_chain, reference_run
+from webmodels.config import Config
+from webmodels.errors import HostError
+from webmodels.manifests.importing import import_model_files
+from webmodels.manifests.selection import session_files
+from webmodels.runtime.probe import ProbeResult, ProviderProbe
+from webmodels.runtime.sessions import SessionManager
+from webmodels.runtime.settings import SessionSettings
+from webmodels.runtime.tensors import Tensor
+from webmodels.store.store import Store
+
+CPU = "CPUExecutionProvider"
+WIDTH = 128
+
+
+@pytest.fixture
+def manager(tmp_path: Path) -> Iterator[tuple[SessionManager, Store]]:
+    store = Store.open(Config(home=tmp_path / "home", log_dir=tmp_path / "logs"))
+    probe = ProviderProbe(runner=lambda timeout: ProbeResult("1.31.1", (CPU,), (CPU,)))
+    settings = SessionSettings(background_compile=False)
+    sessions = SessionManager(store, probe, settings, log_path=tmp_path / "worker.log").start()
+    yield sessions, store
+    sessions.close()
+    store.close()
+
+
+def test_external_data_in_a_sub_folder_is_linked_where_the_graph_expects_it(
+    manager: tuple[SessionManager, Store], tmp_path: Path
+) -> None:
+    sessions, store = manager
+    graph = matmul_chain(tmp_path / "m", width=WIDTH, data="weights/part-0.bin")
+    manifest = import_model_files(store, graph.parent).manifest
+    chosen = session_files(store, manifest, graph=None)
+    assert [name for name, _ in chosen.external] == ["weights/part-0.bin"]
+
+    created = sessions.create(chosen.graph, partition="p", files=chosen.external)
+    x = np.random.default_rng(9).standard_normal((1, WIDTH)).astype(np.float32)
+    out = sessions.run(created.session_id, "p", {"x": Tensor("float32", (1, WIDTH), x.tobytes())})
+    got = np.frombuffer(out["y"].data, np.float32).reshape(1, WIDTH)  # type: ignore[arg-type]
+    np.testing.assert_allclose(got, reference_run(graph, x), rtol=1e-5)
+    assert list(store.files.tmp_dir.glob("*.load")) == []  # the private folder is gone
+
+
+def test_the_worker_refuses_a_location_it_was_handed_no_file_for(
+    manager: tuple[SessionManager, Store], tmp_path: Path
+) -> None:
+    sessions, store = manager
+    graph = matmul_chain(tmp_path / "m", width=WIDTH)
+    manifest = import_model_files(store, graph.parent).manifest
+    chosen = session_files(store, manifest, graph=None)
+    [(_, data)] = chosen.external
+    for files in ([("other.bin", data)], []):
+        with pytest.raises(HostError) as caught:
+            sessions.create(chosen.graph, partition="p", files=files)
+        assert caught.value.code == "model_unsafe"
+        assert "manifest" in caught.value.message
