@@ -62,11 +62,17 @@ def test_a_320_mib_external_data_model_imports_and_runs(home: Path, tmp_path: Pa
     try:
         x = np.random.default_rng(3).standard_normal((1, WIDTH)).astype(np.float32)
         begun = time.monotonic()
-        created = host.result(
+        cold = host.result(
             "sessions.create", {"manifest": imported["sha256"], "graph_optimization_level": "basic"}
         )
         create_s = time.monotonic() - begun
-        params = {"session_id": created["session_id"], "feeds": {"x": wire("float32", x)}}
+        begun = time.monotonic()
+        cached = host.result(
+            "sessions.create", {"manifest": imported["sha256"], "graph_optimization_level": "basic"}
+        )
+        cached_s = time.monotonic() - begun
+        assert (cold["compiled_cache_hit"], cached["compiled_cache_hit"]) == (False, True)
+        params = {"session_id": cached["session_id"], "feeds": {"x": wire("float32", x)}}
         out = host.result("sessions.run", params)["outputs"]["y"]
         got = np.frombuffer(base64.b64decode(out["data"]), np.float32).reshape(out["dims"])
         host_peak = peak_rss_mib(host.proc.pid)
@@ -75,7 +81,8 @@ def test_a_320_mib_external_data_model_imports_and_runs(home: Path, tmp_path: Pa
     np.testing.assert_allclose(got, reference_run(model, x), rtol=1e-4, atol=1e-5)
     print(
         f"\n320 MiB external data: generate {generated - started:.1f} s, import {import_s:.1f} s "
-        f"(CLI peak RSS {cli_peak:.0f} MiB), session create {create_s:.1f} s, host peak RSS "
+        f"(CLI peak RSS {cli_peak:.0f} MiB), session create {create_s:.1f} s cold, "
+        f"{cached_s:.1f} s cached, host peak RSS "
         f"{host_peak:.0f} MiB, whole test {time.monotonic() - started:.1f} s"
     )
     assert host_peak < 200, "the host holds no model file in memory"

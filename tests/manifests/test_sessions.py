@@ -140,3 +140,19 @@ def test_a_location_outside_the_files_is_refused(host: HostProcess, model: Path)
     }
     reply = host.call("sessions.create", {"files": files}, context=PAGE_A)
     assert error(reply)["code"] == "model_unsafe"
+
+
+def test_a_compile_cache_hit_never_tells_a_site_that_another_used_the_files(
+    host: HostProcess, model: Path
+) -> None:
+    data = (model.parent / "model.onnx_data").read_bytes()
+    hits = {}
+    for name, page in (("a", PAGE_A), ("a again", PAGE_A), ("b", PAGE_B)):
+        files = {
+            "model.onnx": {"sha256": upload(host, model.read_bytes(), page)},
+            "model.onnx_data": {"sha256": upload(host, data, page)},
+        }
+        hits[name] = host.result("sessions.create", {"files": files}, context=page)[
+            "compiled_cache_hit"
+        ]
+    assert hits == {"a": False, "a again": True, "b": False}

@@ -68,3 +68,26 @@ def test_the_worker_refuses_a_location_it_was_handed_no_file_for(
             sessions.create(chosen.graph, partition="p", files=files)
         assert caught.value.code == "model_unsafe"
         assert "manifest" in caught.value.message
+
+
+def test_the_compile_cache_keys_on_the_external_data_too(
+    manager: tuple[SessionManager, Store], tmp_path: Path
+) -> None:
+    """Two models with byte-identical graphs and different weights: each gets its own
+    compiled graph, and a second session of the first is a cache hit."""
+    sessions, store = manager
+    x = np.random.default_rng(9).standard_normal((1, WIDTH)).astype(np.float32)
+    feeds = {"x": Tensor("float32", (1, WIDTH), x.tobytes())}
+    hits = []
+    for seed in (1, 2, 1):
+        graph = matmul_chain(tmp_path / f"m{seed}", width=WIDTH, seed=seed)
+        manifest = import_model_files(store, graph.parent).manifest
+        chosen = session_files(store, manifest, graph=None)
+        created = sessions.create(chosen.graph, partition="p", files=chosen.external)
+        hits.append(created.compiled_cache_hit)
+        out = sessions.run(created.session_id, "p", feeds)
+        got = np.frombuffer(out["y"].data, np.float32).reshape(1, WIDTH)  # type: ignore[arg-type]
+        np.testing.assert_allclose(got, reference_run(graph, x), rtol=1e-5)
+    graphs = {(tmp_path / f"m{seed}" / "model.onnx").read_bytes() for seed in (1, 2)}
+    assert len(graphs) == 1  # the same graph bytes: only the weights differ
+    assert hits == [False, False, True]

@@ -17,12 +17,13 @@ def matmul_chain(
     layers: int = 4,
     name: str = "model.onnx",
     data: str = "model.onnx_data",
+    seed: int = 7,
 ) -> Path:
     """Writes ``folder/name`` and ``folder/data`` (width * width * layers * 4 bytes).
     The weights go straight to the data file, one layer at a time, so a large model
     costs the test one layer of memory."""
     folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(7)
+    rng = np.random.default_rng(seed)
     weights = []
     (folder / data).parent.mkdir(parents=True, exist_ok=True)
     with (folder / data).open("wb") as fh:

@@ -75,6 +75,9 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
             providers=_providers(raw.get("execution_providers")),
             level=_level(raw.get("graph_optimization_level")),
             files=chosen.external,
+            # A page's own compile cache: a hit must not tell it another site compiled
+            # the same files (the user's callers share theirs).
+            scope=_partition(call) or "",
         )
         return created.to_wire()
 

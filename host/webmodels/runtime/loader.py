@@ -43,8 +43,7 @@ class SessionSpec:
     # `SessionManager.cache_scope`).
     scope: str = ""
     # The external data of a model manifest's graph: (location, file) pairs, matched
-    # against the manifest already (manifests/graph.py). Such sessions skip the compile
-    # cache: its key names the graph alone, not the weights beside it.
+    # against the manifest already (manifests/graph.py); part of the compile cache key.
     files: tuple[tuple[str, Digest], ...] = ()
 
     @property
@@ -81,6 +80,7 @@ class Loader:
             cpu=self.cpu,
             provider_options=spec.provider_options,
             scope=spec.scope,
+            files=tuple((name, digest.hex) for name, digest in spec.files),
         )
 
     def load(
@@ -100,8 +100,7 @@ class Loader:
         worker = runtime.worker()
         assert worker.info is not None
         self.ort_version = worker.info.ort_version
-        cacheable = spec.level != "disabled" and not spec.files
-        key = self.key(spec, worker.info.ort_version) if cacheable else None
+        key = self.key(spec, worker.info.ort_version) if spec.level != "disabled" else None
         cached = self.cache.lookup(key) if key is not None else None
         work_dir = self.cache.new_work_dir() if key is not None and cached is None else None
         body = {
