@@ -69,7 +69,7 @@ def import_model_files(
     progress_for: ProgressFor | None = None,
 ) -> ManifestImport:
     """Import a folder, or an ONNX graph with its external data, as one manifest."""
-    sources = _folder_files(path) if path.is_dir() else _graph_with_data(path)
+    sources = _folder_files(path, store.root) if path.is_dir() else _graph_with_data(path)
     members: list[_Member] = []
     try:
         for relative, source in sources:
@@ -100,9 +100,14 @@ def _graph_with_data(model: Path) -> list[tuple[str, Path]]:
     return files
 
 
-def _folder_files(folder: Path) -> list[tuple[str, Path]]:
+def _folder_files(folder: Path, store_root: Path) -> list[tuple[str, Path]]:
     """Every regular file under ``folder`` (hidden ones and links skipped: a link may
-    lead anywhere), by its path relative to the folder."""
+    lead anywhere), by its path relative to the folder; never the store's own files."""
+    inside, store = folder.resolve(), store_root.resolve()
+    if store.is_relative_to(inside) or inside.is_relative_to(store):
+        raise HostError(
+            "bad_request", f"the folder {folder} holds the store itself; name a model's folder"
+        )
     found: list[tuple[str, Path]] = []
     for root, dirs, names in os.walk(folder, followlinks=False):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
