@@ -91,3 +91,44 @@ def test_the_compile_cache_keys_on_the_external_data_too(
     graphs = {(tmp_path / f"m{seed}" / "model.onnx").read_bytes() for seed in (1, 2)}
     assert len(graphs) == 1  # the same graph bytes: only the weights differ
     assert hits == [False, False, True]
+
+
+def test_external_data_of_a_node_attribute_is_read_from_the_manifests_file(
+    manager: tuple[SessionManager, Store], tmp_path: Path
+) -> None:
+    """A Constant node whose tensor lives in the external-data file (tensors outside the
+    main graph's initializers are put back into the graph by the worker, from the
+    manifest's file) runs with the manifest's bytes."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    sessions, store = manager
+    folder = tmp_path / "const"
+    folder.mkdir()
+    bias = np.arange(4, dtype=np.float32)
+    (folder / "model.onnx_data").write_bytes(b"\0" * 64 + bias.tobytes())
+    value = TensorProto(name="bias", data_type=TensorProto.FLOAT, dims=[4])
+    value.data_location = TensorProto.EXTERNAL
+    for key, text in (("location", "model.onnx_data"), ("offset", "64"), ("length", "16")):
+        entry = value.external_data.add()
+        entry.key, entry.value = key, text
+    nodes = [
+        helper.make_node("Constant", [], ["b"], value=value),
+        helper.make_node("Add", ["x", "b"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "const",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save_model(model, str(folder / "model.onnx"))
+
+    manifest = import_model_files(store, folder).manifest
+    chosen = session_files(store, manifest, graph=None)
+    created = sessions.create(chosen.graph, partition="p", files=chosen.external)
+    x = np.ones(4, np.float32)
+    out = sessions.run(created.session_id, "p", {"x": Tensor("float32", (4,), x.tobytes())})
+    assert np.frombuffer(out["y"].data, np.float32).tolist() == [1.0, 2.0, 3.0, 4.0]  # type: ignore[arg-type]
