@@ -156,3 +156,17 @@ def test_a_compile_cache_hit_never_tells_a_site_that_another_used_the_files(
             "compiled_cache_hit"
         ]
     assert hits == {"a": False, "a again": True, "b": False}
+
+
+def test_a_page_cannot_name_a_stored_manifest(home: Path, host: HostProcess, model: Path) -> None:
+    """Else its reply (or its timing) would say which manifests the user imported."""
+    imported = json.loads(run_cli(home, "--json", "import", str(model)).stdout)
+    stored = host.call(
+        "sessions.create", {"manifest": imported[0]["manifest"]["sha256"]}, context=PAGE_A
+    )
+    absent = host.call("sessions.create", {"manifest": "f" * 64}, context=PAGE_A)
+    assert error(stored) == error(absent)
+    assert error(stored)["code"] == "bad_request"
+    # The user's own callers may (a trusted context: no partition).
+    trusted = host.result("sessions.create", {"manifest": imported[0]["manifest"]["sha256"]})
+    assert trusted["session_id"]
