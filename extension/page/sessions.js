@@ -225,9 +225,11 @@
 
   // ORT Web's names are accepted too ("cpu", "cuda", {name: "webgpu"}); the host
   // decides what they mean and which of them really work.
-  function sessionParams(sha256, options) {
+  function sessionParams(info, options) {
     const { executionProviders, graphOptimizationLevel } = options ?? {};
-    const params = { sha256 };
+    // A model of several files (webmodels.load({files})) or one stored model.
+    const params = info.files ? { files: info.files } : { sha256: info.sha256 };
+    if (info.files && info.graph !== undefined) params.graph = info.graph;
     if (executionProviders !== undefined) {
       if (!Array.isArray(executionProviders)) throw new TypeError("executionProviders must be an array");
       params.execution_providers = executionProviders.map((p) => String(typeof p === "object" && p !== null ? p.name : p));
@@ -238,7 +240,7 @@
 
   async function createSession(info, options = {}) {
     if (options !== null && typeof options !== "object") throw new TypeError("createSession options must be an object");
-    const reply = await I.request("sessions.create", sessionParams(info.sha256, options)).promise;
+    const reply = await I.request("sessions.create", sessionParams(info, options)).promise;
     return new WebModelsSession(reply);
   }
 

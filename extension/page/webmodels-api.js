@@ -7,6 +7,7 @@
 //     compiled session)
 //   model.info; await model.arrayBuffer(); model.stream(); await model.blob()
 //   const session = await model.createSession(options)   (sessions.js)
+//   const set = await webmodels.load({files: {"model.onnx": {sha256}, …}, graph}); set.createSession()
 //   await webmodels.list()                ModelInfo of every model this site can see
 //
 // `monitor(m)` is called at once with an EventTarget on which "downloadprogress"
@@ -120,7 +121,39 @@
     return params;
   }
 
+  /** A model made of several files the page stored (COS) and names by hash, e.g.
+   *  {"model.onnx": {sha256}, "model.onnx_data": {sha256}} (docs/manifests.md). The host
+   *  checks them when a session is created: each must be visible to this site, and the
+   *  graph's external data must name exactly these files. */
+  class WebModelFiles {
+    #files;
+    #graph;
+
+    constructor(files, graph) {
+      this.#files = files;
+      this.#graph = graph;
+    }
+
+    get files() {
+      return plain(this.#files, "files");
+    }
+
+    async createSession(options = {}) {
+      return S.createSession({ files: this.#files, graph: this.#graph }, options);
+    }
+  }
+
+  function loadFiles(query) {
+    const files = plain(query.files, "files");
+    for (const [name, ref] of Object.entries(files)) {
+      if (typeof ref?.sha256 !== "string") throw new TypeError(`files[${JSON.stringify(name)}] must be {sha256}`);
+      files[name] = { sha256: ref.sha256 };
+    }
+    return new WebModelFiles(files, query.graph === undefined ? undefined : String(query.graph));
+  }
+
   async function load(query, options = {}) {
+    if (query?.files !== undefined) return loadFiles(query);
     const { monitor, signal, prefetch, substitute } = options ?? {};
     const params = { query: plain(query, "query"), ...compileOptions(options ?? {}) };
     if (prefetch !== undefined && typeof prefetch !== "object") params.prefetch = prefetch === true;

@@ -172,15 +172,13 @@ def test_external_data_outside_the_model_is_unsafe(home: Path, tmp_path: Path) -
     assert_nothing_stored(home)
 
 
-def test_external_data_beside_the_model_is_invalid_for_a_single_file_import(
-    home: Path, tmp_path: Path
-) -> None:
+def test_external_data_missing_beside_the_model_is_not_found(home: Path, tmp_path: Path) -> None:
+    # With the file beside it, the two import as one model manifest (tests/manifests).
     model = external_data_model(tmp_path / "split.onnx", "weights.bin")
-    (tmp_path / "weights.bin").write_bytes(b"\0" * 16)
 
     error = cli_error(home, "import", str(model))
 
-    assert error["code"] == "model_invalid"
+    assert error["code"] == "not_found"
     assert "weights.bin" in error["message"]
     assert_nothing_stored(home)
 
@@ -203,7 +201,8 @@ def test_raw_import_stores_any_file_with_a_sniffed_format(home: Path, tmp_path: 
 
 def test_importing_a_missing_file_or_a_folder_fails_clearly(home: Path, tmp_path: Path) -> None:
     missing = cli_error(home, "import", str(tmp_path / "nope.onnx"))
-    folder = cli_error(home, "import", str(tmp_path))
+    folder = cli_error(home, "import", str(tmp_path))  # it holds the store (a model folder
+    # imports as one model manifest: tests/manifests)
 
     assert missing["code"] == "not_found" and "nope.onnx" in missing["message"]
     assert folder["code"] == "bad_request" and "folder" in folder["message"]

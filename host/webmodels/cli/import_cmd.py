@@ -74,7 +74,11 @@ def check_labels(name: str | None, version: str | None) -> None:
 
 
 def cmd_import(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
+    from webmodels.cli import manifest_import  # a folder or ONNX with external data
+
     check_labels(args.name, args.model_version)
+    if not args.raw and any(manifest_import.is_model_set(p) for p in args.files):
+        return manifest_import.import_model_sets(args, ctx, store)
     outcomes = [import_one(store, path, args) for path in args.files]
     failed = [o for o in outcomes if o.error is not None]
     if len(outcomes) == 1 and failed and failed[0].error is not None:

@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from webmodels.digest import Digest
 from webmodels.dispatch import Call, Dispatcher
 from webmodels.errors import HostError
+from webmodels.manifests import selection
 from webmodels.methods.models import READ_CHUNK, chunk_reply, visible_record
 from webmodels.runtime.loader import LEVELS
 from webmodels.runtime.tensors import Tensor, parse_feeds, parse_names
+from webmodels.store.records import ModelRecord
 
 if TYPE_CHECKING:
     from webmodels.app import Host
@@ -27,6 +30,8 @@ INLINE_OUTPUT_BYTES = 640 * 1024
 
 def register(dispatcher: Dispatcher, host: Host) -> None:
     def create(call: Call) -> Mapping[str, Any]:
+        if "files" in call.params.raw or "manifest" in call.params.raw:
+            return create_over_files(call)
         digest = call.params.digest()
         providers = _providers(call.params.raw.get("execution_providers"))
         level = _level(call.params.raw.get("graph_optimization_level"))
@@ -41,6 +46,38 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
             # A partition's own compile cache for models that are not common, else
             # `compiled_cache_hit` would tell B that A compiled it (docs/design.md#privacy).
             scope=host.sessions.cache_scope(record, _partition(call)),
+        )
+        return created.to_wire()
+
+    def create_over_files(call: Call) -> Mapping[str, Any]:
+        """A session over a model made of several files: ``files`` a page names by hash
+        (each seen through the same gate as one model), or a stored ``manifest`` (by
+        hash or name; the user's callers only, so a page cannot probe, by timing, which
+        manifests the user imported)."""
+        raw = call.params.raw
+        graph = raw.get("graph")
+        if graph is not None and not isinstance(graph, str):
+            raise _bad("graph", "the path of the graph among the files")
+        if "manifest" in raw and call.context.partition is None:
+            manifest = selection.stored_manifest(host.store, raw["manifest"])
+        elif "files" in raw:
+
+            def gate(digest: Digest) -> ModelRecord | None:
+                return visible_record(host, digest, call.context)
+
+            manifest = selection.page_files(raw["files"], gate, graph=graph)
+        else:
+            raise _bad("files", "an object of file names, each {sha256}")
+        chosen = selection.session_files(host.store, manifest, graph=graph)
+        created = host.sessions.create(
+            chosen.graph,
+            partition=_owner(call),
+            providers=_providers(raw.get("execution_providers")),
+            level=_level(raw.get("graph_optimization_level")),
+            files=chosen.external,
+            # A page's own compile cache: a hit must not tell it another site compiled
+            # the same files (the user's callers share theirs).
+            scope=_partition(call) or "",
         )
         return created.to_wire()
 

@@ -56,13 +56,17 @@ class CacheKey:
     cpu: str
     provider_options: Mapping[str, str] = field(default_factory=dict)
     scope: str = ""
+    # A model manifest's external data, (location, SHA-256): the graph alone does not
+    # say which weights it was optimized with. Empty (and not in `parts`) otherwise.
+    files: tuple[tuple[str, str], ...] = ()
 
     @property
     def transform(self) -> str:
         return "ort-ep-context" if self.provider == "TensorrtExecutionProvider" else "ort-optimized"
 
     def parts(self) -> dict[str, Any]:
-        return {
+        files = {"files": [list(f) for f in self.files]} if self.files else {}
+        return files | {
             "format": CACHE_FORMAT,
             "source": self.source.hex,
             "transform": self.transform,

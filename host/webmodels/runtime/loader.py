@@ -42,6 +42,9 @@ class SessionSpec:
     # that a cache hit never tells one site that another used the model (docs/design.md#privacy;
     # `SessionManager.cache_scope`).
     scope: str = ""
+    # The external data of a model manifest's graph: (location, file) pairs, matched
+    # against the manifest already (manifests/graph.py); part of the compile cache key.
+    files: tuple[tuple[str, Digest], ...] = ()
 
     @property
     def provider_options(self) -> Mapping[str, str]:
@@ -77,6 +80,7 @@ class Loader:
             cpu=self.cpu,
             provider_options=spec.provider_options,
             scope=spec.scope,
+            files=tuple((name, digest.hex) for name, digest in spec.files),
         )
 
     def load(
@@ -85,10 +89,12 @@ class Loader:
         """Build a session of ``spec`` in ``runtime``'s worker through the compile cache
         (``keep=False``: only fill the cache). Returns the worker and its reply."""
         location = self.store.locate(spec.digest)  # size (and mtime) checked here
-        if location.size > self.settings.max_model_bytes:
+        files = {name: self.store.locate(digest) for name, digest in spec.files}
+        total = location.size + sum(f.size for f in files.values())
+        if total > self.settings.max_model_bytes:
             raise HostError(
                 "too_large",
-                f"the model has {location.size} bytes; sessions are limited to "
+                f"the model has {total} bytes; sessions are limited to "
                 f"{self.settings.max_model_bytes} (sessions.max_model_bytes)",
             )
         worker = runtime.worker()
@@ -102,6 +108,10 @@ class Loader:
             "keep": keep,
             "model": {"path": str(location.path), "sha256": spec.digest.hex, "size": location.size},
             "model_dir": str(location.path.parent) if location.preinstalled else None,
+            "files": {
+                name: {"path": str(f.path), "sha256": f.digest.hex, "size": f.size}
+                for name, f in files.items()
+            },
             "provider": spec.provider,
             "provider_options": dict(spec.provider_options),
             "level": spec.level,

@@ -9,7 +9,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from webmodels.errors import HostError
@@ -32,27 +32,39 @@ def read_verified(ref: Mapping[str, Any]) -> bytes:
     return data
 
 
-def inline_nested(model: Any, weights: Path) -> bool:
+def inline_nested(model: Any, weights: Mapping[str, Path]) -> bool:
     """Put the bytes of external tensors outside the main graph's initializers (If/Loop
     bodies, node attributes) back into the graph. ONNX Runtime checks those with the
     onnx checker, which refuses a weights file with several hard links (CVE-2024-27318
-    hardening), and the private folder holds a hard link to the store's blob."""
+    hardening), and the private folder holds hard links to the store's blobs.
+    ``weights`` maps each location (checked already) to its file."""
     tensors = [t for g in list(graphs(model))[1:] for t in g.initializer]
     for node in all_nodes(model):
         for attr in node.attribute:
             tensors += [attr.t] if attr.HasField("t") else []
             tensors += list(attr.tensors)
     nested = [t for t in tensors if t.data_location == 1]  # EXTERNAL, checked already
-    if not nested:
-        return False
-    with weights.open("rb") as fh:
-        for tensor in nested:
-            entries = {e.key: e.value for e in tensor.external_data}
+    for tensor in nested:
+        entries = {e.key: e.value for e in tensor.external_data}
+        with weights[entries["location"]].open("rb") as fh:
             fh.seek(int(entries.get("offset", "0")))
             tensor.raw_data = fh.read(int(entries.get("length", "-1")))
-            tensor.ClearField("external_data")
-            tensor.data_location = 0  # DEFAULT
-    return True
+        tensor.ClearField("external_data")
+        tensor.data_location = 0  # DEFAULT
+    return bool(nested)
+
+
+def link_files(files: Mapping[str, Mapping[str, Any]], folder: Path) -> None:
+    """Link each file the host named (``{location: {path, size}}``, the locations of a
+    model manifest) into ``folder`` under its location, so that ONNX Runtime, resolving
+    the graph's checked locations against ``folder``, finds nothing else there."""
+    for location, ref in files.items():
+        parts = PurePosixPath(location).parts
+        if not parts or PurePosixPath(location).is_absolute() or ".." in parts:
+            raise HostError("model_unsafe", f"the host named an unsafe location {location!r}")
+        target = folder.joinpath(*parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        link_or_copy(Path(ref["path"]), target, int(ref["size"]))
 
 
 def parse(data: bytes) -> Any:
@@ -72,20 +84,16 @@ def private_folder(parent: str) -> Iterator[Path]:
     try:
         yield folder
     finally:
-        for child in folder.iterdir():
-            with contextlib.suppress(OSError):
-                child.unlink()
-        with contextlib.suppress(OSError):
-            folder.rmdir()
+        shutil.rmtree(folder, ignore_errors=True)  # links only: the store's files stay
 
 
 def link_or_copy(source: Path, target: Path, size: int) -> None:
     try:
         found = source.stat().st_size
     except FileNotFoundError as exc:
-        raise HostError("not_found", "a cached weights file was removed") from exc
+        raise HostError("not_found", "a model's weights file was removed") from exc
     if found != size:
-        raise HostError("integrity_mismatch", "a cached weights file has the wrong size")
+        raise HostError("integrity_mismatch", "a model's weights file has the wrong size")
     try:
         os.link(source, target)
     except OSError:  # another file system, or no hard links: a private copy

@@ -66,9 +66,10 @@ def check_model(
     derived: bool = False,
 ) -> None:
     """Refuse what the module docstring lists. ``external_files`` maps the names of
-    the model's manifest files to their sizes (today: only the weights of a graph the
-    host optimized itself); ``model_dir`` is where a pre-installed model lies, used
-    only to say why a name was refused; ``derived`` marks a graph the host produced."""
+    the model's manifest files to their sizes (the external data of a model manifest,
+    or the weights of a graph the host optimized itself); ``model_dir`` is where a
+    pre-installed model lies, used only to say why a name was refused; ``derived``
+    marks a graph the host produced."""
     files = dict(external_files or {})
     local_functions = {(f.domain, f.name) for f in model.functions}
     for count, node in enumerate(all_nodes(model), start=1):

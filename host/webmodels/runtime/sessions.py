@@ -192,11 +192,13 @@ class SessionManager:
         providers: Sequence[str] | None = None,
         level: str = "all",
         scope: str = "",
+        files: Sequence[tuple[str, Digest]] = (),
     ) -> Created:
-        """``scope``: whose compile cache serves it (`SessionManager.cache_scope`)."""
+        """``scope``: whose compile cache serves it (`SessionManager.cache_scope`);
+        ``files``: the external data of a manifest's graph, by location."""
         self._reserve(partition)
         try:
-            spec = SessionSpec(digest, self.provider_for(providers), level, scope)
+            spec = SessionSpec(digest, self.provider_for(providers), level, scope, tuple(files))
             session_id = secrets.token_hex(16)
             with self._slot():
                 worker, reply = self.load(self.runtime, spec, session_id, keep=True)

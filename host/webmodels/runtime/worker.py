@@ -172,7 +172,7 @@ class Worker:
         manifest = {WEIGHTS_NAME: int(weights["size"])} if weights else {}
         model = model_files.parse(graph)
         check_model(model, limits=limits, external_files=manifest, derived=True)
-        if weights and model_files.inline_nested(model, Path(weights["path"])):
+        if weights and model_files.inline_nested(model, {WEIGHTS_NAME: Path(weights["path"])}):
             graph = model.SerializeToString()
         options = self._options(message, level="disabled")
         with model_files.private_folder(message["work_dir"]) as folder:
@@ -191,9 +191,19 @@ class Worker:
     ) -> tuple[Any, dict[str, Any] | None, bool]:
         data = model_files.read_verified(message["model"])
         model_dir = message.get("model_dir")
+        files: dict[str, Any] = message.get("files") or {}  # a manifest's external data
         model = model_files.parse(data)
-        check_model(model, limits=limits, model_dir=Path(model_dir) if model_dir else None)
+        check_model(
+            model,
+            limits=limits,
+            external_files={name: int(ref["size"]) for name, ref in files.items()},
+            model_dir=Path(model_dir) if model_dir else None,
+        )
         hook = _crash_hook(model)
+        if files and model_files.inline_nested(
+            model, {name: Path(ref["path"]) for name, ref in files.items()}
+        ):
+            data = model.SerializeToString()
         del model  # the parsed copy; ORT parses the bytes itself
         level = message["level"]
         options = self._options(message, level=level)
@@ -214,12 +224,26 @@ class Worker:
                     "session.optimized_model_external_initializers_min_size_in_bytes",
                     str(MIN_EXTERNAL_BYTES),
                 )
-        session = self._session(data, options, message)
+        session = self._session_with_files(data, options, message, files)
         if not save_to or not (Path(save_to) / GRAPH_NAME).is_file():
             return session, None, hook
         weights = (Path(save_to) / WEIGHTS_NAME).is_file()
         saved = {"graph": GRAPH_NAME, "weights": WEIGHTS_NAME if weights else None}
         return session, saved, hook
+
+    def _session_with_files(
+        self, data: bytes, options: Any, message: dict[str, Any], files: dict[str, Any]
+    ) -> Any:
+        """A session whose graph reads its external data from a private folder holding
+        links to the manifest's files under their locations, and nothing else."""
+        if not files:
+            return self._session(data, options, message)
+        with model_files.private_folder(message["work_dir"]) as folder:
+            model_files.link_files(files, folder)
+            options.add_session_config_entry(
+                "session.model_external_initializers_file_folder_path", str(folder)
+            )
+            return self._session(data, options, message)
 
     def _options(self, message: dict[str, Any], *, level: str) -> Any:
         ort = self.ort

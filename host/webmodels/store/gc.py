@@ -181,7 +181,13 @@ def _drop_unused_objects(db: sqlite3.Connection) -> None:
 
 
 def _referenced(db: sqlite3.Connection, digest: Digest) -> bool:
-    return db.execute("SELECT 1 FROM refs WHERE sha256 = ?", (digest.hex,)).fetchone() is not None
+    """A reference, or membership of a stored model manifest, keeps a blob."""
+    row = db.execute(
+        "SELECT EXISTS (SELECT 1 FROM refs WHERE sha256 = ?) "
+        "OR EXISTS (SELECT 1 FROM manifest_entries WHERE sha256 = ?)",
+        (digest.hex, digest.hex),
+    ).fetchone()
+    return bool(row[0])
 
 
 def _quarantined(db: sqlite3.Connection, digest: Digest) -> bool:

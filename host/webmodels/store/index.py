@@ -187,6 +187,24 @@ MIGRATIONS: tuple[str, ...] = (
         ON objects(COALESCE(name, ''), COALESCE(version, ''), sha256);
     CREATE INDEX IF NOT EXISTS jobs_by_creation ON jobs(created_at, id);  -- manage.jobs pages
     """,
+    """
+    CREATE TABLE manifests (          -- models made of several files (store/manifests.py)
+        sha256      TEXT PRIMARY KEY, -- SHA-256 of the canonical JSON (manifests/values.py)
+        document    TEXT NOT NULL,    -- that canonical JSON
+        name        TEXT,
+        version     TEXT,
+        created_at  REAL NOT NULL
+    );
+    CREATE TABLE manifest_entries (   -- keeps its files' blobs alive in gc
+        manifest    TEXT NOT NULL REFERENCES manifests(sha256) ON DELETE CASCADE,
+        path        TEXT NOT NULL,
+        sha256      TEXT NOT NULL,
+        size        INTEGER NOT NULL,
+        role        TEXT NOT NULL,
+        PRIMARY KEY (manifest, path)
+    );
+    CREATE INDEX manifest_entries_sha256 ON manifest_entries(sha256);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

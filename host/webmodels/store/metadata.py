@@ -2,9 +2,11 @@
 
 Parsing happens on the writer's temp file, before anything is published, so a file
 that is not what it claims to be never enters the store. External-data references
-are refused here: onnx and ONNX Runtime have had repeated path-traversal CVEs through
-``location`` (e.g. CVE-2022-25882, CVE-2024-27318), and a single-file import cannot
-carry the files they name anyway.
+are refused here for a single file: onnx and ONNX Runtime have had repeated
+path-traversal CVEs through ``location`` (e.g. CVE-2022-25882, CVE-2024-27318), and a
+single file cannot carry the files they name. Such a graph is accepted only as the
+graph of a model manifest that lists every file it names (manifests/graph.py); its
+metadata then records the locations (`ModelMetadata.external_data`).
 
 Two readers: `describe_file`, for bytes a page or a server chose (uploads, downloads),
 reads them with the capped streaming reader of `onnx_wire` and never loads them with
@@ -72,9 +74,12 @@ class ModelMetadata:
     ir_version: int | None = None
     producer: str | None = None
     node_count: int | None = None
+    # Where the graph's tensors keep their data: set only for the graph of a manifest.
+    external_data: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        extra = {"external_data": list(self.external_data)} if self.external_data else {}
+        return extra | {
             "format": self.format,
             "inputs": [v.to_wire() for v in self.inputs],
             "outputs": [v.to_wire() for v in self.outputs],
@@ -100,6 +105,7 @@ class ModelMetadata:
             ir_version=value.get("ir_version"),
             producer=value.get("producer"),
             node_count=value.get("node_count"),
+            external_data=tuple(value.get("external_data", ())),
         )
 
 
@@ -219,7 +225,8 @@ def _refuse_external_data(model: Any) -> None:
         raise HostError(
             "model_invalid",
             f"tensor {tensor.name!r} keeps its data in a separate file ({location!r}); "
-            "a single-file import cannot carry it",
+            "a single-file import cannot carry it: import the model's folder, or the "
+            "graph with that file beside it, as one model manifest",
             tensor=tensor.name,
         )
 

@@ -86,13 +86,19 @@ class _Model:
     graphs: list[tuple[int, int]] = field(default_factory=list)  # (start, end) of each
 
 
-def read_wire_metadata(path: Path, caps: OnnxCaps | None = None) -> ModelMetadata:
+def read_wire_metadata(
+    path: Path, caps: OnnxCaps | None = None, *, locations: set[str] | None = None
+) -> ModelMetadata:
     """The metadata of the ONNX model at ``path``; `WireInvalid` if it is not a
-    well-formed single-file model, `WireCapped` if reading it would pass a cap."""
+    well-formed single-file model, `WireCapped` if reading it would pass a cap.
+
+    With ``locations``, a tensor may keep its data in another file (the graph of a
+    model manifest): the ``location`` each such tensor names is added to the set ("" for
+    none), and the other file is never opened."""
     caps = caps or OnnxCaps()
     with path.open("rb") as fh:
         size = fh.seek(0, 2)
-        walk = _Walk(WireReader(fh, size, caps.wire), caps)
+        walk = _Walk(WireReader(fh, size, caps.wire), caps, locations)
         model = walk.model(size)
         if model.ir_version is None or model.ir_version < 1 or not model.graphs:
             raise WireInvalid("no IR version or no graph")
@@ -112,9 +118,10 @@ def read_wire_metadata(path: Path, caps: OnnxCaps | None = None) -> ModelMetadat
 
 
 class _Walk:
-    def __init__(self, reader: WireReader, caps: OnnxCaps) -> None:
+    def __init__(self, reader: WireReader, caps: OnnxCaps, locations: set[str] | None) -> None:
         self.r = reader
         self.caps = caps
+        self.locations = locations
         self.graph_nodes = 0  # nodes of the main graph and its subgraphs (the metadata)
         self._visited = 0  # every node read, functions' too (the cap)
         self._kept = 0
@@ -255,16 +262,32 @@ class _Walk:
     # -- TensorProto: only where its data lives ------------------------------------
 
     def _tensor(self, end: int) -> None:
-        r, location = self.r, 0
-        for number, wire in r.fields(end, (14,)):
+        r, location, names = self.r, 0, []
+        for number, wire in r.fields(end, (13, 14)):
             if number == 14 and wire == VARINT:  # data_location
                 value = r.varint()
                 location = value if value in (0, _EXTERNAL) else location
+            elif number == 13 and wire == LEN and self.locations is not None:
+                names += self._location(r.message())  # external_data
             else:
                 r.skip(wire)  # raw_data and the typed arrays: skipped by length
         if location == _EXTERNAL:
-            # A single file cannot carry the file it names (see metadata.py).
-            raise WireInvalid("a tensor keeps its data in a separate file")
+            if self.locations is None:
+                # A single file cannot carry the file it names (see metadata.py).
+                raise WireInvalid("a tensor keeps its data in a separate file")
+            self._keep(64 + sum(len(n) for n in names))
+            self.locations.add(names[-1] if names else "")  # protobuf: the last one wins
+
+    def _location(self, end: int) -> list[str]:
+        """The value of a StringStringEntryProto whose key is ``location``."""
+        r, key, value = self.r, "", ""
+        for number, wire in r.fields(end, (1, 2)):
+            if number in (1, 2) and wire == LEN:
+                text = r.text()
+                key, value = (text, value) if number == 1 else (key, text)
+            else:
+                r.skip(wire)
+        return [value] if key == "location" else []
 
     def _sparse(self, end: int) -> None:
         for number, wire in self.r.fields(end, (1, 2)):

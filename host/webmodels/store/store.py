@@ -156,7 +156,8 @@ class Store:
         record = self.get(digest)
         assert record is not None
         log.info("stored %s (%d bytes, new=%s)", digest.hex, pending.size, published)
-        if record.format == "onnx":
+        # A graph with external data runs only with its manifest's files: not alone.
+        if record.format == "onnx" and not record.metadata.external_data:
             for listener in self.on_stored:
                 try:
                     listener(record)

@@ -1,0 +1,88 @@
+"""A model with 320 MiB of external data, end to end: import (streamed), a host
+session over the manifest, outputs equal to in-process ONNX Runtime. Prints the wall
+times and the peak memory of the importing CLI and of the host."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from support.host import HostProcess, webmodels_env
+from support.manifest_models import matmul_chain, reference_run
+from support.runtime_models import wire
+
+WIDTH, LAYERS = 4096, 5  # 5 x 4096 x 4096 float32 = 320 MiB in model.onnx_data
+# `webmodels ARGS`, then its own peak RSS on stderr (a forked child's rusage would count
+# the test process's pages from before its exec).
+IMPORT_AND_REPORT = """
+import runpy, sys
+sys.argv = ["webmodels", *sys.argv[1:]]
+try:
+    runpy.run_module("webmodels", run_name="__main__")
+finally:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            print(line.strip(), file=sys.stderr)
+"""
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@pytest.mark.slow
+def test_a_320_mib_external_data_model_imports_and_runs(home: Path, tmp_path: Path) -> None:
+    started = time.monotonic()
+    model = matmul_chain(tmp_path / "big", width=WIDTH, layers=LAYERS)
+    generated = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORT_AND_REPORT, "--json", "import", str(model)],
+        env=webmodels_env(home),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    import_s = time.monotonic() - generated
+    imported = json.loads(done.stdout)[0]["manifest"]
+    cli_peak = float(done.stderr.rsplit("VmHWM:", 1)[1].split()[0]) / 1024
+    assert imported["size"] > 320 << 20
+
+    host = HostProcess(home)
+    try:
+        x = np.random.default_rng(3).standard_normal((1, WIDTH)).astype(np.float32)
+        begun = time.monotonic()
+        cold = host.result(
+            "sessions.create", {"manifest": imported["sha256"], "graph_optimization_level": "basic"}
+        )
+        create_s = time.monotonic() - begun
+        begun = time.monotonic()
+        cached = host.result(
+            "sessions.create", {"manifest": imported["sha256"], "graph_optimization_level": "basic"}
+        )
+        cached_s = time.monotonic() - begun
+        assert (cold["compiled_cache_hit"], cached["compiled_cache_hit"]) == (False, True)
+        params = {"session_id": cached["session_id"], "feeds": {"x": wire("float32", x)}}
+        out = host.result("sessions.run", params)["outputs"]["y"]
+        got = np.frombuffer(base64.b64decode(out["data"]), np.float32).reshape(out["dims"])
+        host_peak = peak_rss_mib(host.proc.pid)
+    finally:
+        host.kill()
+    np.testing.assert_allclose(got, reference_run(model, x), rtol=1e-4, atol=1e-5)
+    print(
+        f"\n320 MiB external data: generate {generated - started:.1f} s, import {import_s:.1f} s "
+        f"(CLI peak RSS {cli_peak:.0f} MiB), session create {create_s:.1f} s cold, "
+        f"{cached_s:.1f} s cached, host peak RSS "
+        f"{host_peak:.0f} MiB, whole test {time.monotonic() - started:.1f} s"
+    )
+    assert host_peak < 200, "the host holds no model file in memory"
