@@ -1,0 +1,111 @@
+"""`SegmentStore`: segment files on disk, named by their SHA-256.
+
+Layout (under the store's root; ``segments-v1`` is this layout's version)::
+
+    segments-v1/sha256/ab/<64 hex>   immutable, read-only; published after the hash matched
+    segments-v1/tmp/<pid>-<uuid>.seg one per writer, removed or renamed before return
+
+`ingest` reads each piece of the plan once: it copies the bytes into a private temp
+file while hashing them, fsyncs, and renames the file into place. A segment already
+held takes the very same steps (the new copy replaces the identical one), as
+`BlobFiles.publish` does for whole files, so the time to store bytes does not tell
+whether someone else stored them first. Publishing is idempotent and needs no lock:
+every writer has its own temp file, and only bytes whose hash was just computed from
+the written copy are renamed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from webmodels.digest import Digest
+from webmodels.permissions import make_private_dir
+from webmodels.store.blobs import fsync_dir
+from webmodels.store.segments.recipe import Inline, Part, Recipe, Segment
+from webmodels.store.segments.split import Piece, mapped_file, plan
+
+LAYOUT = "segments-v1"
+_BLOCK = 1 << 20
+
+
+class SegmentStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.base = root / LAYOUT
+        self.segment_dir = self.base / "sha256"
+        self.tmp_dir = self.base / "tmp"
+
+    def ensure(self) -> None:
+        for folder in (self.segment_dir, self.tmp_dir):
+            make_private_dir(folder, own=self.root)
+
+    def path_of(self, digest: Digest) -> Path:
+        return self.segment_dir / digest.hex[:2] / digest.hex
+
+    def has(self, segment: Segment) -> bool:
+        try:
+            return self.path_of(segment.digest).stat().st_size == segment.size
+        except FileNotFoundError:
+            return False
+
+    def ingest(self, path: Path, *, graph: Path | None = None) -> Recipe:
+        """Store the file at ``path`` as segments; its recipe (see `split.plan`)."""
+        self.ensure()
+        layout = plan(path, graph=graph)
+        touched: set[Path] = set()
+        with mapped_file(path, layout.size) as data:
+            parts = [self._part(data, piece, touched) for piece in layout.pieces]
+        for folder in sorted(touched):
+            fsync_dir(folder)  # the renames themselves survive a crash
+        return Recipe(tuple(parts))
+
+    def iter_segments(self) -> Iterator[tuple[Digest, Path]]:
+        if not self.segment_dir.is_dir():
+            return
+        for shard in sorted(self.segment_dir.iterdir()):
+            for path in sorted(shard.iterdir()):
+                try:
+                    yield Digest(path.name), path
+                except ValueError:
+                    continue  # not ours; never touched
+
+    def physical_bytes(self) -> int:
+        return sum(path.stat().st_size for _, path in self.iter_segments())
+
+    def _part(self, data: memoryview, piece: Piece, touched: set[Path]) -> Part:
+        chunk = data[piece.offset : piece.offset + piece.length]
+        if piece.inline:
+            return Inline(bytes(chunk))
+        temp = self.tmp_dir / f"{os.getpid()}-{uuid.uuid4().hex}.seg"
+        try:
+            digest = _write_hashed(temp, chunk)
+            final = self.path_of(digest)
+            make_private_dir(final.parent, own=self.root)
+            os.chmod(temp, 0o400)
+            os.replace(temp, final)
+        finally:
+            temp.unlink(missing_ok=True)
+        touched.add(final.parent)
+        return Segment(digest, piece.length)
+
+
+def _write_hashed(temp: Path, chunk: memoryview) -> Digest:
+    """Write ``chunk`` to a new ``temp`` file and fsync it; the SHA-256 of exactly the
+    bytes written (each block is copied first: the source may change under a map)."""
+    hasher = hashlib.sha256()
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        for start in range(0, len(chunk), _BLOCK):
+            block = bytes(chunk[start : start + _BLOCK])
+            hasher.update(block)
+            view = memoryview(block)
+            while view:
+                view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return Digest(hasher.hexdigest())
