@@ -128,6 +128,17 @@ def _write_hashed(temp: Path, chunk: memoryview) -> Digest:
             view = memoryview(block)
             while view:
                 view = view[os.write(fd, view) :]
+        _start_writeback(fd)
     finally:
         os.close(fd)
     return Digest(hasher.hexdigest())
+
+
+def _start_writeback(fd: int) -> None:
+    """Start writing the file out now, without waiting (a hint; the fsync that follows
+    is what makes it durable). On Linux, ``POSIX_FADV_DONTNEED`` starts writeback of
+    the dirty pages, so ext4 allocates every segment's blocks before the first fsync:
+    that fsync's journal commit then covers them all and the later ones find their
+    metadata already committed, where each fsync otherwise committed on its own."""
+    if hasattr(os, "posix_fadvise"):
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
