@@ -25,7 +25,7 @@ from pathlib import Path
 
 from webmodels.digest import Digest
 from webmodels.permissions import make_private_dir
-from webmodels.store.blobs import fsync_dir
+from webmodels.store.blobs import fsync_dir, process_alive
 from webmodels.store.segments.recipe import Inline, Part, Recipe, Segment
 from webmodels.store.segments.split import Piece, mapped_file, plan
 
@@ -86,6 +86,16 @@ class SegmentStore:
                 except ValueError:
                     continue  # not ours; never touched
 
+    def stale_temps(self) -> list[Path]:
+        """Temp files whose writer is gone (killed mid-ingest); safe to remove."""
+        if not self.tmp_dir.is_dir():
+            return []
+        return [
+            path
+            for path in sorted(self.tmp_dir.glob("*.seg"))
+            if not (path.name.split("-", 1)[0].isdigit() and _alive(path))
+        ]
+
     def physical_bytes(self) -> int:
         return sum(path.stat().st_size for _, path in self.iter_segments())
 
@@ -142,3 +152,7 @@ def _start_writeback(fd: int) -> None:
     metadata already committed, where each fsync otherwise committed on its own."""
     if hasattr(os, "posix_fadvise"):
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+
+
+def _alive(temp: Path) -> bool:
+    return process_alive(int(temp.name.split("-", 1)[0]))
