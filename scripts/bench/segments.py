@@ -13,7 +13,9 @@ copy per distinct SHA-256); segment-level physical bytes (segment files + encode
 recipes, inline bytes included); unique tensor bytes (every distinct tensor of the
 corpus once). Target (issue 15): physical <= 1.05 x unique. Then speeds in the same
 run: `SegmentStore.ingest` and `split` (hash only) against today's import path (copy,
-hash, fsync one file), and `copy_to` / `reconstruct` against a plain file copy.
+hash, fsync one file), `copy_to` / `reconstruct` against a plain file copy, and ONNX
+Runtime session creation from hard-linked segments against the whole file
+(segments_sessions.py).
 
 The corpus lives in a temp folder, removed at the end (--keep keeps it); wheels are
 cached in .cache/wheels (git-ignored), downloaded with ``pip download --no-deps``.
@@ -44,6 +46,8 @@ from onnx import numpy_helper, version_converter
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
+
+from segments_sessions import SessionFigures, session_figures  # noqa: E402
 
 from support.containers import write_gguf, write_safetensors  # noqa: E402
 from webmodels.store.segments import (  # noqa: E402
@@ -354,6 +358,17 @@ def speeds(entries: list[Entry], work: Path, rounds: int) -> dict[str, float]:
     return figures
 
 
+def sessions(entries: list[Entry], work: Path) -> list[SessionFigures]:
+    """Each model as shipped: ONNX Runtime sessions from its segments vs its file."""
+    store = SegmentStore(work / "session-store")
+    shipped = [e for e in entries if e.variant == "shipped"]
+    for entry in shipped:
+        store.ingest(entry.files[0])
+    return [
+        session_figures(e.group, store, e.files[0], work / "sessions" / e.group) for e in shipped
+    ]
+
+
 def print_table(rows: list[Row], entries: list[Entry]) -> None:
     print(f"\ncorpus: {len(entries)} variants")
     for group in dict.fromkeys(e.group for e in entries):
@@ -387,8 +402,20 @@ def main() -> None:
         print(f"\nspeeds (MB/s, best of {args.rounds}, same run, page cache warm):")
         for name, value in figures.items():
             print(f"  {name:<34} {value:>8.0f}")
+        created = sessions(entries, work)
+        print("\nsession creation, median of 5 (ms): whole file vs graph + hard-linked segments")
+        for c in created:
+            print(
+                f"  {c.model:<9} {c.whole_file_ms:>7.1f} {c.segments_ms:>7.1f} "
+                f"({c.segments_ms / c.whole_file_ms:.2f}x, {c.tensors_linked} tensors linked, "
+                f"same outputs: {c.same_outputs})"
+            )
         if args.json:
-            payload = {"rows": [asdict(r) for r in rows], "speeds_mb_s": figures}
+            payload = {
+                "rows": [asdict(r) for r in rows],
+                "speeds_mb_s": figures,
+                "sessions": [asdict(c) for c in created],
+            }
             args.json.write_text(json.dumps(payload, indent=2))
     finally:
         if args.keep:
