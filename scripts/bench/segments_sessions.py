@@ -60,12 +60,11 @@ def _lift(graph: onnx.GraphProto, into: onnx.GraphProto, names: set[str]) -> Non
                 _lift(sub, into, names)
     del graph.node[:]
     graph.node.extend(kept)
-    if graph is not into:
-        for tensor in [t for t in graph.initializer if t.name not in names]:
+    if graph is not into:  # a name the outer graph has already stays where it is
+        moved = [t for t in graph.initializer if t.name not in names]
+        for tensor in moved:
             into.initializer.add().CopyFrom(tensor)
             names.add(tensor.name)
-        moved = [t for t in graph.initializer if t.name in names]
-        for tensor in moved:
             graph.initializer.remove(tensor)
 
 
