@@ -111,7 +111,7 @@ def test_a_tensor_is_one_segment_in_every_container(sizes: list[int], seed: int)
         assert big_bytes <= unique  # each tensor stored once, whatever held it
 
 
-def test_a_corrupt_segment_is_found_and_unrelated_files_still_verify(tmp_path: Path) -> None:
+def test_a_corrupt_segment_is_found_quarantined_and_healed_by_storing_again(tmp_path: Path) -> None:
     rng = np.random.default_rng(7)
     shared, own_a, own_b = (rng.random(5000, dtype=np.float32) for _ in range(3))
     write_safetensors(tmp_path / "a.safetensors", [shared, own_a])
@@ -130,6 +130,14 @@ def test_a_corrupt_segment_is_found_and_unrelated_files_still_verify(tmp_path: P
     assert not report.ok and not report.whole_ok
     assert report.bad == (sha(shared.tobytes()),)
     assert verify(store, b, sha_b).ok
+    quarantined = store.quarantine(sha(shared.tobytes()))
+    assert quarantined is not None and quarantined.read_bytes() == bytes(data)
+    assert verify(store, a, sha_a).missing == (sha(shared.tobytes()),)
+    assert verify(store, b, sha_b).ok  # unrelated files lose nothing
+    assert b"".join(reconstruct(store, b)) == (tmp_path / "b.safetensors").read_bytes()
+    assert store.ingest(tmp_path / "a.safetensors") == a  # storing it again heals it
+    assert verify(store, a, sha_a).ok
+    os.chmod(victim, 0o600)
     victim.write_bytes(bytes(data[:100]))  # truncated: missing, never read past
     assert verify(store, a, sha_a).missing == (sha(shared.tobytes()),)
     victim.unlink()

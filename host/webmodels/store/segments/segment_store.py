@@ -4,6 +4,7 @@ Layout (under the store's root; ``segments-v1`` is this layout's version)::
 
     segments-v1/sha256/ab/<64 hex>   immutable, read-only; published after the hash matched
     segments-v1/tmp/<pid>-<uuid>.seg one per writer, removed or renamed before return
+    segments-v1/quarantine/<64 hex>.<UTC>  segments that failed verification
 
 `ingest` reads each piece of the plan once: it copies the bytes into a private temp
 file while hashing them; once all are written it fsyncs them and renames each into
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +28,7 @@ from pathlib import Path
 from webmodels.digest import Digest
 from webmodels.permissions import make_private_dir
 from webmodels.store.blobs import fsync_dir, process_alive
+from webmodels.store.quarantine import quarantine_name
 from webmodels.store.segments.recipe import Inline, Part, Recipe, Segment
 from webmodels.store.segments.split import Piece, mapped_file, plan
 
@@ -39,9 +42,10 @@ class SegmentStore:
         self.base = root / LAYOUT
         self.segment_dir = self.base / "sha256"
         self.tmp_dir = self.base / "tmp"
+        self.quarantine_dir = self.base / "quarantine"
 
     def ensure(self) -> None:
-        for folder in (self.segment_dir, self.tmp_dir):
+        for folder in (self.segment_dir, self.tmp_dir, self.quarantine_dir):
             make_private_dir(folder, own=self.root)
 
     def path_of(self, digest: Digest) -> Path:
@@ -85,6 +89,20 @@ class SegmentStore:
                     yield Digest(path.name), path
                 except ValueError:
                     continue  # not ours; never touched
+
+    def quarantine(self, digest: Digest) -> Path | None:
+        """Move a segment that failed verification out of service (kept to inspect).
+        Files that do not name it are untouched; a file that does reads as missing a
+        segment until it is stored again, which publishes the segment afresh."""
+        source = self.path_of(digest)
+        make_private_dir(self.quarantine_dir, own=self.root)
+        target = self.quarantine_dir / quarantine_name(digest.hex, time.time())
+        try:
+            os.replace(source, target)
+        except FileNotFoundError:
+            return None
+        fsync_dir(source.parent)
+        return target
 
     def stale_temps(self) -> list[Path]:
         """Temp files whose writer is gone (killed mid-ingest); safe to remove."""
