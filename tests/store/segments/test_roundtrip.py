@@ -27,7 +27,7 @@ from webmodels.store.segments import (
 )
 from webmodels.store.segments.recipe import INLINE_MAX, Recipe
 
-PROPERTY = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 # Sizes straddle the inline limit (4 KiB) and the chunk sizes (16-256 KiB).
 tensor_sizes = st.lists(
     st.one_of(st.integers(1, 1500), st.integers(1024, 20_000), st.integers(60_000, 90_000)),
