@@ -1,0 +1,112 @@
+"""`plan` cuts a file into pieces; `split` hashes them into a `Recipe`.
+
+A plan covers every byte of the file once, in order. Tensor spans the container
+readers found that are at least `INLINE_MAX` bytes become pieces of their own, so the
+same tensor is the same segment in every file that holds it; the bytes between them
+(headers, graph structure, tiny tensors) stay inline when the run is shorter than
+`INLINE_MAX`, else are cut by content-defined chunking. A file the readers do not
+recognise, or whose parse fails, is chunked whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import mmap
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from webmodels.digest import Digest
+from webmodels.store.segments.chunking import cdc_spans
+from webmodels.store.segments.gguf_spans import MAGIC, gguf_spans
+from webmodels.store.segments.onnx_spans import external_spans, onnx_spans
+from webmodels.store.segments.recipe import INLINE_MAX, Inline, Part, Recipe, Segment
+from webmodels.store.segments.safetensors_spans import looks_like_safetensors, safetensors_spans
+from webmodels.store.segments.spans import ContainerInvalid, Span
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    offset: int
+    length: int
+    inline: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    container: str  # "onnx", "onnx-data", "safetensors", "gguf" or "chunks"
+    size: int
+    pieces: tuple[Piece, ...]
+
+
+def plan(path: Path, *, graph: Path | None = None) -> Plan:
+    """How to cut the file at ``path``. ``graph``: the ONNX model whose external data
+    ``path`` is, so the data file is cut at its tensors' offsets."""
+    container, spans = _tensor_spans(path, graph)
+    size = path.stat().st_size
+    with mapped_file(path, size) as data:
+        pieces = _pieces(data, size, spans)
+    return Plan(container, size, tuple(pieces))
+
+
+def split(path: Path, *, graph: Path | None = None) -> Recipe:
+    """The recipe of the file at ``path`` (hashes its segments; stores nothing)."""
+    layout = plan(path, graph=graph)
+    with mapped_file(path, layout.size) as data:
+        return Recipe(tuple(part_of(data, piece) for piece in layout.pieces))
+
+
+def part_of(data: memoryview, piece: Piece) -> Part:
+    chunk = data[piece.offset : piece.offset + piece.length]
+    if piece.inline:
+        return Inline(bytes(chunk))
+    return Segment(Digest(hashlib.sha256(chunk).hexdigest()), piece.length)
+
+
+@contextlib.contextmanager
+def mapped_file(path: Path, size: int) -> Iterator[memoryview]:
+    """The file's bytes, mapped read-only (an empty file cannot be mapped)."""
+    if size == 0:
+        yield memoryview(b"")
+        return
+    with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        view = memoryview(m)
+        try:
+            yield view
+        finally:
+            view.release()
+
+
+def _tensor_spans(path: Path, graph: Path | None) -> tuple[str, list[Span]]:
+    with path.open("rb") as fh:
+        head = fh.read(16)
+    try:
+        if graph is not None:
+            return "onnx-data", external_spans(graph, path)
+        if head[:4] == MAGIC:
+            return "gguf", gguf_spans(path)
+        if looks_like_safetensors(head):
+            return "safetensors", safetensors_spans(path)
+        return "onnx", onnx_spans(path).inline
+    except (ContainerInvalid, OSError, ValueError):
+        return "chunks", []  # cut by content alone; see the module docstring
+
+
+def _pieces(data: memoryview, size: int, spans: list[Span]) -> list[Piece]:
+    pieces: list[Piece] = []
+    pos = 0
+    for span in sorted(s for s in spans if s.length >= INLINE_MAX and s.end <= size):
+        if span.offset < pos:
+            continue  # overlaps one already placed (a malformed or odd file)
+        pieces.extend(_gap(data, pos, span.offset))
+        pieces.append(Piece(span.offset, span.length, inline=False))
+        pos = span.end
+    pieces.extend(_gap(data, pos, size))
+    return pieces
+
+
+def _gap(data: memoryview, start: int, end: int) -> list[Piece]:
+    if end - start < INLINE_MAX:
+        return [Piece(start, end - start, inline=True)] if end > start else []
+    return [Piece(s.offset, s.length, inline=False) for s in cdc_spans(data, start, end)]

