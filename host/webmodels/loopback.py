@@ -23,7 +23,8 @@ Each request is checked before a byte is sent:
 GET of ``/m/<token>`` reads; PUT of ``/u/<token>`` writes (`issue_upload`: a Cross-Origin
 Storage write at loopback speed, with its CORS preflight). A write URL is bound to one
 upload — its partition, announced SHA-256 and size — and the request must carry exactly
-that many bytes; the reply comes only once they are verified and published.
+that many bytes; the reply comes only once they are verified and published
+(`loopback_writes.py` takes the body in; `loopback_http.py` has the bare replies).
 
 The server binds 127.0.0.1 only, starts on the first capability asked for, and stops
 with the host. Its threads and the time a connection may take are bounded
