@@ -22,20 +22,17 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
-import importlib.util
 import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -43,9 +40,20 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from demo_browser import (  # noqa: E402
+    UI_TIMEOUT_MS,
+    e2e_browser,
+    finish_load,
+    open_popup,
+    read_popup,
+    screenshot,
+    start_load,
+)
+from demo_output import Log, describe_info, mib, progress_line, source_words, timed  # noqa: E402
+from demo_sandbox import Sandbox  # noqa: E402
+
 from support.httpserver import Fault, ModelServer  # noqa: E402
 from support.models import REAL_MODELS, real_model  # noqa: E402
-from support.png import distinct_colours  # noqa: E402
 from webmodels.catalogs.documents import sign_catalog  # noqa: E402
 from webmodels.signing import public_key_text  # noqa: E402
 
@@ -54,101 +62,8 @@ if TYPE_CHECKING:
 
 EXTENSION = ROOT / "extension"
 DEMO_PAGES = ROOT / "tests" / "e2e" / "pages" / "demo"
-EXTENSION_ID = "njlggidnjaijbhcfhmipfndcjjmocgpp"  # webmodels.config.CHROMIUM_EXTENSION_ID
-POPUP_URL = f"chrome-extension://{EXTENSION_ID}/popup/popup.html"
-POPUP_SIZE = {"width": 380, "height": 560}
-PAGE_SIZE = {"width": 900, "height": 760}
-LOAD_TIMEOUT_MS = 120_000
-UI_TIMEOUT_MS = 20_000
 DOWNLOAD_WATCH_S = 5.0
-MIN_COLOURS = 50  # a blank or half-drawn screenshot has far fewer
 CONTENT_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
-
-
-# --- output ---------------------------------------------------------------------------
-
-
-@dataclass
-class Log:
-    """Timestamped lines, and the checks that decide the exit status."""
-
-    started: float = field(default_factory=time.perf_counter)
-    failures: list[str] = field(default_factory=list)
-
-    def step(self, text: str) -> None:
-        print(f"[{time.perf_counter() - self.started:5.1f}s] {text}", flush=True)
-
-    def detail(self, text: str) -> None:
-        print(f"         {text}", flush=True)
-
-    def check(self, ok: bool, what: str) -> bool:
-        if not ok:
-            self.failures.append(what)
-            print(f"         FAILED: {what}", flush=True)
-        return ok
-
-
-def mib(size: int) -> str:
-    return f"{size / 1048576:.2f} MiB"
-
-
-@contextmanager
-def timed() -> Iterator[list[float]]:
-    """`with timed() as t:` … `t[0]` is the seconds the block took."""
-    box = [0.0]
-    began = time.perf_counter()
-    try:
-        yield box
-    finally:
-        box[0] = time.perf_counter() - began
-
-
-# --- the sandbox: a store, a profile, a HOME -------------------------------------------
-
-
-@dataclass(frozen=True)
-class Sandbox:
-    root: Path
-
-    @property
-    def store(self) -> Path:
-        return self.root / "store"
-
-    @property
-    def profile(self) -> Path:
-        return self.root / "chromium-profile"
-
-    @property
-    def config_home(self) -> Path:
-        return self.root / "xdg-config"
-
-    def env(self) -> dict[str, str]:
-        """For `webmodels` and for Chromium (whose native hosts inherit it): nothing
-        is read from or written to the user's real home, config or logs."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("WEBMODELS_")}
-        env.pop("CHROME_CONFIG_HOME", None)
-        return {
-            **env,
-            "HOME": str(self.root / "home"),
-            "XDG_CONFIG_HOME": str(self.config_home),
-            "WEBMODELS_CONFIG": str(self.root / "config.toml"),
-            "WEBMODELS_LOG_DIR": str(self.root / "logs"),
-        }
-
-    def create(self) -> None:
-        for path in (self.root / "home", self.config_home, self.root / "logs"):
-            path.mkdir(parents=True, exist_ok=True)
-        (self.root / "config.toml").write_text("system_preinstalled = false\n")
-
-    def webmodels(self, *args: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "webmodels", "--store", str(self.store), *args]
-        return subprocess.run(
-            command, env=self.env(), capture_output=True, text=True, timeout=120, check=True
-        )
-
-    def host_log_tail(self, lines: int = 15) -> list[str]:
-        path = self.root / "logs" / "host.log"
-        return path.read_text(errors="replace").splitlines()[-lines:] if path.is_file() else []
 
 
 # --- servers --------------------------------------------------------------------------
@@ -189,119 +104,6 @@ def serve_model(stack: ExitStack, model: Model, rate_mbps: float) -> tuple[Model
 def page_url(origin: str, model: Model, model_url: str) -> str:
     query = {"model": model_url, "integrity": model.integrity, "size": model.size}
     return f"{origin}/index.html?{urlencode({**query, 'name': 'magika 1.0.3 model.onnx'})}"
-
-
-# --- the browser ----------------------------------------------------------------------
-
-
-def e2e_browser() -> Any:
-    """tests/e2e/conftest.py, for its `CHROMIUM` and `launch_chromium`: the demo
-    starts Chromium exactly as the end-to-end tests do (binary, flags, environment)."""
-    spec = importlib.util.spec_from_file_location(
-        "webmodels_e2e_browser", ROOT / "tests" / "e2e" / "conftest.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def start_load(context: BrowserContext, url: str) -> Page:
-    """Open the demo page and press its button (a real click: downloads need a
-    user gesture)."""
-    page = context.new_page()
-    page.set_viewport_size(PAGE_SIZE)
-    page.goto(url)
-    page.wait_for_selector("body:not([data-state=starting])", timeout=UI_TIMEOUT_MS)
-    if page.get_attribute("body", "data-state") == "ready":
-        page.click("#load")
-    return page
-
-
-def finish_load(page: Page) -> dict[str, Any]:
-    """The outcome the demo page writes into #result."""
-    page.wait_for_selector("body[data-state=done], body[data-state=error]", timeout=LOAD_TIMEOUT_MS)
-    result: dict[str, Any] = json.loads(page.text_content("#result") or "{}")
-    return result
-
-
-def progress_line(result: dict[str, Any], size: int) -> str:
-    events = result.get("events") or []
-    if not events:
-        return "no download.progress events (the model came from the store)"
-    picks = events if len(events) <= 8 else [events[i * (len(events) - 1) // 7] for i in range(8)]
-    steps = " ".join(f"{round(100 * e['loaded'] / (e['total'] or 1))}%" for e in picks)
-    span = (events[-1]["t"] - events[0]["t"]) / 1000
-    rate = f", {size / span / 1e6:.1f} MB/s" if span > 0.05 else ""
-    return f"progress {steps}  ({len(events)} events over {span:.1f} s{rate})"
-
-
-def source_words(
-    info: dict[str, Any], *, downloaded_now: bool, by: str = "another site (common model)"
-) -> str:
-    """Where the page's model came from, in a user's words. `source` is how the stored
-    copy first arrived, so a common model another site downloaded says "downloaded"
-    even where this site downloaded nothing."""
-    source = info.get("source")
-    if source == "preinstalled":
-        return "pre-installed on this computer — no download"
-    if source == "imported":
-        return "imported by the user — no download"
-    if downloaded_now:
-        return "downloaded now by this site"
-    return f"already stored by {by} — no download"
-
-
-def describe_info(info: dict[str, Any], *, downloaded_now: bool) -> list[str]:
-    def tensors(items: list[dict[str, Any]]) -> str:
-        return ", ".join(f"{t['name']}:{t['type']}{t['dims']}" for t in items or [])
-
-    opsets = ", ".join(f"{k} {v}" for k, v in (info.get("opsets") or {}).items())
-    return [
-        f"sha256 {info['sha256'][:16]}…  {info['size']:,} bytes  {info['format']}",
-        f"source: {source_words(info, downloaded_now=downloaded_now)}",
-        f"inputs {tensors(info.get('inputs', []))} → outputs {tensors(info.get('outputs', []))}",
-        f"opsets {opsets}; producer {info.get('producer')}",
-    ]
-
-
-POPUP_CONTENTS = """() => {
-  const text = (el, sel) => el.querySelector(sel)?.textContent.trim() ?? null;
-  return {
-    state: document.body.dataset.state,
-    host: text(document, '#host-status'),
-    host_details: document.getElementById('host-status').title,
-    totals: [...document.querySelectorAll('#totals .tile')].map((t) => ({
-      stat: t.dataset.stat, value: text(t, '.tile-value'), hint: text(t, '.tile-hint') })),
-    downloads: [...document.querySelectorAll('#job-list li.job')].map((j) => ({
-      title: text(j, '.job-title'), state: j.dataset.state, amount: text(j, '.meta') })),
-    models: [...document.querySelectorAll('#model-list li.model')].map((m) => ({
-      sha256: m.dataset.sha256, title: text(m, '.model-title'), size: text(m, '.model-size'),
-      pinned: m.dataset.pinned === 'true',
-      sites: [...m.querySelectorAll('.site-chip')].map((c) => c.dataset.topSite) })),
-  };
-}"""
-
-
-def open_popup(context: BrowserContext) -> Page:
-    popup = context.new_page()
-    popup.set_viewport_size(POPUP_SIZE)
-    popup.goto(POPUP_URL)
-    popup.wait_for_selector("body:not([data-state=connecting])", timeout=UI_TIMEOUT_MS)
-    return popup
-
-
-def read_popup(popup: Page) -> dict[str, Any]:
-    contents: dict[str, Any] = popup.evaluate(POPUP_CONTENTS)
-    return contents
-
-
-def screenshot(page: Page, path: Path, log: Log) -> None:
-    page.bring_to_front()
-    page.screenshot(path=str(path), full_page=True)
-    colours = distinct_colours(path)
-    if log.check(colours >= MIN_COLOURS, f"{path.name} shows something ({colours} colours)"):
-        log.detail(f"screenshot {path}")
 
 
 # --- the run --------------------------------------------------------------------------

@@ -8,17 +8,17 @@ import { fill, h } from "./dom.js";
 import { formatBytes, modelTitle, siteLabel } from "./format.js";
 import { ManageClient } from "./manage-client.js";
 import { ModelPages, groupByModel, groupsView, onSearch, watchEnd } from "./model-pages.js";
+import { modelsView } from "./models-view.js";
 import {
   catalogsView,
   downloadOrigins,
   downloadsView,
-  modelsView,
-  plural,
   sitesOf,
   sitesView,
   totalsView,
   visibleJobs,
 } from "./views.js";
+import { plural } from "./widgets.js";
 
 const JOBS_POLL_MS = 500;
 const HIDDEN_POLL_MS = 2_000;

@@ -23,7 +23,8 @@ Each request is checked before a byte is sent:
 GET of ``/m/<token>`` reads; PUT of ``/u/<token>`` writes (`issue_upload`: a Cross-Origin
 Storage write at loopback speed, with its CORS preflight). A write URL is bound to one
 upload — its partition, announced SHA-256 and size — and the request must carry exactly
-that many bytes; the reply comes only once they are verified and published.
+that many bytes; the reply comes only once they are verified and published
+(`loopback_writes.py` takes the body in; `loopback_http.py` has the bare replies).
 
 The server binds 127.0.0.1 only, starts on the first capability asked for, and stops
 with the host. Its threads and the time a connection may take are bounded
@@ -41,16 +42,16 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from webmodels.config import CHROMIUM_EXTENSION_ID
 from webmodels.digest import Digest
 from webmodels.errors import HostError
 from webmodels.listener import Listener, RequestHead, response_head
-from webmodels.protocol.envelope import dumps
+from webmodels.loopback_http import common_headers, preflight, refuse
+from webmodels.loopback_writes import Receive, take_upload
 from webmodels.runtime.outputs import MAX_HELD_BYTES
 
 log = logging.getLogger(__name__)
@@ -71,14 +72,6 @@ FIREFOX_ORIGIN = re.compile(r"moz-extension://[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-
 MAX_GRANT_BYTES = MAX_HELD_BYTES
 MAX_TOTAL_GRANT_BYTES = 2 * MAX_HELD_BYTES
 GRANTS_FULL = "too many output reads are open at once; read them in chunks, or try again"
-# A write's body: pieces of this size, each within the listener's send timeout, and all
-# of it at no less than MIN_BODY_RATE (a stalled writer cannot hold a thread forever).
-BODY_PIECE = 1 << 20
-MIN_BODY_RATE = 1 << 20  # bytes per second, after a grace of the listener's send timeout
-
-# Takes a write's body (pieces, in order) in; returns the reply's result, or raises
-# HostError (which the page sees cleaned, as from any page method).
-Receive = Callable[[Iterator[bytes]], Mapping[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,31 +260,35 @@ class LoopbackServer:
 
     def _answer(self, conn: socket.socket, head: RequestHead | None) -> Callable[[], None] | None:
         if head is None:
-            _refuse(conn, 400, "bad request")
+            refuse(conn, 400, "bad request")
             return None
         if head.method not in ("GET", "PUT", "OPTIONS"):
-            _refuse(conn, 405, "GET or PUT only")
+            refuse(conn, 405, "GET or PUT only")
             return None
         origin = head.header("Origin")
         if head.header("Host") != f"127.0.0.1:{self.port}":
-            _refuse(conn, 421, "wrong Host")  # DNS rebinding: not our name
+            refuse(conn, 421, "wrong Host")  # DNS rebinding: not our name
             return None
         if not caller_allowed(origin, head.header("Sec-Fetch-Site"), self.allowed):
             log.warning("loopback: refused a request (Origin %r)", origin)
-            _refuse(conn, 403, "origin not allowed")
+            refuse(conn, 403, "origin not allowed")
             return None
         if head.method == "OPTIONS":  # the extension's CORS preflight of a PUT
-            _preflight(conn, origin)
+            preflight(conn, origin)
             return None
         upload = head.method == "PUT"
         prefix = "/u/" if upload else "/m/"
         token = head.target.removeprefix(prefix) if head.target.startswith(prefix) else ""
         grant = self.redeem(token, upload=upload) if token else None
         if grant is None:
-            _refuse(conn, 404, "no such capability", origin=origin)
+            refuse(conn, 404, "no such capability", origin=origin)
             return None
         if upload:
-            return lambda: _take(conn, head, grant, origin)
+            receive, size, on_drop = grant.receive, grant.size, grant.on_drop
+            assert receive is not None
+            return lambda: take_upload(
+                conn, head, receive, size=size, on_drop=on_drop, origin=origin
+            )
         if _send(conn, grant, origin):
             self.served += 1
         return None
@@ -303,63 +300,6 @@ def _dropped(grants: Iterable[_Grant]) -> None:
             grant.on_drop()
 
 
-def _take(conn: socket.socket, head: RequestHead, grant: _Grant, origin: str | None) -> None:
-    """Receives a write's body into its upload, and answers once it is published."""
-    assert grant.receive is not None
-    length = head.header("Content-Length")
-    if head.header("Transfer-Encoding") is not None or length != str(grant.size):
-        _dropped([grant])  # the token is spent: the upload goes with it
-        _refuse(conn, 411, f"Content-Length must be {grant.size}", origin=origin)
-        return
-    started = time.monotonic()
-    try:
-        result = grant.receive(body_pieces(conn, head.body, grant.size))
-        status, reply = 200, {"ok": True, "result": dict(result)}
-        log.info("loopback write: %d bytes in %.2f s", grant.size, time.monotonic() - started)
-    except HostError as exc:
-        log.info("loopback write for a page: %s: %s", exc.code, exc.message)
-        status, reply = 422, {"ok": False, "error": exc.for_page().to_wire()}
-    body = dumps(reply)
-    headers = [*_common(origin), ("Content-Type", "application/json")]
-    headers.append(("Content-Length", str(len(body))))
-    try:
-        conn.sendall(response_head(status, headers) + body)
-    except OSError as exc:
-        log.info("loopback: write reply not sent: %s", exc)
-
-
-def body_pieces(conn: socket.socket, start: bytes, size: int) -> Iterator[bytes]:
-    """Exactly `size` bytes of a request body (`start` already read), in pieces; a
-    connection that closes, stalls or crawls ends it early with `bad_request`."""
-    timeout = conn.gettimeout() or 30.0
-    deadline = time.monotonic() + timeout + size / MIN_BODY_RATE
-    left = size
-    if start:
-        yield start[:left]
-        left -= min(left, len(start))
-    while left > 0:
-        if time.monotonic() > deadline:
-            raise HostError("bad_request", "the upload was too slow")
-        try:
-            piece = conn.recv(min(left, BODY_PIECE))
-        except OSError as exc:
-            raise HostError("bad_request", f"the upload ended early: {exc}") from exc
-        if not piece:
-            raise HostError("bad_request", f"the upload ended {left} bytes early")
-        left -= len(piece)
-        yield piece
-
-
-def _preflight(conn: socket.socket, origin: str | None) -> None:
-    headers = [*_common(origin), ("Access-Control-Allow-Methods", "PUT")]
-    headers += [("Access-Control-Allow-Headers", "Content-Type")]
-    headers += [("Access-Control-Allow-Private-Network", "true"), ("Content-Length", "0")]
-    try:
-        conn.sendall(response_head(204, headers))
-    except OSError as exc:
-        log.info("loopback: preflight reply not sent: %s", exc)
-
-
 def _held_bytes(grants: Iterable[_Grant], new: bytes) -> int:
     """Memory behind `grants` plus `new`: grants of one output share its bytes."""
     held = {id(g.data): len(g.data) for g in grants if g.data is not None}
@@ -368,7 +308,7 @@ def _held_bytes(grants: Iterable[_Grant], new: bytes) -> int:
 
 
 def _send(conn: socket.socket, grant: _Grant, origin: str | None) -> bool:
-    headers = [*_common(origin), ("Content-Type", "application/octet-stream")]
+    headers = [*common_headers(origin), ("Content-Type", "application/octet-stream")]
     headers.append(("Content-Length", str(grant.size)))
     try:
         if grant.path is not None:
@@ -382,22 +322,3 @@ def _send(conn: socket.socket, grant: _Grant, origin: str | None) -> bool:
     except OSError as exc:  # the page went away mid-transfer (or stalled), or the file did
         log.info("loopback transfer of %s ended: %s", grant.label, exc)
         return False
-
-
-def _refuse(conn: socket.socket, status: int, why: str, *, origin: str | None = None) -> None:
-    body = why.encode()
-    # With the extension's Origin, let it read the status.
-    headers = [*(_common(origin) if origin is not None else ()), ("Content-Type", "text/plain")]
-    headers.append(("Content-Length", str(len(body))))
-    log.debug("loopback: %d %s", status, why)
-    try:
-        conn.sendall(response_head(status, headers) + body)
-    except OSError as exc:
-        log.info("loopback: refusal not sent: %s", exc)
-
-
-def _common(origin: str | None) -> list[tuple[str, str]]:
-    headers = [("Cache-Control", "no-store"), ("Vary", "Origin")]
-    if origin is not None:
-        headers.insert(0, ("Access-Control-Allow-Origin", origin))
-    return headers

