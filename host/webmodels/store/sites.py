@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from webmodels.digest import Digest
+from webmodels.store.derived import DERIVED
 
 if TYPE_CHECKING:
     from webmodels.store.store import Store
-
-DERIVED = "derived"
 
 
 @dataclass(frozen=True, slots=True)
