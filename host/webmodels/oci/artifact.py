@@ -82,7 +82,11 @@ def parse_layers(body: bytes) -> list[Layer]:
             "the reference names no artifact with layers (an image index or an empty "
             "artifact); name one platform's manifest or a model artifact",
         )
-    return [_layer(entry) for entry in layers]
+    parsed = [_layer(entry) for entry in layers]
+    titles = [layer.title.casefold() for layer in parsed if layer.title]
+    if len(set(titles)) != len(titles):  # one file would hide another
+        raise HostError("download_failed", "the artifact names one file title twice")
+    return parsed
 
 
 def _layer(entry: object) -> Layer:

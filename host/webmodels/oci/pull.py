@@ -46,6 +46,7 @@ def pull(
 ) -> Pulled:
     body, manifest_digest = client.get_manifest()
     layers = parse_layers(body)
+    store.files.check_free_space(2 * sum(layer.size for layer in layers))  # staged, then stored
     staging = staging_root / STAGING / manifest_digest.hex
     files = staging / "files"
     files.mkdir(parents=True, exist_ok=True)
