@@ -8,6 +8,7 @@ Without the binary (scripts/setup-optional installs it) the tests skip, or fail 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import socket
@@ -19,6 +20,8 @@ from pathlib import Path
 
 import pytest
 import requests
+
+from support.registry_token import ISSUER, SERVICE, TokenService, token_service
 
 BINARY = "docker-registry"
 
@@ -49,10 +52,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _config(folder: Path, port: int, htpasswd: Path | None) -> Path:
-    auth = (
-        f"auth:\n  htpasswd:\n    realm: webmodels-test\n    path: {htpasswd}\n" if htpasswd else ""
-    )
+def _config(folder: Path, port: int, auth: str) -> Path:
     text = (
         "version: 0.1\n"
         "log:\n  level: error\n  accesslog:\n    disabled: true\n"
@@ -82,7 +82,11 @@ class _Started:
 
 
 def start_registry(
-    folder: Path, *, user: str | None = None, password: str | None = None
+    folder: Path,
+    *,
+    user: str | None = None,
+    password: str | None = None,
+    token: TokenService | None = None,
 ) -> _Started:
     binary = shutil.which(BINARY) or (
         "/usr/bin/docker-registry" if Path("/usr/bin/docker-registry").exists() else None
@@ -91,9 +95,17 @@ def start_registry(
         skip_or_fail("docker-registry is not installed (scripts/setup-optional installs it)")
     assert binary is not None
     folder.mkdir(parents=True, exist_ok=True)
-    htpasswd = _htpasswd(folder, user, password) if user and password else None
+    auth = ""
+    if token is not None:
+        auth = (
+            f"auth:\n  token:\n    realm: {token.realm}\n    service: {SERVICE}\n"
+            f"    issuer: {ISSUER}\n    rootcertbundle: {token.root_cert}\n"
+        )
+    elif user and password:
+        htpasswd = _htpasswd(folder, user, password)
+        auth = f"auth:\n  htpasswd:\n    realm: webmodels-test\n    path: {htpasswd}\n"
     port = _free_port()
-    config = _config(folder, port, htpasswd)
+    config = _config(folder, port, auth)
     log = (folder / "registry.log").open("wb")
     process = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=log)
     registry = Registry(f"127.0.0.1:{port}", folder / "storage", user, password)
@@ -131,3 +143,15 @@ def auth_registry(tmp_path: Path) -> Iterator[Registry]:
     started = start_registry(tmp_path / "auth-registry", user="alice", password="s3cret-pw")
     yield started.registry
     _stop(started)
+
+
+@pytest.fixture
+def token_registry(tmp_path: Path) -> Iterator[Registry]:
+    """Bearer-token auth: the registry sends clients to a token service that checks
+    basic credentials (Distribution's ``auth: token``)."""
+    folder = tmp_path / "token-registry"
+    folder.mkdir()
+    with token_service(folder, user="bob", password="t0ken-pw") as service:
+        started = start_registry(folder, token=service)
+        yield dataclasses.replace(started.registry, user=service.user, password=service.password)
+        _stop(started)
