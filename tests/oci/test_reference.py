@@ -29,6 +29,7 @@ def test_tags_digests_and_ports_are_told_apart() -> None:
     assert pinned.tag is None and pinned.manifest_ref == f"sha256:{HEX}"
     assert pinned.base_url.startswith("https://ghcr.io/")  # plain HTTP only on the loopback
     assert parse_reference("oci://localhost/tiny").manifest_ref == "latest"
+    assert parse_reference("oci://[::1]:5000/tiny").base_url == "http://[::1]:5000/v2/tiny"
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ realm for a token (with the credentials if any, anonymous otherwise)."""
 
 from __future__ import annotations
 
+import base64
 import re
 from dataclasses import dataclass, field
 
@@ -39,7 +40,8 @@ def authorization(
     if challenge.scheme == "basic":
         if credentials is None:
             raise _no_credentials(challenge)
-        return requests.auth._basic_auth_str(credentials.user, credentials.password)
+        pair = f"{credentials.user}:{credentials.password}".encode()
+        return f"Basic {base64.b64encode(pair).decode()}"
     if challenge.scheme == "bearer":
         return f"Bearer {_token(session, challenge, credentials)}"
     raise HostError(

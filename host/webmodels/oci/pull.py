@@ -56,8 +56,9 @@ def pull(
         models = tuple(_require(store, entry.digest) for entry in imported.manifest.entries)
         result = Pulled(manifest_digest, models, imported.manifest)
     else:
+        source = str(client.reference)
         models = tuple(
-            _ingest(store, path, layer) for path, layer in zip(placed, layers, strict=True)
+            _ingest(store, path, layer, source) for path, layer in zip(placed, layers, strict=True)
         )
         result = Pulled(manifest_digest, models, None)
     shutil.rmtree(staging, ignore_errors=True)
@@ -114,7 +115,7 @@ def _resume_state(partial: Path) -> tuple[hashlib._Hash, int]:
     return hasher, size
 
 
-def _ingest(store: Store, path: Path, layer: Layer) -> ModelRecord:
+def _ingest(store: Store, path: Path, layer: Layer, source: str) -> ModelRecord:
     with path.open("rb") as fh:
         pending = store.files.write_stream(fh, expected_size=layer.size)
     try:
@@ -123,7 +124,7 @@ def _ingest(store: Store, path: Path, layer: Layer) -> ModelRecord:
             pending,
             metadata,
             origin="downloaded",
-            refs=[("oci", f"sha256:{layer.digest.hex}")],
+            refs=[("import", source)],  # the user's, like an imported file
             expected=layer.digest,
         )
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from webmodels.digest import Digest
 from webmodels.errors import HostError
@@ -15,7 +16,7 @@ _REPOSITORY = re.compile(
 )
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 _REGISTRY = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
-_LOOPBACK = ("localhost", "127.0.0.1", "[::1]")
+_LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,10 +36,8 @@ class Reference:
     @property
     def base_url(self) -> str:
         """Plain HTTP only on the loopback (as Docker treats localhost), else HTTPS."""
-        host = self.registry.rsplit(":", 1)[0] if not self.registry.endswith("]") else self.registry
-        if self.registry.startswith("[") and "]:" in self.registry:
-            host = self.registry.split("]:")[0] + "]"
-        scheme = "http" if host.lower() in _LOOPBACK else "https"
+        host = urlsplit(f"//{self.registry}").hostname or ""
+        scheme = "http" if host in _LOOPBACK else "https"
         return f"{scheme}://{self.registry}/v2/{self.repository}"
 
     def __str__(self) -> str:
