@@ -110,3 +110,6 @@ def test_wrong_bytes_from_the_registry_are_refused_and_nothing_is_stored(
     assert refused.returncode == 1 and "integrity_mismatch" in refused.stderr
     assert not list(b.glob(f"store-v1/blobs/**/{sha}"))
     assert sha not in run_cli(b, "--json", "ls").stdout
+    # A store that already holds the layer takes it from itself, not the registry.
+    again = cli_json(a, "pull", target)
+    assert [m["sha256"] for m in again["models"]] == [sha]

@@ -50,7 +50,10 @@ def pull(
     staging = staging_root / STAGING / manifest_digest.hex
     files = staging / "files"
     files.mkdir(parents=True, exist_ok=True)
-    placed = [_fetch_layer(client, layer, staging, files, progress) for layer in layers]
+    placed = [
+        _from_store(store, layer, files) or _fetch_layer(client, layer, staging, files, progress)
+        for layer in layers
+    ]
     if len(layers) > 1 and all(layer.title for layer in layers):
         imported = import_model_files(store, files)
         models = tuple(_require(store, entry.digest) for entry in imported.manifest.entries)
@@ -65,11 +68,28 @@ def pull(
     return result
 
 
+def _from_store(store: Store, layer: Layer, files: Path) -> Path | None:
+    """A layer the store already holds is copied from it, not downloaded again (the
+    store hashes it once more as it takes it back)."""
+    try:
+        location = store.locate(layer.digest)
+    except HostError:
+        return None
+    target = _target(files, layer)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(location.path, target)
+    return target
+
+
+def _target(files: Path, layer: Layer) -> Path:
+    return files.joinpath(*(layer.title or layer.digest.hex).split("/"))
+
+
 def _fetch_layer(
     client: RegistryClient, layer: Layer, staging: Path, files: Path, progress: Progress | None
 ) -> Path:
     """The layer's verified bytes at ``files/<title>`` (resuming a partial file)."""
-    target = files.joinpath(*(layer.title or layer.digest.hex).split("/"))
+    target = _target(files, layer)
     if target.is_file():
         return target  # verified by an earlier, interrupted pull
     partial = staging / f"{layer.digest.hex}.part"
