@@ -80,6 +80,10 @@ def _query(args: argparse.Namespace) -> ModelQuery:
 
 def cmd_pull(args: argparse.Namespace, ctx: CliContext) -> int:
     scheme = urlsplit(args.url).scheme
+    if scheme.lower() == "oci":  # an OCI registry: the manifest names every digest
+        from webmodels.cli.oci_cmd import cmd_pull_oci
+
+        return cmd_pull_oci(args, ctx)
     if not scheme:
         return _pull_named(args, ctx)
     if scheme.lower() not in ("http", "https"):

@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     "import_cmd",
     "store_cmd",
     "fetch_cmd",
+    "oci_cmd",
     "catalog_cmd",
     "commons_cmd",
     "share_cmd",
