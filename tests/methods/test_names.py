@@ -319,7 +319,7 @@ def test_catalogs_are_managed_by_trusted_callers_only(setup: Setup) -> None:
         )
         assert seen == {"availability": "unavailable"}  # listed, but no URL to fetch from
         assert host.result("manage.catalogs.remove", {"name": "web"}) == {"removed": True}
-        assert host.result("manage.catalogs.list") == {"catalogs": []}
+        assert host.result("manage.catalogs.list") == {"catalogs": [], "next_cursor": None}
         gone = host.call(
             "models.availability", {"query": {"name": "acme/model"}}, context=page("a")
         )
