@@ -180,14 +180,7 @@
 
     async getFile() {
       const size = await lookup(this.#sha256);
-      try {
-        return new File([await I.fastRead(this.#sha256, size)], this.#sha256); // the bridge
-      } catch {
-        // through native messaging, in chunks
-      }
-      const parts = [];
-      for await (const chunk of I.readChunks(this.#sha256, size)) parts.push(chunk);
-      return new File(parts, this.#sha256);
+      return new File(await I.blobParts(this.#sha256, size), this.#sha256); // part by part
     }
 
     async createWritable() {

@@ -82,15 +82,10 @@
       return bytes.buffer;
     }
 
+    /** The model as a Blob assembled from the stream part by part (never one buffer
+     *  of the whole size), so a multi-GB model fits where an ArrayBuffer cannot. */
     async blob() {
-      try {
-        return new Blob([await I.fastRead(this.#info.sha256, this.#info.size)]);
-      } catch {
-        // as in arrayBuffer()
-      }
-      const parts = [];
-      for await (const chunk of I.readChunks(this.#info.sha256, this.#info.size)) parts.push(chunk);
-      return new Blob(parts);
+      return new Blob(await I.blobParts(this.#info.sha256, this.#info.size));
     }
 
     /** A session of this model in the host's native ONNX Runtime (sessions.js). */

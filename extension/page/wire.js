@@ -235,6 +235,32 @@
     }, { highWaterMark: 0 }); // read ahead only what the caller asks for
   }
 
+  const BLOB_PART_BYTES = 8 << 20;
+
+  /** The stored bytes of `sha256` as Blob parts of about BLOB_PART_BYTES, each made
+   *  as its bytes arrive from streamModel(): no buffer of the whole size ever exists
+   *  in the page (an ArrayBuffer could not hold a multi-GB model), and the browser may
+   *  keep the parts on disk (Chromium pages blob data over its memory quota out to
+   *  files). `new Blob(parts)` / `new File(parts, name)` of them is the whole model. */
+  async function blobParts(sha256, size) {
+    const parts = [], pending = [];
+    let pendingBytes = 0;
+    const reader = streamModel(sha256, size).getReader();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      pending.push(value);
+      pendingBytes += value.length;
+      if (pendingBytes >= BLOB_PART_BYTES) {
+        parts.push(new Blob(pending)); // copies: the chunks can go
+        pending.length = 0;
+        pendingBytes = 0;
+      }
+    }
+    if (pending.length > 0) parts.push(new Blob(pending));
+    return parts;
+  }
+
   function broken(delivered, size) {
     return localError("internal", `the transfer ended after ${delivered} of ${size} bytes`, "NetworkError");
   }
@@ -324,6 +350,6 @@
   });
 
   globalThis[INTERNALS] = Object.freeze({
-    request, toDOMException, localError, toBase64, fromBase64, readChunks, readParts, streamModel, fastRead, fastFetch, fastWrite,
+    request, toDOMException, localError, toBase64, fromBase64, readChunks, readParts, streamModel, blobParts, fastRead, fastFetch, fastWrite,
   });
 })();

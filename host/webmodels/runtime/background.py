@@ -7,7 +7,10 @@ nothing waits:
 * *What*: ONNX models only, into the cache scopes a session is expected in: the shared
   scope of a common or pre-installed model; a partition's scope when a session of the
   model was built there before (another runtime version, say); or the scope of a page
-  whose ``models.load`` asked for it (``compile: true``). A model a site merely stored
+  whose ``models.load`` asked for it (``compile: true``). A multi-file model (a graph
+  with its external-data files: a model manifest, or files a page named) follows the
+  same rule: compiled again in a scope where a session over exactly those files was
+  built before, with the same files. A model a site merely stored
   is not compiled, and in strict mode a second partition's copy is compiled when that
   partition creates a session (in the foreground), not because another one did.
 * *When*: ``background_delay_s`` after it was queued, and only once no page request
@@ -39,6 +42,7 @@ if TYPE_CHECKING:
     from webmodels.store.records import ModelRecord
 
 log = logging.getLogger(__name__)
+Files = tuple[tuple[str, Digest], ...]  # a multi-file model's external data, by location
 _STARTUP_SCAN = Digest("0" * 64)  # a queue entry meaning "look for uncompiled models"
 
 
@@ -48,7 +52,7 @@ class BackgroundCompiler:
         self.runtime = runtime
         self.delay_s = sessions.settings.background_delay_s
         self.idle_s = sessions.settings.background_idle_s
-        self._queue: list[tuple[float, int, Digest, str]] = []
+        self._queue: list[tuple[float, int, Digest, str, Files]] = []
         self._order = 0
         self._wake = threading.Condition()
         self._closed = False
@@ -95,14 +99,14 @@ class BackgroundCompiler:
             self._wake.notify_all()
         self.runtime.close()
 
-    def _push(self, digest: Digest, scope: str) -> None:
+    def _push(self, digest: Digest, scope: str, files: Files = ()) -> None:
         with self._wake:
             self._order += 1
             due = time.monotonic() + self.delay_s
-            heapq.heappush(self._queue, (due, self._order, digest, scope))
+            heapq.heappush(self._queue, (due, self._order, digest, scope, files))
             self._wake.notify_all()
 
-    def _next(self) -> tuple[Digest, str] | None:
+    def _next(self) -> tuple[Digest, str, Files] | None:
         """The next entry that is due; closes the worker while the queue is empty."""
         while True:
             with self._wake:
@@ -111,8 +115,8 @@ class BackgroundCompiler:
                 if self._queue:
                     due = self._queue[0][0] - time.monotonic()
                     if due <= 0:
-                        _, _, digest, scope = heapq.heappop(self._queue)
-                        return digest, scope
+                        _, _, digest, scope, files = heapq.heappop(self._queue)
+                        return digest, scope, files
                     self._wake.wait(due)
                     continue
             self.runtime.stop_if_idle(0.0)  # nothing to do: give its memory back
@@ -136,12 +140,12 @@ class BackgroundCompiler:
 
     def _loop(self) -> None:
         while (entry := self._next()) is not None:
-            digest, scope = entry
+            digest, scope, files = entry
             try:
                 if digest == _STARTUP_SCAN:
                     self._scan()
                 elif self._wait_for_idle(digest):
-                    self._compile_in(digest, scope)
+                    self._compile_in(digest, scope, files)
             except Exception:
                 log.exception("background compile of %s", digest.short)
 
@@ -149,15 +153,25 @@ class BackgroundCompiler:
         for record in self.sessions.store.list_models():
             for scope in self.expected_scopes(record):
                 self._push(record.digest, scope)
+        for found in sorted(self.sessions.cache.file_sets(), key=repr):
+            self._push(found.graph, found.scope, found.files)
 
-    def _compile_in(self, digest: Digest, scope: str) -> bool:
-        record = self.sessions.store.get(digest)
-        if record is None or not record.servable or record.format != "onnx":
+    def _compile_in(self, digest: Digest, scope: str, files: Files = ()) -> bool:
+        store = self.sessions.store
+        record = store.get(digest)
+        # A page's files stored through Cross-Origin Storage are not parsed; a set
+        # that a session was built from is a graph either way.
+        if record is None or not record.servable or (not files and record.format != "onnx"):
             return False
-        if record.size > self.sessions.settings.max_model_bytes:
+        data = [store.get(file) for _, file in files]
+        if any(member is None for member in data):
+            log.info("not compiling %s: a file of its set is gone", digest.short)
+            return False
+        size = record.size + sum(member.size for member in data if member is not None)
+        if size > self.sessions.settings.max_model_bytes:
             return False
         provider = self.sessions.provider_for(None, warm=False)
-        return self._compile(SessionSpec(digest, provider, "all", scope))
+        return self._compile(SessionSpec(digest, provider, "all", scope, files))
 
     def _compile(self, spec: SessionSpec) -> bool:
         sessions, digest = self.sessions, spec.digest

@@ -85,6 +85,15 @@ class CacheKey:
 
 
 @dataclass(frozen=True, slots=True)
+class FileSet:
+    """A graph, the external-data files a session of it used, and the cache scope."""
+
+    graph: Digest
+    files: tuple[tuple[str, Digest], ...]
+    scope: str
+
+
+@dataclass(frozen=True, slots=True)
 class BlobRef:
     path: Path
     digest: Digest
@@ -175,12 +184,27 @@ class CompileCache:
         return bool(rows)
 
     def scopes_of(self, source: Digest) -> set[str]:
-        """The scopes in which a session of ``source`` was built before (under any
-        runtime or provider): where a background compile is likely to be used."""
+        """The scopes in which a session of ``source`` alone (no external-data files)
+        was built before (under any runtime or provider): where a background compile
+        is likely to be used."""
         rows = self.store.index.query(
-            "SELECT DISTINCT scope FROM derived WHERE source = ?", (source.hex,)
+            "SELECT DISTINCT scope, details FROM derived WHERE source = ?", (source.hex,)
         )
-        return {str(row["scope"]) for row in rows}
+        return {str(row["scope"]) for row in rows if not _files_of(row["details"])}
+
+    def file_sets(self) -> set[FileSet]:
+        """Every graph with external-data files (a model manifest's, or files a page
+        named) that a session was built from before, with its files and scope: the
+        multi-file models a background compile is likely to be used for."""
+        rows = self.store.index.query(
+            "SELECT DISTINCT source, scope, details FROM derived WHERE details LIKE '%\"files\"%'"
+        )
+        found: set[FileSet] = set()
+        for row in rows:
+            files = _files_of(row["details"])
+            if files:
+                found.add(FileSet(Digest(str(row["source"])), files, str(row["scope"])))
+        return found
 
     def save(self, key: CacheKey, folder: Path, graph: str, weights: str | None) -> bool:
         """Publish what the worker wrote into ``folder`` as derived blobs of the source."""
@@ -262,6 +286,15 @@ class CompileCache:
                 shutil.rmtree(folder, ignore_errors=True)
                 removed += 1
         return removed
+
+
+def _files_of(details: object) -> tuple[tuple[str, Digest], ...]:
+    """The (location, file) pairs a cache entry's key parts name; () for none."""
+    try:
+        files = json.loads(str(details)).get("files") or []
+        return tuple((str(location), Digest(str(sha))) for location, sha in files)
+    except (ValueError, TypeError, AttributeError):
+        return ()
 
 
 def _pending(path: Path) -> PendingBlob:
