@@ -2,7 +2,8 @@
 store's operations (import, COS write, download publish, delete, gc, index writes,
 first open with its migrations) failed in turn with EIO and with ENOSPC; after each,
 a clear error, an intact index, every indexed blob re-hashing, and nothing unindexed
-or left in tmp/ after the next start."""
+or left in tmp/ after the next start. Then 20 SIGKILLs of a real host taking COS
+writes and of the CLI importing, each followed by the same checks."""
 
 from __future__ import annotations
 
@@ -29,3 +30,4 @@ def test_no_injected_fault_loses_or_corrupts_anything() -> None:
     rows = [line.split() for line in run.stdout.splitlines() if line[:1].isalpha()]
     injected = {(r[0], r[1]): int(r[2]) for r in rows if len(r) == 6 and r[2].isdigit()}
     assert len(injected) == 14 and all(n > 0 for n in injected.values()), injected
+    assert "crash loop: 20 kills" in run.stdout and ", 0 lost, 0 corrupted" in run.stdout
