@@ -4,6 +4,7 @@ Layout (``store-v1``)::
 
     blobs/sha256/ab/<64 hex>   immutable, read-only, published only after the hash matched
     tmp/<pid>-<uuid>.partial   one per writer (a ``.json`` sidecar marks resumable state)
+    tmp/<64 hex>.aside         a blob gc is removing, until its index write commits
     quarantine/<64 hex>.<UTC>  blobs that failed verification; never served
 
 Correctness never depends on a lock: every writer has its own temp file, and only
@@ -33,6 +34,7 @@ from webmodels.store.quarantine import quarantine_name
 
 CHUNK = 1 << 20
 _PARTIAL = ".partial"
+ASIDE = ".aside"
 FREE_SPACE_RESERVE = 16 * CHUNK  # left free after an import (the index, logs, others)
 STALE_TEMP_AGE_S = 24 * 3600  # fallback where a writer's pid cannot be checked
 
@@ -90,7 +92,10 @@ class BlobFiles:
         """A private temp file that hashes what is written to it (pieces of any size)."""
         self.check_free_space(expected_size or 0)
         temp = self.tmp_dir / f"{os.getpid()}-{uuid.uuid4().hex}{_PARTIAL}"
-        return BlobWriter(temp, root=self.root)
+        try:
+            return BlobWriter(temp, root=self.root)
+        except OSError as exc:
+            raise disk_error(exc, self.root) from exc
 
     def publish(self, pending: PendingBlob) -> bool:
         """Move verified bytes into place; False when an identical blob was already there."""
@@ -110,7 +115,8 @@ class BlobFiles:
         return not existed
 
     def discard(self, pending: PendingBlob) -> None:
-        pending.temp_path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a failing disk: the next start removes it
+            pending.temp_path.unlink(missing_ok=True)
 
     def check_free_space(self, needed: int) -> None:
         """Refuse (`disk_full`) when `needed` bytes plus a reserve do not fit."""
@@ -151,6 +157,20 @@ class BlobFiles:
         except FileNotFoundError:
             return 0
         return size
+
+    def set_aside(self, digest: Digest) -> Path | None:
+        """Move a blob being removed to ``tmp/<hex>.aside`` (None: it was not there).
+        Undone by `put_back` if the index write fails; else deleted. One left by a
+        crash or a failing disk is settled by the next start (gc.settle_set_aside)."""
+        aside = self.tmp_dir / f"{digest.hex}{ASIDE}"
+        try:
+            os.replace(self.path_of(digest), aside)
+        except FileNotFoundError:
+            return None
+        return aside
+
+    def put_back(self, digest: Digest, aside: Path) -> None:
+        os.replace(aside, self.path_of(digest))
 
     def iter_blobs(self) -> Iterator[tuple[Digest, Path]]:
         if not self.blob_dir.is_dir():
@@ -193,9 +213,7 @@ class BlobWriter:
             self._out.write(data)
         except OSError as exc:
             self.abort()
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise HostError("disk_full", f"the disk holding {self._root} is full") from exc
-            raise
+            raise disk_error(exc, self._root) from exc
         self._hasher.update(data)
         self.size += len(data)
 
@@ -206,15 +224,23 @@ class BlobWriter:
             self._out.close()
         except OSError as exc:
             self.abort()
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise HostError("disk_full", f"the disk holding {self._root} is full") from exc
-            raise
+            raise disk_error(exc, self._root) from exc
         return PendingBlob(self.temp, Digest(self._hasher.hexdigest()), self.size)
 
     def abort(self) -> None:
         with contextlib.suppress(OSError):
             self._out.close()
         self.temp.unlink(missing_ok=True)
+
+
+def disk_error(exc: OSError, root: Path) -> HostError:
+    """A failed write, fsync, rename or removal under `root`, as the error a user
+    reads: `disk_full` for a full disk, else what failed (never a bare traceback)."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return HostError("disk_full", f"the disk holding {root} is full; free some space")
+    return HostError(
+        "internal", f"the disk holding {root} failed ({exc.strerror or exc}); check it"
+    )
 
 
 def reserve_for(needed: int) -> int:

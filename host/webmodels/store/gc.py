@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from webmodels.digest import Digest
+from webmodels.permissions import make_private_dir
+from webmodels.store.blobs import ASIDE, disk_error
 from webmodels.store.quarantine import older_than
 
 if TYPE_CHECKING:
@@ -123,24 +125,45 @@ def _abandoned_downloads(store: Store) -> list[Path]:
 
 
 def execute_gc(store: Store, plan: GcPlan) -> GcResult:
+    """Blob files leave by being set aside inside the write transaction and deleted
+    after its commit: a failed commit (a disk error) puts them back, so no row is left
+    without its file; one whose deletion then fails is a temp file the next start removes."""
     removed: list[GcItem] = []
     skipped: list[GcItem] = []
-    with store.index.write() as db:
-        for item in plan.items:
-            done = _execute_item(store, db, item)
-            (removed if done else skipped).append(item)
-        _drop_unused_objects(db)
+    aside: dict[Digest, Path] = {}
+    try:
+        with store.index.write() as db:
+            for item in plan.items:
+                done = _execute_item(store, db, item, aside)
+                (removed if done else skipped).append(item)
+            _drop_unused_objects(db)
+    except BaseException as exc:
+        for digest, path in aside.items():
+            try:
+                store.files.put_back(digest, path)
+            except OSError:
+                log.warning("%s stays set aside; the next start puts it back", path)
+        if isinstance(exc, OSError):
+            raise disk_error(exc, store.root) from exc
+        raise
+    for path in aside.values():
+        try:
+            path.unlink(missing_ok=True)  # (another start may have settled it)
+        except OSError as exc:
+            log.warning("left %s for the next start: %s", path, exc)
     log.info("gc removed %d items (%d bytes)", len(removed), sum(i.size for i in removed))
     return GcResult(tuple(removed), tuple(skipped))
 
 
-def _execute_item(store: Store, db: sqlite3.Connection, item: GcItem) -> bool:
+def _execute_item(
+    store: Store, db: sqlite3.Connection, item: GcItem, aside: dict[Digest, Path]
+) -> bool:
     digest = item.digest
     if item.kind == "blob" and digest is not None:
         if _referenced(db, digest):
             return False
         db.execute("DELETE FROM blobs WHERE sha256 = ?", (digest.hex,))
-        store.files.remove(digest)
+        _set_aside(store, digest, aside)
         return True
     if item.kind == "dangling_row" and digest is not None:
         if store.files.exists(digest):
@@ -151,7 +174,7 @@ def _execute_item(store: Store, db: sqlite3.Connection, item: GcItem) -> bool:
         # Inside the write transaction: a publisher renames only while holding it.
         if db.execute("SELECT 1 FROM blobs WHERE sha256 = ?", (digest.hex,)).fetchone():
             return False
-        store.files.remove(digest)
+        _set_aside(store, digest, aside)
         return True
     if item.kind == "quarantined" and item.path is not None:
         # Never served and never published again: nothing can be using it.
@@ -166,6 +189,28 @@ def _execute_item(store: Store, db: sqlite3.Connection, item: GcItem) -> bool:
         item.path.with_suffix(".json").unlink(missing_ok=True)
         return True
     return False
+
+
+def settle_set_aside(store: Store) -> None:
+    """Blobs set aside by a gc that crashed or whose disk failed: back in place when
+    their row is still there (the removal never committed), else deleted."""
+    for path in store.files.tmp_dir.glob(f"*{ASIDE}"):
+        try:
+            digest = Digest(path.name.removesuffix(ASIDE))
+        except ValueError:
+            continue
+        with store.index.write() as db:  # after any gc still between set-aside and commit
+            row = db.execute("SELECT 1 FROM blobs WHERE sha256 = ?", (digest.hex,)).fetchone()
+            if row is not None and not store.files.exists(digest):
+                make_private_dir(store.files.path_of(digest).parent, own=store.root)
+                store.files.put_back(digest, path)
+            else:
+                path.unlink(missing_ok=True)
+
+
+def _set_aside(store: Store, digest: Digest, aside: dict[Digest, Path]) -> None:
+    if digest not in aside and (path := store.files.set_aside(digest)) is not None:
+        aside[digest] = path
 
 
 def _drop_unused_objects(db: sqlite3.Connection) -> None:

@@ -282,6 +282,10 @@ class Index:
                     self._db.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.Error) and _disk_full(exc):
                     raise HostError("disk_full", f"the disk holding {self.path} is full") from exc
+                if isinstance(exc, sqlite3.Error) and _disk_failed(exc):
+                    raise HostError(
+                        "internal", f"the store index {self.path} could not be written: {exc}"
+                    ) from exc
                 raise
 
     def query(self, sql: str, args: tuple[object, ...] = ()) -> list[sqlite3.Row]:
@@ -320,6 +324,11 @@ def _enable_wal(db: sqlite3.Connection) -> None:
 
 def _disk_full(exc: sqlite3.Error) -> bool:
     return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+
+
+def _disk_failed(exc: sqlite3.Error) -> bool:
+    # SQLITE_IOERR and its extended codes (a failed read, write, fsync or truncate).
+    return (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF == sqlite3.SQLITE_IOERR
 
 
 def _statements(script: str) -> list[str]:

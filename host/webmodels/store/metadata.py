@@ -240,6 +240,13 @@ def describe_file(path: Path) -> ModelMetadata:
     """ONNX metadata when the bytes are an ONNX model, else the sniffed format: the store
     holds any file (tokenizers, configs, other weight formats) that pages ask for. A
     model past the reader's caps is stored like any other file, without metadata."""
+    try:
+        return _describe(path)
+    except OSError as exc:  # the disk failed reading our own temp file
+        raise HostError("internal", f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def _describe(path: Path) -> ModelMetadata:
     # Imported here: onnx_wire builds on this module's value types.
     from webmodels.store.onnx_wire import WireCapped, WireInvalid, read_wire_metadata
 

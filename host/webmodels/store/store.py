@@ -22,7 +22,7 @@ from webmodels.digest import Digest
 from webmodels.errors import HostError
 from webmodels.store import derived, listing
 from webmodels.store import preinstalled_index as pre_index
-from webmodels.store.blobs import BlobFiles, PendingBlob, Progress
+from webmodels.store.blobs import BlobFiles, PendingBlob, Progress, disk_error
 from webmodels.store.index import Index
 from webmodels.store.metadata import ModelMetadata, read_onnx_metadata, sniff_format
 from webmodels.store.quarantine import quarantined_files
@@ -94,6 +94,8 @@ class Store:
             raise HostError("not_found", f"no such file: {source}") from exc
         except PermissionError as exc:
             raise HostError("access_denied", f"cannot read {source}: {exc}") from exc
+        except OSError as exc:  # the source's disk failed (ours became a HostError)
+            raise HostError("internal", f"cannot read {source}: {exc.strerror or exc}") from exc
         try:
             metadata = (
                 ModelMetadata(format=sniff_format(pending.temp_path))
@@ -132,9 +134,10 @@ class Store:
                 actual=pending.digest.hex,
             )
         digest, now = pending.digest, time.time()
-        published = False
+        published = moved = False
         try:
             with self.index.write() as db:
+                moved = True  # from here the file may be in place (a failed fsync after it)
                 published = self.files.publish(pending)
                 upsert_object(db, digest, pending.size, metadata, name, version, now)
                 db.execute(
@@ -145,9 +148,11 @@ class Store:
                 )
                 for ref in refs:
                     add_ref(db, digest, ref, now)
-        except BaseException:
-            if published:  # the index never took it: no row may be left without its file
+        except BaseException as exc:
+            if moved:  # the index never took it: no file may stay without its row
                 self.remove_unindexed(digest)
+            if isinstance(exc, OSError):
+                raise disk_error(exc, self.root) from exc
             raise
         record = self.get(digest)
         assert record is not None
@@ -358,6 +363,9 @@ class Store:
     # -- housekeeping -----------------------------------------------------------------
 
     def remove_stale_temp_files(self) -> list[Path]:
+        from webmodels.store.gc import settle_set_aside
+
+        settle_set_aside(self)
         removed = []
         for path in self.files.stale_temp_files():
             try:
