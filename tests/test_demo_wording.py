@@ -13,6 +13,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def demo() -> ModuleType:
+    scripts = str(ROOT / "scripts")
+    if scripts not in sys.path:
+        sys.path.insert(0, scripts)  # demo.py's own modules (demo_browser, demo_output, …)
     spec = importlib.util.spec_from_file_location("demo", ROOT / "scripts" / "demo.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
