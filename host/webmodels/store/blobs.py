@@ -140,14 +140,7 @@ class BlobFiles:
 
     def quarantine(self, digest: Digest) -> Path | None:
         """Move a bad blob out of ``blobs/`` so it can never be served."""
-        source = self.path_of(digest)
-        target = self.quarantine_dir / quarantine_name(digest.hex, time.time())
-        try:
-            os.replace(source, target)
-        except FileNotFoundError:
-            return None
-        fsync_dir(source.parent)
-        return target
+        return move_to_quarantine(self.path_of(digest), self.quarantine_dir, digest)
 
     def remove(self, digest: Digest) -> int:
         path = self.path_of(digest)
@@ -259,6 +252,18 @@ def hash_file(path: Path, *, progress: Progress | None = None) -> tuple[Digest, 
             if progress:
                 progress(size)
     return Digest(hasher.hexdigest()), size
+
+
+def move_to_quarantine(source: Path, folder: Path, digest: Digest) -> Path | None:
+    """Move `source` (the file of `digest`) into the quarantine `folder`, durably; None
+    when it is already gone."""
+    target = folder / quarantine_name(digest.hex, time.time())
+    try:
+        os.replace(source, target)
+    except FileNotFoundError:
+        return None
+    fsync_dir(source.parent)
+    return target
 
 
 def fsync_dir(path: Path) -> None:

@@ -20,15 +20,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 from webmodels.digest import Digest
 from webmodels.permissions import make_private_dir
-from webmodels.store.blobs import fsync_dir, process_alive
-from webmodels.store.quarantine import quarantine_name
+from webmodels.store.blobs import fsync_dir, move_to_quarantine, process_alive
 from webmodels.store.segments.recipe import Inline, Part, Recipe, Segment
 from webmodels.store.segments.split import Piece, mapped_file, plan
 
@@ -94,15 +92,8 @@ class SegmentStore:
         """Move a segment that failed verification out of service (kept to inspect).
         Files that do not name it are untouched; a file that does reads as missing a
         segment until it is stored again, which publishes the segment afresh."""
-        source = self.path_of(digest)
         make_private_dir(self.quarantine_dir, own=self.root)
-        target = self.quarantine_dir / quarantine_name(digest.hex, time.time())
-        try:
-            os.replace(source, target)
-        except FileNotFoundError:
-            return None
-        fsync_dir(source.parent)
-        return target
+        return move_to_quarantine(self.path_of(digest), self.quarantine_dir, digest)
 
     def stale_temps(self) -> list[Path]:
         """Temp files whose writer is gone (killed mid-ingest); safe to remove."""
