@@ -17,6 +17,7 @@ from webmodels.representations.choice import (
     MIN_OPSET,
     Target,
     choose,
+    explain,
     from_wire,
 )
 
@@ -154,3 +155,13 @@ def test_a_named_dtype_is_always_what_the_page_gets(representation: dict[str, An
     result = outcome(representation)
     if isinstance(result, Target) and "dtype" in representation:
         assert result.dtype == representation["dtype"]
+
+
+def test_the_log_line_names_only_the_facts_the_choice_used() -> None:
+    line = explain({"for": "webgpu", "device": SWIFTSHADER})
+    assert line == "for webgpu, device: webgpu shader-f16 no -> fp32 onnx opset source"
+    assert "subgroups" not in line
+    assert explain({"for": "webnn", "device": NPU, "opset": 17}) == (
+        "for webnn, device: webnn float16 yes -> fp16 onnx opset 17"
+    )
+    assert explain({}) == "for host, device: nothing reported -> fp32 onnx opset source"

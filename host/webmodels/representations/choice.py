@@ -72,6 +72,29 @@ def from_wire(representation: object) -> Target:
     return choose(query, fields.get("device"))
 
 
+def explain(representation: object) -> str:
+    """One log line for a request's ``representation``: what the device reported (only
+    the facts the choice uses) and the target. Raises like `from_wire`."""
+    target = from_wire(representation)
+    fields = _object(representation, FIELD, QUERY_KEYS | {"device"})
+    device = parse_device(fields.get("device"))
+    raw = _object(fields.get("device") or {}, f"{FIELD}.device", DEVICE_KEYS)
+    reported = []
+    if "webgpu" in raw:
+        reported.append(f"webgpu shader-f16 {_yes('shader-f16' in device.webgpu_features)}")
+    if "webnn" in raw:
+        reported.append(f"webnn float16 {_yes('float16' in device.webnn_data_types)}")
+    opset = "source" if target.opset is None else str(target.opset)
+    return (
+        f"for {fields.get('for') or 'host'}, device: {', '.join(reported) or 'nothing reported'}"
+        f" -> {target.dtype} {target.format} opset {opset}"
+    )
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
 def choose(query: object, device: object = None) -> Target:
     """The form for `query` (``{dtype, format, opset, for}``) on `device`
     (``{webgpu: {features}, webnn: {data_types}}``, either may be absent)."""
