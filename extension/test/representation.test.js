@@ -1,8 +1,10 @@
 // webmodels.load(query, {representation}): the page API adds what this browser's
 // runtime reports (only the facts the host's choice uses) and nothing a page forged.
 import assert from "node:assert/strict";
+import { resolveObjectURL } from "node:buffer";
 import { randomBytes } from "node:crypto";
 import { test } from "node:test";
+import vm from "node:vm";
 
 import { startServiceWorker } from "../background/router.js";
 import { FakeBrowser, openFrame } from "./fake-browser.js";
@@ -63,4 +65,35 @@ test("a representation that is not a plain object is a TypeError before any requ
   const { host, webmodels } = await stack();
   await assert.rejects(webmodels.load(QUERY, { representation: "webgpu" }), { name: "TypeError" });
   assert.deepEqual(asked(host), []);
+});
+
+test("a connected worker's load sends the representation; its page reports the device", async () => {
+  const { host, navigator, webmodels, main } = await stack();
+  navigator.gpu = adapter("shader-f16", "subgroups");
+  main.MessageChannel = MessageChannel; // a window has it; the fake frame does not
+  const source = await resolveObjectURL(webmodels.workerScript).text();
+  const self = new EventTarget();
+  const ProgressEvent = class extends Event {
+    constructor(type, init) {
+      super(type);
+      Object.assign(this, init);
+    }
+  };
+  const globals = { self, navigator: {}, MessagePort, DOMException, EventTarget, ProgressEvent, Blob };
+  const worker = vm.createContext(globals);
+  vm.runInContext(source, worker);
+  let port = null;
+  webmodels.connectWorker({
+    postMessage(data) {
+      port = data.port;
+      self.dispatchEvent(new MessageEvent("message", { data }));
+    },
+  });
+  try {
+    const model = await self.webmodels.load(QUERY, { representation: { for: "webgpu", dtype: "fp32" } });
+    assert.equal(model.info.size, MODEL.length);
+  } finally {
+    port?.close();
+  }
+  assert.deepEqual(asked(host), [{ for: "webgpu", dtype: "fp32", device: { webgpu: { features: ["shader-f16"] } } }]);
 });
