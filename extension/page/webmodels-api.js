@@ -189,8 +189,8 @@
   async function representationParam(representation) {
     const asked = plain(representation, "representation");
     delete asked.device; // the page API reports the device; a page does not
-    const report = { webgpu: webgpuReport, webnn: webnnReport }[asked.for];
-    const device = report ? await report() : null;
+    const report = new Map([["webgpu", webgpuReport], ["webnn", webnnReport]]).get(asked.for);
+    const device = report ? await report() : null; // another `for` is the host's to refuse
     if (device) asked.device = { [asked.for]: device };
     return asked;
   }

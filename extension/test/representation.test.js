@@ -61,10 +61,12 @@ test("for webnn: the float types opSupportLimits() accepts; nothing where WebNN 
   ]);
 });
 
-test("a representation that is not a plain object is a TypeError before any request", async () => {
+test("a representation that is not a plain object is a TypeError; an unknown `for` gets no report", async () => {
   const { host, webmodels } = await stack();
   await assert.rejects(webmodels.load(QUERY, { representation: "webgpu" }), { name: "TypeError" });
   assert.deepEqual(asked(host), []);
+  await webmodels.load(QUERY, { representation: { for: "constructor" } }); // the fake host takes it
+  assert.deepEqual(asked(host), [{ for: "constructor" }]); // no report made up for it
 });
 
 test("a connected worker's load sends the representation; its page reports the device", async () => {
