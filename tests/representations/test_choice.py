@@ -92,6 +92,10 @@ def test_the_wire_form_carries_the_device_inside_the_representation() -> None:
         ({"device": {"webgpu": {"limits": {}}}}, "representation.device.webgpu.limits"),
         ({"device": {"webnn": {"data_types": [1]}}}, "representation.device.webnn.data_types"),
         ({"device": {"webnn": []}}, "representation.device.webnn"),
+        (
+            {"dtype": "fp32", "device": {"webnn": {"data_types": [1]}}},
+            "representation.device.webnn.data_types",
+        ),
     ],
 )
 def test_a_malformed_representation_is_a_bad_request_naming_the_field(

@@ -91,18 +91,13 @@ def explain(representation: object) -> str:
     )
 
 
-def _yes(flag: bool) -> str:
-    return "yes" if flag else "no"
-
-
 def choose(query: object, device: object = None) -> Target:
     """The form for `query` (``{dtype, format, opset, for}``) on `device`
     (``{webgpu: {features}, webnn: {data_types}}``, either may be absent)."""
     fields = _object(query, FIELD, QUERY_KEYS)
+    reported = parse_device(device)  # checked even when an explicit dtype makes it moot
     runtime = _choice(fields, "for", RUNTIMES) or "host"
-    dtype = _choice(fields, "dtype", DTYPES)
-    if dtype is None:
-        dtype = default_dtype(runtime, parse_device(device))
+    dtype = _choice(fields, "dtype", DTYPES) or default_dtype(runtime, reported)
     return Target(
         dtype=dtype,
         format=_choice(fields, "format", FORMATS) or "onnx",
@@ -145,6 +140,10 @@ def _names(raw: object, field: str, key: str, limit: int) -> frozenset[str]:
     if not all(isinstance(name, str) and NAME.match(name) for name in names):
         raise _bad(field, "lowercase names of at most 64 characters")
     return frozenset(names)
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
 
 
 def _object(raw: object, field: str, keys: frozenset[str]) -> Mapping[str, object]:
