@@ -86,14 +86,15 @@
     }
 
     async function load(query, options = {}) {
-      const { monitor, substitute, prefetch } = options ?? {};
+      const { monitor, substitute, prefetch, representation } = options ?? {};
       const progress = new EventTarget();
       if (typeof monitor === "function") monitor(progress);
       const onEvent = (e) => {
         const init = { lengthComputable: typeof e.total === "number", loaded: e.loaded, total: e.total ?? 0 };
         progress.dispatchEvent(new ProgressEvent("downloadprogress", init));
       };
-      return new WorkerModel(await call("load", { query, options: { substitute, prefetch } }, { onEvent }));
+      const asked = { substitute, prefetch, representation }; // the page reports the device
+      return new WorkerModel(await call("load", { query, options: asked }, { onEvent }));
     }
 
     // The same errors as in windows (cos.js parseHash): TypeError for a malformed hash,

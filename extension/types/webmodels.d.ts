@@ -164,6 +164,17 @@ declare global {
      *  catalog-declared equivalent at hand with a matching input/output signature.
      *  `info.substituted` says when what was given is not the newest in range. */
     substitute?: "none" | "compatible" | "equivalent";
+    /** The form the page's runtime needs (docs/representations.md). Named fields win;
+     *  `for` picks the rest from what this browser reports (the page API reads the
+     *  WebGPU adapter's `shader-f16` and WebNN's opSupportLimits() float types). */
+    representation?: WebModelsRepresentation;
+  }
+
+  interface WebModelsRepresentation {
+    dtype?: "fp32" | "fp16" | "int8";
+    format?: "onnx" | "ort";
+    opset?: number;
+    for?: "webgpu" | "webnn" | "wasm" | "host";
   }
 
   interface WebModelsModel {

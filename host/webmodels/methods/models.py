@@ -22,6 +22,7 @@ from webmodels.naming.sources import record_request
 from webmodels.naming.versions import Version
 from webmodels.paging import PageRequest, fill
 from webmodels.query import ModelQuery
+from webmodels.representations.choice import explain
 from webmodels.store.listing import Order, Scan, scan
 from webmodels.store.quotas import PageLimits, RoomQuestion, disk_figures, page_room
 from webmodels.store.records import ModelRecord
@@ -104,6 +105,9 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         query = ModelQuery.parse(call.params.raw.get("query"))
         for flag in ("prefetch", "compile"):  # booleans, whatever the model turns out to be
             call.params.boolean(flag, default=False)
+        representation = call.params.raw.get("representation")
+        if representation is not None:  # checked (bad_request) before anything is fetched
+            log.info("representation asked: %s", explain(representation))
         if query.name is not None:
             return load_named(call, query)
         record = visible(query.digest, call.context)

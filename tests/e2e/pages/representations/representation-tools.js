@@ -1,0 +1,88 @@
+// What tests/e2e/test_representations.py calls: one model, loaded for a runtime, run in
+// the host and in ONNX Runtime Web (WebGPU, WASM, WebNN where this browser has it).
+// Tensors travel to the test as {type, dims, data: base64}.
+"use strict";
+
+(() => {
+  function describe(error) {
+    return { name: error?.name ?? null, code: error?.webmodelsCode ?? null, message: String(error?.message ?? error) };
+  }
+
+  function fromBase64(text) {
+    return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+  }
+
+  function toBase64(bytes) {
+    let binary = "";
+    for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+    return btoa(binary);
+  }
+
+  function exported(tensor) {
+    const bytes = new Uint8Array(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength);
+    return { type: tensor.type, dims: Array.from(tensor.dims), data: toBase64(bytes) };
+  }
+
+  async function runFirstOutput(session, input) {
+    const outputs = await session.run({ [session.inputNames[0]]: input });
+    return outputs[session.outputNames[0]];
+  }
+
+  function ortSession(bytes, provider) {
+    ort.env.wasm.wasmPaths = new URL("/ort/", location.href).href; // served by the test
+    ort.env.wasm.numThreads = 1; // no cross-origin isolation here, so no threads
+    return ort.InferenceSession.create(bytes, { executionProviders: [provider] });
+  }
+
+  /** What this browser's WebGPU and WebNN report, read the way a page would. */
+  async function runtimes() {
+    const found = { webgpu: null, webnn: null };
+    try {
+      const adapter = await navigator.gpu?.requestAdapter();
+      found.webgpu = adapter
+        ? { features: [...adapter.features].sort(), architecture: adapter.info?.architecture ?? null }
+        : { absent: "navigator.gpu.requestAdapter() resolved null" };
+    } catch (error) {
+      found.webgpu = { absent: describe(error).message };
+    }
+    try {
+      if (!navigator.ml) throw new Error("navigator.ml is undefined");
+      const limits = (await navigator.ml.createContext()).opSupportLimits();
+      found.webnn = { input: limits.input?.dataTypes ?? [], constant: limits.constant?.dataTypes ?? [] };
+    } catch (error) {
+      found.webnn = { absent: `${describe(error).name}: ${describe(error).message}` };
+    }
+    return found;
+  }
+
+  /** Loads `query` for `runtime` (the page API adds the device report), runs the float32
+   *  input in the host session and in ORT Web on `providers`. */
+  async function loadAndRun(query, runtime, providers, inputBase64, dims) {
+    try {
+      const ms = {};
+      let last = performance.now();
+      const lap = (name) => {
+        ms[name] = Math.round(performance.now() - last);
+        last = performance.now();
+      };
+      const model = await window.webmodels.load(query, { representation: { for: runtime } });
+      lap("load");
+      const input = new ort.Tensor("float32", new Float32Array(fromBase64(inputBase64).buffer), dims);
+      const session = await model.createSession();
+      const outputs = { host: exported(await runFirstOutput(session, input)) };
+      await session.release();
+      lap("host");
+      const bytes = new Uint8Array(await model.arrayBuffer());
+      for (const provider of providers) {
+        outputs[provider] = exported(await runFirstOutput(await ortSession(bytes, provider), input));
+        lap(provider);
+      }
+      const device = providers.includes("webgpu") ? await ort.env.webgpu.device : null;
+      return { info: { ...model.info }, outputs, ms, ortWebgpuDevice: device?.adapterInfo?.architecture ?? null };
+    } catch (error) {
+      return { error: describe(error) };
+    }
+  }
+
+  window.representationTest = Object.freeze({ runtimes, loadAndRun });
+})();
