@@ -15,14 +15,18 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+
+import pytest
 
 from oci.mirror_proxy import registry_proxy
 from support.host import HostProcess, run_cli, webmodels_env
 from support.httpserver import ModelServer
 from support.registry import Registry
 from webmodels.digest import Digest
+from webmodels.errors import HostError
+from webmodels.fetch.transfer import Transfer, TransferOptions, new_session
 from webmodels.oci.client import RegistryClient
+from webmodels.oci.credentials import Credentials
 from webmodels.oci.reference import Reference
 
 PAGE = {
@@ -78,89 +82,95 @@ def test_a_page_load_by_integrity_comes_from_the_registry_mirror_with_the_server
     assert server.requests == []
 
 
+def transfer(tmp_path: Path, urls: list[str], data: bytes, *mirrors: str) -> bytes:
+    """One real transfer in this process (as a job runs it): the verified bytes."""
+    job = Transfer(
+        urls=urls,
+        expected=Digest(sha(data)),
+        expected_size=len(data),
+        partial=tmp_path / "dl-test.partial",
+        options=TransferOptions(max_attempts=1, backoff_s=0.01),
+        session=new_session(),
+        progress=lambda loaded, total: None,
+        should_stop=lambda: False,
+        mirrors=mirrors,
+    )
+    try:
+        return job.run().temp_path.read_bytes()
+    finally:
+        job.session.close()
+
+
 def test_a_mirror_serving_wrong_bytes_is_refused_and_the_next_source_tried(
-    registry: Registry, home: Path, model_server: ModelServer
+    registry: Registry, tmp_path: Path, model_server: ModelServer
 ) -> None:
     data = os.urandom(200_000)
     put_blob(registry.host, data)
     origin = model_server.add("/origin.bin", data)
-    wrong = model_server.add(f"/by-hash/{sha(data)}", bytes(len(data)))  # same size, zeros
+    model_server.add(f"/by-hash/{sha(data)}", bytes(len(data)))  # same size, zeros
     with registry_proxy(registry.host, corrupt=True) as (proxy, seen):
-        env = with_mirrors(
-            home,
-            f"oci://{proxy}/models",
-            model_server.url("/by-hash/"),
-            f"oci://{registry.host}/models",
-        )
-        pulled = json.loads(
-            run_cli(home, "--json", "pull", origin, "--sha256", sha(data), **env).stdout
-        )
-    assert pulled["model"]["sha256"] == sha(data)
-    assert stored(home, sha(data)) == data
-    assert seen.seen and seen.seen[0][0] == f"/v2/models/blobs/sha256:{sha(data)}"
+        mirrors = (f"oci://{proxy}/models", model_server.url("/by-hash/"))
+        got = transfer(tmp_path, [origin], data, *mirrors, f"oci://{registry.host}/models")
+    assert got == data
+    assert seen.seen == [(f"/v2/models/blobs/sha256:{sha(data)}", None)]  # tried, refused
     assert model_server.transfers(f"/by-hash/{sha(data)}") == 1  # tried, refused
     assert model_server.transfers("/origin.bin") == 0  # the good registry served it
-    assert wrong
 
 
 def test_when_every_source_fails_the_error_names_each_one(
-    registry: Registry, home: Path, model_server: ModelServer
+    registry: Registry, tmp_path: Path, model_server: ModelServer
 ) -> None:
     data = os.urandom(50_000)
     put_blob(registry.host, data)
     origin = model_server.add("/origin.bin", bytes(len(data)))  # wrong bytes too
     with registry_proxy(registry.host, corrupt=True) as (proxy, _):
-        env = with_mirrors(home, f"oci://{proxy}/models", model_server.url("/missing/"))
-        failed = run_cli(home, "pull", origin, "--sha256", sha(data), check=False, **env)
-    assert failed.returncode != 0
-    assert "integrity_mismatch" in failed.stderr
+        mirrors = (f"oci://{proxy}/models", model_server.url("/missing/"))
+        with pytest.raises(HostError) as failed:
+            transfer(tmp_path, [origin], data, *mirrors)
+    error = failed.value
+    assert error.code == "integrity_mismatch"
     for source in (f"mirror oci://{proxy}/models", model_server.url("/missing/"), origin):
-        assert source in failed.stderr, failed.stderr
-    assert "404" in failed.stderr  # what the https mirror answered
-    assert not list(home.glob(f"store-v1/blobs/**/{sha(data)}"))
+        assert source in error.message, error.message
+    assert "404" in error.message  # what the https mirror answered
+    assert not (tmp_path / "dl-test.partial").exists()
 
 
 def test_a_registry_mirror_with_basic_auth_uses_the_users_config_json(
-    auth_registry: Registry, home: Path, tmp_path: Path, model_server: ModelServer
+    auth_registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = os.urandom(40_000)
-    pair = f"{auth_registry.user}:{auth_registry.password}"
-    docker = tmp_path / "docker"
-    docker.mkdir()
-    auths = {auth_registry.host: {"auth": base64.b64encode(pair.encode()).decode()}}
-    (docker / "config.json").write_text(json.dumps({"auths": auths}))
-    client = RegistryClient(
-        Reference(auth_registry.host, "models"),
-        credentials=_credentials(auth_registry),
-    )
+    assert auth_registry.user and auth_registry.password
+    credentials = Credentials(auth_registry.user, auth_registry.password)
+    client = RegistryClient(Reference(auth_registry.host, "models"), credentials=credentials)
     client.upload_blob(Digest(sha(data)), len(data), data)
     client.close()
-    origin = model_server.add("/gone.bin", data)
-    model_server.stop()
-    env = with_mirrors(home, f"oci://{auth_registry.host}/models")
-    run_cli(home, "pull", origin, "--sha256", sha(data), DOCKER_CONFIG=str(docker), **env)
-    assert stored(home, sha(data)) == data
-
-
-def _credentials(registry: Registry) -> Any:
-    from webmodels.oci.credentials import Credentials
-
-    assert registry.user and registry.password
-    return Credentials(registry.user, registry.password)
+    mirror = f"oci://{auth_registry.host}/models"
+    dead = "http://127.0.0.1:9/gone.bin"  # the discard port on the loopback: nothing listens
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "nobody"))
+    with pytest.raises(HostError) as refused:
+        transfer(tmp_path, [dead], data, mirror)
+    assert f"mirror {mirror}: " in refused.value.message  # named, with what went wrong
+    docker = tmp_path / "docker"
+    docker.mkdir()
+    pair = base64.b64encode(f"{credentials.user}:{credentials.password}".encode()).decode()
+    auths = {auth_registry.host: {"auth": pair}}
+    (docker / "config.json").write_text(json.dumps({"auths": auths}))
+    monkeypatch.setenv("DOCKER_CONFIG", str(docker))
+    assert transfer(tmp_path, [dead], data, mirror) == data
 
 
 def test_a_mirror_pull_killed_half_way_resumes_with_range_on_restart(
     registry: Registry, home: Path, model_server: ModelServer
 ) -> None:
-    data = os.urandom(2 * 1024 * 1024)
+    data = os.urandom(1024 * 1024)
     put_blob(registry.host, data)
     origin = model_server.add("/origin.bin", data)
     model_server.stop()  # only the mirror serves it
-    with registry_proxy(registry.host, rate=1024 * 1024) as (proxy, state):
+    with registry_proxy(registry.host, rate=512 * 1024) as (proxy, state):
         env = with_mirrors(home, f"oci://{proxy}/models")
         argv = [sys.executable, "-m", "webmodels", "pull", origin, "--sha256", sha(data)]
         pull = subprocess.Popen(argv, env=webmodels_env(home, **env))
-        partial = _wait_for_partial(home, at_least=256 * 1024)
+        partial = _wait_for_partial(home, at_least=128 * 1024)
         pull.send_signal(signal.SIGKILL)
         pull.wait()
         kept = partial.stat().st_size

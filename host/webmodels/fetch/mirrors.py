@@ -123,8 +123,10 @@ class RegistryAuth(requests.auth.AuthBase):
 
 class Sources:
     """The URLs one transfer tries, in order: each mirror by the file's digest, then the
-    download's own URLs; and how each is fetched (mirrors: the host's session and the
-    registry's auth; the others: the transfer's session, limited for a page)."""
+    download's own URLs; and how each is fetched. Mirrors, and the ``oci://`` URLs of
+    a catalog entry (`host_oci`: never a page's), are the user's choice: fetched with
+    the host's own session and the registry's auth. The others use the transfer's
+    session, which fetch/guard.py limits for a page."""
 
     def __init__(
         self,
@@ -134,42 +136,51 @@ class Sources:
         session: requests.Session,
         *,
         new_session: Callable[[], requests.Session],
+        host_oci: bool = True,
         env: Mapping[str, str] | None = None,
     ) -> None:
         self.session = session
-        self.names: dict[str, str] = {}  # mirror blob URL -> "mirror <as configured>"
+        self.names: dict[str, str] = {}  # URL fetched as the host -> what the user wrote
         self.auth: dict[str, requests.auth.AuthBase | None] = {}
-        self.mirror_session = new_session() if mirrors else None
-        credentials_file = config_path(os.environ if env is None else env, Path.home())
-        for text in mirrors:
-            mirror = parse_mirror(text)
-            url = mirror.url(digest)
-            if url in self.names or self.mirror_session is None:
-                continue
-            self.names[url] = f"mirror {text}"
+        oci_urls = [u for u in urls if host_oci and is_oci(u)]
+        self.host_session = new_session() if mirrors or oci_urls else None
+        self._credentials = config_path(os.environ if env is None else env, Path.home())
+        mirrored = [self._add(parse_mirror(t), digest, f"mirror {t}") for t in mirrors]
+        self.mirrors = set(mirrored)
+        own = [  # the download's URLs in their order, an oci:// one as its blob URL
+            self._add(Mirror(u, registry=parse_reference(u)), digest, u) if u in oci_urls else u
+            for u in urls
+        ]
+        self.urls = list(dict.fromkeys([*mirrored, *own]))
+
+    def _add(self, mirror: Mirror, digest: Digest, name: str) -> str:
+        """`mirror`'s URL for `digest`, fetched as the host (the first name is kept)."""
+        url = mirror.url(digest)
+        if url not in self.names and self.host_session is not None:
+            self.names[url] = name
             registry = mirror.registry.registry if mirror.registry else None
             self.auth[url] = (
-                RegistryAuth(self.mirror_session, credentials_file, registry) if registry else None
+                RegistryAuth(self.host_session, self._credentials, registry) if registry else None
             )
-        self.urls = [*self.names, *(u for u in urls if u not in self.names)]
+        return url
 
     def is_mirror(self, url: str) -> bool:
-        return url in self.names
+        return url in self.mirrors
 
     def get(self, url: str, **kwargs: Any) -> requests.Response:
-        if self.mirror_session is not None and url in self.names:
-            return self.mirror_session.get(url, auth=self.auth[url], **kwargs)
+        if self.host_session is not None and url in self.names:
+            return self.host_session.get(url, auth=self.auth[url], **kwargs)
         return self.session.get(url, **kwargs)
 
     def close(self) -> None:
-        if self.mirror_session is not None:
-            self.mirror_session.close()
+        if self.host_session is not None:
+            self.host_session.close()
 
     def failed(self, failures: Mapping[str, HostError]) -> HostError:
         """One error naming each source's failure. Its code comes from the download's
         own URLs when they failed (what a page learns must not depend on the user's
         mirrors), an integrity problem before an HTTP error."""
-        own = {u: e for u, e in failures.items() if u not in self.names}
+        own = {u: e for u, e in failures.items() if u not in self.mirrors}
         error = _most_telling(own or dict(failures))
         summary = "; ".join(f"{self.names.get(u, u)}: {_reason(u, e)}" for u, e in failures.items())
         return HostError(error.code, f"no source served the file: {summary}", **error.details)

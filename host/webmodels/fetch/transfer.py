@@ -102,7 +102,9 @@ class Transfer:
         self.access = access
         if access is not None:
             guard.limit(session, access, socket_options=socket_options())
-        self.sources = Sources(urls, mirrors, expected, session, new_session=new_session)
+        self.sources = Sources(
+            urls, mirrors, expected, session, new_session=new_session, host_oci=access is None
+        )
         self.urls = self.sources.urls
         self.progress = progress
         self.should_stop = should_stop
