@@ -191,3 +191,23 @@ def _wait_for_partial(home: Path, *, at_least: int) -> Path:
                 return path
         time.sleep(0.02)
     raise AssertionError("the mirror pull wrote no partial file")
+
+
+def test_a_registry_mirror_with_token_auth_gets_a_bearer_token_for_the_blob(
+    token_registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = os.urandom(30_000)
+    assert token_registry.user and token_registry.password
+    credentials = Credentials(token_registry.user, token_registry.password)
+    client = RegistryClient(Reference(token_registry.host, "models"), credentials=credentials)
+    client.upload_blob(Digest(sha(data)), len(data), data)
+    client.close()
+    docker = tmp_path / "docker"
+    docker.mkdir()
+    pair = base64.b64encode(f"{credentials.user}:{credentials.password}".encode()).decode()
+    (docker / "config.json").write_text(
+        json.dumps({"auths": {token_registry.host: {"auth": pair}}})
+    )
+    monkeypatch.setenv("DOCKER_CONFIG", str(docker))
+    dead = "http://127.0.0.1:9/gone.bin"
+    assert transfer(tmp_path, [dead], data, f"oci://{token_registry.host}/models") == data
