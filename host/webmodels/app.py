@@ -68,6 +68,7 @@ def build_host(config: Config, *, caller: str | None = None) -> Host:
         JobOptions(
             total_quota=config.quota_total_bytes,
             local_network_origins=config.local_network_origins,
+            mirrors=config.mirrors,
         ),
     ).start()  # takes over downloads a killed host left behind
     return Host(

@@ -18,6 +18,7 @@ import platformdirs
 
 from webmodels import STORE_LAYOUT
 from webmodels.errors import HostError
+from webmodels.fetch.mirrors import parse_mirrors
 
 APP_NAME = "webmodels"
 
@@ -70,6 +71,9 @@ class Config:
     local_network_origins: tuple[str, ...] = ()
     # `webmodels gc` removes files kept in the store's quarantine folder this long.
     quarantine_days: float = 30.0
+    # Sources that serve a file by its SHA-256 ("oci://REGISTRY/REPO", "https://…/"),
+    # tried before a download's own URLs, as the host (fetch/mirrors.py, docs/oci.md).
+    mirrors: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -186,6 +190,7 @@ def load_config(flags: Flags | None = None, env: Mapping[str, str] | None = None
         quarantine_days=_positive(
             file_values.get("quarantine_days", 30.0), where="quarantine_days"
         ),
+        mirrors=parse_mirrors(file_values.get("mirrors", [])),
         extra={k: v for k, v in file_values.items() if k not in _KNOWN_KEYS},
     )
 
@@ -205,6 +210,7 @@ _KNOWN_KEYS = {
     "quota_keep_free_fraction",
     "local_network_origins",
     "quarantine_days",
+    "mirrors",
 }
 
 

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from webmodels.digest import Digest
 from webmodels.errors import HostError
 from webmodels.naming.versions import ModelName, Version, VersionError
+from webmodels.oci.reference import is_oci, parse_reference
 from webmodels.signing import (
     check_signature,
     iso,
@@ -232,9 +233,23 @@ def _urls(value: object, where: str) -> tuple[str, ...]:
     if not isinstance(value, list) or len(value) > MAX_URLS:
         raise refusal(WHAT, f"{where}: urls must be a list of at most {MAX_URLS}")
     for url in value:
-        if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
-            raise refusal(WHAT, f"{where}: model URLs must be http(s) URLs")
+        if isinstance(url, str) and is_oci(url):
+            _oci_url(url, where)
+        elif not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
+            raise refusal(WHAT, f"{where}: model URLs must be http(s) or oci:// URLs")
     return tuple(value)
+
+
+def _oci_url(url: str, where: str) -> None:
+    """``oci://REGISTRY/REPO@sha256:…`` or ``…:TAG``: the host fetches the entry's blob
+    by its own sha256 from that repository (fetch/mirrors.py), so a bare repository,
+    which names no artifact, is refused as a likely mistake."""
+    try:
+        reference = parse_reference(url)
+    except HostError as exc:
+        raise refusal(WHAT, f"{where}: {exc.message}") from exc
+    if reference.tag is None and reference.digest is None:
+        raise refusal(WHAT, f"{where}: {url} names no :TAG or @sha256: of an artifact")
 
 
 def _text(value: object, where: str, field: str) -> str | None:

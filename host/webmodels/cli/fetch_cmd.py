@@ -17,7 +17,7 @@ from webmodels.cli.output import ProgressBar, format_table, human_bytes, print_j
 from webmodels.digest import Digest
 from webmodels.errors import HostError
 from webmodels.fetch.jobs import JobManager
-from webmodels.fetch.records import DownloadRequest
+from webmodels.fetch.records import DownloadRequest, JobOptions
 from webmodels.naming.resolve import SUBSTITUTE, Candidate, NameQuery
 from webmodels.naming.sources import record_request
 from webmodels.query import ModelQuery
@@ -99,7 +99,7 @@ def cmd_pull(args: argparse.Namespace, ctx: CliContext) -> int:
         if record is not None and record.servable:
             note = check_format(store, record, args, new=False)
             return _report(ctx, record.manage_info(), "already stored", note)
-        manager = JobManager(store)
+        manager = _manager(store, ctx)
         request = DownloadRequest(
             digest=query.digest,
             urls=query.urls,
@@ -117,6 +117,11 @@ def cmd_pull(args: argparse.Namespace, ctx: CliContext) -> int:
         record = _pull_foreground(manager, request)
         note = check_format(store, record, args, new=True)
         return _report(ctx, record.manage_info(), "downloaded", note)
+
+
+def _manager(store: Store, ctx: CliContext) -> JobManager:
+    """The job manager of a CLI command: its downloads try the configured mirrors."""
+    return JobManager(store, JobOptions(mirrors=ctx.config.mirrors))
 
 
 def check_format(store: Store, record: ModelRecord, args: argparse.Namespace, *, new: bool) -> str:
@@ -172,7 +177,7 @@ def _pull_named(args: argparse.Namespace, ctx: CliContext) -> int:
             size=given.size,
             background=args.background,
         )
-        manager = JobManager(store)
+        manager = _manager(store, ctx)
         if args.background:
             job_id = _start_background(manager, request, ctx)
             print_json({"job": job_id, "background": True}) if ctx.json else print(
@@ -189,7 +194,7 @@ def start_named_downloads(
 ) -> None:
     """Background downloads for `webmodels update`, each credited to the sites (partition
     keys; "" for the user) that asked for its range, then a detached runner."""
-    manager = JobManager(store)
+    manager = _manager(store, ctx)
     for candidate, partitions in planned.values():
         for n, partition in enumerate(partitions):
             request = DownloadRequest(
@@ -263,7 +268,7 @@ def _report(ctx: CliContext, info: dict[str, Any], what: str, note: str = "") ->
 
 def cmd_jobs(args: argparse.Namespace, ctx: CliContext) -> int:
     with Store.open(ctx.config) as store:
-        manager = JobManager(store)
+        manager = _manager(store, ctx)
         if args.run:
             return _run_pending(manager)
         jobs = manager.list_jobs()

@@ -28,6 +28,7 @@ class JobOptions:
     total_quota: int | None = None  # Config.quota_total_bytes, checked before publishing
     # Config.local_network_origins: pages whose chosen URLs may reach local addresses.
     local_network_origins: tuple[str, ...] = ()
+    mirrors: tuple[str, ...] = ()  # Config.mirrors: tried first by digest (fetch/mirrors.py)
     transfer: TransferOptions = field(default_factory=TransferOptions)
 
 

@@ -180,6 +180,7 @@ class JobRunner:
             progress=on_progress,
             should_stop=lambda: stop.is_set() or self.closed.is_set(),
             access=self._access(job),
+            mirrors=self.options.mirrors,
         )
 
     def _transfer_and_publish(self, job: JobRow, lock: PartialLock, transfer: Transfer) -> None:

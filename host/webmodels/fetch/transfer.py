@@ -27,6 +27,7 @@ from webmodels.digest import Digest
 from webmodels.errors import HostError
 from webmodels.fetch import guard, resume
 from webmodels.fetch.access import AccessRefused, PageAccess, page_error
+from webmodels.fetch.mirrors import Sources
 from webmodels.fetch.resume import Action, ResumeState
 from webmodels.fetch.session import body_reader, socket_options
 
@@ -84,10 +85,11 @@ class Transfer:
         progress: Progress,
         should_stop: Callable[[], bool],
         access: PageAccess | None = None,
+        mirrors: Sequence[str] = (),
     ) -> None:
         """`access`: the limits of the page that chose `urls` (None: the URLs come
-        from the user's catalogs, configured mirrors or the CLI, and are not limited)."""
-        self.urls = list(urls)
+        from the user's catalogs or the CLI, and are not limited). `mirrors`: the
+        configured mirrors (fetch/mirrors.py), tried first by digest, as the host."""
         self.expected = expected
         self.expected_size = expected_size
         self.size_limit = size_limit
@@ -100,6 +102,10 @@ class Transfer:
         self.access = access
         if access is not None:
             guard.limit(session, access, socket_options=socket_options())
+        self.sources = Sources(
+            urls, mirrors, expected, session, new_session=new_session, host_oci=access is None
+        )
+        self.urls = self.sources.urls
         self.progress = progress
         self.should_stop = should_stop
         self.state = self._load_state()
@@ -120,6 +126,8 @@ class Transfer:
             # A page learns a code, never what it could not have read itself.
             log.warning("download for %s failed: %s: %s", self.access.origin, exc.code, exc)
             raise page_error(exc) from exc
+        finally:
+            self.sources.close()
 
     def _run_on_disk(self) -> PendingBlob:
         try:
@@ -133,7 +141,7 @@ class Transfer:
         self._prime()
         mirror_errors: dict[str, HostError] = {}
         for attempt in range(self.options.max_attempts):
-            reasons: list[_Retry] = []
+            reasons: dict[str, _Retry] = {}
             for url in self.urls:
                 if url in mirror_errors:
                     continue
@@ -145,29 +153,35 @@ class Transfer:
                     if exc.code != "integrity_mismatch":
                         raise
                     if retry := self._wrong_bytes(url, exc, mirror_errors):
-                        reasons.append(retry)
+                        reasons[url] = retry
                 except _Retry as exc:
                     log.warning("download %s attempt %d: %s", url, attempt + 1, exc)
-                    reasons.append(exc)
+                    reasons[url] = exc
                 except _MirrorFailed as exc:
                     log.warning("download %s refused: %s", url, exc)
                     mirror_errors[url] = exc.error
             if len(mirror_errors) == len(self.urls):
                 self.discard()
-                raise _last_error(mirror_errors)
-            if reasons and all(r.connection for r in reasons) and self.received == 0:
+                raise self.sources.failed(mirror_errors)
+            if reasons and all(r.connection for r in reasons.values()) and self.received == 0:
                 # No server answered at all: offline. Fail fast (PROTOCOL.md: "fails at
                 # once"), also when an earlier run left a partial file to resume.
                 raise HostError(
                     "network_unavailable",
-                    "the model's servers cannot be reached and it is not stored",
-                    reason=str(reasons[-1]),
+                    "the model's servers cannot be reached and it is not stored: "
+                    + self._summary(mirror_errors, reasons),
+                    reason=str(list(reasons.values())[-1]),
                 )
             self._sleep(min(self.options.backoff_max_s, self.options.backoff_s * 2**attempt))
         raise HostError(
             "download_failed",
-            f"gave up after {self.options.max_attempts} rounds over {len(self.urls)} URL(s)",
+            f"gave up after {self.options.max_attempts} rounds over {len(self.urls)} URL(s): "
+            + self._summary(mirror_errors, reasons),
         )
+
+    def _summary(self, refused: dict[str, HostError], retried: dict[str, _Retry]) -> str:
+        failures = {u: HostError("download_failed", str(r)) for u, r in retried.items()}
+        return self.sources.failed({**refused, **failures}).message
 
     def _wrong_bytes(
         self, url: str, error: HostError, mirror_errors: dict[str, HostError]
@@ -178,6 +192,9 @@ class Transfer:
         log.warning("download %s: %s", url, error.message)
         spliced = self.spliced
         self._truncate()
+        if self.sources.is_mirror(url):
+            self.received = 0  # whether the page's own URLs answered, not the mirror
+
         if spliced and url not in self.restarted:
             self.restarted.add(url)
             return _Retry(f"{error.message}; downloading it again from the start")
@@ -187,12 +204,14 @@ class Transfer:
     def _attempt(self, url: str) -> None:
         headers = resume.request_headers(self.state, url=url, offset=self.offset)
         try:
-            response = self.session.get(
+            response = self.sources.get(
                 url,
                 headers=headers,
                 stream=True,
                 timeout=(self.options.connect_timeout_s, self.options.stall_timeout_s),
             )
+        except HostError as exc:  # a mirror registry's auth refused: try the next source
+            raise _MirrorFailed(HostError(exc.code, f"{url}: {exc.message}")) from exc
         except AccessRefused as exc:  # never retried: it would be refused again
             raise _MirrorFailed(HostError("download_failed", f"{url}: {exc}")) from exc
         except requests.exceptions.ConnectionError as exc:
@@ -370,14 +389,6 @@ class Transfer:
         while time.monotonic() < deadline:
             self._check_stop()
             time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
-
-
-def _last_error(errors: dict[str, HostError]) -> HostError:
-    # An integrity problem says more than "HTTP 404" from another mirror.
-    for error in errors.values():
-        if error.code == "integrity_mismatch":
-            return error
-    return list(errors.values())[-1]
 
 
 def _short(exc: BaseException) -> str:
