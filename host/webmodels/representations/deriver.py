@@ -19,6 +19,7 @@ import logging
 import shutil
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -76,6 +77,8 @@ class Deriver:
         self._locks: dict[tuple[str, str, str], threading.Lock] = {}
         self._guard = threading.Lock()
         self.derived = 0  # derivations done by this host (logs, tests)
+        # Requests wait on a Future, never a dispatcher thread; two at a time at most.
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="derive")
 
     def scope(self, record: ModelRecord, partition: str | None) -> str:
         return "" if partition is None or self.is_common(record) else partition
@@ -86,10 +89,13 @@ class Deriver:
         recipe: Recipe,
         *,
         partition: str | None,
+        visible: Callable[[Digest], bool] = lambda digest: False,
         stage: Stage | None = None,
     ) -> Form:
         """``record`` in the form ``recipe`` asks, for a caller in ``partition``
-        (None: a trusted caller) that may see ``record``."""
+        (None: a trusted caller) that may see ``record``; ``visible``: whether the
+        caller may see a stored file (then a form the user derived, which the caller
+        holds itself, is as good as its own)."""
         if recipe.identity:
             return Form(record, recipe, None)
         if record.format != "onnx":
@@ -98,6 +104,11 @@ class Deriver:
         key = (record.digest.hex, recipe.key(), scope)
         with self._lock(key):  # one derivation of a form per scope at a time
             found = find(self.store.index, record.digest, recipe.key(), scope)
+            if found is None and scope:
+                # One the user made (the CLI) of bytes this caller holds itself; never
+                # another partition's row, whose presence would tell of that site.
+                shared = find(self.store.index, record.digest, recipe.key(), "")
+                found = shared if shared is not None and visible(shared.form) else None
             if found is None:
                 found = self._derive(record, recipe, scope, stage or _quiet)
         form = self.store.get(found.form)
@@ -105,7 +116,22 @@ class Deriver:
             raise HostError("not_found", "the derived form was removed meanwhile; ask again")
         return Form(form, recipe, found)
 
+    def submit(
+        self,
+        record: ModelRecord,
+        recipe: Recipe,
+        *,
+        partition: str | None,
+        visible: Callable[[Digest], bool] = lambda digest: False,
+        stage: Stage | None = None,
+    ) -> Future[Form]:
+        """`form` on the derivation threads."""
+        return self._pool.submit(
+            self.form, record, recipe, partition=partition, visible=visible, stage=stage
+        )
+
     def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
         self.runtime.close()
 
     def _stop_when_idle(self) -> None:

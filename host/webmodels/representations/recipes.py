@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from webmodels.errors import HostError
+from webmodels.representations.choice import DTYPES, MAX_OPSET, MIN_OPSET, from_wire
 
-DTYPES = ("fp32", "fp16", "int8")
-FORMATS = ("onnx",)
-MIN_OPSET, MAX_OPSET = 7, 23
+__all__ = ["DTYPES", "FORMATS", "MAX_OPSET", "MIN_OPSET", "TOLERANCE", "Recipe"]
+FORMATS = ("onnx",)  # what the host derives (choice.py also accepts "ort": not yet)
 RECIPE_FORMAT = 1  # bump when the same recipe makes other bytes (a new conversion step)
 # Largest relative error of any output (see relative_error), per dtype. fp16 keeps
 # about 3 decimal digits; dynamic int8 quantization of activations loses more.
@@ -65,6 +65,20 @@ class Recipe:
                 "bad_request", f"representation.format must be one of {', '.join(FORMATS)}"
             )
         return cls(str(dtype), str(form), _opset(raw.get("opset")))
+
+    @classmethod
+    def requested(cls, raw: object) -> Recipe:
+        """The recipe for a request's ``representation`` option ``{dtype, format, opset,
+        for, device}``, where ``for`` and ``device`` pick what the others leave open
+        (choice.py, which refuses any other shape with ``bad_request``)."""
+        target = from_wire(raw)
+        if target.format not in FORMATS:
+            raise HostError(
+                "bad_request",
+                f"representation.format {target.format} cannot be derived yet; ask for onnx",
+                field="representation.format",
+            )
+        return cls.parse({"dtype": target.dtype, "format": target.format, "opset": target.opset})
 
 
 def _opset(raw: object) -> int | None:
