@@ -161,3 +161,23 @@ def test_forms_of_a_common_model_are_shared(store: Store, tmp_path: Path, runtim
 
     assert deriver.derived == 1
     assert {p.scope for p in all_forms(store.index)} == {""}
+
+
+def test_a_shared_form_serves_a_partition_only_when_it_sees_the_bytes(
+    store: Store, tmp_path: Path, runtime: Runtime
+) -> None:
+    record = stored(store, dense_model(tmp_path / "dense.onnx"), SITE_A, SITE_B)
+    deriver = deriver_for(store, runtime)
+    made = deriver.form(record, Recipe("int8"), partition=None)  # the user's (CLI)
+    held = deriver.form(record, Recipe("int8"), partition=SITE_A, visible=made.record.digest.__eq__)
+    assert deriver.derived == 1 and held.record.digest == made.record.digest
+    deriver.form(record, Recipe("int8"), partition=SITE_B)  # B cannot see those bytes
+    assert deriver.derived == 2
+
+
+def test_clearing_a_site_forgets_its_forms(store: Store, tmp_path: Path, runtime: Runtime) -> None:
+    record = stored(store, dense_model(tmp_path / "dense.onnx"), SITE_A)
+    form = deriver_for(store, runtime).form(record, Recipe("fp16"), partition=SITE_A)
+    store.clear_site("http://a.localhost")
+    assert store.index.query("SELECT * FROM representations") == []
+    assert store.get(form.record.digest) is None  # its site reference was all that held it

@@ -28,10 +28,14 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostProcess]:
 
 
 @pytest.fixture(scope="module")
-def model(host: HostProcess, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A dense model that page A stored (page B did not)."""
-    data = dense_model(tmp_path_factory.mktemp("m") / "dense.onnx").read_bytes()
-    return upload(host, data, PAGE_A)
+def source(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    return dense_model(tmp_path_factory.mktemp("m") / "dense.onnx").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def model(host: HostProcess, source: bytes) -> str:
+    """A dense model that page A stored (page B has not, until it stores it itself)."""
+    return upload(host, source, PAGE_A)
 
 
 def load(host: HostProcess, digest: str, representation: Any, context: Any) -> Any:
@@ -58,6 +62,19 @@ def test_a_page_loads_an_fp16_form_of_its_model_and_reads_it(host: HostProcess, 
     assert not other["ok"] and other["error"]["code"] == "not_found"
     unread = host.call("models.read", {"sha256": got["sha256"]}, context=PAGE_B)
     assert not unread["ok"] and unread["error"]["code"] == "not_found"
+
+
+def test_a_second_site_gets_the_same_answer_from_a_derivation_of_its_own(
+    host: HostProcess, model: str, source: bytes
+) -> None:
+    """Byte-identical to A's answer, and derived again for B (the host log counts the
+    derivations): A's form neither shows nor speeds up B's."""
+    first = load(host, model, {"dtype": "int8"}, PAGE_A)
+    derivations = host.logged().count("derived {")
+    assert upload(host, source, PAGE_B) == model  # B holds the same bytes itself
+    second = load(host, model, {"dtype": "int8"}, PAGE_B)
+    assert second == {**first, "id": second["id"]}
+    assert host.logged().count("derived {") == derivations + 1
 
 
 def test_for_webgpu_follows_the_features_the_page_reports(host: HostProcess, model: str) -> None:

@@ -37,10 +37,22 @@ def form_now(host: Host, call: Call, record: ModelRecord) -> Form | None:
     recipe = requested(call)
     if recipe is None:
         return None
+    _room_for(host, call, record, recipe)
     partition = call.context.partition.key if call.context.partition is not None else None
     return host.representations.form(
         record, recipe, partition=partition, visible=_visible(host, call)
     )
+
+
+def _room_for(host: Host, call: Call, record: ModelRecord, recipe: Recipe) -> None:
+    """`quota_exceeded` before any work when the partition has no room for a form
+    (counted at the source's size, which no dtype here exceeds by much); the form is
+    then one of the partition's holdings, like a download."""
+    if recipe.identity:
+        return
+    from webmodels.methods.models import quota_left  # models.py imports this module
+
+    quota_left(host, call, record.size)
 
 
 def _visible(host: Host, call: Call) -> Callable[[Digest], bool]:
@@ -56,6 +68,7 @@ def in_form(host: Host, call: Call, record: ModelRecord, make: Make) -> Future[M
     events); ``extras`` is what the answer says of the form."""
     recipe = requested(call)
     assert recipe is not None
+    _room_for(host, call, record, recipe)
     partition = call.context.partition.key if call.context.partition is not None else None
 
     def stage(name: str) -> None:
