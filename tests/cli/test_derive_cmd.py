@@ -9,6 +9,8 @@ from pathlib import Path
 
 from representations.test_derive import dense_model
 from support.host import run_cli
+from webmodels.config import Config
+from webmodels.store.store import Store
 
 
 def test_derive_by_name_shows_progress_and_ls_lists_the_form_under_its_source(
@@ -16,7 +18,8 @@ def test_derive_by_name_shows_progress_and_ls_lists_the_form_under_its_source(
 ) -> None:
     home = tmp_path / "home"
     model = dense_model(tmp_path / "dense.onnx")
-    run_cli(home, "import", str(model), "--name", "tests/dense", "--model-version", "1.0.0")
+    with Store.open(Config(home=home, log_dir=home / "logs")) as store:  # as `import` does
+        store.import_file(model, name="tests/dense", version="1.0.0")
     derived = run_cli(home, "--json", "derive", "tests/dense", "--dtype", "fp16")
     assert "deriving ..." in derived.stderr and "checking ..." in derived.stderr
     made = json.loads(derived.stdout)
