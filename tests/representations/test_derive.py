@@ -14,6 +14,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from support.models import real_model
 from webmodels.config import Config
 from webmodels.errors import HostError
 from webmodels.representations.deriver import Deriver
@@ -181,3 +182,21 @@ def test_clearing_a_site_forgets_its_forms(store: Store, tmp_path: Path, runtime
     store.clear_site("http://a.localhost")
     assert store.index.query("SELECT * FROM representations") == []
     assert store.get(form.record.digest) is None  # its site reference was all that held it
+
+
+def test_real_models_int8_is_kept_and_a_broken_fp16_graph_refused(
+    store: Store, runtime: Runtime
+) -> None:
+    """magika (a real model from its PyPI wheel): int8 within tolerance; the fp16
+    converter writes a graph ONNX Runtime cannot load (a Cast typed float16 where
+    float is expected), which is refused, not given out."""
+    record = stored(store, real_model("magika"), SITE_A)
+    deriver = deriver_for(store, runtime)
+    int8 = deriver.form(record, Recipe("int8"), partition=SITE_A)
+    assert int8.provenance is not None and int8.record.size < record.size // 2
+    print(f"magika int8: {int8.record.size} bytes, max error {int8.provenance.max_error:.3g}")
+    with pytest.raises(HostError) as refused:
+        deriver.form(record, Recipe("fp16"), partition=SITE_A)
+    assert refused.value.code == "model_invalid"
+    assert "the derived form does not run" in refused.value.message
+    assert len(all_forms(store.index)) == 1

@@ -22,7 +22,9 @@ from webmodels.errors import HostError
 from webmodels.representations.recipes import Recipe
 
 SEED = 20261206
-SYMBOLIC_DIM = 2  # a dimension the graph leaves open (batch, sequence) in samples
+# The sizes tried, in order, for a dimension the graph leaves open (batch, sequence,
+# samples): small first; larger where a model needs it (an audio model's padding).
+SYMBOLIC_DIMS = (2, 64)
 INT_HIGH = 2  # integer samples are 0 or 1: valid ids for any embedding or mask
 
 
@@ -46,12 +48,19 @@ def derive(data: bytes, recipe: Recipe) -> bytes:
     model = onnx.load_from_string(data)
     if recipe.opset is not None:
         model = _convert_opset(model, recipe.opset)
-    if recipe.dtype == "fp16":
-        from onnxconverter_common import float16
+    try:
+        if recipe.dtype == "fp16":
+            from onnxconverter_common import float16
 
-        model = float16.convert_float_to_float16(model, keep_io_types=True)
-    elif recipe.dtype == "int8":
-        model = _quantize(model)
+            model = float16.convert_float_to_float16(model, keep_io_types=True)
+        elif recipe.dtype == "int8":
+            model = _quantize(model)
+    except HostError:
+        raise
+    except Exception as exc:  # e.g. weights in Constant nodes, which quantization refuses
+        raise HostError(
+            "model_invalid", f"cannot make the {recipe.dtype} form of this model: {_short(exc)}"
+        ) from exc
     return bytes(model.SerializeToString(deterministic=True))
 
 
@@ -80,11 +89,9 @@ def _quantize(model: Any) -> Any:
 
 def max_error(ort: Any, source: bytes, derived: bytes) -> float:
     """The largest relative error of the derived form's outputs on sample inputs."""
-    import numpy as np
 
     reference = _session(ort, source)
-    feeds = sample_inputs(reference, np.random.default_rng(SEED))
-    expected = reference.run(None, feeds)
+    feeds, expected = _reference_run(reference)
     try:
         got = _session(ort, derived).run(None, feeds)
     except Exception as exc:
@@ -92,6 +99,25 @@ def max_error(ort: Any, source: bytes, derived: bytes) -> float:
     if len(got) != len(expected):
         return float("inf")
     return max((relative_error(a, b) for a, b in zip(expected, got, strict=True)), default=0.0)
+
+
+def _reference_run(session: Any) -> tuple[dict[str, Any], list[Any]]:
+    """Sample inputs the source runs on, and its outputs; ``model_invalid`` when it
+    runs on none of them (then no form can be checked, so none is made)."""
+    import numpy as np
+
+    failure: Exception | None = None
+    for size in SYMBOLIC_DIMS:
+        feeds = sample_inputs(session, np.random.default_rng(SEED), open_dim=size)
+        try:
+            return feeds, session.run(None, feeds)
+        except Exception as exc:  # ORT's own error types; tried with the next size
+            failure = exc
+    raise HostError(
+        "model_invalid",
+        "this model does not run on the sample inputs the check makes, so no form of it "
+        f"can be checked: {_short(failure or Exception())}",
+    )
 
 
 def relative_error(expected: Any, got: Any) -> float:
@@ -114,14 +140,14 @@ def relative_error(expected: Any, got: Any) -> float:
     return worst / scale if np.isfinite(worst) else float("inf")
 
 
-def sample_inputs(session: Any, rng: Any) -> dict[str, Any]:
-    """Deterministic inputs for every graph input: open dimensions are SYMBOLIC_DIM,
+def sample_inputs(session: Any, rng: Any, *, open_dim: int = SYMBOLIC_DIMS[0]) -> dict[str, Any]:
+    """Deterministic inputs for every graph input: open dimensions are ``open_dim``,
     floats standard normal, integers and booleans 0 or 1."""
     import numpy as np
 
     feeds: dict[str, Any] = {}
     for arg in session.get_inputs():
-        shape = [d if isinstance(d, int) and d >= 0 else SYMBOLIC_DIM for d in arg.shape or []]
+        shape = [d if isinstance(d, int) and d >= 0 else open_dim for d in arg.shape or []]
         kind = str(arg.type)
         if "float" in kind or "double" in kind:
             dtype = {"tensor(float16)": np.float16, "tensor(double)": np.float64}.get(
