@@ -133,3 +133,21 @@ def test_a_bad_representation_is_a_bad_request(
 ) -> None:
     reply = load(host, model, representation, PAGE_A)
     assert not reply["ok"] and reply["error"]["code"] == "bad_request", reply
+
+
+def test_a_derivation_reports_its_stages_as_events(host: HostProcess, model: str) -> None:
+    request_id = 4242
+    params = {"query": {"sha256": model}, "representation": {"dtype": "fp32", "opset": 21}}
+    host.send({"id": request_id, "method": "models.load", "params": params, "context": PAGE_A})
+    stages = []
+    while True:
+        frame = host.recv()
+        if frame.get("id") != request_id:
+            continue
+        if frame.get("event") == "representation.progress":
+            stages.append(frame["stage"])
+            continue
+        assert frame["ok"], frame
+        break
+    assert stages == ["deriving", "checking", "storing"]
+    assert frame["result"]["model"]["representation"]["opset"] == 21
