@@ -21,6 +21,7 @@ from webmodels.fetch.records import JobOptions
 from webmodels.loopback import LoopbackServer, allowed_origins
 from webmodels.naming.sources import NameSources
 from webmodels.permissions import PROVIDERS_FILE, make_private_dir, private_opener
+from webmodels.representations.deriver import Deriver
 from webmodels.runtime.outputs import OutputStore
 from webmodels.runtime.probe import ProbeResult, ProviderProbe, run_probe_subprocess
 from webmodels.runtime.sessions import SessionManager
@@ -41,9 +42,11 @@ class Host:
     names: NameSources
     loopback: LoopbackServer
     outputs: OutputStore
+    representations: Deriver
 
     def close(self) -> None:
         self.loopback.close()
+        self.representations.close()
         self.sessions.close()  # the runtime workers end with the host
         self.uploads.close()
         self.jobs.close()
@@ -82,6 +85,12 @@ def build_host(config: Config, *, caller: str | None = None) -> Host:
         names=NameSources(store),
         loopback=LoopbackServer(allowed_origins(caller)),
         outputs=OutputStore(),
+        representations=Deriver(
+            store,
+            settings,
+            is_common=commons.is_common,  # a common model's forms are shared, like its cache
+            options=sessions.runtime.options,
+        ),
     )
 
 

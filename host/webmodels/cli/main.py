@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "doctor_cmd",
     "import_cmd",
     "store_cmd",
+    "derive_cmd",
     "fetch_cmd",
     "oci_cmd",
     "catalog_cmd",

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from webmodels.cli.main import CliContext
@@ -16,6 +17,7 @@ from webmodels.store.gc import execute_gc, plan_gc
 from webmodels.store.listing import Order, Scan, scan
 from webmodels.store.preinstalled_index import configured_problems
 from webmodels.store.records import ModelRecord
+from webmodels.store.representations import Provenance, all_forms
 from webmodels.store.verify import total_bytes, verify_store
 
 Command = Callable[[argparse.Namespace, CliContext, Store], int]
@@ -81,10 +83,12 @@ def resolve(store: Store, text: str) -> ModelRecord:
 def cmd_ls(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
     # Read a batch at a time in label order, a model's files together (store/listing.py).
     records = [record for _, record in scan(store.index, Scan(Order.LABEL), None)]
+    forms = {p.form: p for p in all_forms(store.index)}  # derived forms, by their digest
+    records = grouped(records, forms)
     for problem in configured_problems(store, ctx.config):  # stderr: --json stays JSON
         print(f"webmodels: warning: {problem}", file=sys.stderr)
     if ctx.json:
-        print_json([r.manage_info() for r in records])
+        print_json([r.manage_info() | form_info(forms, r.digest) for r in records])
         return 0
     if not records:
         print("no models (add one with: webmodels import FILE)")
@@ -92,12 +96,12 @@ def cmd_ls(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
     labels = catalog_labels(store)
     rows = [
         (
-            r.digest.short,
+            f"  └ {r.digest.short}" if r.digest in forms else r.digest.short,
             r.name or labels.get(r.digest, ("-", "-"))[0],
             r.version or labels.get(r.digest, ("-", "-"))[1],
             r.format,
             human_bytes(r.size),
-            "quarantined" if r.quarantined else r.source,
+            "quarantined" if r.quarantined else form_source(forms, r.digest) or r.source,
             "yes" if r.pinned else "",
             len(r.sites),
         )
@@ -106,6 +110,34 @@ def cmd_ls(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
     headers = ["SHA256", "NAME", "VERSION", "FORMAT", "SIZE", "SOURCE", "PINNED", "SITES"]
     print(format_table(headers, rows))
     return 0
+
+
+def grouped(records: list[ModelRecord], forms: Mapping[Digest, Provenance]) -> list[ModelRecord]:
+    """Each derived form right under its source (when the source is listed too)."""
+    listed = {r.digest for r in records}
+    under: dict[Digest, list[ModelRecord]] = {}
+    for record in records:
+        made = forms.get(record.digest)
+        if made is not None and made.source in listed:
+            under.setdefault(made.source, []).append(record)
+    placed = {r.digest for group in under.values() for r in group}
+    out: list[ModelRecord] = []
+    for record in records:
+        if record.digest not in placed:
+            out += [record, *under.get(record.digest, [])]
+    return out
+
+
+def form_source(forms: Mapping[Digest, Provenance], digest: Digest) -> str | None:
+    made = forms.get(digest)
+    return None if made is None else f"{json.loads(made.recipe)['dtype']} form"
+
+
+def form_info(forms: Mapping[Digest, Provenance], digest: Digest) -> dict[str, Any]:
+    made = forms.get(digest)
+    if made is None:
+        return {}
+    return {"derived_from": made.source.hex, "representation": made.to_json()}
 
 
 def catalog_labels(store: Store) -> dict[Digest, tuple[str, str]]:

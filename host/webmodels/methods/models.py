@@ -16,6 +16,7 @@ from webmodels.dispatch import Call, Dispatcher, Result
 from webmodels.errors import HostError
 from webmodels.fetch.access import serialize
 from webmodels.fetch.records import DownloadRequest
+from webmodels.methods import forms
 from webmodels.methods.page_view import model_for_page
 from webmodels.naming.resolve import Candidate, Choice, NameQuery, parse_substitute
 from webmodels.naming.sources import record_request
@@ -112,13 +113,25 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
             return load_named(call, query)
         record = visible(query.digest, call.context)
         if record is not None:
-            return {"model": give(record, call)}
+            return in_form(call, record, lambda form, extras: {"model": give(form, call) | extras})
         if not query.urls or query.digest is None:
             raise HostError("not_found", "no such model is available to this site")
-        return _then(
+        return after_download(
+            call,
             download(call, query.digest, query.urls, query.size, page_chosen=True),
-            lambda model: {"model": info(model, call.context)},
+            lambda model, extras: {"model": info(model, call.context) | extras},
         )
+
+    def in_form(call: Call, record: ModelRecord, make: forms.Make) -> Result:
+        """``make`` of the model in the form the call asked for (methods/forms.py)."""
+        if forms.requested(call) is None:
+            return make(record, {})
+        return forms.in_form(host, call, record, make)
+
+    def after_download(call: Call, future: Future[ModelRecord], make: forms.Make) -> Result:
+        if forms.requested(call) is None:
+            return _then(future, lambda model: make(model, {}))
+        return forms.after(host, call, future, make)
 
     def give(record: ModelRecord, call: Call) -> dict[str, Any]:
         store.locate(record.digest)  # size (and mtime) checked before we say yes
@@ -138,7 +151,11 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         if record is not None:
             if label is not None:
                 store.name_object(record.digest, *label)
-            return {"model": named(give(record, call), choice)}
+            return in_form(
+                call,
+                record,
+                lambda form, extras: {"model": named(give(form, call), choice) | extras},
+            )
         if not given.urls:
             raise HostError(
                 "not_found",
@@ -146,14 +163,16 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
                 "to this site",
             )
 
-        def done(model: ModelRecord) -> Mapping[str, Any]:
-            if label is not None:
+        def done(model: ModelRecord, extras: dict[str, Any]) -> Mapping[str, Any]:
+            if label is not None and not extras.get("derived_from"):
                 store.name_object(model.digest, *label)
-            return {"model": named(info(model, call.context), choice)}
+            return {"model": named(info(model, call.context), choice) | extras}
 
         page_chosen = given.source == "request"  # an inline descriptor's own URLs
-        return _then(
-            download(call, given.digest, given.urls, given.size, page_chosen=page_chosen), done
+        return after_download(
+            call,
+            download(call, given.digest, given.urls, given.size, page_chosen=page_chosen),
+            done,
         )
 
     def download(

@@ -14,6 +14,7 @@ from webmodels.digest import Digest
 from webmodels.dispatch import Call, Dispatcher
 from webmodels.errors import HostError
 from webmodels.manifests import selection
+from webmodels.methods import forms
 from webmodels.methods.models import READ_CHUNK, chunk_reply, visible_record
 from webmodels.runtime.loader import LEVELS
 from webmodels.runtime.tensors import Tensor, parse_feeds, parse_names
@@ -38,8 +39,10 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         record = visible_record(host, digest, call.context)
         if record is None:
             raise HostError("not_found", "no such model is available to this site")
+        form = forms.form_now(host, call, record)  # `representation`: another form of it
+        record = form.record if form is not None else record
         created = host.sessions.create(
-            digest,
+            record.digest,
             partition=_owner(call),
             providers=providers,
             level=level,
@@ -47,7 +50,7 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
             # `compiled_cache_hit` would tell B that A compiled it (docs/design.md#privacy).
             scope=host.sessions.cache_scope(record, _partition(call)),
         )
-        return created.to_wire()
+        return created.to_wire() | (form.to_wire() if form is not None else {})
 
     def create_over_files(call: Call) -> Mapping[str, Any]:
         """A session over a model made of several files: ``files`` a page names by hash

@@ -159,6 +159,19 @@ class Worker:
         )
         return {"outputs": outputs}
 
+    def op_derive(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Write a form of the model into ``out`` and measure it against the source
+        (representations/convert.py); the host decides whether it is kept."""
+        from webmodels.representations import convert
+        from webmodels.representations.recipes import Recipe
+
+        data = model_files.read_verified(message["model"])
+        check_model(model_files.parse(data), limits=ModelLimits(**message["limits"]))
+        derived = convert.derive(data, Recipe(**message["recipe"]))
+        Path(message["out"]).write_bytes(derived)
+        error = convert.max_error(self.ort, data, derived)
+        return {"max_error": error, "tools": convert.tool_versions(self.ort)}
+
     def op_release(self, message: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
             return {"released": self.sessions.pop(message["session_id"], None) is not None}

@@ -205,6 +205,25 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX manifest_entries_sha256 ON manifest_entries(sha256);
     """,
+    # representations: forms the host derived of a model (store/representations.py)
+    """
+    CREATE TABLE representations (
+        source      TEXT NOT NULL,    -- SHA-256 of the model it was derived from
+        recipe      TEXT NOT NULL,    -- canonical JSON (representations/recipes.py)
+        scope       TEXT NOT NULL,    -- '' shared (a common model, the CLI); else a partition
+        sha256      TEXT NOT NULL,    -- the form's bytes, an ordinary blob
+        tools       TEXT NOT NULL,    -- JSON: the versions of the tools that made it
+        max_error   REAL NOT NULL,    -- the numerical check's largest relative error
+        tolerance   REAL NOT NULL,    -- what it had to stay under
+        created_at  REAL NOT NULL,
+        PRIMARY KEY (source, recipe, scope)
+    );
+    CREATE INDEX representations_sha256 ON representations(sha256);
+    CREATE TRIGGER representations_form_gone AFTER DELETE ON blobs
+    BEGIN
+        DELETE FROM representations WHERE sha256 = OLD.sha256;
+    END;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -2,7 +2,8 @@
 
 What the index keys by a site: `refs` (its partitions' ``site`` references, and the
 user's ``share`` with it), `derived` rows of its partitions' compile-cache scope (and
-the graph blobs nothing else uses), `probe_charges`, `name_requests`, `job_waiters`
+the graph blobs nothing else uses), `representations` rows of its partitions' forms
+(their ``site`` references kept the forms), `probe_charges`, `name_requests`, `job_waiters`
 and the finished `jobs` only it asked for. After `forget_site` none of them names the
 site (tests/privacy/test_clear_site.py greps the whole index and the store for it).
 """
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from webmodels.digest import Digest
 from webmodels.store.derived import DERIVED
+from webmodels.store.representations import forget_scope
 
 if TYPE_CHECKING:
     from webmodels.store.store import Store
@@ -46,6 +48,7 @@ def forget_site(store: Store, top_site: str) -> Forgotten:
             "DELETE FROM refs WHERE kind = 'share' AND key = ?", (top_site,)
         ).rowcount
         compiled = _forget_compiled(db, mine.format(column="scope"), args)
+        forget_scope(db, mine.format(column="scope"), args)  # its derived forms' rows
         db.execute(f"DELETE FROM name_requests WHERE {mine.format(column='partition')}", args)
         db.execute("DELETE FROM probe_charges WHERE top_site = ?", (top_site,))
         _forget_waits(db, mine.format(column="partition"), args)

@@ -1,0 +1,120 @@
+"""The ``representation`` option of `models.load` and `sessions.create`: the model a
+page may see, in the form its runtime asked for (representations/deriver.py).
+
+A form is derived from a source the caller may see, in the caller's own scope for a
+model that is not common, so its answer (and how long it takes) is the same whatever
+other sites did. The page is told what it got: ``representation`` and
+``derived_from`` (the source's SHA-256, which it asked for itself).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any
+
+from webmodels.digest import Digest
+from webmodels.dispatch import Call
+from webmodels.representations.deriver import Form
+from webmodels.representations.recipes import Recipe
+from webmodels.store.records import ModelRecord
+
+if TYPE_CHECKING:
+    from webmodels.app import Host
+
+Make = Callable[[ModelRecord, dict[str, Any]], Mapping[str, Any]]
+
+
+def requested(call: Call) -> Recipe | None:
+    """The call's recipe; None when it asked for no representation."""
+    raw = call.params.raw.get("representation")
+    return None if raw is None else Recipe.requested(raw)
+
+
+def form_now(host: Host, call: Call, record: ModelRecord) -> Form | None:
+    """The form the call asked for, derived in this thread when needed (for
+    `sessions.create`, which waits for its session anyway); None when it asked none."""
+    recipe = requested(call)
+    if recipe is None:
+        return None
+    _room_for(host, call, record, recipe)
+    partition = call.context.partition.key if call.context.partition is not None else None
+    return host.representations.form(
+        record, recipe, partition=partition, visible=_visible(host, call)
+    )
+
+
+def _room_for(host: Host, call: Call, record: ModelRecord, recipe: Recipe) -> None:
+    """`quota_exceeded` before any work when the partition has no room for a form
+    (counted at the source's size, which no dtype here exceeds by much); the form is
+    then one of the partition's holdings, like a download."""
+    if recipe.identity:
+        return
+    from webmodels.methods.models import quota_left  # models.py imports this module
+
+    quota_left(host, call, record.size)
+
+
+def _visible(host: Host, call: Call) -> Callable[[Digest], bool]:
+    def visible(digest: Digest) -> bool:  # as `models.load` sees (commons/gate.py)
+        return host.commons.visible(digest, call.context) is not None
+
+    return visible
+
+
+def in_form(host: Host, call: Call, record: ModelRecord, make: Make) -> Future[Mapping[str, Any]]:
+    """``make(form, extras)`` once the form the call asked for is there (derived on
+    the host's derivation threads when needed, with ``representation.progress``
+    events); ``extras`` is what the answer says of the form."""
+    recipe = requested(call)
+    assert recipe is not None
+    _room_for(host, call, record, recipe)
+    partition = call.context.partition.key if call.context.partition is not None else None
+
+    def stage(name: str) -> None:
+        call.emit("representation.progress", {"stage": name})
+
+    derived = host.representations.submit(
+        record, recipe, partition=partition, visible=_visible(host, call), stage=stage
+    )
+    answer: Future[Mapping[str, Any]] = Future()
+
+    def done(source: Future[Form]) -> None:
+        # Raised here, an exception would be dropped by the Future and the request
+        # never answered: it goes to the reply instead.
+        try:
+            form = source.result()
+            if partition is not None and form.provenance is not None:
+                # A shared form (of a common model) becomes this partition's to read.
+                host.store.record_use(form.record.digest, partition)
+            made = make(form.record, form.to_wire())
+        except Exception as failure:
+            answer.set_exception(failure)
+        else:
+            answer.set_result(made)
+
+    derived.add_done_callback(done)
+    return answer
+
+
+def after(
+    host: Host, call: Call, future: Future[ModelRecord], make: Make
+) -> Future[Mapping[str, Any]]:
+    """`in_form` of the model a download (``future``) brings."""
+    answer: Future[Mapping[str, Any]] = Future()
+
+    def copy(inner: Future[Mapping[str, Any]]) -> None:
+        exc = inner.exception()
+        if exc is not None:
+            answer.set_exception(exc)
+        else:
+            answer.set_result(inner.result())
+
+    def downloaded(source: Future[ModelRecord]) -> None:
+        try:
+            in_form(host, call, source.result(), make).add_done_callback(copy)
+        except Exception as failure:  # the download's own error, or a bad recipe
+            answer.set_exception(failure)
+
+    future.add_done_callback(downloaded)
+    return answer

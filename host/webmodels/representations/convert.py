@@ -1,0 +1,176 @@
+"""Making a form of a model and checking it against its source: runs only in the
+runtime worker (runtime/worker.py, ``op_derive``), which bounds its memory and time.
+
+* `derive`: the recipe applied to the source's bytes: opset first
+  (``onnx.version_converter``), then the dtype: fp16 by onnxconverter-common (inputs
+  and outputs stay fp32, so a page feeds the same tensors to every form), int8 by ONNX
+  Runtime's dynamic quantization (weights int8, activations quantized at run time).
+  No step reads a clock or a random source, so the same source, recipe and tool
+  versions give the same bytes.
+* `max_error`: both graphs run in ONNX Runtime on the CPU on the same inputs, built
+  from the source's input shapes and types with a fixed seed; the answer is the
+  largest relative error of any output (`relative_error`).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from webmodels.errors import HostError
+from webmodels.representations.recipes import Recipe
+
+SEED = 20261206
+# The sizes tried, in order, for a dimension the graph leaves open (batch, sequence,
+# samples): small first; larger where a model needs it (an audio model's padding).
+SYMBOLIC_DIMS = (2, 64)
+INT_HIGH = 2  # integer samples are 0 or 1: valid ids for any embedding or mask
+
+
+def tool_versions(ort: Any) -> dict[str, str]:
+    import numpy
+    import onnx
+    import onnxconverter_common
+
+    return {
+        "onnx": str(onnx.__version__),
+        "onnxruntime": str(ort.__version__),
+        "onnxconverter_common": str(onnxconverter_common.__version__),
+        "numpy": str(numpy.__version__),
+    }
+
+
+def derive(data: bytes, recipe: Recipe) -> bytes:
+    """The bytes of ``recipe``'s form of the model ``data``."""
+    import onnx
+
+    model = onnx.load_from_string(data)
+    if recipe.opset is not None:
+        model = _convert_opset(model, recipe.opset)
+    try:
+        if recipe.dtype == "fp16":
+            from onnxconverter_common import float16
+
+            model = float16.convert_float_to_float16(model, keep_io_types=True)
+        elif recipe.dtype == "int8":
+            model = _quantize(model)
+    except HostError:
+        raise
+    except Exception as exc:  # e.g. weights in Constant nodes, which quantization refuses
+        raise HostError(
+            "model_invalid", f"cannot make the {recipe.dtype} form of this model: {_short(exc)}"
+        ) from exc
+    return bytes(model.SerializeToString(deterministic=True))
+
+
+def _convert_opset(model: Any, opset: int) -> Any:
+    from onnx import version_converter
+
+    try:
+        return version_converter.convert_version(model, opset)
+    except Exception as exc:  # the converter raises bare RuntimeErrors
+        raise HostError(
+            "model_invalid", f"cannot convert this model to opset {opset}: {_short(exc)}"
+        ) from exc
+
+
+def _quantize(model: Any) -> Any:
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # quantize_dynamic works on files; a private folder, removed afterwards.
+    with tempfile.TemporaryDirectory(prefix="webmodels-int8-") as folder:
+        source, target = Path(folder) / "source.onnx", Path(folder) / "int8.onnx"
+        source.write_bytes(model.SerializeToString())
+        quantize_dynamic(source, target, weight_type=QuantType.QInt8)
+        return onnx.load(str(target))
+
+
+def max_error(ort: Any, source: bytes, derived: bytes) -> float:
+    """The largest relative error of the derived form's outputs on sample inputs."""
+
+    reference = _session(ort, source)
+    feeds, expected = _reference_run(reference)
+    try:
+        got = _session(ort, derived).run(None, feeds)
+    except Exception as exc:
+        raise HostError("model_invalid", f"the derived form does not run: {_short(exc)}") from exc
+    if len(got) != len(expected):
+        return float("inf")
+    return max((relative_error(a, b) for a, b in zip(expected, got, strict=True)), default=0.0)
+
+
+def _reference_run(session: Any) -> tuple[dict[str, Any], list[Any]]:
+    """Sample inputs the source runs on, and its outputs; ``model_invalid`` when it
+    runs on none of them (then no form can be checked, so none is made)."""
+    import numpy as np
+
+    failure: Exception | None = None
+    for size in SYMBOLIC_DIMS:
+        feeds = sample_inputs(session, np.random.default_rng(SEED), open_dim=size)
+        try:
+            return feeds, session.run(None, feeds)
+        except Exception as exc:  # ORT's own error types; tried with the next size
+            failure = exc
+    raise HostError(
+        "model_invalid",
+        "this model does not run on the sample inputs the check makes, so no form of it "
+        f"can be checked: {_short(failure or Exception())}",
+    )
+
+
+def relative_error(expected: Any, got: Any) -> float:
+    """max |expected - got| / max(1, max |expected|): absolute near zero, relative for
+    large outputs; infinite for another shape or a NaN the source does not have."""
+    import numpy as np
+
+    a = np.asarray(expected, dtype=np.float64)
+    b = np.asarray(got, dtype=np.float64)
+    if a.shape != b.shape:
+        return float("inf")
+    if a.size == 0:
+        return 0.0
+    if np.any(np.isnan(b) & ~np.isnan(a)):
+        return float("inf")
+    both = ~(np.isnan(a) & np.isnan(b))
+    diff = np.abs(a - b)[both]
+    scale = max(1.0, float(np.max(np.abs(a[both]), initial=0.0)))
+    worst = float(np.max(diff, initial=0.0))
+    return worst / scale if np.isfinite(worst) else float("inf")
+
+
+def sample_inputs(session: Any, rng: Any, *, open_dim: int = SYMBOLIC_DIMS[0]) -> dict[str, Any]:
+    """Deterministic inputs for every graph input: open dimensions are ``open_dim``,
+    floats standard normal, integers and booleans 0 or 1."""
+    import numpy as np
+
+    feeds: dict[str, Any] = {}
+    for arg in session.get_inputs():
+        shape = [d if isinstance(d, int) and d >= 0 else open_dim for d in arg.shape or []]
+        kind = str(arg.type)
+        if "float" in kind or "double" in kind:
+            dtype = {"tensor(float16)": np.float16, "tensor(double)": np.float64}.get(
+                kind, np.float32
+            )
+            feeds[arg.name] = rng.standard_normal(shape).astype(dtype)
+        elif kind == "tensor(bool)":
+            feeds[arg.name] = rng.integers(0, 2, size=shape).astype(np.bool_)
+        elif "int" in kind:
+            numpy_type = np.dtype(kind[len("tensor(") : -1])
+            feeds[arg.name] = rng.integers(0, INT_HIGH, size=shape).astype(numpy_type)
+        else:
+            raise HostError("model_invalid", f"cannot make sample inputs of type {kind}")
+    return feeds
+
+
+def _session(ort: Any, data: bytes) -> Any:
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.intra_op_num_threads = 1  # a background job: one core at most
+    return ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def _short(exc: Exception) -> str:
+    line = " ".join(str(exc).split())
+    return line if len(line) <= 300 else line[:297] + "..."

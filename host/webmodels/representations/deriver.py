@@ -1,0 +1,215 @@
+"""Where a form of a model comes from, and making it when none is there (`Deriver`).
+
+In order: the source itself when the recipe asks for it as it is; a form already
+derived in the caller's scope; else derived now from the source, in a runtime worker
+of its own at the lowest CPU and I/O priority (runtime/priority.py; the same memory
+limit and call timeout as page sessions), checked against the source on sample
+inputs and refused past the recipe's tolerance, then published with its provenance
+(store/representations.py).
+
+The scope follows the compile cache (runtime/sessions.py, ``cache_scope``): a form of
+a model that is not common is derived and kept per partition, so whether it exists,
+or how long asking for it takes, never depends on what another site did. A common or
+pre-installed model's forms, and the CLI's, are shared ('').
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any
+
+from webmodels.digest import Digest
+from webmodels.errors import HostError
+from webmodels.representations.recipes import Recipe
+from webmodels.runtime.client import CallTimeout, Runtime, WorkerLost, WorkerOptions
+from webmodels.runtime.compile_cache import CompileCache
+from webmodels.runtime.settings import SessionSettings
+from webmodels.store.blobs import PendingBlob, hash_file
+from webmodels.store.metadata import read_onnx_metadata
+from webmodels.store.records import ModelRecord
+from webmodels.store.representations import Provenance, find, publish_form
+from webmodels.store.store import Store
+
+log = logging.getLogger(__name__)
+OUT_NAME = "form.onnx"
+IDLE_S = 30.0  # the derivation worker ends after this long without a call
+Stage = Callable[[str], None]  # progress: "deriving", "checking", "storing"
+
+
+@dataclass(frozen=True, slots=True)
+class Form:
+    """A model in the asked form; ``provenance`` None when it is the source itself."""
+
+    record: ModelRecord
+    recipe: Recipe
+    provenance: Provenance | None
+
+    def to_wire(self) -> dict[str, Any]:
+        """``info.representation`` and ``info.derived_from`` of a load's answer."""
+        derived = self.provenance
+        return {
+            "representation": self.recipe.to_json(),
+            "derived_from": derived.source.hex if derived is not None else None,
+        }
+
+
+class Deriver:
+    def __init__(
+        self,
+        store: Store,
+        settings: SessionSettings,
+        *,
+        is_common: Callable[[ModelRecord], bool],
+        options: WorkerOptions | None = None,
+        runtime: Runtime | None = None,
+    ) -> None:
+        """``runtime``: a background-priority worker to use instead of one of its own."""
+        self.store = store
+        self.settings = settings
+        self.is_common = is_common
+        base = options or WorkerOptions(memory_limit=settings.memory_limit)
+        self.runtime = runtime or Runtime(replace(base, background=True))
+        self._locks: dict[tuple[str, str, str], threading.Lock] = {}
+        self._guard = threading.Lock()
+        self.derived = 0  # derivations done by this host (logs, tests)
+        # Requests wait on a Future, never a dispatcher thread; two at a time at most.
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="derive")
+
+    def scope(self, record: ModelRecord, partition: str | None) -> str:
+        return "" if partition is None or self.is_common(record) else partition
+
+    def form(
+        self,
+        record: ModelRecord,
+        recipe: Recipe,
+        *,
+        partition: str | None,
+        visible: Callable[[Digest], bool] = lambda digest: False,
+        stage: Stage | None = None,
+    ) -> Form:
+        """``record`` in the form ``recipe`` asks, for a caller in ``partition``
+        (None: a trusted caller) that may see ``record``; ``visible``: whether the
+        caller may see a stored file (then a form the user derived, which the caller
+        holds itself, is as good as its own)."""
+        if recipe.identity:
+            return Form(record, recipe, None)
+        if record.format != "onnx":
+            raise HostError("model_invalid", "only ONNX models have other representations")
+        scope = self.scope(record, partition)
+        key = (record.digest.hex, recipe.key(), scope)
+        with self._lock(key):  # one derivation of a form per scope at a time
+            found = find(self.store.index, record.digest, recipe.key(), scope)
+            if found is None and scope:
+                # One the user made (the CLI) of bytes this caller holds itself; never
+                # another partition's row, whose presence would tell of that site.
+                shared = find(self.store.index, record.digest, recipe.key(), "")
+                found = shared if shared is not None and visible(shared.form) else None
+            if found is None:
+                found = self._derive(record, recipe, scope, stage or _quiet)
+        form = self.store.get(found.form)
+        if form is None:
+            raise HostError("not_found", "the derived form was removed meanwhile; ask again")
+        return Form(form, recipe, found)
+
+    def submit(
+        self,
+        record: ModelRecord,
+        recipe: Recipe,
+        *,
+        partition: str | None,
+        visible: Callable[[Digest], bool] = lambda digest: False,
+        stage: Stage | None = None,
+    ) -> Future[Form]:
+        """`form` on the derivation threads."""
+        return self._pool.submit(
+            self.form, record, recipe, partition=partition, visible=visible, stage=stage
+        )
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.runtime.close()
+
+    def _stop_when_idle(self) -> None:
+        """A worker costs memory and derivations are rare: it ends once idle."""
+        timer = threading.Timer(IDLE_S + 1, self.runtime.stop_if_idle, (IDLE_S,))
+        timer.daemon = True
+        timer.start()
+
+    def _lock(self, key: tuple[str, str, str]) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def _derive(self, record: ModelRecord, recipe: Recipe, scope: str, stage: Stage) -> Provenance:
+        location = self.store.locate(record.digest)
+        work = CompileCache(self.store).new_work_dir()
+        out = work / OUT_NAME
+        try:
+            stage("deriving")
+            reply = self._call(record.digest, location.path, location.size, recipe, out)
+            stage("checking")
+            provenance = self._checked(record.digest, recipe, scope, out, reply)
+            stage("storing")
+            pending = PendingBlob(out, provenance.form, out.stat().st_size)
+            publish_form(self.store, pending, read_onnx_metadata(out), provenance)
+            self.derived += 1
+            log.info(
+                "derived %s of %s in scope %s (max error %.3g)",
+                recipe.key(),
+                record.digest.short,
+                "shared" if not scope else "of a partition",
+                provenance.max_error,
+            )
+            return provenance
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+            self._stop_when_idle()
+
+    def _call(self, source: Digest, path: Any, size: int, recipe: Recipe, out: Any) -> Any:
+        body = {
+            "model": {"path": str(path), "sha256": source.hex, "size": size},
+            "recipe": recipe.to_json(),
+            "limits": {
+                "max_nodes": self.settings.max_nodes,
+                "max_tensor_bytes": self.settings.max_tensor_bytes,
+            },
+            "out": str(out),
+        }
+        try:
+            worker = self.runtime.worker()
+            return worker.call("derive", body, timeout_s=self.settings.create_timeout_s)
+        except WorkerLost as lost:
+            raise HostError(
+                "session_crashed", f"the runtime worker {lost.reason} while deriving a form"
+            ) from lost
+        except CallTimeout as timeout:
+            raise HostError(
+                "busy",
+                f"deriving the form took longer than {timeout.limit_s:g} s and was stopped "
+                "(sessions.create_timeout_s)",
+            ) from timeout
+
+    def _checked(
+        self, source: Digest, recipe: Recipe, scope: str, out: Any, reply: Any
+    ) -> Provenance:
+        """The provenance of a form within tolerance; ``model_invalid`` otherwise, and
+        the form is not kept."""
+        error = float(reply["max_error"])
+        if not error <= recipe.tolerance:  # NaN and infinity fail too
+            raise HostError(
+                "model_invalid",
+                f"the {recipe.dtype} form of this model changes its outputs too much "
+                f"(largest relative error {error:.3g}, tolerance {recipe.tolerance:g}); "
+                "it was not kept: use another dtype",
+            )
+        digest, _ = hash_file(out)
+        tools = {str(k): str(v) for k, v in dict(reply["tools"]).items()}
+        return Provenance(source, recipe.key(), scope, digest, tools, error, recipe.tolerance)
+
+
+def _quiet(stage: str) -> None:
+    pass

@@ -1,0 +1,92 @@
+"""What form a model is asked in (`Recipe`), parsed once from a request. Pure.
+
+A recipe names a form, not a runtime: ``dtype`` (fp32, fp16, int8 by dynamic
+quantization), ``format`` (onnx) and an ``opset`` (None: the source's own). Each dtype
+has a tolerance: the largest error of a derived form's outputs against its source's,
+relative to the size of the source's outputs (`relative_error`), that it may have
+before it is refused.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from webmodels.errors import HostError
+from webmodels.representations.choice import DTYPES, MAX_OPSET, MIN_OPSET, from_wire
+
+__all__ = ["DTYPES", "FORMATS", "MAX_OPSET", "MIN_OPSET", "TOLERANCE", "Recipe"]
+FORMATS = ("onnx",)  # what the host derives (choice.py also accepts "ort": not yet)
+RECIPE_FORMAT = 1  # bump when the same recipe makes other bytes (a new conversion step)
+# Largest relative error of any output (see relative_error), per dtype. fp16 keeps
+# about 3 decimal digits; dynamic int8 quantization of activations loses more.
+TOLERANCE: Mapping[str, float] = {"fp32": 1e-4, "fp16": 1e-2, "int8": 1e-1}
+
+
+@dataclass(frozen=True, slots=True)
+class Recipe:
+    dtype: str = "fp32"
+    format: str = "onnx"
+    opset: int | None = None
+
+    @property
+    def tolerance(self) -> float:
+        return TOLERANCE[self.dtype]
+
+    @property
+    def identity(self) -> bool:
+        """Whether the recipe asks for the source as it is (no derivation)."""
+        return self.dtype == "fp32" and self.format == "onnx" and self.opset is None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"dtype": self.dtype, "format": self.format, "opset": self.opset}
+
+    def key(self) -> str:
+        """The canonical text of the recipe (what provenance and look-ups compare)."""
+        body = self.to_json() | {"recipe_format": RECIPE_FORMAT}
+        return json.dumps(body, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def parse(cls, raw: object) -> Recipe:
+        """A recipe from a request's ``representation`` object (``bad_request`` for
+        anything else); ``for`` and ``device`` pick defaults elsewhere (choice.py)."""
+        if not isinstance(raw, Mapping):
+            raise HostError("bad_request", "representation must be an object")
+        dtype = raw.get("dtype", "fp32")
+        if dtype not in DTYPES:
+            raise HostError(
+                "bad_request", f"representation.dtype must be one of {', '.join(DTYPES)}"
+            )
+        form = raw.get("format", "onnx")
+        if form not in FORMATS:
+            raise HostError(
+                "bad_request", f"representation.format must be one of {', '.join(FORMATS)}"
+            )
+        return cls(str(dtype), str(form), _opset(raw.get("opset")))
+
+    @classmethod
+    def requested(cls, raw: object) -> Recipe:
+        """The recipe for a request's ``representation`` option ``{dtype, format, opset,
+        for, device}``, where ``for`` and ``device`` pick what the others leave open
+        (choice.py, which refuses any other shape with ``bad_request``)."""
+        target = from_wire(raw)
+        if target.format not in FORMATS:
+            raise HostError(
+                "bad_request",
+                f"representation.format {target.format} cannot be derived yet; ask for onnx",
+                field="representation.format",
+            )
+        return cls.parse({"dtype": target.dtype, "format": target.format, "opset": target.opset})
+
+
+def _opset(raw: object) -> int | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int) or not MIN_OPSET <= raw <= MAX_OPSET:
+        raise HostError(
+            "bad_request",
+            f"representation.opset must be a whole number from {MIN_OPSET} to {MAX_OPSET}",
+        )
+    return raw
