@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from webmodels.cli import manifest_cmd
 from webmodels.cli.main import CliContext
 from webmodels.cli.output import ProgressBar, format_table, human_bytes, print_json, print_kv
 from webmodels.digest import Digest
@@ -23,9 +24,19 @@ Command = Callable[[argparse.Namespace, CliContext, Store], int]
 
 def register(sub: Any) -> None:
     _add(sub, "ls", cmd_ls, "list the models in the store")
-    p = _add(sub, "rm", cmd_rm, "delete models (by SHA-256 or a unique prefix of it)")
-    p.add_argument("models", nargs="+", metavar="SHA256")
-    p.add_argument("--force", action="store_true", help="delete even if pinned")
+    p = _add(
+        sub,
+        "rm",
+        cmd_rm,
+        "delete models (by SHA-256 or a unique prefix of it; a multi-file model also "
+        "by its name or NAME@VERSION)",
+    )
+    p.add_argument("models", nargs="+", metavar="SHA256|NAME")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="delete even if pinned, or a file of a multi-file model (with that model)",
+    )
     p = _add(sub, "pin", cmd_pin, "protect models from deletion and eviction")
     p.add_argument("models", nargs="+", metavar="SHA256")
     p = _add(sub, "unpin", cmd_unpin, "remove the protection of pin")
@@ -80,13 +91,15 @@ def resolve(store: Store, text: str) -> ModelRecord:
 
 def cmd_ls(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
     # Read a batch at a time in label order, a model's files together (store/listing.py).
-    records = [record for _, record in scan(store.index, Scan(Order.LABEL), None)]
+    everything = [record for _, record in scan(store.index, Scan(Order.LABEL), None)]
     for problem in configured_problems(store, ctx.config):  # stderr: --json stays JSON
         print(f"webmodels: warning: {problem}", file=sys.stderr)
+    found = manifest_cmd.listing(store, everything)  # a manifest's files under it
+    records = found.files
     if ctx.json:
-        print_json([r.manage_info() for r in records])
+        print_json(manifest_cmd.listing_json(found))
         return 0
-    if not records:
+    if not records and not found.manifests:
         print("no models (add one with: webmodels import FILE)")
         return 0
     labels = catalog_labels(store)
@@ -103,8 +116,9 @@ def cmd_ls(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
         )
         for r in records
     ]
+    table = [*manifest_cmd.manifest_rows(found), *rows]
     headers = ["SHA256", "NAME", "VERSION", "FORMAT", "SIZE", "SOURCE", "PINNED", "SITES"]
-    print(format_table(headers, rows))
+    print(format_table(headers, table))
     return 0
 
 
@@ -119,13 +133,19 @@ def catalog_labels(store: Store) -> dict[Digest, tuple[str, str]]:
 
 
 def cmd_rm(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
-    records = [resolve(store, text) for text in args.models]  # all resolve before any delete
-    freed = 0
+    manifests = [manifest_cmd.find_manifest_arg(store, text) for text in args.models]
+    records = [resolve(store, t) for t, m in zip(args.models, manifests, strict=True) if not m]
+    manifest_cmd.release_files(store, records, force=args.force)  # all resolve first
+    freed = manifest_cmd.remove_manifests(store, [m for m in manifests if m], force=args.force)
+    records = [r for r in records if store.get(r.digest) is not None]
     for record in records:
         freed += store.delete(record.digest, force=args.force)
     if ctx.json:
-        print_json({"deleted": [r.digest.hex for r in records], "freed_bytes": freed})
+        deleted = [m.manifest.digest.hex for m in manifests if m] + [r.digest.hex for r in records]
+        print_json({"deleted": deleted, "freed_bytes": freed})
     else:
+        for stored in filter(None, manifests):
+            print(f"deleted model {stored.label} ({len(stored.manifest.entries)} files)")
         for record in records:
             print(f"deleted {record.digest.hex}")
         print(f"freed {human_bytes(freed)}")
