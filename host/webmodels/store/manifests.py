@@ -107,3 +107,12 @@ def find_named_manifest(index: Index, name: str, version: str | None) -> Digest 
 
 def _stored(row: sqlite3.Row) -> StoredManifest:
     return StoredManifest(parse_manifest(json.loads(row["document"])), row["name"], row["version"])
+
+
+def manifests_named(index: Index, name: str) -> list[StoredManifest]:
+    """Every manifest stored under ``name``, newest first."""
+    rows = index.query(
+        "SELECT document, name, version FROM manifests WHERE name = ? ORDER BY created_at DESC",
+        (name,),
+    )
+    return [_stored(row) for row in rows]

@@ -1,0 +1,124 @@
+"""Pages load multi-file models through ``models.load``, with a real host and its real
+ONNX Runtime worker: a stored manifest by name (``{name, version}``) gives the page
+its files, over which it creates a session; a site that may not see every file of it
+gets exactly the answer of an absent name; ``load({files}, {compile: true})`` queues a
+background compile of the set in the page's own scope."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from support.host import HostProcess, run_cli
+from support.manifest_models import matmul_chain, reference_run
+from support.runtime_models import wire
+
+WIDTH = 256  # 4 layers of 256 x 256 float32: 1 MiB of external data
+NAME = {"name": "t/chain", "version": "^1.0.0"}
+
+
+def page(site: str) -> dict[str, Any]:
+    origin = f"http://{site}.localhost:8000"
+    return {
+        "partition": {"top_site": origin, "origin": origin},
+        "user_activation": True,
+        "trusted": False,
+    }
+
+
+def upload(host: HostProcess, data: bytes, context: dict[str, Any]) -> str:
+    """Store bytes for a partition through Cross-Origin Storage (as a page would)."""
+    digest = hashlib.sha256(data).hexdigest()
+    begun = host.result("cos.write.begin", {"sha256": digest, "size": len(data)}, context=context)
+    chunk = {"upload_id": begun["upload_id"], "offset": 0, "data": base64.b64encode(data).decode()}
+    host.result("cos.write.chunk", chunk, context=context)
+    host.result("cos.write.commit", {"upload_id": begun["upload_id"]}, context=context)
+    return digest
+
+
+@pytest.fixture
+def model(tmp_path: Path) -> Path:
+    return matmul_chain(tmp_path / "model", width=WIDTH)
+
+
+@pytest.fixture
+def host(home: Path) -> Iterator[HostProcess]:
+    # Background compiles at once, after 0.2 s without page requests.
+    (home / "no-config.toml").write_text(
+        "[sessions]\nbackground_delay_s = 0\nbackground_idle_s = 0.2\n"
+    )
+    proc = HostProcess(home)
+    yield proc
+    proc.kill()
+
+
+def test_a_page_loads_a_stored_manifest_by_name_and_runs_it(
+    home: Path, host: HostProcess, model: Path
+) -> None:
+    data = (model.parent / "model.onnx_data").read_bytes()
+    upload(host, model.read_bytes(), page("a"))  # a Transformers.js page stored them
+    upload(host, data, page("a"))
+    run_cli(home, "import", str(model), "--name", "t/chain", "--model-version", "1.0.0")
+    loaded = host.result("models.load", {"query": NAME}, context=page("a"))["model"]
+    assert (loaded["name"], loaded["version"], loaded["graph"]) == (
+        "t/chain",
+        "1.0.0",
+        "model.onnx",
+    )
+    assert {p: f["role"] for p, f in loaded["files"].items()} == {
+        "model.onnx": "graph",
+        "model.onnx_data": "external_data",
+    }
+    params = {"files": loaded["files"], "graph": loaded["graph"]}
+    created = host.result("sessions.create", params, context=page("a"))
+    x = np.random.default_rng(3).standard_normal((1, WIDTH)).astype(np.float32)
+    run = {"session_id": created["session_id"], "feeds": {"x": wire("float32", x)}}
+    y = host.result("sessions.run", run, context=page("a"))["outputs"]["y"]
+    got = np.frombuffer(base64.b64decode(y["data"]), np.float32).reshape(y["dims"])
+    np.testing.assert_allclose(got, reference_run(model, x), rtol=1e-5)
+
+
+def test_a_site_that_cannot_see_every_file_gets_the_absent_answer(
+    home: Path, host: HostProcess, model: Path
+) -> None:
+    absent = host.call("models.load", {"query": NAME}, context=page("b"))
+    upload(host, model.read_bytes(), page("c"))  # C stored the graph, not its data
+    run_cli(home, "import", str(model), "--name", "t/chain", "--model-version", "1.0.0")
+    hidden = host.call("models.load", {"query": NAME}, context=page("b"))
+    partly = host.call("models.load", {"query": NAME}, context=page("c"))
+    assert absent["error"]["code"] == "not_found"
+    assert hidden["error"] == absent["error"] == partly["error"]
+    assert host.result("models.load", {"query": NAME})["model"]["name"] == "t/chain"  # the user
+
+
+def test_load_files_with_compile_queues_a_compile_in_the_pages_scope(
+    host: HostProcess, model: Path
+) -> None:
+    files = {
+        "model.onnx": {"sha256": upload(host, model.read_bytes(), page("a"))},
+        "model.onnx_data": {
+            "sha256": upload(host, (model.parent / "model.onnx_data").read_bytes(), page("a"))
+        },
+    }
+    loaded = host.result(
+        "models.load", {"query": {"files": files}, "compile": True}, context=page("a")
+    )
+    assert loaded["model"]["files"]["model.onnx"]["sha256"] == files["model.onnx"]["sha256"]
+    graph = files["model.onnx"]["sha256"][:12]
+    deadline = time.monotonic() + 60
+    while f"compiled {graph}" not in host.logged():
+        assert "failed" not in host.logged() and time.monotonic() < deadline
+        time.sleep(0.1)
+    created = host.result("sessions.create", {"files": files}, context=page("a"))
+    assert created["compiled_cache_hit"] is True
+    other = host.call(
+        "models.load", {"query": {"files": files}, "compile": True}, context=page("b")
+    )
+    assert other["error"]["code"] == "not_found"  # B never stored them
