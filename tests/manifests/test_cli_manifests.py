@@ -11,6 +11,8 @@ from typing import Any
 
 from support.host import run_cli
 from support.manifest_models import matmul_chain
+from webmodels.manifests.importing import import_model_files
+from webmodels.store.store import Store
 
 
 def cli_json(home: Path, *args: str, check: bool = True) -> Any:
@@ -21,22 +23,25 @@ def blobs(home: Path) -> set[str]:
     return {p.name for p in home.glob("store-v1/blobs/**/*") if p.is_file()}
 
 
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def two_models(home: Path, tmp_path: Path) -> tuple[str, str, str]:
-    """Two folders sharing tokenizer.json: (graph sha of a, data sha of a, tokenizer)."""
-    for name, width in (("a", 32), ("b", 48)):
-        folder = tmp_path / name
-        matmul_chain(folder / "onnx", width=width, layers=2)
-        (folder / "tokenizer.json").write_text('{"model": {"type": "BPE"}}')
-        run_cli(home, "import", str(folder), "--name", f"acme/{name}", "--model-version", "1.0.0")
-
-    def sha(path: Path) -> str:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-
+    """acme/a and acme/b share tokenizer.json: (graph, data, tokenizer) of acme/a."""
+    with Store(home / "store-v1") as store:
+        for name, width in (("a", 32), ("b", 48)):
+            folder = tmp_path / name
+            matmul_chain(folder / "onnx", width=width, layers=2)
+            (folder / "tokenizer.json").write_text('{"model": {"type": "BPE"}}')
+            import_model_files(store, folder, name=f"acme/{name}", version="1.0.0")
     a = tmp_path / "a"
     return sha(a / "onnx/model.onnx"), sha(a / "onnx/model.onnx_data"), sha(a / "tokenizer.json")
 
 
-def test_ls_groups_the_files_of_a_model_under_it(home: Path, tmp_path: Path) -> None:
+def test_ls_groups_a_models_files_and_rm_of_one_refuses_naming_it(
+    home: Path, tmp_path: Path
+) -> None:
     graph, data, tokenizer = two_models(home, tmp_path)
     single = tmp_path / "notes.json"
     single.write_text('{"alone": true}')
@@ -58,29 +63,28 @@ def test_ls_groups_the_files_of_a_model_under_it(home: Path, tmp_path: Path) -> 
     assert "acme/a" in text and "3 files" in text and "  onnx/model.onnx_data" in text
     assert len([line for line in text.splitlines() if tokenizer[:12] in line]) == 2
 
+    refused = run_cli(home, "--json", "rm", data, check=False)
+    assert refused.returncode == 1
+    error = json.loads(refused.stdout)["error"]
+    assert error["code"] == "in_manifest" and "acme/a@1.0.0" in error["message"]
+    assert data in blobs(home)  # nothing removed
+    cli_json(home, "rm", "--force", data)
+    assert data not in blobs(home)
+    models = cli_json(home, "ls")
+    assert [m["name"] for m in models if m["kind"] == "manifest"] == ["acme/b"]
+    assert graph in {m["sha256"] for m in models if m["kind"] == "file"}  # stays, alone
 
-def test_rm_a_model_by_name_frees_the_files_only_it_holds(home: Path, tmp_path: Path) -> None:
+
+def test_rm_a_model_by_name_or_hash_frees_the_files_only_it_holds(
+    home: Path, tmp_path: Path
+) -> None:
     graph, data, tokenizer = two_models(home, tmp_path)
     before = blobs(home)
     assert {graph, data, tokenizer} <= before
     removed = cli_json(home, "rm", "acme/a@1.0.0")
     assert removed["freed_bytes"] > 0
     assert before - blobs(home) == {graph, data}  # the tokenizer is acme/b's too
-    assert [m["name"] for m in cli_json(home, "ls")] == ["acme/b"]
-    by_hash = cli_json(home, "ls")[0]["sha256"]
-    cli_json(home, "rm", by_hash[:10])
-    assert blobs(home) == set() and cli_json(home, "ls") == []
-
-
-def test_rm_of_a_file_a_model_names_refuses_naming_the_model(home: Path, tmp_path: Path) -> None:
-    graph, data, _ = two_models(home, tmp_path)
-    refused = run_cli(home, "--json", "rm", data, check=False)
-    assert refused.returncode == 1
-    error = json.loads(refused.stdout)["error"]
-    assert error["code"] == "in_manifest" and "acme/a@1.0.0" in error["message"]
-    assert data in blobs(home) and len(cli_json(home, "ls")) == 2  # nothing removed
-    cli_json(home, "rm", "--force", data)
-    assert data not in blobs(home)
-    models = cli_json(home, "ls")
-    assert [m["name"] for m in models if m["kind"] == "manifest"] == ["acme/b"]
-    assert graph in {m["sha256"] for m in models if m["kind"] == "file"}  # stays, alone
+    [left] = cli_json(home, "ls")
+    assert left["name"] == "acme/b"
+    cli_json(home, "rm", left["sha256"][:10])
+    assert blobs(home) == set()

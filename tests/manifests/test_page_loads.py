@@ -16,9 +16,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from support.host import HostProcess, run_cli
+from support.host import HostProcess
 from support.manifest_models import matmul_chain, reference_run
 from support.runtime_models import wire
+from webmodels.manifests.importing import import_model_files
+from webmodels.store.store import Store
 
 WIDTH = 256  # 4 layers of 256 x 256 float32: 1 MiB of external data
 NAME = {"name": "t/chain", "version": "^1.0.0"}
@@ -59,13 +61,34 @@ def host(home: Path) -> Iterator[HostProcess]:
     proc.kill()
 
 
-def test_a_page_loads_a_stored_manifest_by_name_and_runs_it(
+def import_named(home: Path, model: Path) -> None:
+    """The user imports the model as t/chain 1.0.0 (as `webmodels import --name`)."""
+    with Store(home / "store-v1") as store:
+        import_model_files(store, model, name="t/chain", version="1.0.0")
+
+
+def test_a_page_loads_a_stored_manifest_by_name_and_asks_for_a_compile(
     home: Path, host: HostProcess, model: Path
 ) -> None:
-    data = (model.parent / "model.onnx_data").read_bytes()
-    upload(host, model.read_bytes(), page("a"))  # a Transformers.js page stored them
-    upload(host, data, page("a"))
-    run_cli(home, "import", str(model), "--name", "t/chain", "--model-version", "1.0.0")
+    files = {
+        "model.onnx": {"sha256": upload(host, model.read_bytes(), page("a"))},
+        "model.onnx_data": {
+            "sha256": upload(host, (model.parent / "model.onnx_data").read_bytes(), page("a"))
+        },
+    }
+    # load({files}, {compile: true}): checked now, compiled in the background in A's scope.
+    params = {"query": {"files": files}, "compile": True}
+    loaded = host.result("models.load", params, context=page("a"))["model"]
+    assert loaded["files"]["model.onnx"]["sha256"] == files["model.onnx"]["sha256"]
+    other = host.call("models.load", params, context=page("b"))
+    assert other["error"]["code"] == "not_found"  # B never stored them
+    graph = files["model.onnx"]["sha256"][:12]
+    deadline = time.monotonic() + 60
+    while f"compiled {graph}" not in host.logged():
+        assert "failed" not in host.logged() and time.monotonic() < deadline
+        time.sleep(0.1)
+
+    import_named(home, model)
     loaded = host.result("models.load", {"query": NAME}, context=page("a"))["model"]
     assert (loaded["name"], loaded["version"], loaded["graph"]) == (
         "t/chain",
@@ -78,6 +101,7 @@ def test_a_page_loads_a_stored_manifest_by_name_and_runs_it(
     }
     params = {"files": loaded["files"], "graph": loaded["graph"]}
     created = host.result("sessions.create", params, context=page("a"))
+    assert created["compiled_cache_hit"] is True  # the compile load() asked for
     x = np.random.default_rng(3).standard_normal((1, WIDTH)).astype(np.float32)
     run = {"session_id": created["session_id"], "feeds": {"x": wire("float32", x)}}
     y = host.result("sessions.run", run, context=page("a"))["outputs"]["y"]
@@ -90,35 +114,9 @@ def test_a_site_that_cannot_see_every_file_gets_the_absent_answer(
 ) -> None:
     absent = host.call("models.load", {"query": NAME}, context=page("b"))
     upload(host, model.read_bytes(), page("c"))  # C stored the graph, not its data
-    run_cli(home, "import", str(model), "--name", "t/chain", "--model-version", "1.0.0")
+    import_named(home, model)
     hidden = host.call("models.load", {"query": NAME}, context=page("b"))
     partly = host.call("models.load", {"query": NAME}, context=page("c"))
     assert absent["error"]["code"] == "not_found"
     assert hidden["error"] == absent["error"] == partly["error"]
     assert host.result("models.load", {"query": NAME})["model"]["name"] == "t/chain"  # the user
-
-
-def test_load_files_with_compile_queues_a_compile_in_the_pages_scope(
-    host: HostProcess, model: Path
-) -> None:
-    files = {
-        "model.onnx": {"sha256": upload(host, model.read_bytes(), page("a"))},
-        "model.onnx_data": {
-            "sha256": upload(host, (model.parent / "model.onnx_data").read_bytes(), page("a"))
-        },
-    }
-    loaded = host.result(
-        "models.load", {"query": {"files": files}, "compile": True}, context=page("a")
-    )
-    assert loaded["model"]["files"]["model.onnx"]["sha256"] == files["model.onnx"]["sha256"]
-    graph = files["model.onnx"]["sha256"][:12]
-    deadline = time.monotonic() + 60
-    while f"compiled {graph}" not in host.logged():
-        assert "failed" not in host.logged() and time.monotonic() < deadline
-        time.sleep(0.1)
-    created = host.result("sessions.create", {"files": files}, context=page("a"))
-    assert created["compiled_cache_hit"] is True
-    other = host.call(
-        "models.load", {"query": {"files": files}, "compile": True}, context=page("b")
-    )
-    assert other["error"]["code"] == "not_found"  # B never stored them

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,6 +21,8 @@ from support.httpserver import Fault, ModelServer
 from support.manifest_models import matmul_chain
 from webmodels.catalogs.documents import parse_payload
 from webmodels.errors import HostError
+from webmodels.store.manifests import StoredManifest, list_manifests
+from webmodels.store.store import Store
 
 WIDTH = 256  # 4 layers of 256 x 256 float32: 1 MiB of external data
 
@@ -37,9 +38,9 @@ def served(server: ModelServer, tmp_path: Path) -> dict[str, tuple[str, str, int
     return files
 
 
-def manifests(home: Path) -> list[dict[str, Any]]:
-    listed = json.loads(run_cli(home, "--json", "ls").stdout)
-    return [m for m in listed if m.get("kind") == "manifest"]
+def manifests(home: Path) -> list[StoredManifest]:
+    with Store(home / "store-v1") as store:
+        return list_manifests(store.index)
 
 
 def test_pull_of_several_urls_stores_one_named_model_and_resumes_after_a_kill(
@@ -76,8 +77,8 @@ def test_pull_of_several_urls_stores_one_named_model_and_resumes_after_a_kill(
     print(f"\ndata file requests: {ranges}")
     assert any(r is not None and not r.startswith("bytes=0-") for r in ranges)  # resumed
     [stored] = manifests(home)
-    assert (stored["name"], stored["version"]) == ("t/chain", "1.0.0")
-    assert stored["sha256"] == pulled["manifest"]["sha256"]
+    assert (stored.name, stored.version) == ("t/chain", "1.0.0")
+    assert stored.manifest.digest.hex == pulled["manifest"]["sha256"]
 
 
 def test_a_catalog_entry_with_files_is_pulled_as_one_model(
@@ -99,8 +100,9 @@ def test_a_catalog_entry_with_files_is_pulled_as_one_model(
         "onnx/model.onnx_data",
     }
     [stored] = manifests(home)
-    assert (stored["name"], stored["version"]) == ("acme/chain", "1.2.0")
-    assert all(f["stored"] for f in stored["files"])
+    assert (stored.name, stored.version) == ("acme/chain", "1.2.0")
+    with Store(home / "store-v1") as store:
+        assert all(store.locate(e.digest).size == e.size for e in stored.manifest.entries)
 
 
 GOOD = {"path": "model.onnx", "url": "https://example.com/m.onnx", "sha256": "a" * 64}
