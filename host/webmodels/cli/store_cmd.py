@@ -78,7 +78,11 @@ def resolve(store: Store, text: str) -> ModelRecord:
             raise HostError("not_found", f"no model with SHA-256 {value}")
         return record
     if len(value) < 6 or any(c not in "0123456789abcdef" for c in value):
-        raise HostError("bad_request", f"{text!r}: give a SHA-256 or at least 6 of its hex digits")
+        raise HostError(
+            "bad_request",
+            f"{text!r}: give a SHA-256, at least 6 of its hex digits, or the name of a "
+            "stored model of several files (see webmodels ls)",
+        )
     matches = [r for r in store.list_models() if r.digest.hex.startswith(value)]
     if not matches:
         raise HostError("not_found", f"no model matching {text!r}")
