@@ -38,7 +38,6 @@ ERROR_CODES: Mapping[str, str] = {
     # -- added after v1 (append below this line only) --
     "model_pinned": "The model is pinned; unpin it before deleting it.",
     "read_only": "The model is pre-installed and managed outside the store.",
-    "in_manifest": "The file belongs to a stored multi-file model; remove that model first.",
 }
 
 

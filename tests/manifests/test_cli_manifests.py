@@ -66,7 +66,7 @@ def test_ls_groups_a_models_files_and_rm_of_one_refuses_naming_it(
     refused = run_cli(home, "--json", "rm", data, check=False)
     assert refused.returncode == 1
     error = json.loads(refused.stdout)["error"]
-    assert error["code"] == "in_manifest" and "acme/a@1.0.0" in error["message"]
+    assert error["code"] == "bad_request" and "acme/a@1.0.0" in error["message"]
     assert data in blobs(home)  # nothing removed
     cli_json(home, "rm", "--force", data)
     assert data not in blobs(home)

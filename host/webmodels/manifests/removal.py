@@ -4,7 +4,7 @@ A manifest is removed with the files only it holds, under the rules of removing 
 file (store.py ``delete``: a pinned file refuses unless forced, a pre-installed one
 stays where it is); a file another manifest names stays. Everything is checked before
 anything is removed (plan, then execute). A file that a manifest still names is never
-removed silently: without ``force`` it refuses with ``in_manifest``, naming the
+removed silently: without ``force`` it refuses (``bad_request``), naming the
 manifests; with ``force`` the manifests go first (their other files stay).
 """
 
@@ -54,7 +54,7 @@ def release_file(store: Store, digest: Digest, *, force: bool = False) -> list[S
     if holding and not force:
         labels = ", ".join(m.label for m in holding)
         raise HostError(
-            "in_manifest",
+            "bad_request",
             f"{digest.short} is a file of the model {labels}; remove the model "
             f"(webmodels rm {holding[0].label}) or use --force to remove it too",
         )
