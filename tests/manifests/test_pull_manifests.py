@@ -125,6 +125,8 @@ GOOD = {"path": "model.onnx", "url": "https://example.com/m.onnx", "sha256": "a"
         ([{**GOOD, "size": -1, "role": "graph"}], "every file needs a size"),
         ([{**GOOD, "size": 1, "role": "graph", "sha256": "nope"}], "sha256"),
         ([], "1 to 4096"),
+        ({"files": [{**GOOD, "size": 1, "role": "graph"}], "size": 2}, "the files' total"),
+        ({"files": [{**GOOD, "size": 1, "role": "graph"}], "urls": [GOOD["url"]]}, "no urls"),
         ("model.onnx", "1 to 4096"),
     ],
 )
@@ -133,8 +135,13 @@ def test_hostile_files_entries_refuse_the_catalog(files: object, why: str) -> No
         "catalog": "acme",
         "version": 1,
         "expires": "2099-01-01T00:00:00Z",
-        "models": [{"name": "acme/chain", "version": "1.0.0", "files": files}],
+        "models": [{"name": "acme/chain", "version": "1.0.0", **_fields(files)}],
     }
     with pytest.raises(HostError) as refused:
         parse_payload(json.dumps(payload).encode())
     assert refused.value.code == "bad_request" and why in refused.value.message
+
+
+def _fields(files: object) -> dict[str, object]:
+    """An entry's fields: ``files``, or (a dict with ``files``) more fields beside it."""
+    return dict(files) if isinstance(files, dict) else {"files": files}

@@ -232,6 +232,8 @@ def _entry(raw: object, n: int) -> CatalogEntry:
     where = f"{name}@{version}"
     files = _files(raw["files"], where) if "files" in raw else ()
     size = raw.get("size", sum(f.size for f in files) if files else None)
+    if files and (raw.get("urls") or size != sum(f.size for f in files)):
+        raise refusal(WHAT, f"{where}: with files, no urls, and size is the files' total")
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise refusal(WHAT, f"{where} needs a size in bytes")
     digest = _digest(raw.get("sha256"), where, files)
