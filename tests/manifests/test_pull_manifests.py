@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import pty
 import signal
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -94,15 +98,52 @@ def test_a_catalog_entry_with_files_is_pulled_as_one_model(
     document = signer.sign(1, [{"name": "acme/chain", "version": "1.2.0", "files": listed}])
     url = model_server.add("/catalog.json", document, content_type="application/json")
     run_cli(home, "catalog", "add", url, "--key", signer.public)
-    pulled = json.loads(run_cli(home, "--json", "pull", "acme/chain@^1").stdout)
-    assert {f["path"] for f in pulled["manifest"]["files"]} == {
-        "onnx/model.onnx",
-        "onnx/model.onnx_data",
-    }
+    shown = pull_on_a_terminal(home, "acme/chain@^1")
+    # A progress line per file and one for the whole model, then the files.
+    assert "2 files" in shown.stderr and "onnx/model.onnx_data" in shown.stderr
+    assert "pulled acme/chain@1.2.0: 2 files" in shown.stdout
     [stored] = manifests(home)
     assert (stored.name, stored.version) == ("acme/chain", "1.2.0")
     with Store(home / "store-v1") as store:
         assert all(store.locate(e.digest).size == e.size for e in stored.manifest.entries)
+
+
+@dataclass
+class Shown:
+    stdout: str
+    stderr: str
+
+
+def pull_on_a_terminal(home: Path, *args: str) -> Shown:
+    """``webmodels pull`` with stderr on a pseudo-terminal (where progress is drawn)."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "webmodels", "pull", *args],
+        env={**webmodels_env(home), "COLUMNS": "200"},
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        text=True,
+    )
+    os.close(follower)
+    drawn = bytearray()
+    reader = threading.Thread(target=_drain, args=(leader, drawn), daemon=True)
+    reader.start()
+    stdout, _ = proc.communicate(timeout=120)
+    reader.join(timeout=10)
+    os.close(leader)
+    assert proc.returncode == 0, drawn.decode(errors="replace")
+    return Shown(stdout, drawn.decode(errors="replace"))
+
+
+def _drain(fd: int, into: bytearray) -> None:
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the other side closed
+            return
+        if not chunk:
+            return
+        into += chunk
 
 
 GOOD = {"path": "model.onnx", "url": "https://example.com/m.onnx", "sha256": "a" * 64}
