@@ -188,6 +188,11 @@ def _pull_named(args: argparse.Namespace, ctx: CliContext) -> int:
         if files is not None:  # a model of several files
             from webmodels.cli.manifest_pull import pull_catalog_files
 
+            if args.background:
+                raise HostError(
+                    "bad_request", f"{label} has several files: pull it without --background"
+                )
+
             return pull_catalog_files(store, ctx, files)
         if choice.visible:
             record = store.get(given.digest)
