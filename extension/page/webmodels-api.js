@@ -117,20 +117,29 @@
   }
 
   /** A model made of several files the page stored (COS) and names by hash, e.g.
-   *  {"model.onnx": {sha256}, "model.onnx_data": {sha256}} (docs/manifests.md). The host
-   *  checks them when a session is created: each must be visible to this site, and the
-   *  graph's external data must name exactly these files. */
+   *  {"model.onnx": {sha256}, "model.onnx_data": {sha256}}, or a stored model of several
+   *  files loaded by name (docs/manifests.md). The host checks them when a session is
+   *  created: each must be visible to this site, and the graph's external data must
+   *  name exactly these files. */
   class WebModelFiles {
     #files;
     #graph;
+    #info;
 
-    constructor(files, graph) {
+    constructor(files, graph, info = null) {
       this.#files = files;
       this.#graph = graph;
+      this.#info = info === null ? null : Object.freeze(info);
     }
 
     get files() {
       return plain(this.#files, "files");
+    }
+
+    /** For a model loaded by name: its name, version, files (path → {sha256, size,
+     *  role}), graph and size; null for files the page named itself. */
+    get info() {
+      return this.#info;
     }
 
     async createSession(options = {}) {
@@ -138,13 +147,20 @@
     }
   }
 
-  function loadFiles(query) {
+  async function loadFiles(query, options) {
     const files = plain(query.files, "files");
     for (const [name, ref] of Object.entries(files)) {
       if (typeof ref?.sha256 !== "string") throw new TypeError(`files[${JSON.stringify(name)}] must be {sha256}`);
       files[name] = { sha256: ref.sha256 };
     }
-    return new WebModelFiles(files, query.graph === undefined ? undefined : String(query.graph));
+    const graph = query.graph === undefined ? undefined : String(query.graph);
+    const { compile } = compileOptions(options ?? {});
+    if (compile === true) {
+      // The host checks the files now and queues an idle-priority compile of the set.
+      const q = graph === undefined ? { files } : { files, graph };
+      await I.request("models.load", { query: q, compile: true }).promise;
+    }
+    return new WebModelFiles(files, graph);
   }
 
   // --- representations (docs/representations.md) -------------------------------------
@@ -196,7 +212,7 @@
   }
 
   async function load(query, options = {}) {
-    if (query?.files !== undefined) return loadFiles(query);
+    if (query?.files !== undefined) return loadFiles(query, options);
     const { monitor, signal, prefetch, substitute, representation } = options ?? {};
     const params = { query: plain(query, "query"), ...compileOptions(options ?? {}) };
     if (prefetch !== undefined && typeof prefetch !== "object") params.prefetch = prefetch === true;
@@ -215,7 +231,10 @@
     const onAbort = () => call.abort(aborted(signal));
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      return new WebModel((await call.promise).model);
+      const model = (await call.promise).model;
+      // A name may resolve to a stored model of several files (docs/manifests.md).
+      if (model.files) return new WebModelFiles(plain(model.files, "files"), model.graph, model);
+      return new WebModel(model);
     } finally {
       signal?.removeEventListener("abort", onAbort);
     }

@@ -34,7 +34,7 @@ def test_import_a_graph_finds_its_external_data_beside_it(home: Path, tmp_path: 
     assert files["model.onnx_data"]["role"] == "external_data"
     assert files["model.onnx_data"]["sha256"] == sha(tmp_path / "m" / "model.onnx_data")
     ls = json.loads(run_cli(home, "--json", "ls").stdout)
-    stored = {m["sha256"] for m in (ls["models"] if isinstance(ls, dict) else ls)}
+    stored = {f["sha256"] for m in ls for f in m.get("files", [m])}  # a manifest's, grouped
     assert {files["model.onnx"]["sha256"], files["model.onnx_data"]["sha256"]} <= stored
 
 

@@ -12,6 +12,12 @@ whose payload is::
                  "outputs": [...],
                  "equivalents": ["pub/model-int8@1.4.0"]}]}
 
+A model of several files lists them instead of ``sha256``/``size``/``urls``:
+``"files": [{"path": "onnx/model.onnx", "url": "https://...", "sha256": "<hex>",
+"size": 123, "role": "graph"}, ...]`` (docs/catalogs.md); the entry's hash is then
+its model manifest's (manifests/values.py) and its size the files' total. Every path
+is checked as a manifest path (hostile input), before the catalog is accepted.
+
 Each catalog is trusted with its own key (`webmodels catalog add FILE --key KEY`), so
 one publisher's key cannot vouch for another's names. Declared input/output
 signatures are descriptions only: substitution checks the metadata read from the
@@ -31,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from webmodels.digest import Digest
 from webmodels.errors import HostError
+from webmodels.manifests.values import MAX_ENTRIES, ROLES, Entry, build_manifest, check_path
 from webmodels.naming.versions import ModelName, Version, VersionError
 from webmodels.oci.reference import is_oci, parse_reference
 from webmodels.signing import (
@@ -73,6 +80,26 @@ class ModelRef:
 
 
 @dataclass(frozen=True, slots=True)
+class CatalogFile:
+    """One file of a multi-file catalog entry."""
+
+    path: str
+    url: str
+    digest: Digest
+    size: int
+    role: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "url": self.url,
+            "sha256": self.digest.hex,
+            "size": self.size,
+            "role": self.role,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class CatalogEntry:
     name: ModelName
     version: Version
@@ -85,9 +112,12 @@ class CatalogEntry:
     inputs: tuple[ValueInfo, ...] | None  # None: not declared
     outputs: tuple[ValueInfo, ...] | None
     equivalents: tuple[ModelRef, ...]
+    files: tuple[CatalogFile, ...] = ()  # a model of several files; digest: its manifest's
 
     def to_json(self) -> dict[str, Any]:
+        files = {"files": [f.to_json() for f in self.files]} if self.files else {}
         return {
+            **files,
             "name": str(self.name),
             "version": str(self.version),
             "sha256": self.digest.hex,
@@ -201,13 +231,13 @@ def _entry(raw: object, n: int) -> CatalogEntry:
     except (VersionError, ValueError, TypeError) as exc:
         raise refusal(WHAT, f"models[{n}]: {exc}") from exc
     where = f"{name}@{version}"
-    size = raw.get("size")
+    files = _files(raw["files"], where) if "files" in raw else ()
+    size = raw.get("size", sum(f.size for f in files) if files else None)
+    if files and (raw.get("urls") or size != sum(f.size for f in files)):
+        raise refusal(WHAT, f"{where}: with files, no urls, and size is the files' total")
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise refusal(WHAT, f"{where} needs a size in bytes")
-    try:
-        digest = Digest.parse(raw.get("sha256"))
-    except HostError as exc:
-        raise refusal(WHAT, f"{where} has no valid sha256") from exc
+    digest = _digest(raw.get("sha256"), where, files)
     return CatalogEntry(
         name=name,
         version=version,
@@ -220,7 +250,51 @@ def _entry(raw: object, n: int) -> CatalogEntry:
         inputs=_values(raw.get("inputs"), where, "inputs"),
         outputs=_values(raw.get("outputs"), where, "outputs"),
         equivalents=refs,
+        files=files,
     )
+
+
+def _digest(value: object, where: str, files: tuple[CatalogFile, ...]) -> Digest:
+    """The entry's hash: its file's, or for a multi-file entry its manifest's (a
+    ``sha256`` given beside ``files`` must be that)."""
+    if files:
+        entries = (Entry(f.path, f.digest, f.size, f.role) for f in files)
+        try:
+            digest = build_manifest(entries, field="files").digest
+        except HostError as exc:
+            raise refusal(WHAT, f"{where}: {exc.message}") from exc
+        if value is not None and value != digest.hex:
+            raise refusal(WHAT, f"{where}: sha256 is not the hash of its files' manifest")
+        return digest
+    try:
+        return Digest.parse(value)
+    except HostError as exc:
+        raise refusal(WHAT, f"{where} has no valid sha256") from exc
+
+
+def _files(value: object, where: str) -> tuple[CatalogFile, ...]:
+    if not isinstance(value, list) or not 0 < len(value) <= MAX_ENTRIES:
+        raise refusal(WHAT, f"{where}: files must be a list of 1 to {MAX_ENTRIES} files")
+    return tuple(_file(raw, where) for raw in value)
+
+
+def _file(raw: object, where: str) -> CatalogFile:
+    if not isinstance(raw, Mapping):
+        raise refusal(WHAT, f"{where}: every files entry must be an object")
+    size, url, role = raw.get("size"), raw.get("url"), raw.get("role")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise refusal(WHAT, f"{where}: every file needs a size in bytes")
+    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
+        raise refusal(WHAT, f"{where}: every file needs an http(s) url")
+    if role not in ROLES:
+        raise refusal(WHAT, f"{where}: a file's role must be one of {', '.join(ROLES)}")
+    try:
+        path = check_path(raw.get("path"), field="files")
+        digest = Digest.parse(raw.get("sha256"))
+    except HostError as exc:
+        raise refusal(WHAT, f"{where}: {exc.message}") from exc
+    assert isinstance(role, str)
+    return CatalogFile(path, url, digest, size, role)
 
 
 def _list(value: object, limit: int, field: str) -> Sequence[object]:

@@ -9,9 +9,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from webmodels.catalogs import keeper
+from webmodels.catalogs.documents import CatalogEntry
 from webmodels.cli.main import CliContext
 from webmodels.cli.output import ProgressBar, format_table, human_bytes, print_json
 from webmodels.digest import Digest
@@ -36,13 +39,28 @@ def register(sub: Any) -> None:
         "resume; nothing is stored unless the bytes match.",
     )
     pull.add_argument(
-        "url", metavar="URL|NAME@RANGE", help="where to download from, or a catalog name"
+        "url",
+        nargs="+",
+        metavar="URL|NAME@RANGE",
+        help="where to download from (several URLs: the files of one model), or a catalog name",
     )
     digest = pull.add_mutually_exclusive_group()
-    digest.add_argument("--sha256", help="the model's SHA-256 (hex)")
+    digest.add_argument(
+        "--sha256", action="append", help="the model's SHA-256 (hex); one per URL, in order"
+    )
     digest.add_argument("--integrity", help="Subresource Integrity: sha256-<base64>")
     pull.add_argument("--mirror", action="append", default=[], help="another URL (repeatable)")
     pull.add_argument("--size", type=int, help="expected size in bytes")
+    pull.add_argument(
+        "--name",
+        metavar="PUB/MODEL@VERSION",
+        help="store the URLs' files as one model of several files under this name",
+    )
+    pull.add_argument(
+        "--path",
+        action="append",
+        help="a file's path in the model, one per URL (default: the URL's file name)",
+    )
     pull.add_argument(
         "--substitute",
         choices=SUBSTITUTE,
@@ -79,6 +97,14 @@ def _query(args: argparse.Namespace) -> ModelQuery:
 
 
 def cmd_pull(args: argparse.Namespace, ctx: CliContext) -> int:
+    if len(args.url) > 1 or args.name or args.path:  # the files of one model
+        from webmodels.cli.manifest_pull import cmd_pull_files
+
+        return cmd_pull_files(args, ctx)
+    if args.sha256 is not None and len(args.sha256) > 1:
+        raise HostError("bad_request", "give one --sha256 per URL")
+    sha256 = args.sha256[0] if args.sha256 else None
+    args = argparse.Namespace(**{**vars(args), "url": args.url[0], "sha256": sha256})
     scheme = urlsplit(args.url).scheme
     if scheme.lower() == "oci":  # an OCI registry: the manifest names every digest
         from webmodels.cli.oci_cmd import cmd_pull_oci
@@ -163,6 +189,16 @@ def _pull_named(args: argparse.Namespace, ctx: CliContext) -> int:
         record_request(store, partition="", query=query)  # `webmodels update` follows it
         given = choice.candidate
         label = f"{given.name}@{given.version}"
+        files = _catalog_files(store, given)
+        if files is not None:  # a model of several files
+            from webmodels.cli.manifest_pull import pull_catalog_files
+
+            if args.background:
+                raise HostError(
+                    "bad_request", f"{label} has several files: pull it without --background"
+                )
+
+            return pull_catalog_files(store, ctx, files)
         if choice.visible:
             record = store.get(given.digest)
             assert record is not None
@@ -187,6 +223,19 @@ def _pull_named(args: argparse.Namespace, ctx: CliContext) -> int:
         record = _pull_foreground(manager, request)
         store.name_object(given.digest, str(given.name), str(given.version))
         return _report(ctx, record.manage_info(), "downloaded")
+
+
+def _catalog_files(store: Store, given: Candidate) -> CatalogEntry | None:
+    """The catalog entry of ``given`` when it lists several files."""
+    if not given.source.startswith("catalog:"):
+        return None
+    catalog = given.source.removeprefix("catalog:")
+    for found in keeper.in_force(store.index, datetime.now(UTC)):
+        if found.name == catalog:
+            for entry in found.entries:
+                if (entry.name, entry.version) == (given.name, given.version) and entry.files:
+                    return entry
+    return None
 
 
 def start_named_downloads(

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from webmodels.cli import manifest_cmd
 from webmodels.cli.main import CliContext
 from webmodels.cli.output import ProgressBar, format_table, human_bytes, print_json, print_kv
 from webmodels.digest import Digest
@@ -25,9 +26,19 @@ Command = Callable[[argparse.Namespace, CliContext, Store], int]
 
 def register(sub: Any) -> None:
     _add(sub, "ls", cmd_ls, "list the models in the store")
-    p = _add(sub, "rm", cmd_rm, "delete models (by SHA-256 or a unique prefix of it)")
-    p.add_argument("models", nargs="+", metavar="SHA256")
-    p.add_argument("--force", action="store_true", help="delete even if pinned")
+    p = _add(
+        sub,
+        "rm",
+        cmd_rm,
+        "delete models (by SHA-256 or a unique prefix of it; a multi-file model also "
+        "by its name or NAME@VERSION)",
+    )
+    p.add_argument("models", nargs="+", metavar="SHA256|NAME")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="delete even if pinned, or a file of a multi-file model (with that model)",
+    )
     p = _add(sub, "pin", cmd_pin, "protect models from deletion and eviction")
     p.add_argument("models", nargs="+", metavar="SHA256")
     p = _add(sub, "unpin", cmd_unpin, "remove the protection of pin")
@@ -69,7 +80,11 @@ def resolve(store: Store, text: str) -> ModelRecord:
             raise HostError("not_found", f"no model with SHA-256 {value}")
         return record
     if len(value) < 6 or any(c not in "0123456789abcdef" for c in value):
-        raise HostError("bad_request", f"{text!r}: give a SHA-256 or at least 6 of its hex digits")
+        raise HostError(
+            "bad_request",
+            f"{text!r}: give a SHA-256, at least 6 of its hex digits, or the name of a "
+            "stored model of several files (see webmodels ls)",
+        )
     matches = [r for r in store.list_models() if r.digest.hex.startswith(value)]
     if not matches:
         raise HostError("not_found", f"no model matching {text!r}")
@@ -82,15 +97,20 @@ def resolve(store: Store, text: str) -> ModelRecord:
 
 def cmd_ls(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
     # Read a batch at a time in label order, a model's files together (store/listing.py).
-    records = [record for _, record in scan(store.index, Scan(Order.LABEL), None)]
+    everything = [record for _, record in scan(store.index, Scan(Order.LABEL), None)]
     forms = {p.form: p for p in all_forms(store.index)}  # derived forms, by their digest
-    records = grouped(records, forms)
     for problem in configured_problems(store, ctx.config):  # stderr: --json stays JSON
         print(f"webmodels: warning: {problem}", file=sys.stderr)
+    found = manifest_cmd.listing(store, everything)  # a manifest's files under it
+    records = grouped(found.files, forms)
     if ctx.json:
-        print_json([r.manage_info() | form_info(forms, r.digest) for r in records])
+        listed = manifest_cmd.listing_json(found)
+        for row in listed:  # a derived form says what it was derived from
+            if row["kind"] == "file":
+                row |= form_info(forms, Digest.parse(row["sha256"]))
+        print_json(listed)
         return 0
-    if not records:
+    if not records and not found.manifests:
         print("no models (add one with: webmodels import FILE)")
         return 0
     labels = catalog_labels(store)
@@ -107,8 +127,9 @@ def cmd_ls(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
         )
         for r in records
     ]
+    table = [*manifest_cmd.manifest_rows(found), *rows]
     headers = ["SHA256", "NAME", "VERSION", "FORMAT", "SIZE", "SOURCE", "PINNED", "SITES"]
-    print(format_table(headers, rows))
+    print(format_table(headers, table))
     return 0
 
 
@@ -151,13 +172,19 @@ def catalog_labels(store: Store) -> dict[Digest, tuple[str, str]]:
 
 
 def cmd_rm(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
-    records = [resolve(store, text) for text in args.models]  # all resolve before any delete
-    freed = 0
+    manifests = [manifest_cmd.find_manifest_arg(store, text) for text in args.models]
+    records = [resolve(store, t) for t, m in zip(args.models, manifests, strict=True) if not m]
+    manifest_cmd.release_files(store, records, force=args.force)  # all resolve first
+    freed = manifest_cmd.remove_manifests(store, [m for m in manifests if m], force=args.force)
+    records = [r for r in records if store.get(r.digest) is not None]
     for record in records:
         freed += store.delete(record.digest, force=args.force)
     if ctx.json:
-        print_json({"deleted": [r.digest.hex for r in records], "freed_bytes": freed})
+        deleted = [m.manifest.digest.hex for m in manifests if m] + [r.digest.hex for r in records]
+        print_json({"deleted": deleted, "freed_bytes": freed})
     else:
+        for stored in filter(None, manifests):
+            print(f"deleted model {stored.label} ({len(stored.manifest.entries)} files)")
         for record in records:
             print(f"deleted {record.digest.hex}")
         print(f"freed {human_bytes(freed)}")

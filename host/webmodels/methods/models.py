@@ -16,7 +16,7 @@ from webmodels.dispatch import Call, Dispatcher, Result
 from webmodels.errors import HostError
 from webmodels.fetch.access import serialize
 from webmodels.fetch.records import DownloadRequest
-from webmodels.methods import forms
+from webmodels.methods import forms, model_sets
 from webmodels.methods.page_view import model_for_page
 from webmodels.naming.resolve import Candidate, Choice, NameQuery, parse_substitute
 from webmodels.naming.sources import record_request
@@ -103,14 +103,18 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         return {"availability": "downloadable" if query.urls else "unavailable"}
 
     def load(call: Call) -> Result:
-        query = ModelQuery.parse(call.params.raw.get("query"))
+        raw = call.params.raw.get("query")
         for flag in ("prefetch", "compile"):  # booleans, whatever the model turns out to be
             call.params.boolean(flag, default=False)
         representation = call.params.raw.get("representation")
         if representation is not None:  # checked (bad_request) before anything is fetched
             log.info("representation asked: %s", explain(representation))
+        if isinstance(raw, Mapping) and "files" in raw:  # several files, by hash
+            return {"model": model_sets.load_files(host, call, raw)}
+        query = ModelQuery.parse(raw)
         if query.name is not None:
-            return load_named(call, query)
+            stored = model_sets.load_stored(host, call, query)  # a manifest of that name
+            return {"model": stored} if stored is not None else load_named(call, query)
         record = visible(query.digest, call.context)
         if record is not None:
             return in_form(call, record, lambda form, extras: {"model": give(form, call) | extras})

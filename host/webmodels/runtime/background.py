@@ -80,9 +80,10 @@ class BackgroundCompiler:
         for scope in scopes:
             self._push(record.digest, scope)
 
-    def request(self, digest: Digest, scope: str) -> None:
-        """A load asked for a compiled session (``compile: true``) in ``scope``."""
-        self._push(digest, scope)
+    def request(self, digest: Digest, scope: str, files: Files = ()) -> None:
+        """A load asked for a compiled session (``compile: true``) in ``scope``;
+        ``files``: a multi-file model's external data, by location."""
+        self._push(digest, scope, files)
 
     def expected_scopes(self, record: ModelRecord) -> list[str]:
         if record.format != "onnx" or not record.servable:

@@ -172,10 +172,13 @@ class SessionManager:
             with self._lock:
                 self._prestarting = False
 
-    def request_compile(self, record: ModelRecord, scope: str) -> None:
-        """A page asked for a compiled session of ``record`` in its own ``scope``."""
-        if self.settings.background_compile and record.format == "onnx":
-            self.compiler.request(record.digest, scope)
+    def request_compile(
+        self, record: ModelRecord, scope: str, files: Sequence[tuple[str, Digest]] = ()
+    ) -> None:
+        """A page asked for a compiled session of ``record`` in its own ``scope``
+        (``files``: the external data of a manifest's graph, by location)."""
+        if self.settings.background_compile and (record.format == "onnx" or files):
+            self.compiler.request(record.digest, scope, tuple(files))
 
     def close(self) -> None:
         self._closed.set()

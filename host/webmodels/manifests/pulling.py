@@ -1,0 +1,147 @@
+"""``webmodels pull`` of a model made of several files: several URLs with their
+SHA-256s, or a catalog entry that lists ``files``. Each file is downloaded by the
+store's download jobs (fetch/jobs.py: verified before it is stored, resumed with HTTP
+ranges after a cut or a killed process, one transfer per hash), one after the other;
+a file already stored is not downloaded again. Once every file is stored, roles are
+decided (the ones given, else as `import` decides them: a graph is an ONNX file the
+store parsed, the files its locations name are its external data), every graph's
+external-data locations are checked against the files (``model_unsafe``), and the
+manifest is saved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from urllib.parse import unquote, urlsplit
+
+from webmodels.digest import Digest
+from webmodels.errors import HostError
+from webmodels.fetch.jobs import JobManager
+from webmodels.fetch.records import DownloadRequest
+from webmodels.manifests.graph import graph_locations, match_locations
+from webmodels.manifests.values import Entry, Manifest, build_manifest, check_path
+from webmodels.store.manifests import save_manifest
+from webmodels.store.records import ModelRecord
+from webmodels.store.store import Store
+
+FileProgress = Callable[[int, int | None], None]  # (loaded, total) of one file
+
+
+@dataclass(frozen=True, slots=True)
+class FileSource:
+    """One file of a model to pull: where it goes in the model, and where it comes from."""
+
+    path: str
+    digest: Digest
+    urls: tuple[str, ...]
+    size: int | None = None
+    role: str | None = None  # None: decided from the stored file
+
+
+def sources_from_urls(
+    urls: Sequence[str], digests: Sequence[Digest], paths: Sequence[str] = ()
+) -> list[FileSource]:
+    """``pull URL1 URL2 --sha256 H1 --sha256 H2 [--path P1 --path P2]``: paths are the
+    URLs' file names unless given."""
+    if len(digests) != len(urls):
+        raise HostError("bad_request", f"give one --sha256 per URL ({len(urls)} URLs)")
+    if paths and len(paths) != len(urls):
+        raise HostError("bad_request", f"give one --path per URL ({len(urls)} URLs), or none")
+    chosen = list(paths) or [_file_name(url) for url in urls]
+    return [
+        FileSource(check_path(path, field="path"), digest, (url,))
+        for path, digest, url in zip(chosen, digests, urls, strict=True)
+    ]
+
+
+def pull_files(
+    store: Store,
+    sources: Sequence[FileSource],
+    *,
+    waiter: str,
+    progress_for: Callable[[FileSource], FileProgress | None] = lambda _: None,
+) -> dict[str, ModelRecord]:
+    """Every file stored (downloaded unless it already is), by path."""
+    build_manifest(  # paths checked (duplicates, folders) before any transfer
+        Entry(s.path, s.digest, s.size or 0, s.role or "other") for s in sources
+    )
+    stored: dict[str, ModelRecord] = {}
+    manager = JobManager(store)
+    manager.start()
+    try:
+        for n, source in enumerate(sources):
+            record = store.get(source.digest)
+            if record is None or not record.servable:
+                request = DownloadRequest(
+                    digest=source.digest, urls=source.urls, waiter=f"{waiter}-{n}", size=source.size
+                )
+                _, future = manager.request(request, progress_for(source))
+                record = future.result()
+            stored[source.path] = record
+    finally:
+        manager.close()
+    return stored
+
+
+def save_pulled(
+    store: Store,
+    sources: Sequence[FileSource],
+    stored: dict[str, ModelRecord],
+    *,
+    name: str | None,
+    version: str | None,
+) -> Manifest:
+    """The manifest of the pulled files, checked and saved under ``name``/``version``."""
+    locations: dict[str, frozenset[str]] = {}
+    for source in sources:
+        found = _graph(store, source, stored[source.path])
+        if found is not None:
+            locations[source.path] = found
+    graphs = set(locations)
+    named = {
+        (PurePosixPath(path).parent / location).as_posix()
+        for path, found in locations.items()
+        for location in found
+    }
+    entries = [
+        Entry(s.path, s.digest, stored[s.path].size, s.role or _role(s.path, graphs, named))
+        for s in sources
+    ]
+    manifest = build_manifest(entries)
+    for graph in manifest.graphs():
+        match_locations(manifest, graph, locations.get(graph.path, frozenset()))
+    save_manifest(store.index, manifest, name=name, version=version)
+    if name is not None and version is not None:
+        for graph in manifest.graphs():
+            store.name_object(graph.digest, name, version)
+    return manifest
+
+
+def _graph(store: Store, source: FileSource, record: ModelRecord) -> frozenset[str] | None:
+    """A graph's external-data locations; None for a file that is no graph (a role
+    given says so; else an ``.onnx`` file the capped reader parses is one)."""
+    if source.role not in (None, "graph"):
+        return None
+    if source.role is None and not source.path.lower().endswith(".onnx"):
+        return None
+    try:
+        return graph_locations(store.locate(record.digest).path)
+    except HostError:
+        if source.role == "graph":
+            raise
+        return None  # an .onnx name but no readable graph: a plain file
+
+
+def _role(path: str, graphs: set[str], named: set[str]) -> str:
+    if path in graphs:
+        return "graph"
+    return "external_data" if path in named else "other"
+
+
+def _file_name(url: str) -> str:
+    name = unquote(PurePosixPath(urlsplit(url).path).name)
+    if not name:
+        raise HostError("bad_request", f"{url} names no file; give --path for it")
+    return name
