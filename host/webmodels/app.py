@@ -86,7 +86,13 @@ def build_host(config: Config, *, caller: str | None = None) -> Host:
 
 def build_commons(config: Config, store: Store) -> CommonsGate:
     budget = ProbeBudget(config.probe_budget, config.probe_window_hours * 3600)
-    gate = CommonsGate(store, Trust.from_config(config.commons_keys), budget)
+    gate = CommonsGate(
+        store,
+        Trust.from_config(config.commons_keys),
+        budget,
+        default_mode=config.privacy_mode,
+        managed=config.policy,
+    )
     gate.install_shipped()  # a newer version of webmodels brings a newer list
     gate.prune()  # expired probe charges of every site (PRIVACY.md, hole 14)
     return gate

@@ -1,4 +1,5 @@
-"""One frozen `Config`, built once: flag > environment > config file > default.
+"""One frozen `Config`, built once: locked policy > flag > environment > config file >
+policy > default (the system-wide policy file: managed.py).
 
 Nothing here reads the environment at import time; `load_config` takes the
 environment as an argument so tests and the CLI pass exactly what they mean.
@@ -10,7 +11,7 @@ import os
 import sys
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import platformdirs
 
 from webmodels import STORE_LAYOUT
 from webmodels.errors import HostError
+from webmodels.managed import Policy, read_policy, sources
 
 APP_NAME = "webmodels"
 
@@ -70,6 +72,11 @@ class Config:
     local_network_origins: tuple[str, ...] = ()
     # `webmodels gc` removes files kept in the store's quarantine folder this long.
     quarantine_days: float = 30.0
+    # The privacy mode where the user chose none in the popup (a locked policy: always).
+    privacy_mode: str = "strict"
+    # The administrator's policy (managed.py) and where each setting came from.
+    policy: Policy = field(default_factory=Policy)
+    sources: Mapping[str, str] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -120,11 +127,14 @@ def _paths(value: object, *, where: str) -> tuple[Path, ...]:
 
 
 def load_config(flags: Flags | None = None, env: Mapping[str, str] | None = None) -> Config:
-    """Resolve every setting once, in the order flag > env > config file > default."""
-    flags = flags or Flags()
+    """Resolve every setting once, in the order locked policy > flag > env > config file
+    > policy > default."""
     env = os.environ if env is None else env
+    policy = read_policy(env)
+    flags, env = policy.without_overrides(flags or Flags(), env)
     config_file = flags.config_file or _env_path(env, ENV_CONFIG) or default_config_file()
-    file_values = read_config_file(config_file)
+    user_values = read_config_file(config_file)
+    file_values = policy.merged(user_values)
 
     explicit_home = flags.home or _env_path(env, ENV_HOME) or _file_path(file_values, "home")
     home = explicit_home or Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
@@ -186,6 +196,15 @@ def load_config(flags: Flags | None = None, env: Mapping[str, str] | None = None
         quarantine_days=_positive(
             file_values.get("quarantine_days", 30.0), where="quarantine_days"
         ),
+        privacy_mode=_privacy_mode(file_values.get("privacy_mode", "strict")),
+        policy=policy,
+        sources=sources(
+            _KNOWN_KEYS,
+            policy=policy,
+            flags_given={f.name for f in fields(flags) if getattr(flags, f.name) is not None},
+            env=env,
+            user_values=user_values,
+        ),
         extra={k: v for k, v in file_values.items() if k not in _KNOWN_KEYS},
     )
 
@@ -205,7 +224,14 @@ _KNOWN_KEYS = {
     "quota_keep_free_fraction",
     "local_network_origins",
     "quarantine_days",
+    "privacy_mode",
 }
+
+
+def _privacy_mode(value: object) -> str:
+    if value not in ("strict", "relaxed"):
+        raise HostError("bad_request", "config key privacy_mode must be strict or relaxed")
+    return str(value)
 
 
 def _local_network_origins(env: Mapping[str, str], values: Mapping[str, Any]) -> tuple[str, ...]:

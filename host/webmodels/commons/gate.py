@@ -24,6 +24,7 @@ from webmodels.commons.trust import Trust, shipped_key_text
 from webmodels.context import RequestContext
 from webmodels.digest import Digest
 from webmodels.errors import HostError
+from webmodels.managed import Policy
 from webmodels.store import Store
 from webmodels.store.records import ModelRecord
 
@@ -63,8 +64,12 @@ class CommonsGate:
         budget: ProbeBudget,
         *,
         clock: Callable[[], float] = time.time,
+        default_mode: str = "strict",
+        managed: Policy | None = None,
     ) -> None:
         self.store = store
+        self.default_mode = default_mode  # config (or policy); a locked policy: always
+        self.managed = managed or Policy()
         self.trust = trust
         self.budget = budget
         self._clock = clock
@@ -81,13 +86,17 @@ class CommonsGate:
         """The user's privacy mode is "relaxed": every site sees every stored model (the
         popup explains the cost). Re-read every few seconds, like the list."""
         if time.monotonic() - self._mode_at >= RELOAD_S:
-            self._relaxed = self.store.setting("privacy_mode", "strict") == "relaxed"
+            mode = self.default_mode
+            if "privacy_mode" not in self.managed.locked:
+                mode = self.store.setting("privacy_mode", mode)
+            self._relaxed = mode == "relaxed"
             self._mode_at = time.monotonic()
         return self._relaxed
 
     def set_mode(self, mode: str) -> None:
         if mode not in PRIVACY_MODES:
             raise HostError("bad_request", f"privacy_mode must be one of {sorted(PRIVACY_MODES)}")
+        self.managed.check_unlocked("privacy_mode")
         self.store.set_setting("privacy_mode", mode)
         self._relaxed, self._mode_at = mode == "relaxed", time.monotonic()
 
