@@ -25,7 +25,7 @@ APP_NAME = "webmodels"
 
 # The extension's fixed IDs. The Chromium ID is derived from the public key in
 # manifests/extension-public-key.txt (a test checks it); Firefox uses the gecko id.
-CHROMIUM_EXTENSION_ID = "njlggidnjaijbhcfhmipfndcjjmocgpp"
+CHROMIUM_EXTENSION_ID = "nkalnjoncikobhonhokfhfdgffafbfch"
 FIREFOX_EXTENSION_ID = "webmodels@webmodels.org"
 
 ENV_HOME = "WEBMODELS_HOME"
