@@ -3,6 +3,7 @@ command line and the environment; an unlocked one is only a default (managed.py)
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,10 +11,12 @@ from typing import Any
 
 import pytest
 
+from privacy.signing import Signer, entry
 from webmodels.app import build_commons
 from webmodels.cli.doctor_cmd import check_settings
 from webmodels.cli.main import main
 from webmodels.config import Config, Flags, load_config
+from webmodels.digest import Digest
 from webmodels.errors import HostError
 from webmodels.managed import parse_policy, read_policy
 from webmodels.store import Store
@@ -49,6 +52,7 @@ CASES = [
     Case("local_network_origins", [], ["*"], env={"WEBMODELS_LOCAL_NETWORK_ORIGINS": "*"}),
     Case("privacy_mode", "strict", "relaxed"),
     Case("commons_keys", [KEY_A], [KEY_B]),
+    Case("commons_lists", ["/srv/commons.json"], ["/u/commons.json"]),
     Case("probe_budget", 4, 400),
     Case("probe_window_hours", 48.0, 1.0),
     Case("download_without_activation_bytes", 1000, 10**12),
@@ -68,7 +72,9 @@ def _value(config: Config, key: str) -> Any:
     value = getattr(config, key)
     if isinstance(value, Path):
         return str(value)
-    return list(value) if isinstance(value, tuple) else value
+    if isinstance(value, tuple):
+        return [str(v) if isinstance(v, Path) else v for v in value]
+    return value
 
 
 def _load(tmp_path: Path, case: Case, *, locked: bool) -> Config:
@@ -149,3 +155,28 @@ def test_settings_set_refuses_a_locked_key_and_settings_and_doctor_name_the_sour
     assert check.details["sources"]["privacy_mode"] == "policy (locked)"
     assert check.details["sources"]["quota_total_bytes"] == "default"
     assert "privacy_mode: policy (locked)" in check.summary
+
+
+def test_a_commons_list_the_policy_names_is_in_force_for_every_user(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    signer = Signer()
+    model = b"a model every site of the organisation may use"
+    listed = signer.write(tmp_path / "org-commons.json", 1, [entry(model)])
+    policy = tmp_path / "policy.toml"
+    keys = json.dumps(["project", signer.public])
+    policy.write_text(
+        f"commons_keys = {{ value = {keys}, locked = true }}\n"
+        f'commons_lists = {{ value = ["{listed}"], locked = true }}\n'
+    )
+    user = tmp_path / "user.toml"
+    user.write_text('commons_keys = ["project"]\ncommons_lists = []\n')  # cannot drop it
+    monkeypatch.setenv("WEBMODELS_POLICY", str(policy))
+    monkeypatch.setenv("WEBMODELS_CONFIG", str(user))
+    monkeypatch.setenv("WEBMODELS_HOME", str(tmp_path / "home"))
+    config = load_config()
+    with Store.open(config) as store:
+        gate = build_commons(config, store)
+        assert Digest.parse(hashlib.sha256(model).hexdigest()) in {
+            d for x in gate.in_force() for d in x.digests
+        }

@@ -94,6 +94,7 @@ def build_commons(config: Config, store: Store) -> CommonsGate:
         managed=config.policy,
     )
     gate.install_shipped()  # a newer version of webmodels brings a newer list
+    gate.install_files(config.commons_lists)  # and an administrator's lists (docs/fleet.md)
     gate.prune()  # expired probe charges of every site (PRIVACY.md, hole 14)
     return gate
 

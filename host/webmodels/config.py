@@ -50,6 +50,7 @@ class Config:
     # Common models: keys that may sign commons lists, one list each (base64 raw
     # Ed25519, or "project"; None: the project's keys, commons/trust.py), and the probe budget.
     commons_keys: tuple[str, ...] | None = None
+    commons_lists: tuple[Path, ...] = ()  # signed list files installed at start (a fleet's)
     probe_budget: int = 16
     probe_window_hours: float = 24.0
     # A download a page starts without a user gesture may be at most this big
@@ -162,6 +163,7 @@ def load_config(flags: Flags | None = None, env: Mapping[str, str] | None = None
         config_file=config_file,
         log_level=str(level).upper(),
         commons_keys=_strings(file_values.get("commons_keys"), where="commons_keys"),
+        commons_lists=_paths(file_values.get("commons_lists", []), where="commons_lists"),
         probe_budget=int(
             _positive(file_values.get("probe_budget", 16), where="probe_budget", whole=True)
         ),
@@ -216,6 +218,7 @@ _KNOWN_KEYS = {
     "system_preinstalled",
     "log_level",
     "commons_keys",
+    "commons_lists",
     "probe_budget",
     "probe_window_hours",
     "download_without_activation_bytes",

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -107,6 +108,17 @@ class CommonsGate:
             keeper.install(self.store.index, self.trust.verify(shipped_document(), now=self._now()))
         except (HostError, OSError) as exc:
             log.info("shipped commons list not installed: %s", exc)
+
+    def install_files(self, paths: Sequence[Path]) -> None:
+        """Adopt the lists an administrator deploys (``commons_lists`` in the policy file)
+        when newer than the stored list of their key, as `install_shipped` does."""
+        for path in paths:
+            try:
+                keeper.install(
+                    self.store.index, self.trust.verify(path.read_bytes(), now=self._now())
+                )
+            except (HostError, OSError) as exc:
+                log.warning("commons list %s not installed: %s", path, exc)
 
     def in_force(self) -> tuple[CommonsList, ...]:
         """The lists in force: the last good one of each trusted key, if it still
