@@ -12,7 +12,11 @@ from typing import Any
 import pytest
 
 from privacy.signing import Signer, entry
+from support.catalogs import CatalogSigner
+from support.catalogs import entry as catalog_entry
 from webmodels.app import build_commons
+from webmodels.catalogs.deployed import install_deployed, parse_deployed
+from webmodels.catalogs.keeper import installed
 from webmodels.cli.doctor_cmd import check_settings
 from webmodels.cli.main import main
 from webmodels.config import Config, Flags, load_config
@@ -180,3 +184,26 @@ def test_a_commons_list_the_policy_names_is_in_force_for_every_user(
         assert Digest.parse(hashlib.sha256(model).hexdigest()) in {
             d for x in gate.in_force() for d in x.digests
         }
+
+
+def test_a_catalog_the_policy_names_is_installed_when_the_host_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    signer = CatalogSigner("acme")
+    data = b"a model the organisation names"
+    document = signer.write(tmp_path / "acme.json", 1, [catalog_entry(data, "acme/m", "1.0.0")])
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        f'catalogs = {{ value = [{{ file = "{document}", key = "{signer.public}" }}], '
+        "locked = true }\n"
+    )
+    monkeypatch.setenv("WEBMODELS_POLICY", str(policy))
+    monkeypatch.setenv("WEBMODELS_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("WEBMODELS_HOME", str(tmp_path / "home"))
+    config = load_config()
+    assert config.sources["catalogs"] == "policy (locked)"
+    with Store.open(config) as store:
+        install_deployed(store.index, parse_deployed(config.extra.get("catalogs")))
+        assert [(i.catalog.name, i.catalog.version) for i in installed(store.index)] == [
+            ("acme", 1)
+        ]

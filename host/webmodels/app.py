@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from webmodels.catalogs.deployed import install_deployed, parse_deployed
 from webmodels.commons.gate import CommonsGate, ProbeBudget
 from webmodels.commons.trust import Trust
 from webmodels.config import Config
@@ -59,6 +60,7 @@ def build_host(config: Config, *, caller: str | None = None) -> Host:
     probe.start()  # in the background; `hello` waits for it only if asked early
     settings = SessionSettings.from_config(config.extra)
     store = Store.open(config)
+    install_deployed(store.index, parse_deployed(config.extra.get("catalogs")))
     commons = build_commons(config, store)
     sessions = SessionManager(store, probe, settings, log_path=config.log_dir / "worker.log")
     sessions.is_common = commons.is_common  # common models share one compile cache
