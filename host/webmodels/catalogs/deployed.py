@@ -1,6 +1,8 @@
 """Catalogs an administrator deploys with the policy file (docs/fleet.md):
 
-    [[catalogs.value]]            # or, unlocked: catalogs = [{ file = ..., key = ... }]
+    [catalogs]                # or, unlocked: catalogs = [{ file = ..., key = ... }]
+    locked = true
+    [[catalogs.value]]
     file = "/srv/webmodels/acme.json"
     key = "BASE64-ED25519-PUBLIC-KEY"
 
