@@ -94,7 +94,7 @@ def check_key_path(path: Path) -> Path:
     if resolved == ROOT or ROOT in resolved.parents:
         raise SystemExit(
             f"package: refusing the key {path}: it is inside the repository; keep the "
-            "signing key outside it (e.g. ../shared/keys/extension-signing-key.pem)"
+            "signing key outside it, where a CI secret would be"
         )
     return resolved
 
