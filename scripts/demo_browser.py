@@ -20,7 +20,7 @@ from support.png import distinct_colours  # noqa: E402
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Page
 
-EXTENSION_ID = "njlggidnjaijbhcfhmipfndcjjmocgpp"  # webmodels.config.CHROMIUM_EXTENSION_ID
+EXTENSION_ID = "nkalnjoncikobhonhokfhfdgffafbfch"  # webmodels.config.CHROMIUM_EXTENSION_ID
 POPUP_URL = f"chrome-extension://{EXTENSION_ID}/popup/popup.html"
 POPUP_SIZE = {"width": 380, "height": 560}
 PAGE_SIZE = {"width": 900, "height": 760}

@@ -241,6 +241,8 @@ def test_the_extension_id_comes_from_the_public_key() -> None:
     assert "".join(chr(ord("a") + int(c, 16)) for c in digest) == CHROMIUM_EXTENSION_ID
     probe = REPO / "tests" / "e2e" / "fixtures" / "probe-extension" / "manifest.json"
     assert json.loads(probe.read_text())["key"] == key
+    extension = REPO / "extension" / "manifest.json"
+    assert json.loads(extension.read_text())["key"] == key
 
 
 # -- uninstall planning ------------------------------------------------------------

@@ -87,7 +87,7 @@ def test_logs_go_to_a_file_not_stdout(host: HostProcess, home: Path) -> None:
 
 
 def test_browser_started_host_requires_context(home: Path) -> None:
-    host = HostProcess(home, "chrome-extension://njlggidnjaijbhcfhmipfndcjjmocgpp/", trusted=False)
+    host = HostProcess(home, "chrome-extension://nkalnjoncikobhonhokfhfdgffafbfch/", trusted=False)
     try:
         reply = host.call("manage.stats")
         assert reply["error"]["code"] == "bad_request" and "context" in reply["error"]["message"]

@@ -173,8 +173,12 @@ async function refresh() {
   ]);
   state.catalogs = catalogs.catalogs ?? [];
   fill($("commons-list"), ...commonsView((await commons).lists ?? []));
+  // A locked policy of the administrator sets the mode: shown, not offered.
+  const managed = (settings.managed ?? []).includes("privacy_mode");
+  $("privacy-managed").hidden = !managed;
   for (const radio of document.querySelectorAll('input[name="privacy-mode"]')) {
     radio.checked = radio.value === settings.privacy_mode;
+    radio.disabled = managed;
   }
   state.models = pages.models;
   state.stats = stats;

@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import vm from "node:vm";
 
-export const EXTENSION_ID = "njlggidnjaijbhcfhmipfndcjjmocgpp";
+export const EXTENSION_ID = "nkalnjoncikobhonhokfhfdgffafbfch";
 export const EXTENSION_BASE = `chrome-extension://${EXTENSION_ID}/`;
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 

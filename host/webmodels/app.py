@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from webmodels.catalogs.deployed import install_deployed, parse_deployed
 from webmodels.commons.gate import CommonsGate, ProbeBudget
 from webmodels.commons.trust import Trust
 from webmodels.config import Config
@@ -62,6 +63,7 @@ def build_host(config: Config, *, caller: str | None = None) -> Host:
     probe.start()  # in the background; `hello` waits for it only if asked early
     settings = SessionSettings.from_config(config.extra)
     store = Store.open(config)
+    install_deployed(store.index, parse_deployed(config.extra.get("catalogs")))
     commons = build_commons(config, store)
     sessions = SessionManager(store, probe, settings, log_path=config.log_dir / "worker.log")
     sessions.is_common = commons.is_common  # common models share one compile cache
@@ -96,8 +98,15 @@ def build_host(config: Config, *, caller: str | None = None) -> Host:
 
 def build_commons(config: Config, store: Store) -> CommonsGate:
     budget = ProbeBudget(config.probe_budget, config.probe_window_hours * 3600)
-    gate = CommonsGate(store, Trust.from_config(config.commons_keys), budget)
+    gate = CommonsGate(
+        store,
+        Trust.from_config(config.commons_keys),
+        budget,
+        default_mode=config.privacy_mode,
+        managed=config.policy,
+    )
     gate.install_shipped()  # a newer version of webmodels brings a newer list
+    gate.install_files(config.commons_lists)  # and an administrator's lists (docs/fleet.md)
     gate.prune()  # expired probe charges of every site (PRIVACY.md, hole 14)
     return gate
 

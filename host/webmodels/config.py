@@ -1,4 +1,5 @@
-"""One frozen `Config`, built once: flag > environment > config file > default.
+"""One frozen `Config`, built once: locked policy > flag > environment > config file >
+policy > default (the system-wide policy file: managed.py).
 
 Nothing here reads the environment at import time; `load_config` takes the
 environment as an argument so tests and the CLI pass exactly what they mean.
@@ -10,7 +11,7 @@ import os
 import sys
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +20,13 @@ import platformdirs
 from webmodels import STORE_LAYOUT
 from webmodels.errors import HostError
 from webmodels.fetch.mirrors import parse_mirrors
+from webmodels.managed import Policy, read_policy, sources
 
 APP_NAME = "webmodels"
 
 # The extension's fixed IDs. The Chromium ID is derived from the public key in
 # manifests/extension-public-key.txt (a test checks it); Firefox uses the gecko id.
-CHROMIUM_EXTENSION_ID = "njlggidnjaijbhcfhmipfndcjjmocgpp"
+CHROMIUM_EXTENSION_ID = "nkalnjoncikobhonhokfhfdgffafbfch"
 FIREFOX_EXTENSION_ID = "webmodels@webmodels.org"
 
 ENV_HOME = "WEBMODELS_HOME"
@@ -49,6 +51,7 @@ class Config:
     # Common models: keys that may sign commons lists, one list each (base64 raw
     # Ed25519, or "project"; None: the project's keys, commons/trust.py), and the probe budget.
     commons_keys: tuple[str, ...] | None = None
+    commons_lists: tuple[Path, ...] = ()  # signed list files installed at start (a fleet's)
     probe_budget: int = 16
     probe_window_hours: float = 24.0
     # A download a page starts without a user gesture may be at most this big
@@ -74,6 +77,11 @@ class Config:
     # Sources that serve a file by its SHA-256 ("oci://REGISTRY/REPO", "https://…/"),
     # tried before a download's own URLs, as the host (fetch/mirrors.py, docs/oci.md).
     mirrors: tuple[str, ...] = ()
+    # The privacy mode where the user chose none in the popup (a locked policy: always).
+    privacy_mode: str = "strict"
+    # The administrator's policy (managed.py) and where each setting came from.
+    policy: Policy = field(default_factory=Policy)
+    sources: Mapping[str, str] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -124,11 +132,14 @@ def _paths(value: object, *, where: str) -> tuple[Path, ...]:
 
 
 def load_config(flags: Flags | None = None, env: Mapping[str, str] | None = None) -> Config:
-    """Resolve every setting once, in the order flag > env > config file > default."""
-    flags = flags or Flags()
+    """Resolve every setting once, in the order locked policy > flag > env > config file
+    > policy > default."""
     env = os.environ if env is None else env
+    policy = read_policy(env)
+    flags, env = policy.without_overrides(flags or Flags(), env)
     config_file = flags.config_file or _env_path(env, ENV_CONFIG) or default_config_file()
-    file_values = read_config_file(config_file)
+    user_values = read_config_file(config_file)
+    file_values = policy.merged(user_values)
 
     explicit_home = flags.home or _env_path(env, ENV_HOME) or _file_path(file_values, "home")
     home = explicit_home or Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
@@ -156,6 +167,7 @@ def load_config(flags: Flags | None = None, env: Mapping[str, str] | None = None
         config_file=config_file,
         log_level=str(level).upper(),
         commons_keys=_strings(file_values.get("commons_keys"), where="commons_keys"),
+        commons_lists=_paths(file_values.get("commons_lists", []), where="commons_lists"),
         probe_budget=int(
             _positive(file_values.get("probe_budget", 16), where="probe_budget", whole=True)
         ),
@@ -191,6 +203,15 @@ def load_config(flags: Flags | None = None, env: Mapping[str, str] | None = None
             file_values.get("quarantine_days", 30.0), where="quarantine_days"
         ),
         mirrors=parse_mirrors(file_values.get("mirrors", [])),
+        privacy_mode=_privacy_mode(file_values.get("privacy_mode", "strict")),
+        policy=policy,
+        sources=sources(
+            _KNOWN_KEYS,
+            policy=policy,
+            flags_given={f.name for f in fields(flags) if getattr(flags, f.name) is not None},
+            env=env,
+            user_values=user_values,
+        ),
         extra={k: v for k, v in file_values.items() if k not in _KNOWN_KEYS},
     )
 
@@ -202,6 +223,7 @@ _KNOWN_KEYS = {
     "system_preinstalled",
     "log_level",
     "commons_keys",
+    "commons_lists",
     "probe_budget",
     "probe_window_hours",
     "download_without_activation_bytes",
@@ -211,7 +233,14 @@ _KNOWN_KEYS = {
     "local_network_origins",
     "quarantine_days",
     "mirrors",
+    "privacy_mode",
 }
+
+
+def _privacy_mode(value: object) -> str:
+    if value not in ("strict", "relaxed"):
+        raise HostError("bad_request", "config key privacy_mode must be strict or relaxed")
+    return str(value)
 
 
 def _local_network_origins(env: Mapping[str, str], values: Mapping[str, Any]) -> tuple[str, ...]:

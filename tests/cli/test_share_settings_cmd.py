@@ -61,10 +61,13 @@ def test_share_refuses_what_it_cannot_name(home: Path, tmp_path: Path) -> None:
 
 
 def test_settings_get_and_set_the_privacy_mode_a_running_host_uses(home: Path) -> None:
-    assert run_cli(home, "settings").stdout.split() == ["privacy_mode", "strict"]
+    assert run_cli(home, "settings").stdout.split() == ["privacy_mode", "strict", "(default)"]
     run_cli(home, "settings", "set", "privacy_mode", "relaxed")
     assert run_cli(home, "settings", "get", "privacy_mode").stdout == "relaxed\n"
-    assert json.loads(run_cli(home, "settings", "--json").stdout) == {"privacy_mode": "relaxed"}
+    assert json.loads(run_cli(home, "settings", "--json").stdout) == {
+        "privacy_mode": "relaxed",
+        "sources": {"privacy_mode": "settings"},
+    }
     host = HostProcess(home)
     try:
         assert host.result("manage.settings.get") == {"privacy_mode": "relaxed"}

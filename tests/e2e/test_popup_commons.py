@@ -14,7 +14,7 @@ from support.host import run_cli
 
 pytestmark = pytest.mark.e2e
 EXTENSION = Path(__file__).resolve().parents[2] / "extension"
-POPUP = "chrome-extension://njlggidnjaijbhcfhmipfndcjjmocgpp/popup/popup.html"
+POPUP = "chrome-extension://nkalnjoncikobhonhokfhfdgffafbfch/popup/popup.html"
 
 
 def test_popup_lists_the_commons_lists_in_force(chromium, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -18,7 +18,7 @@ from support.png import distinct_colours
 
 pytestmark = pytest.mark.e2e
 EXTENSION = Path(__file__).resolve().parents[2] / "extension"
-POPUP_URL = "chrome-extension://njlggidnjaijbhcfhmipfndcjjmocgpp/popup/popup.html"
+POPUP_URL = "chrome-extension://nkalnjoncikobhonhokfhfdgffafbfch/popup/popup.html"
 
 # Whether an input's placeholder fits inside its box, measured in the input's font.
 PLACEHOLDER_FITS = """(input) => {

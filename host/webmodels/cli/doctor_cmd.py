@@ -54,7 +54,25 @@ def extra_checks(config: Config) -> list[CheckFn]:
         functools.partial(check_store, config),
         functools.partial(check_catalogs, config),
         functools.partial(check_preinstalled, config),
+        functools.partial(check_settings, config),
     ]
+
+
+def check_settings(config: Config) -> Check:
+    """Where each setting comes from: an administrator's policy (locked or as a default),
+    the command line, the environment, the user's config file or the built-in default."""
+    from webmodels.cli.share_cmd import SETTINGS, effective_setting
+
+    found = dict(config.sources)
+    with Store.open(config) as store:
+        found.update({key: effective_setting(store, key, config)[1] for key in SETTINGS})
+    shown = [f"{key}: {source}" for key, source in found.items() if source != "default"]
+    policy = config.policy.path
+    details = {"sources": found, "policy_file": str(policy) if policy else None}
+    summary = "; ".join(shown) if shown else "every setting has its default"
+    if policy is not None:
+        summary = f"policy {policy}; {summary}"
+    return Check("settings", "ok", summary, details=details)
 
 
 def check_registration(config: Config) -> Check:

@@ -13,6 +13,7 @@ import platformdirs
 
 from webmodels import NATIVE_HOST_NAME
 from webmodels.config import APP_NAME, Config, default_config_file
+from webmodels.errors import HostError
 from webmodels.registration import (
     BROWSERS,
     InstallPlan,
@@ -30,6 +31,11 @@ from webmodels.registration.documents import launcher_cli_args
 from webmodels.registration.locations import CHROMIUM_FAMILY, System, registry_display
 from webmodels.registration.plans import GONE, IN_USE, KEEP, REMOVE
 from webmodels.registration.receipt import receipt_path
+from webmodels.registration.system_wide import (
+    SYSTEM_BROWSERS,
+    plan_system_install,
+    system_receipt_path,
+)
 
 from .output import format_table, print_json
 
@@ -73,30 +79,54 @@ def _add_selection_flags(parser: argparse.ArgumentParser) -> None:
         "(writes DIR/NativeMessagingHosts/)",
     )
     parser.add_argument("--dry-run", action="store_true", help="show the plan; change nothing")
+    parser.add_argument(
+        "--system",
+        action="store_true",
+        help="for every user of this machine: the browsers' system-wide folders "
+        "(/etc/opt/chrome/native-messaging-hosts, ...; needs root)",
+    )
+    parser.add_argument(
+        "--root",
+        type=Path,
+        metavar="DIR",
+        help="with --system: write under DIR instead of / (a package image)",
+    )
 
 
 def run_install(args: argparse.Namespace, ctx: CliContext) -> int:
-    selection = parse_selection(args.browser, args.user_data_dir)
-    plan = plan_install(
-        ctx.config,
-        selection=selection,
-        system=System.current(),
-        python=sys.executable,
-        launcher_args=default_launcher_args(ctx.config),
-    )
+    if _system_wide(args):
+        plan = plan_system_install(
+            ctx.config,
+            browsers=_expand(args.browser) if args.browser else SYSTEM_BROWSERS,
+            system=System.current(),
+            python=sys.executable,
+            root=args.root,
+        )
+    else:
+        plan = plan_install(
+            ctx.config,
+            selection=parse_selection(args.browser, args.user_data_dir),
+            system=System.current(),
+            python=sys.executable,
+            launcher_args=default_launcher_args(ctx.config),
+        )
     created: tuple[Path, ...] = ()
     if not args.dry_run:
         created = execute_install(plan, registry=system_registry()).created_dirs
     if ctx.json:
         print_json({"ok": True, "dry_run": args.dry_run, **plan.to_json(), "created_dirs": created})
     else:
-        print(_install_text(plan, created=created, dry_run=args.dry_run))
+        undo = "webmodels uninstall --system" if args.system else "webmodels uninstall"
+        print(_install_text(plan, created=created, dry_run=args.dry_run, undo=undo))
     return 0
 
 
 def run_uninstall(args: argparse.Namespace, ctx: CliContext) -> int:
     selection = parse_selection(args.browser, args.user_data_dir, profile_default=CHROMIUM_FAMILY)
-    path = receipt_path(ctx.config.home)
+    if _system_wide(args):
+        path = system_receipt_path(System.current(), args.root)
+    else:
+        path = receipt_path(ctx.config.home)
     receipt = load_receipt(path)
     registry = system_registry()
     plan = plan_uninstall(
@@ -115,6 +145,20 @@ def run_uninstall(args: argparse.Namespace, ctx: CliContext) -> int:
     return 0
 
 
+def _system_wide(args: argparse.Namespace) -> bool:
+    if args.root is not None and not args.system:
+        raise HostError("bad_request", "--root goes with --system", flag="--root")
+    if args.system and args.user_data_dir is not None:
+        raise HostError(
+            "bad_request", "--user-data-dir is one user's profile: drop it", flag="--system"
+        )
+    return bool(args.system)
+
+
+def _expand(browsers: Sequence[str]) -> tuple[str, ...]:
+    return parse_selection(browsers, None).browsers
+
+
 def default_launcher_args(config: Config) -> tuple[str, ...]:
     """Flags the launcher passes on: ``--store``/``--config`` when not the defaults."""
     default_home = Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
@@ -125,7 +169,7 @@ def default_launcher_args(config: Config) -> tuple[str, ...]:
     )
 
 
-def _install_text(plan: InstallPlan, *, created: Sequence[Path], dry_run: bool) -> str:
+def _install_text(plan: InstallPlan, *, created: Sequence[Path], dry_run: bool, undo: str) -> str:
     write, setting = ("would write", "would set") if dry_run else ("written", "set")
     rows: list[tuple[str, str, str]] = []
     for registration in plan.registrations:
@@ -141,8 +185,7 @@ def _install_text(plan: InstallPlan, *, created: Sequence[Path], dry_run: bool) 
     tail = (
         "Dry run: nothing was changed."
         if dry_run
-        else f"Registered {NATIVE_HOST_NAME} with {browsers} browser(s); "
-        "undo with `webmodels uninstall`."
+        else f"Registered {NATIVE_HOST_NAME} with {browsers} browser(s); undo with `{undo}`."
     )
     return format_table(HEADERS, rows) + "\n\n" + tail
 

@@ -5,12 +5,13 @@ same checks, as the ``manage.share`` and ``manage.settings.*`` methods the popup
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
+from webmodels import managed
 from webmodels.cli.main import CliContext
 from webmodels.cli.output import print_json, print_kv
 from webmodels.commons.gate import PRIVACY_MODES
+from webmodels.config import Config
 from webmodels.context import Origin
 from webmodels.errors import HostError
 from webmodels.store import Store
@@ -82,20 +83,33 @@ def cmd_share(args: argparse.Namespace, ctx: CliContext) -> int:
 def cmd_settings(args: argparse.Namespace, ctx: CliContext) -> int:
     with Store.open(ctx.config) as store:
         if args.action == "set":
-            _set(store, args.key, args.value)
+            _set(store, args.key, args.value, ctx.config)
         elif args.value is not None:
             raise HostError("bad_request", "settings get takes one KEY at most")
-        values = {key: store.setting(key, default) for key, (_, default) in SETTINGS.items()}
+        found = {key: effective_setting(store, key, ctx.config) for key in SETTINGS}
     if args.key is not None:
         _check_key(args.key)
-        values = {args.key: values[args.key]}
+        found = {args.key: found[args.key]}
+    values = {key: value for key, (value, _) in found.items()}
     if ctx.json:
-        print_json(values)
+        print_json({**values, "sources": {key: source for key, (_, source) in found.items()}})
     elif args.action == "get" and args.key is not None:
         print(values[args.key])
     else:
-        print_kv(values, stream=sys.stdout)
+        print_kv({key: f"{value} ({source})" for key, (value, source) in found.items()})
     return 0
+
+
+def effective_setting(store: Store, key: str, config: Config) -> tuple[str, str]:
+    """A setting's value in force and where it comes from: a locked policy, else the
+    user's choice (popup or `settings set`), else the config file, policy or default."""
+    default = str(getattr(config, key, SETTINGS[key][1]))
+    if key in config.policy.locked:
+        return default, managed.LOCKED
+    chosen = store.setting(key, "")
+    if chosen:
+        return chosen, managed.SETTING
+    return default, config.sources.get(key, managed.DEFAULT)
 
 
 def _check_key(key: str) -> tuple[frozenset[str], str]:
@@ -104,10 +118,11 @@ def _check_key(key: str) -> tuple[frozenset[str], str]:
     return SETTINGS[key]
 
 
-def _set(store: Store, key: str | None, value: str | None) -> None:
+def _set(store: Store, key: str | None, value: str | None, config: Config) -> None:
     if key is None or value is None:
         raise HostError("bad_request", "usage: webmodels settings set KEY VALUE")
     allowed, _ = _check_key(key)
+    config.policy.check_unlocked(key)
     if value not in allowed:
         raise HostError(
             "bad_request", f"{key} must be one of {', '.join(sorted(allowed))}, not {value!r}"

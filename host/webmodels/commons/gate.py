@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -24,6 +25,7 @@ from webmodels.commons.trust import Trust, shipped_key_text
 from webmodels.context import RequestContext
 from webmodels.digest import Digest
 from webmodels.errors import HostError
+from webmodels.managed import Policy
 from webmodels.store import Store
 from webmodels.store.records import ModelRecord
 
@@ -63,8 +65,12 @@ class CommonsGate:
         budget: ProbeBudget,
         *,
         clock: Callable[[], float] = time.time,
+        default_mode: str = "strict",
+        managed: Policy | None = None,
     ) -> None:
         self.store = store
+        self.default_mode = default_mode  # config (or policy); a locked policy: always
+        self.managed = managed or Policy()
         self.trust = trust
         self.budget = budget
         self._clock = clock
@@ -81,13 +87,17 @@ class CommonsGate:
         """The user's privacy mode is "relaxed": every site sees every stored model (the
         popup explains the cost). Re-read every few seconds, like the list."""
         if time.monotonic() - self._mode_at >= RELOAD_S:
-            self._relaxed = self.store.setting("privacy_mode", "strict") == "relaxed"
+            mode = self.default_mode
+            if "privacy_mode" not in self.managed.locked:
+                mode = self.store.setting("privacy_mode", mode)
+            self._relaxed = mode == "relaxed"
             self._mode_at = time.monotonic()
         return self._relaxed
 
     def set_mode(self, mode: str) -> None:
         if mode not in PRIVACY_MODES:
             raise HostError("bad_request", f"privacy_mode must be one of {sorted(PRIVACY_MODES)}")
+        self.managed.check_unlocked("privacy_mode")
         self.store.set_setting("privacy_mode", mode)
         self._relaxed, self._mode_at = mode == "relaxed", time.monotonic()
 
@@ -98,6 +108,17 @@ class CommonsGate:
             keeper.install(self.store.index, self.trust.verify(shipped_document(), now=self._now()))
         except (HostError, OSError) as exc:
             log.info("shipped commons list not installed: %s", exc)
+
+    def install_files(self, paths: Sequence[Path]) -> None:
+        """Adopt the lists an administrator deploys (``commons_lists`` in the policy file)
+        when newer than the stored list of their key, as `install_shipped` does."""
+        for path in paths:
+            try:
+                keeper.install(
+                    self.store.index, self.trust.verify(path.read_bytes(), now=self._now())
+                )
+            except (HostError, OSError) as exc:
+                log.warning("commons list %s not installed: %s", path, exc)
 
     def in_force(self) -> tuple[CommonsList, ...]:
         """The lists in force: the last good one of each trusted key, if it still

@@ -64,7 +64,11 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         return {"model": record.manage_info()}
 
     def settings_get(call: Call) -> Mapping[str, Any]:
-        return {"privacy_mode": "relaxed" if host.commons.relaxed() else "strict"}
+        reply: dict[str, Any] = {"privacy_mode": "relaxed" if host.commons.relaxed() else "strict"}
+        if "privacy_mode" in host.config.policy.locked:
+            # The popup says "set by your administrator" and offers no change.
+            reply["managed"] = ["privacy_mode"]
+        return reply
 
     def settings_set(call: Call) -> Mapping[str, Any]:
         if "privacy_mode" in call.params.raw:
