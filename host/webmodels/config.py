@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -115,10 +114,16 @@ def system_preinstalled_dirs() -> tuple[Path, ...]:
 
 def read_config_file(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
+        fh = path.open("rb")
+    except FileNotFoundError:  # most installs: no config file, and no TOML parser loaded
         return {}
+    except OSError as exc:
+        raise HostError("bad_request", f"cannot read config file {path}: {exc}") from exc
+    import tomllib  # here: every host start reads this module, few have a config file
+
+    try:
+        with fh:
+            return tomllib.load(fh)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise HostError("bad_request", f"cannot read config file {path}: {exc}") from exc
 

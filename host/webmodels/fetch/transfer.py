@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import http.client
 import json
 import logging
 import os
@@ -289,6 +288,8 @@ class Transfer:
             raise _Retry("more bytes than announced")
 
     def _copy(self, response: requests.Response, out: BinaryIO) -> None:
+        import http.client
+
         import requests
 
         from webmodels.fetch.session import body_reader
