@@ -18,7 +18,6 @@ import platformdirs
 
 from webmodels import STORE_LAYOUT
 from webmodels.errors import HostError
-from webmodels.fetch.mirrors import parse_mirrors
 from webmodels.managed import Policy, read_policy, sources
 
 APP_NAME = "webmodels"
@@ -110,6 +109,14 @@ def system_preinstalled_dirs() -> tuple[Path, ...]:
         return (Path(base) / APP_NAME / "models",) if base else ()
     dirs = platformdirs.site_data_dir(APP_NAME, appauthor=False, multipath=True)
     return tuple(Path(d) / "models" for d in dirs.split(os.pathsep) if d)
+
+
+def _mirrors(value: object) -> tuple[str, ...]:
+    if value == []:  # most configs: no mirrors, and fetch/mirrors.py loads `requests`
+        return ()
+    from webmodels.fetch.mirrors import parse_mirrors
+
+    return parse_mirrors(value)
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -207,7 +214,7 @@ def load_config(flags: Flags | None = None, env: Mapping[str, str] | None = None
         quarantine_days=_positive(
             file_values.get("quarantine_days", 30.0), where="quarantine_days"
         ),
-        mirrors=parse_mirrors(file_values.get("mirrors", [])),
+        mirrors=_mirrors(file_values.get("mirrors", [])),
         privacy_mode=_privacy_mode(file_values.get("privacy_mode", "strict")),
         policy=policy,
         sources=sources(

@@ -24,7 +24,6 @@ from webmodels.digest import Digest
 from webmodels.errors import HostError
 from webmodels.fetch import resume
 from webmodels.fetch.access import AccessRefused, PageAccess, page_error
-from webmodels.fetch.mirrors import Sources
 from webmodels.fetch.resume import Action, ResumeState
 from webmodels.store.blobs import PendingBlob, reserve_for
 from webmodels.store.quotas import quota_exceeded
@@ -113,6 +112,8 @@ class Transfer:
             from webmodels.fetch.session import socket_options
 
             guard.limit(session, access, socket_options=socket_options())
+        from webmodels.fetch.mirrors import Sources  # with `requests`, as a transfer runs
+
         self.sources = Sources(
             urls, mirrors, expected, session, new_session=new_session, host_oci=access is None
         )
