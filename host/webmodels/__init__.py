@@ -1,11 +1,9 @@
 """webmodels: one shared, privacy-partitioned store of AI models for the web."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("webmodels")
-except PackageNotFoundError:  # running from a source tree without installing
-    __version__ = "0.0.0+source"
+# Written here, not read with importlib.metadata: that import and the scan of the
+# installed distributions cost a browser-started host about a tenth of its start
+# (tests/test_start_imports.py keeps it equal to pyproject.toml's version).
+__version__ = "0.1.0"
 
 PROTOCOL_VERSION = 1
 STORE_LAYOUT = "store-v1"

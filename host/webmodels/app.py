@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib.metadata
 import json
 import os
 import sys
@@ -144,6 +143,8 @@ def cached_probe(path: Path, timeout_s: float) -> ProbeResult:
 
 
 def _ort_version() -> str | None:
+    import importlib.metadata  # only here: the host starts without it
+
     try:
         return importlib.metadata.version("onnxruntime-gpu")
     except importlib.metadata.PackageNotFoundError:

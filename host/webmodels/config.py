@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -19,7 +18,6 @@ import platformdirs
 
 from webmodels import STORE_LAYOUT
 from webmodels.errors import HostError
-from webmodels.fetch.mirrors import parse_mirrors
 from webmodels.managed import Policy, read_policy, sources
 
 APP_NAME = "webmodels"
@@ -113,12 +111,26 @@ def system_preinstalled_dirs() -> tuple[Path, ...]:
     return tuple(Path(d) / "models" for d in dirs.split(os.pathsep) if d)
 
 
+def _mirrors(value: object) -> tuple[str, ...]:
+    if value == []:  # most configs: no mirrors, and fetch/mirrors.py loads `requests`
+        return ()
+    from webmodels.fetch.mirrors import parse_mirrors
+
+    return parse_mirrors(value)
+
+
 def read_config_file(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
+        fh = path.open("rb")
+    except FileNotFoundError:  # most installs: no config file, and no TOML parser loaded
         return {}
+    except OSError as exc:
+        raise HostError("bad_request", f"cannot read config file {path}: {exc}") from exc
+    import tomllib  # here: every host start reads this module, few have a config file
+
+    try:
+        with fh:
+            return tomllib.load(fh)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise HostError("bad_request", f"cannot read config file {path}: {exc}") from exc
 
@@ -202,7 +214,7 @@ def load_config(flags: Flags | None = None, env: Mapping[str, str] | None = None
         quarantine_days=_positive(
             file_values.get("quarantine_days", 30.0), where="quarantine_days"
         ),
-        mirrors=parse_mirrors(file_values.get("mirrors", [])),
+        mirrors=_mirrors(file_values.get("mirrors", [])),
         privacy_mode=_privacy_mode(file_values.get("privacy_mode", "strict")),
         policy=policy,
         sources=sources(

@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-import tomllib
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,6 +120,8 @@ def read_policy(env: Mapping[str, str], *, system_files: Sequence[Path] | None =
         path = Path(env[ENV_POLICY]).expanduser()
     if path is None:
         return Policy()
+    import tomllib  # here: most hosts have no policy file, and start without a TOML parser
+
     try:
         with path.open("rb") as fh:
             return parse_policy(tomllib.load(fh), path=path)

@@ -24,7 +24,6 @@ from datetime import UTC, datetime
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from webmodels.errors import HostError
 
@@ -42,7 +41,9 @@ def key_id(key: Ed25519PublicKey) -> str:
 
 def public_key_text(key: Ed25519PublicKey) -> str:
     """The raw 32 bytes in base64: how keys appear in config files and data/."""
-    return base64.b64encode(key.public_bytes(Encoding.Raw, PublicFormat.Raw)).decode("ascii")
+    # public_bytes_raw, not public_bytes(Encoding.Raw, ...): the serialization module
+    # also loads the SSH key code (and bcrypt) at every host start
+    return base64.b64encode(key.public_bytes_raw()).decode("ascii")
 
 
 def parse_public_key(text: str, *, what: str = "a signing key") -> Ed25519PublicKey:

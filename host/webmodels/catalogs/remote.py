@@ -6,8 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import requests
-
 from webmodels.catalogs.documents import MAX_CATALOG_BYTES
 from webmodels.errors import HostError
 
@@ -22,6 +20,8 @@ def read_source(source: str) -> bytes:
     """The document at `source`; a larger one is cut at the limit (and then refused
     by the parser as not a catalog)."""
     if is_url(source):
+        import requests  # here: the host starts without it (issue 13, host start)
+
         try:
             with requests.get(source, timeout=FETCH_TIMEOUT_S, stream=True) as reply:
                 reply.raise_for_status()

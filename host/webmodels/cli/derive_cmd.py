@@ -14,7 +14,7 @@ from webmodels.cli.output import human_bytes, print_json, print_kv
 from webmodels.cli.store_cmd import _add, catalog_labels, resolve
 from webmodels.errors import HostError
 from webmodels.representations.deriver import Deriver
-from webmodels.representations.recipes import DTYPES, MAX_OPSET, MIN_OPSET, Recipe
+from webmodels.representations.recipes import DTYPES, MIN_OPSET, Recipe
 from webmodels.runtime.settings import SessionSettings
 from webmodels.store import Store
 from webmodels.store.records import ModelRecord
@@ -25,7 +25,10 @@ def register(sub: Any) -> None:
     p.add_argument("model", metavar="SHA|NAME", help="a SHA-256 (or 6+ hex digits) or NAME[@VER]")
     p.add_argument("--dtype", choices=DTYPES, default="fp32", help="element type of the form")
     p.add_argument(
-        "--opset", type=int, metavar="N", help=f"convert to ONNX opset N ({MIN_OPSET}-{MAX_OPSET})"
+        "--opset",
+        type=int,
+        metavar="N",
+        help=f"convert to ONNX opset N (from {MIN_OPSET} to the installed onnx's newest)",
     )
 
 

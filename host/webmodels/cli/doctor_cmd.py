@@ -21,7 +21,7 @@ from webmodels.permissions import loose
 from webmodels.registration import check_registrations
 from webmodels.store import Store
 from webmodels.store.health import store_health
-from webmodels.store.preinstalled_index import configured_problems
+from webmodels.store.preinstalled_index import configured_problems, removed_labels
 
 _MARKS = {"ok": "[ok]  ", "warn": "[warn]", "fail": "[FAIL]"}
 
@@ -165,17 +165,39 @@ def check_preinstalled(config: Config) -> Check:
     with Store.open(config) as store:
         found = configured_problems(store, config)
         count = len(store.index.query("SELECT path FROM preinstalled WHERE state = 'ok'"))
-    details = {"folders": [str(d) for d in config.preinstalled_dirs], "problems": found}
+        removed = removed_labels(store)
+    details = {
+        "folders": [str(d) for d in config.preinstalled_dirs],
+        "problems": found,
+        "labels_removed": removed,
+    }
+    cleaned = _cleaned_words(removed)
     if found:
         return Check(
             "preinstalled",
             "warn",
-            "; ".join(found),
+            "; ".join(found) + cleaned,
             fix="correct the folder's models.json, or stop naming the folder "
             "(--preinstalled, WEBMODELS_PREINSTALLED, `preinstalled` in the config file)",
             details=details,
         )
-    return Check("preinstalled", "ok", f"{count} pre-installed file(s) in use", details=details)
+    summary = f"{count} pre-installed file(s) in use{cleaned}"
+    return Check("preinstalled", "ok", summary, details=details)
+
+
+def _cleaned_words(removed: list[dict[str, str | None]]) -> str:
+    """What the upgrade cleaned, in words: labels an older release had left behind."""
+    if not removed:
+        return ""
+    shown = ", ".join(
+        " ".join(filter(None, (r["name"], r["version"], f"({(r['sha256'] or '')[:12]})")))
+        for r in removed[:5]
+    )
+    more = f" and {len(removed) - 5} more" if len(removed) > 5 else ""
+    return (
+        f"; removed {len(removed)} label(s) an older release had copied from pre-installed "
+        f"folders no longer configured: {shown}{more}"
+    )
 
 
 def run_command(args: argparse.Namespace, ctx: CliContext) -> int:

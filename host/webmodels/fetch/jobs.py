@@ -30,9 +30,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from webmodels.digest import Digest
 from webmodels.errors import HostError
@@ -45,6 +43,9 @@ from webmodels.fetch.waiters import Waiter, Waiters
 from webmodels.paging import Key
 from webmodels.store.records import ModelRecord
 from webmodels.store.store import Store
+
+if TYPE_CHECKING:
+    import requests
 
 JobEntry = tuple[Key, dict[str, Any]]
 

@@ -18,9 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from webmodels.errors import HostError
 from webmodels.fetch.access import PageAccess
@@ -32,6 +30,9 @@ from webmodels.store.blobs import PendingBlob, process_alive
 from webmodels.store.metadata import describe_file
 from webmodels.store.quotas import check_total_quota
 from webmodels.store.store import Store
+
+if TYPE_CHECKING:
+    import requests
 
 log = logging.getLogger(__name__)
 

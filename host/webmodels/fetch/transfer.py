@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import http.client
 import json
 import logging
 import os
@@ -19,25 +18,33 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
-
-import requests
+from typing import TYPE_CHECKING, BinaryIO
 
 from webmodels.digest import Digest
 from webmodels.errors import HostError
-from webmodels.fetch import guard, resume
+from webmodels.fetch import resume
 from webmodels.fetch.access import AccessRefused, PageAccess, page_error
-from webmodels.fetch.mirrors import Sources
 from webmodels.fetch.resume import Action, ResumeState
-from webmodels.fetch.session import body_reader, socket_options
-
-# Re-exported: the job manager and tests make their sessions through this module.
-from webmodels.fetch.session import new_session as new_session
 from webmodels.store.blobs import PendingBlob, reserve_for
 from webmodels.store.quotas import quota_exceeded
 
+if TYPE_CHECKING:
+    import requests
+
+# `requests` (and session.py, guard.py, which subclass its adapter) is imported when a
+# transfer runs, not when the host starts: the host answers `hello` without it.
+
 log = logging.getLogger(__name__)
 CHUNK = 256 << 10  # a killed host loses at most one chunk it had read
+
+
+def new_session() -> requests.Session:
+    """The session downloads use (fetch/session.py); the job manager and tests make
+    their sessions through this function."""
+    from webmodels.fetch.session import new_session as make
+
+    return make()
+
 
 Progress = Callable[[int, int | None], None]  # (loaded, total)
 
@@ -101,7 +108,12 @@ class Transfer:
         self.session.max_redirects = options.max_redirects
         self.access = access
         if access is not None:
+            from webmodels.fetch import guard
+            from webmodels.fetch.session import socket_options
+
             guard.limit(session, access, socket_options=socket_options())
+        from webmodels.fetch.mirrors import Sources  # with `requests`, as a transfer runs
+
         self.sources = Sources(
             urls, mirrors, expected, session, new_session=new_session, host_oci=access is None
         )
@@ -202,6 +214,8 @@ class Transfer:
         return None
 
     def _attempt(self, url: str) -> None:
+        import requests
+
         headers = resume.request_headers(self.state, url=url, offset=self.offset)
         try:
             response = self.sources.get(
@@ -275,6 +289,12 @@ class Transfer:
             raise _Retry("more bytes than announced")
 
     def _copy(self, response: requests.Response, out: BinaryIO) -> None:
+        import http.client
+
+        import requests
+
+        from webmodels.fetch.session import body_reader
+
         buffer = memoryview(bytearray(CHUNK))
         read = body_reader(response)
         try:

@@ -23,11 +23,10 @@ fingerprinting material (see PRIVACY.md).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-
-from onnx.defs import onnx_opset_version
 
 from webmodels.errors import HostError
 
@@ -37,7 +36,22 @@ RUNTIMES = ("webgpu", "webnn", "wasm", "host")
 # ONNX Runtime runs the default domain from opset 7; above the installed onnx's newest
 # opset no converter exists.
 MIN_OPSET = 7
-MAX_OPSET = onnx_opset_version()
+
+
+@functools.cache
+def max_opset() -> int:
+    """The installed onnx's newest opset. Asked when a recipe names an opset: importing
+    onnx (and numpy) costs a host start about a second of CPU (docs/design.md)."""
+    from onnx.defs import onnx_opset_version
+
+    return int(onnx_opset_version())
+
+
+def __getattr__(name: str) -> int:
+    if name == "MAX_OPSET":  # the constant this was, for the CLI's help and the tests
+        return max_opset()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 QUERY_KEYS = frozenset({"dtype", "format", "opset", "for"})
 DEVICE_KEYS = frozenset({"webgpu", "webnn"})
@@ -170,8 +184,8 @@ def _opset(value: object) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise _bad(f"{FIELD}.opset", "an integer")
-    if not MIN_OPSET <= value <= MAX_OPSET:
-        raise _bad(f"{FIELD}.opset", f"between {MIN_OPSET} and {MAX_OPSET}")
+    if not MIN_OPSET <= value <= max_opset():
+        raise _bad(f"{FIELD}.opset", f"between {MIN_OPSET} and {max_opset()}")
     return value
 
 

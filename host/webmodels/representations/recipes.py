@@ -15,9 +15,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from webmodels.errors import HostError
-from webmodels.representations.choice import DTYPES, MAX_OPSET, MIN_OPSET, from_wire
+from webmodels.representations.choice import DTYPES, MIN_OPSET, from_wire, max_opset
 
-__all__ = ["DTYPES", "FORMATS", "MAX_OPSET", "MIN_OPSET", "TOLERANCE", "Recipe"]
+__all__ = ["DTYPES", "FORMATS", "MIN_OPSET", "TOLERANCE", "Recipe"]
+
+
+def __getattr__(name: str) -> int:
+    if name == "MAX_OPSET":  # loads onnx: only when asked (choice.max_opset)
+        return max_opset()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 FORMATS = ("onnx",)  # what the host derives (choice.py also accepts "ort": not yet)
 RECIPE_FORMAT = 1  # bump when the same recipe makes other bytes (a new conversion step)
 # Largest relative error of any output (see relative_error), per dtype. fp16 keeps
@@ -84,9 +92,9 @@ class Recipe:
 def _opset(raw: object) -> int | None:
     if raw is None:
         return None
-    if isinstance(raw, bool) or not isinstance(raw, int) or not MIN_OPSET <= raw <= MAX_OPSET:
+    if isinstance(raw, bool) or not isinstance(raw, int) or not MIN_OPSET <= raw <= max_opset():
         raise HostError(
             "bad_request",
-            f"representation.opset must be a whole number from {MIN_OPSET} to {MAX_OPSET}",
+            f"representation.opset must be a whole number from {MIN_OPSET} to {max_opset()}",
         )
     return raw

@@ -224,6 +224,29 @@ MIGRATIONS: tuple[str, ...] = (
         DELETE FROM representations WHERE sha256 = OLD.sha256;
     END;
     """,
+    # preinstalled_labels: releases before this one copied a pre-installed folder's
+    # name and version onto the stored object, where they outlived the folder: `ls`
+    # showed a name that `resolve` did not know. The folder's label lives in the
+    # `preinstalled` table only (store/preinstalled_index.py); what is removed here is
+    # kept in `label_cleanups` for `webmodels doctor`.
+    """
+    CREATE TABLE label_cleanups (     -- labels a migration removed (webmodels doctor)
+        sha256      TEXT NOT NULL,
+        name        TEXT,
+        version     TEXT,
+        reason      TEXT NOT NULL,    -- preinstalled: copied from a models.json entry
+        cleaned_at  REAL NOT NULL
+    );
+    INSERT INTO label_cleanups (sha256, name, version, reason, cleaned_at)
+        SELECT o.sha256, o.name, o.version, 'preinstalled',
+               (julianday('now') - 2440587.5) * 86400.0
+        FROM objects o
+        WHERE o.name IS NOT NULL AND EXISTS (
+            SELECT 1 FROM preinstalled p
+            WHERE p.sha256 = o.sha256 AND p.name = o.name AND p.version IS o.version);
+    UPDATE objects SET name = NULL, version = NULL
+        WHERE sha256 IN (SELECT sha256 FROM label_cleanups WHERE reason = 'preinstalled');
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -119,6 +119,16 @@ def configured_problems(store: Store, config: Config) -> list[str]:
     return problems(store, required=[d for d in config.preinstalled_dirs if d not in system])
 
 
+def removed_labels(store: Store) -> list[dict[str, str | None]]:
+    """The labels older releases had copied from a models.json onto stored objects,
+    which the `preinstalled_labels` migration removed (store/index.py)."""
+    rows = store.index.query(
+        "SELECT sha256, name, version FROM label_cleanups WHERE reason = 'preinstalled' "
+        "ORDER BY cleaned_at, sha256"
+    )
+    return [{"sha256": r["sha256"], "name": r["name"], "version": r["version"]} for r in rows]
+
+
 def check(store: Store, path: Path) -> Location | None:
     """The location of a pre-installed file if it is unchanged on disk (size, mtime);
     a changed one is re-indexed and None returned."""
