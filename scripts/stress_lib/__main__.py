@@ -1,10 +1,12 @@
 """`scripts/stress --size short|long [--only PART]`: the fault-injection table
-(stress_lib/injection.py), the crash loop (stress_lib/crashes.py) and the concurrency
-rounds (stress_lib/concurrency.py).
+(stress_lib/injection.py), the crash loop (stress_lib/crashes.py), the concurrency
+rounds (stress_lib/concurrency.py) and the kills during downloads, gc and a migration
+(stress_lib/crash_points.py).
 
 short (what CI runs, tests/test_stress_*.py): a 256 KiB model, 20 kills, 16 processes
-for 2 rounds; long: a 6 MiB model, so every write of a multi-chunk file is a fault
-point, 1,000 kills and 16 processes for 50 rounds.
+for 2 rounds, 3 kills each of a download, gc and a migration; long: a 6 MiB model, so
+every write of a multi-chunk file is a fault point, 1,000 kills, 16 processes for 50
+rounds and 200 kills each of a download, gc and a migration.
 Exit status 1 when any injection, kill or round lost or corrupted anything, or a fault
 was answered with an unclear error, or SQLite's own error text reached a user.
 """
@@ -16,6 +18,7 @@ import sys
 import time
 
 from stress_lib.concurrency import run_concurrency
+from stress_lib.crash_points import run_points
 from stress_lib.crashes import run_crashes
 from stress_lib.injection import run_injection, table
 
@@ -23,7 +26,8 @@ SIZES = {"short": 256 * 1024, "long": 6 * 1024 * 1024}
 KILLS = {"short": 20, "long": 1000}
 CRASH_MODEL = {"short": 512 * 1024, "long": 4 * 1024 * 1024}
 ROUNDS = {"short": 2, "long": 50}
-PARTS = ("injection", "crashes", "concurrency")
+POINT_KILLS = {"short": 3, "long": 200}  # of each kind: downloads, gc, migration
+PARTS = ("injection", "crashes", "concurrency", "points")
 
 
 def injection(size: str) -> int:
@@ -64,12 +68,32 @@ def concurrency(size: str) -> int:
     return len(conc.leaked) + conc.lost + conc.corrupted
 
 
+def points(size: str) -> int:
+    bad = 0
+    for row in run_points(POINT_KILLS[size], CRASH_MODEL[size]):
+        print(
+            f"crash points, {row.kind}: {row.kills} kills, {row.completed} completed, "
+            f"{row.midway} midway, {row.retransferred} bytes re-transferred, {row.lost} lost, "
+            f"{row.corrupted} corrupted, {row.seconds:.1f} s "
+            f"({row.kills / max(row.seconds, 0.001):.2f} kills/s)"
+        )
+        if row.example:
+            print(f"    {row.example}")
+        bad += row.lost + row.corrupted
+    return bad
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/stress", description=__doc__)
     parser.add_argument("--size", choices=sorted(SIZES), default="short")
     parser.add_argument("--only", choices=PARTS, action="append", help="run only this part")
     args = parser.parse_args(argv)
-    parts = {"injection": injection, "crashes": crashes, "concurrency": concurrency}
+    parts = {
+        "injection": injection,
+        "crashes": crashes,
+        "concurrency": concurrency,
+        "points": points,
+    }
     bad = 0
     for name in args.only or PARTS:
         bad += parts[name](args.size)
