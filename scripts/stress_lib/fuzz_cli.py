@@ -18,13 +18,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/fuzz", description=__doc__)
     parser.add_argument("--inputs", type=int, default=10_000, help="inputs in all")
     parser.add_argument("--target", choices=TARGET_NAMES, action="append")
+    parser.add_argument("--jobs", type=int, default=2, help="targets run at once")
     parser.add_argument("--keep", type=Path, help="folder for corpora and crash inputs")
     args = parser.parse_args(argv)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="wm-fuzz-") as tmp:
         work = args.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        rows = run_fuzz(args.inputs, work, tuple(args.target or TARGET_NAMES))
+        rows = run_fuzz(args.inputs, work, tuple(args.target or TARGET_NAMES), jobs=args.jobs)
     for row in rows:
         verdict = "FAILED" if row.failed else "ok"
         print(f"fuzz {row.target:<14} {row.inputs:>9} inputs {row.seconds:7.1f} s  {verdict}")
