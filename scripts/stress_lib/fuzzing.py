@@ -61,7 +61,14 @@ def _seeds(target: str, folder: Path) -> None:
     if target in ("frames", "requests"):
         body = {"id": 1, "method": "cos.write.begin", "params": {"sha256": _hash(2), "size": 3}}
         page = {"partition": {"top_site": "https://a.example", "origin": "https://a.example"}}
-        for request in (body, {**body, "context": page}, {"id": "x", "method": "manage.delete"}):
+        # What fuzzing found stays in the corpus, so every run tries it again.
+        found = {"partition": {"top_site": "https://a]", "origin": "https://a.example"}}
+        for request in (
+            body,
+            {**body, "context": page},
+            {"id": "x", "method": "manage.delete"},
+            {**body, "context": found},
+        ):
             text = json.dumps(request).encode()
             seeds.append(
                 len(text).to_bytes(4, sys.byteorder) + text if target == "frames" else text
