@@ -53,7 +53,7 @@ class PointFigures:
     lost: int = 0
     corrupted: int = 0
     seconds: float = 0.0
-    midway: int = 0  # kills that left the work half done (gc: some removed, not all)
+    midway: int = 0  # gc: kills inside its write transaction, with files set aside
     example: str = ""
 
 
@@ -68,6 +68,11 @@ class ModelServer(ThreadingHTTPServer):
         self.sent: dict[str, int] = dict.fromkeys(files, 0)
         self.lock = threading.Lock()
         self.requested = threading.Event()  # set by every GET: a transfer has begun
+
+    def add(self, name: str, data: bytes) -> None:
+        with self.lock:
+            self.files[name] = data
+            self.sent[name] = 0
 
     @property
     def base(self) -> str:
@@ -148,9 +153,12 @@ def _pull(argv: list[str], home: Path, rng: random.Random, server: ModelServer) 
 
 
 def _models(home: Path, count: int, weight_bytes: int) -> list[Path]:
-    return [
-        onnx_model(home / f"m{i}.onnx", weight_bytes=weight_bytes, seed=i) for i in range(count)
-    ]
+    """Models m0..m<count-1> in `home`, made where not there yet."""
+    paths = [home / f"m{i}.onnx" for i in range(count)]
+    for seed, path in enumerate(paths):
+        if not path.exists():
+            onnx_model(path, weight_bytes=weight_bytes, seed=seed)
+    return paths
 
 
 def _hex(path: Path) -> str:
@@ -188,6 +196,7 @@ def crash_downloads(kills: int, weight_bytes: int, window_s: float, seed: int) -
     with tempfile.TemporaryDirectory(prefix="wm-crash-dl-") as tmp:
         home = Path(tmp)
         models = _models(home, 4, weight_bytes)
+        digests = {m: _hex(m) for m in models}
         server = ModelServer({m.name: m.read_bytes() for m in models})
         threading.Thread(target=server.serve_forever, daemon=True).start()
         stored: set[str] = set()
@@ -195,11 +204,16 @@ def crash_downloads(kills: int, weight_bytes: int, window_s: float, seed: int) -
             for _ in range(kills * 3):  # a pull that ends before its kill is not one
                 if figures.kills >= kills:
                     break
-                model = next((m for m in models if _hex(m) not in stored), rng.choice(models))
-                argv = ["pull", f"{server.base}/{model.name}", "--sha256", _hex(model)]
+                model = next((m for m in models if digests[m] not in stored), None)
+                if model is None:  # all arrived: a new model, so each pull transfers
+                    model = _models(home, len(models) + 1, weight_bytes)[-1]
+                    models.append(model)
+                    digests[model] = _hex(model)
+                    server.add(model.name, model.read_bytes())
+                argv = ["pull", f"{server.base}/{model.name}", "--sha256", digests[model]]
                 status = _pull(argv, home, rng, server)
                 if status == 0:
-                    stored.add(_hex(model))
+                    stored.add(digests[model])
                     figures.completed += 1
                 figures.kills += status == KILLED
                 # A download in progress keeps its dl-*.partial for the resume.
@@ -208,7 +222,7 @@ def crash_downloads(kills: int, weight_bytes: int, window_s: float, seed: int) -
         finally:
             server.shutdown()
         sizes = {m.name: m.stat().st_size for m in models}
-        done = {m.name for m in models if _hex(m) in stored}
+        done = {m.name for m in models if digests[m] in stored}
         figures.retransferred = sum(
             sent - (sizes[name] if name in done else 0) for name, sent in server.sent.items()
         )
@@ -258,6 +272,37 @@ def _prepare_gc(
     return kept, loose, orphan.hex
 
 
+def _gc(home: Path, rng: random.Random, window_s: float) -> tuple[int, bool]:
+    """Run `webmodels gc`; SIGKILL it at a random moment of its first `window_s`, or
+    (one time in two) as soon as it has set its first file aside: inside its write
+    transaction. (exit status, whether files were set aside when the kill came)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "webmodels", "gc"],
+        env=_env(home),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    tmp_dir = home / "store-v1" / "tmp"
+    targeted = rng.random() < 0.5
+    delay = rng.uniform(0, window_s)
+    inside = [False]
+
+    def killer() -> None:
+        if not targeted:
+            time.sleep(delay)
+        else:
+            while proc.poll() is None and not any(tmp_dir.glob("*.aside")):
+                time.sleep(0.0005)
+        inside[0] = proc.poll() is None and any(tmp_dir.glob("*.aside"))
+        _kill(proc)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    status = proc.wait()
+    thread.join()
+    return status, inside[0]
+
+
 def crash_gc(kills: int, weight_bytes: int, window_s: float, seed: int) -> PointFigures:
     rng = random.Random(seed)
     figures = PointFigures("gc")
@@ -270,12 +315,13 @@ def crash_gc(kills: int, weight_bytes: int, window_s: float, seed: int) -> Point
             home = base / f"round{n}"
             home.mkdir()
             kept, loose, orphan = _prepare_gc(home, models, rng)
-            status = _timed(["gc"], home, rng, window_s)
+            status, inside = _gc(home, rng, window_s)
             figures.completed += status == 0
             figures.kills += status == KILLED
+            figures.midway += inside and status == KILLED
             _check_stored(home / "store-v1", kept, figures, known_orphans=frozenset({orphan}))
-            left = _stored_of(home / "store-v1") & set(loose)
-            figures.midway += 0 < len(left) < len(loose)
+            if not status and _stored_of(home / "store-v1") & set(loose):
+                _judge(figures, Verdict(corrupted=["a gc that completed left unreferenced models"]))
     return figures
 
 
