@@ -232,11 +232,11 @@ def crash_downloads(kills: int, weight_bytes: int, window_s: float, seed: int) -
 def _finish_downloads(
     home: Path, models: list[Path], stored: set[str], server: ModelServer, figures: PointFigures
 ) -> None:
-    """The user's next try, unkilled: every model a killed pull left must now arrive,
-    and no download's partial file may outlive it."""
+    """The user's next try, unkilled: every model a killed pull began must now
+    arrive, and no download's partial file may outlive it."""
     for model in models:
-        if _hex(model) in stored:
-            continue
+        if _hex(model) in stored or not server.sent[model.name]:
+            continue  # there, or never tried
         argv = ["pull", f"{server.base}/{model.name}", "--sha256", _hex(model)]
         proc = subprocess.run(
             [sys.executable, "-m", "webmodels", *argv], env=_env(home), capture_output=True
