@@ -114,19 +114,25 @@ def _cli_worker(
         _cli(home, seen, action, shared_hex)
 
 
-def _prepare(home: Path, *, workers: int, weight_bytes: int) -> tuple[list[Path], list[Path], str]:
-    """The models, and one imported and pinned before the run (in this process)."""
+def _models(home: Path, *, workers: int, weight_bytes: int) -> tuple[list[Path], list[Path]]:
+    """Two models every worker shares, one of each worker's own."""
     shared = [onnx_model(home / f"s{i}.onnx", weight_bytes=weight_bytes, seed=i) for i in range(2)]
     own = [
         onnx_model(home / f"u{i}.onnx", weight_bytes=weight_bytes, seed=100 + i)
         for i in range(workers)
     ]
+    return shared, own
+
+
+def _pin_one(home: Path, *, weight_bytes: int) -> str:
+    """A model imported and pinned in this process, while the hosts start on the new
+    store: their first opens race with each other and with this one."""
     keep = onnx_model(home / "pinned.onnx", weight_bytes=weight_bytes, seed=99)
     store = Store(home / "store-v1")
     pinned = store.import_file(keep).model.digest
     store.pin(pinned, True)
     store.close()
-    return shared, own, pinned.hex
+    return pinned.hex
 
 
 def run_concurrency(
@@ -139,8 +145,9 @@ def run_concurrency(
     hosts_n = processes * 3 // 4
     with tempfile.TemporaryDirectory(prefix="wm-conc-") as tmp:
         home = Path(tmp)
-        shared, own, pinned = _prepare(home, workers=processes, weight_bytes=weight_bytes)
-        hosts = [_host(home) for _ in range(hosts_n)]
+        shared, own = _models(home, workers=processes, weight_bytes=weight_bytes)
+        hosts = [_host(home) for _ in range(hosts_n)]  # on a store not made yet
+        pinned = _pin_one(home, weight_bytes=weight_bytes)
         try:
             for n in range(rounds):
                 seen = _Round()
