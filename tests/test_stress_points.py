@@ -27,4 +27,4 @@ def test_kills_during_downloads_gc_and_migration_lose_nothing() -> None:
     assert run.returncode == 0, run.stdout + run.stderr[-2000:]
     rows = re.findall(r"crash points, (\w+): (\d+) kills.* (\d+) lost, (\d+) corrupted", run.stdout)
     assert {r[0] for r in rows} == {"download", "gc", "migration"}, run.stdout
-    assert all(int(kills) >= 3 and lost == corrupted == "0" for _, kills, lost, corrupted in rows)
+    assert all(int(kills) >= 2 and lost == corrupted == "0" for _, kills, lost, corrupted in rows)

@@ -4,7 +4,7 @@ rounds (stress_lib/concurrency.py) and the kills during downloads, gc and a migr
 (stress_lib/crash_points.py).
 
 short (what CI runs, tests/test_stress_*.py): a 256 KiB model, 20 kills, 16 processes
-for 2 rounds, 3 kills each of a download, gc and a migration; long: a 6 MiB model, so
+for 2 rounds, 2 kills each of a download, gc and a migration; long: a 6 MiB model, so
 every write of a multi-chunk file is a fault point, 1,000 kills, 16 processes for 50
 rounds and 200 kills each of a download, gc and a migration.
 Exit status 1 when any injection, kill or round lost or corrupted anything, or a fault
@@ -26,7 +26,7 @@ SIZES = {"short": 256 * 1024, "long": 6 * 1024 * 1024}
 KILLS = {"short": 20, "long": 1000}
 CRASH_MODEL = {"short": 512 * 1024, "long": 4 * 1024 * 1024}
 ROUNDS = {"short": 2, "long": 50}
-POINT_KILLS = {"short": 3, "long": 200}  # of each kind: downloads, gc, migration
+POINT_KILLS = {"short": 2, "long": 200}  # of each kind: downloads, gc, migration
 PARTS = ("injection", "crashes", "concurrency", "points")
 
 
