@@ -28,13 +28,15 @@ class Origin:
     def parse(cls, value: object, *, field: str = "origin") -> Origin:
         if not isinstance(value, str) or len(value) > 2048:
             raise HostError("bad_request", f"{field} must be an origin string", field=field)
-        parts = urlsplit(value.strip())
-        scheme = parts.scheme.lower()
         try:
+            # urlsplit itself raises ValueError on an unbalanced "[" or "]" (found by
+            # scripts/fuzz: it took the whole host down from a request's context).
+            parts = urlsplit(value.strip())
             host = parts.hostname
             port = parts.port
         except ValueError as exc:
-            raise HostError("bad_request", f"{field} has a bad port", field=field) from exc
+            raise HostError("bad_request", f"{field} has a bad host or port", field=field) from exc
+        scheme = parts.scheme.lower()
         bad_rest = parts.path not in ("", "/") or parts.query or parts.fragment
         if not scheme or not host or bad_rest or parts.username or parts.password:
             raise HostError(

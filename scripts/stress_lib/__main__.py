@@ -1,10 +1,14 @@
-"""`scripts/stress --size short|long`: the fault-injection table (stress_lib/injection.py)
-and the crash loop (stress_lib/crashes.py).
+"""`scripts/stress --size short|long [--only PART]`: the fault-injection table
+(stress_lib/injection.py), the crash loop (stress_lib/crashes.py), the concurrency
+rounds (stress_lib/concurrency.py) and the kills during downloads, gc and a migration
+(stress_lib/crash_points.py).
 
-short (what CI runs, tests/test_stress_short.py): a 256 KiB model, 20 kills; long: a
-6 MiB model, so every write of a multi-chunk file is a fault point, and 1,000 kills.
-Exit status 1 when any injection or kill lost or corrupted anything, or a fault was
-answered with an unclear error.
+short (what CI runs, tests/test_stress_*.py): a 256 KiB model, 20 kills, 16 processes
+for 2 rounds, 2 kills each of a download, gc and a migration; long: a 6 MiB model, so
+every write of a multi-chunk file is a fault point, 1,000 kills, 16 processes for 50
+rounds and 200 kills each of a download, gc and a migration.
+Exit status 1 when any injection, kill or round lost or corrupted anything, or a fault
+was answered with an unclear error, or SQLite's own error text reached a user.
 """
 
 from __future__ import annotations
@@ -13,26 +17,32 @@ import argparse
 import sys
 import time
 
+from stress_lib.concurrency import run_concurrency
+from stress_lib.crash_points import run_points
 from stress_lib.crashes import run_crashes
 from stress_lib.injection import run_injection, table
 
 SIZES = {"short": 256 * 1024, "long": 6 * 1024 * 1024}
 KILLS = {"short": 20, "long": 1000}
 CRASH_MODEL = {"short": 512 * 1024, "long": 4 * 1024 * 1024}
+ROUNDS = {"short": 2, "long": 50}
+POINT_KILLS = {"short": 2, "long": 200}  # of each kind: downloads, gc, migration
+PARTS = ("injection", "crashes", "concurrency", "points")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="scripts/stress", description=__doc__)
-    parser.add_argument("--size", choices=sorted(SIZES), default="short")
-    args = parser.parse_args(argv)
+def injection(size: str) -> int:
     started = time.monotonic()
-    rows = run_injection(weight_bytes=SIZES[args.size])
+    rows = run_injection(weight_bytes=SIZES[size])
     print(table(rows))
     total = sum(r.injections for r in rows)
     bad = sum(r.lost + r.corrupted + r.unclear for r in rows)
-    print(f"{total} injections, {bad} bad, {time.monotonic() - started:.1f} s ({args.size})")
+    print(f"{total} injections, {bad} bad, {time.monotonic() - started:.1f} s ({size})")
+    return bad
+
+
+def crashes(size: str) -> int:
     started = time.monotonic()
-    crash = run_crashes(kills=KILLS[args.size], weight_bytes=CRASH_MODEL[args.size], window_s=1.5)
+    crash = run_crashes(kills=KILLS[size], weight_bytes=CRASH_MODEL[size], window_s=1.5)
     print(
         f"crash loop: {crash.kills} kills, {crash.committed} writes/imports completed, "
         f"{crash.retransferred} bytes re-transferred, {crash.lost} lost, "
@@ -40,7 +50,54 @@ def main(argv: list[str] | None = None) -> int:
     )
     if crash.example:
         print(f"    {crash.example}")
-    return 1 if bad or crash.lost or crash.corrupted else 0
+    return crash.lost + crash.corrupted
+
+
+def concurrency(size: str) -> int:
+    started = time.monotonic()
+    conc = run_concurrency(processes=16, rounds=ROUNDS[size], weight_bytes=SIZES["short"])
+    codes = ", ".join(f"{code} {n}" for code, n in sorted(conc.codes.items())) or "none"
+    print(
+        f"concurrency: {conc.processes} processes x {conc.rounds} rounds, "
+        f"{conc.operations} operations, refusals: {codes}; {len(conc.leaked)} leaked "
+        f"errors, {conc.lost} lost, {conc.corrupted} corrupted, "
+        f"{time.monotonic() - started:.1f} s"
+    )
+    if conc.example:
+        print(f"    {conc.example}")
+    return len(conc.leaked) + conc.lost + conc.corrupted
+
+
+def points(size: str) -> int:
+    bad = 0
+    for row in run_points(POINT_KILLS[size], CRASH_MODEL[size]):
+        print(
+            f"crash points, {row.kind}: {row.kills} kills, {row.completed} completed, "
+            f"{row.midway} midway, {row.retransferred} bytes re-transferred, {row.lost} lost, "
+            f"{row.corrupted} corrupted, {row.seconds:.1f} s "
+            f"({row.kills / max(row.seconds, 0.001):.2f} kills/s)"
+        )
+        if row.example:
+            print(f"    {row.example}")
+        bad += row.lost + row.corrupted
+    return bad
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/stress", description=__doc__)
+    parser.add_argument("--size", choices=sorted(SIZES), default="short")
+    parser.add_argument("--only", choices=PARTS, action="append", help="run only this part")
+    args = parser.parse_args(argv)
+    parts = {
+        "injection": injection,
+        "crashes": crashes,
+        "concurrency": concurrency,
+        "points": points,
+    }
+    bad = 0
+    for name in args.only or PARTS:
+        bad += parts[name](args.size)
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":

@@ -43,9 +43,14 @@ def sha256_of(path: Path) -> str:
 
 
 def check_store(
-    root: Path, verdict: Verdict, *, known_orphans: frozenset[str] = frozenset()
+    root: Path,
+    verdict: Verdict,
+    *,
+    known_orphans: frozenset[str] = frozenset(),
+    resumable: bool = False,
 ) -> Store:
-    """Open `root` as the next start does and check index, blobs and temp files."""
+    """Open `root` as the next start does and check index, blobs and temp files
+    (with `resumable`, a download's ``dl-*.partial`` is kept for its resume)."""
     with next_start():
         store = Store(root)
         store.remove_stale_temp_files()
@@ -68,6 +73,8 @@ def check_store(
         if digest.hex not in indexed and digest.hex not in known_orphans:
             verdict.corrupted.append(f"unindexed blob {digest.short}")
     for temp in [*store.files.tmp_dir.glob("*.partial"), *store.files.tmp_dir.glob("*.aside")]:
+        if resumable and temp.name.startswith("dl-"):
+            continue
         verdict.corrupted.append(f"temp file survives the next start: {temp.name}")
     return store
 
