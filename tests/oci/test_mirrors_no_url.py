@@ -31,6 +31,9 @@ def _catalog(home: Path, *files: tuple[bytes, str]) -> None:
         keeper.add(store.index, document, key=signer.public, source=None)
 
 
+NAMED = {"name": "acme/other", "version": "^1"}
+
+
 def _load(host: HostProcess, name: str) -> dict[str, Any]:
     reply: dict[str, Any] = host.call(
         "models.load", {"query": {"name": name, "version": "^1"}}, context=PAGE
@@ -47,6 +50,7 @@ def test_an_entry_without_urls_comes_from_a_mirror_and_a_miss_reads_as_without_m
     plain = HostProcess(home)
     try:
         without = _load(plain, "acme/other")
+        unknown = plain.result("models.availability", {"query": NAMED}, context=PAGE)
     finally:
         plain.close()
     with ModelServer() as mirror:
@@ -59,6 +63,7 @@ def test_an_entry_without_urls_comes_from_a_mirror_and_a_miss_reads_as_without_m
             host.backlog.clear()  # the first load's progress events
             missed = _load(host, "acme/other")
             events = list(host.backlog)
+            offered = host.result("models.availability", {"query": NAMED}, context=PAGE)
         finally:
             host.close()
         for variable, value in webmodels_env(home, **mirrors).items():
@@ -72,4 +77,7 @@ def test_an_entry_without_urls_comes_from_a_mirror_and_a_miss_reads_as_without_m
     assert stored(home, sha(page)) == page and stored(home, sha(cli)) == cli
     assert asked == [f"/by-hash/{h}" for h in (sha(page), sha(absent), sha(cli))]
     assert without["error"]["code"] == "not_found"
-    assert missed == without and events == []  # the page cannot tell the user has mirrors
+    # The page cannot tell that the user has mirrors: same reply, no events, and the
+    # entry is "unavailable" either way.
+    assert missed == without and events == []
+    assert offered == unknown == {"availability": "unavailable"}

@@ -112,10 +112,15 @@ def _probe(text: str, timeout_s: float) -> Probe:
     mirror = parse_mirror(text)
     url = probe_url(mirror)
     method = "GET" if mirror.registry is not None else "HEAD"
+    from webmodels.fetch.session import new_session  # the session downloads use
+
     try:
-        with requests.request(
-            method, url, timeout=timeout_s, allow_redirects=False, stream=True
-        ) as response:
+        with (
+            new_session() as session,
+            session.request(
+                method, url, timeout=timeout_s, allow_redirects=False, stream=True
+            ) as response,
+        ):
             status = response.status_code
     except requests.RequestException as exc:
         return Probe(text, url, False, f"no answer: {type(exc).__name__}")
