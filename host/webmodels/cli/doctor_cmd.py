@@ -55,7 +55,34 @@ def extra_checks(config: Config) -> list[CheckFn]:
         functools.partial(check_catalogs, config),
         functools.partial(check_preinstalled, config),
         functools.partial(check_settings, config),
+        functools.partial(check_mirrors, config),
     ]
+
+
+def check_mirrors(config: Config) -> Check:
+    """The mirrors downloads try first, where that setting came from, and whether each
+    answers now (a down mirror only costs time: the origin URLs are tried next)."""
+    source = config.sources.get("mirrors", "default")
+    if not config.mirrors:
+        return Check("mirrors", "ok", "no mirrors: downloads use their own URLs")
+    from webmodels.fetch.mirrors import probe_mirrors
+
+    probes = probe_mirrors(config.mirrors)
+    details = {
+        "source": source,
+        "mirrors": [
+            {"mirror": p.mirror, "url": p.url, "answers": p.answers, "detail": p.detail}
+            for p in probes
+        ],
+    }
+    shown = ", ".join(f"{p.mirror} ({p.detail})" for p in probes)
+    summary = f"{len(probes)} mirror(s) from {source}: {shown}"
+    down = [p.mirror for p in probes if not p.answers]
+    if down:
+        where = "ask your administrator" if source.startswith("policy") else "fix or remove it"
+        fix = f"{', '.join(down)} did not answer: downloads fall back to their URLs; {where}"
+        return Check("mirrors", "warn", summary, fix=fix, details=details)
+    return Check("mirrors", "ok", summary, details=details)
 
 
 def check_settings(config: Config) -> Check:

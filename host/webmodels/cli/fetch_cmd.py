@@ -204,7 +204,7 @@ def _pull_named(args: argparse.Namespace, ctx: CliContext) -> int:
             assert record is not None
             what = f"already stored ({label}{', substituted' if choice.substituted else ''})"
             return _report(ctx, record.manage_info(), what)
-        if not given.urls:
+        if not given.urls and not ctx.config.mirrors:  # else the mirrors, by its sha256
             raise HostError("not_found", f"{label} has no download URL")
         request = DownloadRequest(
             digest=given.digest,
@@ -335,7 +335,7 @@ def cmd_jobs(args: argparse.Namespace, ctx: CliContext) -> int:
             _progress_text(j["loaded"], j["total"]),
             "yes" if j["background"] else "",
             (j["error"] or {}).get("code", ""),
-            j["urls"][0],
+            (j["urls"] or ["(the mirrors)"])[0],
         )
         for j in jobs
     ]

@@ -10,7 +10,8 @@ are verified like any download's, and a mirror that serves wrong ones is refused
 the next source tried (fetch/transfer.py).
 
 This module owns parsing mirrors (pure), the order of a transfer's sources and the
-session each is fetched with, and the one error naming every source's failure.
+session each is fetched with, the one error naming every source's failure, and the
+cheap probe `webmodels doctor` runs on each mirror.
 """
 
 from __future__ import annotations
@@ -78,6 +79,55 @@ def parse_mirrors(value: object) -> tuple[str, ...]:
     for text in value:
         parse_mirror(text)
     return tuple(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    mirror: str
+    url: str  # what was asked: a registry's ``/v2/``, an https mirror's prefix
+    answers: bool
+    detail: str  # "HTTP 200", "HTTP 401 (asks for credentials)", or why none came
+
+
+def probe_url(mirror: Mirror) -> str:
+    """A registry answers ``GET /v2/`` (200, or 401 before login: both mean it is up);
+    an https mirror is asked ``HEAD`` on its prefix (any HTTP answer means it is up)."""
+    if mirror.registry is not None:
+        return mirror.registry.base_url.rsplit("/v2/", 1)[0] + "/v2/"
+    assert mirror.prefix is not None
+    return mirror.prefix
+
+
+def probe_mirrors(mirrors: Sequence[str], *, timeout_s: float = 3.0) -> list[Probe]:
+    """Ask every mirror at once, each with a short timeout (no credentials sent)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not mirrors:
+        return []
+    with ThreadPoolExecutor(max_workers=min(len(mirrors), MAX_MIRRORS)) as pool:
+        return list(pool.map(lambda text: _probe(text, timeout_s), mirrors))
+
+
+def _probe(text: str, timeout_s: float) -> Probe:
+    mirror = parse_mirror(text)
+    url = probe_url(mirror)
+    method = "GET" if mirror.registry is not None else "HEAD"
+    from webmodels.fetch.session import new_session  # the session downloads use
+
+    try:
+        with (
+            new_session() as session,
+            session.request(
+                method, url, timeout=timeout_s, allow_redirects=False, stream=True
+            ) as response,
+        ):
+            status = response.status_code
+    except requests.RequestException as exc:
+        return Probe(text, url, False, f"no answer: {type(exc).__name__}")
+    if status >= 500:
+        return Probe(text, url, False, f"HTTP {status}")
+    login = " (asks for credentials)" if status == 401 else ""
+    return Probe(text, url, True, f"HTTP {status}{login}")
 
 
 def _bad(text: str, why: str) -> HostError:

@@ -160,12 +160,14 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
                 record,
                 lambda form, extras: {"model": named(give(form, call), choice) | extras},
             )
-        if not given.urls:
-            raise HostError(
-                "not_found",
-                f"{given.name}@{given.version} has no download URL and is not available "
-                "to this site",
-            )
+        missing = HostError(
+            "not_found",
+            f"{given.name}@{given.version} has no download URL and is not available to this site",
+        )
+        # No URL: only the mirrors may have it (a catalog entry by sha256), and whatever
+        # they answer, a failure reads as without mirrors (PRIVACY.md, "Mirrors").
+        if not given.urls and (not host.config.mirrors or given.source == "request"):
+            raise missing
 
         def done(model: ModelRecord, extras: dict[str, Any]) -> Mapping[str, Any]:
             if label is not None and not extras.get("derived_from"):
@@ -173,11 +175,13 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
             return {"model": named(info(model, call.context), choice) | extras}
 
         page_chosen = given.source == "request"  # an inline descriptor's own URLs
-        return after_download(
-            call,
-            download(call, given.digest, given.urls, given.size, page_chosen=page_chosen),
-            done,
-        )
+        try:
+            future = download(call, given.digest, given.urls, given.size, page_chosen=page_chosen)
+        except HostError:  # over the activation limit, or the quota: as without mirrors
+            if given.urls:
+                raise
+            raise missing from None
+        return after_download(call, future if given.urls else _or(future, missing), done)
 
     def download(
         call: Call, digest: Digest, urls: tuple[str, ...], size: int | None, *, page_chosen: bool
@@ -305,6 +309,21 @@ def quota_left(
         except_sha256=digest.hex if digest is not None else None,
     )
     return page_room(host.store.index, limits, question, disk_figures(config.store_dir))
+
+
+def _or(future: Future[ModelRecord], error: HostError) -> Future[ModelRecord]:
+    """`future`, with `error` in place of any HostError it fails with."""
+    out: Future[ModelRecord] = Future()
+
+    def settle(done: Future[ModelRecord]) -> None:
+        failed = error if done.cancelled() else done.exception()
+        if failed is None:
+            out.set_result(done.result())
+        else:
+            out.set_exception(error if isinstance(failed, HostError) else failed)
+
+    future.add_done_callback(settle)
+    return out
 
 
 def _activation_limit(call: Call, limit: int) -> int | None:
