@@ -13,8 +13,11 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
+from webmodels.catalogs.forms import DeclaredForm
 from webmodels.digest import Digest
 from webmodels.dispatch import Call
+from webmodels.naming.resolve import Candidate
+from webmodels.representations.declared import SOURCE, declared
 from webmodels.representations.deriver import Form
 from webmodels.representations.recipes import Recipe
 from webmodels.store.records import ModelRecord
@@ -29,6 +32,20 @@ def requested(call: Call) -> Recipe | None:
     """The call's recipe; None when it asked for no representation."""
     raw = call.params.raw.get("representation")
     return None if raw is None else Recipe.requested(raw)
+
+
+def declared_form(host: Host, call: Call, given: Candidate) -> DeclaredForm | None:
+    """The form the call asked for when ``given``'s catalog declares it (then it is
+    loaded as its own file, never derived); None otherwise."""
+    recipe = requested(call)
+    return None if recipe is None else declared(host.store.index, given, recipe)
+
+
+def declared_extras(form: DeclaredForm, given: Candidate) -> dict[str, Any]:
+    """What the answer says of a declared form: its recipe, that its catalog made it,
+    and the model it is a form of."""
+    representation = {"dtype": form.dtype, "format": form.format, "opset": form.opset}
+    return {"representation": representation | {"source": SOURCE}, "derived_from": given.digest.hex}
 
 
 def form_now(host: Host, call: Call, record: ModelRecord) -> Form | None:
