@@ -78,7 +78,9 @@ export function groupByModel(models) {
   const groups = [];
   for (const model of models) {
     const last = groups.at(-1);
-    if (last && last.name === (model.name ?? null) && last.version === (model.version ?? null)) {
+    if (model.form_of && last?.files.includes(model.form_of)) {
+      last.files.push(model); // a derived form, under the model it is a form of
+    } else if (last && last.name === (model.name ?? null) && last.version === (model.version ?? null)) {
       last.files.push(model);
     } else {
       groups.push({ name: model.name ?? null, version: model.version ?? null, files: [model] });

@@ -6,6 +6,24 @@ import { h } from "./dom.js";
 import { formatBytes, modelTitle, shortHash, siteLabel, timeAgo } from "./format.js";
 import { button, confirmBox } from "./widgets.js";
 
+/** The list with each form the host derived (`derived_from`, manage.list) right after
+ *  the model it is a form of, when that model is listed too; such a form gets
+ *  `form_of` (its model), which groups it under that model's name. */
+export function withForms(models) {
+  const listed = new Map(models.map((model) => [model.sha256, model]));
+  const under = new Map();
+  for (const model of models) {
+    const source = model.derived_from && listed.get(model.derived_from);
+    if (source && source !== model) under.set(source.sha256, [...(under.get(source.sha256) ?? []), model]);
+  }
+  const placed = new Set([...under.values()].flat().map((model) => model.sha256));
+  return models.flatMap((model) =>
+    placed.has(model.sha256)
+      ? []
+      : [model, ...(under.get(model.sha256) ?? []).map((form) => ({ ...form, form_of: model }))],
+  );
+}
+
 /** One card per model; `ui.confirm` maps a sha256 to the delete step shown,
  *  `ui.from` a sha256 to the URL it came from. */
 export function modelsView(models, ui, actions) {
@@ -19,8 +37,8 @@ function modelCard(model, ui, actions) {
   return h(
     "li",
     {
-      class: `model${model.pinned ? " pinned" : ""}`,
-      dataset: { sha256: model.sha256, pinned: String(model.pinned) },
+      class: `model${model.pinned ? " pinned" : ""}${model.form_of ? " form" : ""}`,
+      dataset: { sha256: model.sha256, pinned: String(model.pinned), derivedFrom: model.derived_from ?? "" },
     },
     h(
       "div",
@@ -30,6 +48,7 @@ function modelCard(model, ui, actions) {
       h("span", { class: "model-size" }, formatBytes(model.size)),
     ),
     badges(model),
+    model.form_of ? h("p", { class: "form-of" }, `${formLabel(model)} of ${modelTitle(model.form_of)}`) : null,
     from ? h("p", { class: "path from", title: from }, `from ${withoutScheme(from)}`) : null,
     sitesLine(model),
     model.preinstalled_path
@@ -100,12 +119,25 @@ const SOURCE_WORDS = {
   imported: "Imported by you with `webmodels import`.",
 };
 
+const FORM_WORDS =
+  "Another form of a model (another precision, opset or format), made by this computer " +
+  "when a site's runtime asked for it, or by you with `webmodels derive`.";
+
+/** "fp16 form", "int8 ort form", "fp32 opset 17 form". */
+function formLabel(model) {
+  const { dtype, format, opset } = model.representation ?? {};
+  return [dtype, format && format !== "onnx" ? format : null, opset ? `opset ${opset}` : null, "form"]
+    .filter(Boolean)
+    .join(" ");
+}
+
 function badges(model) {
   const missing = model.stored === false && !model.preinstalled_path;
   return h(
     "div",
     { class: "badges" },
     h("span", { class: `badge source-${model.source}`, title: SOURCE_WORDS[model.source] }, model.source),
+    model.representation ? h("span", { class: "badge form", title: FORM_WORDS }, formLabel(model)) : null,
     model.format ? h("span", { class: "badge" }, model.format) : null,
     model.pinned ? h("span", { class: "badge pin" }, "pinned") : null,
     model.quarantined ? h("span", { class: "badge bad" }, "quarantined") : null,

@@ -8,7 +8,7 @@ import { fill, h } from "./dom.js";
 import { formatBytes, modelTitle, siteLabel } from "./format.js";
 import { ManageClient } from "./manage-client.js";
 import { ModelPages, groupByModel, groupsView, onSearch, watchEnd } from "./model-pages.js";
-import { modelsView } from "./models-view.js";
+import { modelsView, withForms } from "./models-view.js";
 import {
   catalogsView,
   downloadOrigins,
@@ -281,7 +281,7 @@ function renderModels(force = false) {
   $("models-empty").hidden = state.models.length > 0 || Boolean(pages.query);
   $("models-no-match").hidden = state.models.length > 0 || !pages.query;
   $("model-search").hidden = !pages.query && !pages.next && state.models.length < 10;
-  const groups = groupByModel(state.models);
+  const groups = groupByModel(withForms(state.models));
   fill($("model-list"), ...groupsView(groups, (files) => modelsView(files, state.ui, actions)));
   $("sites").hidden = sites.length === 0;
   fill($("site-list"), ...sitesView(sites, state.ui, actions));

@@ -75,6 +75,12 @@ class Setup:
         assert done.returncode == 0, f"{command}:\n{done.stdout}\n{done.stderr}"
         return done
 
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        """`webmodels ARGS` running while the test goes on."""
+        command = [sys.executable, "-m", "webmodels", "--store", str(self.store), *args]
+        pipe = subprocess.PIPE
+        return subprocess.Popen(command, env=self.env, stdout=pipe, stderr=pipe, text=True)
+
     def stored(self) -> dict[str, dict[str, Any]]:
         """The store's models by sha256, as `webmodels ls` sees them."""
         listing = json.loads(self.webmodels("--json", "ls").stdout)
@@ -179,6 +185,7 @@ def test_popup_lists_a_model_a_page_loaded_then_pins_and_deletes_it(
     popup.bring_to_front()
     card = model_card(popup, served.sha256)
     popup.wait_for_selector(card, timeout=TIMEOUT_MS)  # no reload: the popup polls
+    deriving = installed.start("--json", "derive", served.sha256, "--dtype", "int8")
 
     chips = popup.locator(f"{card} .site-chip")
     assert chips.count() == 1
@@ -194,6 +201,14 @@ def test_popup_lists_a_model_a_page_loaded_then_pins_and_deletes_it(
     popup.click(f"{card} [data-action=pin]")
     popup.wait_for_selector(f"{card}[data-pinned=true]", timeout=TIMEOUT_MS)
     assert installed.stored()[served.sha256]["pinned"] is True
+
+    # The form the user derived (meanwhile) is listed right under its model.
+    assert deriving.wait(timeout=120) == 0, deriving.stderr and deriving.stderr.read()
+    assert deriving.stdout is not None
+    form = f"{card} + li.model.form[data-sha256='{json.loads(deriving.stdout.read())['sha256']}']"
+    popup.wait_for_selector(form, timeout=TIMEOUT_MS)  # no reload: the popup polls
+    assert popup.get_attribute(form, "data-derived-from") == served.sha256
+    assert popup.text_content(f"{form} .badge.form") == "int8 form"
 
     # Delete asks first; a pinned model asks a second time, then goes with force.
     popup.click(f"{card} [data-action=delete]")

@@ -121,7 +121,6 @@ def test_a_session_of_the_int8_form_runs_close_to_the_source(host: HostProcess, 
     [
         {"dtype": "q2"},
         {"format": "gguf"},
-        {"format": "ort"},
         {"opset": 99},
         {"for": "cuda"},
         "fp16",

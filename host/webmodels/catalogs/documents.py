@@ -12,6 +12,12 @@ whose payload is::
                  "outputs": [...],
                  "equivalents": ["pub/model-int8@1.4.0"]}]}
 
+An entry may declare other forms of its model that its publisher made
+(docs/representations.md): ``"representations": [{"dtype": "fp16", "format":
+"onnx", "opset": null, "sha256": "<hex>", "size": 123, "urls": ["https://..."]}]``,
+each with its own hash, size and URLs; a load asking for that form downloads it
+(verified by hash) instead of the host deriving one.
+
 A model of several files lists them instead of ``sha256``/``size``/``urls``:
 ``"files": [{"path": "onnx/model.onnx", "url": "https://...", "sha256": "<hex>",
 "size": 123, "role": "graph"}, ...]`` (docs/catalogs.md); the entry's hash is then
@@ -35,6 +41,7 @@ from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from webmodels.catalogs.forms import DeclaredForm, parse_forms
 from webmodels.digest import Digest
 from webmodels.errors import HostError
 from webmodels.manifests.values import MAX_ENTRIES, ROLES, Entry, build_manifest, check_path
@@ -113,9 +120,12 @@ class CatalogEntry:
     outputs: tuple[ValueInfo, ...] | None
     equivalents: tuple[ModelRef, ...]
     files: tuple[CatalogFile, ...] = ()  # a model of several files; digest: its manifest's
+    representations: tuple[DeclaredForm, ...] = ()  # other forms its publisher made
 
     def to_json(self) -> dict[str, Any]:
         files = {"files": [f.to_json() for f in self.files]} if self.files else {}
+        if self.representations:
+            files["representations"] = [form.to_json() for form in self.representations]
         return {
             **files,
             "name": str(self.name),
@@ -251,6 +261,7 @@ def _entry(raw: object, n: int) -> CatalogEntry:
         outputs=_values(raw.get("outputs"), where, "outputs"),
         equivalents=refs,
         files=files,
+        representations=parse_forms(raw.get("representations", []), where, files, _urls),
     )
 
 

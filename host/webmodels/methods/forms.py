@@ -9,15 +9,20 @@ other sites did. The page is told what it got: ``representation`` and
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
+from webmodels.catalogs.forms import DeclaredForm
 from webmodels.digest import Digest
 from webmodels.dispatch import Call
+from webmodels.naming.resolve import Candidate
+from webmodels.representations.declared import SOURCE, declared
 from webmodels.representations.deriver import Form
 from webmodels.representations.recipes import Recipe
 from webmodels.store.records import ModelRecord
+from webmodels.store.representations import all_forms
 
 if TYPE_CHECKING:
     from webmodels.app import Host
@@ -29,6 +34,38 @@ def requested(call: Call) -> Recipe | None:
     """The call's recipe; None when it asked for no representation."""
     raw = call.params.raw.get("representation")
     return None if raw is None else Recipe.requested(raw)
+
+
+def manage_render(host: Host) -> Callable[[ModelRecord], dict[str, Any]]:
+    """`ModelRecord.manage_info` for the user's own views (``manage.list``), with
+    ``derived_from`` and ``representation`` on a form the host derived, so the popup
+    lists forms under their model."""
+    made = {p.form: p for p in all_forms(host.store.index)}
+
+    def render(record: ModelRecord) -> dict[str, Any]:
+        info = record.manage_info()
+        found = made.get(record.digest)
+        if found is None:
+            return info
+        recipe = json.loads(found.recipe)
+        form = {key: recipe.get(key) for key in ("dtype", "format", "opset")}
+        return info | {"derived_from": found.source.hex, "representation": form}
+
+    return render
+
+
+def declared_form(host: Host, call: Call, given: Candidate) -> DeclaredForm | None:
+    """The form the call asked for when ``given``'s catalog declares it (then it is
+    loaded as its own file, never derived); None otherwise."""
+    recipe = requested(call)
+    return None if recipe is None else declared(host.store.index, given, recipe)
+
+
+def declared_extras(form: DeclaredForm, given: Candidate) -> dict[str, Any]:
+    """What the answer says of a declared form: its recipe, that its catalog made it,
+    and the model it is a form of."""
+    representation = {"dtype": form.dtype, "format": form.format, "opset": form.opset}
+    return {"representation": representation | {"source": SOURCE}, "derived_from": given.digest.hex}
 
 
 def form_now(host: Host, call: Call, record: ModelRecord) -> Form | None:

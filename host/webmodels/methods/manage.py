@@ -12,9 +12,9 @@ from webmodels.catalogs.remote import read_source, source_label
 from webmodels.commons.status import statuses
 from webmodels.context import Origin
 from webmodels.dispatch import Call, Dispatcher
+from webmodels.methods import forms
 from webmodels.paging import PageRequest, fill, search_text
 from webmodels.store.listing import Order, Scan, scan
-from webmodels.store.records import ModelRecord
 
 if TYPE_CHECKING:
     from webmodels.app import Host
@@ -27,7 +27,7 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         request = PageRequest.parse(call.params, kind="manage.list", shape=(str, str, str))
         what = Scan(Order.LABEL, query=search_text(call.params))
         entries = scan(store.index, what, request.after)
-        items, cursor = fill(entries, request, kind="manage.list", render=ModelRecord.manage_info)
+        items, cursor = fill(entries, request, kind="manage.list", render=forms.manage_render(host))
         return {"models": items, "next_cursor": cursor}
 
     def delete(call: Call) -> Mapping[str, Any]:

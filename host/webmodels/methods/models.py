@@ -151,6 +151,16 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
             label = (str(given.name), str(given.version))
         else:
             label = None
+        form = forms.declared_form(host, call, given)
+        if form is not None:  # its catalog's own file for that form, never derived
+            extras = forms.declared_extras(form, given)
+            held = visible(form.digest, call.context)
+            if held is not None:
+                return {"model": named(give(held, call), choice) | extras}
+            fetched = download(call, form.digest, form.urls, form.size, page_chosen=False)
+            return _then(
+                fetched, lambda m: {"model": named(info(m, call.context), choice) | extras}
+            )
         record = visible(given.digest, call.context) if choice.visible else None
         if record is not None:
             if label is not None:

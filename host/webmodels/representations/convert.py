@@ -4,9 +4,17 @@ runtime worker (runtime/worker.py, ``op_derive``), which bounds its memory and t
 * `derive`: the recipe applied to the source's bytes: opset first
   (``onnx.version_converter``), then the dtype: fp16 by onnxconverter-common (inputs
   and outputs stay fp32, so a page feeds the same tensors to every form), int8 by ONNX
-  Runtime's dynamic quantization (weights int8, activations quantized at run time).
+  Runtime's dynamic quantization (weights int8, activations quantized at run time),
+  then the format: ``ort`` by ONNX Runtime's own converter (what
+  ``onnxruntime.tools.convert_onnx_models_to_ort`` does: a CPU session that saves its
+  graph in the ORT format), at the basic optimization level only, so the form holds
+  no fusions of one execution provider and runs in ONNX Runtime Web too.
   No step reads a clock or a random source, so the same source, recipe and tool
-  versions give the same bytes.
+  versions give the same bytes, except in the ORT format: ONNX Runtime's serializer
+  (1.31) writes some tables in an order that changes from run to run (measured: an
+  int8 graph gives other bytes on every conversion, even in one process and with no
+  optimization), so an ORT form's provenance says ``deterministic: no``
+  (`NOT_DETERMINISTIC`) instead of claiming it.
 * `max_error`: both graphs run in ONNX Runtime on the CPU on the same inputs, built
   from the source's input shapes and types with a fixed seed; the answer is the
   largest relative error of any output (`relative_error`).
@@ -26,6 +34,11 @@ SEED = 20261206
 # samples): small first; larger where a model needs it (an audio model's padding).
 SYMBOLIC_DIMS = (2, 64)
 INT_HIGH = 2  # integer samples are 0 or 1: valid ids for any embedding or mask
+
+
+# Recorded with the tool versions of a form whose bytes may differ from one derivation
+# to the next (deriver.py), so provenance never claims what was not so.
+NOT_DETERMINISTIC = {"ort": "no"}
 
 
 def tool_versions(ort: Any) -> dict[str, str]:
@@ -61,7 +74,31 @@ def derive(data: bytes, recipe: Recipe) -> bytes:
         raise HostError(
             "model_invalid", f"cannot make the {recipe.dtype} form of this model: {_short(exc)}"
         ) from exc
-    return bytes(model.SerializeToString(deterministic=True))
+    data = bytes(model.SerializeToString(deterministic=True))
+    return to_ort(data) if recipe.format == "ort" else data
+
+
+def to_ort(data: bytes) -> bytes:
+    """The ONNX model ``data`` in ONNX Runtime's ORT format, optimized at the basic
+    level (constant folding, redundant nodes removed: nothing specific to one
+    execution provider)."""
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory(prefix="webmodels-ort-") as folder:
+        target = Path(folder) / "form.ort"
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.intra_op_num_threads = 1  # a background job: one core at most
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        options.optimized_model_filepath = str(target)
+        options.add_session_config_entry("session.save_model_format", "ORT")
+        try:
+            ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ORT's own error types
+            raise HostError(
+                "model_invalid", f"cannot make the ORT format of this model: {_short(exc)}"
+            ) from exc
+        return target.read_bytes()
 
 
 def _convert_opset(model: Any, opset: int) -> Any:

@@ -25,12 +25,13 @@ from typing import Any
 
 from webmodels.digest import Digest
 from webmodels.errors import HostError
+from webmodels.representations.convert import NOT_DETERMINISTIC
 from webmodels.representations.recipes import Recipe
 from webmodels.runtime.client import CallTimeout, Runtime, WorkerLost, WorkerOptions
 from webmodels.runtime.compile_cache import CompileCache
 from webmodels.runtime.settings import SessionSettings
 from webmodels.store.blobs import PendingBlob, hash_file
-from webmodels.store.metadata import read_onnx_metadata
+from webmodels.store.metadata import ModelMetadata, read_onnx_metadata
 from webmodels.store.records import ModelRecord
 from webmodels.store.representations import Provenance, find, publish_form
 from webmodels.store.store import Store
@@ -155,7 +156,7 @@ class Deriver:
             provenance = self._checked(record.digest, recipe, scope, out, reply)
             stage("storing")
             pending = PendingBlob(out, provenance.form, out.stat().st_size)
-            publish_form(self.store, pending, read_onnx_metadata(out), provenance)
+            publish_form(self.store, pending, _metadata(record, recipe, out), provenance)
             self.derived += 1
             log.info(
                 "derived %s of %s in scope %s (max error %.3g)",
@@ -208,7 +209,19 @@ class Deriver:
             )
         digest, _ = hash_file(out)
         tools = {str(k): str(v) for k, v in dict(reply["tools"]).items()}
+        if recipe.format in NOT_DETERMINISTIC:  # its bytes may differ next time
+            tools["deterministic"] = NOT_DETERMINISTIC[recipe.format]
         return Provenance(source, recipe.key(), scope, digest, tools, error, recipe.tolerance)
+
+
+def _metadata(source: ModelRecord, recipe: Recipe, out: Any) -> ModelMetadata:
+    """The stored form's metadata: read from an ONNX form; an ORT-format file (a
+    flatbuffer that onnx cannot read) keeps its source's inputs and outputs, which no
+    recipe changes (fp16 keeps its inputs and outputs fp32)."""
+    if recipe.format == "onnx":
+        return read_onnx_metadata(out)
+    found = source.metadata
+    return ModelMetadata(format=recipe.format, inputs=found.inputs, outputs=found.outputs)
 
 
 def _quiet(stage: str) -> None:

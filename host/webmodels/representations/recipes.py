@@ -1,10 +1,10 @@
 """What form a model is asked in (`Recipe`), parsed once from a request. Pure.
 
 A recipe names a form, not a runtime: ``dtype`` (fp32, fp16, int8 by dynamic
-quantization), ``format`` (onnx) and an ``opset`` (None: the source's own). Each dtype
-has a tolerance: the largest error of a derived form's outputs against its source's,
-relative to the size of the source's outputs (`relative_error`), that it may have
-before it is refused.
+quantization), ``format`` (onnx, or ONNX Runtime's ort) and an ``opset`` (None: the
+source's own). Each dtype has a tolerance: the largest error of a derived form's
+outputs against its source's, relative to the size of the source's outputs
+(`relative_error`), that it may have before it is refused.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def __getattr__(name: str) -> int:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-FORMATS = ("onnx",)  # what the host derives (choice.py also accepts "ort": not yet)
+FORMATS = ("onnx", "ort")  # what the host derives
 RECIPE_FORMAT = 1  # bump when the same recipe makes other bytes (a new conversion step)
 # Largest relative error of any output (see relative_error), per dtype. fp16 keeps
 # about 3 decimal digits; dynamic int8 quantization of activations loses more.
