@@ -95,16 +95,17 @@ def test_files_download_at_once_and_a_background_pull_stores_the_model(
     assert any(r is not None and not r.startswith("bytes=0-") for r in ranges)  # resumed
 
 
-def sources(files: dict[str, tuple[str, str, int]], scale: int) -> list[FileSource]:
-    """The files as a catalog entry lists them, declared sizes times ``scale``."""
+def sources(files: dict[str, tuple[str, str, int]], scale: int | None) -> list[FileSource]:
+    """The files as a catalog entry lists them, declared sizes times ``scale`` (None:
+    no sizes, as ``pull URL1 URL2``: the servers' HEAD replies tell them)."""
     return [
-        FileSource(path, Digest(sha), (url,), size * scale)
+        FileSource(path, Digest(sha), (url,), None if scale is None else size * scale)
         for path, (url, sha, size) in files.items()
     ]
 
 
 def file_requests(server: ModelServer) -> list[str]:
-    return [r.path for r in server.requests if r.path.startswith("/m/")]
+    return [r.path for r in server.requests if r.path.startswith("/m/") and r.method == "GET"]
 
 
 def test_a_model_that_cannot_fit_is_refused_before_any_transfer(
@@ -116,10 +117,13 @@ def test_a_model_that_cannot_fit_is_refused_before_any_transfer(
     with Store(home / "store-v1") as store:
         with pytest.raises(HostError) as over_quota:
             pull_files(store, sources(files, 1), waiter="t", quota=total - 1)
+        with pytest.raises(HostError) as no_sizes_over_quota:
+            pull_files(store, sources(files, None), waiter="t", quota=total - 1)
         with pytest.raises(HostError) as over_disk:
             pull_files(store, sources(files, huge), waiter="t")
     assert over_quota.value.code == "quota_exceeded"
     assert f"({total} bytes)" in over_quota.value.message  # the whole model's figure
+    assert no_sizes_over_quota.value.message == over_quota.value.message
     assert over_disk.value.code == "disk_full"
     assert f"({total * huge} bytes)" in over_disk.value.message
     assert file_requests(model_server) == [] and manifests(home) == []

@@ -84,8 +84,11 @@ def missing(store: Store, sources: Sequence[FileSource]) -> list[FileSource]:
 
 def check_room(store: Store, sources: Sequence[FileSource], *, quota: int | None) -> None:
     """Refuse the whole model before any transfer when the files not yet stored (their
-    known sizes) exceed the store's quota or the disk's free space (with a reserve)."""
-    needed = sum(s.size or 0 for s in missing(store, sources))
+    declared sizes, else the sizes their servers announce) exceed the store's quota or
+    the disk's free space (with a reserve)."""
+    wanted = missing(store, sources)
+    needed = sum(s.size for s in wanted if s.size is not None)
+    needed += sum(announced_sizes([s for s in wanted if s.size is None]))
     if needed == 0:
         return
     if quota is not None:
@@ -108,6 +111,25 @@ def check_room(store: Store, sources: Sequence[FileSource], *, quota: int | None
             needed=needed,
             free=free,
         )
+
+
+def announced_sizes(sources: Sequence[FileSource]) -> list[int]:
+    """The Content-Length a HEAD of each file's first URL announces (0 where it says
+    none or fails: that file's own job checks the disk again when its size is known)."""
+    if not sources:
+        return []
+    from webmodels.fetch.session import new_session
+
+    sizes = []
+    with new_session() as session:
+        for source in sources:
+            try:
+                reply = session.head(source.urls[0], allow_redirects=True, timeout=10)
+                length = reply.headers.get("Content-Length", "") if reply.ok else ""
+            except OSError:
+                length = ""
+            sizes.append(int(length) if length.isdigit() else 0)
+    return sizes
 
 
 def pull_files(
