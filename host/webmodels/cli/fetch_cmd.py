@@ -315,6 +315,9 @@ def cmd_jobs(args: argparse.Namespace, ctx: CliContext) -> int:
         manager = _manager(store, ctx)
         if args.run:
             return _run_pending(manager)
+        from webmodels.manifests.pending import settle_pending
+
+        settle_pending(store)  # a model whose last file another process downloaded
         jobs = manager.list_jobs()
     if ctx.json:
         print_json(jobs)
