@@ -149,6 +149,8 @@ def pull_in_background(
         settle_pending(store)
     if ctx.json:
         print_json({"jobs": jobs, "background": True, "model": pending})
+    elif not jobs:
+        print("every file is already stored; the model is saved")
     else:
         print(
             f"downloading {len(jobs)} files in the background (jobs "
