@@ -193,12 +193,7 @@ def _pull_named(args: argparse.Namespace, ctx: CliContext) -> int:
         if files is not None:  # a model of several files
             from webmodels.cli.manifest_pull import pull_catalog_files
 
-            if args.background:
-                raise HostError(
-                    "bad_request", f"{label} has several files: pull it without --background"
-                )
-
-            return pull_catalog_files(store, ctx, files)
+            return pull_catalog_files(store, ctx, files, background=args.background)
         if choice.visible:
             record = store.get(given.digest)
             assert record is not None
@@ -320,6 +315,9 @@ def cmd_jobs(args: argparse.Namespace, ctx: CliContext) -> int:
         manager = _manager(store, ctx)
         if args.run:
             return _run_pending(manager)
+        from webmodels.manifests.pending import settle_pending
+
+        settle_pending(store)  # a model whose last file another process downloaded
         jobs = manager.list_jobs()
     if ctx.json:
         print_json(jobs)
@@ -359,10 +357,13 @@ def _progress_text(loaded: int, total: int | None) -> str:
 
 def _run_pending(manager: JobManager) -> int:
     """The detached runner of `pull --background`: run active jobs until none is left."""
+    from webmodels.manifests.pending import settle_pending
+
     manager.start()
     try:
         idle_since = time.monotonic()
         while time.monotonic() - idle_since < RUNNER_IDLE_S:
+            settle_pending(manager.store)  # models of several files whose last file landed
             if manager.resume_orphans() or manager.running():
                 idle_since = time.monotonic()
             time.sleep(0.2)
@@ -370,4 +371,5 @@ def _run_pending(manager: JobManager) -> int:
         return 1
     finally:
         manager.close()
+        settle_pending(manager.store)
     return 0

@@ -1,8 +1,11 @@
 """``webmodels pull`` of a model made of several files: several URLs with their
 SHA-256s, or a catalog entry that lists ``files``. Each file is downloaded by the
 store's download jobs (fetch/jobs.py: verified before it is stored, resumed with HTTP
-ranges after a cut or a killed process, one transfer per hash), one after the other;
-a file already stored is not downloaded again. Once every file is stored, roles are
+ranges after a cut or a killed process, one transfer per hash), up to ``PARALLEL`` at
+once; a file already stored is not downloaded again. Before any transfer the whole
+model is checked against the store's quota and the disk's free space (the sum of the
+files not yet stored): a model that cannot fit is refused whole, nothing downloaded.
+Once every file is stored, roles are
 decided (the ones given, else as `import` decides them: a graph is an ONNX file the
 store parsed, the files its locations name are its external data), every graph's
 external-data locations are checked against the files (``model_unsafe``), and the
@@ -11,7 +14,9 @@ manifest is saved.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from urllib.parse import unquote, urlsplit
@@ -22,9 +27,13 @@ from webmodels.fetch.jobs import JobManager
 from webmodels.fetch.records import DownloadRequest
 from webmodels.manifests.graph import graph_locations, match_locations
 from webmodels.manifests.values import Entry, Manifest, build_manifest, check_path
+from webmodels.store.blobs import reserve_for
 from webmodels.store.manifests import save_manifest
+from webmodels.store.quotas import jobs_in_flight, total_usage
 from webmodels.store.records import ModelRecord
 from webmodels.store.store import Store
+
+PARALLEL = 3  # files of one model downloaded at once
 
 FileProgress = Callable[[int, int | None], None]  # (loaded, total) of one file
 
@@ -56,33 +65,119 @@ def sources_from_urls(
     ]
 
 
+def check_paths(sources: Sequence[FileSource]) -> None:
+    """Paths checked (duplicates, folders) before any transfer."""
+    build_manifest(Entry(s.path, s.digest, s.size or 0, s.role or "other") for s in sources)
+
+
+def missing(store: Store, sources: Sequence[FileSource]) -> list[FileSource]:
+    """The files not yet stored (each hash once)."""
+    seen: set[Digest] = set()
+    wanted = []
+    for source in sources:
+        record = store.get(source.digest)
+        if source.digest not in seen and (record is None or not record.servable):
+            seen.add(source.digest)
+            wanted.append(source)
+    return wanted
+
+
+def check_room(store: Store, sources: Sequence[FileSource], *, quota: int | None) -> None:
+    """Refuse the whole model before any transfer when the files not yet stored (their
+    declared sizes, else the sizes their servers announce) exceed the store's quota or
+    the disk's free space (with a reserve)."""
+    wanted = missing(store, sources)
+    needed = sum(s.size for s in wanted if s.size is not None)
+    needed += sum(announced_sizes([s for s in wanted if s.size is None]))
+    if needed == 0:
+        return
+    if quota is not None:
+        used = total_usage(store.index) + jobs_in_flight(store.index).size
+        if used + needed > quota:
+            raise HostError(
+                "quota_exceeded",
+                f"the model needs {_mib(needed)} not yet stored, but the store's quota "
+                f"(quota_total_bytes, {_mib(quota)}) leaves {_mib(max(0, quota - used))}; "
+                "nothing was downloaded",
+                needed=needed,
+                quota=quota,
+            )
+    free = shutil.disk_usage(store.root).free
+    if free < needed + reserve_for(needed):
+        raise HostError(
+            "disk_full",
+            f"the model needs {_mib(needed)} not yet stored, but the disk holding the "
+            f"store has {_mib(free)} free (with a reserve); nothing was downloaded",
+            needed=needed,
+            free=free,
+        )
+
+
+def announced_sizes(sources: Sequence[FileSource]) -> list[int]:
+    """The Content-Length a HEAD of each file's first URL announces (0 where it says
+    none or fails: that file's own job checks the disk again when its size is known)."""
+    if not sources:
+        return []
+    from webmodels.fetch.session import new_session
+
+    sizes = []
+    with new_session() as session:
+        for source in sources:
+            try:
+                reply = session.head(source.urls[0], allow_redirects=True, timeout=10)
+                length = reply.headers.get("Content-Length", "") if reply.ok else ""
+            except OSError:
+                length = ""
+            sizes.append(int(length) if length.isdigit() else 0)
+    return sizes
+
+
 def pull_files(
     store: Store,
     sources: Sequence[FileSource],
     *,
     waiter: str,
     progress_for: Callable[[FileSource], FileProgress | None] = lambda _: None,
+    manager: JobManager | None = None,
+    quota: int | None = None,
 ) -> dict[str, ModelRecord]:
-    """Every file stored (downloaded unless it already is), by path."""
-    build_manifest(  # paths checked (duplicates, folders) before any transfer
-        Entry(s.path, s.digest, s.size or 0, s.role or "other") for s in sources
-    )
-    stored: dict[str, ModelRecord] = {}
-    manager = JobManager(store)
-    manager.start()
+    """Every file stored (downloaded unless it already is, ``PARALLEL`` at once), by path."""
+    check_paths(sources)
+    check_room(store, sources, quota=quota)
+    wanted = missing(store, sources)
+    jobs = manager or JobManager(store)
+    jobs.start()
+    running: dict[Future[ModelRecord], FileSource] = {}
     try:
-        for n, source in enumerate(sources):
-            record = store.get(source.digest)
-            if record is None or not record.servable:
-                request = DownloadRequest(
-                    digest=source.digest, urls=source.urls, waiter=f"{waiter}-{n}", size=source.size
-                )
-                _, future = manager.request(request, progress_for(source))
-                record = future.result()
-            stored[source.path] = record
+        for n, source in enumerate(wanted):
+            if len(running) == PARALLEL:
+                _first_done(running)
+            request = DownloadRequest(
+                digest=source.digest, urls=source.urls, waiter=f"{waiter}-{n}", size=source.size
+            )
+            running[jobs.request(request, progress_for(source))[1]] = source
+        while running:
+            _first_done(running)
     finally:
-        manager.close()
+        jobs.close()
+    stored = {}
+    for source in sources:
+        record = store.get(source.digest)
+        assert record is not None and record.servable
+        stored[source.path] = record
     return stored
+
+
+def _first_done(running: dict[Future[ModelRecord], FileSource]) -> None:
+    """Wait for one download to end; its error (a failed file fails the pull) raised."""
+    done, _ = wait(running, return_when=FIRST_COMPLETED)
+    for future in done:
+        del running[future]
+        future.result()
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1 << 20):,.1f} MiB ({size} bytes)"
 
 
 def save_pulled(

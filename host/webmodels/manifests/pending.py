@@ -1,0 +1,72 @@
+"""Models of several files pulled in the background (``webmodels pull URL1 URL2
+--background``): the set is remembered in the index (a ``settings`` row per model,
+``pending-model:<id>``, no schema change) while a download job per file runs in the
+detached runner (``webmodels jobs --run``). The runner checks for complete sets when
+it starts and after each turn of its loop: a set whose files are all stored gets its
+manifest saved (manifests/pulling.py ``save_pulled``) and is forgotten. A set whose
+file failed stays remembered; pulling the model again resumes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+
+from webmodels.digest import Digest
+from webmodels.errors import HostError
+from webmodels.manifests.pulling import FileSource, save_pulled
+from webmodels.manifests.values import Manifest
+from webmodels.store.store import Store
+
+PREFIX = "pending-model:"
+
+log = logging.getLogger(__name__)
+
+
+def remember(
+    store: Store, sources: Sequence[FileSource], *, name: str | None, version: str | None
+) -> str:
+    """Record the set; its id (the same set and label: the same id)."""
+    files = [
+        {
+            "path": s.path,
+            "sha256": s.digest.hex,
+            "urls": list(s.urls),
+            "size": s.size,
+            "role": s.role,
+        }
+        for s in sources
+    ]
+    text = json.dumps({"name": name, "version": version, "files": files}, sort_keys=True)
+    key = PREFIX + hashlib.sha256(text.encode()).hexdigest()[:16]
+    store.set_setting(key, text)
+    return key.removeprefix(PREFIX)
+
+
+def settle_pending(store: Store) -> list[Manifest]:
+    """Save the manifest of every remembered set whose files are all stored."""
+    rows = store.index.query(
+        "SELECT key, value FROM settings WHERE key >= ? AND key < ?", (PREFIX, PREFIX + "\uffff")
+    )
+    saved = []
+    for row in rows:
+        found = json.loads(row["value"])
+        sources = [
+            FileSource(f["path"], Digest(f["sha256"]), tuple(f["urls"]), f["size"], f["role"])
+            for f in found["files"]
+        ]
+        records = {s.path: store.get(s.digest) for s in sources}
+        stored = {path: r for path, r in records.items() if r is not None and r.servable}
+        if len(stored) < len(sources):
+            continue
+        try:
+            saved.append(
+                save_pulled(store, sources, stored, name=found["name"], version=found["version"])
+            )
+        except HostError as exc:  # e.g. a graph naming a file outside the set
+            log.warning("model of %d files not saved: %s", len(sources), exc.message)
+        with store.index.write() as db:
+            db.execute("DELETE FROM settings WHERE key = ?", (row["key"],))
+    return saved
