@@ -27,7 +27,7 @@ from webmodels.errors import HostError
 from webmodels.fetch import runner as runner_module
 from webmodels.fetch.jobs import JobManager
 from webmodels.fetch.records import DownloadRequest, JobOptions
-from webmodels.methods.models import _then
+from webmodels.methods.page_downloads import then as _then
 from webmodels.protocol.envelope import Request
 from webmodels.store.records import ModelRecord
 from webmodels.store.store import Store

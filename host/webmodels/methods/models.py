@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
@@ -14,9 +14,17 @@ from webmodels.context import RequestContext
 from webmodels.digest import Digest
 from webmodels.dispatch import Call, Dispatcher, Result
 from webmodels.errors import HostError
-from webmodels.fetch.access import serialize
 from webmodels.fetch.records import DownloadRequest
 from webmodels.methods import forms, model_sets
+from webmodels.methods.page_downloads import (
+    activation_limit,
+    download_scope,
+    loaded_after,
+    model_loaded,
+    or_error,
+    page_origin,
+    then,
+)
 from webmodels.methods.page_view import model_for_page
 from webmodels.naming.resolve import Candidate, Choice, NameQuery, parse_substitute
 from webmodels.naming.sources import record_request
@@ -134,7 +142,7 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
 
     def after_download(call: Call, future: Future[ModelRecord], make: forms.Make) -> Result:
         if forms.requested(call) is None:
-            return _then(future, lambda model: make(model, {}))
+            return then(future, lambda model: make(model, {}))
         return forms.after(host, call, future, make)
 
     def give(record: ModelRecord, call: Call) -> dict[str, Any]:
@@ -158,9 +166,7 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
             if held is not None:
                 return {"model": named(give(held, call), choice) | extras}
             fetched = download(call, form.digest, form.urls, form.size, page_chosen=False)
-            return _then(
-                fetched, lambda m: {"model": named(info(m, call.context), choice) | extras}
-            )
+            return then(fetched, lambda m: {"model": named(info(m, call.context), choice) | extras})
         record = visible(given.digest, call.context) if choice.visible else None
         if record is not None:
             if label is not None:
@@ -191,14 +197,14 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
             if given.urls:
                 raise
             raise missing from None
-        return after_download(call, future if given.urls else _or(future, missing), done)
+        return after_download(call, future if given.urls else or_error(future, missing), done)
 
     def download(
         call: Call, digest: Digest, urls: tuple[str, ...], size: int | None, *, page_chosen: bool
     ) -> Future[ModelRecord]:
         # Not visible: a real transfer, verified, even if the bytes are stored for
         # another site (the network then behaves as without the store, docs/design.md#privacy).
-        limit = _activation_limit(call, host.config.download_without_activation_bytes)
+        limit = activation_limit(call, host.config.download_without_activation_bytes)
         if limit is not None and size is not None and size > limit:
             raise HostError(
                 "user_activation_required",
@@ -215,7 +221,7 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
             background=call.params.boolean("prefetch", default=False),
             size_limit=limit,
             quota_left=room,
-            origin=_page_origin(call) if page_chosen else None,
+            origin=page_origin(call) if page_chosen else None,
             scope=download_scope(host, call, digest),
         )
 
@@ -223,7 +229,7 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
             call.emit("download.progress", {"loaded": loaded, "total": total})
 
         _, future = host.jobs.request(request, progress)
-        future.add_done_callback(lambda done: _loaded_after(host, call, done))
+        future.add_done_callback(lambda done: loaded_after(host, call, done))
         return future
 
     def cancel(call: Call) -> Mapping[str, Any]:
@@ -321,43 +327,6 @@ def quota_left(
     return page_room(host.store.index, limits, question, disk_figures(config.store_dir))
 
 
-def _or(future: Future[ModelRecord], error: HostError) -> Future[ModelRecord]:
-    """`future`, with `error` in place of any HostError it fails with."""
-    out: Future[ModelRecord] = Future()
-
-    def settle(done: Future[ModelRecord]) -> None:
-        failed = error if done.cancelled() else done.exception()
-        if failed is None:
-            out.set_result(done.result())
-        else:
-            out.set_exception(error if isinstance(failed, HostError) else failed)
-
-    future.add_done_callback(settle)
-    return out
-
-
-def _activation_limit(call: Call, limit: int) -> int | None:
-    """The most bytes this caller may start downloading: pages need a user gesture
-    (read by the extension's relay in the isolated world) for more; trusted callers
-    (the CLI, the popup) act for the user."""
-    if call.context.trusted or call.context.user_activation:
-        return None
-    return limit
-
-
-def download_scope(host: Host, call: Call, digest: Digest) -> str:
-    """Who may share this download's transfer (fetch/jobs.py): everyone for trusted
-    callers and common models (pre-installed or on a commons list in force), else
-    only the caller's own partition, so no site joins or learns of another's."""
-    if call.context.partition is None:
-        return ""
-    if host.commons.is_listed(digest):
-        return ""
-    if host.store.index.query("SELECT 1 FROM preinstalled WHERE sha256 = ?", (digest.hex,)):
-        return ""
-    return call.context.partition.key
-
-
 def _seen_by(call: Call) -> tuple[str, str] | None:
     """What narrows a page's listing scan (the final word is `policy.can_see`)."""
     if call.context.trusted:
@@ -370,53 +339,3 @@ def _seen_by(call: Call) -> tuple[str, str] | None:
 
 def _key(call: Call) -> str | None:
     return call.context.partition.key if call.context.partition is not None else None
-
-
-def _page_origin(call: Call) -> str | None:
-    """The frame's origin, when a page (not a trusted caller) chose the URLs: the
-    download then fetches only what that frame could read with `fetch()`."""
-    context = call.context
-    if context.trusted or context.partition is None:
-        return None
-    return serialize(context.partition.origin)
-
-
-def model_loaded(host: Host, call: Call, record: ModelRecord) -> None:
-    """A page loaded an ONNX model: a session of it may come next (issue 12). Start the
-    runtime worker ahead, and queue a background compile in the caller's own cache
-    scope when the load asked for one (``compile: true``)."""
-    if record.format != "onnx":
-        return
-    host.sessions.prestart()
-    if call.params.boolean("compile", default=False):
-        host.sessions.request_compile(record, host.sessions.cache_scope(record, _key(call)))
-
-
-def _loaded_after(host: Host, call: Call, done: Future[ModelRecord]) -> None:
-    try:
-        if done.exception() is None:
-            model_loaded(host, call, done.result())
-    except Exception:  # a side effect: the load's own reply is `_then`'s business
-        log.exception("after a load")
-
-
-def _then(
-    future: Future[ModelRecord], make: Callable[[ModelRecord], Mapping[str, Any]]
-) -> Future[Mapping[str, Any]]:
-    mapped: Future[Mapping[str, Any]] = Future()
-
-    def done(source: Future[ModelRecord]) -> None:
-        # Raised here, an exception would be logged and dropped by the Future and
-        # the request never answered: it goes to the reply instead.
-        try:
-            exc = source.exception()
-            if exc is not None:
-                raise exc
-            made = make(source.result())
-        except Exception as failure:
-            mapped.set_exception(failure)
-        else:
-            mapped.set_result(made)
-
-    future.add_done_callback(done)
-    return mapped
