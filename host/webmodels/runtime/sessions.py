@@ -21,7 +21,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from webmodels.runtime.client import CallTimeout, Runtime, WorkerLost, WorkerOpt
 from webmodels.runtime.compile_cache import CacheKey
 from webmodels.runtime.loader import Loader, SessionSpec, choose_provider
 from webmodels.runtime.probe import ProviderProbe
+from webmodels.runtime.session_values import Created, Session
 from webmodels.runtime.settings import SessionSettings
 from webmodels.runtime.tensors import Tensor, parse_frame
 from webmodels.store.records import ModelRecord
@@ -55,38 +56,6 @@ CALLS_BUSY = "too many model calls are running; try again shortly"
 def preinstalled(record: ModelRecord) -> bool:
     """The commons predicate of a host without a commons list (tests, tools)."""
     return record.preinstalled_path is not None
-
-
-@dataclass(slots=True)
-class Session:
-    id: str
-    partition: str
-    spec: SessionSpec
-    provider: str
-    inputs: list[dict[str, Any]]
-    outputs: list[dict[str, Any]]
-    worker: WorkerProcess | None
-    last_used: float
-    calls: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-@dataclass(frozen=True, slots=True)
-class Created:
-    session_id: str
-    provider: str
-    inputs: list[dict[str, Any]]
-    outputs: list[dict[str, Any]]
-    compiled_cache_hit: bool
-
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "session_id": self.session_id,
-            "provider": self.provider,
-            "inputs": self.inputs,
-            "outputs": self.outputs,
-            "compiled_cache_hit": self.compiled_cache_hit,
-        }
 
 
 class SessionManager:
