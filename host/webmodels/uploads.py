@@ -4,6 +4,7 @@ and only if their SHA-256 and size are the ones announced at `begin`."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -30,6 +31,10 @@ IDLE_S = 600.0  # an upload untouched this long is dropped
 # is already being decoded and written: tens of milliseconds for a 16 MiB chunk here).
 MAX_AHEAD = 64 << 20
 AHEAD_WAIT_S = 10.0
+# Test knob (the test suite only; pages cannot reach a host's environment): a shorter
+# wait, in seconds, so a test of the wait-then-refuse path need not wait 10 s. It can
+# only shorten the wait, never lengthen it.
+AHEAD_WAIT_ENV = "WEBMODELS_TEST_AHEAD_WAIT_S"
 MAX_SIZE = 64 << 30
 
 
@@ -49,6 +54,7 @@ class Uploads:
         self._files = files
         self._lock = threading.Lock()
         self._open: dict[str, Upload] = {}
+        self.ahead_wait_s = _ahead_wait(os.environ.get(AHEAD_WAIT_ENV))
         # Publishing describes the model (store/onnx_wire.py: a second or two of CPU for
         # a graph near its caps), so `cos.write.commit` runs on these threads, never on
         # the request pool, which a site's four commits could otherwise half fill.
@@ -87,7 +93,7 @@ class Uploads:
         upload = self._get(upload_id, partition)
         with upload.lock:
             if upload.writer.size < offset <= upload.writer.size + MAX_AHEAD:
-                upload.lock.wait_for(lambda: self._turn(upload, offset), timeout=AHEAD_WAIT_S)
+                upload.lock.wait_for(lambda: self._turn(upload, offset), timeout=self.ahead_wait_s)
             if not self._is_open(upload):  # dropped (or committed) meanwhile
                 raise HostError("not_found", "no such upload (finished, aborted or expired)")
             if offset != upload.writer.size:
@@ -194,3 +200,11 @@ class Uploads:
             upload.writer.abort()
         with upload.lock:
             upload.lock.notify_all()  # chunks waiting their turn: there is none now
+
+
+def _ahead_wait(value: str | None) -> float:
+    """`AHEAD_WAIT_S`, or the shorter wait the test knob asks for."""
+    try:
+        return min(AHEAD_WAIT_S, max(0.0, float(value))) if value else AHEAD_WAIT_S
+    except ValueError:
+        return AHEAD_WAIT_S

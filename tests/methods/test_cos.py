@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import time
 from pathlib import Path
 
 from support.host import HostProcess
@@ -72,21 +73,29 @@ def test_wrong_hash_publishes_nothing(host: HostProcess, home: Path) -> None:
     assert list((home / "store-v1" / "tmp").iterdir()) == []
 
 
-def test_chunks_must_be_in_order_and_within_size(host: HostProcess, home: Path) -> None:
-    data = os.urandom(1000)
-    digest = hashlib.sha256(data).hexdigest()
-    upload_id = host.result("cos.write.begin", {"sha256": digest, "size": 1000}, context=PAGE_A)[
-        "upload_id"
-    ]
-    chunk = {"upload_id": upload_id, "offset": 10, "data": base64.b64encode(data).decode()}
-    assert host.call("cos.write.chunk", chunk, context=PAGE_A)["error"]["code"] == "bad_request"
-    chunk["offset"] = 0
-    chunk["data"] = base64.b64encode(data + b"extra").decode()
-    too_many = host.call("cos.write.chunk", chunk, context=PAGE_A)
-    assert too_many["error"]["code"] == "integrity_mismatch"
-    gone = host.call("cos.write.commit", {"upload_id": upload_id}, context=PAGE_A)
-    assert gone["error"]["code"] == "not_found"
-    assert list((home / "store-v1" / "tmp").iterdir()) == []
+def test_chunks_must_be_in_order_and_within_size(home: Path) -> None:
+    # A chunk ahead of its turn waits for its predecessor (10 s in use), then is
+    # refused; the test knob shortens the wait so the suite does not sit through it.
+    host = HostProcess(home, WEBMODELS_TEST_AHEAD_WAIT_S="0.5")
+    try:
+        data = os.urandom(1000)
+        digest = hashlib.sha256(data).hexdigest()
+        begun = host.result("cos.write.begin", {"sha256": digest, "size": 1000}, context=PAGE_A)
+        upload_id = begun["upload_id"]
+        chunk = {"upload_id": upload_id, "offset": 10, "data": base64.b64encode(data).decode()}
+        started = time.monotonic()
+        ahead = host.call("cos.write.chunk", chunk, context=PAGE_A)
+        assert ahead["error"]["code"] == "bad_request"
+        assert time.monotonic() - started >= 0.4  # it waited its turn first
+        chunk["offset"] = 0
+        chunk["data"] = base64.b64encode(data + b"extra").decode()
+        too_many = host.call("cos.write.chunk", chunk, context=PAGE_A)
+        assert too_many["error"]["code"] == "integrity_mismatch"
+        gone = host.call("cos.write.commit", {"upload_id": upload_id}, context=PAGE_A)
+        assert gone["error"]["code"] == "not_found"
+        assert list((home / "store-v1" / "tmp").iterdir()) == []
+    finally:
+        host.kill()
 
 
 def test_an_upload_belongs_to_its_partition(host: HostProcess) -> None:
