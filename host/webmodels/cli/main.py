@@ -41,13 +41,33 @@ COMMAND_MODULES = (
     "commons_cmd",
     "share_cmd",
 )
+# Which module registers each command: a known command imports only its own module
+# (`webmodels ls` need not load the registry client or the doctor's checks);
+# `tests/cli/test_command_table.py` keeps this table equal to what the modules register.
+COMMANDS = {
+    "serve": "serve_cmd",
+    "install": "registration_cmd",
+    "uninstall": "registration_cmd",
+    "doctor": "doctor_cmd",
+    "import": "import_cmd",
+    **dict.fromkeys(("ls", "rm", "pin", "unpin", "du", "verify", "gc"), "store_cmd"),
+    "derive": "derive_cmd",
+    "pull": "fetch_cmd",
+    "jobs": "fetch_cmd",
+    "push": "oci_cmd",
+    **dict.fromkeys(("catalog", "resolve", "update"), "catalog_cmd"),
+    "commons": "commons_cmd",
+    **dict.fromkeys(("share", "unshare", "settings"), "share_cmd"),
+}
 # Global options that take a value, to find the command word in argv.
 _VALUED_OPTIONS = ("--store", "--config", "--preinstalled", "--log-level")
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The full parser, or only ``serve``'s when that is the command given."""
-    names = ("serve_cmd",) if command == "serve" else COMMAND_MODULES
+    """The parser of the command given (its module's commands only), or the full one
+    (no command, or one no module registers: then the usage lists them all)."""
+    module = COMMANDS.get(command) if command is not None else None
+    names = (module,) if module is not None else COMMAND_MODULES
     modules = [importlib.import_module(f"webmodels.cli.{name}") for name in names]
     parser = argparse.ArgumentParser(
         prog="webmodels",
