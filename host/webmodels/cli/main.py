@@ -66,8 +66,8 @@ _VALUED_OPTIONS = ("--store", "--config", "--preinstalled", "--log-level")
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser of the command given (its module's commands only), or the full one
     (no command, or one no module registers: then the usage lists them all)."""
-    module = COMMANDS.get(command) if command is not None else None
-    names = (module,) if module is not None else COMMAND_MODULES
+    own = COMMANDS.get(command) if command is not None else None
+    names = (own,) if own is not None else COMMAND_MODULES
     modules = [importlib.import_module(f"webmodels.cli.{name}") for name in names]
     parser = argparse.ArgumentParser(
         prog="webmodels",
