@@ -46,21 +46,11 @@ from page_browsers import chromium_page, serve_pages
 from support.host import HostProcess, webmodels_env
 from support.httpserver import ModelServer
 from support.manifest_models import matmul_chain
+from support.peak_rss import CLI_WITH_PEAK
 from support.runtime_models import wire
 
 WIDTH = 4096  # one layer: 4096 x 4096 float32 = 64 MiB
 SAMPLE_EVERY = 1 << 20  # the page reports the byte at every MiB
-# `webmodels ARGS`, then its own peak RSS on stderr.
-CLI_WITH_PEAK = """
-import runpy, sys
-sys.argv = ["webmodels", *sys.argv[1:]]
-try:
-    runpy.run_module("webmodels", run_name="__main__")
-finally:
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            print(line.strip(), file=sys.stderr)
-"""
 # The page's reads: the byte at every SAMPLE_EVERY offset, the length, the seconds.
 STREAM = """async (sha) => {
   const m = await webmodels.load({ sha256: sha }), step = STEP, samples = [];

@@ -18,6 +18,7 @@ import pytest
 
 from support.host import HostProcess, webmodels_env
 from support.manifest_models import matmul_chain, reference_run
+from support.peak_rss import CLI_WITH_PEAK as IMPORT_AND_REPORT
 from support.runtime_models import wire
 
 # 5 x 4096 x 4096 float32 = 320 MiB in model.onnx_data; the long run: 48 layers, 3 GiB.
@@ -25,18 +26,6 @@ LONG = os.environ.get("WEBMODELS_LONG") == "1"
 WIDTH, LAYERS = 4096, 48 if LONG else 5
 SIZE_MIB = LAYERS * WIDTH * WIDTH * 4 >> 20
 TIMEOUT_S = 1800 if LONG else 300
-# `webmodels ARGS`, then its own peak RSS on stderr (a forked child's rusage would count
-# the test process's pages from before its exec).
-IMPORT_AND_REPORT = """
-import runpy, sys
-sys.argv = ["webmodels", *sys.argv[1:]]
-try:
-    runpy.run_module("webmodels", run_name="__main__")
-finally:
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            print(line.strip(), file=sys.stderr)
-"""
 
 
 def peak_rss_mib(pid: int) -> float:

@@ -17,21 +17,11 @@ import pytest
 
 from support.host import webmodels_env
 from support.httpserver import ModelServer
+from support.peak_rss import CLI_WITH_PEAK as RUN_AND_REPORT
 from webmodels.store.manifests import list_manifests
 from webmodels.store.store import Store
 
 SHARDS, SHARD_MIB = 4, 768
-# `webmodels ARGS`, then its own peak RSS on stderr.
-RUN_AND_REPORT = """
-import runpy, sys
-sys.argv = ["webmodels", *sys.argv[1:]]
-try:
-    runpy.run_module("webmodels", run_name="__main__")
-finally:
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            print(line.strip(), file=sys.stderr)
-"""
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("WEBMODELS_LONG") != "1", reason="the long run: WEBMODELS_LONG=1"
