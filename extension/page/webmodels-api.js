@@ -354,6 +354,11 @@
     async read(args) {
       return (await load({ sha256: String(args.sha256) })).arrayBuffer();
     },
+    // model.stream() in the worker: the page's own stream (bridge, or native-messaging
+    // chunks), transferred to the worker; chunks go over as the worker pulls them.
+    async stream(args) {
+      return (await load({ sha256: String(args.sha256) })).stream();
+    },
     async "cos.lookup"(args) {
       await cosHandle(String(args.sha256));
       return true;
@@ -374,7 +379,8 @@
     const { id } = message;
     try {
       const value = await WORKER_OPS[message.op](message.args ?? {}, id, port);
-      port.postMessage({ id, value }, value instanceof ArrayBuffer ? [value] : []);
+      const transfer = value instanceof ArrayBuffer || value instanceof ReadableStream ? [value] : [];
+      port.postMessage({ id, value }, transfer);
     } catch (error) {
       const wire = { name: error?.name ?? "UnknownError", message: String(error?.message ?? error), code: error?.webmodelsCode ?? null };
       port.postMessage({ id, error: wire });

@@ -80,6 +80,16 @@
       arrayBuffer() {
         return call("read", { sha256: this.#info.sha256 });
       }
+      /** The model's bytes as Uint8Array chunks, as in windows: the page's own
+       *  model.stream() (through the bridge at loopback speed), transferred here. */
+      stream() {
+        const { readable, writable } = new TransformStream();
+        call("stream", { sha256: this.#info.sha256 }).then(
+          (source) => source.pipeTo(writable).catch(() => {}), // cancel/errors reach both ends
+          (error) => writable.abort(error).catch(() => {}),
+        );
+        return readable;
+      }
       async blob() {
         return new Blob([await this.arrayBuffer()]);
       }
