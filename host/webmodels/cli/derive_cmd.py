@@ -1,6 +1,6 @@
-"""``webmodels derive SHA|NAME --dtype fp16|int8 [--opset N]``: make a form of a stored
-ONNX model now (representations/deriver.py), in the shared scope, with its progress
-on stderr. The form is checked against its source before it is kept; ``webmodels ls``
+"""``webmodels derive SHA|NAME --dtype fp16|int8 [--format ort] [--opset N]``: make a
+form of a stored ONNX model now (representations/deriver.py), in the shared scope, with
+its progress on stderr. The form is checked against its source before it is kept; ``webmodels ls``
 shows it under its source."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from webmodels.cli.output import human_bytes, print_json, print_kv
 from webmodels.cli.store_cmd import _add, catalog_labels, resolve
 from webmodels.errors import HostError
 from webmodels.representations.deriver import Deriver
-from webmodels.representations.recipes import DTYPES, MIN_OPSET, Recipe
+from webmodels.representations.recipes import DTYPES, FORMATS, MIN_OPSET, Recipe
 from webmodels.runtime.settings import SessionSettings
 from webmodels.store import Store
 from webmodels.store.records import ModelRecord
@@ -25,6 +25,12 @@ def register(sub: Any) -> None:
     p.add_argument("model", metavar="SHA|NAME", help="a SHA-256 (or 6+ hex digits) or NAME[@VER]")
     p.add_argument("--dtype", choices=DTYPES, default="fp32", help="element type of the form")
     p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="onnx",
+        help="file format of the form (ort: ONNX Runtime's own, made by its converter)",
+    )
+    p.add_argument(
         "--opset",
         type=int,
         metavar="N",
@@ -33,9 +39,11 @@ def register(sub: Any) -> None:
 
 
 def cmd_derive(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
-    recipe = Recipe.parse({"dtype": args.dtype, "opset": args.opset})
+    recipe = Recipe.parse({"dtype": args.dtype, "format": args.format, "opset": args.opset})
     if recipe.identity:
-        raise HostError("bad_request", "give --dtype fp16|int8 or --opset N: fp32 is the source")
+        raise HostError(
+            "bad_request", "give --dtype fp16|int8, --format ort or --opset N: fp32 is the source"
+        )
     source = find_model(store, args.model)
     settings = SessionSettings.from_config(ctx.config.extra)
     deriver = Deriver(store, settings, is_common=lambda record: True)

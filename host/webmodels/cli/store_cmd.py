@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from webmodels.cli import manifest_cmd
@@ -13,12 +14,13 @@ from webmodels.cli.main import CliContext
 from webmodels.cli.output import ProgressBar, format_table, human_bytes, print_json, print_kv
 from webmodels.digest import Digest
 from webmodels.errors import HostError
+from webmodels.representations.declared import all_declared
 from webmodels.store import Store
 from webmodels.store.gc import execute_gc, plan_gc
 from webmodels.store.listing import Order, Scan, scan
 from webmodels.store.preinstalled_index import configured_problems
 from webmodels.store.records import ModelRecord
-from webmodels.store.representations import Provenance, all_forms
+from webmodels.store.representations import all_forms
 from webmodels.store.verify import total_bytes, verify_store
 
 Command = Callable[[argparse.Namespace, CliContext, Store], int]
@@ -98,7 +100,7 @@ def resolve(store: Store, text: str) -> ModelRecord:
 def cmd_ls(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
     # Read a batch at a time in label order, a model's files together (store/listing.py).
     everything = [record for _, record in scan(store.index, Scan(Order.LABEL), None)]
-    forms = {p.form: p for p in all_forms(store.index)}  # derived forms, by their digest
+    forms = known_forms(store)  # derived and catalog-declared forms, by their digest
     for problem in configured_problems(store, ctx.config):  # stderr: --json stays JSON
         print(f"webmodels: warning: {problem}", file=sys.stderr)
     found = manifest_cmd.listing(store, everything)  # a manifest's files under it
@@ -133,8 +135,33 @@ def cmd_ls(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
     return 0
 
 
-def grouped(records: list[ModelRecord], forms: Mapping[Digest, Provenance]) -> list[ModelRecord]:
-    """Each derived form right under its source (when the source is listed too)."""
+@dataclass(frozen=True, slots=True)
+class FormOf:
+    """A form as `ls` shows it: the model it is a form of, its badge and what ``--json``
+    says of it."""
+
+    source: Digest
+    badge: str
+    representation: dict[str, Any]
+
+
+def known_forms(store: Store) -> dict[Digest, FormOf]:
+    """The forms the host derived (with provenance), then those a catalog in force
+    declares (the model's publisher made them): by their own digest."""
+    found: dict[Digest, FormOf] = {}
+    for made in all_forms(store.index):
+        recipe = json.loads(made.recipe)
+        badge = f"{recipe['dtype']}{' ort' if recipe.get('format') == 'ort' else ''} form"
+        found[made.form] = FormOf(made.source, badge, made.to_json())
+    for digest, (source, form) in all_declared(store.index).items():
+        badge = f"{form.dtype}{' ort' if form.format == 'ort' else ''} form (catalog)"
+        described = form.to_json() | {"source": "catalog"}
+        found.setdefault(digest, FormOf(source, badge, described))
+    return found
+
+
+def grouped(records: list[ModelRecord], forms: Mapping[Digest, FormOf]) -> list[ModelRecord]:
+    """Each form right under its model (when the model is listed too)."""
     listed = {r.digest for r in records}
     under: dict[Digest, list[ModelRecord]] = {}
     for record in records:
@@ -149,16 +176,16 @@ def grouped(records: list[ModelRecord], forms: Mapping[Digest, Provenance]) -> l
     return out
 
 
-def form_source(forms: Mapping[Digest, Provenance], digest: Digest) -> str | None:
+def form_source(forms: Mapping[Digest, FormOf], digest: Digest) -> str | None:
     made = forms.get(digest)
-    return None if made is None else f"{json.loads(made.recipe)['dtype']} form"
+    return None if made is None else made.badge
 
 
-def form_info(forms: Mapping[Digest, Provenance], digest: Digest) -> dict[str, Any]:
+def form_info(forms: Mapping[Digest, FormOf], digest: Digest) -> dict[str, Any]:
     made = forms.get(digest)
     if made is None:
         return {}
-    return {"derived_from": made.source.hex, "representation": made.to_json()}
+    return {"derived_from": made.source.hex, "representation": made.representation}
 
 
 def catalog_labels(store: Store) -> dict[Digest, tuple[str, str]]:

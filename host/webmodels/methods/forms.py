@@ -18,7 +18,7 @@ from webmodels.catalogs.forms import DeclaredForm
 from webmodels.digest import Digest
 from webmodels.dispatch import Call
 from webmodels.naming.resolve import Candidate
-from webmodels.representations.declared import SOURCE, declared
+from webmodels.representations.declared import SOURCE, declared, declared_for
 from webmodels.representations.deriver import Form
 from webmodels.representations.recipes import Recipe
 from webmodels.store.records import ModelRecord
@@ -61,11 +61,20 @@ def declared_form(host: Host, call: Call, given: Candidate) -> DeclaredForm | No
     return None if recipe is None else declared(host.store.index, given, recipe)
 
 
-def declared_extras(form: DeclaredForm, given: Candidate) -> dict[str, Any]:
+def declared_by_hash(host: Host, call: Call, digest: Digest | None) -> DeclaredForm | None:
+    """For a load by hash: the form the call asked for when a catalog in force declares
+    it for the model ``digest`` (loaded as its own file, never derived); None otherwise."""
+    recipe = requested(call)
+    if recipe is None or digest is None:
+        return None
+    return declared_for(host.store.index, digest, recipe)
+
+
+def declared_extras(form: DeclaredForm, of: Digest) -> dict[str, Any]:
     """What the answer says of a declared form: its recipe, that its catalog made it,
-    and the model it is a form of."""
+    and the model ``of`` which it is a form."""
     representation = {"dtype": form.dtype, "format": form.format, "opset": form.opset}
-    return {"representation": representation | {"source": SOURCE}, "derived_from": given.digest.hex}
+    return {"representation": representation | {"source": SOURCE}, "derived_from": of.hex}
 
 
 def form_now(host: Host, call: Call, record: ModelRecord) -> Form | None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from webmodels import policy
+from webmodels.catalogs.forms import DeclaredForm
 from webmodels.context import RequestContext
 from webmodels.digest import Digest
 from webmodels.dispatch import Call, Dispatcher, Result
@@ -123,6 +124,9 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         if query.name is not None:
             stored = model_sets.load_stored(host, call, query)  # a manifest of that name
             return {"model": stored} if stored is not None else load_named(call, query)
+        declared = forms.declared_by_hash(host, call, query.digest)
+        if declared is not None and query.digest is not None:
+            return load_declared(call, declared, query.digest, lambda model: model)
         record = visible(query.digest, call.context)
         if record is not None:
             return in_form(call, record, lambda form, extras: {"model": give(form, call) | extras})
@@ -161,12 +165,7 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
             label = None
         form = forms.declared_form(host, call, given)
         if form is not None:  # its catalog's own file for that form, never derived
-            extras = forms.declared_extras(form, given)
-            held = visible(form.digest, call.context)
-            if held is not None:
-                return {"model": named(give(held, call), choice) | extras}
-            fetched = download(call, form.digest, form.urls, form.size, page_chosen=False)
-            return then(fetched, lambda m: {"model": named(info(m, call.context), choice) | extras})
+            return load_declared(call, form, given.digest, lambda model: named(model, choice))
         record = visible(given.digest, call.context) if choice.visible else None
         if record is not None:
             if label is not None:
@@ -198,6 +197,18 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
                 raise
             raise missing from None
         return after_download(call, future if given.urls else or_error(future, missing), done)
+
+    Label = Callable[[dict[str, Any]], dict[str, Any]]
+
+    def load_declared(call: Call, form: DeclaredForm, of: Digest, label: Label) -> Result:
+        """The catalog's own file for the form asked of the model ``of``: held, or
+        downloaded from the catalog's URLs and verified by its hash (never derived)."""
+        extras = forms.declared_extras(form, of)
+        held = visible(form.digest, call.context)
+        if held is not None:
+            return {"model": label(give(held, call)) | extras}
+        fetched = download(call, form.digest, form.urls, form.size, page_chosen=False)
+        return then(fetched, lambda m: {"model": label(info(m, call.context)) | extras})
 
     def download(
         call: Call, digest: Digest, urls: tuple[str, ...], size: int | None, *, page_chosen: bool
