@@ -96,8 +96,21 @@ def _graph_with_data(model: Path) -> list[tuple[str, Path]]:
                 f"{model.name} names the external-data file {location!r}, "
                 "which is not a safe relative path",
             ) from exc
-        files.append((location, model.parent.joinpath(*location.split("/"))))
+        full = model.parent.joinpath(*location.split("/"))
+        if _leaves_folder(full, model.parent):
+            raise HostError(
+                "model_unsafe",
+                f"{model.name} names the external-data file {location!r}, "
+                "which is a link leading out of the model's folder",
+            )
+        files.append((location, full))
     return files
+
+
+def _leaves_folder(path: Path, folder: Path) -> bool:
+    """A link on the way (the file or a folder of it) that leads out of `folder`: the
+    store would copy whatever it points at (a key, a password file) as the model's."""
+    return path.is_symlink() or not path.resolve().is_relative_to(folder.resolve())
 
 
 def _folder_files(folder: Path, store_root: Path) -> list[tuple[str, Path]]:
