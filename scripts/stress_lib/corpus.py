@@ -31,6 +31,7 @@ from webmodels.errors import ERROR_CODES
 
 HEADER = struct.Struct("=I")
 PIECE = 256 * 1024
+IMPORT_TIMEOUT_S = 20  # an import of these few small files takes about 1 s
 
 
 def _varint(value: int) -> bytes:
@@ -102,6 +103,48 @@ def external_symlink(folder: Path) -> bytes:
     return _external("weights.bin")
 
 
+def external_hardlink(folder: Path) -> bytes:
+    """`weights.bin`, a second name of a file outside the model's folder."""
+    secret = folder.parent / "hardlink-secret.bin"
+    secret.write_bytes(b"a file outside the model's folder\n")
+    if not (folder / "weights.bin").exists():
+        os.link(secret, folder / "weights.bin")
+    return _external("weights.bin")
+
+
+def external_fifo(folder: Path) -> bytes:
+    """`weights.bin` is a named pipe: reading it waits for a writer that never comes."""
+    if not (folder / "weights.bin").exists():
+        os.mkfifo(folder / "weights.bin")
+    return _external("weights.bin")
+
+
+def cyclic(_: Path) -> bytes:
+    graph = _identity_graph("cycle", [4])
+    graph.node.append(helper.make_node("Add", ["y", "z"], ["w"]))
+    graph.node.append(helper.make_node("Identity", ["w"], ["z"]))
+    return _model(graph)
+
+
+def custom_domain(_: Path) -> bytes:
+    graph = _identity_graph("custom", [4])
+    graph.node[0].domain = "com.example.evil"
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example.evil", 1)],
+    )
+    model.ir_version = 8
+    return bytes(model.SerializeToString())
+
+
+def huge_attribute(_: Path) -> bytes:
+    """A Constant whose tensor claims 2^40 floats and holds none."""
+    graph = _identity_graph("constant", [4])
+    value = TensorProto(name="v", data_type=TensorProto.FLOAT, dims=[1 << 40])
+    graph.node.append(helper.make_node("Constant", [], ["unused"], value=value))
+    return _model(graph)
+
+
 def truncated(_: Path) -> bytes:
     data = _model(_identity_graph("cut", ["N", 4]))
     return data[: len(data) // 2]
@@ -148,6 +191,11 @@ CORPUS: dict[str, Callable[[Path], bytes]] = {
     "onnx-external-dotdot.onnx": external_dotdot,
     "onnx-external-absolute.onnx": external_absolute,
     "onnx-external-symlink.onnx": external_symlink,
+    "onnx-external-hardlink.onnx": external_hardlink,
+    "onnx-external-fifo.onnx": external_fifo,
+    "onnx-cyclic.onnx": cyclic,
+    "onnx-custom-domain.onnx": custom_domain,
+    "onnx-huge-attribute.onnx": huge_attribute,
     "onnx-truncated.onnx": truncated,
     "onnx-length-bomb.onnx": length_bomb,
     "onnx-repeated-nodes.onnx": repeated_nodes,
@@ -200,13 +248,16 @@ def import_codes(home: Path, paths: list[Path]) -> dict[Path, str]:
 
 
 def _import_run(home: Path, paths: list[Path]) -> dict[Path, str]:
-    run = subprocess.run(
-        [sys.executable, "-m", "webmodels", "--json", "import", *map(str, paths)],
-        env=_env(home),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "webmodels", "--json", "import", *map(str, paths)],
+            env=_env(home),
+            capture_output=True,
+            text=True,
+            timeout=IMPORT_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired:
+        return dict.fromkeys(paths, f"hang (no answer in {IMPORT_TIMEOUT_S} s)")
     try:
         value = json.loads(run.stdout if run.stdout.strip() else run.stderr)
     except ValueError:
