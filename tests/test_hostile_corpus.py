@@ -41,8 +41,9 @@ def test_hostile_files_are_refused_or_stored_and_the_host_keeps_answering(tmp_pa
     assert [o.problems for o in outcomes if o.problems] == []
     for o in outcomes:
         assert o.imported == EXPECTED_IMPORT.get(o.name, "model_invalid"), o
-    # Only the link leads to this secret's contents; the store must hold nothing of it.
+    # Only the links lead to these secrets; the store must hold nothing of them.
     stored = b"".join(p.read_bytes() for p in (tmp_path / "home").rglob("*") if p.is_file())
     assert Path("/etc/passwd").read_bytes() not in stored
+    assert (tmp_path / "corpus" / "hardlink-secret.bin").read_bytes() not in stored
     assert rss_kib < 512 * 1024  # about 40 MiB measured
     assert hello[-1] < 1000  # 50 ms is the aim (under 6 ms measured): load-proof margin
