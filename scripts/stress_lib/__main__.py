@@ -1,7 +1,7 @@
 """`scripts/stress --size short|long [--only PART]`: the fault-injection table
 (stress_lib/injection.py), the crash loop (stress_lib/crashes.py), the concurrency
 rounds (stress_lib/concurrency.py) and the kills during downloads, gc and a migration
-(stress_lib/crash_points.py).
+(stress_lib/crash_points.py) and the hostile model corpus (stress_lib/corpus.py).
 
 short (what CI runs, tests/test_stress_*.py): a 256 KiB model, 20 kills, 16 processes
 for 2 rounds, 2 kills each of a download, gc and a migration; long: a 6 MiB model, so
@@ -18,6 +18,7 @@ import sys
 import time
 
 from stress_lib.concurrency import run_concurrency
+from stress_lib.corpus import print_corpus
 from stress_lib.crash_points import run_points
 from stress_lib.crashes import run_crashes
 from stress_lib.injection import run_injection, table
@@ -27,7 +28,7 @@ KILLS = {"short": 20, "long": 1000}
 CRASH_MODEL = {"short": 512 * 1024, "long": 4 * 1024 * 1024}
 ROUNDS = {"short": 2, "long": 50}
 POINT_KILLS = {"short": 2, "long": 200}  # of each kind: downloads, gc, migration
-PARTS = ("injection", "crashes", "concurrency", "points")
+PARTS = ("injection", "crashes", "concurrency", "points", "corpus")
 
 
 def injection(size: str) -> int:
@@ -93,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         "crashes": crashes,
         "concurrency": concurrency,
         "points": points,
+        "corpus": print_corpus,
     }
     bad = 0
     for name in args.only or PARTS:

@@ -18,6 +18,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from stat import S_ISREG
 
 from webmodels.errors import HostError
 from webmodels.manifests.graph import match_locations
@@ -96,8 +97,33 @@ def _graph_with_data(model: Path) -> list[tuple[str, Path]]:
                 f"{model.name} names the external-data file {location!r}, "
                 "which is not a safe relative path",
             ) from exc
-        files.append((location, model.parent.joinpath(*location.split("/"))))
+        full = model.parent.joinpath(*location.split("/"))
+        why = _not_its_own_file(full, model.parent)
+        if why:
+            raise HostError(
+                "model_unsafe",
+                f"{model.name} names the external-data file {location!r}, which is {why}",
+            )
+        files.append((location, full))
     return files
+
+
+def _not_its_own_file(path: Path, folder: Path) -> str:
+    """Why `path` is not a plain file of `folder` alone ("" when it is; a missing file is
+    reported by the copy). A link (the file or a folder on the way) or a second name of
+    another file would make the store copy whatever it leads to (a key, a password file)
+    as the model's; a pipe or a device would never end, or never be the same twice."""
+    try:
+        stat = path.lstat()
+    except OSError:
+        return ""
+    if path.is_symlink() or not path.resolve().is_relative_to(folder.resolve()):
+        return "a link leading out of the model's folder"
+    if not S_ISREG(stat.st_mode):
+        return "not a regular file (a pipe, a device or a folder)"
+    if stat.st_nlink > 1:
+        return "a hard link: another name of a file that may lie anywhere"
+    return ""
 
 
 def _folder_files(folder: Path, store_root: Path) -> list[tuple[str, Path]]:
