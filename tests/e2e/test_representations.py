@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import re
 import subprocess
 import sys
@@ -23,15 +22,15 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from e2e.test_page_api import site_args
-from e2e.test_sessions import ort_web_dist, skip_or_fail
+from e2e.test_page_api import install_env, site_args
+from e2e.test_sessions import ort_web_dist, skip_or_fail, tensor
 from support.httpserver import ModelServer
 
 if TYPE_CHECKING:
@@ -39,6 +38,7 @@ if TYPE_CHECKING:
 
     Launch = Callable[..., BrowserContext]  # the `chromium` fixture (conftest.py)
 
+__all__ = ["install_env"]  # a fixture shared with test_page_api
 pytestmark = pytest.mark.e2e
 
 EXTENSION = Path(__file__).resolve().parents[2] / "extension"
@@ -85,12 +85,6 @@ def small_mlp(path: Path) -> Path:
     return path
 
 
-def tensor(exported: dict[str, Any]) -> np.ndarray:
-    assert exported["type"] == "float32", exported["type"]
-    data = np.frombuffer(base64.b64decode(exported["data"]), dtype="<f4")
-    return data.reshape(exported["dims"])
-
-
 @dataclass(frozen=True)
 class Served:
     port: int
@@ -124,18 +118,15 @@ class Browser:
 
 
 @pytest.fixture
-def browser(chromium: Launch, tmp_path: Path, config_home: Path, served: Served) -> Browser:
+def browser(
+    chromium: Launch, tmp_path: Path, install_env: dict[str, str], served: Served
+) -> Browser:
     """Chromium with WebGPU on SwiftShader, WebNN asked for, the real extension and its
     host installed for this profile."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WEBMODELS_")}
-    env.pop("CHROME_CONFIG_HOME", None)
-    home = tmp_path / "user-home"
-    home.mkdir()
-    env.update(HOME=str(home), XDG_CONFIG_HOME=str(config_home))
     profile, store = tmp_path / "profile", tmp_path / "store"
     command = [sys.executable, "-m", "webmodels", "--store", str(store), "install"]
     command += ["--browser", "chromium", "--user-data-dir", str(profile)]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(command, env=install_env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     args = [*site_args(served.port), *WEBGPU_FLAGS, *WEBNN_FLAGS]
     return Browser(chromium(profile, extension_dir=EXTENSION, extra_args=args), store)
