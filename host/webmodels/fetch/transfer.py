@@ -275,6 +275,9 @@ class Transfer:
                 needed=needed,
                 free=free,
             )
+        # Say the size at once: a slow link fills the first chunk only after seconds, and
+        # the popup and the page should show "0 B of N" rather than nothing until then.
+        self.progress(self.offset, total)
         try:
             with self._open() as out:
                 self._copy(response, out)
