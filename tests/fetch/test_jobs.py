@@ -51,6 +51,14 @@ def collect(host: HostProcess, request_id: int, timeout: float = 60) -> tuple[li
             return events, message
 
 
+def await_bytes(host: HostProcess, timeout: float = 30) -> None:
+    """Until a progress event says bytes arrived (the first one, sent with the headers,
+    says only the size)."""
+    deadline = time.monotonic() + timeout
+    while not host.recv(timeout=max(0.1, deadline - time.monotonic())).get("loaded"):
+        pass
+
+
 def blob_files(home: Path) -> list[Path]:
     return sorted((home / "store-v1" / "blobs" / "sha256").glob("*/*"))
 
@@ -222,7 +230,7 @@ def test_sigkill_twenty_times_then_complete(home: Path, model_server: ModelServe
     for _ in range(20):
         host = HostProcess(home)
         host.send({"id": 1, "method": "models.load", "params": params, "context": PAGE_A})
-        host.recv(timeout=30)  # bytes are flowing (the first progress event)
+        await_bytes(host)  # bytes are flowing
         time.sleep(rng.uniform(0.0, 0.25))  # a random point of the transfer
         os.kill(host.proc.pid, signal.SIGKILL)
         host.proc.wait()
@@ -252,7 +260,7 @@ def test_restarted_host_resumes_without_being_asked(home: Path, model_server: Mo
     host.send(
         {"id": 1, "method": "models.load", "params": load_params(url, data), "context": PAGE_A}
     )
-    host.recv()
+    await_bytes(host)
     os.kill(host.proc.pid, signal.SIGKILL)
     host.proc.wait()
     again = HostProcess(home)  # nobody asks; the job is the host's, not the request's
