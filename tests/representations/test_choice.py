@@ -66,7 +66,7 @@ def test_the_wire_form_carries_the_device_inside_the_representation() -> None:
     [
         ("webgpu", "representation"),
         ({"dtype": "fp64"}, "representation.dtype"),
-        ({"dtype": "q4"}, "representation.dtype"),
+        ({"dtype": "int4"}, "representation.dtype"),
         ({"format": "tflite"}, "representation.format"),
         ({"for": "webgl"}, "representation.for"),
         ({"for": ["webgpu"]}, "representation.for"),
@@ -117,7 +117,7 @@ NAMES = st.sampled_from(["shader-f16", "float16", "float32", "subgroups", "int8"
 PLAUSIBLE = st.fixed_dictionaries(
     {},
     optional={
-        "dtype": st.sampled_from(["fp32", "fp16", "int8", "q4", 16]),
+        "dtype": st.sampled_from(["fp32", "fp16", "int8", "q4", "int4", 16]),
         "format": st.sampled_from(["onnx", "ort", None]),
         "opset": st.one_of(st.none(), st.integers(-5, 40), st.just(17.5)),
         "for": st.sampled_from(["webgpu", "webnn", "wasm", "host", "gpu"]),
@@ -148,7 +148,7 @@ def outcome(representation: object) -> Target | str:
 def test_any_json_from_a_page_gives_a_target_or_a_bad_request(representation: object) -> None:
     result = outcome(representation)
     if isinstance(result, Target):
-        assert result.dtype in {"fp32", "fp16", "int8"} and result.format in {"onnx", "ort"}
+        assert result.dtype in {"fp32", "fp16", "int8", "q4"} and result.format in {"onnx", "ort"}
         assert result.opset is None or MIN_OPSET <= result.opset <= MAX_OPSET
         json.dumps(representation)  # only JSON-shaped input passes
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from webmodels.errors import HostError
 
-DTYPES = ("fp32", "fp16", "int8")
+DTYPES = ("fp32", "fp16", "int8", "q4")
 FORMATS = ("onnx", "ort")
 RUNTIMES = ("webgpu", "webnn", "wasm", "host")
 # ONNX Runtime runs the default domain from opset 7; above the installed onnx's newest

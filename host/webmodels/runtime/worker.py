@@ -167,10 +167,11 @@ class Worker:
 
         data = model_files.read_verified(message["model"])
         check_model(model_files.parse(data), limits=ModelLimits(**message["limits"]))
-        derived = convert.derive(data, Recipe(**message["recipe"]))
+        recipe = Recipe(**message["recipe"])
+        derived = convert.derive(data, recipe)
         Path(message["out"]).write_bytes(derived)
         error = convert.max_error(self.ort, data, derived)
-        return {"max_error": error, "tools": convert.tool_versions(self.ort)}
+        return {"max_error": error, "tools": convert.tool_versions(self.ort, recipe)}
 
     def op_release(self, message: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
