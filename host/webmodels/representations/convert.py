@@ -141,6 +141,8 @@ def _quantize_q4(model: Any) -> Any:
     ``MatMulNBits``, a contrib op that ONNX Runtime Web runs on WASM and WebGPU too)."""
     import logging
 
+    if not _has_matmul_weights(model.graph):  # before the quantizer's slow import
+        raise _no_q4()
     from onnxruntime.quantization.matmul_nbits_quantizer import (
         DefaultWeightOnlyQuantConfig,
         MatMulNBitsQuantizer,
@@ -155,12 +157,29 @@ def _quantize_q4(model: Any) -> Any:
     quantizer.process()
     quantized = quantizer.model.model
     if not any(node.op_type == "MatMulNBits" for node in quantized.graph.node):
-        raise HostError(
-            "representation_unavailable",
-            "this model has no q4 form: 4-bit quantization replaces the weights of MatMul "
-            "nodes, and it has no MatMul with constant weights; ask for int8 or fp16",
-        )
+        raise _no_q4()
     return quantized
+
+
+def _has_matmul_weights(graph: Any, outer: frozenset[str] = frozenset()) -> bool:
+    """Whether a MatMul of ``graph`` (or of a subgraph) multiplies by an initializer."""
+    constants = outer | {tensor.name for tensor in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "MatMul" and len(node.input) == 2 and node.input[1] in constants:
+            return True
+        for attribute in node.attribute:
+            subgraphs = [attribute.g] if attribute.HasField("g") else list(attribute.graphs)
+            if any(_has_matmul_weights(sub, constants) for sub in subgraphs):
+                return True
+    return False
+
+
+def _no_q4() -> HostError:
+    return HostError(
+        "representation_unavailable",
+        "this model has no q4 form: 4-bit quantization replaces the weights of MatMul "
+        "nodes, and it has no MatMul with constant weights; ask for int8 or fp16",
+    )
 
 
 def max_error(ort: Any, source: bytes, derived: bytes) -> float:
