@@ -94,7 +94,7 @@ def _room_for(host: Host, call: Call, record: ModelRecord, recipe: Recipe) -> No
     """`quota_exceeded` before any work when the partition has no room for a form
     (counted at the source's size, which no dtype here exceeds by much); the form is
     then one of the partition's holdings, like a download."""
-    if recipe.identity:
+    if recipe.for_source(record.metadata.opsets).identity:
         return
     from webmodels.methods.models import quota_left  # models.py imports this module
 
