@@ -65,13 +65,13 @@ def _first(
     for catalog in keeper.in_force(index, datetime.now(UTC)):
         for entry in catalog.entries:
             if match(catalog.name, entry):
-                form = next((f for f in entry.representations if _fits(f, recipe)), None)
+                form = next((f for f in entry.representations if fits(f, recipe)), None)
                 if form is not None:
                     return form
     return None
 
 
-def _fits(form: DeclaredForm, recipe: Recipe) -> bool:
+def fits(form: DeclaredForm, recipe: Recipe) -> bool:
     """Whether a declared form is the one ``recipe`` asks; with an opset range, any
     declared opset in the range is taken as it is."""
     if recipe.opset_range is None:
