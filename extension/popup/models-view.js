@@ -121,14 +121,17 @@ const SOURCE_WORDS = {
 
 const FORM_WORDS =
   "Another form of a model (another precision, opset or format), made by this computer " +
-  "when a site's runtime asked for it, or by you with `webmodels derive`.";
+  "when a site's runtime asked for it, or by you with `webmodels derive`, or published " +
+  "beside the model by its catalog (catalog).";
 
-/** "fp16 form", "int8 ort form", "fp32 opset 17 form". */
-function formLabel(model) {
-  const { dtype, format, opset } = model.representation ?? {};
-  return [dtype, format && format !== "onnx" ? format : null, opset ? `opset ${opset}` : null, "form"]
+/** "fp16 form", "int8 ort form", "fp32 opset 17 form"; "q4 form (catalog)" for a form
+ *  a catalog declares (its publisher made it), as `webmodels ls` badges it. */
+export function formLabel(model) {
+  const { dtype, format, opset, source } = model.representation ?? {};
+  const label = [dtype, format && format !== "onnx" ? format : null, opset ? `opset ${opset}` : null, "form"]
     .filter(Boolean)
     .join(" ");
+  return source === "catalog" ? `${label} (catalog)` : label;
 }
 
 function badges(model) {

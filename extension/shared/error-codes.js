@@ -27,4 +27,5 @@ export const ERROR_CODES = Object.freeze({
   // -- added after v1 (append below this line only) --
   "model_pinned": "The model is pinned; unpin it before deleting it.",
   "read_only": "The model is pre-installed and managed outside the store.",
+  "representation_unavailable": "No converter makes the asked form of this model.",
 });

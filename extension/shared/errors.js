@@ -30,6 +30,7 @@ export const DOM_EXCEPTION_NAMES = Object.freeze({
   internal: "UnknownError",
   model_pinned: "NoModificationAllowedError",
   read_only: "NoModificationAllowedError",
+  representation_unavailable: "NotSupportedError",
 });
 
 export function domExceptionName(code) {

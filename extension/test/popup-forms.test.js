@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { groupByModel } from "../popup/model-pages.js";
-import { withForms } from "../popup/models-view.js";
+import { formLabel, withForms } from "../popup/models-view.js";
 
 const model = (c, extra = {}) => ({ sha256: c.repeat(64), name: null, version: null, ...extra });
 
@@ -28,4 +28,11 @@ test("a form whose model is not on this page stays where it is, on its own", () 
   const listed = withForms([form, model("a")]);
   assert.deepEqual(listed.map((m) => m.sha256), ["0".repeat(64), "a".repeat(64)]);
   assert.equal(listed[0].form_of, undefined);
+});
+
+test("a form's badge says what it is, and that its catalog made it when one did", () => {
+  const derived = model("0", { representation: { dtype: "q4", format: "onnx", opset: null } });
+  const declared = model("1", { representation: { dtype: "fp16", format: "ort", opset: 17, source: "catalog" } });
+  assert.equal(formLabel(derived), "q4 form");
+  assert.equal(formLabel(declared), "fp16 ort opset 17 form (catalog)");
 });

@@ -38,6 +38,7 @@ ERROR_CODES: Mapping[str, str] = {
     # -- added after v1 (append below this line only) --
     "model_pinned": "The model is pinned; unpin it before deleting it.",
     "read_only": "The model is pre-installed and managed outside the store.",
+    "representation_unavailable": "No converter makes the asked form of this model.",
 }
 
 

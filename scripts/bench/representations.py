@@ -1,6 +1,6 @@
 """Representations: what deriving each form costs, per corpus model (docs/models.md).
 
-For every model and recipe (fp16, int8): the time to derive it and to check it against
+For every model and recipe (fp16, int8, q4): the time to derive it and to check it against
 its source (representations/convert.py, the code the runtime worker runs, here in
 this process), its size, the check's largest relative error and whether it is kept
 (within the dtype's tolerance), and the bytes a second form would cost with storage
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         if name not in REAL_MODELS:
             raise SystemExit(f"unknown model {name}; known: {', '.join(REAL_MODELS)}")
         data = real_model(name).read_bytes()
-        for recipe in (Recipe("fp16"), Recipe("int8")):
+        for recipe in (Recipe("fp16"), Recipe("int8"), Recipe("q4")):
             try:
                 row = measure(name, data, recipe, args.rounds)
             except Exception as exc:  # a converter that cannot take this model

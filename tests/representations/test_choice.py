@@ -66,7 +66,7 @@ def test_the_wire_form_carries_the_device_inside_the_representation() -> None:
     [
         ("webgpu", "representation"),
         ({"dtype": "fp64"}, "representation.dtype"),
-        ({"dtype": "q4"}, "representation.dtype"),
+        ({"dtype": "int4"}, "representation.dtype"),
         ({"format": "tflite"}, "representation.format"),
         ({"for": "webgl"}, "representation.for"),
         ({"for": ["webgpu"]}, "representation.for"),
@@ -117,7 +117,7 @@ NAMES = st.sampled_from(["shader-f16", "float16", "float32", "subgroups", "int8"
 PLAUSIBLE = st.fixed_dictionaries(
     {},
     optional={
-        "dtype": st.sampled_from(["fp32", "fp16", "int8", "q4", 16]),
+        "dtype": st.sampled_from(["fp32", "fp16", "int8", "q4", "int4", 16]),
         "format": st.sampled_from(["onnx", "ort", None]),
         "opset": st.one_of(st.none(), st.integers(-5, 40), st.just(17.5)),
         "for": st.sampled_from(["webgpu", "webnn", "wasm", "host", "gpu"]),
@@ -148,7 +148,7 @@ def outcome(representation: object) -> Target | str:
 def test_any_json_from_a_page_gives_a_target_or_a_bad_request(representation: object) -> None:
     result = outcome(representation)
     if isinstance(result, Target):
-        assert result.dtype in {"fp32", "fp16", "int8"} and result.format in {"onnx", "ort"}
+        assert result.dtype in {"fp32", "fp16", "int8", "q4"} and result.format in {"onnx", "ort"}
         assert result.opset is None or MIN_OPSET <= result.opset <= MAX_OPSET
         json.dumps(representation)  # only JSON-shaped input passes
 
@@ -169,3 +169,33 @@ def test_the_log_line_names_only_the_facts_the_choice_used() -> None:
         "for webnn, device: webnn float16 yes -> fp16 onnx opset 17"
     )
     assert explain({}) == "for host, device: nothing reported -> fp32 onnx opset source"
+
+
+def test_an_opset_range_keeps_a_fitting_source_and_otherwise_takes_its_highest() -> None:
+    from webmodels.representations.recipes import Recipe
+
+    ranged = Recipe.requested({"dtype": "fp16", "opset": "15-19"})
+    assert ranged.opset_range == (15, 19) and not ranged.identity
+    assert ranged.for_source({"ai.onnx": 17}) == Recipe("fp16", "onnx", None)
+    assert ranged.for_source({"ai.onnx": 13}) == Recipe("fp16", "onnx", 19)
+    assert Recipe.requested({"opset": "15-19"}).for_source({"ai.onnx": 17}).identity
+    open_top = Recipe.requested({"opset": {"min": 18}})
+    assert open_top.for_source({"ai.onnx": 17}).opset == MAX_OPSET  # the newest onnx knows
+    assert Recipe.requested({"opset": {"max": 999}}).for_source({"ai.onnx": 9}).opset is None
+    assert explain({"opset": {"min": 17, "max": 21}}).endswith("-> fp32 onnx opset 17-21")
+
+
+def test_a_declared_form_fits_a_range_when_its_opset_is_in_it() -> None:
+    from webmodels.catalogs.forms import DeclaredForm
+    from webmodels.digest import Digest
+    from webmodels.representations.declared import fits
+    from webmodels.representations.recipes import Recipe
+
+    def form(dtype: str, opset: int | None) -> DeclaredForm:
+        return DeclaredForm(dtype, "onnx", opset, Digest("ab" * 32), 1, ())
+
+    asked = Recipe.requested({"dtype": "fp16", "opset": "17-21"})
+    assert fits(form("fp16", 18), asked)
+    assert not fits(form("fp16", 22), asked) and not fits(form("fp16", None), asked)
+    assert not fits(form("int8", 18), asked)
+    assert fits(form("fp16", None), Recipe("fp16"))  # no range: the exact recipe

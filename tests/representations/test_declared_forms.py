@@ -1,5 +1,6 @@
 """Forms a trusted catalog declares, beyond a load by name: a load by hash gets them
-too, and ``webmodels ls`` lists a stored one under its model; ``webmodels derive
+too, and ``webmodels ls`` and the popup's ``manage.list`` list a stored one under its
+model; ``webmodels derive
 --format ort`` makes ONNX Runtime's own format from the command line. A real host,
 catalog, HTTP server and ``python -m webmodels`` processes."""
 
@@ -61,6 +62,16 @@ def test_ls_lists_a_stored_declared_form_under_its_model(world: World) -> None:
     form: dict[str, Any] = next(r for r in rows if r.get("sha256") == sha(world.fp16))
     assert form["derived_from"] == sha(world.source)
     assert form["representation"]["source"] == "catalog"
+    # The popup's list (manage.list) says the same, so it shows the form under its model.
+    managed = world.host.result("manage.list")["models"]
+    card = next(m for m in managed if m["sha256"] == sha(world.fp16))
+    assert card["derived_from"] == sha(world.source)
+    assert card["representation"] == {
+        "dtype": "fp16",
+        "format": "onnx",
+        "opset": None,
+        "source": "catalog",
+    }
 
 
 def test_derive_format_ort_from_the_command_line(tmp_path: Path) -> None:

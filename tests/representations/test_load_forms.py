@@ -1,21 +1,26 @@
 """`models.load` and `sessions.create` with a `representation` through a real host:
 a page gets a form of a model it may see, says what it is, reads and runs it; it
-never gets one of a model it may not see."""
+never gets one of a model it may not see. A session of the ORT-format form runs in the
+host like its source; an opset range takes a model that fits as it is; a q4 form no
+converter makes is ``representation_unavailable``."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import pytest
 
 from methods.test_sessions import PAGE_A, PAGE_B, configure, upload
-from representations.test_derive import dense_model
+from representations.test_derive import dense_model, no_matmul_model
 from support.host import HostProcess
 from support.runtime_models import wire
+from webmodels.errors import ERROR_CODES
 
 
 @pytest.fixture(scope="module")
@@ -150,3 +155,60 @@ def test_a_derivation_reports_its_stages_as_events(host: HostProcess, model: str
         break
     assert stages == ["deriving", "checking", "storing"]
     assert frame["result"]["model"]["representation"]["opset"] == 21
+
+
+def run_session(host: HostProcess, params: dict[str, Any], x: np.ndarray[Any, Any]) -> Any:
+    created = host.result("sessions.create", params, context=PAGE_A)
+    ran = host.result(
+        "sessions.run",
+        {"session_id": created["session_id"], "feeds": {"x": wire("float32", x)}},
+        context=PAGE_A,
+    )
+    host.result("sessions.release", {"session_id": created["session_id"]}, context=PAGE_A)
+    y = np.frombuffer(base64.b64decode(ran["outputs"]["y"]["data"]), dtype="<f4")
+    return created, y
+
+
+def test_a_host_session_of_the_ort_form_runs_like_its_source(host: HostProcess, model: str) -> None:
+    x = np.random.default_rng(5).standard_normal((3, 8)).astype(np.float32)
+    _, want = run_session(host, {"sha256": model}, x)
+    ort_form = {"format": "ort"}
+    created, got = run_session(host, {"sha256": model, "representation": ort_form}, x)
+    assert created["representation"] == {"dtype": "fp32", "format": "ort", "opset": None}
+    assert created["derived_from"] == model
+    assert [i["name"] for i in created["inputs"]] == ["x"]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    # The session ran the ORT flatbuffer itself, the form a page loading it gets.
+    loaded = load(host, model, ort_form, PAGE_A)["result"]["model"]
+    assert read_all(host, loaded["sha256"], PAGE_A)[4:8] == b"ORTM"
+
+
+def test_an_opset_range_takes_a_fitting_model_as_it_is_and_converts_one_that_does_not(
+    host: HostProcess, model: str
+) -> None:
+    fits = load(host, model, {"opset": "15-19"}, PAGE_A)["result"]["model"]
+    assert fits["sha256"] == model and fits["derived_from"] is None
+    assert fits["representation"] == {"dtype": "fp32", "format": "onnx", "opset": None}
+
+    newer = load(host, model, {"opset": {"min": 18, "max": 21}}, PAGE_A)["result"]["model"]
+    assert newer["derived_from"] == model
+    assert newer["representation"]["opset"] == 21  # the highest in the range
+    form = onnx.load_from_string(read_all(host, newer["sha256"], PAGE_A))
+    assert [o.version for o in form.opset_import if o.domain in ("", "ai.onnx")] == [21]
+
+    for bad in ("21-17", "17", {"min": 900}, {"max": 3}, {"min": 18, "max": "21"}):
+        reply = load(host, model, {"opset": bad}, PAGE_A)
+        assert reply["error"]["code"] == "bad_request", (bad, reply)
+        assert reply["error"]["details"]["field"].startswith("representation.opset")
+
+
+def test_a_page_asking_q4_of_a_model_without_matmul_is_told_it_is_unavailable(
+    host: HostProcess, tmp_path: Path
+) -> None:
+    plain = upload(host, no_matmul_model(tmp_path / "plain.onnx").read_bytes(), PAGE_A)
+    reply = load(host, plain, {"dtype": "q4"}, PAGE_A)
+    assert reply["error"] == {
+        "code": "representation_unavailable",
+        "message": ERROR_CODES["representation_unavailable"],
+        "details": {},
+    }

@@ -1,4 +1,4 @@
-"""``webmodels derive SHA|NAME --dtype fp16|int8 [--format ort] [--opset N]``: make a
+"""``webmodels derive SHA|NAME --dtype fp16|int8|q4 [--format ort] [--opset N]``: make a
 form of a stored ONNX model now (representations/deriver.py), in the shared scope, with
 its progress on stderr. The form is checked against its source before it is kept; ``webmodels ls``
 shows it under its source."""
@@ -21,7 +21,7 @@ from webmodels.store.records import ModelRecord
 
 
 def register(sub: Any) -> None:
-    p = _add(sub, "derive", cmd_derive, "make another form of a stored ONNX model (fp16, int8)")
+    p = _add(sub, "derive", cmd_derive, "make another form of a stored ONNX model (fp16, int8, q4)")
     p.add_argument("model", metavar="SHA|NAME", help="a SHA-256 (or 6+ hex digits) or NAME[@VER]")
     p.add_argument("--dtype", choices=DTYPES, default="fp32", help="element type of the form")
     p.add_argument(
@@ -42,7 +42,8 @@ def cmd_derive(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
     recipe = Recipe.parse({"dtype": args.dtype, "format": args.format, "opset": args.opset})
     if recipe.identity:
         raise HostError(
-            "bad_request", "give --dtype fp16|int8, --format ort or --opset N: fp32 is the source"
+            "bad_request",
+            "give --dtype fp16|int8|q4, --format ort or --opset N: fp32 is the source",
         )
     source = find_model(store, args.model)
     settings = SessionSettings.from_config(ctx.config.extra)

@@ -18,7 +18,7 @@ from webmodels.catalogs.forms import DeclaredForm
 from webmodels.digest import Digest
 from webmodels.dispatch import Call
 from webmodels.naming.resolve import Candidate
-from webmodels.representations.declared import SOURCE, declared, declared_for
+from webmodels.representations.declared import SOURCE, all_declared, declared, declared_for
 from webmodels.representations.deriver import Form
 from webmodels.representations.recipes import Recipe
 from webmodels.store.records import ModelRecord
@@ -38,18 +38,19 @@ def requested(call: Call) -> Recipe | None:
 
 def manage_render(host: Host) -> Callable[[ModelRecord], dict[str, Any]]:
     """`ModelRecord.manage_info` for the user's own views (``manage.list``), with
-    ``derived_from`` and ``representation`` on a form the host derived, so the popup
-    lists forms under their model."""
-    made = {p.form: p for p in all_forms(host.store.index)}
+    ``derived_from`` and ``representation`` on a form the host derived, or one a
+    catalog in force declares (``representation.source`` "catalog", as `webmodels ls`
+    shows it), so the popup lists forms under their model."""
+    forms: dict[Digest, dict[str, Any]] = {}
+    for made in all_forms(host.store.index):
+        recipe = json.loads(made.recipe)
+        form = {key: recipe.get(key) for key in ("dtype", "format", "opset")}
+        forms[made.form] = {"derived_from": made.source.hex, "representation": form}
+    for digest, (source, declared_form) in all_declared(host.store.index).items():
+        forms.setdefault(digest, declared_extras(declared_form, source))
 
     def render(record: ModelRecord) -> dict[str, Any]:
-        info = record.manage_info()
-        found = made.get(record.digest)
-        if found is None:
-            return info
-        recipe = json.loads(found.recipe)
-        form = {key: recipe.get(key) for key in ("dtype", "format", "opset")}
-        return info | {"derived_from": found.source.hex, "representation": form}
+        return record.manage_info() | forms.get(record.digest, {})
 
     return render
 
@@ -94,7 +95,7 @@ def _room_for(host: Host, call: Call, record: ModelRecord, recipe: Recipe) -> No
     """`quota_exceeded` before any work when the partition has no room for a form
     (counted at the source's size, which no dtype here exceeds by much); the form is
     then one of the partition's holdings, like a download."""
-    if recipe.identity:
+    if recipe.for_source(record.metadata.opsets).identity:
         return
     from webmodels.methods.models import quota_left  # models.py imports this module
 

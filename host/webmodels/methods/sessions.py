@@ -49,6 +49,9 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
             # A partition's own compile cache for models that are not common, else
             # `compiled_cache_hit` would tell B that A compiled it (docs/design.md#privacy).
             scope=host.sessions.cache_scope(record, _partition(call)),
+            # Only the host's own derived forms are stored as "ort" (representations/);
+            # any other file is loaded, and checked, as ONNX.
+            model_format="ort" if record.format == "ort" else "onnx",
         )
         return created.to_wire() | (form.to_wire() if form is not None else {})
 

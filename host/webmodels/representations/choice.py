@@ -14,6 +14,11 @@ the page's device reports:
   kept. A page that wants the smaller form asks ``dtype: "int8"``;
 * ``"host"`` (and no hint) → fp32: the host's native sessions run fp32 fastest on CPU.
 
+``opset`` is a number (convert to exactly that opset) or a range, ``{min, max}`` or
+``"17-21"`` (`Target.opset_range`): a source whose opset is in the range is taken as it
+is, any other is converted to the highest opset in the range that the installed onnx
+knows (recipes.py, ``Recipe.for_source``).
+
 Everything comes from the page, so everything is checked and bounded here; a value
 of the wrong shape is a ``bad_request`` whose ``field`` names it
 (``representation.dtype``, ``representation.device.webgpu.features``, …). The device
@@ -30,7 +35,7 @@ from dataclasses import dataclass
 
 from webmodels.errors import HostError
 
-DTYPES = ("fp32", "fp16", "int8")
+DTYPES = ("fp32", "fp16", "int8", "q4")
 FORMATS = ("onnx", "ort")
 RUNTIMES = ("webgpu", "webnn", "wasm", "host")
 # ONNX Runtime runs the default domain from opset 7; above the installed onnx's newest
@@ -58,16 +63,20 @@ DEVICE_KEYS = frozenset({"webgpu", "webnn"})
 MAX_FEATURES = 64  # WebGPU names about 30 features today
 MAX_DATA_TYPES = 16  # WebNN names 9 operand data types
 NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}\Z")  # "shader-f16", "float16", "int4"
+OPSET_RANGE = re.compile(r"([0-9]{1,3})-([0-9]{1,3})\Z")  # "17-21"
+RANGE_KEYS = frozenset({"min", "max"})
 FIELD = "representation"
 
 
 @dataclass(frozen=True)
 class Target:
-    """The form to hand out: ``opset`` None keeps the source's opset."""
+    """The form to hand out: ``opset`` None keeps the source's opset, unless
+    ``opset_range`` (lowest, highest) asks for one in a range."""
 
     dtype: str
     format: str
     opset: int | None
+    opset_range: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +108,8 @@ def explain(representation: object) -> str:
     if "webnn" in raw:
         reported.append(f"webnn float16 {_yes('float16' in device.webnn_data_types)}")
     opset = "source" if target.opset is None else str(target.opset)
+    if target.opset_range is not None:
+        opset = "{}-{}".format(*target.opset_range)
     return (
         f"for {fields.get('for') or 'host'}, device: {', '.join(reported) or 'nothing reported'}"
         f" -> {target.dtype} {target.format} opset {opset}"
@@ -112,10 +123,13 @@ def choose(query: object, device: object = None) -> Target:
     reported = parse_device(device)  # checked even when an explicit dtype makes it moot
     runtime = _choice(fields, "for", RUNTIMES) or "host"
     dtype = _choice(fields, "dtype", DTYPES) or default_dtype(runtime, reported)
+    opset = fields.get("opset")
+    exact = None if isinstance(opset, dict | str) else _opset(opset)
     return Target(
         dtype=dtype,
         format=_choice(fields, "format", FORMATS) or "onnx",
-        opset=_opset(fields.get("opset")),
+        opset=exact,
+        opset_range=_opset_range(opset) if exact is None and opset is not None else None,
     )
 
 
@@ -186,6 +200,30 @@ def _opset(value: object) -> int | None:
         raise _bad(f"{FIELD}.opset", "an integer")
     if not MIN_OPSET <= value <= max_opset():
         raise _bad(f"{FIELD}.opset", f"between {MIN_OPSET} and {max_opset()}")
+    return value
+
+
+def _opset_range(value: object) -> tuple[int, int]:
+    """``{min?, max?}`` or ``"LOW-HIGH"``: (lowest, highest), with at least one opset
+    in it that a converter reaches (MIN_OPSET to the installed onnx's newest)."""
+    field = f"{FIELD}.opset"
+    if isinstance(value, str):
+        matched = OPSET_RANGE.match(value)
+        if matched is None:
+            raise _bad(field, 'an integer, {min, max} or a range such as "17-21"')
+        low, high = int(matched[1]), int(matched[2])
+    else:
+        bounds = _object(value, field, RANGE_KEYS)
+        low, high = _bound(bounds, "min", MIN_OPSET), _bound(bounds, "max", max_opset())
+    if not low <= high or high < MIN_OPSET or low > max_opset():
+        raise _bad(field, f"a range, lowest first, with an opset from {MIN_OPSET} to {max_opset()}")
+    return low, high
+
+
+def _bound(bounds: Mapping[str, object], key: str, default: int) -> int:
+    value = bounds.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 999:
+        raise _bad(f"{FIELD}.opset.{key}", "an integer from 0 to 999")
     return value
 
 

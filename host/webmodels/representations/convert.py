@@ -5,6 +5,9 @@ runtime worker (runtime/worker.py, ``op_derive``), which bounds its memory and t
   (``onnx.version_converter``), then the dtype: fp16 by onnxconverter-common (inputs
   and outputs stay fp32, so a page feeds the same tensors to every form), int8 by ONNX
   Runtime's dynamic quantization (weights int8, activations quantized at run time),
+  q4 by ONNX Runtime's weight-only quantizer (``matmul_nbits_quantizer``: each MatMul
+  with constant weights becomes a ``MatMulNBits`` with 4-bit symmetric weights in
+  blocks of `Q4_BLOCK`; a model with none has no q4 form, ``representation_unavailable``),
   then the format: ``ort`` by ONNX Runtime's own converter (what
   ``onnxruntime.tools.convert_onnx_models_to_ort`` does: a CPU session that saves its
   graph in the ORT format), at the basic optimization level only, so the form holds
@@ -34,6 +37,7 @@ SEED = 20261206
 # samples): small first; larger where a model needs it (an audio model's padding).
 SYMBOLIC_DIMS = (2, 64)
 INT_HIGH = 2  # integer samples are 0 or 1: valid ids for any embedding or mask
+Q4_BLOCK = 32  # weights per 4-bit block (one scale each): ORT's kernels take 16 to 256
 
 
 # Recorded with the tool versions of a form whose bytes may differ from one derivation
@@ -41,17 +45,23 @@ INT_HIGH = 2  # integer samples are 0 or 1: valid ids for any embedding or mask
 NOT_DETERMINISTIC = {"ort": "no"}
 
 
-def tool_versions(ort: Any) -> dict[str, str]:
+def tool_versions(ort: Any, recipe: Recipe | None = None) -> dict[str, str]:
+    """The versions of the tools that make ``recipe``'s bytes (provenance)."""
     import numpy
     import onnx
     import onnxconverter_common
 
-    return {
+    tools = {
         "onnx": str(onnx.__version__),
         "onnxruntime": str(ort.__version__),
         "onnxconverter_common": str(onnxconverter_common.__version__),
         "numpy": str(numpy.__version__),
     }
+    if recipe is not None and recipe.dtype == "q4":  # ORT's quantizer builds on onnx-ir
+        import onnx_ir
+
+        tools["onnx_ir"] = str(onnx_ir.__version__)
+    return tools
 
 
 def derive(data: bytes, recipe: Recipe) -> bytes:
@@ -68,6 +78,8 @@ def derive(data: bytes, recipe: Recipe) -> bytes:
             model = float16.convert_float_to_float16(model, keep_io_types=True)
         elif recipe.dtype == "int8":
             model = _quantize(model)
+        elif recipe.dtype == "q4":
+            model = _quantize_q4(model)
     except HostError:
         raise
     except Exception as exc:  # e.g. weights in Constant nodes, which quantization refuses
@@ -122,6 +134,52 @@ def _quantize(model: Any) -> Any:
         source.write_bytes(model.SerializeToString())
         quantize_dynamic(source, target, weight_type=QuantType.QInt8)
         return onnx.load(str(target))
+
+
+def _quantize_q4(model: Any) -> Any:
+    """4-bit weights of every MatMul whose weights are constants (ONNX Runtime's
+    ``MatMulNBits``, a contrib op that ONNX Runtime Web runs on WASM and WebGPU too)."""
+    import logging
+
+    if not _has_matmul_weights(model.graph):  # before the quantizer's slow import
+        raise _no_q4()
+    from onnxruntime.quantization.matmul_nbits_quantizer import (
+        DefaultWeightOnlyQuantConfig,
+        MatMulNBitsQuantizer,
+    )
+
+    # The quantizer logs each node at INFO on the root handler: not the host's log.
+    logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
+    config = DefaultWeightOnlyQuantConfig(block_size=Q4_BLOCK, is_symmetric=True)
+    quantizer = MatMulNBitsQuantizer(
+        model, block_size=Q4_BLOCK, is_symmetric=True, algo_config=config
+    )
+    quantizer.process()
+    quantized = quantizer.model.model
+    if not any(node.op_type == "MatMulNBits" for node in quantized.graph.node):
+        raise _no_q4()
+    return quantized
+
+
+def _has_matmul_weights(graph: Any, outer: frozenset[str] = frozenset()) -> bool:
+    """Whether a MatMul of ``graph`` (or of a subgraph) multiplies by an initializer."""
+    constants = outer | {tensor.name for tensor in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "MatMul" and len(node.input) == 2 and node.input[1] in constants:
+            return True
+        for attribute in node.attribute:
+            subgraphs = [attribute.g] if attribute.HasField("g") else list(attribute.graphs)
+            if any(_has_matmul_weights(sub, constants) for sub in subgraphs):
+                return True
+    return False
+
+
+def _no_q4() -> HostError:
+    return HostError(
+        "representation_unavailable",
+        "this model has no q4 form: 4-bit quantization replaces the weights of MatMul "
+        "nodes, and it has no MatMul with constant weights; ask for int8 or fp16",
+    )
 
 
 def max_error(ort: Any, source: bytes, derived: bytes) -> float:

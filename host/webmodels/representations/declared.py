@@ -62,11 +62,20 @@ def _first(
 ) -> DeclaredForm | None:
     if recipe.identity:
         return None
-    wanted = (recipe.dtype, recipe.format, recipe.opset)
     for catalog in keeper.in_force(index, datetime.now(UTC)):
         for entry in catalog.entries:
             if match(catalog.name, entry):
-                form = next((f for f in entry.representations if f.recipe() == wanted), None)
+                form = next((f for f in entry.representations if fits(f, recipe)), None)
                 if form is not None:
                     return form
     return None
+
+
+def fits(form: DeclaredForm, recipe: Recipe) -> bool:
+    """Whether a declared form is the one ``recipe`` asks; with an opset range, any
+    declared opset in the range is taken as it is."""
+    if recipe.opset_range is None:
+        return form.recipe() == (recipe.dtype, recipe.format, recipe.opset)
+    low, high = recipe.opset_range
+    in_range = form.opset is not None and low <= form.opset <= high
+    return (form.dtype, form.format) == (recipe.dtype, recipe.format) and in_range

@@ -96,7 +96,9 @@ class Deriver:
         """``record`` in the form ``recipe`` asks, for a caller in ``partition``
         (None: a trusted caller) that may see ``record``; ``visible``: whether the
         caller may see a stored file (then a form the user derived, which the caller
-        holds itself, is as good as its own)."""
+        holds itself, is as good as its own). An opset range becomes one opset here
+        (`Recipe.for_source`)."""
+        recipe = recipe.for_source(record.metadata.opsets)
         if recipe.identity:
             return Form(record, recipe, None)
         if record.format != "onnx":

@@ -1,17 +1,20 @@
 """What form a model is asked in (`Recipe`), parsed once from a request. Pure.
 
 A recipe names a form, not a runtime: ``dtype`` (fp32, fp16, int8 by dynamic
-quantization), ``format`` (onnx, or ONNX Runtime's ort) and an ``opset`` (None: the
-source's own). Each dtype has a tolerance: the largest error of a derived form's
-outputs against its source's, relative to the size of the source's outputs
-(`relative_error`), that it may have before it is refused.
+quantization, q4: 4-bit MatMul weights), ``format`` (onnx, or ONNX Runtime's ort) and
+an ``opset`` (None: the source's own). Each dtype has a tolerance: the largest error
+of a derived form's outputs against its source's, relative to the size of the source's
+outputs (`relative_error`), that it may have before it is refused.
+
+A page may ask an opset range (``opset_range``); `Recipe.for_source` turns it into a
+concrete recipe for one source before anything is looked up or derived.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from webmodels.errors import HostError
@@ -29,8 +32,10 @@ def __getattr__(name: str) -> int:
 FORMATS = ("onnx", "ort")  # what the host derives
 RECIPE_FORMAT = 1  # bump when the same recipe makes other bytes (a new conversion step)
 # Largest relative error of any output (see relative_error), per dtype. fp16 keeps
-# about 3 decimal digits; dynamic int8 quantization of activations loses more.
-TOLERANCE: Mapping[str, float] = {"fp32": 1e-4, "fp16": 1e-2, "int8": 1e-1}
+# about 3 decimal digits; dynamic int8 quantization of activations loses more; 4-bit
+# weights (16 levels per block of 32) about one digit: measured 0.09 for one random
+# 64-wide layer, 0.2 for two stacked ones; a broken form is off by 1 or more.
+TOLERANCE: Mapping[str, float] = {"fp32": 1e-4, "fp16": 1e-2, "int8": 1e-1, "q4": 2.5e-1}
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +43,8 @@ class Recipe:
     dtype: str = "fp32"
     format: str = "onnx"
     opset: int | None = None
+    # (lowest, highest) a page accepts; None once resolved (`for_source`)
+    opset_range: tuple[int, int] | None = None
 
     @property
     def tolerance(self) -> float:
@@ -46,7 +53,23 @@ class Recipe:
     @property
     def identity(self) -> bool:
         """Whether the recipe asks for the source as it is (no derivation)."""
-        return self.dtype == "fp32" and self.format == "onnx" and self.opset is None
+        return (
+            self.dtype == "fp32"
+            and self.format == "onnx"
+            and self.opset is None
+            and self.opset_range is None
+        )
+
+    def for_source(self, opsets: Mapping[str, int]) -> Recipe:
+        """The concrete recipe for a source of these opsets (``{"ai.onnx": 17}``): with
+        a range, the source's own opset when it is in the range (nothing to convert),
+        else the highest opset in the range that the installed onnx converts to."""
+        if self.opset_range is None:
+            return self
+        low, high = self.opset_range
+        own = opsets.get("ai.onnx", opsets.get(""))
+        opset = None if own is not None and low <= own <= high else min(high, max_opset())
+        return replace(self, opset=opset, opset_range=None)
 
     def to_json(self) -> dict[str, Any]:
         return {"dtype": self.dtype, "format": self.format, "opset": self.opset}
@@ -86,7 +109,8 @@ class Recipe:
                 f"representation.format {target.format} cannot be derived yet; ask for onnx",
                 field="representation.format",
             )
-        return cls.parse({"dtype": target.dtype, "format": target.format, "opset": target.opset})
+        recipe = cls.parse({"dtype": target.dtype, "format": target.format, "opset": target.opset})
+        return replace(recipe, opset_range=target.opset_range)
 
 
 def _opset(raw: object) -> int | None:

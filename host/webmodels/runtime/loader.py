@@ -45,6 +45,10 @@ class SessionSpec:
     # The external data of a model manifest's graph: (location, file) pairs, matched
     # against the manifest already (manifests/graph.py); part of the compile cache key.
     files: tuple[tuple[str, Digest], ...] = ()
+    # "ort": a form the host made in ONNX Runtime's own format (representations/), which
+    # the worker loads as that format only, with no compile cache (it is the graph ORT
+    # would cache).
+    format: str = "onnx"
 
     @property
     def provider_options(self) -> Mapping[str, str]:
@@ -100,7 +104,8 @@ class Loader:
         worker = runtime.worker()
         assert worker.info is not None
         self.ort_version = worker.info.ort_version
-        key = self.key(spec, worker.info.ort_version) if spec.level != "disabled" else None
+        cacheable = spec.level != "disabled" and spec.format == "onnx"
+        key = self.key(spec, worker.info.ort_version) if cacheable else None
         cached = self.cache.lookup(key) if key is not None else None
         work_dir = self.cache.new_work_dir() if key is not None and cached is None else None
         body = {
@@ -112,6 +117,7 @@ class Loader:
                 name: {"path": str(f.path), "sha256": f.digest.hex, "size": f.size}
                 for name, f in files.items()
             },
+            "format": spec.format,
             "provider": spec.provider,
             "provider_options": dict(spec.provider_options),
             "level": spec.level,

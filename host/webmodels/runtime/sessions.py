@@ -165,12 +165,15 @@ class SessionManager:
         level: str = "all",
         scope: str = "",
         files: Sequence[tuple[str, Digest]] = (),
+        model_format: str = "onnx",
     ) -> Created:
         """``scope``: whose compile cache serves it (`SessionManager.cache_scope`);
-        ``files``: the external data of a manifest's graph, by location."""
+        ``files``: the external data of a manifest's graph, by location;
+        ``model_format`` "ort": a form the host made in ONNX Runtime's format."""
         self._reserve(partition)
         try:
-            spec = SessionSpec(digest, self.provider_for(providers), level, scope, tuple(files))
+            provider = self.provider_for(providers)
+            spec = SessionSpec(digest, provider, level, scope, tuple(files), model_format)
             session_id = secrets.token_hex(16)
             with self._slot():
                 worker, reply = self.load(self.runtime, spec, session_id, keep=True)
