@@ -7,6 +7,7 @@ real store; sizes are asserted, not times."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -68,3 +69,46 @@ def test_a_first_session_waits_for_no_compiled_copy_and_the_cache_keeps_no_weigh
     finally:
         sessions.close()
         store.close()
+
+
+def test_only_tensors_the_optimizer_changed_stay_in_the_compiled_weights(tmp_path: Path) -> None:
+    """ORT's saved graph with three tensors in its weights file: one equal to the
+    model's, one changed, one new. Only the last two stay there; every tensor still
+    reads its own bytes."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    from webmodels.runtime.shared_weights import external_places, share_source_weights
+
+    source = matmul_chain(tmp_path / "m", width=16, layers=2)
+    original = onnx.load_model(str(source))  # with its external data
+    w0, w1 = (numpy_helper.to_array(t) for t in original.graph.initializer)
+    tensors = {"w0": w0, "w1": w1 + 1, "c": np.arange(300, dtype=np.float32)}
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w0"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 16])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 16])],
+        initializer=[numpy_helper.from_array(a, name) for name, a in tensors.items()],
+    )
+    onnx.save_model(
+        helper.make_model(graph),
+        str(saved / "model.onnx"),
+        save_as_external_data=True,
+        location="weights.bin",
+        size_threshold=0,
+    )
+    places = external_places(onnx.load_model(str(source), load_external_data=False))
+    data = source.parent / "model.onnx_data"
+    kept = share_source_weights(saved / "model.onnx", "weights.bin", places, {data.name: data})
+    assert kept
+    assert (saved / "weights.bin").stat().st_size == tensors["w1"].nbytes + tensors["c"].nbytes
+    shutil.copyfile(data, saved / data.name)
+    back = onnx.load_model(str(saved / "model.onnx"))  # reads both files
+    for tensor in back.graph.initializer:
+        np.testing.assert_array_equal(numpy_helper.to_array(tensor), tensors[tensor.name])
+    bare = onnx.load_model(str(saved / "model.onnx"), load_external_data=False)
+    where = {t.name: {e.key: e.value for e in t.external_data} for t in bare.graph.initializer}
+    assert where["w0"]["location"] == data.name  # the model's own file, not a copy
