@@ -185,7 +185,7 @@ class Worker:
         # A compiled graph of a manifest's model reads its unchanged tensors from the
         # manifest's own files (runtime/shared_weights.py), the rest from its weights.
         files: dict[str, Any] = dict(message.get("files") or {})
-        files.pop(WEIGHTS_NAME, None)  # such a graph never names the model's file of it
+        files.pop(WEIGHTS_NAME, None)  # a model file of that name is never shared
         if weights:
             files[WEIGHTS_NAME] = weights
         model = model_files.parse(graph)
