@@ -4,9 +4,11 @@ folder (never kept), then
 
 * import: `webmodels import model.onnx` (streamed hashing and copying) against `cp` of
   the same two files; the importing CLI's peak RSS;
-* sessions: a host session over the manifest, created cold and again from the compile
-  cache, against an in-process ONNX Runtime `InferenceSession` on the same files;
-  outputs compared; peak RSS of the host and of its runtime worker;
+* sessions (scripts/bench/large_sessions.py): a host session over the manifest,
+  created cold and again from the compile cache, against an in-process ONNX Runtime
+  `InferenceSession` on the same files; worker start apart; outputs compared; peak RSS
+  of the host and of its runtime worker; with `--compare-host DIR` (another checkout's
+  `host/` folder, say main's) the same rounds for that code, alternating;
 * page (real headless Chromium with the real extension and host): the page loads the
   data file by URL and integrity (a host download), reads it with `model.stream()`
   (MB/s; bytes sampled every MiB and compared), then takes `model.blob()` and reads
@@ -16,8 +18,8 @@ folder (never kept), then
 Nothing of it runs in CI (tests/manifests/test_large.py is the 320 MiB version there).
 Needs about 5 x the size free on the temp folder's disk.
 
-Usage: .venv/bin/python scripts/bench/large.py [--size-gb 3] [--tmp DIR]
-       [--skip-page] [--skip-sessions]
+Usage: .venv/bin/python scripts/bench/large.py [--size-gb 3 | --size-mb 500] [--tmp DIR]
+       [--skip-import] [--skip-page] [--skip-sessions] [--rounds N] [--compare-host DIR]
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ import hashlib
 import json
 import math
 import os
-import queue
 import shutil
 import subprocess
 import sys
@@ -37,17 +38,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from large_sessions import sessions_vs_ort
 from page_browsers import chromium_page, serve_pages
 
-from support.host import HostProcess, webmodels_env
+from support.host import webmodels_env
 from support.httpserver import ModelServer
 from support.manifest_models import matmul_chain
 from support.peak_rss import CLI_WITH_PEAK
-from support.runtime_models import wire
 
 WIDTH = 4096  # one layer: 4096 x 4096 float32 = 64 MiB
 SAMPLE_EVERY = 1 << 20  # the page reports the byte at every MiB
@@ -79,11 +78,18 @@ BLOB = """async (sha) => {
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-gb", type=float, default=3.0, help="external data, GiB")
+    parser.add_argument("--size-mb", type=float, help="external data, MiB (instead of GiB)")
+    parser.add_argument("--rounds", type=int, default=1, help="session rounds (alternating)")
+    parser.add_argument(
+        "--compare-host", type=Path, help="another checkout's host/ folder, timed beside this one"
+    )
+    parser.add_argument("--skip-import", action="store_true")
     parser.add_argument("--tmp", type=Path, help="temp folder's parent (default: the system's)")
     parser.add_argument("--skip-page", action="store_true")
     parser.add_argument("--skip-sessions", action="store_true")
     args = parser.parse_args()
-    layers = max(1, math.ceil(args.size_gb * (1 << 30) / (WIDTH * WIDTH * 4)))
+    size = args.size_mb * (1 << 20) if args.size_mb else args.size_gb * (1 << 30)
+    layers = max(1, math.ceil(size / (WIDTH * WIDTH * 4)))
     with tempfile.TemporaryDirectory(dir=args.tmp, prefix="webmodels-large-") as tmp:
         work = Path(tmp)
         t = time.perf_counter()
@@ -91,9 +97,17 @@ def main() -> int:
         data = model.parent / "model.onnx_data"
         size = data.stat().st_size
         show(f"generated {size / 2**30:.2f} GiB external data ({layers} layers)", t)
-        manifest = import_vs_cp(work, model)
+        if not args.skip_import:
+            import_vs_cp(work, model)
         if not args.skip_sessions:
-            sessions_vs_ort(work / "home", model, manifest)
+            sessions_vs_ort(
+                work / "sessions",
+                model,
+                WIDTH,
+                rounds=args.rounds,
+                compare=args.compare_host,
+                peaks=tree_peaks,
+            )
         if not args.skip_page:
             page_read(work / "page", data)
     return 0
@@ -129,63 +143,6 @@ def import_vs_cp(work: Path, model: Path) -> dict[str, Any]:
     print(f"webmodels import: {mbps(size, took)} (CLI peak RSS {peak:.0f} MiB)", flush=True)
     manifest: dict[str, Any] = json.loads(done.stdout)[0]["manifest"]
     return manifest
-
-
-def call(host: HostProcess, method: str, params: dict[str, Any], timeout: float) -> Any:
-    """`host.result` with a longer wait (a cold compile of GBs takes minutes here)."""
-    host._next_id += 1
-    host.send({"id": host._next_id, "method": method, "params": params})
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            item = host.frames.get(timeout=max(1.0, deadline - time.monotonic()))
-        except queue.Empty:
-            raise SystemExit(f"{method}: no reply in {timeout:.0f} s") from None
-        if isinstance(item, Exception):
-            raise item
-        if item.get("id") == host._next_id and "event" not in item:
-            assert item["ok"], item
-            return item["result"]
-
-
-def sessions_vs_ort(home: Path, model: Path, manifest: dict[str, Any]) -> None:
-    import onnxruntime as ort
-
-    x = np.random.default_rng(3).standard_normal((1, WIDTH)).astype(np.float32)
-    host = HostProcess(home)
-    try:
-        params = {"manifest": manifest["sha256"], "graph_optimization_level": "basic"}
-        times = []
-        for _ in range(2):
-            t = time.perf_counter()
-            made = call(host, "sessions.create", params, 1800)
-            times.append((time.perf_counter() - t, made["compiled_cache_hit"]))
-            run = {"session_id": made["session_id"], "feeds": {"x": wire("float32", x)}}
-            t = time.perf_counter()
-            out = call(host, "sessions.run", run, 600)["outputs"]["y"]
-            run_s = time.perf_counter() - t
-            got = np.frombuffer(base64.b64decode(out["data"]), np.float32).reshape(out["dims"])
-            call(host, "sessions.release", {"session_id": made["session_id"]}, 60)
-        peaks = tree_peaks(host.proc.pid)
-    finally:
-        host.kill()
-    for (seconds, hit), what in zip(times, ("cold", "again"), strict=True):
-        print(f"host session create ({what}, cache hit {hit}): {seconds:.1f} s", flush=True)
-    print(f"host session run: {run_s:.2f} s", flush=True)
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    t = time.perf_counter()
-    session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
-    show("in-process ORT InferenceSession", t)
-    t = time.perf_counter()
-    want = np.asarray(session.run(None, {"x": x})[0])
-    show("in-process ORT run", t)
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
-    print("outputs equal (rtol 1e-4)", flush=True)
-    host_peak = peaks.get("host", 0.0)
-    print(f"peak RSS: host {host_peak:.0f} MiB, worker {peaks.get('worker', 0):.0f} MiB")
-    if host_peak > 200:
-        print("FAIL: the host's peak RSS is over 200 MiB", flush=True)
 
 
 def page_read(work: Path, data: Path) -> None:

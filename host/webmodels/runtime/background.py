@@ -52,7 +52,8 @@ class BackgroundCompiler:
         self.runtime = runtime
         self.delay_s = sessions.settings.background_delay_s
         self.idle_s = sessions.settings.background_idle_s
-        self._queue: list[tuple[float, int, Digest, str, Files]] = []
+        # (due, order, model, scope, files, the exact spec of a deferred compile)
+        self._queue: list[tuple[float, int, Digest, str, Files, SessionSpec | None]] = []
         self._order = 0
         self._wake = threading.Condition()
         self._closed = False
@@ -85,6 +86,12 @@ class BackgroundCompiler:
         ``files``: a multi-file model's external data, by location."""
         self._push(digest, scope, files)
 
+    def deferred(self, spec: SessionSpec) -> None:
+        """A page's session was built without saving its compiled graph (a large or
+        multi-file model, runtime/loader.py): compile it now that the page has it, at
+        idle priority, with the same level, files and scope."""
+        self._push(spec.digest, spec.scope, spec.files, spec)
+
     def expected_scopes(self, record: ModelRecord) -> list[str]:
         if record.format != "onnx" or not record.servable:
             return []
@@ -100,14 +107,16 @@ class BackgroundCompiler:
             self._wake.notify_all()
         self.runtime.close()
 
-    def _push(self, digest: Digest, scope: str, files: Files = ()) -> None:
+    def _push(
+        self, digest: Digest, scope: str, files: Files = (), exact: SessionSpec | None = None
+    ) -> None:
         with self._wake:
             self._order += 1
             due = time.monotonic() + self.delay_s
-            heapq.heappush(self._queue, (due, self._order, digest, scope, files))
+            heapq.heappush(self._queue, (due, self._order, digest, scope, files, exact))
             self._wake.notify_all()
 
-    def _next(self) -> tuple[Digest, str, Files] | None:
+    def _next(self) -> tuple[Digest, str, Files, SessionSpec | None] | None:
         """The next entry that is due; closes the worker while the queue is empty."""
         while True:
             with self._wake:
@@ -116,8 +125,8 @@ class BackgroundCompiler:
                 if self._queue:
                     due = self._queue[0][0] - time.monotonic()
                     if due <= 0:
-                        _, _, digest, scope, files = heapq.heappop(self._queue)
-                        return digest, scope, files
+                        _, _, digest, scope, files, exact = heapq.heappop(self._queue)
+                        return digest, scope, files, exact
                     self._wake.wait(due)
                     continue
             self.runtime.stop_if_idle(0.0)  # nothing to do: give its memory back
@@ -141,12 +150,12 @@ class BackgroundCompiler:
 
     def _loop(self) -> None:
         while (entry := self._next()) is not None:
-            digest, scope, files = entry
+            digest, scope, files, exact = entry
             try:
                 if digest == _STARTUP_SCAN:
                     self._scan()
                 elif self._wait_for_idle(digest):
-                    self._compile_in(digest, scope, files)
+                    self._compile_in(digest, scope, files, exact)
             except Exception:
                 log.exception("background compile of %s", digest.short)
 
@@ -157,7 +166,9 @@ class BackgroundCompiler:
         for found in sorted(self.sessions.cache.file_sets(), key=repr):
             self._push(found.graph, found.scope, found.files)
 
-    def _compile_in(self, digest: Digest, scope: str, files: Files = ()) -> bool:
+    def _compile_in(
+        self, digest: Digest, scope: str, files: Files = (), exact: SessionSpec | None = None
+    ) -> bool:
         store = self.sessions.store
         record = store.get(digest)
         # A page's files stored through Cross-Origin Storage are not parsed; a set
@@ -171,6 +182,8 @@ class BackgroundCompiler:
         size = record.size + sum(member.size for member in data if member is not None)
         if size > self.sessions.settings.max_model_bytes:
             return False
+        if exact is not None:
+            return self._compile(exact)
         provider = self.sessions.provider_for(None, warm=False)
         return self._compile(SessionSpec(digest, provider, "all", scope, files))
 

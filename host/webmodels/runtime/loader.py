@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,6 +74,9 @@ class Loader:
         self.cache = CompileCache(store)
         self.cpu = read_cpu_fingerprint()
         self.ort_version: str | None = None  # as the last worker reported it
+        # Where a session whose compiled graph was not saved while a page waited goes
+        # (the background compiler, when enabled); None: nowhere.
+        self.deferred: Callable[[SessionSpec], None] | None = None
 
     def key(self, spec: SessionSpec, ort_version: str) -> CacheKey:
         return CacheKey(
@@ -107,7 +110,13 @@ class Loader:
         cacheable = spec.level != "disabled" and spec.format == "onnx"
         key = self.key(spec, worker.info.ort_version) if cacheable else None
         cached = self.cache.lookup(key) if key is not None else None
-        work_dir = self.cache.new_work_dir() if key is not None and cached is None else None
+        # A page's first session of a large model is built straight from the model, as
+        # in-process ONNX Runtime would: writing ORT's optimized copy and hashing it into
+        # the store would make it wait several times as long. The compile cache gets it
+        # afterwards, at idle priority (`deferred`: the background compiler).
+        defer = keep and total > self.settings.compile_later_bytes
+        compile_now = key is not None and cached is None and not defer
+        work_dir = self.cache.new_work_dir() if compile_now else None
         body = {
             "session_id": session_id,
             "keep": keep,
@@ -132,6 +141,9 @@ class Loader:
         try:
             reply = worker.call("create", body, timeout_s=self.settings.create_timeout_s)
             self._keep_compiled(key, work_dir, reply)
+            later = key is not None and defer and not reply.get("compiled_cache_hit")
+            if later and self.deferred is not None:
+                self.deferred(spec)
         except WorkerLost as lost:
             raise HostError(
                 "session_crashed",

@@ -106,6 +106,7 @@ class SessionManager:
             self.cache.prune()
         threading.Thread(target=self._reap_loop, name="sessions-reaper", daemon=True).start()
         if self.settings.background_compile:
+            self.loader.deferred = self.compiler.deferred
             self.store.on_stored.append(self.compiler.stored)
             self.compiler.start()
         self.store.on_stored.append(self._stored)

@@ -37,6 +37,10 @@ class SessionSettings:
     background_compile: bool = True
     background_delay_s: float = 3.0  # after a download, let the page's own calls go first
     background_idle_s: float = 5.0  # and only once no page request came for this long
+    # A session of a model larger than this (graph and external data) is built without
+    # writing ONNX Runtime's optimized copy while the page waits; the background
+    # compiler saves it afterwards (runtime/loader.py).
+    compile_later_bytes: int = 256 << 20
 
     @property
     def memory_limit(self) -> int:

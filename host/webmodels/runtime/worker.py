@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO
 
 from webmodels.errors import HostError
-from webmodels.runtime import execute, model_files, pipe
+from webmodels.runtime import execute, model_files, pipe, shared_weights
 from webmodels.runtime.safety import ModelLimits, check_model
 
 log = logging.getLogger("webmodels.worker")
@@ -185,18 +185,25 @@ class Worker:
         cached = message["cached"]
         graph = model_files.read_verified(cached["graph"])
         weights = cached.get("weights")
-        manifest = {WEIGHTS_NAME: int(weights["size"])} if weights else {}
+        # A compiled graph of a manifest's model reads its unchanged tensors from the
+        # manifest's own files (runtime/shared_weights.py), the rest from its weights.
+        files: dict[str, Any] = dict(message.get("files") or {})
+        files.pop(WEIGHTS_NAME, None)  # a model file of that name is never shared
+        if weights:
+            files[WEIGHTS_NAME] = weights
         model = model_files.parse(graph)
+        manifest = {name: int(ref["size"]) for name, ref in files.items()}
         check_model(model, limits=limits, external_files=manifest, derived=True)
-        if weights and model_files.inline_nested(model, {WEIGHTS_NAME: Path(weights["path"])}):
+        if files and model_files.inline_nested(
+            model, {name: Path(ref["path"]) for name, ref in files.items()}
+        ):
             graph = model.SerializeToString()
         options = self._options(message, level="disabled")
         with model_files.private_folder(message["work_dir"]) as folder:
-            if weights:
-                source, size = Path(weights["path"]), int(weights["size"])
-                model_files.link_or_copy(source, folder / WEIGHTS_NAME, size)
-                # ORT resolves the graph's (checked) location against this folder, which
-                # holds nothing but the host's own weights file.
+            if files:
+                model_files.link_files(files, folder)
+                # ORT resolves the graph's (checked) locations against this folder, which
+                # holds nothing but the host's weights file and the manifest's files.
                 options.add_session_config_entry(
                     "session.model_external_initializers_file_folder_path", str(folder)
                 )
@@ -216,6 +223,7 @@ class Worker:
             model_dir=Path(model_dir) if model_dir else None,
         )
         hook = _crash_hook(model)
+        places = shared_weights.external_places(model) if files else {}
         if files and model_files.inline_nested(
             model, {name: Path(ref["path"]) for name, ref in files.items()}
         ):
@@ -244,6 +252,13 @@ class Worker:
         if not save_to or not (Path(save_to) / GRAPH_NAME).is_file():
             return session, None, hook
         weights = (Path(save_to) / WEIGHTS_NAME).is_file()
+        if weights and places and not tensorrt:
+            weights = shared_weights.share_source_weights(
+                Path(save_to) / GRAPH_NAME,
+                WEIGHTS_NAME,
+                places,
+                {name: Path(ref["path"]) for name, ref in files.items()},
+            )
         saved = {"graph": GRAPH_NAME, "weights": WEIGHTS_NAME if weights else None}
         return session, saved, hook
 
