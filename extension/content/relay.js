@@ -293,7 +293,9 @@
       try {
         return await uploadCall(BLOB_WRITE, { sha256, blob });
       } catch (error) {
-        if (error?.failure?.details?.blob !== false) throw error;
+        // Refused for want of a Blob, or not sent at all (a port that cannot clone one):
+        // the chunks then; the host's own verdicts stand.
+        if (error?.failure != null && error.failure.details?.blob !== false) throw error;
         portsCarryBlobs = false;
       }
     }

@@ -4,7 +4,9 @@ Blob to the host's one-time 127.0.0.1 upload URL) against native messaging (chun
 of base64: `cos.write.begin`/`chunk`/`commit`, 16 MiB with 3 in flight): "native" as
 the service worker sends a Blob whose PUT failed (background/native-write.js: one JSON
 hop, service worker -> host; in Firefox, which has no service worker, as the relay
-does), "native-relay" as the relay does (content/relay.js: page -> background -> host),
+does: the Blob by reference to the background, which sends it in 512 KiB chunks, 3 in
+flight), "native-relay" as the relay does where ports carry no Blobs (Chromium; content/
+relay.js: page -> background -> host, 16 MiB chunks, 3 in flight),
 and "native-1" as 2017abe did (8 MiB, one at a time, from the page) — side by side in
 one run in real headless Chromium and Firefox ESR with the real extension and host,
 alternating rounds, printing MB/s and the ratios per browser and size. Chromium's
@@ -185,6 +187,8 @@ def measure(evaluate: Evaluate, sizes_mb: list[int], rounds: int, port: int) -> 
                     ms = evaluate(BRIDGE, hex_digest)
                 elif way == "native" and worker is not None:
                     ms = worker(SW_NATIVE, [hex_digest, *WAYS[way]])
+                elif way == "native":  # Firefox: the relay's whole-Blob request, its defaults
+                    ms = evaluate(BLOB, [hex_digest, None, None])
                 else:
                     depth, chunk_mib = WAYS[way]
                     ms = evaluate(NATIVE, [hex_digest, depth, chunk_mib * KIB])
