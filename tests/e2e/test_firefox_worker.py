@@ -28,7 +28,7 @@ pytestmark = pytest.mark.e2e
 __all__ = ["firefox", "pages_server"]  # fixtures shared with test_firefox
 
 SIZE_MIB = 32
-FALLBACK_MIB = 8
+FALLBACK_MIB = 4
 
 # The worker reads the first chunk of model.stream(), cancels, and says how much it read.
 CANCEL = """
@@ -160,15 +160,16 @@ def test_without_the_bridge_firefox_writes_and_streams_through_native_messaging(
     [verdict] = new["verdicts"]  # the PUT failed: native messaging carried the bytes
     assert verdict["origin"] == no_loopback.origin and verdict["result"] is not None
 
-    # The relay's native-messaging write against the old one, same size, fresh bytes:
-    # at least 1.5x as fast (measured 2-7x on a loaded 2-core machine).
-    ms = {}
-    for n, way in enumerate(("blob", "old")):
-        outcome = no_loopback.run(f"return await ({NATIVE_WRITE})(args);", way, 16, n + 7)
+    # The relay's native-messaging write against the old one, fresh bytes each: MiB/s
+    # at least 1.5x (measured 3x; 16 MiB the old way, two 8 MiB chunks, took 6-9 s).
+    mib = {"blob": 16, "old": 8}
+    speed = {}
+    for n, way in enumerate(mib):
+        outcome = no_loopback.run(f"return await ({NATIVE_WRITE})(args);", way, mib[way], n + 7)
         assert "error" not in outcome, outcome
-        ms[way] = outcome["ok"]
-    print(f"\n16 MiB through native messaging, Firefox: {ms} ms")
-    assert ms["old"] >= 1.5 * ms["blob"]
+        speed[way] = mib[way] / (outcome["ok"] / 1000)
+    print(f"\nnative messaging, Firefox, MiB/s: { {k: round(v, 1) for k, v in speed.items()} }")
+    assert speed["blob"] >= 1.5 * speed["old"]
 
     result = in_worker(no_loopback, WORKER, new["hex"])
     assert result["sha256"] == new["hex"] and result["read"] == size
