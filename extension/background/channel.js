@@ -21,6 +21,22 @@ export function paramsSize(params) {
   return params.data.length + JSON.stringify({ ...params, data: "" }).length;
 }
 
+// A whole Blob to store (Firefox: its runtime ports carry Blobs by structured clone;
+// Chromium's carry JSON, where a Blob arrives as {} and is refused). The service worker
+// sends it through native messaging itself (native-write.js), so the bytes cross one
+// JSON hop instead of two: {sha256, blob} -> the cos.write.commit result.
+// `chunk_kib` (256-16384) and `in_flight` (1-4) override the upload's defaults (benchmarks).
+export const BLOB_WRITE = "cos.write.blob";
+
+function isBlob(value) {
+  const kind = Object.prototype.toString.call(value);
+  return kind === "[object Blob]" || kind === "[object File]";
+}
+
+function clamp(value, low, high) {
+  return Number.isInteger(value) ? Math.min(high, Math.max(low, value)) : undefined;
+}
+
 export class Channel {
   #port;
   #link;
@@ -29,6 +45,7 @@ export class Channel {
   #makeContext;
   #refusal;
   #rewrite;
+  #uploadBlob;
   #uploads = new Set(); // upload ids begun here and not yet committed or aborted
   #sessions = new Set(); // session ids created here and not yet released
   #closed = false;
@@ -37,7 +54,9 @@ export class Channel {
    *  answers every request instead (a caller the browser could not vouch for). */
   /** `rewrite(method, result, route)`: what the caller gets of a successful result (page
    *  ports swap `models.open`'s loopback URL for a ticket). */
-  constructor(port, { link, routes, nextId, makeContext, refusal = null, rewrite = null, ready = Promise.resolve() }) {
+  /** `uploadBlob(context, sha256, blob, options)`: native-write.js's blobUploader, with
+   *  this browser's chunk size and chunks in flight (null: BLOB_WRITE is refused). */
+  constructor(port, { link, routes, nextId, makeContext, refusal = null, rewrite = null, uploadBlob = null, ready = Promise.resolve() }) {
     this.#port = port;
     this.#link = link;
     this.#routes = routes;
@@ -45,6 +64,7 @@ export class Channel {
     this.#makeContext = makeContext;
     this.#refusal = refusal;
     this.#rewrite = rewrite;
+    this.#uploadBlob = uploadBlob;
     // Listeners are added synchronously (the port would otherwise lose messages);
     // requests wait for `ready` (the id epoch read from storage) in arrival order.
     port.onMessage.addListener((message) => {
@@ -65,6 +85,8 @@ export class Channel {
       this.#post({ id, ok: false, error: errorForPage(this.#refusal) });
     } else if (paramsSize(params) > MAX_PARAMS_CHARS) {
       this.#fail(id, "too_large", `a request may carry at most ${MAX_PARAMS_CHARS} characters of params`);
+    } else if (method === BLOB_WRITE) {
+      this.#writeBlob(id, params, message);
     } else if (method === "models.cancel") {
       this.#cancel(id, params, message);
     } else {
@@ -93,6 +115,27 @@ export class Channel {
         onEvent: (event) => this.#event(hostId, event),
       },
     );
+  }
+
+  async #writeBlob(callerId, params, message) {
+    const { sha256, blob } = params;
+    if (this.#uploadBlob === null || !isBlob(blob) || typeof sha256 !== "string") {
+      const message = `${BLOB_WRITE} takes {sha256, blob} where ports carry Blobs`;
+      this.#post({ id: callerId, ok: false, error: errorForPage(failure(callerId, "bad_request", message, { blob: false }).error) });
+      return;
+    }
+    const options = { stopped: () => this.#closed };
+    const chunkKib = clamp(params.chunk_kib, 256, 16 << 10);
+    const inFlight = clamp(params.in_flight, 1, 4);
+    if (chunkKib !== undefined) options.chunk = chunkKib << 10;
+    if (inFlight !== undefined) options.inFlight = inFlight;
+    try {
+      const result = await this.#uploadBlob(this.#makeContext(message), sha256, blob, options);
+      this.#post({ id: callerId, ok: true, result });
+    } catch (error) {
+      if (error?.failure != null) this.#post({ id: callerId, ok: false, error: errorForPage(error.failure) });
+      else this.#fail(callerId, "internal", String(error?.message ?? error));
+    }
   }
 
   /** A caller cancels by its own id; the host knows the request by ours. */

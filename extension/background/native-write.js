@@ -31,8 +31,12 @@ function toBase64(bytes) {
   return btoa(binary);
 }
 
-/** `event` handler for the service worker's "message" events of type NATIVE_WRITE. */
-export function nativeWriteHandler({ link, nextId, ready, tickets, runtime }) {
+/** `upload(context, sha256, blob, options)`: sends `blob` through native messaging as
+ *  `cos.write.begin` / `chunk` / `commit` for `context`'s partition and answers the
+ *  commit's result, or rejects with {failure} (the host's error) or an Error. Chunks go
+ *  in order, `inFlight` at a time (the next is read and encoded while the host takes the
+ *  ones before it); `stopped()` true between chunks aborts the upload. */
+export function blobUploader({ link, nextId }) {
   const call = (context, method, params) =>
     new Promise((resolve, reject) => {
       link.send(
@@ -52,16 +56,17 @@ export function nativeWriteHandler({ link, nextId, ready, tickets, runtime }) {
     }
   }
 
-  async function upload(context, sha256, blob) {
+  return async function upload(context, sha256, blob, { chunk = UPLOAD_CHUNK, inFlight: depth = CHUNKS_IN_FLIGHT, stopped = () => false } = {}) {
     let { upload_id: uploadId } = await begin(context, { sha256, size: blob.size });
     try {
       const inFlight = [];
-      for (let offset = 0; offset < blob.size; offset += UPLOAD_CHUNK) {
-        const bytes = new Uint8Array(await blob.slice(offset, offset + UPLOAD_CHUNK).arrayBuffer());
+      for (let offset = 0; offset < blob.size; offset += chunk) {
+        const bytes = new Uint8Array(await blob.slice(offset, offset + chunk).arrayBuffer());
+        if (stopped()) throw new Error("the write's caller went away");
         const sent = call(context, "cos.write.chunk", { upload_id: uploadId, offset, data: toBase64(bytes) });
         sent.catch(() => {}); // awaited below; a failure aborts the upload (finally)
         inFlight.push(sent);
-        if (inFlight.length >= CHUNKS_IN_FLIGHT) await inFlight.shift();
+        if (inFlight.length >= depth) await inFlight.shift();
       }
       for (const sent of inFlight) await sent;
       const committing = uploadId;
@@ -70,7 +75,12 @@ export function nativeWriteHandler({ link, nextId, ready, tickets, runtime }) {
     } finally {
       if (uploadId !== null) link.notify({ id: nextId(), method: "cos.write.abort", params: { upload_id: uploadId }, context });
     }
-  }
+  };
+}
+
+/** `event` handler for the service worker's "message" events of type NATIVE_WRITE. */
+export function nativeWriteHandler({ link, nextId, ready, tickets, runtime }) {
+  const upload = blobUploader({ link, nextId });
 
   async function answer(event) {
     await ready;

@@ -215,14 +215,17 @@
   // from the first byte of this upload: what the bridge had sent before it failed was
   // dropped with its upload (uploads.py), so a file is never a mix of the two.
 
-  // Raw bytes per cos.write.chunk (base64 stays below the 64 MiB frame limit) and chunks
-  // in flight (the host takes each in turn, up to 64 MiB ahead: uploads.py MAX_AHEAD).
-  // Firefox measured slower with several large chunks in flight (scripts/bench/page_write.py:
-  // 7.1 MB/s for 3 × 16 MiB against 10.9 MB/s for one 8 MiB chunk at a time), so there it
-  // sends as the page's own loop always did.
-  const FIREFOX = chrome.runtime.getURL("").startsWith("moz-extension:");
-  const UPLOAD_CHUNK = FIREFOX ? 8 << 20 : 16 << 20;
-  const CHUNKS_IN_FLIGHT = FIREFOX ? 1 : 3;
+  // Where runtime ports carry Blobs (Firefox: structured clone), the Blob goes to the
+  // service worker by reference in one `cos.write.blob` request, and the service worker
+  // sends it through native messaging itself (one JSON hop: background/native-write.js);
+  // a port that carries JSON (Chromium) delivers no Blob, the request is refused
+  // (details.blob: false), and from then on the relay sends the chunks itself: raw bytes per
+  // cos.write.chunk (base64 stays below the 64 MiB frame limit) and chunks in flight
+  // (the host takes each in turn, up to 64 MiB ahead: uploads.py MAX_AHEAD).
+  const BLOB_WRITE = "cos.write.blob";
+  const UPLOAD_CHUNK = 16 << 20;
+  const CHUNKS_IN_FLIGHT = 3;
+  let portsCarryBlobs = true; // until the service worker says otherwise
   const writes = new Map(); // ticket -> {blob, sha256}, until its verdict
   const uploadCalls = new Map(); // id -> {resolve, reject}
   let uploadPort = null;
@@ -286,6 +289,20 @@
   }
 
   async function uploadNatively(sha256, blob) {
+    if (portsCarryBlobs) {
+      try {
+        return await uploadCall(BLOB_WRITE, { sha256, blob });
+      } catch (error) {
+        // Refused for want of a Blob, or not sent at all (a port that cannot clone one):
+        // the chunks then; the host's own verdicts stand.
+        if (error?.failure != null && error.failure.details?.blob !== false) throw error;
+        portsCarryBlobs = false;
+      }
+    }
+    return uploadChunks(sha256, blob);
+  }
+
+  async function uploadChunks(sha256, blob) {
     let { upload_id: uploadId } = await begin({ sha256, size: blob.size });
     try {
       const inFlight = [];

@@ -4,7 +4,9 @@ Blob to the host's one-time 127.0.0.1 upload URL) against native messaging (chun
 of base64: `cos.write.begin`/`chunk`/`commit`, 16 MiB with 3 in flight): "native" as
 the service worker sends a Blob whose PUT failed (background/native-write.js: one JSON
 hop, service worker -> host; in Firefox, which has no service worker, as the relay
-does), "native-relay" as the relay does (content/relay.js: page -> background -> host),
+does: the Blob by reference to the background, which sends it in 512 KiB chunks, 3 in
+flight), "native-relay" as the relay does where ports carry no Blobs (Chromium; content/
+relay.js: page -> background -> host, 16 MiB chunks, 3 in flight),
 and "native-1" as 2017abe did (8 MiB, one at a time, from the page) — side by side in
 one run in real headless Chromium and Firefox ESR with the real extension and host,
 alternating rounds, printing MB/s and the ratios per browser and size. Chromium's
@@ -13,6 +15,9 @@ service-worker loop runs on a native port of its own (a second host on the same 
 Usage: .venv/bin/python scripts/bench/page_write.py [--sizes-mb 64 200] [--rounds 3]
        [--browser chromium|firefox|both  (default: both when Firefox ESR is here)]
        [--json PATH (the figures, for scripts/bench/report)]
+       [--sweep (native messaging only: MiB per chunk 1/4-16 x chunks in flight 1-3,
+                 the page's loop and, in Firefox, the relay's whole-Blob request;
+                 the first size, alternating)]
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ BRIDGE = """async (hex) => {
   await writable.close();
   return performance.now() - t;
 }"""
-NATIVE = """async ([hex, depth, chunkMib]) => {
+NATIVE = """async ([hex, depth, chunkKib]) => {
   // The relay's messages, as content/relay.js sends them when the bridge cannot.
   const call = async (method, params) => {
     const id = `bench-${Math.random()}`;
@@ -68,7 +73,7 @@ NATIVE = """async ([hex, depth, chunkMib]) => {
     }
     return btoa(text);
   };
-  const CHUNK = chunkMib << 20;
+  const CHUNK = chunkKib << 10;
   const t = performance.now();
   const blob = window.__blob;
   const { upload_id } = await call("cos.write.begin", { sha256: hex, size: blob.size });
@@ -80,6 +85,17 @@ NATIVE = """async ([hex, depth, chunkMib]) => {
   }
   for (const sent of inFlight) await sent;
   await call("cos.write.commit", { upload_id });
+  return performance.now() - t;
+}"""
+
+# The relay's fallback where runtime ports carry Blobs (Firefox): the Blob, by
+# reference, in one request; the service worker sends the chunks (channel.js).
+BLOB = """async ([hex, depth, chunkKib]) => {
+  const t = performance.now();
+  const params = { sha256: hex, blob: window.__blob, chunk_kib: chunkKib, in_flight: depth };
+  const id = `bench-${Math.random()}`;
+  const reply = await window.webmodelsTest.raw({ id, method: "cos.write.blob", params }, 600000);
+  if (!reply.ok) throw new Error(JSON.stringify(reply));
   return performance.now() - t;
 }"""
 
@@ -106,7 +122,7 @@ SW_PREPARE = """async ([mib, port]) => {
     });
   }
 }"""
-SW_NATIVE = """async ([hex, depth, chunkMib]) => {
+SW_NATIVE = """async ([hex, depth, chunkKib]) => {
   let n = 0;
   const call = (method, params) => new Promise((resolve, reject) => {
     const id = `bench-${++n}-${Math.random()}`;
@@ -133,9 +149,14 @@ SW_NATIVE = """async ([hex, depth, chunkMib]) => {
 
 # (chunks in flight, MiB per chunk) through native messaging: the service worker's
 # fallback, the relay's, and 2017abe's loop (one 8 MiB chunk at a time).
-# (chunks in flight, MiB per chunk) through native messaging: the service worker's
-# fallback, the relay's, and 2017abe's loop (one 8 MiB chunk at a time).
 WAYS = {"bridge": (0, 0), "native": (3, 16), "native-relay": (3, 16), "native-1": (1, 8)}
+KIB = 1024  # the page's loop takes KiB per chunk; WAYS give MiB
+# --sweep: KiB per chunk x chunks in flight, the page's own loop ("page": chunks from
+# the page's world, as before the Blob went to the service worker) and the relay's
+# whole-Blob request ("blob"; Firefox only).
+SWEEP_CHUNKS, SWEEP_DEPTHS = (256, 512, 1024, 2048, 4096, 8192, 16384), (1, 2, 3)  # KiB
+SWEEP = [(way, c, d) for way in ("page", "blob") for c in SWEEP_CHUNKS for d in SWEEP_DEPTHS]
+Setting = tuple[str, int, int]
 
 
 Times = dict[str, list[float]]  # seconds per way, every round
@@ -166,11 +187,39 @@ def measure(evaluate: Evaluate, sizes_mb: list[int], rounds: int, port: int) -> 
                     ms = evaluate(BRIDGE, hex_digest)
                 elif way == "native" and worker is not None:
                     ms = worker(SW_NATIVE, [hex_digest, *WAYS[way]])
+                elif way == "native":  # Firefox: the relay's whole-Blob request, its defaults
+                    ms = evaluate(BLOB, [hex_digest, None, None])
                 else:
-                    ms = evaluate(NATIVE, [hex_digest, *WAYS[way]])
+                    depth, chunk_mib = WAYS[way]
+                    ms = evaluate(NATIVE, [hex_digest, depth, chunk_mib * KIB])
                 times[way].append(ms / 1000)
         results[mib] = times
     return results
+
+
+def sweep(evaluate: Evaluate, mib: int, rounds: int, blob: bool) -> dict[Setting, list[float]]:
+    """Native messaging, every setting of SWEEP in alternating order, `rounds` times:
+    seconds per setting."""
+    hex_digest = evaluate(PREPARE, mib)
+    settings = [s for s in SWEEP if blob or s[0] == "page"]
+    times: dict[Setting, list[float]] = {s: [] for s in settings}
+    for n in range(rounds):
+        for way, chunk, depth in settings[:: 1 if n % 2 == 0 else -1]:
+            ms = evaluate(NATIVE if way == "page" else BLOB, [hex_digest, depth, chunk])
+            times[(way, chunk, depth)].append(ms / 1000)
+    return times
+
+
+def report_sweep(browser: str, mib: int, times: dict[Setting, list[float]]) -> None:
+    mb = (mib << 20) / 1e6
+    base = mb / statistics.median(times[("page", 8192, 1)])
+    print(f"{browser}: {mib} MiB through native messaging, MB/s (x of the page's 8 MiB x 1)")
+    print("way   chunk KiB | " + " | ".join(f"{d} in flight   " for d in SWEEP_DEPTHS))
+    for way in dict.fromkeys(s[0] for s in times):
+        for chunk in SWEEP_CHUNKS:
+            speeds = [mb / statistics.median(times[(way, chunk, d)]) for d in SWEEP_DEPTHS]
+            cells = " | ".join(f"{v:5.1f} ({v / base:4.2f}x)" for v in speeds)
+            print(f"{way:5s} {chunk:9d} | {cells}")
 
 
 def report(browser: str, results: dict[int, Times]) -> None:
@@ -196,12 +245,20 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--browser", choices=CHOICES, help="default: both when Firefox is here")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument(
+        "--sweep", action="store_true", help="native messaging only: chunk size x in flight"
+    )
     args = parser.parse_args()
     results: dict[str, dict[int, Times]] = {}
     for browser in chosen(args.browser):
         with tempfile.TemporaryDirectory() as tmp, ModelServer() as pages:
             serve_pages(pages)
             with page_in(browser, Path(tmp), pages) as evaluate:
+                if args.sweep:
+                    mib = args.sizes_mb[0]
+                    times = sweep(evaluate, mib, args.rounds, browser == "firefox")
+                    report_sweep(browser, mib, times)
+                    continue
                 results[browser] = measure(evaluate, args.sizes_mb, args.rounds, pages.port)
         report(browser, results[browser])
     if args.json:
