@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from support.host import HostProcess, run_cli
-from support.httpserver import Fault, ModelServer
+from support.httpserver import Fault, ModelServer, RequestRecord
 from support.models import tiny_model
 
 PAGE_A = {
@@ -227,7 +227,10 @@ def test_sigkill_twenty_times_then_complete(home: Path, model_server: ModelServe
     model_server.fault("/big.bin", Fault(kind="slow", rate=10 << 20, times=None))
     rng = random.Random(42)
     params = load_params(url, data)
+    kept: list[int] = []  # bytes on disk after each kill
+    begun: list[int] = []  # the server's request count as each host starts
     for _ in range(20):
+        begun.append(len(model_server.requests))
         host = HostProcess(home)
         host.send({"id": 1, "method": "models.load", "params": params, "context": PAGE_A})
         await_bytes(host)  # bytes are flowing
@@ -235,7 +238,9 @@ def test_sigkill_twenty_times_then_complete(home: Path, model_server: ModelServe
         os.kill(host.proc.pid, signal.SIGKILL)
         host.proc.wait()
         assert blob_files(home) == []  # never a partial or unverified blob
+        kept.append(sum(p.stat().st_size for p in (home / "store-v1" / "tmp").glob("dl-*")))
     model_server.clear_faults("/big.bin")  # the kills are done: the rest at full speed
+    begun.append(len(model_server.requests))
     host = HostProcess(home)
     try:
         host.send({"id": 1, "method": "models.load", "params": params, "context": PAGE_A})
@@ -245,11 +250,27 @@ def test_sigkill_twenty_times_then_complete(home: Path, model_server: ModelServe
         host.kill()
     [blob] = blob_files(home)
     assert hashlib.sha256(blob.read_bytes()).hexdigest() == hashlib.sha256(data).hexdigest()
-    resumed = [r for r in model_server.requests if r.range]
-    assert len(resumed) >= 15  # it really resumed, not restarted
+    requests = list(model_server.requests)
+    gets = [r for r in requests if r.method == "GET"]
+    # Where each host's first GET started (the first host's: 0).
+    starts = [next(_start(r) for r in requests[i:] if r.method == "GET") for i in begun]
     sent = model_server.bytes_sent("/big.bin")
-    print(f"20 kills: {len(resumed)} resumed requests, server sent {sent / size:.3f}x the file")
-    assert sent < 1.2 * size
+    print(
+        f"20 kills: {sum(1 for r in gets if r.range)} resumed requests, server sent "
+        f"{sent / size:.3f}x the file; on disk after each kill: {kept}"
+    )
+    # It really resumed, not restarted: each request starts where the bytes on disk
+    # ended (less at most the one chunk a killed host may lose), never back at zero
+    # once something was kept. The bytes the server sent beyond the file are those the
+    # kernel's socket buffers held at each kill, which grow with the machine's load.
+    assert kept[-1] > size // 4 and starts == sorted(starts)
+    for before, start in zip(kept, starts[1:], strict=False):
+        assert start >= before - (256 << 10), (before, start)
+    assert sent < 2 * size
+
+
+def _start(request: RequestRecord) -> int:
+    return int(request.range.removeprefix("bytes=").split("-")[0]) if request.range else 0
 
 
 def test_restarted_host_resumes_without_being_asked(home: Path, model_server: ModelServer) -> None:
