@@ -19,6 +19,7 @@ from webmodels.dispatch import Dispatcher
 from webmodels.fetch.jobs import JobManager
 from webmodels.fetch.records import JobOptions
 from webmodels.loopback import LoopbackServer, allowed_origins
+from webmodels.manifests.pending import settle_pending
 from webmodels.naming.sources import NameSources
 from webmodels.permissions import PROVIDERS_FILE, make_private_dir, private_opener
 from webmodels.representations.deriver import Deriver
@@ -74,6 +75,8 @@ def build_host(config: Config, *, caller: str | None = None) -> Host:
             local_network_origins=config.local_network_origins,
             mirrors=config.mirrors,
         ),
+        # The last file of a model pulled in the background: its manifest is saved.
+        on_done=functools.partial(settle_pending, store),
     ).start()  # takes over downloads a killed host left behind
     return Host(
         config=config,

@@ -2,9 +2,12 @@
 --background``): the set is remembered in the index (a ``settings`` row per model,
 ``pending-model:<id>``, no schema change) while a download job per file runs in the
 detached runner (``webmodels jobs --run``). The runner checks for complete sets when
-it starts and after each turn of its loop: a set whose files are all stored gets its
-manifest saved (manifests/pulling.py ``save_pulled``) and is forgotten. A set whose
-file failed stays remembered; pulling the model again resumes it.
+it starts and after each turn of its loop, and the host after each download it
+finishes (a host that took over a file of the set from a runner that died): a set
+whose files are all stored gets its manifest saved (manifests/pulling.py
+``save_pulled``) and is marked saved, kept a day for ``webmodels jobs`` and the popup to
+list its jobs as one model (manifests/job_sets.py). A set whose file failed stays
+remembered; pulling the model again resumes it.
 """
 
 from __future__ import annotations
@@ -12,7 +15,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
+import time
 from collections.abc import Sequence
+from typing import Any
 
 from webmodels.digest import Digest
 from webmodels.errors import HostError
@@ -21,6 +27,9 @@ from webmodels.manifests.values import Manifest
 from webmodels.store.store import Store
 
 PREFIX = "pending-model:"
+KEEP_SAVED_S = 24 * 3600  # as finished download jobs
+
+_settling = threading.Lock()  # one settling per process at a time (the host's job threads)
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +54,29 @@ def remember(
     return key.removeprefix(PREFIX)
 
 
-def settle_pending(store: Store) -> list[Manifest]:
-    """Save the manifest of every remembered set whose files are all stored."""
+def remembered(store: Store) -> list[tuple[str, dict[str, Any]]]:
+    """Every remembered set: (its id, ``{name, version, files, saved?}``)."""
     rows = store.index.query(
         "SELECT key, value FROM settings WHERE key >= ? AND key < ?", (PREFIX, PREFIX + "\uffff")
     )
+    return [(str(row["key"]).removeprefix(PREFIX), json.loads(row["value"])) for row in rows]
+
+
+def settle_pending(store: Store) -> list[Manifest]:
+    """Save the manifest of every remembered set whose files are all stored."""
+    with _settling:
+        return _settle(store)
+
+
+def _settle(store: Store) -> list[Manifest]:
     saved = []
-    for row in rows:
-        found = json.loads(row["value"])
+    for set_id, found in remembered(store):
+        key = PREFIX + set_id
+        if "saved_at" in found:
+            if found["saved_at"] < time.time() - KEEP_SAVED_S:
+                with store.index.write() as db:
+                    db.execute("DELETE FROM settings WHERE key = ?", (key,))
+            continue
         sources = [
             FileSource(f["path"], Digest(f["sha256"]), tuple(f["urls"]), f["size"], f["role"])
             for f in found["files"]
@@ -62,11 +86,15 @@ def settle_pending(store: Store) -> list[Manifest]:
         if len(stored) < len(sources):
             continue
         try:
-            saved.append(
-                save_pulled(store, sources, stored, name=found["name"], version=found["version"])
+            manifest = save_pulled(
+                store, sources, stored, name=found["name"], version=found["version"]
             )
         except HostError as exc:  # e.g. a graph naming a file outside the set
             log.warning("model of %d files not saved: %s", len(sources), exc.message)
-        with store.index.write() as db:
-            db.execute("DELETE FROM settings WHERE key = ?", (row["key"],))
+            with store.index.write() as db:
+                db.execute("DELETE FROM settings WHERE key = ?", (key,))
+            continue
+        saved.append(manifest)
+        marked = {**found, "saved": manifest.digest.hex, "saved_at": time.time()}
+        store.set_setting(key, json.dumps(marked, sort_keys=True))
     return saved

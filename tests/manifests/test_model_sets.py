@@ -1,13 +1,18 @@
-"""A page downloads a model of several files as one, through a real host process and
-a real loopback HTTP server: ``{files}`` with their URLs, or a catalog name whose
-entry lists ``files``. The page gets one progress stream for the model (sums over its
-files, plus which file moved); the model is judged whole against the partition's
-quota before any transfer; and another site sees neither the set's progress nor that
-it is being downloaded (``models.availability``)."""
+"""A model of several files is one download, through a real host process, the real
+CLI and a real loopback HTTP server.
+
+A page loads ``{files}`` with their URLs, or a catalog name whose entry lists
+``files``: it gets one progress stream for the model (sums over its files, plus which
+file moved); the model is judged whole against the partition's quota before any
+transfer; and another site sees neither the set's progress nor that it is being
+downloaded (``models.availability``). A ``pull --background`` of several files is one
+entry of ``webmodels jobs`` (its files under it, progress summed, a failed file named),
+and a host that finishes its last file saves the model."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +24,14 @@ from support.catalogs import CatalogSigner
 from support.host import HostProcess, run_cli
 from support.httpserver import Fault, ModelServer
 from support.manifest_models import matmul_chain
+from webmodels.digest import Digest
+from webmodels.fetch.jobs import JobManager
+from webmodels.fetch.records import DownloadRequest
+from webmodels.manifests.job_sets import by_model, tag
+from webmodels.manifests.pending import remember
+from webmodels.manifests.pulling import FileSource
+from webmodels.store.manifests import list_manifests
+from webmodels.store.store import Store
 
 WIDTH = 256  # 4 layers of 256 x 256 float32: 1 MiB of external data
 ROLES = {"model.onnx": "graph", "model.onnx_data": "external_data", "config.json": "config"}
@@ -89,10 +102,34 @@ def availability(host: HostProcess, site: str) -> str:
     return str(host.result("models.availability", query, context=page(site))["availability"])
 
 
-def test_a_page_loads_files_by_url_with_one_progress_stream_for_the_model(
-    home: Path, tmp_path: Path, model_server: ModelServer, host: HostProcess
+def test_a_page_loads_files_by_url_as_one_model_progress_and_quota(
+    home: Path, tmp_path: Path, model_server: ModelServer
 ) -> None:
     files = served(model_server, tmp_path)
+    whole = sum(size for _, _, size in files.values())
+    # Room for this model and 700 kB more: each file of the next one fits, not both.
+    (home / "no-config.toml").write_text(f"quota_per_partition_bytes = {whole + 700_000}\n")
+    host = HostProcess(home)
+    try:
+        load_with_progress(host, model_server, files)
+        more = {name: os.urandom(400_000) for name in ("a.bin", "b.bin")}
+        query = {
+            name: {
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "url": model_server.add(f"/n/{name}", data),
+                "size": len(data),
+            }
+            for name, data in more.items()
+        }
+        reply = host.call("models.load", {"query": {"files": query}}, context=page("a"))
+    finally:
+        host.kill()
+    assert not reply["ok"] and reply["error"]["code"] == "quota_exceeded", reply
+    assert reply["error"]["details"] == {"needed": 800_000}  # the model's total, no room figure
+    assert not [r for r in model_server.requests if r.path.startswith("/n/")]  # nothing fetched
+
+
+def load_with_progress(host: HostProcess, model_server: ModelServer, files: Served) -> None:
     model_server.fault("/m/model.onnx_data", Fault(kind="slow", rate=2 << 20))  # ~0.5 s
     started = time.monotonic()
     host.send(
@@ -168,21 +205,75 @@ def test_another_site_sees_neither_the_sets_download_nor_its_progress(
     assert all(m.get("id") in (7, 8) for m in host.seen if "event" in m)  # type: ignore[attr-defined]
 
 
-def test_the_whole_model_is_judged_against_the_quota_before_any_transfer(
+def test_a_background_pull_is_one_job_entry_and_a_host_finishes_it(
     home: Path, tmp_path: Path, model_server: ModelServer
 ) -> None:
     files = served(model_server, tmp_path)
-    whole = sum(size for _, _, size in files.values())
-    largest = max(size for _, _, size in files.values())
-    # Each file fits the partition's quota alone; the model does not.
-    (home / "no-config.toml").write_text(f"quota_per_partition_bytes = {largest + 4096}\n")
-    host = HostProcess(home)
+    sources = [
+        FileSource(path, Digest(sha), (url,), size) for path, (url, sha, size) in files.items()
+    ]
+    with Store(home / "store-v1") as store:  # what `pull --background` records; no runner
+        remember(store, sources, name="t/chain", version="1.0.0")
+        manager = JobManager(store)
+        for s in sources:
+            manager.join(DownloadRequest(s.digest, s.urls, waiter="", size=s.size, background=True))
+        [entry] = by_model(tag(store, manager.list_jobs()))  # one model, not 3 files
+    assert (entry["kind"], entry["name"], entry["version"]) == ("model", "t/chain", "1.0.0")
+    assert {f["path"] for f in entry["files"]} == set(files) and entry["state"] == "active"
+    host = HostProcess(home)  # takes the jobs over, and saves the model after the last
     try:
-        reply = host.call(
-            "models.load", {"query": {"files": files_query(files)}}, context=page("a")
-        )
+        deadline = time.monotonic() + 60
+        while not manifests(home):
+            assert time.monotonic() < deadline, "the host did not save the model"
+            time.sleep(0.1)
     finally:
         host.kill()
-    assert not reply["ok"] and reply["error"]["code"] == "quota_exceeded", reply
-    assert reply["error"]["details"] == {"needed": whole}  # the model's total, no room figure
-    assert not [r for r in model_server.requests if r.path.startswith("/m/")]  # nothing fetched
+    [stored] = manifests(home)
+    assert (stored.name, stored.version) == ("t/chain", "1.0.0")
+    table = run_cli(home, "jobs").stdout  # one line for the model, then its files
+    assert "t/chain@1.0.0 (3 files)" in table and "  model.onnx_data: http" in table
+    [line] = [row for row in table.splitlines() if "(3 files)" in row]
+    assert " done " in line and "(100%)" in line
+
+
+def test_a_failed_file_fails_its_model_naming_the_file(home: Path) -> None:
+    digests = [Digest(hashlib.sha256(n.encode()).hexdigest()) for n in ("g", "d")]
+    sources = [
+        FileSource("model.onnx", digests[0], ("http://127.0.0.1:1/g",), 10),
+        FileSource("model.onnx_data", digests[1], ("http://127.0.0.1:1/d",), 20),
+    ]
+    job = {"urls": [], "background": True, "running": False, "interrupted": False}
+    jobs = [
+        {
+            **job,
+            "id": "2",
+            "sha256": digests[1].hex,
+            "state": "failed",
+            "loaded": 5,
+            "total": 20,
+            "error": {"code": "download_failed", "message": "HTTP 404"},
+        },
+        {
+            **job,
+            "id": "1",
+            "sha256": digests[0].hex,
+            "state": "done",
+            "loaded": 10,
+            "total": 10,
+            "error": None,
+        },
+    ]
+    with Store(home / "store-v1") as store:
+        remember(store, sources, name="t/chain", version="1.0.0")
+        [entry] = by_model(tag(store, jobs))
+    assert entry["state"] == "failed" and (entry["loaded"], entry["total"]) == (15, 30)
+    assert entry["error"] == {
+        "code": "download_failed",
+        "message": "HTTP 404",
+        "file": "model.onnx_data",
+    }
+
+
+def manifests(home: Path) -> list[Any]:
+    with Store(home / "store-v1") as store:
+        return list(list_manifests(store.index))
