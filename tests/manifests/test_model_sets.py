@@ -201,6 +201,7 @@ def test_another_site_sees_neither_the_sets_download_nor_its_progress(
     assert events and events[-1]["loaded"] == events[-1]["total"]
     assert availability(host, "a") == "available"
     assert availability(host, "b") == "downloadable"
+    assert manifests(home) == []  # no row another site's load of the name could time
     # Everything sent while A loaded was for A's own requests.
     assert all(m.get("id") in (7, 8) for m in host.seen if "event" in m)  # type: ignore[attr-defined]
 

@@ -189,9 +189,10 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         if files:  # a catalog entry of several files: its manifest once all are stored
 
             def stored() -> Mapping[str, Any] | None:
-                page_sets.save_catalog_set(host, files, given)
-                model = model_sets.load_stored(host, call, query)
-                return {"model": model} if model is not None else None
+                model = page_sets.catalog_model(host, call, files, given)
+                if model is not None:
+                    model["model"]["substituted"] = choice.substituted
+                return model
 
             return load_set(call, files, page_chosen=False, describe=stored)
         if given.source.startswith("catalog:"):  # a signed name: `webmodels ls` shows it

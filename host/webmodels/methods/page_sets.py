@@ -27,8 +27,7 @@ from webmodels.digest import Digest
 from webmodels.dispatch import Call, Result
 from webmodels.errors import HostError
 from webmodels.fetch.set_progress import FileProgress, SetProgress
-from webmodels.manifests.pulling import FileSource, save_pulled
-from webmodels.manifests.values import check_path
+from webmodels.manifests.values import Entry, build_manifest, check_path
 from webmodels.methods import model_sets
 from webmodels.methods.page_downloads import activation_limit, partition_key
 from webmodels.naming.resolve import Candidate
@@ -222,16 +221,23 @@ def _cancel(host: Host, call: Call) -> None:
         pass
 
 
-def save_catalog_set(host: Host, files: Sequence[SetFile], candidate: Candidate) -> None:
-    """The catalog entry's manifest, under its name and version, once every file is
-    stored (the checks of ``webmodels pull``: external-data locations, roles)."""
-    sources = [FileSource(f.path, f.digest, f.urls, f.size, f.role) for f in files]
-    stored = {}
-    for source in sources:
-        record = host.store.get(source.digest)
-        if record is None or not record.servable:
-            raise HostError("not_found", "no such model is available to this site")
-        stored[source.path] = record
-    save_pulled(
-        host.store, sources, stored, name=str(candidate.name), version=str(candidate.version)
-    )
+def catalog_model(
+    host: Host, call: Call, files: Sequence[SetFile], candidate: Candidate
+) -> dict[str, Any] | None:
+    """The catalog entry's model once the page sees every file (None: not so), with
+    the catalog's roles, checked as a stored manifest is. No manifest is saved: its
+    row would tell the next site, by the time its name takes, that a site loaded it."""
+    seen = [host.commons.visible(f.digest, call.context) for f in files]  # all, then judge
+    if any(record is None for record in seen):
+        return None
+    entries = [
+        Entry(f.path, f.digest, record.size, f.role or "other")
+        for f, record in zip(files, seen, strict=True)
+        if record is not None
+    ]
+    manifest = build_manifest(entries)
+    graphs = manifest.graphs()
+    graph = graphs[0].path if len(graphs) == 1 else None
+    model = model_sets.loaded_set(host, call, manifest, graph=graph)
+    name, version = str(candidate.name), str(candidate.version)
+    return {"model": {**model, "name": name, "version": version, "substituted": False}}
