@@ -107,8 +107,12 @@ def test_a_page_loads_files_by_url_as_one_model_progress_and_quota(
 ) -> None:
     files = served(model_server, tmp_path)
     whole = sum(size for _, _, size in files.values())
-    # Room for this model and 700 kB more: each file of the next one fits, not both.
-    (home / "no-config.toml").write_text(f"quota_per_partition_bytes = {whole + 700_000}\n")
+    # Room for this model and 700 kB more: each file of the next one fits, not both;
+    # and each may be started without a gesture, not both.
+    (home / "no-config.toml").write_text(
+        f"quota_per_partition_bytes = {whole + 700_000}\n"
+        "download_without_activation_bytes = 500000\n"
+    )
     host = HostProcess(home)
     try:
         load_with_progress(host, model_server, files)
@@ -122,8 +126,11 @@ def test_a_page_loads_files_by_url_as_one_model_progress_and_quota(
             for name, data in more.items()
         }
         reply = host.call("models.load", {"query": {"files": query}}, context=page("a"))
+        no_gesture = {**page("a"), "user_activation": False}
+        refused = host.call("models.load", {"query": {"files": query}}, context=no_gesture)
     finally:
         host.kill()
+    assert not refused["ok"] and refused["error"]["code"] == "user_activation_required"
     assert not reply["ok"] and reply["error"]["code"] == "quota_exceeded", reply
     assert reply["error"]["details"] == {"needed": 800_000}  # the model's total, no room figure
     assert not [r for r in model_server.requests if r.path.startswith("/n/")]  # nothing fetched

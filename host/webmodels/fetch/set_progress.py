@@ -38,6 +38,7 @@ class SetProgress:
         self._last_time: float | None = None
         self._pending: tuple[str, int, int | None] | None = None  # the update not yet sent
         self._timer: threading.Timer | None = None
+        self._closed = False
 
     def for_file(self, path: str) -> FileProgress:
         """The progress callback of one file's download."""
@@ -47,8 +48,16 @@ class SetProgress:
 
         return update
 
+    def close(self) -> None:
+        """The load ended (answered): nothing more is sent."""
+        with self._lock:
+            self._closed = True
+            self._pending = None
+
     def _update(self, path: str, loaded: int, total: int | None) -> None:
         with self._lock:
+            if self._closed:
+                return
             self._loaded[path] = loaded
             if total is not None:
                 self._totals[path] = total
@@ -69,7 +78,7 @@ class SetProgress:
     def _flush(self) -> None:
         with self._lock:
             self._timer = None
-            if self._pending is not None:
+            if self._pending is not None and not self._closed:
                 self._emit(self._clock(), *self._pending)
 
     def _emit(self, now: float, path: str, loaded: int, total: int | None) -> None:

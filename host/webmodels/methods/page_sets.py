@@ -139,7 +139,9 @@ def load_set(
     except BaseException:
         _cancel(host, call)
         raise
-    return _when_all(host, call, started, made)
+    reply = _when_all(host, call, started, made)
+    reply.add_done_callback(lambda _: progress.close())  # no event after the reply
+    return reply
 
 
 def _check_whole(call: Call, host: Host, wanted: Sequence[SetFile], room: Room) -> None:
