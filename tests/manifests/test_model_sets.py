@@ -163,6 +163,12 @@ def load_with_progress(host: HostProcess, model_server: ModelServer, files: Serv
     for event in events:
         _, _, size = files[event["file"]["path"]]
         assert event["file"]["total"] in (None, size) and event["file"]["loaded"] <= size
+    # For the user (the popup's manage.jobs) the files' jobs are one model's.
+    jobs = host.result("manage.jobs", {})["jobs"]
+    assert {j["sha256"]: j["model"]["path"] for j in jobs} == {
+        sha: path for path, (_, sha, _) in files.items()
+    }
+    assert len({j["model"]["id"] for j in jobs}) == 1 and jobs[0]["model"]["files"] == 3
     # The page now holds every file: the same load answers at once, with no events.
     again = host.result("models.load", {"query": {"files": files_query(files)}}, context=page("a"))
     assert again["model"]["files"] == model["files"]

@@ -1,5 +1,6 @@
-"""Download jobs by model: the jobs of a model of several files pulled in the
-background (a set remembered by manifests/pending.py) listed as one entry.
+"""Download jobs by model: the jobs of a model of several files (a set remembered by
+manifests/pending.py: pulled in the background, or a page's load of several files)
+listed as one entry.
 
 ``tag`` marks each job whose file belongs to a remembered set with ``model`` (the
 set's id, name, version and the file's path): ``manage.jobs`` pages stay pages of
@@ -24,18 +25,16 @@ Job = dict[str, Any]
 def tag(store: Store, jobs: Sequence[Mapping[str, Any]]) -> list[Job]:
     """``jobs``, each of a remembered set's file with ``model`` added."""
     members: dict[str, dict[str, Any]] = {}
-    for set_id, found in remembered(store):
+    sets = sorted(remembered(store), key=lambda s: s[1].get("remembered_at", 0))
+    for set_id, found in sets:  # oldest first: a file in several sets is the newest's
         for file in found["files"]:
-            members.setdefault(
-                file["sha256"],
-                {
-                    "id": set_id,
-                    "name": found.get("name"),
-                    "version": found.get("version"),
-                    "path": file["path"],
-                    "files": len(found["files"]),
-                },
-            )
+            members[file["sha256"]] = {
+                "id": set_id,
+                "name": found.get("name"),
+                "version": found.get("version"),
+                "path": file["path"],
+                "files": len(found["files"]),
+            }
     return [
         {**job, "model": members[job["sha256"]]} if job["sha256"] in members else dict(job)
         for job in jobs

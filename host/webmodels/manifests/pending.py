@@ -35,9 +35,16 @@ log = logging.getLogger(__name__)
 
 
 def remember(
-    store: Store, sources: Sequence[FileSource], *, name: str | None, version: str | None
+    store: Store,
+    sources: Sequence[FileSource],
+    *,
+    name: str | None,
+    version: str | None,
+    page: bool = False,
 ) -> str:
-    """Record the set; its id (the same set and label: the same id)."""
+    """Record the set; its id (the same set and label: the same id). ``page``: a page's
+    load of several files, remembered only so its jobs list as one model (no manifest
+    is saved for it; forgotten after a day)."""
     files = [
         {
             "path": s.path,
@@ -48,9 +55,13 @@ def remember(
         }
         for s in sources
     ]
-    text = json.dumps({"name": name, "version": version, "files": files}, sort_keys=True)
-    key = PREFIX + hashlib.sha256(text.encode()).hexdigest()[:16]
-    store.set_setting(key, text)
+    found: dict[str, Any] = {"name": name, "version": version, "files": files}
+    key = PREFIX + hashlib.sha256(json.dumps(found, sort_keys=True).encode()).hexdigest()[:16]
+    if page:
+        key += "-page"  # never the id of a pull's set
+        found |= {"page": True, "saved_at": time.time()}
+    found["remembered_at"] = time.time()  # the newest set a file is in names it
+    store.set_setting(key, json.dumps(found, sort_keys=True))
     return key.removeprefix(PREFIX)
 
 

@@ -169,6 +169,7 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         *,
         page_chosen: bool,
         describe: Callable[[], Mapping[str, Any] | None],
+        label: tuple[str, str] | None = None,
     ) -> Result:
         """A model of several files, downloaded as one (methods/page_sets.py)."""
 
@@ -180,7 +181,8 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         def room(size: int) -> object:
             return quota_left(host, call, size)
 
-        return page_sets.load_set(host, call, files, download=one, room=room, describe=describe)
+        sets = page_sets.load_set
+        return sets(host, call, files, download=one, room=room, describe=describe, label=label)
 
     def load_named(call: Call, query: ModelQuery) -> Result:
         choice = resolved(call, query, remember=True)
@@ -194,7 +196,8 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
                     model["model"]["substituted"] = choice.substituted
                 return model
 
-            return load_set(call, files, page_chosen=False, describe=stored)
+            as_named = (str(given.name), str(given.version))
+            return load_set(call, files, page_chosen=False, describe=stored, label=as_named)
         if given.source.startswith("catalog:"):  # a signed name: `webmodels ls` shows it
             label = (str(given.name), str(given.version))
         else:
@@ -289,8 +292,7 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         raw = call.params.raw.get("request_id")
         if isinstance(raw, bool) or not isinstance(raw, int | str):
             raise HostError("bad_request", "params.request_id must be a request id")
-        # A page may cancel only its own requests; trusted callers any of theirs. A
-        # load of several files has one request per file under the same id.
+        # Only a page's own requests (trusted callers: any); one per file of a model.
         cancelled = False
         while host.jobs.cancel(str(raw), partition=_key(call)):
             cancelled = True

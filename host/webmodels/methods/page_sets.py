@@ -27,6 +27,8 @@ from webmodels.digest import Digest
 from webmodels.dispatch import Call, Result
 from webmodels.errors import HostError
 from webmodels.fetch.set_progress import FileProgress, SetProgress
+from webmodels.manifests.pending import remember
+from webmodels.manifests.pulling import FileSource
 from webmodels.manifests.values import Entry, build_manifest, check_path
 from webmodels.methods import model_sets
 from webmodels.methods.page_downloads import activation_limit, partition_key
@@ -105,6 +107,7 @@ def load_set(
     download: Download,
     room: Room,
     describe: Callable[[], Mapping[str, Any] | None],
+    label: tuple[str, str] | None = None,
 ) -> Result:
     """Download what the page does not see yet, then the reply ``describe()`` makes:
     ``model_sets.load_files`` of a ``{files}`` query it gives, or its own reply
@@ -126,6 +129,10 @@ def load_set(
     if any(not f.urls for f in wanted.values()):
         raise HostError("not_found", "no such model is available to this site")
     _check_whole(call, host, list(wanted.values()), room)
+    # For the user's lists (`webmodels jobs`, the popup): these jobs are one model.
+    sources = [FileSource(f.path, f.digest, f.urls, f.size, f.role) for f in wanted.values()]
+    name, version = label if label is not None else (None, None)
+    remember(host.store, sources, name=name, version=version, page=True)
     progress = SetProgress(
         lambda event: call.emit("download.progress", event),
         {f.path: f.size for f in wanted.values()},
