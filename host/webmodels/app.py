@@ -19,7 +19,6 @@ from webmodels.dispatch import Dispatcher
 from webmodels.fetch.jobs import JobManager
 from webmodels.fetch.records import JobOptions
 from webmodels.loopback import LoopbackServer, allowed_origins
-from webmodels.manifests.pending import settle_pending
 from webmodels.naming.sources import NameSources
 from webmodels.permissions import PROVIDERS_FILE, make_private_dir, private_opener
 from webmodels.representations.deriver import Deriver
@@ -76,7 +75,7 @@ def build_host(config: Config, *, caller: str | None = None) -> Host:
             mirrors=config.mirrors,
         ),
         # The last file of a model pulled in the background: its manifest is saved.
-        on_done=functools.partial(settle_pending, store),
+        on_done=functools.partial(_settle_sets, store),
     ).start()  # takes over downloads a killed host left behind
     return Host(
         config=config,
@@ -155,3 +154,10 @@ def _ort_version() -> str | None:
             return importlib.metadata.version("onnxruntime")
         except importlib.metadata.PackageNotFoundError:
             return None
+
+
+def _settle_sets(store: Store) -> None:
+    """Imported when a download ends, not at start (the host starts for every page)."""
+    from webmodels.manifests.pending import settle_pending
+
+    settle_pending(store)
