@@ -149,12 +149,24 @@
 
   async function loadFiles(query, options) {
     const files = plain(query.files, "files");
+    const wanted = {}; // with their URLs: the host downloads those this site does not hold
     for (const [name, ref] of Object.entries(files)) {
       if (typeof ref?.sha256 !== "string") throw new TypeError(`files[${JSON.stringify(name)}] must be {sha256}`);
       files[name] = { sha256: ref.sha256 };
+      wanted[name] = { sha256: ref.sha256 };
+      if (ref.url !== undefined) wanted[name].url = String(ref.url);
+      if (ref.urls !== undefined) wanted[name].urls = Array.from(ref.urls, String);
+      if (ref.size !== undefined) wanted[name].size = Number(ref.size);
     }
     const graph = query.graph === undefined ? undefined : String(query.graph);
     const { compile } = compileOptions(options ?? {});
+    if (Object.values(wanted).some((ref) => ref.url !== undefined || ref.urls !== undefined)) {
+      // One load for the model: one progress stream (summed over its files, `file`
+      // naming the one that moved), one abort for all its transfers.
+      const q = graph === undefined ? { files: wanted } : { files: wanted, graph };
+      await requestLoad({ query: q, ...compileOptions(options ?? {}) }, options);
+      return new WebModelFiles(files, graph);
+    }
     if (compile === true) {
       // The host checks the files now and queues an idle-priority compile of the set.
       const q = graph === undefined ? { files } : { files, graph };
@@ -218,12 +230,24 @@
     if (prefetch !== undefined && typeof prefetch !== "object") params.prefetch = prefetch === true;
     if (substitute !== undefined) params.substitute = String(substitute);
     if (representation !== undefined) params.representation = await representationParam(representation);
+    const model = await requestLoad(params, { monitor, signal });
+    // A name may resolve to a model of several files (docs/manifests.md).
+    if (model.files) return new WebModelFiles(plain(model.files, "files"), model.graph, model);
+    return new WebModel(model);
+  }
+
+  /** `models.load` with its progress to `monitor` and `signal` to abort it; the model. */
+  async function requestLoad(params, { monitor, signal } = {}) {
     if (signal?.aborted) throw aborted(signal);
     const progress = new EventTarget();
     if (typeof monitor === "function") monitor(progress);
     const call = I.request("models.load", params, {
       onEvent: (event) => {
-        if (event.event === "download.progress") progress.dispatchEvent(progressEvent(event.loaded, event.total));
+        if (event.event !== "download.progress") return;
+        const shown = progressEvent(event.loaded, event.total);
+        // A model of several files: which file moved ({path, loaded, total}).
+        if (event.file) Object.defineProperty(shown, "file", { value: Object.freeze({ ...event.file }) });
+        progress.dispatchEvent(shown);
       },
     });
     // Aborting cancels the request on the host (the download stops unless another
@@ -231,10 +255,7 @@
     const onAbort = () => call.abort(aborted(signal));
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      const model = (await call.promise).model;
-      // A name may resolve to a stored model of several files (docs/manifests.md).
-      if (model.files) return new WebModelFiles(plain(model.files, "files"), model.graph, model);
-      return new WebModel(model);
+      return (await call.promise).model;
     } finally {
       signal?.removeEventListener("abort", onAbort);
     }

@@ -63,41 +63,121 @@ function tile(stat, label, value, hint, tone = "") {
   );
 }
 
-/** Downloads running now, and the ones that failed in the last few minutes. */
+/** Downloads running now, and the ones that failed in the last few minutes; with
+ *  them the other files of their model (a model of several files is one download). */
 export function visibleJobs(jobs, now = Date.now() / 1000) {
   const recent = (job) => now - (job.updated_at ?? 0) < RECENT_FAILURE_S;
-  return (jobs ?? []).filter((job) => job.state === "active" || (job.state === "failed" && recent(job)));
+  const shown = (job) => job.state === "active" || (job.state === "failed" && recent(job));
+  const all = jobs ?? [];
+  const live = new Set(all.filter((job) => job.model && shown(job)).map((job) => job.model.id));
+  return all.filter((job) => shown(job) || (job.model && live.has(job.model.id)));
+}
+
+/** Jobs (newest first) as entries: a file of a model of several files (`job.model`,
+ *  from manage.jobs) joins its model's entry ({model, files, state, loaded, total,
+ *  error}: the newest job per file, sums, failed when a file failed, naming it). */
+export function jobEntries(jobs) {
+  const entries = [];
+  const sets = new Map();
+  for (const job of jobs ?? []) {
+    if (!job.model) {
+      entries.push(job);
+      continue;
+    }
+    let entry = sets.get(job.model.id);
+    if (!entry) {
+      entry = { model: job.model, files: [] };
+      sets.set(job.model.id, entry);
+      entries.push(entry);
+    }
+    if (!entry.files.some((f) => f.sha256 === job.sha256)) entry.files.push(job);
+  }
+  for (const entry of sets.values()) Object.assign(entry, modelSummary(entry.files));
+  return entries;
+}
+
+function modelSummary(files) {
+  const failed = files.find((f) => f.state === "failed");
+  const totals = files.map((f) => f.total);
+  const known = totals.every((t) => Number.isFinite(t) && t > 0);
+  return {
+    state: failed ? "failed" : files.some((f) => f.state === "active") ? "active" : "done",
+    loaded: files.reduce((sum, f) => sum + (f.loaded ?? 0), 0),
+    total: known ? totals.reduce((sum, t) => sum + t, 0) : null,
+    background: files.every((f) => f.background),
+    error: failed ? { ...(failed.error ?? { code: "download_failed" }), file: failed.model.path } : null,
+  };
 }
 
 export function downloadsView(jobs, models) {
   const names = new Map((models ?? []).map((m) => [m.sha256, m]));
-  return jobs.map((job) => {
-    const model = names.get(job.sha256);
-    const url = job.urls?.[0];
-    const title = model ? modelTitle(model) : fileName(url) || `sha256:${shortHash(job.sha256)}`;
-    const known = Number.isFinite(job.total) && job.total > 0;
-    // Without a known total the bar is indeterminate (no value), as <progress> defines.
-    const bar = known ? h("progress", { max: job.total, value: job.loaded ?? 0 }) : h("progress");
-    const failed = job.state === "failed";
-    return h(
+  return jobEntries(jobs).map((job) => (job.files ? modelJobView(job) : fileJobView(job, names)));
+}
+
+/** One entry for a model of several files: summed progress, its files listed. */
+function modelJobView(entry) {
+  const { name, version, id } = entry.model;
+  const title = name ? `${name}@${version}` : "model";
+  const known = Number.isFinite(entry.total) && entry.total > 0;
+  const failed = entry.state === "failed";
+  const bar = known ? h("progress", { max: entry.total, value: entry.loaded }) : h("progress");
+  const files = entry.files.map((f) =>
+    h(
       "li",
-      { class: `job ${job.state}`, dataset: { sha256: job.sha256, state: job.state } },
-      h(
-        "div",
-        { class: "row" },
-        h("span", { class: "job-title" }, title),
-        failed ? h("span", { class: "badge bad" }, "failed") : null,
-        h("span", { class: "job-source", title: url ?? "" }, url ? hostOf(url) : ""),
-      ),
-      failed ? null : bar,
-      h(
-        "div",
-        { class: "row meta" },
-        failed ? h("span", { class: "error-text" }, jobError(job.error)) : h("span", {}, jobAmount(job, known)),
-        job.background ? h("span", { class: "badge" }, "background") : null,
-      ),
-    );
-  });
+      { class: `job-file ${f.state}`, dataset: { path: f.model.path, state: f.state } },
+      h("span", {}, f.model.path),
+      h("span", { class: "job-source" }, f.state === "failed" ? "failed" : jobAmount(f, f.total > 0)),
+    ),
+  );
+  return h(
+    "li",
+    { class: `job model-job ${entry.state}`, dataset: { model: id, state: entry.state } },
+    h(
+      "div",
+      { class: "row" },
+      h("span", { class: "job-title" }, title),
+      failed ? h("span", { class: "badge bad" }, "failed") : null,
+      h("span", { class: "job-source" }, count(entry.model.files, "file")),
+    ),
+    failed ? null : bar,
+    h(
+      "div",
+      { class: "row meta" },
+      failed
+        ? h("span", { class: "error-text" }, `${entry.error.file}: ${jobError(entry.error)}`)
+        : h("span", {}, jobAmount(entry, known)),
+      entry.background ? h("span", { class: "badge" }, "background") : null,
+    ),
+    h("details", { class: "job-files" }, h("summary", {}, "files"), h("ul", {}, ...files)),
+  );
+}
+
+function fileJobView(job, names) {
+  const model = names.get(job.sha256);
+  const url = job.urls?.[0];
+  const title = model ? modelTitle(model) : fileName(url) || `sha256:${shortHash(job.sha256)}`;
+  const known = Number.isFinite(job.total) && job.total > 0;
+  // Without a known total the bar is indeterminate (no value), as <progress> defines.
+  const bar = known ? h("progress", { max: job.total, value: job.loaded ?? 0 }) : h("progress");
+  const failed = job.state === "failed";
+  return h(
+    "li",
+    { class: `job ${job.state}`, dataset: { sha256: job.sha256, state: job.state } },
+    h(
+      "div",
+      { class: "row" },
+      h("span", { class: "job-title" }, title),
+      failed ? h("span", { class: "badge bad" }, "failed") : null,
+      h("span", { class: "job-source", title: url ?? "" }, url ? hostOf(url) : ""),
+    ),
+    failed ? null : bar,
+    h(
+      "div",
+      { class: "row meta" },
+      failed ? h("span", { class: "error-text" }, jobError(job.error)) : h("span", {}, jobAmount(job, known)),
+      job.background ? h("span", { class: "badge" }, "background") : null,
+    ),
+  );
 }
 
 function jobAmount(job, known) {

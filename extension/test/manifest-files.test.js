@@ -44,3 +44,28 @@ test("load({files}) refuses a file without a sha256 before asking the host", asy
   await assert.rejects(webmodels.load({ files: [] }), { name: "TypeError" });
   assert.equal(host.seen.filter((m) => m.method === "sessions.create").length, 0);
 });
+
+test("load({files}) with URLs: one models.load for the model, its progress naming each file", async () => {
+  const { host, webmodels } = await stack();
+  host.methods["models.load"] = (id) => {
+    const send = (message) => host.port.postMessage({ id, ...message });
+    send({ event: "download.progress", loaded: 10, total: 30, file: { path: "model.onnx", loaded: 10, total: 10 } });
+    send({ event: "download.progress", loaded: 30, total: 30, file: { path: "model.onnx_data", loaded: 20, total: 20 } });
+    send({ ok: true, result: { model: { files: {}, size: 30 } } });
+  };
+  const files = {
+    "model.onnx": { sha256: GRAPH, url: "https://models.example/model.onnx", size: 10 },
+    "model.onnx_data": { sha256: DATA, url: "https://models.example/model.onnx_data", size: 20 },
+  };
+  const seen = [];
+  const model = await webmodels.load({ files }, {
+    monitor: (m) => m.addEventListener("downloadprogress", (e) => seen.push([e.loaded, e.total, e.file.path])),
+  });
+  assert.deepEqual(seen, [[10, 30, "model.onnx"], [30, 30, "model.onnx_data"]]);
+  const [sent] = host.seen.filter((m) => m.method === "models.load");
+  assert.deepEqual(sent.params.query.files["model.onnx_data"], {
+    sha256: DATA, url: "https://models.example/model.onnx_data", size: 20,
+  });
+  // The model is the files by hash, as for files the page stored itself.
+  assert.deepEqual(JSON.parse(JSON.stringify(model.files)), { "model.onnx": { sha256: GRAPH }, "model.onnx_data": { sha256: DATA } });
+});

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { fileName, formatBytes, modelTitle, percent, siteLabel, timeAgo } from "../popup/format.js";
-import { downloadOrigins, sitesOf, visibleJobs } from "../popup/views.js";
+import { downloadOrigins, jobEntries, sitesOf, visibleJobs } from "../popup/views.js";
 
 const SHA_A = "a".repeat(64);
 const SHA_B = "b".repeat(64);
@@ -75,4 +75,24 @@ test("downloads shown: running ones and recent failures; origins from finished o
     ["1", "2"],
   );
   assert.deepEqual([...downloadOrigins(jobs)], [[SHA_B, "https://cdn.example/b.onnx"]]);
+});
+
+test("a model of several files is one download: files summed, a failed file named", () => {
+  const now = 10_000;
+  const model = (path) => ({ id: "m1", name: "t/chain", version: "1.0.0", files: 2, path });
+  const jobs = [
+    { id: "3", sha256: SHA_B, state: "failed", loaded: 5, total: 20, updated_at: now - 5,
+      error: { code: "download_failed", message: "HTTP 404" }, model: model("model.onnx_data") },
+    { id: "2", sha256: SHA_A, state: "done", loaded: 10, total: 10, updated_at: now - 9, model: model("model.onnx") },
+    { id: "1", sha256: SHA_A, state: "done", loaded: 10, total: 10, updated_at: now - 99 },
+  ];
+  // The model's finished file stays with its failed one; a lone finished job does not.
+  const shown = visibleJobs(jobs, now);
+  assert.deepEqual(shown.map((j) => j.id), ["3", "2"]);
+  const [entry] = jobEntries(shown);
+  assert.equal(entry.model.name, "t/chain");
+  assert.deepEqual(entry.files.map((f) => f.model.path), ["model.onnx_data", "model.onnx"]);
+  assert.equal(entry.state, "failed");
+  assert.deepEqual([entry.loaded, entry.total], [15, 30]);
+  assert.deepEqual(entry.error, { code: "download_failed", message: "HTTP 404", file: "model.onnx_data" });
 });

@@ -74,6 +74,8 @@ def build_host(config: Config, *, caller: str | None = None) -> Host:
             local_network_origins=config.local_network_origins,
             mirrors=config.mirrors,
         ),
+        # The last file of a model pulled in the background: its manifest is saved.
+        on_done=functools.partial(_settle_sets, store),
     ).start()  # takes over downloads a killed host left behind
     return Host(
         config=config,
@@ -152,3 +154,10 @@ def _ort_version() -> str | None:
             return importlib.metadata.version("onnxruntime")
         except importlib.metadata.PackageNotFoundError:
             return None
+
+
+def _settle_sets(store: Store) -> None:
+    """Imported when a download ends, not at start (the host starts for every page)."""
+    from webmodels.manifests.pending import settle_pending
+
+    settle_pending(store)

@@ -51,7 +51,7 @@ PAGE_DETAILS: Mapping[str, frozenset[str]] = {
     "unknown_method": frozenset({"method"}),
     "not_found": frozenset({"name", "version"}),
     "user_activation_required": frozenset({"limit"}),
-    "quota_exceeded": frozenset({"left"}),
+    "quota_exceeded": frozenset({"left", "needed"}),
 }
 
 

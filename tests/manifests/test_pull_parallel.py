@@ -77,8 +77,8 @@ def test_files_download_at_once_and_a_background_pull_stores_the_model(
         first.wait()
     started = json.loads(run_cli(home, "--json", *pull_argv(files), "--background").stdout)
     assert started["background"] is True and len(started["jobs"]) == 3
-    listed = json.loads(run_cli(home, "--json", "jobs").stdout)
-    assert {j["sha256"] for j in listed} == {sha for _, sha, _ in files.values()}
+    [listed] = json.loads(run_cli(home, "--json", "jobs").stdout)  # one model of 3 files
+    assert {j["sha256"] for j in listed["files"]} == {sha for _, sha, _ in files.values()}
     deadline = time.monotonic() + 60
     while not manifests(home):  # the detached runner saves it when the last file lands
         assert time.monotonic() < deadline, "no manifest after the background pull"

@@ -315,30 +315,52 @@ def cmd_jobs(args: argparse.Namespace, ctx: CliContext) -> int:
         manager = _manager(store, ctx)
         if args.run:
             return _run_pending(manager)
+        from webmodels.manifests.job_sets import by_model, tag
         from webmodels.manifests.pending import settle_pending
 
         settle_pending(store)  # a model whose last file another process downloaded
-        jobs = manager.list_jobs()
+        jobs = by_model(tag(store, manager.list_jobs()))
     if ctx.json:
         print_json(jobs)
         return 0
     if not jobs:
         print("no downloads")
         return 0
-    rows = [
-        (
-            j["id"][:8],
-            j["sha256"][:12],
-            _state_text(j),
-            _progress_text(j["loaded"], j["total"]),
-            "yes" if j["background"] else "",
-            (j["error"] or {}).get("code", ""),
-            (j["urls"] or ["(the mirrors)"])[0],
-        )
-        for j in jobs
-    ]
+    rows = []
+    for entry in jobs:
+        if entry["kind"] == "model":  # a model of several files: one line, then its files
+            rows.append(_model_row(entry))
+            rows += [_job_row(f, indent=f"  {f['path']}: ") for f in entry["files"]]
+        else:
+            rows.append(_job_row(entry))
     print(format_table(["JOB", "SHA256", "STATE", "PROGRESS", "BACKGROUND", "ERROR", "URL"], rows))
     return 0
+
+
+def _job_row(j: dict[str, Any], *, indent: str = "") -> tuple[str, ...]:
+    return (
+        j["id"][:8],
+        j["sha256"][:12],
+        _state_text(j),
+        _progress_text(j["loaded"], j["total"]),
+        "yes" if j["background"] else "",
+        (j["error"] or {}).get("code", ""),
+        indent + (j["urls"] or ["(the mirrors)"])[0],
+    )
+
+
+def _model_row(entry: dict[str, Any]) -> tuple[str, ...]:
+    label = f"{entry['name']}@{entry['version']}" if entry["name"] else "model"
+    error = entry["error"] or {}
+    return (
+        entry["id"][:8],
+        f"{label} ({entry['count']} files)",
+        _state_text(entry),
+        _progress_text(entry["loaded"], entry["total"]),
+        "yes" if entry["background"] else "",
+        f"{error['code']} ({error['file']})" if error else "",
+        "",
+    )
 
 
 def _state_text(job: dict[str, Any]) -> str:

@@ -61,8 +61,12 @@ class JobManager:
         options: JobOptions | None = None,
         *,
         session_factory: Callable[[], requests.Session] = new_session,
+        on_done: Callable[[], object] | None = None,
     ) -> None:
         self.store = store
+        # Called after a job this process followed ended done (the host: models of
+        # several files pulled in the background whose last file it finished).
+        self.on_done = on_done
         self.options = options or JobOptions()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.waiters = Waiters()
@@ -232,6 +236,7 @@ class JobManager:
                 job = self.runner.row(job_id)
                 if job is None or job.state != "active":
                     self._settle(job_id, job)
+                    self._after(job)
                     return
                 if self._slots.acquire(blocking=False):
                     try:
@@ -258,6 +263,14 @@ class JobManager:
         """Answer this process's requesters of the ended job (fetch/settle.py)."""
         ended = self.waiters.end(job_id)
         settle(self.store, job_id, job, ended, floor_s=self.options.settle_floor_s)
+
+    def _after(self, job: JobRow | None) -> None:
+        if job is None or job.state != "done" or self.on_done is None:
+            return
+        try:
+            self.on_done()
+        except Exception:  # a side effect: the job itself is done
+            log.exception("after job %s", job.id)
 
     def _leave_if_unwanted(self, job_id: str) -> bool:
         """Whether nobody here waits for the job; then this thread is forgotten at once

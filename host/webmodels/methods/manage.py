@@ -12,6 +12,7 @@ from webmodels.catalogs.remote import read_source, source_label
 from webmodels.commons.status import statuses
 from webmodels.context import Origin
 from webmodels.dispatch import Call, Dispatcher
+from webmodels.manifests import job_sets
 from webmodels.methods import forms
 from webmodels.paging import PageRequest, fill, search_text
 from webmodels.store.listing import Order, Scan, scan
@@ -79,7 +80,8 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         request = PageRequest.parse(call.params, kind="manage.jobs", shape=(float, str))
         entries = host.jobs.job_page(before=request.after, count=request.limit + 1)
         items, cursor = fill(entries, request, kind="manage.jobs", render=lambda job: job)
-        return {"jobs": items, "next_cursor": cursor}
+        # A file of a model of several files names its model (the popup groups them).
+        return {"jobs": job_sets.tag(store, items), "next_cursor": cursor}
 
     def catalogs_list(call: Call) -> Mapping[str, Any]:
         request = PageRequest.parse(call.params, kind="manage.catalogs", shape=(str,))

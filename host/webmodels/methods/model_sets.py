@@ -34,7 +34,7 @@ def load_files(host: Host, call: Call, query: Mapping[str, Any]) -> dict[str, An
     manifest = selection.page_files(
         query.get("files"), lambda d: host.commons.visible(d, call.context), graph=graph
     )
-    return _loaded(host, call, manifest, graph=graph)
+    return loaded_set(host, call, manifest, graph=graph)
 
 
 def load_stored(host: Host, call: Call, query: ModelQuery) -> dict[str, Any] | None:
@@ -57,7 +57,7 @@ def load_stored(host: Host, call: Call, query: ModelQuery) -> dict[str, Any] | N
     version, stored = chosen
     graphs = stored.manifest.graphs()
     graph = graphs[0].path if len(graphs) == 1 else None
-    model = _loaded(host, call, stored.manifest, graph=graph)
+    model = loaded_set(host, call, stored.manifest, graph=graph)
     return {**model, "name": stored.name, "version": str(version), "substituted": False}
 
 
@@ -66,9 +66,9 @@ def _all_visible(host: Host, call: Call, manifest: Manifest) -> bool:
     return all(record is not None for record in seen)
 
 
-def _loaded(host: Host, call: Call, manifest: Manifest, *, graph: str | None) -> dict[str, Any]:
+def loaded_set(host: Host, call: Call, manifest: Manifest, *, graph: str | None) -> dict[str, Any]:
     """Note the use, start the worker ahead, queue a compile when asked; the page's
-    description of the set."""
+    description of the set (its graph's locations checked against its files)."""
     chosen = selection.session_files(host.store, manifest, graph=graph)
     partition = call.context.partition
     for entry in manifest.entries:

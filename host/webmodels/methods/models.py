@@ -16,7 +16,8 @@ from webmodels.digest import Digest
 from webmodels.dispatch import Call, Dispatcher, Result
 from webmodels.errors import HostError
 from webmodels.fetch.records import DownloadRequest
-from webmodels.methods import forms, model_sets
+from webmodels.fetch.set_progress import FileProgress
+from webmodels.methods import forms, model_sets, page_sets
 from webmodels.methods.page_downloads import (
     activation_limit,
     download_scope,
@@ -99,6 +100,9 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         query = ModelQuery.parse(call.params.raw.get("query"))
         if query.name is not None:
             choice = resolved(call, query)
+            files = page_sets.catalog_files(host, choice.candidate)
+            if files:  # a model of several files: this partition's view of all of them
+                return {"availability": page_sets.availability(host, call, files)}
             if choice.visible:
                 return {"availability": "available"}
             if host.jobs.downloading(choice.candidate.digest, _key(call)):
@@ -119,6 +123,9 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         if representation is not None:  # checked (bad_request) before anything is fetched
             log.info("representation asked: %s", explain(representation))
         if isinstance(raw, Mapping) and "files" in raw:  # several files, by hash
+            fetched = page_sets.page_set(raw["files"])
+            if fetched is not None:  # with their URLs: what the page does not see yet
+                return load_set(call, fetched, page_chosen=True, describe=lambda: raw)
             return {"model": model_sets.load_files(host, call, raw)}
         query = ModelQuery.parse(raw)
         if query.name is not None:
@@ -156,9 +163,41 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         model_loaded(host, call, record)
         return info(record, call.context)
 
+    def load_set(
+        call: Call,
+        files: list[page_sets.SetFile],
+        *,
+        page_chosen: bool,
+        describe: Callable[[], Mapping[str, Any] | None],
+        label: tuple[str, str] | None = None,
+    ) -> Result:
+        """A model of several files, downloaded as one (methods/page_sets.py)."""
+
+        def one(
+            digest: Digest, urls: tuple[str, ...], size: int | None, progress: FileProgress
+        ) -> Future[ModelRecord]:
+            return download(call, digest, urls, size, page_chosen=page_chosen, progress=progress)
+
+        def room(size: int) -> object:
+            return quota_left(host, call, size)
+
+        sets = page_sets.load_set
+        return sets(host, call, files, download=one, room=room, describe=describe, label=label)
+
     def load_named(call: Call, query: ModelQuery) -> Result:
         choice = resolved(call, query, remember=True)
         given = choice.candidate
+        files = page_sets.catalog_files(host, given)
+        if files:  # a catalog entry of several files: its manifest once all are stored
+
+            def stored() -> Mapping[str, Any] | None:
+                model = page_sets.catalog_model(host, call, files, given)
+                if model is not None:
+                    model["model"]["substituted"] = choice.substituted
+                return model
+
+            as_named = (str(given.name), str(given.version))
+            return load_set(call, files, page_chosen=False, describe=stored, label=as_named)
         if given.source.startswith("catalog:"):  # a signed name: `webmodels ls` shows it
             label = (str(given.name), str(given.version))
         else:
@@ -211,7 +250,13 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         return then(fetched, lambda m: {"model": label(info(m, call.context)) | extras})
 
     def download(
-        call: Call, digest: Digest, urls: tuple[str, ...], size: int | None, *, page_chosen: bool
+        call: Call,
+        digest: Digest,
+        urls: tuple[str, ...],
+        size: int | None,
+        *,
+        page_chosen: bool,
+        progress: FileProgress | None = None,
     ) -> Future[ModelRecord]:
         # Not visible: a real transfer, verified, even if the bytes are stored for
         # another site (the network then behaves as without the store, docs/design.md#privacy).
@@ -236,10 +281,10 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
             scope=download_scope(host, call, digest),
         )
 
-        def progress(loaded: int, total: int | None) -> None:
+        def emitted(loaded: int, total: int | None) -> None:
             call.emit("download.progress", {"loaded": loaded, "total": total})
 
-        _, future = host.jobs.request(request, progress)
+        _, future = host.jobs.request(request, progress or emitted)
         future.add_done_callback(lambda done: loaded_after(host, call, done))
         return future
 
@@ -247,8 +292,11 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         raw = call.params.raw.get("request_id")
         if isinstance(raw, bool) or not isinstance(raw, int | str):
             raise HostError("bad_request", "params.request_id must be a request id")
-        # A page may cancel only its own requests; trusted callers any of theirs.
-        return {"cancelled": host.jobs.cancel(str(raw), partition=_key(call))}
+        # Only a page's own requests (trusted callers: any); one per file of a model.
+        cancelled = False
+        while host.jobs.cancel(str(raw), partition=_key(call)):
+            cancelled = True
+        return {"cancelled": cancelled}
 
     def list_models(call: Call) -> Mapping[str, Any]:
         # By SHA-256: a page's cursor holds only a digest it was shown, never a label.
