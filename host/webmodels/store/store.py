@@ -167,6 +167,8 @@ class Store:
         except BaseException as exc:
             if moved:  # the index never took it: no file may stay without its row
                 self.remove_unindexed(digest)
+            if self.use_segments:  # its segments wait for gc; the temp file goes now
+                self.files.discard(pending)
             if isinstance(exc, OSError):
                 raise disk_error(exc, self.root) from exc
             raise

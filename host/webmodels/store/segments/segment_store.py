@@ -136,11 +136,17 @@ class SegmentStore:
     def _part(
         self, data: memoryview, piece: Piece, written: list[tuple[Path, Digest, int]]
     ) -> Part:
-        chunk = data[piece.offset : piece.offset + piece.length]
         if piece.inline:
-            return Inline(bytes(chunk))
+            return Inline(bytes(data[piece.offset : piece.offset + piece.length]))
         temp = self.tmp_dir / f"{os.getpid()}-{uuid.uuid4().hex}.seg"
-        digest = _write_hashed(temp, chunk)
+        # Released here whatever happens: a slice of the map that a traceback kept alive
+        # would make closing the map fail and hide the error (a full disk).
+        with data[piece.offset : piece.offset + piece.length] as chunk:
+            try:
+                digest = _write_hashed(temp, chunk)
+            except BaseException:
+                temp.unlink(missing_ok=True)
+                raise
         written.append((temp, digest, piece.length))
         return Segment(digest, piece.length)
 
