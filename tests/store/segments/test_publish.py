@@ -20,7 +20,7 @@ def test_storing_held_segments_again_keeps_them_and_leaves_no_temp_files(
     first = store.ingest(source)
     inodes = {d: p.stat().st_ino for d, p in store.iter_segments()}
     second = store.ingest(source)
-    drain()
+    assert drain()
     assert second == first
     # The held files stay (a reader holding one open is unaffected, and nothing was
     # freed while the writer waited); the new copies went aside and were removed.

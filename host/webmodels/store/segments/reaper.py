@@ -17,35 +17,35 @@ import threading
 from pathlib import Path
 
 _QUEUE: queue.SimpleQueue[Path] = queue.SimpleQueue()
-_STARTED = threading.Lock()
+_STATE = threading.Condition()
+_pending = 0  # queued or being removed
 _thread: threading.Thread | None = None
 
 
 def remove_later(path: Path) -> None:
     """Unlink ``path`` soon, on the reaper thread (started on first use)."""
-    global _thread
-    with _STARTED:
+    global _thread, _pending
+    with _STATE:
+        _pending += 1
         if _thread is None or not _thread.is_alive():
             _thread = threading.Thread(target=_run, name="segment-reaper", daemon=True)
             _thread.start()
     _QUEUE.put(path)
 
 
-def drain() -> None:
-    """Remove everything queued so far, on the calling thread (tests, shutdown)."""
-    while True:
-        try:
-            path = _QUEUE.get_nowait()
-        except queue.Empty:
-            return
-        _remove(path)
+def drain(timeout_s: float = 60.0) -> bool:
+    """Wait until everything queued so far is removed (tests, shutdown); False when
+    that took longer than ``timeout_s``."""
+    with _STATE:
+        return _STATE.wait_for(lambda: _pending == 0, timeout_s)
 
 
 def _run() -> None:
+    global _pending
     while True:
-        _remove(_QUEUE.get())
-
-
-def _remove(path: Path) -> None:
-    with contextlib.suppress(OSError):  # gone already, or a failing disk: next start
-        path.unlink()
+        path = _QUEUE.get()
+        with contextlib.suppress(OSError):  # gone already, or a failing disk: next start
+            path.unlink()
+        with _STATE:
+            _pending -= 1
+            _STATE.notify_all()
