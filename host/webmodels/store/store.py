@@ -400,7 +400,7 @@ class Store:
 
         settle_set_aside(self)
         removed = []
-        for path in self.files.stale_temp_files():
+        for path in [*self.files.stale_temp_files(), *self.segmented.store.stale_temps()]:
             try:
                 path.unlink()
                 removed.append(path)

@@ -166,3 +166,21 @@ def test_gc_keeps_segments_another_file_names_and_frees_the_rest(
     assert list(store.segmented.store.iter_segments()) == []
     assert store.index.query("SELECT * FROM segment_refs") == []
     assert disk_bytes(store.root) == 0
+
+
+def test_segment_files_a_killed_writer_left_are_removed_when_the_store_opens(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WEBMODELS_STORE_SEGMENTS", "1")
+    root = home / "store-v1"
+    Store(root).close()
+    tmp = root / "segments-v1" / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    dead = tmp / "999999999-0123abcd.seg"  # no such pid
+    dead.write_bytes(b"half a tensor")
+    live = tmp / f"{os.getpid()}-4567ef.seg"
+    live.write_bytes(b"being written")
+    config = load_config(Flags(home=home, config_file=home / "none.toml"), env={})
+    with Store.open(config):
+        pass
+    assert not dead.exists() and live.exists()
