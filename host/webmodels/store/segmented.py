@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from webmodels.config import ENV_STORE_SEGMENTS
 from webmodels.digest import Digest
 from webmodels.errors import HostError
 from webmodels.permissions import make_private_dir
@@ -49,7 +50,10 @@ VIEWS = "views"
 
 
 class SegmentedFiles:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, enabled: bool | None = None) -> None:
+        """``enabled``: publish new files as segments (None: as the environment
+        variable WEBMODELS_STORE_SEGMENTS says, "1" for yes)."""
+        self.enabled = os.environ.get(ENV_STORE_SEGMENTS) == "1" if enabled is None else enabled
         self.root = root
         self.store = SegmentStore(root)
         self.view_dir = root / VIEWS

@@ -11,14 +11,13 @@ Invariants (tests in tests/store check each):
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 
-from webmodels.config import ENV_STORE_SEGMENTS, Config
+from webmodels.config import Config
 from webmodels.digest import Digest
 from webmodels.errors import HostError
 from webmodels.store import derived, listing, segmented
@@ -47,11 +46,7 @@ class Store:
     ) -> None:
         self.root = root
         self.files = BlobFiles(root)
-        # New files as segments (store/segmented.py); None: as WEBMODELS_STORE_SEGMENTS says.
-        self.use_segments = (
-            os.environ.get(ENV_STORE_SEGMENTS) == "1" if segments is None else segments
-        )
-        self.segmented = SegmentedFiles(root)
+        self.segmented = SegmentedFiles(root, enabled=segments)  # new files as segments?
         try:
             self.files.ensure()
         except OSError as exc:
@@ -149,7 +144,7 @@ class Store:
         digest, now = pending.digest, time.time()
         published = moved = False
         try:
-            recipe = self.segmented.ingest(pending) if self.use_segments else None
+            recipe = self.segmented.ingest(pending) if self.segmented.enabled else None
             with self.index.write() as db:
                 moved = True  # from here the file may be in place (a failed fsync after it)
                 published = recipe is not None or self.files.publish(pending)
@@ -167,7 +162,7 @@ class Store:
         except BaseException as exc:
             if moved:  # the index never took it: no file may stay without its row
                 self.remove_unindexed(digest)
-            if self.use_segments:  # its segments wait for gc; the temp file goes now
+            if self.segmented.enabled:  # its segments wait for gc; the temp file goes now
                 self.files.discard(pending)
             if isinstance(exc, OSError):
                 raise disk_error(exc, self.root) from exc
