@@ -33,6 +33,7 @@ ENV_PREINSTALLED = "WEBMODELS_PREINSTALLED"
 ENV_LOG_DIR = "WEBMODELS_LOG_DIR"
 ENV_LOG_LEVEL = "WEBMODELS_LOG_LEVEL"
 ENV_LOCAL_NETWORK_ORIGINS = "WEBMODELS_LOCAL_NETWORK_ORIGINS"
+ENV_STORE_SEGMENTS = "WEBMODELS_STORE_SEGMENTS"  # "1": as `[store] segments = true`
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +76,9 @@ class Config:
     # Sources that serve a file by its SHA-256 ("oci://REGISTRY/REPO", "https://…/"),
     # tried before a download's own URLs, as the host (fetch/mirrors.py, docs/oci.md).
     mirrors: tuple[str, ...] = ()
+    # `[store] segments = true`: new files are kept as segments (docs/segments.md), so
+    # variants of one model share their tensors on disk; files stored whole still read.
+    store_segments: bool = False
     # The privacy mode where the user chose none in the popup (a locked policy: always).
     privacy_mode: str = "strict"
     # The administrator's policy (managed.py) and where each setting came from.
@@ -216,6 +220,7 @@ def load_config(flags: Flags | None = None, env: Mapping[str, str] | None = None
         ),
         mirrors=_mirrors(file_values.get("mirrors", [])),
         privacy_mode=_privacy_mode(file_values.get("privacy_mode", "strict")),
+        store_segments=_store_segments(file_values.get("store", {}), env),
         policy=policy,
         sources=sources(
             _KNOWN_KEYS,
@@ -246,7 +251,19 @@ _KNOWN_KEYS = {
     "quarantine_days",
     "mirrors",
     "privacy_mode",
+    "store",
 }
+
+
+def _store_segments(table: object, env: Mapping[str, str]) -> bool:
+    if env.get(ENV_STORE_SEGMENTS):
+        return env[ENV_STORE_SEGMENTS] == "1"
+    if not isinstance(table, dict):
+        raise HostError("bad_request", "[store] in the config file must be a table")
+    value = table.get("segments", False)
+    if not isinstance(value, bool):
+        raise HostError("bad_request", "[store] segments in the config file must be true or false")
+    return value
 
 
 def _privacy_mode(value: object) -> str:

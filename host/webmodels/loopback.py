@@ -91,6 +91,7 @@ class _Grant:
     owner: str | None = None  # the partition a grant of bytes was issued to
     receive: Receive | None = None  # a write URL's upload
     on_drop: Callable[[], object] | None = None  # a write URL spent unused, or expired
+    stream: Callable[[socket.socket], object] | None = None  # a file kept as segments
 
 
 def allowed_origins(caller: str | None) -> tuple[str, ...]:
@@ -176,6 +177,13 @@ class LoopbackServer:
         """A one-time URL for the file at `path` (already located and size-checked), for
         partition `owner` ("" for trusted callers)."""
         return self._grant(_Grant(digest.short, path, None, size, 0.0, owner))
+
+    def issue_stream(
+        self, digest: Digest, size: int, stream: Callable[[socket.socket], object], *, owner: str
+    ) -> Capability:
+        """A one-time URL for a stored file that `stream` sends into the connection
+        (a file kept as segments, store/segmented.py), like `issue` otherwise."""
+        return self._grant(_Grant(digest.short, None, None, size, 0.0, owner, stream=stream))
 
     def issue_bytes(self, data: bytes, *, owner: str) -> Capability:
         """A one-time URL for bytes held in memory, for partition `owner`; `busy` when
@@ -315,6 +323,9 @@ def _send(conn: socket.socket, grant: _Grant, origin: str | None) -> bool:
             with grant.path.open("rb") as fh:
                 conn.sendall(response_head(200, headers))
                 conn.sendfile(fh, 0, grant.size)
+        elif grant.stream is not None:
+            conn.sendall(response_head(200, headers))
+            grant.stream(conn)
         else:
             conn.sendall(response_head(200, headers))
             conn.sendall(grant.data or b"")

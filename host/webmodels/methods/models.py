@@ -4,6 +4,7 @@ model the partition may not see is indistinguishable from an absent one."""
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
@@ -326,9 +327,13 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         digest = call.params.digest()
         if visible(digest, call.context) is None:
             raise HostError("not_found", "no such model is available to this site")
-        location = store.locate(digest)
         owner = call.context.partition.key if call.context.partition is not None else ""
-        capability = host.loopback.issue(digest, location.path, location.size, owner=owner)
+        if (recipe := store.servable_recipe(digest)) is not None:  # kept as segments
+            send = functools.partial(store.segmented.send_parts, recipe)
+            capability = host.loopback.issue_stream(digest, recipe.size, send, owner=owner)
+        else:
+            location = store.locate(digest)
+            capability = host.loopback.issue(digest, location.path, location.size, owner=owner)
         return {"url": capability.url, "size": capability.size, "expires_in": capability.expires_in}
 
     dispatcher.add("models.availability", availability)

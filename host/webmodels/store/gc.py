@@ -71,16 +71,18 @@ def plan_gc(
     been in quarantine that long (0: all of them)."""
     items: list[GcItem] = []
     with store.index.snapshot() as db:
+        segmented = {r[0] for r in db.execute("SELECT sha256 FROM recipes")}
         for row in db.execute("SELECT b.sha256, o.size FROM blobs b JOIN objects o USING (sha256)"):
             digest = Digest(row["sha256"])
             if only is not None and digest not in only:
                 continue
             path = store.files.path_of(digest)
+            held = path.exists() or digest.hex in segmented  # a whole file or segments
             if not _referenced(db, digest):
                 # What is on disk (nothing once quarantined), so "freed" is never inflated.
-                size = row["size"] if path.exists() else 0
+                size = row["size"] if held else 0
                 items.append(GcItem("blob", path, size, digest, "no references"))
-            elif not path.exists() and not _quarantined(db, digest):
+            elif not held and not _quarantined(db, digest):
                 items.append(GcItem("dangling_row", None, 0, digest, "file missing"))
         if only is None:
             known = {r["sha256"] for r in db.execute("SELECT sha256 FROM blobs")}
@@ -162,11 +164,12 @@ def _execute_item(
     if item.kind == "blob" and digest is not None:
         if _referenced(db, digest):
             return False
+        store.segmented.drop(db, digest)  # its recipe and unshared segments, if any
         db.execute("DELETE FROM blobs WHERE sha256 = ?", (digest.hex,))
         _set_aside(store, digest, aside)
         return True
     if item.kind == "dangling_row" and digest is not None:
-        if store.files.exists(digest):
+        if store.files.exists(digest) or store.segmented.recipe_in(db, digest) is not None:
             return False
         db.execute("DELETE FROM blobs WHERE sha256 = ?", (digest.hex,))
         return True

@@ -247,6 +247,19 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE objects SET name = NULL, version = NULL
         WHERE sha256 IN (SELECT sha256 FROM label_cleanups WHERE reason = 'preinstalled');
     """,
+    # seg15: files kept as segments (store/segmented.py, docs/segments.md). A blob row
+    # with a recipe reads from its segments; one without reads its whole file.
+    """
+    CREATE TABLE IF NOT EXISTS recipes ( -- a stored file as segments: recipe-v1 bytes
+        sha256      TEXT PRIMARY KEY REFERENCES blobs(sha256),
+        recipe      BLOB NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS segment_refs ( -- how many recipes name each segment
+        segment     TEXT PRIMARY KEY,  -- 64 hex
+        size        INTEGER NOT NULL,
+        refs        INTEGER NOT NULL CHECK (refs >= 0)
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -13,10 +13,16 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from webmodels.paging import Key
 from webmodels.store.index import Index
-from webmodels.store.records import ModelRecord, derived_only, record_from_rows
+from webmodels.store.quarantine import quarantined_files
+from webmodels.store.records import ModelRecord, StoreStats, derived_only, record_from_rows
+from webmodels.store.segmented import physical_adjustment
+
+if TYPE_CHECKING:
+    from webmodels.store.store import Store
 
 BATCH = 200
 
@@ -157,3 +163,25 @@ class Totals:
 def totals(index: Index) -> Totals:
     row = index.query(_TOTALS)[0]
     return Totals(*(int(value or 0) for value in row))
+
+
+def store_stats(store: Store) -> StoreStats:
+    """`Store.stats`: the totals, with files kept as segments counted by their
+    segments (each once, however many files name it) rather than their sizes."""
+    found = totals(store.index)
+    files = store.files
+    temp_bytes = sum(p.stat().st_size for p in files.tmp_dir.glob("*") if p.is_file())
+    held = list(quarantined_files(files.quarantine_dir))
+    return StoreStats(
+        models=found.models,
+        stored_blobs=found.stored_blobs,
+        physical_bytes=max(0, found.physical_bytes + physical_adjustment(store)),
+        preinstalled_models=found.preinstalled_models,
+        preinstalled_bytes=found.preinstalled_bytes,
+        logical_bytes=found.logical_bytes,
+        quarantined=found.quarantined,
+        pinned=found.pinned,
+        temp_bytes=temp_bytes,
+        quarantine_files=len(held),
+        quarantine_bytes=sum(f.size for f in held),
+    )

@@ -20,12 +20,11 @@ from types import TracebackType
 from webmodels.config import Config
 from webmodels.digest import Digest
 from webmodels.errors import HostError
-from webmodels.store import derived, listing
+from webmodels.store import derived, listing, segmented
 from webmodels.store import preinstalled_index as pre_index
 from webmodels.store.blobs import BlobFiles, PendingBlob, Progress, disk_error
 from webmodels.store.index import Index
 from webmodels.store.metadata import ModelMetadata, read_onnx_metadata, sniff_format
-from webmodels.store.quarantine import quarantined_files
 from webmodels.store.records import (
     ImportResult,
     Location,
@@ -35,14 +34,19 @@ from webmodels.store.records import (
     record_from_rows,
 )
 from webmodels.store.rows import add_ref, upsert_object
+from webmodels.store.segmented import SegmentedFiles
+from webmodels.store.segments import Recipe
 
 log = logging.getLogger(__name__)
 
 
 class Store:
-    def __init__(self, root: Path, *, preinstalled_dirs: Sequence[Path] = ()) -> None:
+    def __init__(
+        self, root: Path, *, preinstalled_dirs: Sequence[Path] = (), segments: bool | None = None
+    ) -> None:
         self.root = root
         self.files = BlobFiles(root)
+        self.segmented = SegmentedFiles(root, enabled=segments)  # new files as segments?
         try:
             self.files.ensure()
         except OSError as exc:
@@ -55,7 +59,11 @@ class Store:
 
     @classmethod
     def open(cls, config: Config) -> Store:
-        store = cls(config.store_dir, preinstalled_dirs=config.preinstalled_dirs)
+        store = cls(
+            config.store_dir,
+            preinstalled_dirs=config.preinstalled_dirs,
+            segments=config.store_segments,
+        )
         store.remove_stale_temp_files()
         store.refresh_preinstalled()
         return store
@@ -136,9 +144,10 @@ class Store:
         digest, now = pending.digest, time.time()
         published = moved = False
         try:
+            recipe = self.segmented.ingest(pending) if self.segmented.enabled else None
             with self.index.write() as db:
                 moved = True  # from here the file may be in place (a failed fsync after it)
-                published = self.files.publish(pending)
+                published = recipe is not None or self.files.publish(pending)
                 upsert_object(db, digest, pending.size, metadata, name, version, now)
                 db.execute(
                     "INSERT INTO blobs (sha256, origin, stored_at) VALUES (?, ?, ?) "
@@ -146,14 +155,19 @@ class Store:
                     "WHEN blobs.origin = 'derived' THEN excluded.origin ELSE blobs.origin END",
                     (digest.hex, origin, now),
                 )
+                if recipe is not None:
+                    published = self.segmented.publish(db, digest, recipe, pending)
                 for ref in refs:
                     add_ref(db, digest, ref, now)
         except BaseException as exc:
             if moved:  # the index never took it: no file may stay without its row
                 self.remove_unindexed(digest)
+            if self.segmented.enabled:  # its segments wait for gc; the temp file goes now
+                self.files.discard(pending)
             if isinstance(exc, OSError):
                 raise disk_error(exc, self.root) from exc
             raise
+        self.files.discard(pending)  # a no-op once renamed into blobs/
         record = self.get(digest)
         assert record is not None
         log.info("stored %s (%d bytes, new=%s)", digest.hex, pending.size, published)
@@ -209,6 +223,8 @@ class Store:
                 return location
             record = self.get(digest)
         if record is not None and record.stored:
+            if (recipe := self.recipe_of(digest)) is not None:
+                return segmented.view_location(self, digest, recipe)
             path = self.files.path_of(digest)
             try:
                 size = path.stat().st_size
@@ -222,6 +238,8 @@ class Store:
 
     def read(self, digest: Digest, offset: int, length: int) -> tuple[bytes, int]:
         """Bytes [offset, offset+length) and the model's total size."""
+        if (recipe := self.servable_recipe(digest)) is not None:
+            return segmented.read_range(self, digest, recipe, offset, length)
         location = self.locate(digest)
         if offset > location.size:
             raise HostError(
@@ -231,6 +249,16 @@ class Store:
             return self.files.read_range(location.path, offset, length), location.size
         except FileNotFoundError as exc:  # deleted since `locate` (gc, the user)
             raise HostError("not_found", f"no stored model with SHA-256 {digest.hex}") from exc
+
+    def recipe_of(self, digest: Digest) -> Recipe | None:
+        """The file's recipe when it is kept as segments (whatever its state)."""
+        with self.index.snapshot() as db:
+            return self.segmented.recipe_in(db, digest)
+
+    def servable_recipe(self, digest: Digest) -> Recipe | None:
+        """The recipe of a stored, servable file kept as segments; None otherwise."""
+        record = self.get(digest)
+        return self.recipe_of(digest) if record is not None and record.stored else None
 
     def _records(self, only: Digest | None) -> list[ModelRecord]:
         where, args = ("WHERE sha256 = ?", (only.hex,)) if only else ("", ())
@@ -367,7 +395,7 @@ class Store:
 
         settle_set_aside(self)
         removed = []
-        for path in self.files.stale_temp_files():
+        for path in [*self.files.stale_temp_files(), *self.segmented.store.stale_temps()]:
             try:
                 path.unlink()
                 removed.append(path)
@@ -378,19 +406,4 @@ class Store:
         return removed
 
     def stats(self) -> StoreStats:
-        found = listing.totals(self.index)
-        temp_bytes = sum(p.stat().st_size for p in self.files.tmp_dir.glob("*") if p.is_file())
-        held = list(quarantined_files(self.files.quarantine_dir))
-        return StoreStats(
-            models=found.models,
-            stored_blobs=found.stored_blobs,
-            physical_bytes=found.physical_bytes,
-            preinstalled_models=found.preinstalled_models,
-            preinstalled_bytes=found.preinstalled_bytes,
-            logical_bytes=found.logical_bytes,
-            quarantined=found.quarantined,
-            pinned=found.pinned,
-            temp_bytes=temp_bytes,
-            quarantine_files=len(held),
-            quarantine_bytes=sum(f.size for f in held),
-        )
+        return listing.store_stats(self)

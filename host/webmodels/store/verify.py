@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from webmodels.digest import Digest
 from webmodels.store.blobs import Progress, hash_file
 from webmodels.store.records import VerifyProblem, VerifyReport
+from webmodels.store.segmented import check_segments
 
 if TYPE_CHECKING:
     from webmodels.store.store import Store
@@ -31,7 +32,12 @@ def verify_store(store: Store, *, progress: Progress | None = None) -> VerifyRep
             if progress:
                 progress(base + n)
 
-        problem = _check(path, digest, size, step)
+        recipe = None if preinstalled else store.recipe_of(digest)
+        problem = (
+            _check(path, digest, size, step)
+            if recipe is None
+            else check_segments(store, recipe, digest, step)
+        )
         done += size
         if problem is None:
             _mark_verified(store, digest, preinstalled, path)

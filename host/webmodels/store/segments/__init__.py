@@ -14,7 +14,8 @@ reconstruction and each segment.
 Where the parsers cut never affects correctness, only how much is shared: every
 byte of the file lands in exactly one part, whatever the parse found.
 
-The live store does not use this package yet (docs/segments.md: the switch-over).
+The live store uses it behind `[store] segments = true` (store/segmented.py;
+docs/segments.md: what the switch-over still needs).
 """
 
 from webmodels.store.segments.recipe import Inline, Recipe, Segment, decode_recipe, encode_recipe

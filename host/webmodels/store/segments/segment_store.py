@@ -7,11 +7,17 @@ Layout (under the store's root; ``segments-v1`` is this layout's version)::
     segments-v1/quarantine/<64 hex>.<UTC>  segments that failed verification
 
 `ingest` reads each piece of the plan once: it copies the bytes into a private temp
-file while hashing them; once all are written it fsyncs them and renames each into
-place. A segment already
-held takes the very same steps (the new copy replaces the identical one), as
-`BlobFiles.publish` does for whole files, so the time to store bytes does not tell
-whether someone else stored them first. Publishing is idempotent and needs no lock:
+file while hashing them; once all are written one flush makes them durable (``syncfs``
+on Linux, else an fsync each: `durable`), it renames each into place and one more
+flush makes the renames durable. The 256 shard folders are made once, by `ensure`.
+A segment already
+held takes the same steps as a new one: written, flushed, then renamed once (aside,
+not over the held file: freeing the held file's blocks cost milliseconds a segment,
+where a rename to a new name costs microseconds; the aside copy is removed in the
+background, `reaper`), so the time to store bytes does not tell whether someone else
+stored them first. (A held segment whose bytes rotted is not healed by storing it
+again: `verify` finds it and `quarantine` takes it out, after which storing it
+publishes it afresh.) Publishing is idempotent and needs no lock:
 every writer has its own temp file, and only bytes whose hash was just computed from
 the written copy are renamed.
 """
@@ -26,7 +32,9 @@ from pathlib import Path
 
 from webmodels.digest import Digest
 from webmodels.permissions import make_private_dir
-from webmodels.store.blobs import fsync_dir, move_to_quarantine, process_alive
+from webmodels.store.blobs import move_to_quarantine, process_alive
+from webmodels.store.segments.durable import sync_files, sync_renames
+from webmodels.store.segments.reaper import remove_later
 from webmodels.store.segments.recipe import Inline, Part, Recipe, Segment
 from webmodels.store.segments.split import Piece, mapped_file, plan
 
@@ -41,10 +49,17 @@ class SegmentStore:
         self.segment_dir = self.base / "sha256"
         self.tmp_dir = self.base / "tmp"
         self.quarantine_dir = self.base / "quarantine"
+        self._ready = False
 
     def ensure(self) -> None:
+        """Make the layout's folders, the 256 shards included (once per instance)."""
+        if self._ready and self.tmp_dir.is_dir():
+            return
         for folder in (self.segment_dir, self.tmp_dir, self.quarantine_dir):
             make_private_dir(folder, own=self.root)
+        for shard in range(256):
+            make_private_dir(self.segment_dir / f"{shard:02x}", own=self.root)
+        self._ready = True
 
     def path_of(self, digest: Digest) -> Path:
         return self.segment_dir / digest.hex[:2] / digest.hex
@@ -58,25 +73,35 @@ class SegmentStore:
     def ingest(self, path: Path, *, graph: Path | None = None) -> Recipe:
         """Store the file at ``path`` as segments; its recipe (see `split.plan`).
 
-        Every segment is written and hashed first, then all are fsynced, then renamed:
-        one journal commit makes the whole batch durable, where an fsync after each
-        write cost one commit per segment (4x slower on the corpus of
-        scripts/bench/segments.py)."""
+        Every segment is written and hashed first, then one flush makes all durable,
+        then all are renamed and one more flush makes the renames durable: an fsync per
+        segment and per shard folder cost a journal commit each (ingest ran at a
+        quarter of a whole-file import on the corpus of scripts/bench/segments.py)."""
         self.ensure()
         layout = plan(path, graph=graph)
-        written: list[tuple[Path, Digest]] = []
+        written: list[tuple[Path, Digest, int]] = []
+        folders: set[Path] = set()
         try:
             with mapped_file(path, layout.size) as data:
                 parts = [self._part(data, piece, written) for piece in layout.pieces]
-            for temp, _ in written:
-                _fsync(temp)
-            folders = {self._publish(temp, digest) for temp, digest in written}
+            self.make_durable([temp for temp, _, _ in written])
+            while written:
+                folders.add(self._publish(*written[-1]))
+                written.pop()  # renamed: no longer ours to remove
         finally:
-            for temp, _ in written:
+            for temp, _, _ in written:  # not renamed: a failure on the way
                 temp.unlink(missing_ok=True)
-        for folder in sorted(folders):
-            fsync_dir(folder)  # the renames themselves survive a crash
+        if folders:
+            self.make_renames_durable(folders)  # the renames themselves survive a crash
         return Recipe(tuple(parts))
+
+    def make_durable(self, temps: list[Path]) -> None:
+        """The written temp files' bytes reach the disk before any is renamed."""
+        if temps:
+            sync_files(self.base, temps)
+
+    def make_renames_durable(self, folders: set[Path]) -> None:
+        sync_renames(self.base, folders)
 
     def iter_segments(self) -> Iterator[tuple[Digest, Path]]:
         if not self.segment_dir.is_dir():
@@ -108,38 +133,56 @@ class SegmentStore:
     def physical_bytes(self) -> int:
         return sum(path.stat().st_size for _, path in self.iter_segments())
 
-    def _part(self, data: memoryview, piece: Piece, written: list[tuple[Path, Digest]]) -> Part:
-        chunk = data[piece.offset : piece.offset + piece.length]
+    def _part(
+        self, data: memoryview, piece: Piece, written: list[tuple[Path, Digest, int]]
+    ) -> Part:
         if piece.inline:
-            return Inline(bytes(chunk))
+            return Inline(bytes(data[piece.offset : piece.offset + piece.length]))
         temp = self.tmp_dir / f"{os.getpid()}-{uuid.uuid4().hex}.seg"
-        digest = _write_hashed(temp, chunk)
-        written.append((temp, digest))
+        # Released here whatever happens: a slice of the map that a traceback kept alive
+        # would make closing the map fail and hide the error (a full disk).
+        with data[piece.offset : piece.offset + piece.length] as chunk:
+            try:
+                digest = _write_hashed(temp, chunk)
+            except BaseException:
+                temp.unlink(missing_ok=True)
+                raise
+        written.append((temp, digest, piece.length))
         return Segment(digest, piece.length)
 
-    def _publish(self, temp: Path, digest: Digest) -> Path:
-        """Rename a written, fsynced segment into place. One already there is replaced
-        by the new, identical copy: the same steps as for new bytes (module doc)."""
+    def _publish(self, temp: Path, digest: Digest, size: int) -> Path:
+        """Rename a written, flushed segment into place. For one already held, the new
+        copy is renamed aside instead (one rename to a new name either way: replacing
+        the held file freed its blocks on the writer's time, a few ms a segment) and
+        removed in the background (`reaper`); timing does not tell the two apart."""
         final = self.path_of(digest)
-        make_private_dir(final.parent, own=self.root)
-        os.chmod(temp, 0o400)
-        os.replace(temp, final)
+        if self._held(final, size):
+            aside = temp.with_name(f"{temp.stem}-dup.seg")
+            os.replace(temp, aside)
+            remove_later(aside)
+            return final.parent
+        try:
+            os.replace(temp, final)
+        except FileNotFoundError:  # its shard was removed since `ensure`
+            make_private_dir(final.parent, own=self.root)
+            os.replace(temp, final)
         return final.parent
 
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    @staticmethod
+    def _held(final: Path, size: int) -> bool:
+        try:
+            return final.stat().st_size == size
+        except FileNotFoundError:
+            return False
 
 
 def _write_hashed(temp: Path, chunk: memoryview) -> Digest:
     """Write ``chunk`` to a new ``temp`` file; the SHA-256 of exactly the bytes
     written (each block is copied first: the source may change under a map)."""
     hasher = hashlib.sha256()
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    # Created read-only (0400, the user's alone), as published: no chmod before the
+    # rename; the descriptor opened here still writes.
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
     try:
         for start in range(0, len(chunk), _BLOCK):
             block = bytes(chunk[start : start + _BLOCK])

@@ -1,0 +1,260 @@
+"""Stored files kept as segments: publishing, reading, verifying and dropping them.
+
+With ``[store] segments = true`` (`Config.store_segments`), publishing a blob ingests
+its verified temp file into content-addressed segments (`segments.SegmentStore`, under
+``<store>/segments-v1/``) and writes its recipe (table ``recipes``) and the reference
+count of every segment it names (table ``segment_refs``) in the same SQLite write
+transaction that publishes its ``blobs`` row. A blob row with a recipe reads from its
+segments; one without reads its whole file under ``blobs/``, so both layouts read at
+once whatever the setting says now.
+
+Segment files are written before the transaction (they are content-addressed and
+idempotent); inside it, every segment the recipe names is checked to be on disk (a
+`gc` that ran in between may have removed one whose count had dropped to 0) and
+written again while the write lock keeps `gc` out. `drop` (gc, delete) removes the
+recipe, lowers the counts and deletes the segments no recipe names any more, inside
+the caller's write transaction.
+
+Callers that need a path (ONNX Runtime, the derivation worker, graph parsers) get a
+*view*: the file reconstructed once under ``<store>/views/`` and dropped with the
+blob. Reads that pages time (``models.read``, the loopback fast path) never use a
+view: they stream from the segments (`read_range`, `send_to`).
+"""
+
+from __future__ import annotations
+
+import bisect
+import errno
+import os
+import socket
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from webmodels.config import ENV_STORE_SEGMENTS
+from webmodels.digest import Digest
+from webmodels.errors import HostError
+from webmodels.permissions import make_private_dir
+from webmodels.store.blobs import PendingBlob, Progress
+from webmodels.store.records import Location
+from webmodels.store.segments import Inline, Recipe, Segment, SegmentStore, copy_to, verify
+from webmodels.store.segments.recipe import decode_recipe, encode_recipe
+from webmodels.store.segments.reconstruct import SegmentMissing
+
+if TYPE_CHECKING:
+    from webmodels.store.store import Store
+
+VIEWS = "views"
+
+
+class SegmentedFiles:
+    def __init__(self, root: Path, *, enabled: bool | None = None) -> None:
+        """``enabled``: publish new files as segments (None: as the environment
+        variable WEBMODELS_STORE_SEGMENTS says, "1" for yes)."""
+        self.enabled = os.environ.get(ENV_STORE_SEGMENTS) == "1" if enabled is None else enabled
+        self.root = root
+        self.store = SegmentStore(root)
+        self.view_dir = root / VIEWS
+
+    # -- publishing ------------------------------------------------------------------
+
+    def ingest(self, pending: PendingBlob) -> Recipe:
+        """Write the temp file's segments (before the write transaction)."""
+        return self.store.ingest(pending.temp_path)
+
+    def publish(
+        self, db: sqlite3.Connection, digest: Digest, recipe: Recipe, pending: PendingBlob
+    ) -> bool:
+        """Index ``recipe`` for ``digest`` inside the caller's write transaction; False
+        when the file already had one (its counts stay as they are)."""
+        if self.recipe_in(db, digest) is not None:
+            return False
+        if any(not self.store.has(segment) for segment in recipe.segments):
+            recipe = self.store.ingest(pending.temp_path)  # gc removed one meanwhile
+        db.execute(
+            "INSERT INTO recipes (sha256, recipe) VALUES (?, ?)",
+            (digest.hex, encode_recipe(recipe)),
+        )
+        for segment in _distinct(recipe):
+            db.execute(
+                "INSERT INTO segment_refs (segment, size, refs) VALUES (?, ?, 1) "
+                "ON CONFLICT(segment) DO UPDATE SET refs = refs + 1",
+                (segment.digest.hex, segment.size),
+            )
+        return True
+
+    # -- reading ---------------------------------------------------------------------
+
+    def recipe_in(self, db: sqlite3.Connection, digest: Digest) -> Recipe | None:
+        row = db.execute("SELECT recipe FROM recipes WHERE sha256 = ?", (digest.hex,)).fetchone()
+        return decode_recipe(bytes(row[0])) if row is not None else None
+
+    def read_range(self, recipe: Recipe, offset: int, length: int) -> bytes:
+        """Bytes [offset, offset+length) of the file, found through the parts'
+        cumulative sizes (only the parts the range touches are opened)."""
+        return b"".join(self._range(recipe, offset, length))
+
+    def send_to(self, recipe: Recipe, out_fd: int) -> int:
+        """The whole file into ``out_fd`` (a socket: ``sendfile`` per segment)."""
+        return copy_to(self.store, recipe, out_fd)
+
+    def send_parts(self, recipe: Recipe, conn: socket.socket) -> None:
+        """The whole file into a connection: ``socket.sendfile`` per segment (kernel
+        side, and it honours the socket's timeout), inline bytes as they are."""
+        for part in recipe.parts:
+            if isinstance(part, Inline):
+                conn.sendall(part.data)
+                continue
+            # A lost segment ends the transfer short (an OSError, as a vanished file).
+            with self.store.path_of(part.digest).open("rb") as fh:
+                if conn.sendfile(fh, 0, part.size) != part.size:
+                    raise OSError(errno.EIO, f"segment {part.digest.hex} is short")
+
+    def view(self, digest: Digest, recipe: Recipe) -> Path:
+        """The file reconstructed under ``views/`` (made once; read-only)."""
+        path = self.view_dir / digest.hex
+        try:
+            if path.stat().st_size == recipe.size:
+                return path
+        except FileNotFoundError:
+            pass
+        make_private_dir(self.view_dir, own=self.root)
+        temp = self.view_dir / f".{os.getpid()}-{uuid.uuid4().hex}.partial"
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+        try:
+            copy_to(self.store, recipe, fd)
+        except BaseException:
+            os.close(fd)
+            temp.unlink(missing_ok=True)
+            raise
+        os.close(fd)
+        os.replace(temp, path)
+        return path
+
+    # -- removing --------------------------------------------------------------------
+
+    def drop(self, db: sqlite3.Connection, digest: Digest) -> int:
+        """Forget the file's recipe inside the caller's write transaction: lower its
+        segments' counts and delete those no recipe names now; bytes freed."""
+        recipe = self.recipe_in(db, digest)
+        self.drop_view(digest)
+        if recipe is None:
+            return 0
+        db.execute("DELETE FROM recipes WHERE sha256 = ?", (digest.hex,))
+        freed = 0
+        for segment in _distinct(recipe):
+            db.execute(
+                "UPDATE segment_refs SET refs = refs - 1 WHERE segment = ? AND refs > 0",
+                (segment.digest.hex,),
+            )
+            row = db.execute(
+                "SELECT refs FROM segment_refs WHERE segment = ?", (segment.digest.hex,)
+            ).fetchone()
+            if row is not None and row[0] == 0:
+                db.execute("DELETE FROM segment_refs WHERE segment = ?", (segment.digest.hex,))
+                freed += _unlink(self.store.path_of(segment.digest))
+        return freed
+
+    def drop_view(self, digest: Digest) -> None:
+        _unlink(self.view_dir / digest.hex)
+
+    def physical_bytes(self) -> int:
+        """Bytes of segment files on disk (the recipes' inline bytes live in the index)."""
+        return self.store.physical_bytes()
+
+    def _range(self, recipe: Recipe, offset: int, length: int) -> Iterator[bytes]:
+        starts = _starts(recipe)
+        end = min(offset + length, recipe.size)
+        index = max(0, bisect.bisect_right(starts, offset) - 1)
+        while index < len(recipe.parts) and starts[index] < end:
+            part, start = recipe.parts[index], starts[index]
+            lo, hi = max(offset, start) - start, min(end, start + part.size) - start
+            if hi > lo:
+                yield self._part_bytes(part, lo, hi)
+            index += 1
+
+    def _part_bytes(self, part: Segment | Inline, lo: int, hi: int) -> bytes:
+        if isinstance(part, Inline):
+            return part.data[lo:hi]
+        try:
+            fd = os.open(self.store.path_of(part.digest), os.O_RDONLY)
+        except FileNotFoundError as exc:
+            raise SegmentMissing(f"no segment {part.digest.hex}") from exc
+        try:
+            data = os.pread(fd, hi - lo, lo)
+        finally:
+            os.close(fd)
+        if len(data) != hi - lo:
+            raise SegmentMissing(f"segment {part.digest.hex} is short")
+        return data
+
+
+def _starts(recipe: Recipe) -> list[int]:
+    starts, pos = [], 0
+    for part in recipe.parts:
+        starts.append(pos)
+        pos += part.size
+    return starts
+
+
+def _distinct(recipe: Recipe) -> list[Segment]:
+    return list({segment.digest: segment for segment in recipe.segments}.values())
+
+
+def _unlink(path: Path) -> int:
+    try:
+        size = path.stat().st_size
+        path.unlink()
+    except FileNotFoundError:
+        return 0
+    return size
+
+
+def check_segments(store: Store, recipe: Recipe, digest: Digest, progress: Progress) -> str | None:
+    """`webmodels verify` for a file kept as segments: re-hash the reconstruction and
+    each segment; a segment whose bytes do not match its name is quarantined (every
+    file naming it then reads as missing a segment, and is reported as such)."""
+    report = verify(store.segmented.store, recipe, digest)
+    progress(recipe.size)
+    for bad in report.bad:
+        store.segmented.store.quarantine(bad)
+    if report.bad:
+        return f"segment hash mismatch ({', '.join(d.short for d in report.bad)})"
+    if report.missing:
+        return f"segment missing ({', '.join(d.short for d in report.missing)})"
+    return None if report.whole_ok else "hash mismatch"
+
+
+def view_location(store: Store, digest: Digest, recipe: Recipe) -> Location:
+    """`Store.locate` for a file kept as segments: its view (see the module doc)."""
+    try:
+        path = store.segmented.view(digest, recipe)
+    except SegmentMissing as exc:
+        raise HostError("not_found", f"model {digest.hex} lost a segment") from exc
+    return Location(digest, path, recipe.size, preinstalled=False)
+
+
+def read_range(
+    store: Store, digest: Digest, recipe: Recipe, offset: int, length: int
+) -> tuple[bytes, int]:
+    """`Store.read` for a file kept as segments: bytes and the file's size."""
+    if offset > recipe.size:
+        raise HostError("bad_request", f"offset {offset} is past the end ({recipe.size} bytes)")
+    try:
+        return store.segmented.read_range(recipe, offset, length), recipe.size
+    except SegmentMissing as exc:
+        raise HostError("not_found", f"model {digest.hex} lost a segment") from exc
+
+
+def physical_adjustment(store: Store) -> int:
+    """What files kept as segments change in the store's physical bytes: minus their
+    logical sizes (counted as if whole), plus each segment once and the recipes."""
+    row = store.index.query(
+        "SELECT (SELECT TOTAL(size) FROM segment_refs WHERE refs > 0)"
+        " + (SELECT TOTAL(LENGTH(recipe)) FROM recipes)"
+        " - (SELECT TOTAL(o.size) FROM recipes r JOIN objects o USING (sha256)"
+        "    JOIN blobs b USING (sha256) WHERE b.state = 'ok')"
+    )[0]
+    return int(row[0] or 0)
