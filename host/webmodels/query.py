@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from webmodels.digest import Digest
 from webmodels.errors import HostError
 from webmodels.naming.versions import ModelName, Version, VersionError, VersionRange
+from webmodels.urls import is_http
 
 MAX_MIRRORS = 8
 T = TypeVar("T")
@@ -82,8 +83,9 @@ def _urls(value: Mapping[str, Any]) -> tuple[str, ...]:
         )
     urls = []
     for url in raw:
-        if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
+        if not is_http(url):
             raise HostError("bad_request", "model URLs must be http(s) URLs", field="query.urls")
+        assert isinstance(url, str)
         if "@" in urlsplit(url).netloc:  # user:pass@: a page's download sends no credentials
             raise HostError(
                 "bad_request",

@@ -37,7 +37,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -57,6 +56,7 @@ from webmodels.signing import (
     seal,
 )
 from webmodels.store.metadata import ValueInfo
+from webmodels.urls import is_http
 
 FORMAT = "webmodels-catalog-v1"
 WHAT = "catalog"
@@ -295,7 +295,7 @@ def _file(raw: object, where: str) -> CatalogFile:
     size, url, role = raw.get("size"), raw.get("url"), raw.get("role")
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise refusal(WHAT, f"{where}: every file needs a size in bytes")
-    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
+    if not is_http(url):
         raise refusal(WHAT, f"{where}: every file needs an http(s) url")
     if role not in ROLES:
         raise refusal(WHAT, f"{where}: a file's role must be one of {', '.join(ROLES)}")
@@ -304,7 +304,7 @@ def _file(raw: object, where: str) -> CatalogFile:
         digest = Digest.parse(raw.get("sha256"))
     except HostError as exc:
         raise refusal(WHAT, f"{where}: {exc.message}") from exc
-    assert isinstance(role, str)
+    assert isinstance(role, str) and isinstance(url, str)
     return CatalogFile(path, url, digest, size, role)
 
 
@@ -320,7 +320,7 @@ def _urls(value: object, where: str) -> tuple[str, ...]:
     for url in value:
         if isinstance(url, str) and is_oci(url):
             _oci_url(url, where)
-        elif not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
+        elif not is_http(url):
             raise refusal(WHAT, f"{where}: model URLs must be http(s) or oci:// URLs")
     return tuple(value)
 

@@ -4,16 +4,16 @@ http(s) URL, bounded in size (the CLI's `catalog add`/`update`, the popup)."""
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from webmodels.catalogs.documents import MAX_CATALOG_BYTES
 from webmodels.errors import HostError
+from webmodels.urls import is_http
 
 FETCH_TIMEOUT_S = 30
 
 
 def is_url(source: str) -> bool:
-    return urlsplit(source).scheme in ("http", "https")
+    return is_http(source)
 
 
 def read_source(source: str) -> bytes:
