@@ -81,6 +81,7 @@ def hold(lock: Path, seconds: float) -> subprocess.Popen[str]:
 class Setup:
     calls: Path  # what the stand-in apt-get was asked, one call a line
     run: Callable[..., subprocess.CompletedProcess[str]]
+    start: Callable[..., subprocess.Popen[str]]
 
     def apt_calls(self) -> list[str]:
         return self.calls.read_text().splitlines() if self.calls.exists() else []
@@ -90,7 +91,7 @@ class Setup:
 def setup(path_without_firefox: Path, lock_file: Path, tmp_path: Path) -> Setup:
     calls = tmp_path / "apt-calls"
 
-    def run(wait_s: float, **env: str) -> subprocess.CompletedProcess[str]:
+    def environment(wait_s: float, **env: str) -> dict[str, str]:
         environment = {
             **os.environ,
             "PATH": str(path_without_firefox),
@@ -100,11 +101,27 @@ def setup(path_without_firefox: Path, lock_file: Path, tmp_path: Path) -> Setup:
             **env,
         }
         environment.pop("WEBMODELS_SKIP_BROWSER", None)
+        return environment
+
+    def run(wait_s: float, **env: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(SCRIPT)], env=environment, capture_output=True, text=True, timeout=120
+            [str(SCRIPT)],
+            env=environment(wait_s, **env),
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
 
-    return Setup(calls, run)
+    def start(wait_s: float) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [str(SCRIPT)],
+            env=environment(wait_s),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    return Setup(calls, run, start)
 
 
 def test_lock_held_throughout_waits_then_skips_firefox(setup: Setup, lock_file: Path) -> None:
@@ -125,16 +142,20 @@ def test_lock_held_throughout_waits_then_skips_firefox(setup: Setup, lock_file: 
 
 
 def test_lock_released_during_the_wait_installs_firefox(setup: Setup, lock_file: Path) -> None:
-    holder = hold(lock_file, 1.5)
+    holder = hold(lock_file, 60)
+    script = setup.start(60)
     try:
-        done = setup.run(60)
+        assert script.stderr is not None
+        said = script.stderr.readline()  # the lock is released only once it waits
+        assert "waiting up to 60 s" in said, said
     finally:
+        holder.kill()
         holder.wait()
-    assert done.returncode == 0, done.stderr
-    assert "waiting up to 60 s" in done.stderr
+    _, err = script.communicate(timeout=120)
+    assert script.returncode == 0, said + err
     installs = [c for c in setup.apt_calls() if "install" in c.split()]
     assert installs == ["-o DPkg::Lock::Timeout=60 install -y -qq firefox-esr"]
-    assert "skipped" not in done.stderr
+    assert "skipped" not in err
 
 
 def test_failed_firefox_install_is_skipped_not_fatal(setup: Setup) -> None:
