@@ -8,6 +8,8 @@ tests are skipped, except in CI (``CI=true``) where a missing browser fails.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +20,7 @@ if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
+EXTENSION = Path(__file__).resolve().parents[2] / "extension"
 FIXTURES = Path(__file__).parent / "fixtures"
 PROBE_EXTENSION = FIXTURES / "probe-extension"
 STARTUP_TIMEOUT_MS = 30_000
@@ -104,6 +107,27 @@ def config_home(tmp_path: Path) -> Path:
     path = tmp_path / "xdg-config"
     path.mkdir()
     return path
+
+
+@pytest.fixture
+def install_env(tmp_path: Path, config_home: Path) -> dict[str, str]:
+    """The environment `install_host` runs the CLI in: no WEBMODELS_* of the caller's, an
+    empty HOME of the test's own, and the browser's XDG_CONFIG_HOME."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WEBMODELS_")}
+    env.pop("CHROME_CONFIG_HOME", None)
+    home = tmp_path / "user-home"
+    home.mkdir()
+    return {**env, "HOME": str(home), "XDG_CONFIG_HOME": str(config_home)}
+
+
+def install_host(store: Path, profile: Path, env: Mapping[str, str]) -> None:
+    """Register the real host, serving `store`, for the fresh Chromium profile `profile`
+    as a user does (`webmodels --store STORE install --browser chromium --user-data-dir
+    PROFILE`), in `env` (usually the `install_env` fixture)."""
+    command = [sys.executable, "-m", "webmodels", "--store", str(store), "install"]
+    command += ["--browser", "chromium", "--user-data-dir", str(profile)]
+    done = subprocess.run(command, env=dict(env), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"{command}:\n{done.stdout}\n{done.stderr}"
 
 
 @pytest.fixture

@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 
-from e2e.test_page_api import Browser, browser, install_env, pages_server
+from e2e.test_page_api import Browser, browser, pages_server
 from support.npm import npm_package, skip_or_fail
 
 pytestmark = pytest.mark.e2e
-__all__ = ["browser", "install_env", "pages_server"]  # fixtures shared with test_page_api
+__all__ = ["browser", "pages_server"]  # fixtures shared with test_page_api
 
 IDL = Path(__file__).parent / "fixtures" / "cross-origin-storage.idl"
 WEBIDL2 = "webidl2@24.5.0"

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from e2e.test_page_api import Browser, browser, call, install_env, pages_server
+from e2e.test_page_api import Browser, browser, call, pages_server
 from support.httpserver import ModelServer
 from support.runtime_models import identity_model
 
 pytestmark = pytest.mark.e2e
-__all__ = ["browser", "install_env", "pages_server"]  # fixtures shared with test_page_api
+__all__ = ["browser", "pages_server"]  # fixtures shared with test_page_api
 
 
 def test_a_whole_model_comes_through_the_bridge_and_the_page_never_sees_the_url(

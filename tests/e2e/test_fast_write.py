@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page
 
-from e2e.test_page_api import Browser, browser, install_env, pages_server
+from e2e.test_page_api import Browser, browser, pages_server
 
 pytestmark = pytest.mark.e2e
-__all__ = ["browser", "install_env", "pages_server"]  # fixtures shared with test_page_api
+__all__ = ["browser", "pages_server"]  # fixtures shared with test_page_api
 
 # In the page: `mib` MiB of pseudo-random bytes in `parts` write() calls, stored through
 # COS; the time close() took, the SHA-256 written, the SHA-256 read back, and what the

@@ -15,8 +15,6 @@ import base64
 import hashlib
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from e2e.conftest import install_host
 from support.host import HostProcess
 from support.httpserver import Fault, ModelServer
 from support.models import tiny_model
@@ -109,15 +108,6 @@ def call(page: Page, tool: str, *args: Any) -> Any:
 
 
 @pytest.fixture
-def install_env(tmp_path: Path, config_home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WEBMODELS_")}
-    env.pop("CHROME_CONFIG_HOME", None)
-    home = tmp_path / "user-home"
-    home.mkdir()
-    return {**env, "HOME": str(home), "XDG_CONFIG_HOME": str(config_home)}
-
-
-@pytest.fixture
 def pages_server() -> Iterator[ModelServer]:
     with ModelServer() as server:
         for file in sorted(PAGES.rglob("*")):
@@ -140,10 +130,7 @@ def browser(
 ) -> Browser:
     """Chromium with the real extension, its host installed for this profile."""
     profile, store = tmp_path / "profile", tmp_path / "store"
-    command = [sys.executable, "-m", "webmodels", "--store", str(store), "install"]
-    command += ["--browser", "chromium", "--user-data-dir", str(profile)]
-    done = subprocess.run(command, env=install_env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+    install_host(store, profile, install_env)
     context = chromium(profile, extension_dir=EXTENSION, extra_args=site_args(pages_server.port))
     return Browser(context, pages_server.port, store)
 

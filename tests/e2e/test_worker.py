@@ -10,11 +10,11 @@ import os
 
 import pytest
 
-from e2e.test_page_api import Browser, browser, install_env, pages_server
+from e2e.test_page_api import Browser, browser, pages_server
 from support.httpserver import ModelServer
 
 pytestmark = pytest.mark.e2e
-__all__ = ["browser", "install_env", "pages_server"]  # fixtures shared with test_page_api
+__all__ = ["browser", "pages_server"]  # fixtures shared with test_page_api
 
 RUN_WORKER = """async ([query, data]) => {
     const worker = new Worker("worker-test.js", { name: webmodels.workerScript });
