@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from e2e.sites import SharedChromium
+
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Playwright
 
@@ -99,6 +101,29 @@ def playwright_session() -> Iterator[Playwright]:
 
     with sync_playwright() as driver:
         yield driver
+
+
+_SHARED: list[SharedChromium] = []
+E2E = Path(__file__).parent
+
+
+@pytest.fixture(scope="session")
+def shared_chromium(
+    playwright_session: Playwright, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SharedChromium]:
+    """The one Chromium that tests needing no browser of their own share (e2e/sites.py)."""
+    shared = SharedChromium(playwright_session, tmp_path_factory.mktemp("shared-chromium"))
+    _SHARED.append(shared)
+    yield shared
+    shared.close()
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Close the shared Chromium as the run leaves the end-to-end tests (it would idle
+    beside the rest of the suite); it is launched again if an e2e test asks later."""
+    if nextitem is None or E2E not in nextitem.path.parents:
+        for shared in _SHARED:
+            shared.close()
 
 
 @pytest.fixture

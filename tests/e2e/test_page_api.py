@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from e2e.conftest import install_host
+from e2e.sites import CONTENT_TYPES, PAGES, SharedChromium, serve_pages, site_args
 from support.host import HostProcess
 from support.httpserver import Fault, ModelServer
 from support.models import tiny_model
@@ -34,14 +35,9 @@ if TYPE_CHECKING:
     Launch = Callable[..., BrowserContext]  # the `chromium` fixture (conftest.py)
 
 pytestmark = pytest.mark.e2e
+__all__ = ["CONTENT_TYPES", "PAGES", "site_args"]  # shared with other tests and scripts/bench
 
 EXTENSION = Path(__file__).resolve().parents[2] / "extension"
-PAGES = Path(__file__).parent / "pages"
-CONTENT_TYPES = {
-    ".html": "text/html; charset=utf-8",
-    ".js": "text/javascript; charset=utf-8",
-    ".css": "text/css; charset=utf-8",
-}
 API_TIMEOUT_MS = 30_000
 
 
@@ -88,18 +84,6 @@ class Browser:
         return next((m["sites"] for m in models if m["sha256"] == sha256), [])
 
 
-def site_args(port: int, domain: str = "localhost") -> list[str]:
-    """Chromium flags that make ``http://<site>.<domain>:<port>`` reach 127.0.0.1 (never
-    ::1, never DNS), so one local server plays several sites (a and b). ``*.localhost``
-    pages are loopback origins and secure contexts by themselves; any other domain
-    plays public sites, made secure contexts as https pages would be."""
-    args = [f"--host-resolver-rules=MAP *.{domain} 127.0.0.1"]
-    if domain != "localhost":
-        origins = ",".join(f"http://{site}.{domain}:{port}" for site in ("a", "b"))
-        args.append(f"--unsafely-treat-insecure-origin-as-secure={origins}")
-    return args
-
-
 def call(page: Page, tool: str, *args: Any) -> Any:
     """`webmodelsTest[tool](...args)` in the page (tests/e2e/pages/page-tools.js)."""
     return page.evaluate(
@@ -110,11 +94,7 @@ def call(page: Page, tool: str, *args: Any) -> Any:
 @pytest.fixture
 def pages_server() -> Iterator[ModelServer]:
     with ModelServer() as server:
-        for file in sorted(PAGES.rglob("*")):
-            if file.is_file():
-                kind = CONTENT_TYPES.get(file.suffix, "application/octet-stream")
-                server.add(file.relative_to(PAGES).as_posix(), file.read_bytes(), content_type=kind)
-        yield server
+        yield serve_pages(server)
 
 
 @pytest.fixture
@@ -133,6 +113,19 @@ def browser(
     install_host(store, profile, install_env)
     context = chromium(profile, extension_dir=EXTENSION, extra_args=site_args(pages_server.port))
     return Browser(context, pages_server.port, store)
+
+
+@pytest.fixture
+def shared_browser(shared_chromium: SharedChromium) -> Iterator[Browser]:
+    """The Chromium shared by tests that need none of their own (e2e/sites.py): for tests
+    whose data is random and whose checks concern their own bytes only. The pages the
+    test opened are closed after it."""
+    context = shared_chromium.launch()
+    before = set(context.pages)
+    yield Browser(context, shared_chromium.port, shared_chromium.store)
+    for page in context.pages:
+        if page not in before:
+            page.close()
 
 
 def test_a_page_loads_a_model_with_progress_reads_it_back_and_loads_it_offline(
@@ -157,8 +150,10 @@ def test_a_page_loads_a_model_with_progress_reads_it_back_and_loads_it_offline(
     assert call(page, "availability", {"sha256": model.sha256}) == {"availability": "available"}
 
 
-def test_cross_origin_storage_stores_looks_up_and_refuses_wrong_bytes(browser: Browser) -> None:
-    page = browser.open("a")
+def test_cross_origin_storage_stores_looks_up_and_refuses_wrong_bytes(
+    shared_browser: Browser,
+) -> None:
+    page = shared_browser.open("a")
     data = os.urandom(3 << 20)
     hex_digest = hashlib.sha256(data).hexdigest()
     encoded = base64.b64encode(data).decode()
@@ -183,13 +178,13 @@ def test_cross_origin_storage_stores_looks_up_and_refuses_wrong_bytes(browser: B
         "code": "not_found",
         "message": absent["error"]["message"],
     }
-    assert browser.sites_of(hex_digest) == [
-        {"top_site": browser.origin("a"), "origin": browser.origin("a")}
+    assert shared_browser.sites_of(hex_digest) == [
+        {"top_site": shared_browser.origin("a"), "origin": shared_browser.origin("a")}
     ]
 
 
-def test_several_lookups_and_writes_at_once(browser: Browser) -> None:
-    page = browser.open("a")
+def test_several_lookups_and_writes_at_once(shared_browser: Browser) -> None:
+    page = shared_browser.open("a")
     blobs = [os.urandom(300_000 + i) for i in range(6)]
     digests = [hashlib.sha256(b).hexdigest() for b in blobs]
     encoded = [base64.b64encode(b).decode() for b in blobs]
