@@ -99,7 +99,10 @@ def pages_server() -> Iterator[ModelServer]:
 
 @pytest.fixture
 def model(tmp_path: Path, model_server: ModelServer) -> Model:
-    path = tiny_model(tmp_path / "tiny.onnx", weight_bytes=2 << 20)
+    """A 2 MiB model of this test's own (a random seed): no other test's store or
+    browser has held it."""
+    seed = int.from_bytes(os.urandom(3), "big")
+    path = tiny_model(tmp_path / "tiny.onnx", weight_bytes=2 << 20, seed=seed)
     data = path.read_bytes()
     return Model(path, data, model_server.add("tiny.onnx", data))
 
@@ -203,15 +206,15 @@ def test_several_lookups_and_writes_at_once(shared_browser: Browser) -> None:
 
 
 def test_a_forged_context_still_lands_in_the_pages_own_partition(
-    browser: Browser, model: Model
+    shared_browser: Browser, model: Model
 ) -> None:
-    page = browser.open("a")
+    page = shared_browser.open("a")
     forged = {
-        "partition": {"top_site": browser.origin("b"), "origin": browser.origin("b")},
+        "partition": {"top_site": shared_browser.origin("b"), "origin": shared_browser.origin("b")},
         "trusted": True,
         "user_activation": True,
     }
-    extra = {"context": forged, "origin": browser.origin("b"), "user_activation": True}
+    extra = {"context": forged, "origin": shared_browser.origin("b"), "user_activation": True}
 
     loaded = call(
         page,
@@ -223,8 +226,8 @@ def test_a_forged_context_still_lands_in_the_pages_own_partition(
     )
 
     assert loaded["ok"] is True, loaded
-    assert browser.sites_of(model.sha256) == [
-        {"top_site": browser.origin("a"), "origin": browser.origin("a")}
+    assert shared_browser.sites_of(model.sha256) == [
+        {"top_site": shared_browser.origin("a"), "origin": shared_browser.origin("a")}
     ]
     assert managed["ok"] is False
     assert (
@@ -234,30 +237,30 @@ def test_a_forged_context_still_lands_in_the_pages_own_partition(
 
 
 def test_a_cross_origin_iframe_is_credited_to_its_own_partition(
-    browser: Browser, model: Model
+    shared_browser: Browser, model: Model
 ) -> None:
-    page = browser.open("a", f"index.html?frame={browser.origin('b')}/frame.html")
+    page = shared_browser.open("a", f"index.html?frame={shared_browser.origin('b')}/frame.html")
     page.wait_for_selector("iframe", state="attached")
     frame = next(f for f in page.frames if f != page.main_frame)
     frame.wait_for_function("() => window.webmodelsTest && window.webmodels")
-    assert frame.url.startswith(browser.origin("b"))
+    assert frame.url.startswith(shared_browser.origin("b"))
 
     loaded = frame.evaluate("(q) => window.webmodelsTest.load(q)", model.query)
 
     assert loaded.get("sha256") == model.sha256, loaded
-    assert browser.sites_of(model.sha256) == [
-        {"top_site": browser.origin("a"), "origin": browser.origin("b")}
+    assert shared_browser.sites_of(model.sha256) == [
+        {"top_site": shared_browser.origin("a"), "origin": shared_browser.origin("b")}
     ]
     # The top frame (a.localhost, a.localhost) is another partition: it cannot see the model.
     assert call(page, "availability", {"sha256": model.sha256}) == {"availability": "unavailable"}
 
 
 def test_a_model_one_site_obtained_is_never_available_to_another(
-    browser: Browser, model: Model
+    shared_browser: Browser, model: Model
 ) -> None:
-    a_page = browser.open("a")
+    a_page = shared_browser.open("a")
     assert "error" not in call(a_page, "load", model.query)
-    b_page = browser.open("b")
+    b_page = shared_browser.open("b")
 
     assert call(b_page, "availability", model.query) == {"availability": "downloadable"}
     assert call(b_page, "availability", {"sha256": model.sha256}) == {"availability": "unavailable"}
