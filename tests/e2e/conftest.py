@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from e2e.sites import SharedChromium
+from e2e.sites import SharedChromium, SharedFirefox
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Playwright
@@ -103,7 +103,7 @@ def playwright_session() -> Iterator[Playwright]:
         yield driver
 
 
-_SHARED: list[SharedChromium] = []
+_SHARED: list[SharedChromium | SharedFirefox] = []
 E2E = Path(__file__).parent
 
 
@@ -118,9 +118,18 @@ def shared_chromium(
     shared.close()
 
 
+@pytest.fixture(scope="session")
+def shared_firefox_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedFirefox]:
+    """The one Firefox that Firefox tests needing none of their own share (e2e/sites.py)."""
+    shared = SharedFirefox(tmp_path_factory.mktemp("shared-firefox"))
+    _SHARED.append(shared)
+    yield shared
+    shared.close()
+
+
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
-    """Close the shared Chromium as the run leaves the end-to-end tests (it would idle
-    beside the rest of the suite); it is launched again if an e2e test asks later."""
+    """Close the shared browsers as the run leaves the end-to-end tests (they would idle
+    beside the rest of the suite); one is launched again if an e2e test asks later."""
     if nextitem is None or E2E not in nextitem.path.parents:
         for shared in _SHARED:
             shared.close()

@@ -1,5 +1,6 @@
 """The test pages as sites (http://a.localhost:PORT, http://b.localhost:PORT from one
-local server) and the one Chromium that tests needing no browser of their own share.
+local server) and the one Chromium (and one Firefox) that tests needing no browser of
+their own share.
 
 `SharedChromium` is for tests whose data is random and whose checks are about their
 own bytes only: they need no fresh store, host or profile, so they share one Chromium
@@ -8,13 +9,15 @@ of launching and installing one each. It is launched on first use and closed whe
 run leaves the end-to-end tests (tests/e2e/conftest.py); each test's pages are closed
 after it. Tests that count the store's files, read the host's log, kill the host, stop
 a server or use a fixed model keep a browser of their own (`browser`, `chromium`).
+`SharedFirefox` is the same for the Firefox tests (`firefox` is their own one).
 """
 
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from support.httpserver import ModelServer
 
@@ -95,3 +98,38 @@ class SharedChromium:
         pages, self._pages = self._pages, None
         if pages is not None:
             pages.stop()
+
+
+class SharedFirefox:
+    """One Firefox ESR (the extension, its host registered in a home of its own, a store
+    of its own) and its pages server, launched when first asked for."""
+
+    def __init__(self, root: Path) -> None:
+        self.root, self.store = root, root / "store"
+        self._stack: ExitStack | None = None
+        self._driver: Any = None
+        self._pages: ModelServer | None = None
+
+    @property
+    def port(self) -> int:
+        assert self._pages is not None, "launch() first"
+        return self._pages.port
+
+    def launch(self) -> Any:
+        """The selenium driver."""
+        if self._driver is not None:
+            return self._driver
+        from e2e.firefox_launch import launch_firefox
+
+        with ExitStack() as stack:
+            self._pages = stack.enter_context(ModelServer())
+            serve_pages(self._pages)
+            self._driver = stack.enter_context(launch_firefox(self.root / "home", self.store))
+            self._stack = stack.pop_all()
+        return self._driver
+
+    def close(self) -> None:
+        stack, self._stack = self._stack, None
+        self._driver, self._pages = None, None
+        if stack is not None:
+            stack.close()
