@@ -127,11 +127,18 @@ def shared_firefox_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator
     shared.close()
 
 
+@pytest.hookimpl(trylast=True)  # after the test's own fixtures are torn down
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
-    """Close the shared browsers as the run leaves the end-to-end tests (they would idle
-    beside the rest of the suite); one is launched again if an e2e test asks later."""
-    if nextitem is None or E2E not in nextitem.path.parents:
-        for shared in _SHARED:
+    """Close a shared browser once the next test does not need it (it would idle beside
+    the other tests): the Chromium as the run leaves the end-to-end tests (its users
+    are spread over several files), the Firefox after its last user. One is launched
+    again if a later test asks for it."""
+    leaving = nextitem is None or E2E not in nextitem.path.parents
+    wanted = () if nextitem is None else getattr(nextitem, "fixturenames", ())
+    for shared in _SHARED:
+        if leaving or (
+            isinstance(shared, SharedFirefox) and "shared_firefox_session" not in wanted
+        ):
             shared.close()
 
 
