@@ -12,7 +12,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from methods.test_sessions import PAGE_A, configure, upload
+from methods.test_sessions import configure, upload
+from support.contexts import PAGE_A
 from support.host import HostProcess, webmodels_env
 from support.runtime_models import identity_model, save
 from webmodels.app import build_dispatcher, build_host

@@ -12,15 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from support.contexts import page_context
 from support.host import HostProcess, frame, run_cli
 from support.models import real_model, tiny_model
 
-PAGE_A = {
-    "partition": {"top_site": "https://a.example", "origin": "https://a.example"},
-    "user_activation": False,
-    "trusted": False,
-}
-PAGE_B = {**PAGE_A, "partition": {"top_site": "https://b.example", "origin": "https://b.example"}}
+PAGE_A = page_context("https://a.example", user_activation=False)
+PAGE_B = page_context("https://b.example", user_activation=False)
 
 
 def assert_still_serving(host: HostProcess) -> None:

@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from privacy.signing import Signer, entry
+from support.contexts import page_context
 from support.host import HostProcess, run_cli
 from support.httpserver import ModelServer
 from support.models import real_model, tiny_model
 
 B = "https://b.example"
-PAGE_B = {"partition": {"top_site": B, "origin": B}, "user_activation": True, "trusted": False}
+PAGE_B = page_context(B)
 
 
 def trusting(home: Path, *signers: Signer) -> dict[str, str]:

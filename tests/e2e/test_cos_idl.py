@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 
-from e2e.test_page_api import Browser, browser, install_env, pages_server
+from e2e.test_page_api import Browser, shared_browser
 from support.npm import npm_package, skip_or_fail
 
 pytestmark = pytest.mark.e2e
-__all__ = ["browser", "install_env", "pages_server"]  # fixtures shared with test_page_api
+__all__ = ["shared_browser"]  # a fixture shared with test_page_api
 
 IDL = Path(__file__).parent / "fixtures" / "cross-origin-storage.idl"
 WEBIDL2 = "webidl2@24.5.0"
@@ -104,7 +104,7 @@ def check_surface(where: str, spec: dict[str, Any], got: dict[str, Any]) -> None
 
 
 def test_the_page_visible_surface_follows_the_spec_idl_in_windows_and_workers(
-    browser: Browser,
+    shared_browser: Browser,
 ) -> None:
     started = time.monotonic()
     spec = parsed_idl()
@@ -112,8 +112,8 @@ def test_the_page_visible_surface_follows_the_spec_idl_in_windows_and_workers(
     assert {"getFileHandle", "requestFileHandle"} <= set(spec["methods"])
     assert "SameObject" in spec["attributeExtAttrs"]
     assert sorted(spec["includedBy"]) == ["Navigator", "WorkerNavigator"]
-    page = browser.open("a")
-    page.add_script_tag(url=f"{browser.origin('a')}/cos-idl-probe.js")
+    page = shared_browser.open("a")
+    page.add_script_tag(url=f"{shared_browser.origin('a')}/cos-idl-probe.js")
 
     in_window = page.evaluate("(spec) => self.cosIdlProbe(spec)", spec)
     in_worker = page.evaluate(RUN_WORKER, spec)
@@ -121,8 +121,8 @@ def test_the_page_visible_surface_follows_the_spec_idl_in_windows_and_workers(
     check_surface("window", spec, in_window)
     check_surface("worker", spec, in_worker)
     # What either stored is this site's, as if the page had stored it.
-    me = [{"top_site": browser.origin("a"), "origin": browser.origin("a")}]
+    me = [{"top_site": shared_browser.origin("a"), "origin": shared_browser.origin("a")}]
     for got in (in_window, in_worker):
         for seen in got["methods"].values():
-            assert browser.sites_of(seen["storedSha256"]) == me
+            assert shared_browser.sites_of(seen["storedSha256"]) == me
     print(f"IDL surface test: {time.monotonic() - started:.1f} s")

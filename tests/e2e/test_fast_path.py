@@ -14,16 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from e2e.test_page_api import Browser, browser, call, install_env, pages_server
+from e2e.test_page_api import Browser, call, shared_browser
 from support.httpserver import ModelServer
 from support.runtime_models import identity_model
 
 pytestmark = pytest.mark.e2e
-__all__ = ["browser", "install_env", "pages_server"]  # fixtures shared with test_page_api
+__all__ = ["shared_browser"]  # a fixture shared with test_page_api
 
 
 def test_a_whole_model_comes_through_the_bridge_and_the_page_never_sees_the_url(
-    browser: Browser, model_server: ModelServer, tmp_path: Path
+    shared_browser: Browser, model_server: ModelServer, tmp_path: Path
 ) -> None:
     data = os.urandom(24 << 20)
     sha = hashlib.sha256(data).hexdigest()
@@ -31,13 +31,13 @@ def test_a_whole_model_comes_through_the_bridge_and_the_page_never_sees_the_url(
         "url": model_server.add("/big.bin", data),
         "integrity": "sha256-" + base64.b64encode(hashlib.sha256(data).digest()).decode(),
     }
-    page = browser.open("a")
+    page = shared_browser.open("a")
     loaded = call(page, "load", query)
     assert "error" not in loaded, loaded
     assert loaded["sha256"] == sha  # arrayBuffer() (and stream(), chunked) agree
 
     seen = call(page, "bridgeMessages")
-    assert seen == [{"origin": browser.origin("a"), "bytes": len(data), "error": None}]
+    assert seen == [{"origin": shared_browser.origin("a"), "bytes": len(data), "error": None}]
 
     # What a page gets for models.open: a ticket, never the loopback URL.
     opened = call(page, "raw", {"id": "open-1", "method": "models.open", "params": {"sha256": sha}})
@@ -66,7 +66,7 @@ def test_a_whole_model_comes_through_the_bridge_and_the_page_never_sees_the_url(
 
 
 def test_a_session_output_past_one_frame_reaches_the_page_whole(
-    browser: Browser, model_server: ModelServer
+    shared_browser: Browser, model_server: ModelServer
 ) -> None:
     """A 2.8 MB output (the host's reply frame holds 1 MiB) is kept by the host and
     fetched by the page through the bridge, equal to what went in."""
@@ -75,7 +75,7 @@ def test_a_session_output_past_one_frame_reaches_the_page_whole(
         "url": model_server.add("/identity.onnx", model),
         "integrity": "sha256-" + base64.b64encode(hashlib.sha256(model).digest()).decode(),
     }
-    page = browser.open("a")
+    page = shared_browser.open("a")
     before = len(call(page, "bridgeMessages"))
     same = page.evaluate(
         """async (query) => {
@@ -93,11 +93,11 @@ def test_a_session_output_past_one_frame_reaches_the_page_whole(
     )
     assert same is True
     after = call(page, "bridgeMessages")[before:]
-    assert after == [{"origin": browser.origin("a"), "bytes": 2_800_000, "error": None}]
+    assert after == [{"origin": shared_browser.origin("a"), "bytes": 2_800_000, "error": None}]
 
 
 def test_the_transformers_js_cache_adapter_stores_once_and_answers_per_site(
-    browser: Browser,
+    shared_browser: Browser,
 ) -> None:
     """`webmodels.cache` (Transformers.js `env.customCache`): put() stores in the shared
     store, match() answers from it; another site putting the same file costs no second
@@ -120,25 +120,28 @@ def test_the_transformers_js_cache_adapter_stores_once_and_answers_per_site(
                 sha256: Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("")};
     }"""
     url = "https://huggingface.example/onnx/model.onnx"
-    page_a = browser.open("a")
+    page_a = shared_browser.open("a")
     assert page_a.evaluate(script, ["match", url, ""]) is None
     page_a.evaluate(script, ["put", url, base64.b64encode(data).decode()])
     found = page_a.evaluate(script, ["match", url, ""])
     assert found == {"type": "application/octet-stream", "size": len(data), "sha256": sha}
-    page_b = browser.open("b")
+    page_b = shared_browser.open("b")
     assert page_b.evaluate(script, ["match", url, ""]) is None  # b never put it
+    blobs = shared_browser.store / "store-v1" / "blobs" / "sha256"
+    copies = [p.name for p in blobs.glob("*/*") if p.stat().st_size == len(data)]
+    assert copies == [sha]
     page_b.evaluate(script, ["put", url, base64.b64encode(data).decode()])
     assert page_b.evaluate(script, ["match", url, ""])["sha256"] == sha
-    assert {s["top_site"] for s in browser.sites_of(sha)} == {
-        browser.origin("a"),
-        browser.origin("b"),
+    assert {s["top_site"] for s in shared_browser.sites_of(sha)} == {
+        shared_browser.origin("a"),
+        shared_browser.origin("b"),
     }
-    blobs = list((browser.store / "store-v1" / "blobs" / "sha256").glob("*/*"))
-    assert len(blobs) == 1  # one copy for both sites
+    # One copy for both sites: b's put added no file of these bytes' size to the store.
+    assert [p.name for p in blobs.glob("*/*") if p.stat().st_size == len(data)] == copies
 
 
 def test_a_page_whose_csp_forbids_frames_still_gets_the_fast_path(
-    browser: Browser, model_server: ModelServer
+    shared_browser: Browser, model_server: ModelServer
 ) -> None:
     """Chromium exempts the extension's web-accessible bridge from the page's
     `frame-src 'none'`: the bytes still come through it, whole."""
@@ -147,10 +150,10 @@ def test_a_page_whose_csp_forbids_frames_still_gets_the_fast_path(
         "url": model_server.add("/csp.bin", data),
         "integrity": "sha256-" + base64.b64encode(hashlib.sha256(data).digest()).decode(),
     }
-    page = browser.open("a", "no-frames.html")
+    page = shared_browser.open("a", "no-frames.html")
     loaded = call(page, "load", query)
     assert "error" not in loaded, loaded
     assert loaded["sha256"] == hashlib.sha256(data).hexdigest()
     assert call(page, "bridgeMessages") == [
-        {"origin": browser.origin("a"), "bytes": len(data), "error": None}
+        {"origin": shared_browser.origin("a"), "bytes": len(data), "error": None}
     ]

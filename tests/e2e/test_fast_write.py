@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page
 
-from e2e.test_page_api import Browser, browser, install_env, pages_server
+from e2e.test_page_api import Browser, shared_browser
 
 pytestmark = pytest.mark.e2e
-__all__ = ["browser", "install_env", "pages_server"]  # fixtures shared with test_page_api
+__all__ = ["shared_browser"]  # a fixture shared with test_page_api
 
 # In the page: `mib` MiB of pseudo-random bytes in `parts` write() calls, stored through
 # COS; the time close() took, the SHA-256 written, the SHA-256 read back, and what the
@@ -64,30 +64,30 @@ def through_bridge(result: dict[str, Any], origin: str, size: int) -> None:
     assert "127.0.0.1" not in str(verdict)
 
 
-def test_a_200_mib_write_goes_through_the_bridge_byte_identical(browser: Browser) -> None:
-    page = browser.open("a")
+def test_a_200_mib_write_goes_through_the_bridge_byte_identical(shared_browser: Browser) -> None:
+    page = shared_browser.open("a")
     page.set_default_timeout(300_000)
     result = write(page, 200, 1)
     assert result["back"] == {"sha256": result["hex"], "size": 200 << 20, "isFile": True}
-    through_bridge(result, browser.origin("a"), 200 << 20)
+    through_bridge(result, shared_browser.origin("a"), 200 << 20)
     print(f"\n200 MiB COS write through the bridge: {200 / (result['ms'] / 1000):.0f} MiB/s")
 
 
-def test_a_thousand_small_writes_are_stored_whole(browser: Browser) -> None:
-    page = browser.open("a")
+def test_a_thousand_small_writes_are_stored_whole(shared_browser: Browser) -> None:
+    page = shared_browser.open("a")
     page.set_default_timeout(300_000)
     result = write(page, 16, 1000)
     assert result["back"] == {"sha256": result["hex"], "size": 16 << 20, "isFile": True}
-    through_bridge(result, browser.origin("a"), 16 << 20)
+    through_bridge(result, shared_browser.origin("a"), 16 << 20)
 
 
 def test_a_page_whose_csp_forbids_frames_still_writes_through_the_bridge(
-    browser: Browser,
+    shared_browser: Browser,
 ) -> None:
     """Chromium exempts the extension's web-accessible bridge from `frame-src 'none'`
     (as for reads, test_fast_path.py); where a bridge cannot start, the write goes
     through native messaging (cos.js `fastUpload` answers null)."""
-    page = browser.open("a", "no-frames.html")
+    page = shared_browser.open("a", "no-frames.html")
     result = write(page, 8, 3)
     assert result["back"] == {"sha256": result["hex"], "size": 8 << 20, "isFile": True}
-    through_bridge(result, browser.origin("a"), 8 << 20)
+    through_bridge(result, shared_browser.origin("a"), 8 << 20)

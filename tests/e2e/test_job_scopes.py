@@ -13,8 +13,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from e2e.test_page_api import EXTENSION, call, install_env, pages_server
+from e2e.conftest import install_host
+from e2e.test_page_api import EXTENSION, call, pages_server
 from support.httpserver import Fault, ModelServer
 
 if TYPE_CHECKING:
@@ -31,7 +30,7 @@ if TYPE_CHECKING:
     Launch = Callable[..., BrowserContext]
 
 pytestmark = pytest.mark.e2e
-__all__ = ["install_env", "pages_server"]  # fixtures, shared with test_page_api.py
+__all__ = ["pages_server"]  # fixtures, shared with test_page_api.py
 
 SIZE = 4 << 20
 RATE = 1 << 20  # 4 s for the whole file
@@ -66,10 +65,7 @@ def context(
     chromium: Launch, tmp_path: Path, install_env: dict[str, str], pages_server: ModelServer
 ) -> BrowserContext:
     profile, store = tmp_path / "profile", tmp_path / "store"
-    command = [sys.executable, "-m", "webmodels", "--store", str(store), "install"]
-    command += ["--browser", "chromium", "--user-data-dir", str(profile)]
-    done = subprocess.run(command, env=install_env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+    install_host(store, profile, install_env)
     rules = ["--host-resolver-rules=MAP *.localhost 127.0.0.1"]  # never ::1 or elsewhere
     return chromium(profile, extension_dir=EXTENSION, extra_args=rules)
 

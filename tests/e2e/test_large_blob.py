@@ -12,11 +12,11 @@ import time
 
 import pytest
 
-from e2e.test_page_api import Browser, browser, install_env, pages_server
+from e2e.test_page_api import Browser, shared_browser
 from support.httpserver import ModelServer
 
 pytestmark = pytest.mark.e2e
-__all__ = ["browser", "install_env", "pages_server"]  # fixtures shared with test_page_api
+__all__ = ["shared_browser"]  # a fixture shared with test_page_api
 
 SIZE = 24 << 20
 
@@ -51,10 +51,10 @@ READ = """async ([query, way]) => {
 
 
 def test_a_models_blob_and_file_are_assembled_from_the_stream_never_one_whole_buffer(
-    browser: Browser, model_server: ModelServer
+    shared_browser: Browser, model_server: ModelServer
 ) -> None:
     started = time.perf_counter()
-    page = browser.open("a")
+    page = shared_browser.open("a")
     page.set_default_timeout(120_000)
     data = os.urandom(SIZE)
     digest = hashlib.sha256(data)

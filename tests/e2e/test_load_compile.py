@@ -11,13 +11,13 @@ import time
 
 import pytest
 
-from e2e.test_page_api import Browser, browser, install_env, pages_server
+from e2e.test_page_api import Browser, browser, pages_server
 from e2e.test_stream_fast_path import host_log
 from support.httpserver import ModelServer
 from support.runtime_models import identity_model
 
 pytestmark = pytest.mark.e2e
-__all__ = ["browser", "install_env", "pages_server"]  # fixtures shared with test_page_api
+__all__ = ["browser", "pages_server"]  # fixtures shared with test_page_api
 
 LOAD = """async ([query, options]) => {
   try {

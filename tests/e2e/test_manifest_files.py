@@ -9,7 +9,6 @@ runs a session over it; ``load({files}, {compile: true})`` is answered by the ho
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pytest
 
+from e2e.conftest import install_host
 from e2e.test_page_api import site_args
 from support.httpserver import ModelServer
 from support.manifest_models import matmul_chain, reference_run
@@ -96,18 +96,10 @@ def served(tmp_path: Path) -> Iterator[tuple[int, dict[str, Any], Path]]:
 
 @pytest.fixture
 def browser(
-    chromium: Launch, tmp_path: Path, config_home: Path, served: tuple[int, Any, Path]
+    chromium: Launch, tmp_path: Path, install_env: dict[str, str], served: tuple[int, Any, Path]
 ) -> BrowserContext:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WEBMODELS_")}
-    env.pop("CHROME_CONFIG_HOME", None)
-    home = tmp_path / "user-home"
-    home.mkdir()
-    env.update(HOME=str(home), XDG_CONFIG_HOME=str(config_home))
     profile, store = tmp_path / "profile", tmp_path / "store"
-    command = [sys.executable, "-m", "webmodels", "--store", str(store), "install"]
-    command += ["--browser", "chromium", "--user-data-dir", str(profile)]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+    install_host(store, profile, install_env)
     return chromium(profile, extension_dir=EXTENSION, extra_args=site_args(served[0]))
 
 

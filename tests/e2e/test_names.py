@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from e2e.test_page_api import EXTENSION, Browser, call, install_env, pages_server, site_args
+from e2e.conftest import install_host
+from e2e.test_page_api import EXTENSION, Browser, call, pages_server, site_args
 from support.catalogs import CatalogSigner, entry
 from support.httpserver import ModelServer
 from support.models import tiny_model
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     Launch = Callable[..., BrowserContext]
 
 pytestmark = pytest.mark.e2e
-__all__ = ["install_env", "pages_server"]  # fixtures shared with test_page_api
+__all__ = ["pages_server"]  # fixtures shared with test_page_api
 
 
 def webmodels(store: Path, env: dict[str, str], *args: str) -> str:
@@ -70,7 +71,7 @@ def test_a_page_asks_for_a_range_and_gets_the_preinstalled_version_offline(
         ],
     )
     env = {**install_env, "WEBMODELS_PREINSTALLED": str(folder)}
-    webmodels(store, env, "install", "--browser", "chromium", "--user-data-dir", str(profile))
+    install_host(store, profile, env)
     webmodels(store, env, "catalog", "add", str(first), "--key", signer.public)
     context = chromium(
         profile,

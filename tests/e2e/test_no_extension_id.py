@@ -29,11 +29,11 @@ from typing import Any
 import pytest
 
 from e2e.test_firefox import Firefox, require_firefox
-from e2e.test_page_api import EXTENSION, Browser, browser, call, install_env, pages_server
+from e2e.test_page_api import EXTENSION, Browser, browser, call, pages_server
 from support.httpserver import ModelServer
 
 pytestmark = pytest.mark.e2e
-__all__ = ["browser", "install_env", "pages_server"]  # fixtures shared with test_page_api
+__all__ = ["browser", "pages_server"]  # fixtures shared with test_page_api
 
 EXTENSION_URL_WORDS = ("moz-extension", "chrome-extension")
 

@@ -5,19 +5,17 @@ Chromium only) cannot make the host fetch from a loopback server, and learns onl
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
+from e2e.conftest import install_host
 from e2e.test_page_api import (
     EXTENSION,
     Browser,
     Model,
     call,
-    install_env,
     model,
     pages_server,
     site_args,
@@ -28,7 +26,7 @@ from webmodels.errors import ERROR_CODES
 if TYPE_CHECKING:
     from e2e.test_page_api import Launch
 
-__all__ = ["install_env", "model", "pages_server"]  # fixtures shared with test_page_api
+__all__ = ["model", "pages_server"]  # fixtures shared with test_page_api
 
 pytestmark = pytest.mark.e2e
 
@@ -41,10 +39,7 @@ def strict_browser(
     chromium: Launch, tmp_path: Path, install_env: dict[str, str], pages_server: ModelServer
 ) -> Browser:
     profile, store = tmp_path / "profile", tmp_path / "store"
-    command = [sys.executable, "-m", "webmodels", "--store", str(store), "install"]
-    command += ["--browser", "chromium", "--user-data-dir", str(profile)]
-    done = subprocess.run(command, env=install_env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+    install_host(store, profile, install_env)
     context = chromium(
         profile,
         extension_dir=EXTENSION,

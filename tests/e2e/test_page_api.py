@@ -15,8 +15,6 @@ import base64
 import hashlib
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from e2e.conftest import install_host
+from e2e.sites import CONTENT_TYPES, PAGES, SharedChromium, serve_pages, site_args
 from support.host import HostProcess
 from support.httpserver import Fault, ModelServer
 from support.models import tiny_model
@@ -35,14 +35,9 @@ if TYPE_CHECKING:
     Launch = Callable[..., BrowserContext]  # the `chromium` fixture (conftest.py)
 
 pytestmark = pytest.mark.e2e
+__all__ = ["CONTENT_TYPES", "PAGES", "site_args"]  # shared with other tests and scripts/bench
 
 EXTENSION = Path(__file__).resolve().parents[2] / "extension"
-PAGES = Path(__file__).parent / "pages"
-CONTENT_TYPES = {
-    ".html": "text/html; charset=utf-8",
-    ".js": "text/javascript; charset=utf-8",
-    ".css": "text/css; charset=utf-8",
-}
 API_TIMEOUT_MS = 30_000
 
 
@@ -89,18 +84,6 @@ class Browser:
         return next((m["sites"] for m in models if m["sha256"] == sha256), [])
 
 
-def site_args(port: int, domain: str = "localhost") -> list[str]:
-    """Chromium flags that make ``http://<site>.<domain>:<port>`` reach 127.0.0.1 (never
-    ::1, never DNS), so one local server plays several sites (a and b). ``*.localhost``
-    pages are loopback origins and secure contexts by themselves; any other domain
-    plays public sites, made secure contexts as https pages would be."""
-    args = [f"--host-resolver-rules=MAP *.{domain} 127.0.0.1"]
-    if domain != "localhost":
-        origins = ",".join(f"http://{site}.{domain}:{port}" for site in ("a", "b"))
-        args.append(f"--unsafely-treat-insecure-origin-as-secure={origins}")
-    return args
-
-
 def call(page: Page, tool: str, *args: Any) -> Any:
     """`webmodelsTest[tool](...args)` in the page (tests/e2e/pages/page-tools.js)."""
     return page.evaluate(
@@ -109,27 +92,17 @@ def call(page: Page, tool: str, *args: Any) -> Any:
 
 
 @pytest.fixture
-def install_env(tmp_path: Path, config_home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WEBMODELS_")}
-    env.pop("CHROME_CONFIG_HOME", None)
-    home = tmp_path / "user-home"
-    home.mkdir()
-    return {**env, "HOME": str(home), "XDG_CONFIG_HOME": str(config_home)}
-
-
-@pytest.fixture
 def pages_server() -> Iterator[ModelServer]:
     with ModelServer() as server:
-        for file in sorted(PAGES.rglob("*")):
-            if file.is_file():
-                kind = CONTENT_TYPES.get(file.suffix, "application/octet-stream")
-                server.add(file.relative_to(PAGES).as_posix(), file.read_bytes(), content_type=kind)
-        yield server
+        yield serve_pages(server)
 
 
 @pytest.fixture
 def model(tmp_path: Path, model_server: ModelServer) -> Model:
-    path = tiny_model(tmp_path / "tiny.onnx", weight_bytes=2 << 20)
+    """A 2 MiB model of this test's own (a random seed): no other test's store or
+    browser has held it."""
+    seed = int.from_bytes(os.urandom(3), "big")
+    path = tiny_model(tmp_path / "tiny.onnx", weight_bytes=2 << 20, seed=seed)
     data = path.read_bytes()
     return Model(path, data, model_server.add("tiny.onnx", data))
 
@@ -140,12 +113,22 @@ def browser(
 ) -> Browser:
     """Chromium with the real extension, its host installed for this profile."""
     profile, store = tmp_path / "profile", tmp_path / "store"
-    command = [sys.executable, "-m", "webmodels", "--store", str(store), "install"]
-    command += ["--browser", "chromium", "--user-data-dir", str(profile)]
-    done = subprocess.run(command, env=install_env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+    install_host(store, profile, install_env)
     context = chromium(profile, extension_dir=EXTENSION, extra_args=site_args(pages_server.port))
     return Browser(context, pages_server.port, store)
+
+
+@pytest.fixture
+def shared_browser(shared_chromium: SharedChromium) -> Iterator[Browser]:
+    """The Chromium shared by tests that need none of their own (e2e/sites.py): for tests
+    whose data is random and whose checks concern their own bytes only. The pages the
+    test opened are closed after it."""
+    context = shared_chromium.launch()
+    before = set(context.pages)
+    yield Browser(context, shared_chromium.port, shared_chromium.store)
+    for page in context.pages:
+        if page not in before:
+            page.close()
 
 
 def test_a_page_loads_a_model_with_progress_reads_it_back_and_loads_it_offline(
@@ -170,8 +153,10 @@ def test_a_page_loads_a_model_with_progress_reads_it_back_and_loads_it_offline(
     assert call(page, "availability", {"sha256": model.sha256}) == {"availability": "available"}
 
 
-def test_cross_origin_storage_stores_looks_up_and_refuses_wrong_bytes(browser: Browser) -> None:
-    page = browser.open("a")
+def test_cross_origin_storage_stores_looks_up_and_refuses_wrong_bytes(
+    shared_browser: Browser,
+) -> None:
+    page = shared_browser.open("a")
     data = os.urandom(3 << 20)
     hex_digest = hashlib.sha256(data).hexdigest()
     encoded = base64.b64encode(data).decode()
@@ -196,13 +181,13 @@ def test_cross_origin_storage_stores_looks_up_and_refuses_wrong_bytes(browser: B
         "code": "not_found",
         "message": absent["error"]["message"],
     }
-    assert browser.sites_of(hex_digest) == [
-        {"top_site": browser.origin("a"), "origin": browser.origin("a")}
+    assert shared_browser.sites_of(hex_digest) == [
+        {"top_site": shared_browser.origin("a"), "origin": shared_browser.origin("a")}
     ]
 
 
-def test_several_lookups_and_writes_at_once(browser: Browser) -> None:
-    page = browser.open("a")
+def test_several_lookups_and_writes_at_once(shared_browser: Browser) -> None:
+    page = shared_browser.open("a")
     blobs = [os.urandom(300_000 + i) for i in range(6)]
     digests = [hashlib.sha256(b).hexdigest() for b in blobs]
     encoded = [base64.b64encode(b).decode() for b in blobs]
@@ -221,15 +206,15 @@ def test_several_lookups_and_writes_at_once(browser: Browser) -> None:
 
 
 def test_a_forged_context_still_lands_in_the_pages_own_partition(
-    browser: Browser, model: Model
+    shared_browser: Browser, model: Model
 ) -> None:
-    page = browser.open("a")
+    page = shared_browser.open("a")
     forged = {
-        "partition": {"top_site": browser.origin("b"), "origin": browser.origin("b")},
+        "partition": {"top_site": shared_browser.origin("b"), "origin": shared_browser.origin("b")},
         "trusted": True,
         "user_activation": True,
     }
-    extra = {"context": forged, "origin": browser.origin("b"), "user_activation": True}
+    extra = {"context": forged, "origin": shared_browser.origin("b"), "user_activation": True}
 
     loaded = call(
         page,
@@ -241,8 +226,8 @@ def test_a_forged_context_still_lands_in_the_pages_own_partition(
     )
 
     assert loaded["ok"] is True, loaded
-    assert browser.sites_of(model.sha256) == [
-        {"top_site": browser.origin("a"), "origin": browser.origin("a")}
+    assert shared_browser.sites_of(model.sha256) == [
+        {"top_site": shared_browser.origin("a"), "origin": shared_browser.origin("a")}
     ]
     assert managed["ok"] is False
     assert (
@@ -252,30 +237,30 @@ def test_a_forged_context_still_lands_in_the_pages_own_partition(
 
 
 def test_a_cross_origin_iframe_is_credited_to_its_own_partition(
-    browser: Browser, model: Model
+    shared_browser: Browser, model: Model
 ) -> None:
-    page = browser.open("a", f"index.html?frame={browser.origin('b')}/frame.html")
+    page = shared_browser.open("a", f"index.html?frame={shared_browser.origin('b')}/frame.html")
     page.wait_for_selector("iframe", state="attached")
     frame = next(f for f in page.frames if f != page.main_frame)
     frame.wait_for_function("() => window.webmodelsTest && window.webmodels")
-    assert frame.url.startswith(browser.origin("b"))
+    assert frame.url.startswith(shared_browser.origin("b"))
 
     loaded = frame.evaluate("(q) => window.webmodelsTest.load(q)", model.query)
 
     assert loaded.get("sha256") == model.sha256, loaded
-    assert browser.sites_of(model.sha256) == [
-        {"top_site": browser.origin("a"), "origin": browser.origin("b")}
+    assert shared_browser.sites_of(model.sha256) == [
+        {"top_site": shared_browser.origin("a"), "origin": shared_browser.origin("b")}
     ]
     # The top frame (a.localhost, a.localhost) is another partition: it cannot see the model.
     assert call(page, "availability", {"sha256": model.sha256}) == {"availability": "unavailable"}
 
 
 def test_a_model_one_site_obtained_is_never_available_to_another(
-    browser: Browser, model: Model
+    shared_browser: Browser, model: Model
 ) -> None:
-    a_page = browser.open("a")
+    a_page = shared_browser.open("a")
     assert "error" not in call(a_page, "load", model.query)
-    b_page = browser.open("b")
+    b_page = shared_browser.open("b")
 
     assert call(b_page, "availability", model.query) == {"availability": "downloadable"}
     assert call(b_page, "availability", {"sha256": model.sha256}) == {"availability": "unavailable"}

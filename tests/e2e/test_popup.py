@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from e2e.conftest import install_host
 from support.httpserver import Fault, ModelServer
 from support.models import tiny_model
 from support.png import distinct_colours
@@ -108,7 +109,7 @@ def setup(tmp_path: Path, config_home: Path) -> Setup:
 
 @pytest.fixture
 def installed(setup: Setup) -> Setup:
-    setup.webmodels("install", "--browser", "chromium", "--user-data-dir", str(setup.profile))
+    install_host(setup.store, setup.profile, setup.env)
     return setup
 
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from e2e.conftest import install_host
 from privacy.signing import Signer, entry
-from support.host import run_cli
+from support.host import run_cli, webmodels_env
 
 pytestmark = pytest.mark.e2e
 EXTENSION = Path(__file__).resolve().parents[2] / "extension"
@@ -27,7 +28,7 @@ def test_popup_lists_the_commons_lists_in_force(chromium, tmp_path: Path) -> Non
     env = {"WEBMODELS_CONFIG": str(config)}
     listed = user.write(tmp_path / "mine.json", 1, [entry(b"a"), entry(b"b", name="x/b")])
     run_cli(store, "commons", "add", str(listed), **env)
-    run_cli(store, "install", "--browser", "chromium", "--user-data-dir", str(profile), **env)
+    install_host(store, profile, webmodels_env(store, **env))
     popup = chromium(profile, extension_dir=EXTENSION).new_page()
     popup.goto(POPUP)
     in_force = popup.locator("#commons-list li.commons-list[data-in-force=true]")

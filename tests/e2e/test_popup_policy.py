@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from support.host import run_cli
+from e2e.conftest import install_host
+from support.host import webmodels_env
 
 pytestmark = pytest.mark.e2e
 EXTENSION = Path(__file__).resolve().parents[2] / "extension"
@@ -25,7 +26,7 @@ def test_popup_shows_a_locked_privacy_mode_as_set_by_the_administrator(
     store.mkdir()
     policy = tmp_path / "policy.toml"
     policy.write_text('privacy_mode = { value = "strict", locked = true }\n')
-    run_cli(store, "install", "--browser", "chromium", "--user-data-dir", str(profile))
+    install_host(store, profile, webmodels_env(store))
     context = chromium(profile, extension_dir=EXTENSION, env={"WEBMODELS_POLICY": str(policy)})
     popup = context.new_page()
     popup.goto(POPUP_URL)

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from e2e.conftest import install_host
 from support.catalogs import CatalogSigner, entry
-from support.host import HostProcess, run_cli
+from support.host import HostProcess, run_cli, webmodels_env
 from support.httpserver import ModelServer
 
 pytestmark = pytest.mark.e2e
@@ -25,7 +26,7 @@ def test_share_from_the_popup(chromium, tmp_path: Path) -> None:  # type: ignore
     model.write_bytes(os.urandom(20_000))
     digest = hashlib.sha256(model.read_bytes()).hexdigest()
     run_cli(store, "import", "--raw", str(model))
-    run_cli(store, "install", "--browser", "chromium", "--user-data-dir", str(profile))
+    install_host(store, profile, webmodels_env(store))
     context = chromium(profile, extension_dir=EXTENSION)
     popup = context.new_page()
     popup.goto("chrome-extension://nkalnjoncikobhonhokfhfdgffafbfch/popup/popup.html")
@@ -52,7 +53,7 @@ def test_share_from_the_popup(chromium, tmp_path: Path) -> None:  # type: ignore
 def test_privacy_mode_from_the_popup(chromium, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     store, profile = tmp_path / "store", tmp_path / "profile"
     store.mkdir()
-    run_cli(store, "install", "--browser", "chromium", "--user-data-dir", str(profile))
+    install_host(store, profile, webmodels_env(store))
     popup = chromium(profile, extension_dir=EXTENSION).new_page()
     popup.goto("chrome-extension://nkalnjoncikobhonhokfhfdgffafbfch/popup/popup.html")
     strict = popup.locator('input[name="privacy-mode"][value="strict"]')
@@ -85,7 +86,7 @@ def test_catalogs_from_the_popup(chromium, tmp_path: Path) -> None:  # type: ign
         url = server.add(
             "/catalog.json", signer.sign(1, [entry(data, "acme/model", "1.0.0", urls=(model_url,))])
         )
-        run_cli(store, "install", "--browser", "chromium", "--user-data-dir", str(profile))
+        install_host(store, profile, webmodels_env(store))
         context = chromium(profile, extension_dir=EXTENSION)
         popup = context.new_page()
         popup.goto("chrome-extension://nkalnjoncikobhonhokfhfdgffafbfch/popup/popup.html")

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from support.host import run_cli
+from e2e.conftest import install_host
+from support.host import run_cli, webmodels_env
 from support.httpserver import ModelServer
 from support.png import distinct_colours
 
@@ -42,7 +43,7 @@ def test_popup_explains_the_storage_bar_the_key_field_and_the_source(
     with ModelServer() as server:
         url = server.add("/m.bin", data)
         run_cli(store, "pull", url, "--sha256", hashlib.sha256(data).hexdigest())
-    run_cli(store, "install", "--browser", "chromium", "--user-data-dir", str(profile))
+    install_host(store, profile, webmodels_env(store))
     context = chromium(profile, extension_dir=EXTENSION)
     popup = context.new_page()
     popup.set_viewport_size({"width": 380, "height": 700})

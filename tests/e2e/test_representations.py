@@ -16,8 +16,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,7 +27,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from e2e.test_page_api import install_env, site_args
+from e2e.conftest import install_host
+from e2e.test_page_api import site_args
 from e2e.test_sessions import ort_web_dist, skip_or_fail, tensor
 from support.httpserver import ModelServer
 
@@ -38,7 +37,6 @@ if TYPE_CHECKING:
 
     Launch = Callable[..., BrowserContext]  # the `chromium` fixture (conftest.py)
 
-__all__ = ["install_env"]  # a fixture shared with test_page_api
 pytestmark = pytest.mark.e2e
 
 EXTENSION = Path(__file__).resolve().parents[2] / "extension"
@@ -124,10 +122,7 @@ def browser(
     """Chromium with WebGPU on SwiftShader, WebNN asked for, the real extension and its
     host installed for this profile."""
     profile, store = tmp_path / "profile", tmp_path / "store"
-    command = [sys.executable, "-m", "webmodels", "--store", str(store), "install"]
-    command += ["--browser", "chromium", "--user-data-dir", str(profile)]
-    done = subprocess.run(command, env=install_env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+    install_host(store, profile, install_env)
     args = [*site_args(served.port), *WEBGPU_FLAGS, *WEBNN_FLAGS]
     return Browser(chromium(profile, extension_dir=EXTENSION, extra_args=args), store)
 

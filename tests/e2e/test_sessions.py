@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pytest
 
+from e2e.conftest import install_host
 from e2e.test_page_api import site_args
 from support.httpserver import ModelServer
 from support.models import CACHE, real_model
@@ -131,18 +132,12 @@ def served(model_server: ModelServer) -> Iterator[Served]:
 
 
 @pytest.fixture
-def browser(chromium: Launch, tmp_path: Path, config_home: Path, served: Served) -> BrowserContext:
+def browser(
+    chromium: Launch, tmp_path: Path, install_env: dict[str, str], served: Served
+) -> BrowserContext:
     """Chromium with the real extension, its host installed for this profile."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WEBMODELS_")}
-    env.pop("CHROME_CONFIG_HOME", None)
-    home = tmp_path / "user-home"
-    home.mkdir()
-    env.update(HOME=str(home), XDG_CONFIG_HOME=str(config_home))
     profile, store = tmp_path / "profile", tmp_path / "store"
-    command = [sys.executable, "-m", "webmodels", "--store", str(store), "install"]
-    command += ["--browser", "chromium", "--user-data-dir", str(profile)]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+    install_host(store, profile, install_env)
     return chromium(profile, extension_dir=EXTENSION, extra_args=site_args(served.port))
 
 

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from e2e.test_page_api import Browser, browser, call, host_pids, install_env, pages_server
+from e2e.test_page_api import Browser, browser, call, host_pids, pages_server, shared_browser
 from support.httpserver import ModelServer
 
 pytestmark = pytest.mark.e2e
-__all__ = ["browser", "install_env", "pages_server"]  # fixtures shared with test_page_api
+__all__ = ["browser", "pages_server", "shared_browser"]  # fixtures shared with test_page_api
 
 SIZE = 64 << 20
 
@@ -78,17 +78,17 @@ def host_log(store: Path) -> str:
 
 
 def test_a_64_mib_model_streams_through_the_bridge_chunk_by_chunk(
-    browser: Browser, model_server: ModelServer
+    shared_browser: Browser, model_server: ModelServer
 ) -> None:
     started = time.perf_counter()
-    page = browser.open("a")
+    page = shared_browser.open("a")
     page.set_default_timeout(300_000)
     query, sha = stored_model(page, model_server, "/stream.bin")
     result = page.evaluate(STREAM, [query, False])
     assert result["sha256"] == sha and result["read"] == SIZE
     assert "models.read" not in result["sent"], call(page, "bridgeMessages")  # no native messaging
     assert "models.open" in result["sent"], result["sent"]  # the bridge's ticket
-    assert call(page, "bridgeStreams") == [{"origin": browser.origin("a"), "port": True}]
+    assert call(page, "bridgeStreams") == [{"origin": shared_browser.origin("a"), "port": True}]
     assert result["chunks"] > 8  # delivered as it arrives, not as one buffer
     print(
         f"\n64 MiB model.stream(): {result['chunks']} chunks, first after "

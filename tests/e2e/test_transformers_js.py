@@ -17,16 +17,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from e2e.conftest import launch_chromium
-from e2e.test_page_api import CONTENT_TYPES, EXTENSION, PAGES, Browser, site_args
+from e2e.conftest import install_host, launch_chromium
+from e2e.sites import serve_pages
+from e2e.test_page_api import EXTENSION, Browser, site_args
 from support.host import HostProcess
 from support.httpserver import ModelServer
 from support.npm import npm_package
@@ -60,14 +59,9 @@ def shared_browser(
     env = {k: v for k, v in os.environ.items() if not k.startswith("WEBMODELS_")}
     env.pop("CHROME_CONFIG_HOME", None)
     env |= {"HOME": str(root / "home"), "XDG_CONFIG_HOME": str(root / "xdg")}
-    cli = [sys.executable, "-m", "webmodels", "--store", str(root / "store"), "install"]
-    cli += ["--browser", "chromium", "--user-data-dir", str(root / "profile")]
-    subprocess.run(cli, env=env, check=True, capture_output=True, timeout=120)
+    install_host(root / "store", root / "profile", env)
     with ModelServer() as pages:
-        for file in sorted(PAGES.rglob("*")):  # as test_page_api's pages_server does
-            if file.is_file():
-                kind = CONTENT_TYPES.get(file.suffix, "application/octet-stream")
-                pages.add(file.relative_to(PAGES).as_posix(), file.read_bytes(), content_type=kind)
+        serve_pages(pages)
         for version in VERSIONS:
             module = npm_package(f"@huggingface/transformers@{version}") / CACHE_MODULE
             pages.add(f"libraries/transformers-{version}.js", module.read_bytes(), content_type=JS)

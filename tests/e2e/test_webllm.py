@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from e2e.test_page_api import EXTENSION, Browser, install_env, pages_server, site_args
+from e2e.conftest import install_host
+from e2e.test_page_api import EXTENSION, Browser, pages_server, site_args
 from privacy.signing import Signer, entry, trusting_config
 from support.host import HostProcess
 from support.httpserver import ModelServer
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
     from e2e.test_page_api import Launch
 
 pytestmark = pytest.mark.e2e
-__all__ = ["install_env", "pages_server"]  # fixtures shared with test_page_api
+__all__ = ["pages_server"]  # fixtures shared with test_page_api
 
 VERSIONS = ("0.2.86", "0.2.85")
 RUNTIME_EXPORT = "var libExports$2 = requireLib$2();"
@@ -112,9 +113,8 @@ def browser(
     signer = Signer()
     env = install_env | trusting_config(tmp_path, signer, system_preinstalled=False)
     profile, store = tmp_path / "profile", tmp_path / "store"
+    install_host(store, profile, env)
     cli = [sys.executable, "-m", "webmodels", "--store", str(store)]
-    install = ["install", "--browser", "chromium", "--user-data-dir", str(profile)]
-    subprocess.run([*cli, *install], env=env, check=True, capture_output=True, timeout=120)
     common = [
         entry(data, name=f"test/{version.replace('.', '-')}-{i}")
         for version, pair in models.items()

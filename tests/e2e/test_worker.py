@@ -10,11 +10,11 @@ import os
 
 import pytest
 
-from e2e.test_page_api import Browser, browser, install_env, pages_server
+from e2e.test_page_api import Browser, shared_browser
 from support.httpserver import ModelServer
 
 pytestmark = pytest.mark.e2e
-__all__ = ["browser", "install_env", "pages_server"]  # fixtures shared with test_page_api
+__all__ = ["shared_browser"]  # a fixture shared with test_page_api
 
 RUN_WORKER = """async ([query, data]) => {
     const worker = new Worker("worker-test.js", { name: webmodels.workerScript });
@@ -27,7 +27,7 @@ RUN_WORKER = """async ([query, data]) => {
 
 
 def test_a_connected_worker_loads_reads_and_stores_in_its_pages_partition(
-    browser: Browser, model_server: ModelServer
+    shared_browser: Browser, model_server: ModelServer
 ) -> None:
     model = os.urandom(3 << 20)
     query = {
@@ -35,8 +35,10 @@ def test_a_connected_worker_loads_reads_and_stores_in_its_pages_partition(
         "integrity": "sha256-" + base64.b64encode(hashlib.sha256(model).digest()).decode(),
     }
     written = os.urandom(200_000)
-    page = browser.open("a")
-    assert page.evaluate("() => webmodels.workerScript").startswith(f"blob:{browser.origin('a')}/")
+    page = shared_browser.open("a")
+    assert page.evaluate("() => webmodels.workerScript").startswith(
+        f"blob:{shared_browser.origin('a')}/"
+    )
 
     got = page.evaluate(RUN_WORKER, [query, base64.b64encode(written).decode()])
 
@@ -48,6 +50,6 @@ def test_a_connected_worker_loads_reads_and_stores_in_its_pages_partition(
     assert got["storedSha256"] == hashlib.sha256(written).hexdigest()
     assert got["availability"] == "available"
     # Both were credited to the page's partition, as if the page had done it.
-    me = [{"top_site": browser.origin("a"), "origin": browser.origin("a")}]
-    assert browser.sites_of(hashlib.sha256(model).hexdigest()) == me
-    assert browser.sites_of(hashlib.sha256(written).hexdigest()) == me
+    me = [{"top_site": shared_browser.origin("a"), "origin": shared_browser.origin("a")}]
+    assert shared_browser.sites_of(hashlib.sha256(model).hexdigest()) == me
+    assert shared_browser.sites_of(hashlib.sha256(written).hexdigest()) == me

@@ -12,11 +12,11 @@ import time
 
 import pytest
 
-from e2e.test_page_api import Browser, browser, install_env, pages_server
+from e2e.test_page_api import Browser, shared_browser
 from support.httpserver import ModelServer
 
 pytestmark = pytest.mark.e2e
-__all__ = ["browser", "install_env", "pages_server"]  # fixtures shared with test_page_api
+__all__ = ["shared_browser"]  # a fixture shared with test_page_api
 
 SIZE = 32 << 20
 
@@ -68,7 +68,7 @@ RUN = """async ([source, query]) => {
 
 
 def test_a_worker_streams_a_32_mib_model_through_the_bridge(
-    browser: Browser, model_server: ModelServer
+    shared_browser: Browser, model_server: ModelServer
 ) -> None:
     started = time.perf_counter()
     data = os.urandom(SIZE)
@@ -77,7 +77,7 @@ def test_a_worker_streams_a_32_mib_model_through_the_bridge(
         "url": model_server.add("/worker-stream.bin", data),
         "integrity": "sha256-" + base64.b64encode(hashlib.sha256(data).digest()).decode(),
     }
-    page = browser.open("a")
+    page = shared_browser.open("a")
     page.set_default_timeout(300_000)
     assert page.evaluate("async (q) => (await webmodels.load(q)).info.sha256", query) == sha
 

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from e2e.test_page_api import Browser, browser, host_pids, install_env, pages_server
+from e2e.test_page_api import Browser, browser, host_pids, pages_server
 from support.host import HostProcess
 
 pytestmark = pytest.mark.e2e
-__all__ = ["browser", "install_env", "pages_server"]  # fixtures shared with test_page_api
+__all__ = ["browser", "pages_server"]  # fixtures shared with test_page_api
 
 MIB = 96
 # Starts a write of `mib` MiB of pseudo-random bytes (not awaited: window.__written),

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from privacy.signing import Signer, entry, trusting_config
+from support.contexts import PAGE_A, PAGE_B
 from support.host import HostProcess, run_cli
 from support.httpserver import Fault, ModelServer
 
@@ -23,8 +24,6 @@ from support.httpserver import Fault, ModelServer
 # servers. Servers allow any origin, as real model hosts do.
 A = "http://a.localhost:8000"
 B = "http://b.localhost:8000"
-PAGE_A = {"partition": {"top_site": A, "origin": A}, "user_activation": True, "trusted": False}
-PAGE_B = {"partition": {"top_site": B, "origin": B}, "user_activation": True, "trusted": False}
 SIZE = 6 << 20
 RATE = 2 << 20  # 3 s for the whole file: B asks while A is mid-way
 

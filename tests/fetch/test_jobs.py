@@ -15,19 +15,10 @@ from typing import Any
 
 import pytest
 
+from support.contexts import PAGE_A, PAGE_B
 from support.host import HostProcess, run_cli
 from support.httpserver import Fault, ModelServer, RequestRecord
 from support.models import tiny_model
-
-PAGE_A = {
-    "partition": {"top_site": "http://a.localhost:8000", "origin": "http://a.localhost:8000"},
-    "user_activation": True,
-    "trusted": False,
-}
-PAGE_B = {
-    **PAGE_A,
-    "partition": {"top_site": "http://b.localhost:8000", "origin": "http://b.localhost:8000"},
-}
 
 
 def integrity(data: bytes) -> str:

@@ -17,20 +17,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from support.contexts import PAGE_A, PAGE_B
 from support.host import HostProcess, run_cli
 from support.manifest_models import matmul_chain, reference_run, with_location
 from support.runtime_models import wire
 
 WIDTH = 512  # 4 layers of 512 x 512 float32: 4 MiB of external data
-PAGE_A = {
-    "partition": {"top_site": "http://a.localhost:8000", "origin": "http://a.localhost:8000"},
-    "user_activation": True,
-    "trusted": False,
-}
-PAGE_B = {
-    **PAGE_A,
-    "partition": {"top_site": "http://b.localhost:8000", "origin": "http://b.localhost:8000"},
-}
 
 
 def sha(path: Path) -> str:

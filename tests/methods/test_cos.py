@@ -9,18 +9,10 @@ import os
 import time
 from pathlib import Path
 
+from support.contexts import PUBLIC_A, PUBLIC_B, PUBLIC_FRAME_IN_A
 from support.host import HostProcess
 
-PAGE_A = {
-    "partition": {"top_site": "https://a.example", "origin": "https://a.example"},
-    "user_activation": True,
-    "trusted": False,
-}
-FRAME_IN_A = {
-    **PAGE_A,
-    "partition": {"top_site": "https://a.example", "origin": "https://widget.example"},
-}
-PAGE_B = {**PAGE_A, "partition": {"top_site": "https://b.example", "origin": "https://b.example"}}
+PAGE_A, PAGE_B, FRAME_IN_A = PUBLIC_A, PUBLIC_B, PUBLIC_FRAME_IN_A
 
 
 def upload(

@@ -17,21 +17,13 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from support.contexts import PAGE_A, PAGE_B
 from support.flood import identity_flood
 from support.host import HostProcess
 from support.httpserver import ModelServer
 from support.models import real_model, tiny_model
 from webmodels.store.metadata import read_onnx_metadata
 
-PAGE_A = {
-    "partition": {"top_site": "http://a.localhost:8000", "origin": "http://a.localhost:8000"},
-    "user_activation": True,
-    "trusted": False,
-}
-PAGE_B = {
-    **PAGE_A,
-    "partition": {"top_site": "http://b.localhost:8000", "origin": "http://b.localhost:8000"},
-}
 CHUNK = 4 << 20
 MIB = 1 << 20
 

@@ -7,7 +7,8 @@ import os
 
 import pytest
 
-from methods.test_sessions import PAGE_A, upload
+from methods.test_sessions import upload
+from support.contexts import PAGE_A
 from support.host import HostProcess
 
 

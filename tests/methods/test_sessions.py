@@ -16,28 +16,11 @@ import onnxruntime as ort
 import pytest
 import requests
 
+from support.contexts import FRAME_IN_A, PAGE_A, PAGE_B, PAGE_C
 from support.host import HostProcess
 from support.httpserver import ModelServer
 from support.models import real_model, tiny_model
 from support.runtime_models import identity_model, sample, save, wire, wire_bytes
-
-PAGE_A = {
-    "partition": {"top_site": "http://a.localhost:8000", "origin": "http://a.localhost:8000"},
-    "user_activation": True,
-    "trusted": False,
-}
-FRAME_IN_A = {
-    **PAGE_A,
-    "partition": {"top_site": "http://a.localhost:8000", "origin": "http://widget.localhost:8000"},
-}
-PAGE_B = {
-    **PAGE_A,
-    "partition": {"top_site": "http://b.localhost:8000", "origin": "http://b.localhost:8000"},
-}
-PAGE_C = {
-    **PAGE_A,
-    "partition": {"top_site": "http://c.localhost:8000", "origin": "http://c.localhost:8000"},
-}
 
 
 def sha(path: Path) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from privacy.signing import Signer, entry, trusting_config
+from support.contexts import page_context
 from support.host import HostProcess, run_cli
 from support.httpserver import ModelServer
 from support.models import tiny_model
@@ -21,7 +22,7 @@ from webmodels.commons.lists import check_succession, verify_list
 from webmodels.errors import HostError
 
 B = "https://b.example"
-PAGE_B = {"partition": {"top_site": B, "origin": B}, "user_activation": True, "trusted": False}
+PAGE_B = page_context(B)
 MAGIKA = "fe2d2eb49c5f88a9e0a6c048e15d6ffdf86235519c2afc535044de433169ec8c"
 
 

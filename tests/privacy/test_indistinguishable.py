@@ -17,14 +17,13 @@ from typing import Any
 import pytest
 
 from privacy.signing import Signer, entry, trusting_config
+from support.contexts import PAGE_A, PAGE_B
 from support.host import HostProcess, run_cli
 from support.httpserver import ModelServer
 from support.models import tiny_model
 
 A = "http://a.localhost:8000"
 B = "http://b.localhost:8000"
-PAGE_A = {"partition": {"top_site": A, "origin": A}, "user_activation": True, "trusted": False}
-PAGE_B = {"partition": {"top_site": B, "origin": B}, "user_activation": True, "trusted": False}
 PROBE_ID = 77  # the request id of every compared probe, so frames compare whole
 
 

@@ -16,8 +16,9 @@ import numpy as np
 import onnx
 import pytest
 
-from methods.test_sessions import PAGE_A, PAGE_B, configure, upload
+from methods.test_sessions import configure, upload
 from representations.test_derive import dense_model, no_matmul_model
+from support.contexts import PAGE_A, PAGE_B
 from support.host import HostProcess
 from support.runtime_models import wire
 from webmodels.errors import ERROR_CODES

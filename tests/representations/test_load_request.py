@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import os
 
-from methods.test_sessions import PAGE_A, upload
+from methods.test_sessions import upload
+from support.contexts import PAGE_A
 from support.host import HostProcess
 
 FEATURES = ["float32-filterable", "subgroups", "timestamp-query"]

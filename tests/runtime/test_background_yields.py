@@ -10,7 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from methods.test_sessions import PAGE_A, PAGE_B, configure, upload
+from methods.test_sessions import configure, upload
+from support.contexts import PAGE_A, PAGE_B
 from support.host import HostProcess
 from support.models import real_model, tiny_model
 from webmodels.config import Config

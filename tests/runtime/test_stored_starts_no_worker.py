@@ -8,7 +8,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from methods.test_sessions import PAGE_A, configure, upload
+from methods.test_sessions import configure, upload
+from support.contexts import PAGE_A
 from support.host import HostProcess
 from support.runtime_models import identity_model, save
 from webmodels.runtime.client import WORKER_MODULE
