@@ -21,6 +21,7 @@ import time
 
 from stress_lib.concurrency import run_concurrency
 from stress_lib.corpus import print_corpus
+from stress_lib.corpus_runtime import print_sessions
 from stress_lib.crash_points import run_points
 from stress_lib.crashes import run_crashes
 from stress_lib.injection import run_injection, table
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         "crashes": crashes,
         "concurrency": concurrency,
         "points": points,
-        "corpus": print_corpus,
+        "corpus": lambda size: print_corpus(size) + print_sessions(size),
     }
     bad = 0
     for name in args.only or PARTS:
