@@ -2,7 +2,9 @@
 (stress_lib/injection.py), the crash loop (stress_lib/crashes.py), the concurrency
 rounds (stress_lib/concurrency.py) and the kills during downloads, gc and a migration
 (stress_lib/crash_points.py) and the hostile model corpus (stress_lib/corpus.py); the
-cheap kill loop (stress_lib/kill_points.py: forked hosts and commands killed at five
+faults injected into imports and pulls of models made of several files
+(stress_lib/manifest_faults.py: every 4th I/O call in the short run, each in the long);
+the cheap kill loop (stress_lib/kill_points.py: forked hosts and commands killed at five
 points, 22 kills each in the short run, 250 in the long).
 
 short (what CI runs, tests/test_stress_*.py): a 256 KiB model, 20 kills, 16 processes
@@ -26,6 +28,7 @@ from stress_lib.crash_points import run_points
 from stress_lib.crashes import run_crashes
 from stress_lib.injection import run_injection, table
 from stress_lib.kill_points import run_kills
+from stress_lib.manifest_faults import run_manifest_injection
 
 SIZES = {"short": 256 * 1024, "long": 6 * 1024 * 1024}
 KILLS = {"short": 20, "long": 1000}
@@ -35,7 +38,8 @@ POINT_KILLS = {"short": 2, "long": 200}  # of each kind: downloads, gc, migratio
 # The cheap kill loop (forked processes): per point, and the size of its models.
 FORK_KILLS = {"short": 22, "long": 250}
 FORK_MODEL = {"short": 32 * 1024, "long": 512 * 1024}
-PARTS = ("injection", "kills", "crashes", "concurrency", "points", "corpus")
+MANIFEST_STRIDE = {"short": 4, "long": 1}  # every Nth I/O call of a set's import failed
+PARTS = ("injection", "manifests", "kills", "crashes", "concurrency", "points", "corpus")
 
 
 def injection(size: str) -> int:
@@ -59,6 +63,19 @@ def crashes(size: str) -> int:
     if crash.example:
         print(f"    {crash.example}")
     return crash.lost + crash.corrupted
+
+
+def manifests(size: str) -> int:
+    started = time.monotonic()
+    rows = run_manifest_injection(weight_bytes=SIZES["short"], stride=MANIFEST_STRIDE[size])
+    print(table(rows))
+    total = sum(r.injections for r in rows)
+    bad = sum(r.lost + r.corrupted + r.unclear for r in rows)
+    print(
+        f"manifest injections: {total} ({'every' if size == 'long' else 'every 4th'} I/O "
+        f"call), {bad} bad, {time.monotonic() - started:.1f} s ({size})"
+    )
+    return bad
 
 
 def kills(size: str) -> int:
@@ -121,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     parts = {
         "injection": injection,
+        "manifests": manifests,
         "kills": kills,
         "crashes": crashes,
         "concurrency": concurrency,
