@@ -7,10 +7,11 @@ faults injected into imports and pulls of models made of several files
 the cheap kill loop (stress_lib/kill_points.py: forked hosts and commands killed at five
 points, 22 kills each in the short run, 250 in the long).
 
-short (what CI runs, tests/test_stress_*.py): a 256 KiB model, 20 kills, 16 processes
-for 2 rounds, 2 kills each of a download, gc and a migration; long: a 6 MiB model, so
-every write of a multi-chunk file is a fault point, 1,000 kills, 16 processes for 50
-rounds and 200 kills each of a download, gc and a migration.
+short (what CI runs, tests/test_stress_*.py): a 256 KiB model, 110 forked kills, 16
+processes for 2 rounds (the exec-based 20 kills and 2 kills each of a download, gc and
+a migration run with WEBMODELS_LONG=1); long: a 6 MiB model, so every write of a
+multi-chunk file is a fault point, 1,250 forked kills, 1,000 exec-based kills, 16
+processes for 50 rounds and 200 kills each of a download, gc and a migration.
 Exit status 1 when any injection, kill or round lost or corrupted anything, or a fault
 was answered with an unclear error, or SQLite's own error text reached a user.
 """
