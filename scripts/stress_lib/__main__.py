@@ -1,12 +1,17 @@
 """`scripts/stress --size short|long [--only PART]`: the fault-injection table
 (stress_lib/injection.py), the crash loop (stress_lib/crashes.py), the concurrency
 rounds (stress_lib/concurrency.py) and the kills during downloads, gc and a migration
-(stress_lib/crash_points.py) and the hostile model corpus (stress_lib/corpus.py).
+(stress_lib/crash_points.py) and the hostile model corpus (stress_lib/corpus.py); the
+faults injected into imports and pulls of models made of several files
+(stress_lib/manifest_faults.py: every 4th I/O call in the short run, each in the long);
+the cheap kill loop (stress_lib/kill_points.py: forked hosts and commands killed at five
+points, 22 kills each in the short run, 250 in the long).
 
-short (what CI runs, tests/test_stress_*.py): a 256 KiB model, 20 kills, 16 processes
-for 2 rounds, 2 kills each of a download, gc and a migration; long: a 6 MiB model, so
-every write of a multi-chunk file is a fault point, 1,000 kills, 16 processes for 50
-rounds and 200 kills each of a download, gc and a migration.
+short (what CI runs, tests/test_stress_*.py): a 256 KiB model, 110 forked kills, 16
+processes for 2 rounds (the exec-based 20 kills and 2 kills each of a download, gc and
+a migration run with WEBMODELS_LONG=1); long: a 6 MiB model, so every write of a
+multi-chunk file is a fault point, 1,250 forked kills, 1,000 exec-based kills, 16
+processes for 50 rounds and 200 kills each of a download, gc and a migration.
 Exit status 1 when any injection, kill or round lost or corrupted anything, or a fault
 was answered with an unclear error, or SQLite's own error text reached a user.
 """
@@ -19,16 +24,23 @@ import time
 
 from stress_lib.concurrency import run_concurrency
 from stress_lib.corpus import print_corpus
+from stress_lib.corpus_runtime import print_sessions
 from stress_lib.crash_points import run_points
 from stress_lib.crashes import run_crashes
 from stress_lib.injection import run_injection, table
+from stress_lib.kill_points import run_kills
+from stress_lib.manifest_faults import run_manifest_injection
 
 SIZES = {"short": 256 * 1024, "long": 6 * 1024 * 1024}
 KILLS = {"short": 20, "long": 1000}
 CRASH_MODEL = {"short": 512 * 1024, "long": 4 * 1024 * 1024}
 ROUNDS = {"short": 2, "long": 50}
 POINT_KILLS = {"short": 2, "long": 200}  # of each kind: downloads, gc, migration
-PARTS = ("injection", "crashes", "concurrency", "points", "corpus")
+# The cheap kill loop (forked processes): per point, and the size of its models.
+FORK_KILLS = {"short": 22, "long": 250}
+FORK_MODEL = {"short": 32 * 1024, "long": 512 * 1024}
+MANIFEST_STRIDE = {"short": 4, "long": 1}  # every Nth I/O call of a set's import failed
+PARTS = ("injection", "manifests", "kills", "crashes", "concurrency", "points", "corpus")
 
 
 def injection(size: str) -> int:
@@ -52,6 +64,42 @@ def crashes(size: str) -> int:
     if crash.example:
         print(f"    {crash.example}")
     return crash.lost + crash.corrupted
+
+
+def manifests(size: str) -> int:
+    started = time.monotonic()
+    rows = run_manifest_injection(weight_bytes=SIZES["short"], stride=MANIFEST_STRIDE[size])
+    print(table(rows))
+    total = sum(r.injections for r in rows)
+    bad = sum(r.lost + r.corrupted + r.unclear for r in rows)
+    print(
+        f"manifest injections: {total} ({'every' if size == 'long' else 'every 4th'} I/O "
+        f"call), {bad} bad, {time.monotonic() - started:.1f} s ({size})"
+    )
+    return bad
+
+
+def kills(size: str) -> int:
+    started = time.monotonic()
+    rows = run_kills(FORK_KILLS[size], FORK_MODEL[size])
+    for row in rows:
+        print(
+            f"kills, {row.point}: {row.kills} kills, {row.completed} completed, "
+            f"{row.retransferred} bytes re-transferred, {row.checks} checks, "
+            f"{len(row.orphaned)} orphaned blobs (gc took them back), {row.failed} failed, "
+            f"{row.lost} lost, {row.corrupted} corrupted, {row.seconds:.1f} s "
+            f"({row.kills / max(row.seconds, 0.001):.1f} kills/s)"
+        )
+        if row.example:
+            print(f"    {row.example}")
+    total = sum(r.kills for r in rows)
+    bad = sum(r.lost + r.corrupted + r.failed for r in rows)
+    print(
+        f"kill loop: {total} kills, {sum(r.retransferred for r in rows)} bytes re-transferred, "
+        f"{sum(r.lost for r in rows)} lost, {sum(r.corrupted for r in rows)} corrupted, "
+        f"{time.monotonic() - started:.1f} s ({size})"
+    )
+    return bad
 
 
 def concurrency(size: str) -> int:
@@ -91,10 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     parts = {
         "injection": injection,
+        "manifests": manifests,
+        "kills": kills,
         "crashes": crashes,
         "concurrency": concurrency,
         "points": points,
-        "corpus": print_corpus,
+        "corpus": lambda size: print_corpus(size) + print_sessions(size),
     }
     bad = 0
     for name in args.only or PARTS:

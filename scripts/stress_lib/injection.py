@@ -8,6 +8,7 @@ import errno
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,8 +37,17 @@ def scratch_dir() -> str | None:
     return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
 
 
-def inject_one(op: Operation, kind: str, n: int, *, weight_bytes: int) -> tuple[bool, Verdict, str]:
-    """One run of `op` with call `n` failing; (fired, verdict, where it failed)."""
+def inject_one(
+    op: Operation,
+    kind: str,
+    n: int,
+    *,
+    weight_bytes: int,
+    extra: Callable[[Path, bool, Verdict], None] | None = None,
+) -> tuple[bool, Verdict, str]:
+    """One run of `op` with call `n` failing; (fired, verdict, where it failed).
+    `extra(store root, completed, verdict)`: an operation's own checks, after the
+    store's."""
     err, persistent = KINDS[kind]
     with tempfile.TemporaryDirectory(prefix="wm-stress-", dir=scratch_dir()) as tmp:
         base = Path(tmp)
@@ -56,7 +66,10 @@ def inject_one(op: Operation, kind: str, n: int, *, weight_bytes: int) -> tuple[
         s.store.close()
         verdict = Verdict()
         check_error(exc, verdict)
-        check_store(s.root, verdict, known_orphans=frozenset(s.known_orphans)).close()
+        orphans = frozenset(s.known_orphans)
+        check_store(s.root, verdict, known_orphans=orphans, resumable=op.resumable).close()
+        if extra is not None:
+            extra(s.root, exc is None, verdict)
         if op.name == "open_migrate":
             check_store(base / "fresh", verdict).close()
         if not injector.fired and exc is not None:

@@ -185,6 +185,7 @@ class Operation:
     prepare: Callable[[Stage], None]
     run: Callable[[Stage], None]
     reads_source: bool = False  # the source file's reads are fault points too (imports)
+    resumable: bool = False  # a download's dl-*.partial is kept for its resume (pulls)
 
 
 OPERATIONS = (

@@ -37,6 +37,8 @@ def graph_locations(path: Path) -> frozenset[str]:
         read_wire_metadata(path, locations=found)
     except (WireInvalid, WireCapped) as exc:
         raise HostError("model_invalid", f"the graph is not a readable ONNX model: {exc}") from exc
+    except OSError as exc:  # the disk under the store failed: not a property of the file
+        raise HostError("internal", f"cannot read {path}: {exc.strerror or exc}") from exc
     return frozenset(found)
 
 

@@ -75,7 +75,10 @@ def import_model_files(
     try:
         for relative, source in sources:
             members.append(_copy(store, relative, source, progress_for))
-        manifest, metadata = _describe(members)
+        try:
+            manifest, metadata = _describe(members)
+        except OSError as exc:  # the disk under the store failed reading a temp file
+            raise HostError("internal", f"cannot read {path}: {exc.strerror or exc}") from exc
         new = _publish(store, members, metadata, name=name, version=version)
         save_manifest(store.index, manifest, name=name, version=version)
     finally:
@@ -157,6 +160,8 @@ def _copy(store: Store, relative: str, source: Path, progress_for: ProgressFor |
         raise HostError("not_found", f"no such file: {source}") from exc
     except PermissionError as exc:
         raise HostError("access_denied", f"cannot read {source}: {exc}") from exc
+    except OSError as exc:  # the source's disk failed (ours became a HostError)
+        raise HostError("internal", f"cannot read {source}: {exc.strerror or exc}") from exc
     return _Member(relative, source, pending)
 
 

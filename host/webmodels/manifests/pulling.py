@@ -223,8 +223,8 @@ def _graph(store: Store, source: FileSource, record: ModelRecord) -> frozenset[s
         return None
     try:
         return graph_locations(store.locate(record.digest).path)
-    except HostError:
-        if source.role == "graph":
+    except HostError as exc:
+        if source.role == "graph" or exc.code != "model_invalid":
             raise
         return None  # an .onnx name but no readable graph: a plain file
 
