@@ -86,7 +86,7 @@ def kills(size: str) -> int:
         print(
             f"kills, {row.point}: {row.kills} kills, {row.completed} completed, "
             f"{row.retransferred} bytes re-transferred, {row.checks} checks, "
-            f"{len(row.orphaned)} orphaned blobs (gc took them back), {row.failed} failed, "
+            f"{len(row.orphaned)} orphaned blobs, {row.failed} failed, "
             f"{row.lost} lost, {row.corrupted} corrupted, {row.seconds:.1f} s "
             f"({row.kills / max(row.seconds, 0.001):.1f} kills/s)"
         )

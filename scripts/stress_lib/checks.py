@@ -72,7 +72,8 @@ def check_store(
     for digest, _path in store.files.iter_blobs():
         if digest.hex not in indexed and digest.hex not in known_orphans:
             verdict.corrupted.append(f"unindexed blob {digest.short}")
-    for temp in [*store.files.tmp_dir.glob("*.partial"), *store.files.tmp_dir.glob("*.aside")]:
+    temps = [store.files.tmp_dir.glob(f"*.{kind}") for kind in ("partial", "aside", "publishing")]
+    for temp in [path for paths in temps for path in paths]:
         if resumable and temp.name.startswith("dl-"):
             continue
         verdict.corrupted.append(f"temp file survives the next start: {temp.name}")

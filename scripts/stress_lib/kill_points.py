@@ -97,12 +97,12 @@ def _hex(data: bytes) -> str:
 
 
 def _check(
-    root: Path, stored: set[str], figures: KillFigures, *, orphans: bool = True, **kw: object
+    root: Path, stored: set[str], figures: KillFigures, *, orphans: bool = False, **kw: object
 ) -> set[str]:
-    """The full check of `root`; the hashes it holds. With `orphans`, a blob file
-    without its index row is counted in `figures.orphaned` rather than as corrupted: a
-    kill between a publish's rename and its index COMMIT leaves one (the next start
-    does not take it back; `gc` does, which the end of each run checks)."""
+    """The full check of `root`; the hashes it holds. A blob file without its index row
+    after the next start is corrupted (a kill between a publish's rename and its index
+    COMMIT left one until the next start settled publishing markers); with `orphans`
+    it is only counted in `figures.orphaned`."""
     verdict = Verdict()
     if not (root / "index.sqlite3").exists():
         verdict.lost += ["no store at all"] if stored else []

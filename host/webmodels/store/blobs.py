@@ -5,6 +5,9 @@ Layout (``store-v1``)::
     blobs/sha256/ab/<64 hex>   immutable, read-only, published only after the hash matched
     tmp/<pid>-<uuid>.partial   one per writer (a ``.json`` sidecar marks resumable state)
     tmp/<64 hex>.aside         a blob gc is removing, until its index write commits
+    tmp/<64 hex>.publishing    a blob renamed into place whose index write has not
+                               committed yet (the next start removes the blob if it
+                               never did: store.Store.settle_publishing)
     quarantine/<64 hex>.<UTC>  blobs that failed verification; never served
 
 Correctness never depends on a lock: every writer has its own temp file, and only
@@ -22,7 +25,7 @@ import shutil
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -35,6 +38,7 @@ from webmodels.store.quarantine import quarantine_name
 CHUNK = 1 << 20
 _PARTIAL = ".partial"
 ASIDE = ".aside"
+PUBLISHING = ".publishing"
 FREE_SPACE_RESERVE = 16 * CHUNK  # left free after an import (the index, logs, others)
 STALE_TEMP_AGE_S = 24 * 3600  # fallback where a writer's pid cannot be checked
 
@@ -110,9 +114,22 @@ class BlobFiles:
         # (PRIVACY.md, timing; tests/privacy/test_timing.py).
         make_private_dir(final.parent, own=self.root)
         os.chmod(pending.temp_path, 0o400)  # read-only, and the user's alone
+        # Called inside the index's write transaction: a process killed between this
+        # rename and the COMMIT leaves the marker, and the next start takes the blob
+        # back unless a row names it (a kill loop found such blobs left until a gc).
+        self.publishing_marker(pending.digest).touch()
         os.replace(pending.temp_path, final)
         fsync_dir(final.parent)
         return not existed
+
+    def publishing_marker(self, digest: Digest) -> Path:
+        return self.tmp_dir / f"{digest.hex}{PUBLISHING}"
+
+    def settled(self, digests: Iterable[Digest]) -> None:
+        """The index write that published `digests` committed: drop their markers."""
+        for digest in digests:
+            with contextlib.suppress(OSError):  # a failing disk: the next start does it
+                self.publishing_marker(digest).unlink(missing_ok=True)
 
     def discard(self, pending: PendingBlob) -> None:
         with contextlib.suppress(OSError):  # a failing disk: the next start removes it

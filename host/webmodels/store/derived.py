@@ -59,6 +59,7 @@ def publish_derived(
         for digest in published:
             store.remove_unindexed(digest)
         raise
+    store.files.settled(blob.digest for blob in pending)
     return True
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from webmodels.digest import Digest
 from webmodels.permissions import make_private_dir
-from webmodels.store.blobs import ASIDE, disk_error
+from webmodels.store.blobs import ASIDE, PUBLISHING, disk_error
 from webmodels.store.quarantine import older_than
 
 if TYPE_CHECKING:
@@ -209,6 +209,28 @@ def settle_set_aside(store: Store) -> None:
                 store.files.put_back(digest, path)
             else:
                 path.unlink(missing_ok=True)
+
+
+def settle_publishing(store: Store) -> int:
+    """Blobs renamed into place by a process that died before its index write
+    committed (blobs.PUBLISHING markers): removed unless a row names them. Holding the
+    write lock, no live publisher is between its rename and its COMMIT. The number
+    removed."""
+    removed = 0
+    for marker in store.files.tmp_dir.glob(f"*{PUBLISHING}"):
+        try:
+            digest = Digest(marker.name.removesuffix(PUBLISHING))
+        except ValueError:
+            continue
+        with store.index.write() as db:
+            row = db.execute("SELECT 1 FROM blobs WHERE sha256 = ?", (digest.hex,)).fetchone()
+            if row is None and store.files.path_of(digest).exists():
+                store.files.remove(digest)
+                removed += 1
+            marker.unlink(missing_ok=True)
+    if removed:
+        log.info("took back %d blobs whose index write never committed", removed)
+    return removed
 
 
 def _set_aside(store: Store, digest: Digest, aside: dict[Digest, Path]) -> None:

@@ -101,6 +101,7 @@ def publish_form(
         if moved:  # the index never took it: no file may stay without its row
             store.remove_unindexed(pending.digest)
         raise
+    store.files.settled([pending.digest])
 
 
 def _record(db: sqlite3.Connection, p: Provenance, now: float) -> None:

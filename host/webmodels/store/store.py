@@ -160,14 +160,15 @@ class Store:
                 for ref in refs:
                     add_ref(db, digest, ref, now)
         except BaseException as exc:
-            if moved:  # the index never took it: no file may stay without its row
-                self.remove_unindexed(digest)
+            if moved and self.remove_unindexed(digest):  # no file may stay without its row
+                self.files.settled([digest])
             if self.segmented.enabled:  # its segments wait for gc; the temp file goes now
                 self.files.discard(pending)
             if isinstance(exc, OSError):
                 raise disk_error(exc, self.root) from exc
             raise
         self.files.discard(pending)  # a no-op once renamed into blobs/
+        self.files.settled([digest])
         record = self.get(digest)
         assert record is not None
         log.info("stored %s (%d bytes, new=%s)", digest.hex, pending.size, published)
@@ -194,16 +195,19 @@ class Store:
         """The blobs made from ``sources`` (for removing them together)."""
         return derived.derived_from(self.index, sources)
 
-    def remove_unindexed(self, digest: Digest) -> None:
+    def remove_unindexed(self, digest: Digest) -> bool:
         """Take back a blob whose index write failed (a full disk), unless another
-        process has indexed the same bytes since; else `gc` finds it as an orphan."""
+        process has indexed the same bytes since; False when that failed too (its
+        publishing marker stays, and the next start settles it)."""
         try:
             with self.index.write() as db:
                 row = db.execute("SELECT 1 FROM blobs WHERE sha256 = ?", (digest.hex,))
                 if row.fetchone() is None:
                     self.files.remove(digest)
         except (HostError, sqlite3.Error, OSError) as exc:
-            log.warning("left unindexed blob %s for gc: %s", digest.hex, exc)
+            log.warning("left unindexed blob %s for the next start: %s", digest.hex, exc)
+            return False
+        return True
 
     # -- reading -----------------------------------------------------------------
 
@@ -391,9 +395,10 @@ class Store:
     # -- housekeeping -----------------------------------------------------------------
 
     def remove_stale_temp_files(self) -> list[Path]:
-        from webmodels.store.gc import settle_set_aside
+        from webmodels.store.gc import settle_publishing, settle_set_aside
 
         settle_set_aside(self)
+        settle_publishing(self)
         removed = []
         for path in [*self.files.stale_temp_files(), *self.segmented.store.stale_temps()]:
             try:
