@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from support.catalogs import CatalogSigner, entry
 from support.host import run_cli
 from support.models import tiny_model
+from webmodels.catalogs import keeper
+from webmodels.store import Store
 
 
 def store_check(home: Path, name: str = "store") -> dict[str, object]:
@@ -41,19 +42,26 @@ def test_quarantine_and_leftovers_are_reported(home: Path, tmp_path: Path) -> No
 
 def test_catalogs_are_listed_and_an_expired_one_is_a_warning(home: Path, tmp_path: Path) -> None:
     assert store_check(home, "catalogs")["status"] == "ok"
-    signer = CatalogSigner("acme")
     data = tiny_model(tmp_path / "m.onnx").read_bytes()
-    written = time.monotonic()
-    document = signer.write(
-        tmp_path / "c.json",
-        1,
-        [entry(data, "acme/model", "1.0.0")],
-        expires_in=timedelta(seconds=3),
-    )
+    signer = CatalogSigner("acme")
+    document = signer.write(tmp_path / "c.json", 1, [entry(data, "acme/model", "1.0.0")])
     run_cli(home, "catalog", "add", str(document), "--key", signer.public)
     check = store_check(home, "catalogs")
     assert (check["status"], check["summary"]) == ("ok", "1 catalog(s): acme v1")
-    time.sleep(max(0.0, written + 3.5 - time.monotonic()))  # until just past the expiry
+
+    # A catalog that expired since it was added (installed as of an hour ago, when it
+    # was still valid: no wall-clock wait, which a loaded machine overran).
+    old = CatalogSigner("olden")
+    stale = old.write(
+        tmp_path / "o.json",
+        1,
+        [entry(data, "olden/model", "1.0.0")],
+        expires_in=timedelta(hours=-1),
+    )
+    then = datetime.now(UTC) - timedelta(hours=2)
+    with Store(home / "store-v1") as store:
+        keeper.add(store.index, stale.read_bytes(), key=old.public, source=None, now=then)
     expired = store_check(home, "catalogs")
-    assert expired["status"] == "warn" and "acme (expired" in str(expired["summary"])
+    assert expired["status"] == "warn" and "olden (expired" in str(expired["summary"])
+    assert "acme" not in str(expired["summary"])  # the valid one still counts
     assert "webmodels update" in str(expired["fix"])
