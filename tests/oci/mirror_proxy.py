@@ -40,7 +40,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         state = self.server.state
         state.seen.append((self.path, self.headers.get("Range")))
-        headers = {k: v for k, v in self.headers.items() if k in ("Range", "Authorization")}
+        headers = {
+            k: v for k, v in self.headers.items() if k in ("Range", "Authorization", "Accept")
+        }
         with requests.get(
             f"http://{state.upstream}{self.path}", headers=headers, stream=True, timeout=30
         ) as reply:

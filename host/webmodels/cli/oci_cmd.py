@@ -13,7 +13,10 @@ from webmodels.cli.main import CliContext
 from webmodels.cli.output import ProgressBar, format_table, human_bytes, print_json
 from webmodels.digest import Digest
 from webmodels.errors import HostError
+from webmodels.fetch.records import DownloadRequest
+from webmodels.manifests.pulling import check_room, missing
 from webmodels.oci.artifact import Layer
+from webmodels.oci.background import plan
 from webmodels.oci.client import RegistryClient
 from webmodels.oci.credentials import config_path, find_credentials
 from webmodels.oci.pull import pull
@@ -44,13 +47,15 @@ def _client(text: str) -> RegistryClient:
 
 def cmd_pull_oci(args: argparse.Namespace, ctx: CliContext) -> int:
     """`webmodels pull oci://…` (fetch_cmd hands such URLs here)."""
-    if args.sha256 or args.integrity or args.mirror or args.background:
+    if args.sha256 or args.integrity or args.mirror:
         raise HostError(
             "bad_request",
-            "pull oci://… takes no --sha256, --integrity, --mirror or --background: "
+            "pull oci://… takes no --sha256, --integrity or --mirror: "
             "the registry's manifest names every layer's digest (pin one with @sha256:…)",
         )
     client = _client(args.url)
+    if args.background:
+        return _pull_background(client, ctx)
     bars: dict[Digest, ProgressBar] = {}
 
     def progress(layer: Layer, loaded: int) -> None:
@@ -83,6 +88,37 @@ def cmd_pull_oci(args: argparse.Namespace, ctx: CliContext) -> int:
     print(format_table(["SHA256", "FORMAT", "SIZE"], rows))
     if pulled.manifest:
         print(f"one model of {len(files)} files: manifest {pulled.manifest.digest.hex}")
+    return 0
+
+
+def _pull_background(client: RegistryClient, ctx: CliContext) -> int:
+    """A download job per layer not yet stored, run by the detached runner; several
+    titled layers are one model, saved by the runner once all are stored."""
+    from webmodels.cli.fetch_cmd import _manager, _spawn_runner
+    from webmodels.cli.manifest_pull import pull_in_background
+
+    try:
+        planned = plan(client)
+    finally:
+        client.close()
+    with Store.open(ctx.config) as store:
+        if planned.one_model:
+            return pull_in_background(store, ctx, planned.sources, name=None, version=None)
+        check_room(store, planned.sources, quota=ctx.config.quota_total_bytes)
+        manager = _manager(store, ctx)
+        jobs = [
+            manager.join(DownloadRequest(s.digest, s.urls, waiter="", size=s.size, background=True))
+            for s in missing(store, planned.sources)
+        ]
+    if jobs:
+        _spawn_runner(ctx)
+    manifest = f"sha256:{planned.manifest_digest.hex}"
+    if ctx.json:
+        print_json({"jobs": jobs, "background": True, "oci_manifest": manifest})
+    elif jobs:
+        print(f"downloading {len(jobs)} files in the background; see `webmodels jobs`")
+    else:
+        print("every file is already stored")
     return 0
 
 

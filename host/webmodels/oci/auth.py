@@ -1,6 +1,7 @@
 """The registry's ``WWW-Authenticate`` challenge (RFC 7235) and the distribution token
 flow: ``Basic`` → send the credentials; ``Bearer realm=…,service=…,scope=…`` → ask the
-realm for a token (with the credentials if any, anonymous otherwise)."""
+realm for a token (with the credentials if any, anonymous otherwise; an identity token
+is traded with the OAuth2 refresh-token grant)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from dataclasses import dataclass, field
 import requests
 
 from webmodels.errors import HostError
-from webmodels.oci.credentials import Credentials
+from webmodels.oci.credentials import IDENTITY_TOKEN_USER, Credentials
 
 _PARAM = re.compile(r'([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
 TOKEN_TIMEOUT_S = 30
+CLIENT_ID = "webmodels"  # the OAuth2 client_id the token spec asks a refresh grant for
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +40,7 @@ def authorization(
 ) -> str:
     """The ``Authorization`` header value that answers ``challenge``."""
     if challenge.scheme == "basic":
-        if credentials is None:
+        if credentials is None or credentials.identity_token:  # a token is no password
             raise _no_credentials(challenge)
         pair = f"{credentials.user}:{credentials.password}".encode()
         return f"Basic {base64.b64encode(pair).decode()}"
@@ -54,9 +56,12 @@ def _token(session: requests.Session, challenge: Challenge, credentials: Credent
     if not realm:
         raise HostError("download_failed", "the registry's bearer challenge names no realm")
     query = {k: v for k, v in challenge.params.items() if k in ("service", "scope")}
-    auth = (credentials.user, credentials.password) if credentials else None
     try:
-        reply = session.get(realm, params=query, auth=auth, timeout=TOKEN_TIMEOUT_S)
+        if credentials is not None and credentials.identity_token:
+            reply = _refresh_grant(session, realm, query, credentials.identity_token)
+        else:
+            auth = (credentials.user, credentials.password) if credentials else None
+            reply = session.get(realm, params=query, auth=auth, timeout=TOKEN_TIMEOUT_S)
     except requests.RequestException as exc:
         raise HostError(
             "download_failed", f"cannot reach the registry's token service: {exc}"
@@ -71,6 +76,21 @@ def _token(session: requests.Session, challenge: Challenge, credentials: Credent
     if not isinstance(token, str):
         raise HostError("download_failed", "the registry's token service sent no token")
     return token
+
+
+def _refresh_grant(
+    session: requests.Session, realm: str, query: dict[str, str], token: str
+) -> requests.Response:
+    """The OAuth2 refresh-token grant of the distribution token spec: a form POST to
+    the realm. A token service that refuses the POST (404, 405, or 401 as some
+    answer it) is asked as Docker asks it then: GET with the token as basic auth."""
+    form = {"grant_type": "refresh_token", "refresh_token": token, "client_id": CLIENT_ID}
+    reply = session.post(realm, data={**form, **query}, timeout=TOKEN_TIMEOUT_S)
+    if reply.status_code not in (401, 404, 405):
+        return reply
+    reply.close()
+    auth = (IDENTITY_TOKEN_USER, token)
+    return session.get(realm, params=query, auth=auth, timeout=TOKEN_TIMEOUT_S)
 
 
 def _no_credentials(challenge: Challenge) -> HostError:

@@ -21,10 +21,12 @@ from webmodels.errors import HostError
 from webmodels.oci.artifact import ACCEPT, MAX_MANIFEST_BYTES
 from webmodels.oci.auth import authorization, parse_challenge
 from webmodels.oci.credentials import Credentials
+from webmodels.oci.index import DOCKER_LIST_TYPE, INDEX_TYPE, choose_model, is_index
 from webmodels.oci.reference import Reference
 
 TIMEOUT_S = (10, 60)  # connect, read (between chunks)
 CHUNK = 1024 * 1024
+MANIFEST_ACCEPT = ", ".join((ACCEPT, INDEX_TYPE, DOCKER_LIST_TYPE))
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,21 +54,24 @@ class RegistryClient:
     # -- reading ----------------------------------------------------------------
 
     def get_manifest(self) -> tuple[bytes, Digest]:
-        """The manifest's bytes and their digest (checked against a digest reference)."""
-        reply = self._send(
-            "GET", f"/manifests/{self.reference.manifest_ref}", accept=ACCEPT, stream=True
-        )
-        body = _read_bounded(reply, MAX_MANIFEST_BYTES)
-        digest = Digest(hashlib.sha256(body).hexdigest())
-        wanted = self.reference.digest
-        if wanted is not None and wanted != digest:
-            raise HostError(
-                "integrity_mismatch",
-                f"the registry's manifest has SHA-256 {digest.hex}, not {wanted.hex}",
-                expected=wanted.hex,
-                actual=digest.hex,
-            )
+        """The artifact manifest's bytes and their digest (checked against a digest
+        reference). A tag (or digest) naming an image index is followed to the index's
+        model manifest (oci/index.py), fetched by digest and checked against it."""
+        body, digest = self._fetch_manifest(self.reference.manifest_ref, MAX_MANIFEST_BYTES)
+        _check(digest, self.reference.digest, "manifest")
+        if not is_index(body):
+            return body, digest
+        chosen = choose_model(body)
+        body, digest = self._fetch_manifest(f"sha256:{chosen.digest.hex}", chosen.size)
+        _check(digest, chosen.digest, "index's model manifest")
+        if is_index(body):
+            raise HostError("bad_request", "the image index names another index: not followed")
         return body, digest
+
+    def _fetch_manifest(self, ref: str, limit: int) -> tuple[bytes, Digest]:
+        reply = self._send("GET", f"/manifests/{ref}", accept=MANIFEST_ACCEPT, stream=True)
+        body = _read_bounded(reply, limit)
+        return body, Digest(hashlib.sha256(body).hexdigest())
 
     def open_blob(self, digest: Digest, *, offset: int = 0) -> BlobReply:
         """The blob's bytes from ``offset`` (a 200 to a Range request: from 0)."""
@@ -160,6 +165,16 @@ class RegistryClient:
             raise HostError(
                 "download_failed", f"cannot reach {self.reference.registry}: {exc}"
             ) from exc
+
+
+def _check(digest: Digest, wanted: Digest | None, what: str) -> None:
+    if wanted is not None and wanted != digest:
+        raise HostError(
+            "integrity_mismatch",
+            f"the registry's {what} has SHA-256 {digest.hex}, not {wanted.hex}",
+            expected=wanted.hex,
+            actual=digest.hex,
+        )
 
 
 def _read_bounded(reply: requests.Response, limit: int) -> bytes:

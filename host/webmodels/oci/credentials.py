@@ -6,8 +6,10 @@ registry). Only the user's file is read; a page never supplies credentials.
 A helper is the program ``docker-credential-NAME`` on ``PATH``, run as Docker runs it:
 ``docker-credential-NAME get`` with the registry on stdin, answering
 ``{"ServerURL": ..., "Username": ..., "Secret": ...}`` on stdout (a non-zero exit:
-no credentials). It runs with a timeout, so a helper that hangs (a locked keychain
-waiting for a prompt) costs at most `HELPER_TIMEOUT_S` seconds and reads as none."""
+no credentials); ``"Username": "<token>"`` means the secret is an identity token (an
+OAuth2 refresh token, as is an ``auths`` entry's ``identitytoken``). It runs with a
+timeout, so a helper that hangs (a locked keychain waiting for a prompt) costs at most
+`HELPER_TIMEOUT_S` seconds and reads as none."""
 
 from __future__ import annotations
 
@@ -33,6 +35,10 @@ IDENTITY_TOKEN_USER = "<token>"  # a helper's answer holding an OAuth refresh to
 class Credentials:
     user: str
     password: str
+    # An OAuth2 refresh token (a helper's ``"Username": "<token>"`` answer, or an
+    # ``auths`` entry's ``identitytoken``): traded at the registry's token service for
+    # an access token (oci/auth.py), never sent to the registry itself.
+    identity_token: str | None = None
 
 
 def config_path(env: Mapping[str, str], home: Path) -> Path:
@@ -100,10 +106,7 @@ def _from_helper(name: str, registry: str, timeout_s: float) -> Credentials | No
     if not isinstance(user, str) or not isinstance(secret, str) or not secret:
         return None
     if user == IDENTITY_TOKEN_USER:
-        log.warning(
-            "credential helper %s holds an identity token for %s: not supported", name, registry
-        )
-        return None
+        return Credentials(user, "", identity_token=secret)
     return Credentials(user, secret)
 
 
@@ -113,6 +116,10 @@ def _from_auths(document: Mapping[str, object], registry: str) -> Credentials | 
         return None
     for key, entry in auths.items():
         if _host_of(key) == registry.lower() and isinstance(entry, dict):
+            token = entry.get("identitytoken")
+            if isinstance(token, str) and token:  # `docker login` to an OAuth registry
+                found = _decode(entry.get("auth"))
+                return Credentials(found.user if found else IDENTITY_TOKEN_USER, "", token)
             return _decode(entry.get("auth"))
     return None
 
