@@ -32,6 +32,8 @@ from webmodels.store.store import Store
 
 Call = Callable[[str, Mapping[str, Any]], dict[str, Any]]
 
+_LINKS_WORK: dict[Path, bool] = {}  # store folder -> whether hard links work there
+
 
 @dataclass(frozen=True, slots=True)
 class LinkedModel:
@@ -62,24 +64,26 @@ def session_recipe(store: Store, digest: Digest) -> Recipe | None:
 
 def links_work(store: Store) -> bool:
     """Whether a segment file can be hard-linked into the store's temp folder (where
-    the worker's private folders are made): tried once per store."""
-    cached: bool | None = getattr(store, "_segment_links_work", None)
-    if cached is not None:
-        return cached
-    source = store.segmented.store.tmp_dir / f".{os.getpid()}-{uuid.uuid4().hex}.probe"
-    target = store.files.tmp_dir / source.name
-    works = True
+    the worker's private folders are made): tried once per store folder."""
+    root = store.segmented.root
+    if root not in _LINKS_WORK:
+        _LINKS_WORK[root] = _try_link(store.segmented.store.tmp_dir, store.files.tmp_dir)
+    return _LINKS_WORK[root]
+
+
+def _try_link(source_dir: Path, target_dir: Path) -> bool:
+    name = f".{os.getpid()}-{uuid.uuid4().hex}.probe"
+    source, target = source_dir / name, target_dir / name
     try:
-        source.parent.mkdir(parents=True, exist_ok=True)
+        source_dir.mkdir(parents=True, exist_ok=True)
         source.write_bytes(b"")
         os.link(source, target)
         target.unlink()
     except OSError:
-        works = False
+        return False
     finally:
         source.unlink(missing_ok=True)
-    store._segment_links_work = works  # type: ignore[attr-defined]
-    return works
+    return True
 
 
 def linked_model(
@@ -118,7 +122,9 @@ def linked_model(
         os.replace(temp, graph)
     finally:
         temp.unlink(missing_ok=True)
-    segments = {str(k): int(v) for k, v in dict(reply["segments"]).items()}
+    # Only the file's own segments, whatever the worker (which parsed the model) says.
+    own = {segment.digest.hex: segment.size for segment in recipe.segments}
+    segments = {str(k): own[str(k)] for k in dict(reply["segments"]) if str(k) in own}
     meta = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "segments": segments}
     meta_temp = folder / f".{os.getpid()}-{uuid.uuid4().hex}.json"
     meta_temp.write_text(json.dumps(meta))
@@ -132,7 +138,7 @@ def _kept(folder: Path, digest: Digest) -> LinkedModel | None:
         graph = folder / f"{digest.hex}.onnx"
         if graph.stat().st_size != int(meta["size"]):
             return None
-        segments = {str(k): int(v) for k, v in dict(meta["segments"]).items()}
-        return LinkedModel(graph, str(meta["sha256"]), int(meta["size"]), segments)
+        segments = {Digest(str(k)).hex: int(v) for k, v in dict(meta["segments"]).items()}
+        return LinkedModel(graph, Digest(str(meta["sha256"])).hex, int(meta["size"]), segments)
     except (OSError, ValueError, KeyError, TypeError):
         return None

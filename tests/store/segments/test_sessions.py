@@ -126,6 +126,7 @@ def test_a_session_loads_from_segments_without_rebuilding_the_file(
     external = [t for t in linked.graph.initializer if t.data_location == TensorProto.EXTERNAL]
     assert len(external) == 4  # w, w_again (the same segment), the Constant, the If's own
     assert graph.stat().st_size < 4 * N  # the weights are not in it
+    assert len(json_segments(root, digest)) == 3  # w and w_again: one segment
     made = graph.stat().st_ino
     outputs_match(sessions, digest, source)  # a second session reuses the kept graph
     assert graph.stat().st_ino == made
@@ -156,6 +157,9 @@ def test_a_session_loads_from_segments_without_rebuilding_the_file(
     outputs_match(sessions, other, tmp_path / "other.onnx")
     assert [p.name for p in files_under(root / "views")] == [other.hex]
     assert not (root / "linked" / f"{other.hex}.onnx").exists()
+
+    store.delete(digest, force=True)  # the kept graph goes with the file
+    assert not graph.exists()
 
 
 def json_segments(root: Path, digest: Digest) -> dict[str, int]:
