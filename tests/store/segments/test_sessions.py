@@ -21,6 +21,9 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from methods.test_sessions import PAGE_A, upload
+from support.host import HostProcess
+from support.runtime_models import wire, wire_bytes
 from webmodels.config import Config
 from webmodels.digest import Digest
 from webmodels.errors import HostError
@@ -166,3 +169,31 @@ def json_segments(root: Path, digest: Digest) -> dict[str, int]:
     """The segments the kept graph of ``digest`` names."""
     meta = json.loads((root / "linked" / f"{digest.hex}.json").read_text())
     return dict(meta["segments"])
+
+
+def test_a_page_loads_and_runs_a_model_kept_as_segments_without_a_view(
+    home: Path, tmp_path: Path
+) -> None:
+    """Through a real host process, as a page: write, ``models.load``, a session, a run."""
+    source = tiny_model(tmp_path / "tiny.onnx")
+    host = HostProcess(home, WEBMODELS_STORE_SEGMENTS="1")
+    try:
+        digest = upload(host, source.read_bytes(), PAGE_A)
+        host.result("models.load", {"query": {"sha256": digest}}, context=PAGE_A)
+        created = host.result("sessions.create", {"sha256": digest}, context=PAGE_A)
+        x = np.linspace(-1, 1, N, dtype=np.float32)
+        ran = host.result(
+            "sessions.run",
+            {
+                "session_id": created["session_id"],
+                "feeds": {"x": wire("float32", x), "cond": wire("bool", np.array([True]))},
+            },
+            context=PAGE_A,
+        )
+    finally:
+        host.close()
+    expected = ort.InferenceSession(str(source), providers=[CPU]).run(
+        None, {"x": x, "cond": np.array([True])}
+    )[0]
+    assert wire_bytes(ran["outputs"]["y"]) == expected.tobytes()
+    assert files_under(home / "store-v1" / "views") == []
