@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from webmodels.digest import Digest
+from webmodels.store.blobs import process_alive
 from webmodels.store.segmented import LINKED
 from webmodels.store.segments import Inline, Recipe
 from webmodels.store.store import Store
@@ -98,6 +99,7 @@ def linked_model(
     if kept is not None:
         return kept
     folder.mkdir(mode=0o700, exist_ok=True)
+    _remove_stale(folder)
     temp = folder / f".{os.getpid()}-{uuid.uuid4().hex}.partial"
     path_of = store.segmented.store.path_of
     parts = [
@@ -130,6 +132,14 @@ def linked_model(
     meta_temp.write_text(json.dumps(meta))
     os.replace(meta_temp, folder / f"{digest.hex}.json")
     return LinkedModel(graph, str(meta["sha256"]), len(data), segments)
+
+
+def _remove_stale(folder: Path) -> None:
+    """Temp files of writers that were killed (``.<pid>-<uuid>.partial`` / ``.json``)."""
+    for path in [*folder.glob(".*.partial"), *folder.glob(".*.json")]:
+        pid = path.name[1:].split("-", 1)[0]
+        if not (pid.isdigit() and process_alive(int(pid))):
+            path.unlink(missing_ok=True)
 
 
 def _kept(folder: Path, digest: Digest) -> LinkedModel | None:
