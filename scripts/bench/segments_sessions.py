@@ -11,7 +11,6 @@ original file, alternating, in the same run; the outputs of one run are compared
 
 from __future__ import annotations
 
-import hashlib
 import os
 import statistics
 import time
@@ -24,7 +23,7 @@ import onnx
 
 from webmodels.digest import Digest
 from webmodels.store.segments import SegmentStore
-from webmodels.store.segments.recipe import INLINE_MAX
+from webmodels.store.segments.onnx_link import link_graph
 
 
 @dataclass(frozen=True)
@@ -36,76 +35,19 @@ class SessionFigures:
     same_outputs: bool
 
 
-def _lift(graph: onnx.GraphProto, into: onnx.GraphProto, names: set[str]) -> None:
-    """Move ``graph``'s ``Constant`` tensors and initializers (subgraphs' included) to
-    the main graph's initializers, where a subgraph still sees them (outer scope).
-
-    Why: the onnx checker that ONNX Runtime runs on subgraphs and on ``Constant``
-    attributes refuses an external-data file with more than one hard link ("potential
-    hardlink attack"; seen with ORT 1.31), and a linked segment has two; only the main
-    graph's initializers are loaded without that check."""
-    kept = []
-    for node in graph.node:
-        value = [a for a in node.attribute if a.name == "value" and a.HasField("t")]
-        constant = node.op_type == "Constant" and node.domain in ("", "ai.onnx") and value
-        if constant and (graph is into or node.output[0] not in names):
-            tensor = into.initializer.add()
-            tensor.CopyFrom(value[0].t)
-            tensor.name = node.output[0]
-            names.add(tensor.name)
-            continue
-        kept.append(node)
-        for attr in node.attribute:
-            for sub in [attr.g] if attr.HasField("g") else attr.graphs:
-                _lift(sub, into, names)
-    del graph.node[:]
-    graph.node.extend(kept)
-    if graph is not into:  # a name the outer graph has already stays where it is
-        moved = [t for t in graph.initializer if t.name not in names]
-        for tensor in moved:
-            into.initializer.add().CopyFrom(tensor)
-            names.add(tensor.name)
-            graph.initializer.remove(tensor)
-
-
-def _names(graph: onnx.GraphProto) -> set[str]:
-    """Every value name of the main graph (its inputs, outputs and node outputs)."""
-    names = {v.name for v in (*graph.input, *graph.output)}
-    names.update(t.name for t in graph.initializer)
-    names.update(out for node in graph.node for out in node.output)
-    return names
-
-
 def link_model(store: SegmentStore, source: Path, folder: Path) -> int:
     """Write ``folder/model.onnx`` whose large tensors are the store's segment files,
-    hard-linked into ``folder``; how many tensors it links."""
+    hard-linked into ``folder`` (the rewrite the live store's sessions use,
+    `store.segments.onnx_link`); how many tensors it links."""
     model = onnx.load(str(source))
-    _lift(model.graph, model.graph, _names(model.graph))
-    linked = 0
-    for tensor in model.graph.initializer:
-        # Packed float_data is the same little-endian bytes as raw_data would be, so
-        # it is a segment too (the splitter cuts at either payload).
-        floats = np.asarray(tensor.float_data, dtype="<f4").tobytes()
-        data = tensor.raw_data or floats
-        if len(data) < INLINE_MAX:
-            continue
-        digest = Digest(hashlib.sha256(data).hexdigest())
-        segment = store.path_of(digest)
-        if not segment.is_file():
-            continue
-        target = folder / digest.hex
+    held = {p.name for p in store.segment_dir.glob("*/*")}
+    linked = link_graph(model, held)
+    for digest in linked:
+        target = folder / digest
         if not target.exists():
-            os.link(segment, target)
-        tensor.ClearField("raw_data")
-        tensor.ClearField("float_data")
-        tensor.data_location = onnx.TensorProto.EXTERNAL
-        del tensor.external_data[:]
-        for key, value in (("location", digest.hex), ("offset", "0"), ("length", str(len(data)))):
-            entry = tensor.external_data.add()
-            entry.key, entry.value = key, value
-        linked += 1
+            os.link(store.path_of(Digest(digest)), target)
     onnx.save(model, str(folder / "model.onnx"))
-    return linked
+    return sum(1 for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL)
 
 
 def _feeds(session: Any) -> dict[str, np.ndarray]:
@@ -152,3 +94,79 @@ def session_figures(name: str, store: SegmentStore, source: Path, folder: Path) 
         statistics.median(times["segments"]),
         same,
     )
+
+
+@dataclass(frozen=True)
+class LiveFigures:
+    model: str
+    first_segments_ms: float  # the first session: worker start and the graph rewrite
+    whole_file_ms: float  # median of later sessions, store of whole files
+    segments_ms: float  # median of later sessions, store with `[store] segments = true`
+
+
+def live_figures(source: Path, work: Path, rounds: int) -> LiveFigures:
+    """`SessionManager.create` of one model in two live stores in this run, one keeping
+    whole files and one keeping segments (a real worker each), alternating rounds."""
+    from webmodels.config import Config
+    from webmodels.runtime.probe import ProviderProbe
+    from webmodels.runtime.sessions import SessionManager
+    from webmodels.runtime.settings import SessionSettings
+    from webmodels.store.store import Store
+
+    managers, digests = {}, {}
+    for kind in ("file", "segments"):
+        home = work / kind
+        config = Config(home=home, log_dir=home / "logs", store_segments=kind == "segments")
+        store = Store.open(config)
+        settings = SessionSettings(background_compile=False)
+        managers[kind] = SessionManager(store, ProviderProbe(), settings, log_path=home / "w.log")
+        managers[kind].start()
+        digests[kind] = store.import_file(source).model.digest
+    times: dict[str, list[float]] = {"file": [], "segments": []}
+    try:
+        for _ in range(rounds + 1):
+            for kind, manager in managers.items():
+                start = time.perf_counter()
+                created = manager.create(digests[kind], partition="bench", level="disabled")
+                times[kind].append((time.perf_counter() - start) * 1000)
+                manager.release(created.session_id, "bench")
+    finally:
+        for manager in managers.values():
+            manager.close()
+            manager.store.close()
+    return LiveFigures(
+        source.name,
+        times["segments"][0],
+        statistics.median(times["file"][1:]),
+        statistics.median(times["segments"][1:]),
+    )
+
+
+def main() -> None:
+    import argparse
+    import shutil
+    import tempfile
+
+    parser = argparse.ArgumentParser(
+        description="session creation of ONNX models in a live store: whole files vs "
+        "segments (graph + hard-linked segment files), alternating in one run"
+    )
+    parser.add_argument("models", nargs="+", type=Path)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    print("session creation (ms, median of later rounds; first: worker start + the rewrite)")
+    for source in args.models:
+        work = Path(tempfile.mkdtemp(prefix="webmodels-sessions-"))
+        try:
+            f = live_figures(source, work, args.rounds)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        print(
+            f"  {f.model:<24} whole file {f.whole_file_ms:7.1f}  segments {f.segments_ms:7.1f}"
+            f"  ({f.segments_ms / f.whole_file_ms:.2f}x)  first from segments "
+            f"{f.first_segments_ms:7.1f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

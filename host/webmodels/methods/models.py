@@ -158,7 +158,8 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         return forms.after(host, call, future, make)
 
     def give(record: ModelRecord, call: Call) -> dict[str, Any]:
-        store.locate(record.digest)  # size (and mtime) checked before we say yes
+        if store.servable_recipe(record.digest) is None:  # kept as segments: no view
+            store.locate(record.digest)  # size (and mtime) checked before we say yes
         if call.context.partition is not None:
             store.record_use(record.digest, call.context.partition.key)
         model_loaded(host, call, record)

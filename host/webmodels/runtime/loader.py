@@ -17,6 +17,7 @@ from typing import Any
 
 from webmodels.digest import Digest
 from webmodels.errors import HostError
+from webmodels.runtime import segment_sessions
 from webmodels.runtime.client import CallTimeout, Runtime, WorkerLost, WorkerProcess
 from webmodels.runtime.compile_cache import CacheKey, CompileCache, read_cpu_fingerprint
 from webmodels.runtime.probe import CPU, CUDA, TENSORRT
@@ -95,9 +96,14 @@ class Loader:
     ) -> tuple[WorkerProcess, dict[str, Any]]:
         """Build a session of ``spec`` in ``runtime``'s worker through the compile cache
         (``keep=False``: only fill the cache). Returns the worker and its reply."""
-        location = self.store.locate(spec.digest)  # size (and mtime) checked here
+        # A model kept as segments loads from them (runtime/segment_sessions.py), not
+        # from a reconstructed view; a manifest's model or a form goes the usual way.
+        simple = not spec.files and spec.format == "onnx"
+        recipe = segment_sessions.session_recipe(self.store, spec.digest) if simple else None
+        location = None if recipe is not None else self.store.locate(spec.digest)
         files = {name: self.store.locate(digest) for name, digest in spec.files}
-        total = location.size + sum(f.size for f in files.values())
+        size = recipe.size if recipe is not None else location.size if location else 0
+        total = size + sum(f.size for f in files.values())
         if total > self.settings.max_model_bytes:
             raise HostError(
                 "too_large",
@@ -117,23 +123,43 @@ class Loader:
         defer = keep and total > self.settings.compile_later_bytes
         compile_now = key is not None and cached is None and not defer
         work_dir = self.cache.new_work_dir() if compile_now else None
+        limits = {
+            "max_nodes": self.settings.max_nodes,
+            "max_tensor_bytes": self.settings.max_tensor_bytes,
+        }
+        linked = None
+        if recipe is not None:
+            linked = segment_sessions.linked_model(
+                self.store,
+                spec.digest,
+                recipe,
+                lambda op, body: _call(worker, op, body, self.settings.create_timeout_s),
+                limits,
+            )
+            if linked is None:  # no hard links here: the reconstructed view
+                location = self.store.locate(spec.digest)
+        file_refs = {
+            name: {"path": str(f.path), "sha256": f.digest.hex, "size": f.size}
+            for name, f in files.items()
+        }
+        if linked is not None:
+            model_ref, model_dir = linked.model_ref(), None
+            file_refs = linked.file_refs(self.store)
+        else:
+            assert location is not None
+            model_ref = {"path": str(location.path), "sha256": spec.digest.hex, "size": size}
+            model_dir = str(location.path.parent) if location.preinstalled else None
         body = {
             "session_id": session_id,
             "keep": keep,
-            "model": {"path": str(location.path), "sha256": spec.digest.hex, "size": location.size},
-            "model_dir": str(location.path.parent) if location.preinstalled else None,
-            "files": {
-                name: {"path": str(f.path), "sha256": f.digest.hex, "size": f.size}
-                for name, f in files.items()
-            },
+            "model": model_ref,
+            "model_dir": model_dir,
+            "files": file_refs,
             "format": spec.format,
             "provider": spec.provider,
             "provider_options": dict(spec.provider_options),
             "level": spec.level,
-            "limits": {
-                "max_nodes": self.settings.max_nodes,
-                "max_tensor_bytes": self.settings.max_tensor_bytes,
-            },
+            "limits": limits,
             "cached": cached.to_frame() if cached is not None else None,
             "save_to": str(work_dir) if work_dir is not None else None,
             "work_dir": str(self.store.files.tmp_dir),
@@ -144,18 +170,8 @@ class Loader:
             later = key is not None and defer and not reply.get("compiled_cache_hit")
             if later and self.deferred is not None:
                 self.deferred(spec)
-        except WorkerLost as lost:
-            raise HostError(
-                "session_crashed",
-                f"the runtime worker {lost.reason} while loading this model; "
-                "the next request gets a fresh worker",
-            ) from lost
-        except CallTimeout as timeout:
-            raise HostError(
-                "busy",
-                f"loading the model took longer than {timeout.limit_s:g} s and was stopped "
-                "(sessions.create_timeout_s)",
-            ) from timeout
+        except (WorkerLost, CallTimeout) as exc:
+            raise _call_error(exc) from exc
         finally:
             if work_dir is not None:
                 shutil.rmtree(work_dir, ignore_errors=True)
@@ -176,3 +192,24 @@ class Loader:
             self.cache.save(key, work_dir, str(saved["graph"]), saved.get("weights"))
         except (HostError, OSError) as exc:  # a full disk: the session still works
             log.warning("could not keep the compiled graph of %s: %s", key.source.short, exc)
+
+
+def _call(worker: WorkerProcess, op: str, body: Mapping[str, Any], timeout_s: float) -> Any:
+    try:
+        return worker.call(op, body, timeout_s=timeout_s)
+    except (WorkerLost, CallTimeout) as exc:
+        raise _call_error(exc) from exc
+
+
+def _call_error(exc: WorkerLost | CallTimeout) -> HostError:
+    if isinstance(exc, WorkerLost):
+        return HostError(
+            "session_crashed",
+            f"the runtime worker {exc.reason} while loading this model; "
+            "the next request gets a fresh worker",
+        )
+    return HostError(
+        "busy",
+        f"loading the model took longer than {exc.limit_s:g} s and was stopped "
+        "(sessions.create_timeout_s)",
+    )

@@ -175,6 +175,12 @@ class Worker:
         error = convert.max_error(self.ort, data, derived)
         return {"max_error": error, "tools": convert.tool_versions(self.ort, recipe)}
 
+    def op_link(self, message: dict[str, Any]) -> dict[str, Any]:
+        """A stored model's graph rewritten to load from segment files (segment_link)."""
+        from webmodels.runtime import segment_link
+
+        return segment_link.write_linked(message)
+
     def op_release(self, message: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
             return {"released": self.sessions.pop(message["session_id"], None) is not None}

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from webmodels.store.store import Store
 
 VIEWS = "views"
+LINKED = "linked"  # graphs rewritten to load from segments (runtime/segment_sessions.py)
 
 
 class SegmentedFiles:
@@ -158,7 +159,11 @@ class SegmentedFiles:
         return freed
 
     def drop_view(self, digest: Digest) -> None:
+        """Remove what was made from the file to give callers a path: its view and
+        the graph kept to load it from its segments."""
         _unlink(self.view_dir / digest.hex)
+        for suffix in (".json", ".onnx"):
+            _unlink(self.root / LINKED / f"{digest.hex}{suffix}")
 
     def physical_bytes(self) -> int:
         """Bytes of segment files on disk (the recipes' inline bytes live in the index)."""
