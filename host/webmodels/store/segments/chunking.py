@@ -8,8 +8,6 @@ shorter), so an insertion shifts only the chunks around it.
 
 from __future__ import annotations
 
-from fastcdc import fastcdc
-
 from webmodels.store.segments.spans import Span
 
 MIN_CHUNK = 16 << 10
@@ -21,5 +19,7 @@ def cdc_spans(data: memoryview, start: int, end: int) -> list[Span]:
     """Chunks covering ``data[start:end]`` exactly, in order."""
     if end - start <= MIN_CHUNK:
         return [Span(start, end - start)] if end > start else []
+    from fastcdc import fastcdc  # only when bytes are split: not at host start
+
     chunks = fastcdc(data[start:end], min_size=MIN_CHUNK, avg_size=AVG_CHUNK, max_size=MAX_CHUNK)
     return [Span(start + chunk.offset, chunk.length) for chunk in chunks]
