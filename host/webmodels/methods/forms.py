@@ -10,6 +10,7 @@ other sites did. The page is told what it got: ``representation`` and
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from webmodels.store.representations import all_forms
 if TYPE_CHECKING:
     from webmodels.app import Host
 
+log = logging.getLogger(__name__)
 Make = Callable[[ModelRecord, dict[str, Any]], Mapping[str, Any]]
 
 
@@ -42,6 +44,45 @@ def requested(call: Call) -> Recipe | None:
     """The call's recipe; None when it asked for no representation."""
     raw = call.params.raw.get("representation")
     return None if raw is None else Recipe.requested(raw)
+
+
+MAX_AHEAD = 4  # forms one load may ask ahead
+
+
+def ahead(call: Call) -> tuple[Recipe, ...]:
+    """The forms a load asks ahead (``derive``: a list of ``representation`` objects,
+    at most `MAX_AHEAD`), checked before anything is fetched (``bad_request``)."""
+    raw = call.params.raw.get("derive")
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or len(raw) > MAX_AHEAD:
+        raise HostError(
+            "bad_request",
+            f"derive must be a list of at most {MAX_AHEAD} representation objects",
+            field="derive",
+        )
+    return tuple(Recipe.requested(item) for item in raw)
+
+
+def derive_ahead(host: Host, call: Call, record: ModelRecord) -> None:
+    """Once the caller holds ``record`` (stored or just downloaded: the model its query
+    named, never a form of it), queue the forms its load asked ahead, in the caller's
+    own scope like any form, so that a later load or session in that representation
+    finds them made. Best effort: the load's answer never waits for them or fails by
+    them; one past the partition's quota is not queued (logged)."""
+    partition = call.context.partition.key if call.context.partition is not None else None
+    for recipe in ahead(call):
+        concrete = recipe.for_source(record.metadata.opsets)
+        if concrete.identity or declared_for(host.store.index, record.digest, recipe):
+            continue  # the model itself, or its catalog's own file: nothing to derive
+        try:
+            _room_for(host, call, record, recipe)
+        except HostError as refused:
+            log.info("a form asked ahead was not queued: %s", refused.message)
+            continue
+        host.representations.ahead(
+            record, recipe, partition=partition, visible=_visible(host, call)
+        )
 
 
 def manage_render(host: Host) -> Callable[[ModelRecord], dict[str, Any]]:
@@ -166,6 +207,7 @@ def in_form(host: Host, call: Call, record: ModelRecord, make: Make) -> Future[M
     recipe = requested(call)
     assert recipe is not None
     _room_for(host, call, record, recipe)
+    derive_ahead(host, call, record)  # of the source: the answer's own form is not one
     partition = call.context.partition.key if call.context.partition is not None else None
 
     def stage(name: str) -> None:
