@@ -39,7 +39,9 @@ from webmodels.store.store import Store
 log = logging.getLogger(__name__)
 OUT_NAME = "form.onnx"
 IDLE_S = 30.0  # the derivation worker ends after this long without a call
-MAX_AHEAD = 16  # derivations a page asked ahead (``derive``) queued at a time, host-wide
+# Derivations asked ahead (``derive``) queued at a time per scope: per partition, so
+# that whether one is queued never depends on what another site asked.
+MAX_AHEAD = 16
 Stage = Callable[[str], None]  # progress: "deriving", "checking", "storing"
 
 
@@ -145,10 +147,11 @@ class Deriver:
     ) -> bool:
         """`submit` with nobody waiting: a form a page will ask for later, derived in the
         background now (its failure is only logged; asked later, it is tried again).
-        False when the same one is queued already or `MAX_AHEAD` are."""
+        False when the same one is queued already or `MAX_AHEAD` are in its scope."""
         key = (record.digest.hex, recipe.key(), self.scope(record, partition))
         with self._guard:
-            if key in self._ahead or len(self._ahead) >= MAX_AHEAD:
+            queued = sum(1 for other in self._ahead if other[2] == key[2])
+            if key in self._ahead or queued >= MAX_AHEAD:
                 return False
             self._ahead.add(key)
 
