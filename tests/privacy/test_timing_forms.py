@@ -8,8 +8,9 @@ each pair a fresh site B holds two tiny models of the same shape; site A had the
 form of one derived beforehand ("held"), nobody asked for the other ("never"). Each
 side derives, so a pair costs three derivations (A's too). The default run takes
 ``FORM_PAIRS`` pairs after ``FORM_WARM_UP``, enough for the leak a shared form would
-cause (no derivation on the held side: measured here a median 11 ms faster, p=0.002 in
-a throwaway check with the form cache shared by all sites), and allows a median
+cause (no derivation on the held side: in a throwaway check with the form cache shared
+by all sites, a median 5 to 17 ms faster and p=0.002 in both rounds, which fails the
+Wilcoxon check even without the median bound), and allows a median
 difference of ``MAX_MEDIAN_S`` (a derivation varies by more than the 1 ms of the load
 tests under load); ``WEBMODELS_TIMING_FORM_PAIRS=500`` runs as many
 as the load timing test (a few minutes). Run with ``-s`` to see the figures.
@@ -32,7 +33,10 @@ from support.models import tiny_model
 
 FORM_PAIRS = int(os.environ.get("WEBMODELS_TIMING_FORM_PAIRS", "12"))
 FORM_WARM_UP = 3
-MAX_MEDIAN_S = 0.005  # a shared form saves the whole derivation, about 11 ms here
+# A loose bound (medians seen here without a leak: within 2 ms, under a load of 10 on 2
+# cores): the Wilcoxon check is what finds a shared form, which saves the whole
+# derivation (5 to 17 ms here) in every pair.
+MAX_MEDIAN_S = 0.01
 FP16 = {"dtype": "fp16"}
 
 
