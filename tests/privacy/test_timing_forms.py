@@ -9,16 +9,19 @@ form of one derived beforehand ("held"), nobody asked for the other ("never"). E
 side derives, so a pair costs three derivations (A's too). The default run takes
 ``FORM_PAIRS`` pairs after ``FORM_WARM_UP``, enough for the leak a shared form would
 cause (no derivation on the held side: in a throwaway check with the form cache shared
-by all sites, a median 5 to 17 ms faster and p=0.002 in both rounds, which fails the
-Wilcoxon check even without the median bound), and allows a median
-difference of ``MAX_MEDIAN_S`` (a derivation varies by more than the 1 ms of the load
-tests under load); ``WEBMODELS_TIMING_FORM_PAIRS=500`` runs as many
-as the load timing test (a few minutes). Run with ``-s`` to see the figures.
+by all sites, a median 5 to 21 ms faster and p=0.002 in both rounds, which fails the
+Wilcoxon check even without the median bound), and allows a median difference of a
+median request, at least ``MAX_MEDIAN_S`` (a derivation varies by far more than the
+1 ms of the load tests, the more so under load). ``WEBMODELS_TIMING_FORM_PAIRS=500``
+runs as many pairs as the load timing test (a few minutes). Run with ``-s`` to see the
+figures.
 """
 
 from __future__ import annotations
 
 import os
+import statistics
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,10 +36,13 @@ from support.models import tiny_model
 
 FORM_PAIRS = int(os.environ.get("WEBMODELS_TIMING_FORM_PAIRS", "12"))
 FORM_WARM_UP = 3
-# A loose bound (medians seen here without a leak: within 2 ms, under a load of 10 on 2
-# cores): the Wilcoxon check is what finds a shared form, which saves the whole
-# derivation (5 to 17 ms here) in every pair.
-MAX_MEDIAN_S = 0.01
+# The Wilcoxon check is what finds a shared form (it saves the whole derivation, 5 to 21
+# ms here, in every pair: p=0.002 twice in the throwaway check). With 12 pairs under the
+# load of this machine (8 to 10 on 2 cores) the median difference without a leak reached
+# 40% of a request, so the median bound is only a sanity bound that follows the load:
+# a whole median request, at least 10 ms.
+MAX_MEDIAN_S = 0.01  # at least
+MAX_MEDIAN_SHARE = 1.0  # of the median request
 FP16 = {"dtype": "fp16"}
 
 
@@ -66,7 +72,6 @@ def test_a_form_another_site_derived_takes_as_long_and_answers_alike(
     host: HostProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(test_timing, "WARM_UP", FORM_WARM_UP)  # paired's
-    monkeypatch.setattr(test_timing, "MAX_MEDIAN_S", MAX_MEDIAN_S)  # check's
 
     def model(seed: int) -> bytes:
         return tiny_model(tmp_path / f"{seed}.onnx", weight_bytes=1024, seed=seed).read_bytes()
@@ -84,14 +89,24 @@ def test_a_form_another_site_derived_takes_as_long_and_answers_alike(
             upload(host, held, PAGE_A)
             ask(host, sources["held", n], PAGE_A)  # A has its form derived
 
+        took: list[float] = []
+
         def side(which: str) -> Any:
             def call(n: int) -> None:
+                started = time.perf_counter()
                 got = ask(host, sources[which, n], page(attempt * 100_000 + n))
+                took.append(time.perf_counter() - started)
                 answers[which].append(alike(got, sources[which, n]))
 
             return call
 
-        return paired(FORM_PAIRS, side("held"), side("never"), seed=40 + attempt)
+        diffs = paired(FORM_PAIRS, side("held"), side("never"), seed=40 + attempt)
+        bound = max(MAX_MEDIAN_S, MAX_MEDIAN_SHARE * statistics.median(took))
+        print(
+            f"\nmedian request {statistics.median(took) * 1e3:.1f} ms, bound {bound * 1e3:.1f} ms"
+        )
+        monkeypatch.setattr(test_timing, "MAX_MEDIAN_S", bound)  # check's, this round
+        return diffs
 
     check("fp16 form another site had derived", measure)
     assert answers["held"] == answers["never"]

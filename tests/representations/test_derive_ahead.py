@@ -22,8 +22,9 @@ from support.httpserver import ModelServer
 INT8 = {"for": "wasm", "dtype": "int8"}
 
 
-@pytest.fixture
-def host(home: Path) -> Iterator[HostProcess]:
+@pytest.fixture(scope="module")
+def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostProcess]:
+    home = tmp_path_factory.mktemp("home")
     configure(home, background_compile=False)
     proc = HostProcess(home)
     yield proc
