@@ -1,4 +1,4 @@
-"""``webmodels derive SHA|NAME --dtype fp16|int8|q4 [--format ort] [--opset N]``: make a
+"""``webmodels derive SHA|NAME --dtype fp16|int8|q4 [--format ort] [--opset N|LOW-HIGH]``: make a
 form of a stored ONNX model now (representations/deriver.py), in the shared scope, with
 its progress on stderr. The form is checked against its source before it is kept; ``webmodels ls``
 shows it under its source."""
@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from typing import Any
 
 from webmodels.cli.main import CliContext
 from webmodels.cli.output import human_bytes, print_json, print_kv
 from webmodels.cli.store_cmd import _add, catalog_labels, resolve
 from webmodels.errors import HostError
+from webmodels.representations.choice import choose
 from webmodels.representations.deriver import Deriver
 from webmodels.representations.recipes import DTYPES, FORMATS, MIN_OPSET, Recipe
 from webmodels.runtime.settings import SessionSettings
@@ -32,20 +34,43 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--opset",
-        type=int,
-        metavar="N",
-        help=f"convert to ONNX opset N (from {MIN_OPSET} to the installed onnx's newest)",
+        type=opset_arg,
+        metavar="N|LOW-HIGH",
+        help=(
+            f"convert to ONNX opset N (from {MIN_OPSET} to the installed onnx's newest); "
+            "a range such as 17-21 keeps a model already in it as it is and converts "
+            "any other to the highest opset in the range that onnx knows"
+        ),
     )
 
 
+def opset_arg(text: str) -> tuple[int | None, tuple[int, int] | None]:
+    """``--opset``: a number, or a range ``LOW-HIGH`` as pages may ask (choice.py):
+    (opset, None) or (None, (lowest, highest))."""
+    try:
+        target = choose({"opset": int(text) if text.isdigit() else text})
+    except HostError as error:
+        raise argparse.ArgumentTypeError(error.message.replace("representation.", "--")) from error
+    return target.opset, target.opset_range
+
+
 def cmd_derive(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
-    recipe = Recipe.parse({"dtype": args.dtype, "format": args.format, "opset": args.opset})
+    opset, opset_range = args.opset or (None, None)
+    recipe = Recipe.parse({"dtype": args.dtype, "format": args.format, "opset": opset})
+    recipe = replace(recipe, opset_range=opset_range)
     if recipe.identity:
         raise HostError(
             "bad_request",
-            "give --dtype fp16|int8|q4, --format ort or --opset N: fp32 is the source",
+            "give --dtype fp16|int8|q4, --format ort or --opset N|LOW-HIGH: fp32 is the source",
         )
     source = find_model(store, args.model)
+    recipe = recipe.for_source(source.metadata.opsets)
+    if recipe.identity:
+        low, high = opset_range or (0, 0)
+        raise HostError(
+            "bad_request",
+            f"the model's opset is already in {low}-{high} and it is fp32 ONNX: nothing to derive",
+        )
     settings = SessionSettings.from_config(ctx.config.extra)
     deriver = Deriver(store, settings, is_common=lambda record: True)
 

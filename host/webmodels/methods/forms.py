@@ -10,15 +10,24 @@ other sites did. The page is told what it got: ``representation`` and
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from webmodels.catalogs.forms import DeclaredForm
 from webmodels.digest import Digest
 from webmodels.dispatch import Call
+from webmodels.errors import HostError
 from webmodels.naming.resolve import Candidate
-from webmodels.representations.declared import SOURCE, all_declared, declared, declared_for
+from webmodels.representations.declared import (
+    SOURCE,
+    all_declared,
+    declared,
+    declared_for,
+    record_format,
+)
 from webmodels.representations.deriver import Form
 from webmodels.representations.recipes import Recipe
 from webmodels.store.records import ModelRecord
@@ -27,6 +36,7 @@ from webmodels.store.representations import all_forms
 if TYPE_CHECKING:
     from webmodels.app import Host
 
+log = logging.getLogger(__name__)
 Make = Callable[[ModelRecord, dict[str, Any]], Mapping[str, Any]]
 
 
@@ -34,6 +44,45 @@ def requested(call: Call) -> Recipe | None:
     """The call's recipe; None when it asked for no representation."""
     raw = call.params.raw.get("representation")
     return None if raw is None else Recipe.requested(raw)
+
+
+MAX_AHEAD = 4  # forms one load may ask ahead
+
+
+def ahead(call: Call) -> tuple[Recipe, ...]:
+    """The forms a load asks ahead (``derive``: a list of ``representation`` objects,
+    at most `MAX_AHEAD`), checked before anything is fetched (``bad_request``)."""
+    raw = call.params.raw.get("derive")
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or len(raw) > MAX_AHEAD:
+        raise HostError(
+            "bad_request",
+            f"derive must be a list of at most {MAX_AHEAD} representation objects",
+            field="derive",
+        )
+    return tuple(Recipe.requested(item) for item in raw)
+
+
+def derive_ahead(host: Host, call: Call, record: ModelRecord) -> None:
+    """Once the caller holds ``record`` (stored or just downloaded: the model its query
+    named, never a form of it), queue the forms its load asked ahead, in the caller's
+    own scope like any form, so that a later load or session in that representation
+    finds them made. Best effort: the load's answer never waits for them or fails by
+    them; one past the partition's quota is not queued (logged)."""
+    partition = call.context.partition.key if call.context.partition is not None else None
+    for recipe in ahead(call):
+        concrete = recipe.for_source(record.metadata.opsets)
+        if concrete.identity or declared_for(host.store.index, record.digest, recipe):
+            continue  # the model itself, or its catalog's own file: nothing to derive
+        try:
+            _room_for(host, call, record, recipe)
+        except HostError as refused:
+            log.info("a form asked ahead was not queued: %s", refused.message)
+            continue
+        host.representations.ahead(
+            record, recipe, partition=partition, visible=_visible(host, call)
+        )
 
 
 def manage_render(host: Host) -> Callable[[ModelRecord], dict[str, Any]]:
@@ -78,17 +127,59 @@ def declared_extras(form: DeclaredForm, of: Digest) -> dict[str, Any]:
     return {"representation": representation | {"source": SOURCE}, "derived_from": of.hex}
 
 
-def form_now(host: Host, call: Call, record: ModelRecord) -> Form | None:
-    """The form the call asked for, derived in this thread when needed (for
-    `sessions.create`, which waits for its session anyway); None when it asked none."""
+@dataclass(frozen=True, slots=True)
+class Chosen:
+    """The model a session runs in the form asked, and what its answer says of it."""
+
+    record: ModelRecord
+    wire: dict[str, Any]
+    # How the runtime loads it: "ort" only for a form the host made in ONNX Runtime's
+    # format or one a catalog declares so (`record_format`); any other file, whatever
+    # its bytes, is loaded and checked as ONNX.
+    model_format: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return self.wire
+
+
+def chosen(host: Host, record: ModelRecord) -> Chosen:
+    """A session over ``record`` as it is (a stored form asked by its own hash)."""
+    return _as_stored(record_format(host.store, record), {})
+
+
+def _as_stored(record: ModelRecord, wire: dict[str, Any]) -> Chosen:
+    return Chosen(record, wire, "ort" if record.format == "ort" else "onnx")
+
+
+def form_now(host: Host, call: Call, record: ModelRecord) -> Chosen | None:
+    """The form the call asked for (for `sessions.create`, which waits for its session
+    anyway): one its catalog declares, when the caller holds that file (a session never
+    downloads: `models.load` with the same representation fetches it); else derived in
+    this thread when needed. None when it asked none."""
     recipe = requested(call)
     if recipe is None:
         return None
+    form = declared_for(host.store.index, record.digest, recipe)
+    if form is not None:
+        held = host.commons.visible(form.digest, call.context)
+        if held is None:
+            raise HostError(
+                "not_found",
+                "this form's catalog declares its own file, which this site does not hold: "
+                "load it first (models.load with the same representation)",
+            )
+        return _as_stored(record_format(host.store, held), declared_extras(form, record.digest))
     _room_for(host, call, record, recipe)
     partition = call.context.partition.key if call.context.partition is not None else None
-    return host.representations.form(
+    made = host.representations.form(
         record, recipe, partition=partition, visible=_visible(host, call)
     )
+    # The host made and checked it in the recipe's format, even where the same bytes
+    # were stored before as an opaque file.
+    ort = made.record.format == "ort" or (
+        made.provenance is not None and made.recipe.format == "ort"
+    )
+    return Chosen(made.record, made.to_wire(), "ort" if ort else "onnx")
 
 
 def _room_for(host: Host, call: Call, record: ModelRecord, recipe: Recipe) -> None:
@@ -116,6 +207,7 @@ def in_form(host: Host, call: Call, record: ModelRecord, make: Make) -> Future[M
     recipe = requested(call)
     assert recipe is not None
     _room_for(host, call, record, recipe)
+    derive_ahead(host, call, record)  # of the source: the answer's own form is not one
     partition = call.context.partition.key if call.context.partition is not None else None
 
     def stage(name: str) -> None:

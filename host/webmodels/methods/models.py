@@ -120,6 +120,7 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         raw = call.params.raw.get("query")
         for flag in ("prefetch", "compile"):  # booleans, whatever the model turns out to be
             call.params.boolean(flag, default=False)
+        forms.ahead(call)  # `derive`: checked (bad_request) before anything is fetched
         representation = call.params.raw.get("representation")
         if representation is not None:  # checked (bad_request) before anything is fetched
             log.info("representation asked: %s", explain(representation))

@@ -14,6 +14,7 @@ from webmodels.digest import Digest
 from webmodels.dispatch import Call
 from webmodels.errors import HostError
 from webmodels.fetch.access import serialize
+from webmodels.methods import forms
 from webmodels.store.records import ModelRecord
 
 if TYPE_CHECKING:
@@ -79,6 +80,8 @@ def model_loaded(host: Host, call: Call, record: ModelRecord) -> None:
     if record.format != "onnx":
         return
     host.sessions.prestart()
+    if forms.requested(call) is None:  # else `record` is a form (forms.in_form queues)
+        forms.derive_ahead(host, call, record)  # ``derive``: forms asked for later
     if call.params.boolean("compile", default=False):
         host.sessions.request_compile(
             record, host.sessions.cache_scope(record, partition_key(call))

@@ -39,8 +39,9 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         record = visible_record(host, digest, call.context)
         if record is None:
             raise HostError("not_found", "no such model is available to this site")
-        form = forms.form_now(host, call, record)  # `representation`: another form of it
-        record = form.record if form is not None else record
+        # `representation`: another form of it (derived, or one its catalog declares)
+        form = forms.form_now(host, call, record) or forms.chosen(host, record)
+        record = form.record
         created = host.sessions.create(
             record.digest,
             partition=_owner(call),
@@ -49,11 +50,11 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
             # A partition's own compile cache for models that are not common, else
             # `compiled_cache_hit` would tell B that A compiled it (docs/design.md#privacy).
             scope=host.sessions.cache_scope(record, _partition(call)),
-            # Only the host's own derived forms are stored as "ort" (representations/);
+            # Only forms the host made, or a catalog declares, are "ort" (representations/);
             # any other file is loaded, and checked, as ONNX.
-            model_format="ort" if record.format == "ort" else "onnx",
+            model_format=form.model_format,
         )
-        return created.to_wire() | (form.to_wire() if form is not None else {})
+        return created.to_wire() | form.to_wire()
 
     def create_over_files(call: Call) -> Mapping[str, Any]:
         """A session over a model made of several files: ``files`` a page names by hash

@@ -6,10 +6,17 @@ load by hash whose recipe an entry with that SHA-256 declares, gets the declared
 downloaded like any catalog file and verified by its own hash, instead of a
 derivation: its publisher made it, so the host neither converts nor checks it
 numerically (the hash is the check, as for the model itself).
+
+A declared form in ONNX Runtime's own format (``format: "ort"``) is a flatbuffer that
+the store's sniffing takes for an opaque file: once held, its object row is given the
+format its catalog declares (`record_format`), so a session over it loads it with the
+ORT option, as a form the host made in that format. Only bytes whose SHA-256 a catalog
+in force declares so are ever marked: a page cannot make a file of its own "ort".
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -20,6 +27,9 @@ from webmodels.digest import Digest
 from webmodels.naming.resolve import Candidate
 from webmodels.representations.recipes import Recipe
 from webmodels.store.index import Index
+from webmodels.store.metadata import ModelMetadata
+from webmodels.store.records import ModelRecord
+from webmodels.store.store import Store
 
 SOURCE = "catalog"  # what ``info.representation.source`` says of such a form
 
@@ -79,3 +89,35 @@ def fits(form: DeclaredForm, recipe: Recipe) -> bool:
     low, high = recipe.opset_range
     in_range = form.opset is not None and low <= form.opset <= high
     return (form.dtype, form.format) == (recipe.dtype, recipe.format) and in_range
+
+
+def declared_format(index: Index, digest: Digest) -> str | None:
+    """The format a catalog in force declares for the file ``digest`` as a form of one
+    of its models; None when none declares it."""
+    found = all_declared(index).get(digest)
+    return None if found is None else found[1].format
+
+
+def record_format(store: Store, record: ModelRecord) -> ModelRecord:
+    """``record`` with the format its catalog declares, kept in its object row, when a
+    catalog in force declares it as an ORT-format form and the store took it for an
+    opaque file (an ONNX file stays ONNX); ``record`` itself otherwise. Its inputs
+    and outputs are its model's when that is stored (no recipe changes them)."""
+    if record.format in ("onnx", "ort"):
+        return record
+    found = all_declared(store.index).get(record.digest)
+    if found is None or found[1].format != "ort":
+        return record
+    source = store.get(found[0])
+    metadata = ModelMetadata(
+        format="ort",
+        inputs=source.metadata.inputs if source is not None else (),
+        outputs=source.metadata.outputs if source is not None else (),
+    )
+    with store.index.write() as db:
+        db.execute(
+            "UPDATE objects SET format = 'ort', metadata = ? "
+            "WHERE sha256 = ? AND format NOT IN ('onnx', 'ort')",
+            (json.dumps(metadata.to_json()), record.digest.hex),
+        )
+    return store.get(record.digest) or record

@@ -39,6 +39,9 @@ from webmodels.store.store import Store
 log = logging.getLogger(__name__)
 OUT_NAME = "form.onnx"
 IDLE_S = 30.0  # the derivation worker ends after this long without a call
+# Derivations asked ahead (``derive``) queued at a time per scope: per partition, so
+# that whether one is queued never depends on what another site asked.
+MAX_AHEAD = 16
 Stage = Callable[[str], None]  # progress: "deriving", "checking", "storing"
 
 
@@ -78,6 +81,7 @@ class Deriver:
         self._locks: dict[tuple[str, str, str], threading.Lock] = {}
         self._guard = threading.Lock()
         self.derived = 0  # derivations done by this host (logs, tests)
+        self._ahead: set[tuple[str, str, str]] = set()  # queued by `ahead`, not yet done
         # Requests wait on a Future, never a dispatcher thread; two at a time at most.
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="derive")
 
@@ -132,6 +136,34 @@ class Deriver:
         return self._pool.submit(
             self.form, record, recipe, partition=partition, visible=visible, stage=stage
         )
+
+    def ahead(
+        self,
+        record: ModelRecord,
+        recipe: Recipe,
+        *,
+        partition: str | None,
+        visible: Callable[[Digest], bool] = lambda digest: False,
+    ) -> bool:
+        """`submit` with nobody waiting: a form a page will ask for later, derived in the
+        background now (its failure is only logged; asked later, it is tried again).
+        False when the same one is queued already or `MAX_AHEAD` are in its scope."""
+        key = (record.digest.hex, recipe.key(), self.scope(record, partition))
+        with self._guard:
+            queued = sum(1 for other in self._ahead if other[2] == key[2])
+            if key in self._ahead or queued >= MAX_AHEAD:
+                return False
+            self._ahead.add(key)
+
+        def done(made: Future[Form]) -> None:
+            with self._guard:
+                self._ahead.discard(key)
+            failure = None if made.cancelled() else made.exception()
+            if failure is not None:
+                log.info("a form asked ahead was not made: %s", failure)
+
+        self.submit(record, recipe, partition=partition, visible=visible).add_done_callback(done)
+        return True
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
