@@ -236,6 +236,8 @@ class Store:
                 size = -1
             if size == record.size:
                 return Location(digest, path, size, preinstalled=False)
+            if (recipe := self.recipe_of(digest)) is not None:  # converted meanwhile
+                return segmented.view_location(self, digest, recipe)
             log.error("blob %s has %d bytes, index says %d", digest.hex, size, record.size)
             self.quarantine(digest)
         raise HostError("not_found", f"no stored model with SHA-256 {digest.hex}")
