@@ -17,6 +17,7 @@ from webmodels import STORE_LAYOUT
 from webmodels.digest import Digest
 from webmodels.store import Store
 from webmodels.store.convert import Converter, pending_files, run_conversion
+from webmodels.store.gc import execute_gc, plan_gc
 
 SIZE = 512 << 10
 
@@ -129,3 +130,25 @@ def _back_to_whole(root: Path, files: list[tuple[Digest, bytes]]) -> None:
         with store.index.write() as db:
             db.execute("DELETE FROM recipes")
             db.execute("DELETE FROM segment_refs")
+
+
+def test_gc_collects_the_segments_of_a_conversion_killed_before_its_commit(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "store"
+    files = whole_store(root, tmp_path)
+    with Store(root, segments=True) as store:
+        digest, data = files["other"]
+        left = store.segmented.store.ingest(store.files.path_of(digest))  # then killed
+        orphans = {s.digest for s in left.segments}
+        plan = plan_gc(store)
+        assert {i.digest for i in plan.items if i.kind == "orphan_segment"} == orphans
+        execute_gc(store, plan)
+        assert not any(store.segmented.store.path_of(d).exists() for d in orphans)
+        assert store.read(digest, 0, SIZE)[0] == data  # still from its whole file
+
+        assert run_conversion(store).converted == 3
+        assert [i for i in plan_gc(store).items if i.kind == "orphan_segment"] == []
+        execute_gc(store, plan_gc(store))
+        for digest, data in files.values():  # gc took nothing a recipe names
+            assert store.read(digest, 0, SIZE)[0] == data
