@@ -27,6 +27,7 @@ from webmodels.runtime.probe import ProbeResult, ProviderProbe, run_probe_subpro
 from webmodels.runtime.sessions import SessionManager
 from webmodels.runtime.settings import SessionSettings
 from webmodels.store import Store
+from webmodels.store.convert import Converter, delay_from_env
 from webmodels.uploads import Uploads
 
 
@@ -43,8 +44,10 @@ class Host:
     loopback: LoopbackServer
     outputs: OutputStore
     representations: Deriver
+    converter: Converter  # whole files to segments at idle (switch on only)
 
     def close(self) -> None:
+        self.converter.close()
         self.loopback.close()
         self.representations.close()
         self.sessions.close()  # the runtime workers end with the host
@@ -94,6 +97,7 @@ def build_host(config: Config, *, caller: str | None = None) -> Host:
             is_common=commons.is_common,  # a common model's forms are shared, like its cache
             options=sessions.runtime.options,
         ),
+        converter=Converter(store, delay_s=delay_from_env()).start(),
     )
 
 

@@ -40,6 +40,7 @@ COMMAND_MODULES = (
     "catalog_cmd",
     "commons_cmd",
     "share_cmd",
+    "segments_cmd",
 )
 # Which module registers each command: a known command imports only its own module
 # (`webmodels ls` need not load the registry client or the doctor's checks);
@@ -58,6 +59,7 @@ COMMANDS = {
     **dict.fromkeys(("catalog", "resolve", "update"), "catalog_cmd"),
     "commons": "commons_cmd",
     **dict.fromkeys(("share", "unshare", "settings"), "share_cmd"),
+    "store": "segments_cmd",
 }
 # Global options that take a value, to find the command word in argv.
 _VALUED_OPTIONS = ("--store", "--config", "--preinstalled", "--log-level")

@@ -45,7 +45,13 @@ def register(sub: Any) -> None:
     p.add_argument("models", nargs="+", metavar="SHA256")
     p = _add(sub, "unpin", cmd_unpin, "remove the protection of pin")
     p.add_argument("models", nargs="+", metavar="SHA256")
-    _add(sub, "du", cmd_du, "disk usage: logical against physical bytes")
+    p = _add(sub, "du", cmd_du, "disk usage: logical against physical bytes")
+    p.add_argument(
+        "--explain",
+        metavar="SHA256|NAME",
+        help="what this file shares below the file with which other stored files",
+    )
+    p.add_argument("--models", action="store_true", help="per model: logical, own and shared bytes")
     _add(sub, "verify", cmd_verify, "re-hash every model; quarantine corrupt ones")
     p = _add(sub, "gc", cmd_gc, "remove unreferenced blobs and leftovers")
     p.add_argument("--dry-run", action="store_true", help="show the plan only")
@@ -237,6 +243,12 @@ def _set_pin(args: argparse.Namespace, ctx: CliContext, store: Store, *, pinned:
 
 
 def cmd_du(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
+    from webmodels.cli import segments_cmd
+
+    if args.explain:
+        return segments_cmd.du_explain(ctx, store, args.explain)
+    if args.models:
+        return segments_cmd.du_models(ctx, store)
     stats = store.stats()
     if ctx.json:
         print_json({**stats.to_json(), "store_path": str(store.root)})

@@ -29,7 +29,8 @@ ABANDONED_DOWNLOAD_AGE_S = 24 * 3600
 
 @dataclass(frozen=True, slots=True)
 class GcItem:
-    kind: str  # blob | dangling_row | orphan_file | temp_file | object_row | quarantined
+    kind: str  # blob | dangling_row | orphan_file | orphan_segment | temp_file | object_row
+    # | quarantined
     path: Path | None
     size: int
     digest: Digest | None
@@ -90,6 +91,8 @@ def plan_gc(
                 if digest.hex not in known:
                     size = path.stat().st_size
                     items.append(GcItem("orphan_file", path, size, digest, "not in the index"))
+            for digest, path, size in store.segmented.orphans(db):
+                items.append(GcItem("orphan_segment", path, size, digest, "no recipe names it"))
     if only is None:
         for path in store.files.stale_temp_files():
             items.append(GcItem("temp_file", path, path.stat().st_size, None, "writer is gone"))
@@ -179,6 +182,8 @@ def _execute_item(
             return False
         _set_aside(store, digest, aside)
         return True
+    if item.kind == "orphan_segment" and digest is not None:
+        return store.segmented.drop_orphan(db, digest)
     if item.kind == "quarantined" and item.path is not None:
         # Never served and never published again: nothing can be using it.
         if item.path.parent != store.files.quarantine_dir or not item.path.is_file():

@@ -158,6 +158,28 @@ class SegmentedFiles:
                 freed += _unlink(self.store.path_of(segment.digest))
         return freed
 
+    def orphans(self, db: sqlite3.Connection) -> list[tuple[Digest, Path, int]]:
+        """Segment files no recipe names (a publish or a conversion killed before its
+        commit): digest, path, size."""
+        named = {r[0] for r in db.execute("SELECT segment FROM segment_refs WHERE refs > 0")}
+        found = []
+        for digest, path in self.store.iter_segments():
+            if digest.hex not in named:
+                try:
+                    found.append((digest, path, path.stat().st_size))
+                except FileNotFoundError:
+                    continue
+        return found
+
+    def drop_orphan(self, db: sqlite3.Connection, digest: Digest) -> bool:
+        """Delete an orphan segment inside the caller's write transaction, unless a
+        recipe names it by now (a writer re-checks its segments inside its own
+        transaction and writes again one removed here)."""
+        row = db.execute(
+            "SELECT 1 FROM segment_refs WHERE segment = ? AND refs > 0", (digest.hex,)
+        ).fetchone()
+        return row is None and _unlink(self.store.path_of(digest)) > 0
+
     def drop_view(self, digest: Digest) -> None:
         """Remove what was made from the file to give callers a path: its view and
         the graph kept to load it from its segments."""

@@ -236,6 +236,8 @@ class Store:
                 size = -1
             if size == record.size:
                 return Location(digest, path, size, preinstalled=False)
+            if (recipe := self.recipe_of(digest)) is not None:  # converted meanwhile
+                return segmented.view_location(self, digest, recipe)
             log.error("blob %s has %d bytes, index says %d", digest.hex, size, record.size)
             self.quarantine(digest)
         raise HostError("not_found", f"no stored model with SHA-256 {digest.hex}")
@@ -252,6 +254,8 @@ class Store:
         try:
             return self.files.read_range(location.path, offset, length), location.size
         except FileNotFoundError as exc:  # deleted since `locate` (gc, the user)
+            if (recipe := self.servable_recipe(digest)) is not None:  # converted meanwhile
+                return segmented.read_range(self, digest, recipe, offset, length)
             raise HostError("not_found", f"no stored model with SHA-256 {digest.hex}") from exc
 
     def recipe_of(self, digest: Digest) -> Recipe | None:
@@ -395,10 +399,12 @@ class Store:
     # -- housekeeping -----------------------------------------------------------------
 
     def remove_stale_temp_files(self) -> list[Path]:
+        from webmodels.store.convert import settle_converted
         from webmodels.store.gc import settle_publishing, settle_set_aside
 
         settle_set_aside(self)
         settle_publishing(self)
+        settle_converted(self)  # a conversion killed after its commit
         removed = []
         for path in [*self.files.stale_temp_files(), *self.segmented.store.stale_temps()]:
             try:

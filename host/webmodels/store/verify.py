@@ -38,6 +38,9 @@ def verify_store(store: Store, *, progress: Progress | None = None) -> VerifyRep
             if recipe is None
             else check_segments(store, recipe, digest, step)
         )
+        converted = problem == "missing" and not preinstalled and recipe is None
+        if converted and (recipe := store.recipe_of(digest)) is not None:  # meanwhile
+            problem = check_segments(store, recipe, digest, step)
         done += size
         if problem is None:
             _mark_verified(store, digest, preinstalled, path)
