@@ -34,6 +34,7 @@ from webmodels.naming.sources import record_request
 from webmodels.naming.versions import Version
 from webmodels.paging import PageRequest, fill
 from webmodels.query import ModelQuery
+from webmodels.read_offsets import send_from
 from webmodels.representations.choice import explain
 from webmodels.store.listing import Order, Scan, scan
 from webmodels.store.quotas import PageLimits, RoomQuestion, disk_figures, page_room
@@ -323,17 +324,23 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
 
     def open_url(call: Call) -> Mapping[str, Any]:
         """A one-time loopback URL for the whole model (loopback.py): the extension's
-        bridge fetches it instead of reading 1 MiB frames. Same visibility as read."""
+        bridge fetches it instead of reading 1 MiB frames; from `offset` on when a read
+        that broke resumes. Same visibility as read."""
         digest = call.params.digest()
         if visible(digest, call.context) is None:
             raise HostError("not_found", "no such model is available to this site")
+        offset = call.params.integer("offset", default=0)  # a read that broke resumes here
         owner = call.context.partition.key if call.context.partition is not None else ""
         if (recipe := store.servable_recipe(digest)) is not None:  # kept as segments
-            send = functools.partial(store.segmented.send_parts, recipe)
-            capability = host.loopback.issue_stream(digest, recipe.size, send, owner=owner)
+            _past_end(offset, recipe.size)
+            send = functools.partial(send_from, store.segmented, recipe, offset)
+            capability = host.loopback.issue_stream(digest, recipe.size - offset, send, owner=owner)
         else:
             location = store.locate(digest)
-            capability = host.loopback.issue(digest, location.path, location.size, owner=owner)
+            _past_end(offset, location.size)
+            capability = host.loopback.issue(
+                digest, location.path, location.size, owner=owner, start=offset
+            )
         return {"url": capability.url, "size": capability.size, "expires_in": capability.expires_in}
 
     dispatcher.add("models.availability", availability)
@@ -403,3 +410,8 @@ def _seen_by(call: Call) -> tuple[str, str] | None:
 
 def _key(call: Call) -> str | None:
     return call.context.partition.key if call.context.partition is not None else None
+
+
+def _past_end(offset: int, size: int) -> None:
+    if offset >= size and offset > 0:
+        raise HostError("bad_request", "params.offset must be below the model's size")
