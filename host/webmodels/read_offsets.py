@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import socket
 
+from webmodels.errors import HostError
 from webmodels.store.segmented import SegmentedFiles
 from webmodels.store.segments import Inline, Recipe
 
@@ -32,3 +33,9 @@ def send_from(files: SegmentedFiles, recipe: Recipe, offset: int, conn: socket.s
                     raise OSError(errno.EIO, f"segment {part.digest.hex} is short")
         files.send_parts(Recipe(recipe.parts[index + 1 :]), conn)
         return
+
+
+def check_offset(offset: int, size: int) -> None:
+    """`bad_request` for an offset at or past the end of a non-empty file."""
+    if offset >= size and offset > 0:
+        raise HostError("bad_request", "params.offset must be below the model's size")

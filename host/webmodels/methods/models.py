@@ -34,7 +34,7 @@ from webmodels.naming.sources import record_request
 from webmodels.naming.versions import Version
 from webmodels.paging import PageRequest, fill
 from webmodels.query import ModelQuery
-from webmodels.read_offsets import send_from
+from webmodels.read_offsets import check_offset, send_from
 from webmodels.representations.choice import explain
 from webmodels.store.listing import Order, Scan, scan
 from webmodels.store.quotas import PageLimits, RoomQuestion, disk_figures, page_room
@@ -332,12 +332,12 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         offset = call.params.integer("offset", default=0)  # a read that broke resumes here
         owner = call.context.partition.key if call.context.partition is not None else ""
         if (recipe := store.servable_recipe(digest)) is not None:  # kept as segments
-            _past_end(offset, recipe.size)
+            check_offset(offset, recipe.size)
             send = functools.partial(send_from, store.segmented, recipe, offset)
             capability = host.loopback.issue_stream(digest, recipe.size - offset, send, owner=owner)
         else:
             location = store.locate(digest)
-            _past_end(offset, location.size)
+            check_offset(offset, location.size)
             capability = host.loopback.issue(
                 digest, location.path, location.size, owner=owner, start=offset
             )
@@ -410,8 +410,3 @@ def _seen_by(call: Call) -> tuple[str, str] | None:
 
 def _key(call: Call) -> str | None:
     return call.context.partition.key if call.context.partition is not None else None
-
-
-def _past_end(offset: int, size: int) -> None:
-    if offset >= size and offset > 0:
-        raise HostError("bad_request", "params.offset must be below the model's size")
