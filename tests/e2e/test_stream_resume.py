@@ -3,8 +3,9 @@ Chromium: the host process is killed once the page has half of a 64 MiB model (i
 loopback transfer dies with it, as when the host restarts or the connection is reset).
 The stream carries on from the byte it reached — a new ticket for the rest through the
 bridge, or native messaging from there when the bridge cannot — and what the page read
-is byte-identical to the file: nothing from zero again, nothing twice, nothing missing.
-The native-messaging resume runs with ``WEBMODELS_LONG=1`` only (a second browser and
+is byte-identical to the file: nothing from zero again, nothing twice, nothing missing;
+where nothing can carry on, the stream errors. The native-messaging resume (and the
+error) runs with ``WEBMODELS_LONG=1`` only (a second browser and
 64 MiB model: over the suite's time budget)."""
 
 from __future__ import annotations
@@ -73,17 +74,28 @@ def kill_host(browser: Browser) -> None:
         os.kill(pid, signal.SIGKILL)  # the host, and its loopback transfer, go away
 
 
+LOOPBACK_READ = re.compile(r"^http://127\.0\.0\.1:\d+/m/")
+
+
 def cut_at(
-    browser: Browser, page: Any, query: dict[str, str], at: int, *, block_bridge: bool = False
+    browser: Browser,
+    page: Any,
+    query: dict[str, str],
+    at: int,
+    *,
+    block_bridge: bool = False,
+    lose: str | None = None,
 ) -> dict[str, Any]:
-    """Streams the model, kills the host once `at` bytes arrived (first making the
-    bridge's fetches fail, as a policy blocking it would, if `block_bridge`), and reads
-    the rest."""
+    """Streams the model, kills the host once `at` bytes arrived, and reads the rest.
+    Before the kill: if `block_bridge`, the bridge's fetches fail (as when a policy
+    blocks it); `lose`: a SHA-256 whose stored file is deleted (nothing can carry on)."""
     reached = page.evaluate(HALF, [query, at])
     assert at <= reached < SIZE
     if block_bridge:
-        loopback = re.compile(r"^http://127\.0\.0\.1:\d+/m/")
-        browser.context.route(loopback, lambda route: route.abort())
+        browser.context.route(LOOPBACK_READ, lambda route: route.abort())
+    if lose is not None:
+        [blob] = [p for p in browser.store.rglob(lose) if p.is_file()]
+        blob.unlink()
     kill_host(browser)
     rest: dict[str, Any] = page.evaluate(REST)
     print(f"\nresumed after {reached}: {rest.get('error') or 'ok'}, read {rest['read']} of {SIZE}")
@@ -125,3 +137,9 @@ def test_a_cut_stream_the_bridge_cannot_resume_goes_on_over_native_messaging(
     reads = [s["offset"] for s in rest["sent"] if s["method"] == "models.read"]
     assert len(opened) == 2 and rest["reached"] <= opened[1] < SIZE, rest["sent"]
     assert reads and min(reads) == opened[1], rest["sent"]  # never from zero
+
+    # Cut again, and the stored file is gone: nothing can carry on, and the page gets an
+    # error, never a stream that ends short.
+    browser.context.unroute(LOOPBACK_READ)
+    lost = cut_at(browser, page, query, SIZE // 2, block_bridge=True, lose=sha)
+    assert lost.get("error") and lost["read"] < SIZE, lost
