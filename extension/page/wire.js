@@ -132,17 +132,17 @@
     return bytes;
   }
 
-  /** The stored bytes of `sha256` (`size` bytes) in order, as Uint8Array chunks,
-   *  with up to READS_IN_FLIGHT host reads under way. */
-  function readChunks(sha256, size) {
-    return readParts("models.read", { sha256 }, size);
+  /** The stored bytes of `sha256` (`size` bytes) in order from `start`, as Uint8Array
+   *  chunks, with up to READS_IN_FLIGHT host reads under way. */
+  function readChunks(sha256, size, start = 0) {
+    return readParts("models.read", { sha256 }, size, start);
   }
 
   /** The same for any chunked read: `method` with `params` plus offset and length
    *  (`sessions.output` reads a large session output this way). */
-  async function* readParts(method, params, size) {
+  async function* readParts(method, params, size, start = 0) {
     const queue = [];
-    let offset = 0;
+    let offset = start;
     const refill = () => {
       while (queue.length < READS_IN_FLIGHT && offset < size) {
         const length = Math.min(READ_CHUNK, size - offset);
@@ -185,38 +185,54 @@
     return fastFetch("models.open", { sha256 }, size);
   }
 
-  /** The loopback response body of the whole model, as a ReadableStream the bridge
-   *  transferred (bytes arrive as the host sends them; nothing is buffered whole), or
-   *  a rejection (callers then use chunks). */
-  async function fastBody(sha256, size) {
-    if (size < FAST_MIN_BYTES || typeof document === "undefined") throw new Error("not worth it");
-    return viaBridge("models.open", { sha256 }, { size, stream: true }, { stream: true });
+  /** The loopback response body of the model from byte `start` on (the whole model
+   *  when 0), as a ReadableStream the bridge transferred (bytes arrive as the host sends
+   *  them; nothing is buffered whole), or a rejection (callers then use chunks). */
+  async function fastBody(sha256, size, start = 0) {
+    const rest = size - start;
+    if (rest < FAST_MIN_BYTES || typeof document === "undefined") throw new Error("not worth it");
+    // The ticket is bound to the offset (the host serves only the bytes from there); a
+    // host that ignored the offset would answer the whole size, which is refused.
+    const params = start > 0 ? { sha256, offset: start } : { sha256 };
+    return viaBridge("models.open", params, { size: rest, stream: true }, { stream: true });
   }
+
+  // Resumes in a row without a new byte before a broken stream errors: the bridge from
+  // the offset reached, then native messaging from there.
+  const MAX_RESUMES = 2;
 
   /** The stored bytes of `sha256` (`size` bytes) as a ReadableStream of Uint8Array
    *  chunks, each delivered as it arrives: through the bridge, or through native
-   *  messaging only when the bridge fails before the first byte. A failure after some
-   *  bytes errors the stream (never sends bytes twice); cancel() stops the transfer
-   *  (the cancel reaches the bridge's fetch, which closes the loopback connection). */
+   *  messaging when the bridge fails before the first byte. A transfer that breaks after
+   *  some bytes (the host restarted, the loopback connection was reset) resumes from the
+   *  byte it reached: a new ticket for the rest through the bridge, else native messaging
+   *  from there; never from zero, never a byte twice or missing. Where neither carries
+   *  on, the stream errors (never ends short). cancel() stops the transfer (the cancel
+   *  reaches the bridge's fetch, which closes the loopback connection). */
   function streamModel(sha256, size) {
     let source = null; // Promise<{reader, bridged}>
     let delivered = 0;
-    const chunked = () => ({ reader: iteratorReader(readChunks(sha256, size)), bridged: false });
-    const open = () =>
-      fastBody(sha256, size).then((body) => ({ reader: body.getReader(), bridged: true }), chunked);
+    let stalled = 0; // resumes since the last new byte
+    const chunked = (start) => ({ reader: iteratorReader(readChunks(sha256, size, start)), bridged: false });
+    const open = (start) =>
+      fastBody(sha256, size, start).then((body) => ({ reader: body.getReader(), bridged: true }), () => chunked(start));
     const next = async () => {
       const current = await source;
       try {
         return await current.reader.read();
       } catch (error) {
-        if (!current.bridged || delivered > 0) throw error;
-        source = Promise.resolve(chunked()); // the bridge broke before the first byte
+        if (++stalled > MAX_RESUMES) throw error;
+        current.reader.cancel(error).catch(() => {});
+        // A bridge that broke after some bytes gets one more ticket from where it was;
+        // one that broke before the first, or a second break, goes to native messaging.
+        const again = current.bridged && delivered > 0 && stalled === 1;
+        source = again ? open(delivered) : Promise.resolve(chunked(delivered));
         return next();
       }
     };
     return new ReadableStream({
       async pull(controller) {
-        source ??= open();
+        source ??= open(0);
         const { value, done } = await next();
         if (done) {
           if (delivered !== size) throw broken(delivered, size);
@@ -226,6 +242,7 @@
         const bytes = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
         delivered += bytes.length;
         if (delivered > size) throw broken(delivered, size);
+        if (bytes.length > 0) stalled = 0;
         if (bytes.length > 0) controller.enqueue(bytes);
       },
       async cancel(reason) {
@@ -286,8 +303,9 @@
    *  settles with the bridge's answer; `entry` says what the answer is ({size} or
    *  {write: true}). Rejects when the bridge stays silent. */
   async function viaBridge(method, params, entry, extra, timeoutMs = FAST_TIMEOUT_MS) {
-    const { ticket } = await request(method, params).promise;
+    const { ticket, size } = await request(method, params).promise;
     if (typeof ticket !== "string") throw new Error("no ticket");
+    if (entry.stream && size !== entry.size) throw new Error(`a ticket for ${size} bytes, not ${entry.size}`);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         tickets.delete(ticket);

@@ -20,7 +20,8 @@ Each request is checked before a byte is sent:
   ``hello`` (`LoopbackServer.pin`), which only this extension can send;
 * the token must be live: unknown, used or expired tokens all get the same 404.
 
-GET of ``/m/<token>`` reads; PUT of ``/u/<token>`` writes (`issue_upload`: a Cross-Origin
+GET of ``/m/<token>`` reads (a whole model, or its tail from an offset bound to the
+token when a read that broke resumes); PUT of ``/u/<token>`` writes (`issue_upload`: a Cross-Origin
 Storage write at loopback speed, with its CORS preflight). A write URL is bound to one
 upload — its partition, announced SHA-256 and size — and the request must carry exactly
 that many bytes; the reply comes only once they are verified and published
@@ -92,6 +93,7 @@ class _Grant:
     receive: Receive | None = None  # a write URL's upload
     on_drop: Callable[[], object] | None = None  # a write URL spent unused, or expired
     stream: Callable[[socket.socket], object] | None = None  # a file kept as segments
+    start: int = 0  # where in the file at `path` the bytes begin (a resumed read)
 
 
 def allowed_origins(caller: str | None) -> tuple[str, ...]:
@@ -173,10 +175,14 @@ class LoopbackServer:
             log.info("loopback: serving %s only", origin)
         return origin in self.allowed
 
-    def issue(self, digest: Digest, path: Path, size: int, *, owner: str = "") -> Capability:
+    def issue(
+        self, digest: Digest, path: Path, size: int, *, owner: str = "", start: int = 0
+    ) -> Capability:
         """A one-time URL for the file at `path` (already located and size-checked), for
-        partition `owner` ("" for trusted callers)."""
-        return self._grant(_Grant(digest.short, path, None, size, 0.0, owner))
+        partition `owner` ("" for trusted callers): its bytes from `start` on (a read
+        that broke resumes there), `size - start` of them."""
+        grant = _Grant(digest.short, path, None, size - start, 0.0, owner, start=start)
+        return self._grant(grant)
 
     def issue_stream(
         self, digest: Digest, size: int, stream: Callable[[socket.socket], object], *, owner: str
@@ -322,7 +328,7 @@ def _send(conn: socket.socket, grant: _Grant, origin: str | None) -> bool:
         if grant.path is not None:
             with grant.path.open("rb") as fh:
                 conn.sendall(response_head(200, headers))
-                conn.sendfile(fh, 0, grant.size)
+                conn.sendfile(fh, grant.start, grant.size)
         elif grant.stream is not None:
             conn.sendall(response_head(200, headers))
             grant.stream(conn)

@@ -12,7 +12,8 @@ profile. Each round uses new models and times, per profile: the first site
 (strict mode, not common: it downloads again), and a second site loading a model on a
 signed commons list that the first site has stored (with the extension: no download).
 Prints per round and medians: time until the bytes are ready, session create, and the
-ratios with / without the extension.
+ratios with / without the extension; then where storing the model went, step by step
+(first_visit_tables.py: the page's steps, and the host's from its log).
 
 Usage: .venv/bin/python scripts/bench/first_visit.py [--rounds 3] [--size-mb 90]
        [--rate-mbps 0 (unlimited)] [--json PATH (the figures, for scripts/bench/report)]
@@ -23,18 +24,28 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from first_visit_tables import (  # noqa: E402
+    CASES,
+    PROFILES,
+    Breakdown,
+    Figures,
+    HostLog,
+    fmt_row,
+    report,
+)
 
 from e2e.conftest import CHROMIUM, launch_chromium, require_chromium  # noqa: E402
 from e2e.test_page_api import EXTENSION, site_args  # noqa: E402
@@ -55,6 +66,7 @@ LOAD = """async ({ url, sha256 }) => {
   const cos = navigator.crossOriginStorage;
   const hash = { algorithm: "SHA-256", value: sha256 };
   let bytes = null, fetched = null, stored = null, source = "store";
+  const phases = {}; // ms per step of storing what was fetched
   if (cos) {
     try {
       const file = await (await cos.requestFileHandle(hash)).getFile();
@@ -66,44 +78,44 @@ LOAD = """async ({ url, sha256 }) => {
     const hit = await (await caches.open("models")).match(url);
     if (hit) bytes = new Uint8Array(await hit.arrayBuffer());
   }
+  const looked = performance.now();
   if (!bytes) {
+    phases.lookup = looked - t0;
     source = "network";
     const response = await fetch(url);
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     const blob = await response.blob();
     fetched = performance.now() - t0;
+    phases.fetch = fetched + t0 - looked;
+    let mark = fetched + t0;
+    const step = (name) => {
+      const now = performance.now();
+      phases[name] = now - mark;
+      mark = now;
+    };
     if (cos) {
       const handle = await cos.requestFileHandle(hash, { create: true });
+      step("requestFileHandle");
       const writable = await handle.createWritable();
+      step("createWritable");
       await writable.write(blob);
+      step("write");
       await writable.close();
+      step("close");
     } else if (globalThis.caches) {
       await (await caches.open("models")).put(url, new Response(blob));
+      step("cache.put");
     }
     stored = performance.now() - t0;
     bytes = new Uint8Array(await blob.arrayBuffer());
+    step("arrayBuffer");
   }
   const ready = performance.now() - t0;
   const session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"] });
   const created = performance.now() - t0;
   await session.release();
-  return { source, fetched, stored, ready, session: created - ready, total: created };
+  return { source, fetched, stored, ready, session: created - ready, total: created, phases };
 }"""
-
-CASES = ("first", "second strict", "second common")
-PROFILES = ("extension", "plain")
-
-
-@dataclass
-class Figures:
-    """Seconds per (profile, case): until the bytes are ready, and the total."""
-
-    ready: dict[tuple[str, str], list[float]] = field(default_factory=dict)
-    total: dict[tuple[str, str], list[float]] = field(default_factory=dict)
-
-    def add(self, profile: str, case: str, result: dict[str, Any]) -> None:
-        self.ready.setdefault((profile, case), []).append(result["ready"] / 1000)
-        self.total.setdefault((profile, case), []).append(result["total"] / 1000)
 
 
 # --- the model -------------------------------------------------------------------------
@@ -279,7 +291,11 @@ def warm_up(context: BrowserContext, port: int, extension: bool) -> None:
 
 
 def run_round(
-    contexts: dict[str, BrowserContext], port: int, models: dict[str, Served], n: int
+    contexts: dict[str, BrowserContext],
+    port: int,
+    models: dict[str, Served],
+    n: int,
+    host_log: HostLog,
 ) -> list[tuple[str, str, dict[str, Any]]]:
     a, b = f"http://a.localhost:{port}", f"http://b.localhost:{port}"
     rows = []
@@ -293,31 +309,11 @@ def run_round(
         ]
         for case, origin, model in steps:
             result = visit(context, origin, model, extension)
+            if extension:
+                result["host"] = host_log.take()  # the host's steps of this write, if any
             if case is not None:
                 rows.append((profile, case, result))
     return rows
-
-
-def fmt_row(n: int, profile: str, case: str, r: dict[str, Any]) -> str:
-    parts = [f"round {n} {profile:9s} {case:13s} {r['source']:7s}"]
-    if r["fetched"] is not None:
-        parts.append(f"fetched {r['fetched'] / 1000:6.2f} s  stored {r['stored'] / 1000:6.2f} s")
-    else:
-        parts.append(" " * 34)
-    parts.append(f"ready {r['ready'] / 1000:6.2f} s  session +{r['session'] / 1000:5.2f} s")
-    parts.append(f"total {r['total'] / 1000:6.2f} s")
-    return "  ".join(parts)
-
-
-def report(figures: Figures) -> None:
-    print("\nmedians (s)                 with ext  without   ratio | ready: with  without  ratio")
-    for case in CASES:
-        total = [statistics.median(figures.total[(p, case)]) for p in PROFILES]
-        ready = [statistics.median(figures.ready[(p, case)]) for p in PROFILES]
-        print(
-            f"{case:26s} {total[0]:8.2f} {total[1]:8.2f} {total[0] / total[1]:6.2f}x"
-            f" |   {ready[0]:8.2f} {ready[1]:8.2f} {ready[0] / ready[1]:6.2f}x"
-        )
 
 
 def as_json(figures: Figures, *, model_bytes: int, rate_mbps: float, rounds: int) -> dict[str, Any]:
@@ -352,7 +348,7 @@ def main() -> int:
     require_chromium()
     from playwright.sync_api import sync_playwright
 
-    figures = Figures()
+    figures, breakdown = Figures(), Breakdown()
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         work = Path(tmp)
         pages = serve_pages(stack)
@@ -367,13 +363,18 @@ def main() -> int:
         }
         for profile, context in contexts.items():
             warm_up(context, pages.port, profile == "extension")
+        host_log = HostLog(work / "ext" / "logs")
+        host_log.take()  # the warm-up's
         for n, models in enumerate(served):
-            for profile, case, result in run_round(contexts, pages.port, models, n):
+            for profile, case, result in run_round(contexts, pages.port, models, n, host_log):
                 print(fmt_row(n, profile, case, result), flush=True)
                 figures.add(profile, case, result)
+                breakdown.add(profile, case, result)
     report(figures)
+    breakdown.print_table()
     if args.json:
         found = as_json(figures, model_bytes=size, rate_mbps=args.rate_mbps, rounds=args.rounds)
+        found["phases"] = breakdown.as_json()
         args.json.write_text(json.dumps(found, indent=2) + "\n")
     return 0
 

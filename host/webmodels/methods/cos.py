@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
+import logging
 import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future
@@ -19,6 +21,8 @@ from webmodels.store.quotas import check_total_quota
 
 if TYPE_CHECKING:
     from webmodels.app import Host
+
+log = logging.getLogger(__name__)
 
 
 def register(dispatcher: Dispatcher, host: Host) -> None:
@@ -59,10 +63,15 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         quota_left(host, call, size)
         partition = key(call)
         upload = host.uploads.begin(digest, size, partition)
+        issued = time.monotonic()
 
         def receive(pieces: Iterator[bytes]) -> Mapping[str, Any]:
+            marks = {"ticket": issued, "put": time.monotonic()}
             host.uploads.stream(upload.id, partition, pieces)
-            return publish(call, upload.id)
+            marks["body"] = time.monotonic()  # received, written and hashed
+            result = publish(call, upload.id, marks)
+            log.info("loopback write phases (s): %s", _phases(marks))  # scripts/bench
+            return result
 
         capability = host.loopback.issue_upload(
             size,
@@ -76,23 +85,29 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         upload_id = call.params.string("upload_id", max_length=64)
         return host.uploads.committing.submit(publish, call, upload_id)
 
-    def publish(call: Call, upload_id: str) -> Mapping[str, Any]:
+    def publish(
+        call: Call, upload_id: str, marks: dict[str, float] | None = None
+    ) -> Mapping[str, Any]:
         """Verify, publish and describe; the answer is padded to the downloads' floor,
         so bytes another site holds (an index row updated, one more holder) cannot be
-        timed (PRIVACY.md, "Write timing")."""
+        timed (PRIVACY.md, "Write timing"). `marks` gets when each step ended."""
+        marks = {} if marks is None else marks
         pending = host.uploads.commit(upload_id, key(call))  # hashed and fsynced
-        started = time.monotonic()
+        started = marks["fsync"] = time.monotonic()
         partition = key(call)
         refs = [("site", partition)] if partition else [("import", "cos")]
         try:
             if partition:
                 check_total_quota(store.index, host.config.quota_total_bytes)
             metadata = describe_file(pending.temp_path)
+            marks["describe"] = time.monotonic()
             result = store.ingest(pending, metadata, origin="downloaded", refs=refs)
+            marks["publish"] = time.monotonic()
         finally:
             store.files.discard(pending)
         reply = {"model": model_for_page(host, result.model, call.context)}
         time.sleep(max(0.0, started + host.jobs.options.settle_floor_s - time.monotonic()))
+        marks["floor"] = time.monotonic()
         return reply
 
     def abort(call: Call) -> Mapping[str, Any]:
@@ -105,3 +120,9 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
     dispatcher.add("cos.write.chunk", chunk)
     dispatcher.add("cos.write.commit", commit)
     dispatcher.add("cos.write.abort", abort)
+
+
+def _phases(marks: Mapping[str, float]) -> str:
+    """`name=seconds` for each step since the one before (ticket: issued to PUT)."""
+    names = list(marks)
+    return " ".join(f"{b}={marks[b] - marks[a]:.3f}" for a, b in itertools.pairwise(names))

@@ -34,6 +34,7 @@ from webmodels.naming.sources import record_request
 from webmodels.naming.versions import Version
 from webmodels.paging import PageRequest, fill
 from webmodels.query import ModelQuery
+from webmodels.read_offsets import check_offset, send_from
 from webmodels.representations.choice import explain
 from webmodels.store.listing import Order, Scan, scan
 from webmodels.store.quotas import PageLimits, RoomQuestion, disk_figures, page_room
@@ -325,17 +326,23 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
 
     def open_url(call: Call) -> Mapping[str, Any]:
         """A one-time loopback URL for the whole model (loopback.py): the extension's
-        bridge fetches it instead of reading 1 MiB frames. Same visibility as read."""
+        bridge fetches it instead of reading 1 MiB frames; from `offset` on when a read
+        that broke resumes. Same visibility as read."""
         digest = call.params.digest()
         if visible(digest, call.context) is None:
             raise HostError("not_found", "no such model is available to this site")
+        offset = call.params.integer("offset", default=0)  # a read that broke resumes here
         owner = call.context.partition.key if call.context.partition is not None else ""
         if (recipe := store.servable_recipe(digest)) is not None:  # kept as segments
-            send = functools.partial(store.segmented.send_parts, recipe)
-            capability = host.loopback.issue_stream(digest, recipe.size, send, owner=owner)
+            check_offset(offset, recipe.size)
+            send = functools.partial(send_from, store.segmented, recipe, offset)
+            capability = host.loopback.issue_stream(digest, recipe.size - offset, send, owner=owner)
         else:
             location = store.locate(digest)
-            capability = host.loopback.issue(digest, location.path, location.size, owner=owner)
+            check_offset(offset, location.size)
+            capability = host.loopback.issue(
+                digest, location.path, location.size, owner=owner, start=offset
+            )
         return {"url": capability.url, "size": capability.size, "expires_in": capability.expires_in}
 
     dispatcher.add("models.availability", availability)
