@@ -47,7 +47,7 @@ MANIFEST_STRIDE = {"short": 4, "long": 1}  # every Nth I/O call of a set's impor
 # The browser soak: rounds (short) or minutes (long), and a host SIGKILL every K rounds.
 SOAK_ROUNDS = {"short": 20, "long": None}
 SOAK_MINUTES = {"short": None, "long": 30.0}
-SOAK_KILL_EVERY = {"short": 7, "long": 10}
+SOAK_KILL_EVERY = {"short": 10, "long": 10}
 PARTS = ("injection", "manifests", "kills", "crashes", "concurrency", "points", "corpus", "soak")
 
 

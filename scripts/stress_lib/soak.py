@@ -46,7 +46,10 @@ if TYPE_CHECKING:
 
 API_TIMEOUT_MS = 60_000
 RSS_LIMIT = 1 << 30  # a host above 1 GiB of resident memory fails the soak
-FD_GROWTH_LIMIT = 16  # more open descriptors than this at a host's last round than its first
+# More open descriptors than this at a host's round than at its first fails the soak: a
+# host's count is flat (10 in every round of a 5-minute run), so one leaked per round of
+# a 10-round host life is caught.
+FD_GROWTH_LIMIT = 4
 TEMP_KINDS = ("partial", "aside", "publishing")
 
 # One host session: load, create, run x = [[0..3], [4..7]], release (y = x + b).
@@ -75,6 +78,7 @@ class Soak:
     kills: int = 0
     errors: list[str] = field(default_factory=list)
     peak_rss: int = 0
+    threads: list[int] = field(default_factory=list)  # the host's threads, per round
     fds: list[tuple[int, int]] = field(default_factory=list)  # (host pid, open fds) per round
     seconds: float = 0.0
     seed: int = 0
@@ -136,6 +140,13 @@ def rss_of(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
+    return 0
+
+
+def threads_of(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
     return 0
 
 
@@ -231,9 +242,10 @@ def check_round(store: Path, soak: Soak) -> None:
         soak.errors.append(f"round {soak.rounds}: {len(pids)} hosts running")
     for pid in pids:
         try:
-            rss, fds = rss_of(pid), fds_of(pid)
+            rss, fds, threads = rss_of(pid), fds_of(pid), threads_of(pid)
         except OSError:
             continue
+        soak.threads.append(threads)
         soak.peak_rss = max(soak.peak_rss, rss)
         first = next((n for p, n in soak.fds if p == pid), fds)
         if fds - first > FD_GROWTH_LIMIT:
@@ -290,14 +302,15 @@ def run_soak(*, rounds: int | None, minutes: float | None, kill_every: int, seed
             sites = Sites(context, pages.port, store, models, manager)
             try:
                 deadline = started + minutes * 60 if minutes else None
-                seq = 0
+                seq, shown = 0, time.monotonic()
                 while (rounds is None or seq < rounds) and (
                     deadline is None or time.monotonic() < deadline
                 ):
                     one_round(sites, seq, rng, kill_every, soak)
                     seq += 1
-                    if minutes and seq % 20 == 0:
+                    if minutes and time.monotonic() - shown >= 60:
                         print_progress(soak, started)
+                        shown = time.monotonic()
             finally:
                 context.close()
                 manager.close()
@@ -313,6 +326,7 @@ def print_progress(soak: Soak, started: float) -> None:
     print(
         f"  soak: {soak.rounds} rounds, {time.monotonic() - started:.0f} s, "
         f"peak RSS {soak.peak_rss >> 20} MiB, fds {first} -> {last}, "
+        f"threads {max(soak.threads, default=0)} at most, "
         f"{len(soak.errors)} errors",
         flush=True,
     )
@@ -325,8 +339,10 @@ def report(soak: Soak, size: str) -> int:
     print(
         f"soak: {soak.rounds} rounds, {sum(soak.operations.values())} operations ({kinds}), "
         f"{soak.kills} host kills, {soak.hosts} hosts started, {len(soak.errors)} errors, "
-        f"peak host RSS {soak.peak_rss / (1 << 20):.1f} MiB, host fds first {first} last {last}, "
-        f"{soak.seconds:.1f} s ({size}, seed {soak.seed})"
+        f"peak host RSS {soak.peak_rss / (1 << 20):.1f} MiB, host fds first {first} last {last} "
+        f"max {max((n for _, n in soak.fds), default=0)}, host threads first "
+        f"{soak.threads[0] if soak.threads else 0} last {soak.threads[-1] if soak.threads else 0} "
+        f"max {max(soak.threads, default=0)}, {soak.seconds:.1f} s ({size}, seed {soak.seed})"
     )
     for error in soak.errors[:10]:
         print(f"    {error}")
