@@ -76,6 +76,7 @@ class Soak:
     rounds: int = 0
     operations: Counter[str] = field(default_factory=Counter)
     kills: int = 0
+    failed_at_kill: int = 0  # calls sent as a host died, failed cleanly ("host exited")
     errors: list[str] = field(default_factory=list)
     peak_rss: int = 0
     threads: list[int] = field(default_factory=list)  # the host's threads, per round
@@ -223,16 +224,34 @@ def clear_round(sites: Sites, site: str, digest: str, soak: Soak) -> None:
         soak.errors.append(f"site {site} still sees its cleared model {digest[:12]}: {seen}")
 
 
-def kill_host(store: Path, soak: Soak) -> None:
-    """SIGKILL the browser's hosts and wait until they are gone; the next call reconnects."""
-    pids = host_pids(store)
+def kill_host(sites: Sites, soak: Soak, *, settle: bool) -> None:
+    """SIGKILL the browser's hosts and wait until they are gone; with `settle`, until
+    a new one answers."""
+    pids = host_pids(sites.store)
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 30
     while any(Path(f"/proc/{pid}").exists() for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(0.3)  # the extension sees its port close and drops it
     soak.kills += len(pids)
+    if settle:
+        settle_after_kill(sites, soak)
+
+
+def settle_after_kill(sites: Sites, soak: Soak) -> None:
+    """Probe until a call is answered by a new host. A call that the extension sent
+    before it saw its port close fails cleanly with "the webmodels host exited" (as a
+    page's calls in flight at a crash do: counted, not an error); anything else is."""
+    for _ in range(20):
+        probe = sites.call("a", "availability", {"sha256": os.urandom(32).hex()})
+        if probe == {"availability": "unavailable"}:
+            return
+        message = probe.get("error", {}).get("message", "")
+        if not message.startswith("the webmodels host exited"):
+            soak.errors.append(f"first call after a kill: {probe}")
+            return
+        soak.failed_at_kill += 1
+    soak.errors.append("no new host answered after a kill")
 
 
 def check_round(store: Path, soak: Soak) -> None:
@@ -258,7 +277,9 @@ def check_round(store: Path, soak: Soak) -> None:
         soak.errors.append(f"round {soak.rounds}: temp files left: {temps[:5]}")
 
 
-def one_round(sites: Sites, seq: int, rng: random.Random, kill_every: int, soak: Soak) -> None:
+def one_round(
+    sites: Sites, seq: int, rng: random.Random, kill_every: int, soak: Soak, *, last: bool
+) -> None:
     site = "ab"[seq % 2]
     written = cos_round(sites, rng, soak)
     loaded = load_round(sites, site, seq, rng, soak)
@@ -269,11 +290,12 @@ def one_round(sites: Sites, seq: int, rng: random.Random, kill_every: int, soak:
     soak.rounds += 1
     check_round(sites.store, soak)
     if (seq + 1) % kill_every == 0:
-        kill_host(sites.store, soak)
+        kill_host(sites, soak, settle=not last)  # after the last: the store's check
 
 
 def run_soak(*, rounds: int | None, minutes: float | None, kill_every: int, seed: int) -> Soak:
     """`rounds` rounds (or as many as fit in `minutes`) in a fresh profile and store."""
+    from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
     if not CHROMIUM.is_file():
@@ -306,7 +328,12 @@ def run_soak(*, rounds: int | None, minutes: float | None, kill_every: int, seed
                 while (rounds is None or seq < rounds) and (
                     deadline is None or time.monotonic() < deadline
                 ):
-                    one_round(sites, seq, rng, kill_every, soak)
+                    last = rounds is not None and seq + 1 == rounds
+                    try:
+                        one_round(sites, seq, rng, kill_every, soak, last=last)
+                    except PlaywrightError as error:  # a call that never settled, a page gone
+                        soak.errors.append(f"round {seq}: {str(error)[:300]}")
+                        break
                     seq += 1
                     if minutes and time.monotonic() - shown >= 60:
                         print_progress(soak, started)
@@ -338,7 +365,8 @@ def report(soak: Soak, size: str) -> int:
     kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(soak.operations.items()))
     print(
         f"soak: {soak.rounds} rounds, {sum(soak.operations.values())} operations ({kinds}), "
-        f"{soak.kills} host kills, {soak.hosts} hosts started, {len(soak.errors)} errors, "
+        f"{soak.kills} host kills, {soak.hosts} hosts started, {soak.failed_at_kill} calls "
+        f"failed cleanly at a kill, {len(soak.errors)} errors, "
         f"peak host RSS {soak.peak_rss / (1 << 20):.1f} MiB, host fds first {first} last {last} "
         f"max {max((n for _, n in soak.fds), default=0)}, host threads first "
         f"{soak.threads[0] if soak.threads else 0} last {soak.threads[-1] if soak.threads else 0} "
