@@ -254,8 +254,10 @@ def settle_after_kill(sites: Sites, soak: Soak) -> None:
     soak.errors.append("no new host answered after a kill")
 
 
-def check_round(store: Path, soak: Soak) -> None:
-    """The host's memory and descriptors, and no temp file left with nothing in flight."""
+def check_round(sites: Sites, soak: Soak) -> None:
+    """The host's memory, threads and descriptors; with nothing in flight, no download
+    job still active (the popup's job list, newest first) and no temp file left."""
+    store = sites.store
     pids = host_pids(store)
     if len(pids) != 1:
         soak.errors.append(f"round {soak.rounds}: {len(pids)} hosts running")
@@ -275,6 +277,10 @@ def check_round(store: Path, soak: Soak) -> None:
     temps = [p.name for kind in TEMP_KINDS for p in (store / "tmp").glob(f"*.{kind}")]
     if temps:
         soak.errors.append(f"round {soak.rounds}: temp files left: {temps[:5]}")
+    jobs = sites.manager.call("manage.jobs").get("result", {}).get("jobs")
+    stuck = [job for job in jobs or [] if job.get("state") == "active"]
+    if jobs is None or stuck:
+        soak.errors.append(f"round {soak.rounds}: download jobs still active: {stuck[:2]}")
 
 
 def one_round(
@@ -288,7 +294,7 @@ def one_round(
     if seq % 4 == 3:
         clear_round(sites, site, loaded, soak)
     soak.rounds += 1
-    check_round(sites.store, soak)
+    check_round(sites, soak)
     if (seq + 1) % kill_every == 0:
         kill_host(sites, soak, settle=not last)  # after the last: the store's check
 
