@@ -5,7 +5,9 @@ rounds (stress_lib/concurrency.py) and the kills during downloads, gc and a migr
 faults injected into imports and pulls of models made of several files
 (stress_lib/manifest_faults.py: every 4th I/O call in the short run, each in the long);
 the cheap kill loop (stress_lib/kill_points.py: forked hosts and commands killed at five
-points, 22 kills each in the short run, 250 in the long).
+points, 22 kills each in the short run, 250 in the long); the browser soak
+(stress_lib/soak.py: real Chromium, two sites, 20 rounds in the short run, 30 minutes in
+the long, `--minutes` to change it).
 
 short (what CI runs, tests/test_stress_*.py): a 256 KiB model, 110 forked kills, 16
 processes for 2 rounds (the exec-based 20 kills and 2 kills each of a download, gc and
@@ -19,6 +21,7 @@ was answered with an unclear error, or SQLite's own error text reached a user.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -30,6 +33,7 @@ from stress_lib.crashes import run_crashes
 from stress_lib.injection import run_injection, table
 from stress_lib.kill_points import run_kills
 from stress_lib.manifest_faults import run_manifest_injection
+from stress_lib.soak import report, run_soak
 
 SIZES = {"short": 256 * 1024, "long": 6 * 1024 * 1024}
 KILLS = {"short": 20, "long": 1000}
@@ -40,7 +44,11 @@ POINT_KILLS = {"short": 2, "long": 200}  # of each kind: downloads, gc, migratio
 FORK_KILLS = {"short": 22, "long": 250}
 FORK_MODEL = {"short": 32 * 1024, "long": 512 * 1024}
 MANIFEST_STRIDE = {"short": 4, "long": 1}  # every Nth I/O call of a set's import failed
-PARTS = ("injection", "manifests", "kills", "crashes", "concurrency", "points", "corpus")
+# The browser soak: rounds (short) or minutes (long), and a host SIGKILL every K rounds.
+SOAK_ROUNDS = {"short": 20, "long": None}
+SOAK_MINUTES = {"short": None, "long": 30.0}
+SOAK_KILL_EVERY = {"short": 10, "long": 10}
+PARTS = ("injection", "manifests", "kills", "crashes", "concurrency", "points", "corpus", "soak")
 
 
 def injection(size: str) -> int:
@@ -132,10 +140,21 @@ def points(size: str) -> int:
     return bad
 
 
+def soak(size: str, minutes: float | None = None) -> int:
+    soaked = run_soak(
+        rounds=None if minutes else SOAK_ROUNDS[size],
+        minutes=minutes or SOAK_MINUTES[size],
+        kill_every=SOAK_KILL_EVERY[size],
+        seed=int.from_bytes(os.urandom(4), "big"),
+    )
+    return report(soaked, f"{size}, {minutes} min" if minutes else size)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/stress", description=__doc__)
     parser.add_argument("--size", choices=sorted(SIZES), default="short")
     parser.add_argument("--only", choices=PARTS, action="append", help="run only this part")
+    parser.add_argument("--minutes", type=float, help="the soak runs this long instead")
     args = parser.parse_args(argv)
     parts = {
         "injection": injection,
@@ -145,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         "concurrency": concurrency,
         "points": points,
         "corpus": lambda size: print_corpus(size) + print_sessions(size),
+        "soak": lambda size: soak(size, args.minutes),
     }
     bad = 0
     for name in args.only or PARTS:
