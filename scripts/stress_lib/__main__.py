@@ -10,7 +10,7 @@ points, 22 kills each in the short run, 250 in the long); the browser soak
 the long, `--minutes` to change it).
 
 short (what CI runs, tests/test_stress_*.py): a 256 KiB model, 110 forked kills, 16
-processes for 2 rounds (the exec-based 20 kills and 2 kills each of a download, gc and
+processes for 2 rounds (the exec-based kills and 2 kills each of a download, gc and
 a migration run with WEBMODELS_LONG=1); long: a 6 MiB model, so every write of a
 multi-chunk file is a fault point, 1,250 forked kills, 1,000 exec-based kills, 16
 processes for 50 rounds and 200 kills each of a download, gc and a migration.
