@@ -29,6 +29,17 @@ class Row:
     corrupted: int = 0
     examples: list[str] = field(default_factory=list)
 
+    def count(self, n: int, verdict: Verdict, where: str) -> None:
+        """One injection at the Nth call: its verdict, and an example of what went
+        wrong (losses first; one unclear error when nothing was lost)."""
+        self.injections += 1
+        self.unclear += not verdict.clear_error
+        self.lost += bool(verdict.lost)
+        self.corrupted += bool(verdict.corrupted)
+        bad = [*verdict.lost, *verdict.corrupted]
+        if (bad and len(self.examples) < 3) or (verdict.clear_error is False and not self.examples):
+            self.examples.append(f"N={n} at {where}: {'; '.join(bad)}")
+
 
 def scratch_dir() -> str | None:
     """A RAM-backed folder where there is one: fsync costs nothing there, so the run
@@ -90,16 +101,7 @@ def run_injection(*, weight_bytes: int, max_n: int = 500) -> list[Row]:
                 fired, verdict, where = inject_one(op, kind, n, weight_bytes=weight_bytes)
                 if not fired:
                     break
-                row.injections += 1
-                row.unclear += not verdict.clear_error
-                row.lost += bool(verdict.lost)
-                row.corrupted += bool(verdict.corrupted)
-                bad = [*verdict.lost, *verdict.corrupted]
-                # Losses first; one unclear error as an example when nothing was lost.
-                if (bad and len(row.examples) < 3) or (
-                    verdict.clear_error is False and not row.examples
-                ):
-                    row.examples.append(f"N={n} at {where}: {'; '.join(bad)}")
+                row.count(n, verdict, where)
             rows.append(row)
     logging.disable(logging.NOTSET)
     return rows

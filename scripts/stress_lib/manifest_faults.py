@@ -145,15 +145,7 @@ def run_manifest_injection(*, weight_bytes: int, stride: int = 1, max_n: int = 8
                     )
                     if not fired:
                         break
-                    row.injections += 1
-                    row.unclear += not verdict.clear_error
-                    row.lost += bool(verdict.lost)
-                    row.corrupted += bool(verdict.corrupted)
-                    bad = [*verdict.lost, *verdict.corrupted]
-                    if (bad and len(row.examples) < 3) or (
-                        not verdict.clear_error and not row.examples
-                    ):
-                        row.examples.append(f"N={n} at {where}: {'; '.join(bad)}")
+                    row.count(n, verdict, where)
                 rows.append(row)
     logging.disable(logging.NOTSET)
     return rows
