@@ -22,6 +22,7 @@ from support.containers import write_onnx
 from webmodels.config import Flags, load_config
 from webmodels.digest import Digest
 from webmodels.store import Store
+from webmodels.store.segments.reaper import drain
 from webmodels.store.verify import verify_store
 
 WEIGHTS = 6  # tensors of 256 KiB each: 1.5 MiB of weights per variant
@@ -47,7 +48,10 @@ def variants(folder: Path) -> tuple[Path, Path]:
 
 def disk_bytes(root: Path) -> int:
     """What the store's files take on the file system (allocated blocks), the index
-    and its logs left out."""
+    and its logs left out. Duplicate segment copies are renamed aside and unlinked on
+    the reaper thread after the writer moved on (reaper.py); under load that thread
+    can lag, so wait for it first: what is measured is what stays on disk."""
+    assert drain(), "the segment reaper did not finish"
     total = 0
     for folder, _, names in os.walk(root):
         for name in names:
