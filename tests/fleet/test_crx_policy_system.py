@@ -75,6 +75,7 @@ def chromium_policy() -> Iterator[Path]:
     """The path of this run's policy file in the system folder (written by the test)."""
     if os.geteuid() != 0:
         pytest.skip("the system test writes the system's Chromium policy: run it as root")
+    created = [d for d in (POLICY_DIR, *POLICY_DIR.parents) if not d.exists()]
     POLICY_DIR.mkdir(parents=True, exist_ok=True)
     _remove_stale()
     path = POLICY_DIR / f"{PREFIX}{os.getpid()}-{os.urandom(4).hex()}.json"
@@ -82,6 +83,9 @@ def chromium_policy() -> Iterator[Path]:
         yield path
     finally:
         path.unlink(missing_ok=True)
+        for folder in created:  # the folders this run made, innermost first, if empty
+            if not any(folder.iterdir()):
+                folder.rmdir()
 
 
 def _throwaway_key(path: Path) -> Path:
