@@ -8,6 +8,7 @@ environment as an argument so tests and the CLI pass exactly what they mean.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -182,6 +183,7 @@ def load_config(flags: Flags | None = None, env: Mapping[str, str] | None = None
         preinstalled_dirs=tuple(p.absolute() for p in preinstalled),
         config_file=config_file,
         log_level=str(level).upper(),
+        chromium_extension_ids=_extension_ids(file_values.get("chromium_extension_ids", [])),
         commons_keys=_strings(file_values.get("commons_keys"), where="commons_keys"),
         commons_lists=_paths(file_values.get("commons_lists", []), where="commons_lists"),
         probe_budget=int(
@@ -235,6 +237,7 @@ def load_config(flags: Flags | None = None, env: Mapping[str, str] | None = None
 
 _KNOWN_KEYS = {
     "home",
+    "chromium_extension_ids",
     "log_dir",
     "preinstalled",
     "system_preinstalled",
@@ -288,6 +291,18 @@ def _strings(value: object, *, where: str) -> tuple[str, ...] | None:
     if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
         return tuple(value)
     raise HostError("bad_request", f"config key {where} must be a non-empty list of strings")
+
+
+def _extension_ids(value: object) -> tuple[str, ...]:
+    """The project's extension ID and those of the Chromium-family extension builds a
+    fleet signs itself (a self-hosted CRX has its own ID, docs/fleet.md)."""
+    if isinstance(value, list) and all(
+        isinstance(v, str) and re.fullmatch("[a-p]{32}", v) for v in value
+    ):
+        return tuple(dict.fromkeys([CHROMIUM_EXTENSION_ID, *value]))
+    raise HostError(
+        "bad_request", "config key chromium_extension_ids must be a list of extension IDs"
+    )
 
 
 def _positive(value: object, *, where: str, whole: bool = False) -> float:

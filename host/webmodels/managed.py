@@ -8,9 +8,10 @@ it. The order, strongest first: locked policy > flag > environment > user config
 policy (unlocked) > built-in default (docs/fleet.md).
 
 Where it lives: the platform's site config folder (``/etc/xdg/webmodels/config.toml``
-on Linux). ``WEBMODELS_POLICY`` names another file only where no system-wide file
-exists (tests, portable installs): a user's environment cannot replace a deployed
-policy. Pure apart from `read_policy`, which reads the file.
+on Linux), macOS's managed preferences (a property list) or the Windows registry
+(policy_sources.py reads each). ``WEBMODELS_POLICY`` names another file (TOML, or a
+``.plist``) only where no system-wide policy exists (tests, portable installs): a
+user's environment cannot replace a deployed policy. Pure apart from `read_policy`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import platformdirs
 
 from webmodels.errors import HostError
+from webmodels.policy_sources import (
+    MAC_POLICY,
+    REGISTRY,
+    REGISTRY_NAME,
+    kind_of,
+    load_document,
+    read_registry,
+)
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -60,6 +69,13 @@ class Policy:
     path: Path | None = None  # the file read (None: no policy)
     values: Mapping[str, Any] = field(default_factory=dict)  # unwrapped, locked or not
     locked: frozenset[str] = frozenset()
+    kind: str | None = None  # policy_sources: TOML file, property list, Windows registry
+    registry: str | None = None  # the registry key read (then `path` is None)
+
+    @property
+    def source(self) -> str | None:
+        """Where the policy was read, as `doctor` and refusals name it."""
+        return self.registry or (None if self.path is None else str(self.path))
 
     def merged(self, user_values: Mapping[str, Any]) -> dict[str, Any]:
         """The config file values in force: unlocked policy under the user's file,
@@ -78,10 +94,16 @@ class Policy:
     def check_unlocked(self, key: str) -> None:
         """Refuse to change a locked setting (``settings set``, the popup)."""
         if key in self.locked:
-            raise HostError("access_denied", LOCKED_MESSAGE.format(key=key, path=self.path))
+            raise HostError("access_denied", LOCKED_MESSAGE.format(key=key, path=self.source))
 
 
-def parse_policy(document: Mapping[str, Any], *, path: Path | None = None) -> Policy:
+def parse_policy(
+    document: Mapping[str, Any],
+    *,
+    path: Path | None = None,
+    kind: str | None = None,
+    registry: str | None = None,
+) -> Policy:
     """A parsed TOML policy: ``key = value`` or ``key = {value = ..., locked = true}``."""
     values: dict[str, Any] = {}
     locked: set[str] = set()
@@ -98,7 +120,7 @@ def parse_policy(document: Mapping[str, Any], *, path: Path | None = None) -> Po
                 locked.add(key)
         else:
             values[key] = raw
-    return Policy(path=path, values=values, locked=frozenset(locked))
+    return Policy(path=path, values=values, locked=frozenset(locked), kind=kind, registry=registry)
 
 
 def system_policy_files() -> tuple[Path, ...]:
@@ -108,27 +130,27 @@ def system_policy_files() -> tuple[Path, ...]:
     found = [Path(d) / "config.toml" for d in dirs.split(os.pathsep) if d]
     if sys.platform.startswith("linux"):
         found.insert(0, Path("/etc/xdg") / APP_NAME / "config.toml")
+    elif sys.platform == "darwin":
+        found.insert(0, MAC_POLICY)
     return tuple(dict.fromkeys(found))
 
 
 def read_policy(env: Mapping[str, str], *, system_files: Sequence[Path] | None = None) -> Policy:
-    """The policy in force: the first system-wide file that exists, else the file
-    ``WEBMODELS_POLICY`` names, else none."""
+    """The policy in force: the Windows registry's, else the first system-wide file that
+    exists, else the file ``WEBMODELS_POLICY`` names, else none."""
+    if system_files is None and (document := read_registry()) is not None:
+        return parse_policy(document, kind=REGISTRY, registry=REGISTRY_NAME)
     candidates = system_policy_files() if system_files is None else tuple(system_files)
     path = next((p for p in candidates if p.is_file()), None)
     if path is None and env.get(ENV_POLICY):
         path = Path(env[ENV_POLICY]).expanduser()
     if path is None:
         return Policy()
-    import tomllib  # here: most hosts have no policy file, and start without a TOML parser
-
     try:
-        with path.open("rb") as fh:
-            return parse_policy(tomllib.load(fh), path=path)
+        document = load_document(path)
     except FileNotFoundError:
-        return Policy(path=path)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise HostError("bad_request", f"cannot read policy file {path}: {exc}") from exc
+        return Policy(path=path, kind=kind_of(path))
+    return parse_policy(document, path=path, kind=kind_of(path))
 
 
 def sources(

@@ -94,11 +94,16 @@ def check_settings(config: Config) -> Check:
     with Store.open(config) as store:
         found.update({key: effective_setting(store, key, config)[1] for key in SETTINGS})
     shown = [f"{key}: {source}" for key, source in found.items() if source != "default"]
-    policy = config.policy.path
-    details = {"sources": found, "policy_file": str(policy) if policy else None}
+    policy = config.policy
+    details = {
+        "sources": found,
+        "policy_file": str(policy.path) if policy.path else None,
+        "policy_source": policy.source,
+        "policy_kind": policy.kind,
+    }
     summary = "; ".join(shown) if shown else "every setting has its default"
-    if policy is not None:
-        summary = f"policy {policy}; {summary}"
+    if policy.source is not None:
+        summary = f"policy {policy.source} ({policy.kind}); {summary}"
     return Check("settings", "ok", summary, details=details)
 
 

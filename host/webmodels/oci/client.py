@@ -21,7 +21,7 @@ from webmodels.errors import HostError
 from webmodels.oci.artifact import ACCEPT, MAX_MANIFEST_BYTES
 from webmodels.oci.auth import authorization, parse_challenge
 from webmodels.oci.credentials import Credentials
-from webmodels.oci.index import DOCKER_LIST_TYPE, INDEX_TYPE, choose_model, is_index
+from webmodels.oci.index import DOCKER_LIST_TYPE, INDEX_TYPE, choose_manifest, is_index
 from webmodels.oci.reference import Reference
 
 TIMEOUT_S = (10, 60)  # connect, read (between chunks)
@@ -55,15 +55,15 @@ class RegistryClient:
 
     def get_manifest(self) -> tuple[bytes, Digest]:
         """The artifact manifest's bytes and their digest (checked against a digest
-        reference). A tag (or digest) naming an image index is followed to the index's
-        model manifest (oci/index.py), fetched by digest and checked against it."""
+        reference). A tag (or digest) naming an image index is followed to the index's model
+        manifest, or this platform's (oci/index.py), fetched by digest and checked against it."""
         body, digest = self._fetch_manifest(self.reference.manifest_ref, MAX_MANIFEST_BYTES)
         _check(digest, self.reference.digest, "manifest")
         if not is_index(body):
             return body, digest
-        chosen = choose_model(body)
+        chosen = choose_manifest(body)
         body, digest = self._fetch_manifest(f"sha256:{chosen.digest.hex}", chosen.size)
-        _check(digest, chosen.digest, "index's model manifest")
+        _check(digest, chosen.digest, "index's chosen manifest")
         if is_index(body):
             raise HostError("bad_request", "the image index names another index: not followed")
         return body, digest

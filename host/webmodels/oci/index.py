@@ -4,10 +4,13 @@
 A multi-platform tag (``docker buildx``, ``oras`` with several artifacts) names an
 index, not an artifact. The model is the index's first manifest whose
 ``artifactType`` is a model artifact type (webmodels', the CNCF ModelPack spec's,
-KitOps', Docker Model Runner's); an index that lists none is refused with a list of
-what it holds. The chosen manifest is then fetched by its digest, its size bounded by
-the descriptor's and by `MAX_MANIFEST_BYTES`, and its bytes checked against that
-digest (oci/client.py).
+KitOps', Docker Model Runner's) and whose ``platform``, if it names one, is this
+machine's. Without model artifacts, the entries that carry a ``platform`` (a manifest
+list built per platform) are chosen from: the one for this machine (oci/platforms.py).
+Where entries name platforms and none is this machine's, or nothing fits at all, the
+pull is refused with a list of what the index holds. The chosen manifest is then
+fetched by its digest, its size bounded by the descriptor's and by
+`MAX_MANIFEST_BYTES`, and its bytes checked against that digest (oci/client.py).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 from webmodels.digest import Digest
 from webmodels.errors import HostError
 from webmodels.oci.artifact import ARTIFACT_TYPE, MANIFEST_TYPE, MAX_MANIFEST_BYTES
+from webmodels.oci.platforms import Platform, entry_platform, fits, this_machine
 
 INDEX_TYPE = "application/vnd.oci.image.index.v1+json"
 DOCKER_LIST_TYPE = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -51,17 +55,29 @@ def is_index(body: bytes) -> bool:
     return media is None and "manifests" in document and "layers" not in document
 
 
-def choose_model(body: bytes) -> Descriptor:
-    """The index's first manifest with a model ``artifactType``."""
+def choose_manifest(body: bytes, here: Platform | None = None) -> Descriptor:
+    """The index's manifest to pull on the platform `here` (default: this machine)."""
+    here = this_machine() if here is None else here
     document = _json(body)
     entries = document.get("manifests")
     if not isinstance(entries, list):
         raise HostError("download_failed", "the registry's image index lists no manifests")
-    for entry in entries:
-        if isinstance(entry, dict) and _artifact_type(entry) in MODEL_ARTIFACT_TYPES:
+    dicts = [e for e in entries if isinstance(e, dict)]
+    models = [e for e in dicts if _artifact_type(e) in MODEL_ARTIFACT_TYPES]
+    candidates = models or [e for e in dicts if entry_platform(e) is not None]
+    for entry in candidates:
+        platform = entry_platform(entry)
+        if platform is None or fits(platform, here):
             return _descriptor(entry)
     listed = [_describe(entry) for entry in entries[:MAX_LISTED]]
     more = f" and {len(entries) - MAX_LISTED} more" if len(entries) > MAX_LISTED else ""
+    if candidates:
+        raise HostError(
+            "bad_request",
+            f"the reference names an image index with no manifest for this machine ({here}); "
+            f"it holds: {'; '.join(listed)}{more}. Pull one of them by digest "
+            "(oci://REGISTRY/REPO@sha256:…) to take it anyway",
+        )
     raise HostError(
         "bad_request",
         "the reference names an image index with no model artifact (none of its "
@@ -87,7 +103,7 @@ def _descriptor(entry: dict[str, Any]) -> Descriptor:
         )
     if media not in (MANIFEST_TYPE, DOCKER_MANIFEST_TYPE):
         raise HostError(
-            "bad_request", f"the index's model entry is a {media!r}, not an image manifest"
+            "bad_request", f"the index's chosen entry is a {media!r}, not an image manifest"
         )
     digest = Digest.parse(raw.removeprefix("sha256:"), field="manifest digest")
     return Descriptor(digest, size, media)
