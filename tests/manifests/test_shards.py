@@ -4,7 +4,7 @@ folder (``ndarray-cache.json`` + ``params_shard_N.bin``) import as one model wit
 sensible roles (``weights``, ``index``), are named and listed, and a page that may see
 them reads every file back byte for byte through ``models.load({name, version})`` and
 ``models.read``, with a real CLI and a real host process. A catalog entry listing such
-files is pulled as one model with its roles."""
+files is pulled as one model with its roles, and so are the same files pulled by URL."""
 
 from __future__ import annotations
 
@@ -150,4 +150,15 @@ def test_a_catalog_entry_of_shards_is_pulled_with_its_roles(
     pulled = run_cli(home, "pull", "pub/shards@^1")
     assert "pulled pub/shards@1.0.0: 6 files" in pulled.stdout
     [model] = [m for m in json.loads(run_cli(home, "--json", "ls").stdout) if m.get("name")]
+    assert {f["path"]: f["role"] for f in model["files"]} == roles
+    manifest = model["sha256"]
+
+    # The same files pulled by URL: roles from their names, as `import` gives them (the
+    # same files and roles are the same manifest, which takes the new name).
+    argv = [f["url"] for f in listed] + ["--name", "pub/by-url@1.0.0"]
+    for file in listed:
+        argv += ["--sha256", file["sha256"]]
+    run_cli(home, "pull", *argv)
+    [model] = [m for m in json.loads(run_cli(home, "--json", "ls").stdout) if m.get("name")]
+    assert model["name"] == "pub/by-url" and model["sha256"] == manifest
     assert {f["path"]: f["role"] for f in model["files"]} == roles
