@@ -53,6 +53,11 @@ PAGE_DETAILS: Mapping[str, frozenset[str]] = {
     "user_activation_required": frozenset({"limit"}),
     "quota_exceeded": frozenset({"left", "needed"}),
 }
+# Details a page may see whatever the code: ``file`` is set only to the key a page gave
+# a file of its own set (``load({files: {KEY: …}})``: methods/page_sets.py,
+# manifests/selection.py), so it echoes the page's input and nothing else. A file of a
+# set the page did not name (a catalog's) never carries it to a page.
+PAGE_ECHOED: frozenset[str] = frozenset({"file"})
 
 
 class HostError(Exception):
@@ -74,8 +79,8 @@ class HostError(Exception):
 
     def for_page(self) -> HostError:
         """What a page sees: the code, the code's fixed meaning as its message, and
-        only the page-safe details (`PAGE_DETAILS`)."""
-        allowed = PAGE_DETAILS.get(self.code, frozenset())
+        only the page-safe details (`PAGE_DETAILS`, `PAGE_ECHOED`)."""
+        allowed = PAGE_DETAILS.get(self.code, frozenset()) | PAGE_ECHOED
         safe = {k: v for k, v in self.details.items() if k in allowed}
         return HostError(self.code, ERROR_CODES[self.code], **safe)
 

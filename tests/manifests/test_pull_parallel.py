@@ -89,7 +89,7 @@ def test_files_download_at_once_and_a_background_pull_stores_the_model(
     assert roles == {
         "model.onnx": "graph",
         "model.onnx_data": "external_data",
-        "config.json": "other",
+        "config.json": "config",  # by its name, as `import` gives it
     }
     ranges = [r.range for r in model_server.requests if r.path == "/m/model.onnx_data"]
     assert any(r is not None and not r.startswith("bytes=0-") for r in ranges)  # resumed

@@ -91,10 +91,11 @@ def test_a_page_groups_files_it_stored_through_cos(host: HostProcess, model: Pat
 
     # Site B names the same (stored, but not its own) files: exactly as if absent.
     hidden = error(host.call("sessions.create", {"files": files}, context=PAGE_B))
-    absent_files = {**files, "model.onnx_data": {"sha256": "0" * 64}}
+    absent_files = {"model.onnx": {"sha256": "0" * 64}, "model.onnx_data": {"sha256": "1" * 64}}
     absent = error(host.call("sessions.create", {"files": absent_files}, context=PAGE_A))
     assert hidden == absent
     assert hidden["code"] == "not_found"
+    assert hidden["details"] == {"file": "model.onnx"}  # the page's own key, nothing more
 
 
 @pytest.mark.parametrize(

@@ -53,7 +53,9 @@ class Outcome:
 def register(sub: Any) -> None:
     p = _add(sub, "import", cmd_import, "copy model files into the store (ONNX is checked)")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    p.add_argument("--name", help="publisher/model name to record")
+    p.add_argument(
+        "--name", help="publisher/model name to record (or publisher/model@VERSION, as for pull)"
+    )
     p.add_argument("--model-version", dest="model_version", help="SemVer version to record")
     p.add_argument("--raw", action="store_true", help="store any file as an opaque blob")
     p.add_argument(
@@ -76,6 +78,8 @@ def check_labels(name: str | None, version: str | None) -> None:
 def cmd_import(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
     from webmodels.cli import manifest_import  # a folder or ONNX with external data
 
+    if args.name is not None and "@" in args.name and args.model_version is None:
+        args.name, args.model_version = args.name.split("@", 1)  # pub/model@1.0.0
     check_labels(args.name, args.model_version)
     if not args.raw and any(manifest_import.is_model_set(p) for p in args.files):
         return manifest_import.import_model_sets(args, ctx, store)

@@ -32,6 +32,7 @@ from webmodels.store.store import Store
 log = logging.getLogger(__name__)
 _TOKENIZER_NAMES = ("tokenizer", "vocab", "merges", "special_tokens_map", "added_tokens")
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth", ".params")
+_INDEX_NAMES = ("ndarray-cache.json", "tensor-cache.json")  # WebLLM / MLC shard indexes
 ProgressFor = Callable[[str, int], Progress | None]  # (relative path, size) → callback
 
 
@@ -193,11 +194,19 @@ def _describe(members: list[_Member]) -> tuple[Manifest, dict[str, ModelMetadata
 
 
 def _role(path: str, graphs: dict[str, ModelMetadata], named: set[str]) -> str:
-    name = PurePosixPath(path).name.lower()
     if path in graphs:
         return "graph"
     if path in named:
         return "external_data"
+    return role_by_name(path)
+
+
+def role_by_name(path: str) -> str:
+    """The role of a file that is no graph nor a graph's external data, from its name:
+    ``index`` (a shard index), ``tokenizer``, ``config``, ``weights`` or ``other``."""
+    name = PurePosixPath(path).name.lower()
+    if name.endswith(".index.json") or name in _INDEX_NAMES:
+        return "index"
     if (name.endswith(".json") and name.startswith(_TOKENIZER_NAMES)) or name.endswith(".model"):
         return "tokenizer"
     if name.endswith(".json") and "config" in name:

@@ -26,6 +26,7 @@ from webmodels.errors import HostError
 from webmodels.fetch.jobs import JobManager
 from webmodels.fetch.records import DownloadRequest
 from webmodels.manifests.graph import graph_locations, match_locations
+from webmodels.manifests.importing import role_by_name
 from webmodels.manifests.values import Entry, Manifest, build_manifest, check_path
 from webmodels.store.blobs import reserve_for
 from webmodels.store.manifests import save_manifest
@@ -232,7 +233,7 @@ def _graph(store: Store, source: FileSource, record: ModelRecord) -> frozenset[s
 def _role(path: str, graphs: set[str], named: set[str]) -> str:
     if path in graphs:
         return "graph"
-    return "external_data" if path in named else "other"
+    return "external_data" if path in named else role_by_name(path)
 
 
 def _file_name(url: str) -> str:

@@ -44,8 +44,9 @@ def page_files(value: object, lookup: Lookup, *, graph: str | None) -> Manifest:
             raise _bad("an object of file names, each {sha256}")
         named[name] = Digest.parse(ref.get("sha256"), field="files")
     records = {name: lookup(digest) for name, digest in named.items()}  # all, then judge
-    if any(record is None for record in records.values()):
-        raise HostError("not_found", "no such model is available to this site")
+    missing = [name for name, record in records.items() if record is None]
+    if missing:  # `file`: the page's own key for it (it may ask for each file alone)
+        raise HostError("not_found", "no such model is available to this site", file=missing[0])
     chosen = graph if graph is not None else _only_onnx(named)
     entries = [
         Entry(name, digest, _size(records[name]), "graph" if name == chosen else "other")

@@ -25,7 +25,9 @@ from webmodels.digest import Digest
 from webmodels.errors import HostError
 
 FORMAT = "webmodels-manifest/1"
-ROLES = ("graph", "external_data", "tokenizer", "config", "weights", "other")
+# ``weights``: safetensors, GGUF or weight shards; ``index``: the file that maps tensors
+# to those shards (``model.safetensors.index.json``, WebLLM's ``ndarray-cache.json``).
+ROLES = ("graph", "external_data", "tokenizer", "config", "weights", "index", "other")
 MAX_ENTRIES = 4096  # a Transformers.js folder has tens; WebLLM a few hundred shards
 MAX_PATH_CHARS = 512
 MAX_PART_CHARS = 255  # the usual file-system limit of one name

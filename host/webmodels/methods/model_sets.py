@@ -69,13 +69,17 @@ def _all_visible(host: Host, call: Call, manifest: Manifest) -> bool:
 def loaded_set(host: Host, call: Call, manifest: Manifest, *, graph: str | None) -> dict[str, Any]:
     """Note the use, start the worker ahead, queue a compile when asked; the page's
     description of the set (its graph's locations checked against its files)."""
-    chosen = selection.session_files(host.store, manifest, graph=graph)
+    # A model of weights only (safetensors or WebLLM shards) has no graph: the page reads
+    # its files; there is nothing to check, start or compile for a session.
+    runnable = graph is not None or bool(manifest.graphs())
+    chosen = selection.session_files(host.store, manifest, graph=graph) if runnable else None
     partition = call.context.partition
     for entry in manifest.entries:
         if partition is not None:
             host.store.record_use(entry.digest, partition.key)
-    host.sessions.prestart()
-    if call.params.boolean("compile", default=False):
+    if chosen is not None:
+        host.sessions.prestart()
+    if chosen is not None and call.params.boolean("compile", default=False):
         record = host.store.get(chosen.graph)
         if record is not None:
             scope = partition.key if partition is not None else ""  # as sessions.create

@@ -185,8 +185,16 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         def room(size: int) -> object:
             return quota_left(host, call, size)
 
-        sets = page_sets.load_set
-        return sets(host, call, files, download=one, room=room, describe=describe, label=label)
+        return page_sets.load_set(
+            host,
+            call,
+            files,
+            download=one,
+            room=room,
+            describe=describe,
+            label=label,
+            page_keys=page_chosen,  # the page named each file: its failure names the key
+        )
 
     def load_named(call: Call, query: ModelQuery) -> Result:
         choice = resolved(call, query, remember=True)

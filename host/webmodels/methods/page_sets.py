@@ -10,7 +10,8 @@ without a user gesture, and against the partition's quota (``quota_exceeded`` wi
 model's total as ``needed``, nothing fetched). While they run the page gets one
 progress stream for the model (fetch/set_progress.py: sums over the files, plus which
 file moved), tagged with its own request only. A failed file fails the load, naming
-the file; the model's other transfers are cancelled. Files the page already sees are
+the file (``details.file``: for a page, only the key it gave the file itself); the
+model's other transfers are cancelled. Files the page already sees are
 not fetched again.
 """
 
@@ -63,17 +64,23 @@ def page_set(value: object) -> list[SetFile] | None:
     files = []
     for path, ref in value.items():
         check_path(path)
-        if not isinstance(ref, Mapping):
-            raise HostError("bad_request", "params.query.files: each file is an object")
-        digest = Digest.parse(ref.get("sha256"), field="files")
-        if "url" not in ref and "urls" not in ref:
-            files.append(SetFile(path, digest, (), None))
-            continue
-        # The URL and size rules of a one-file load (query.py).
-        fields = {k: v for k, v in ref.items() if k in ("url", "urls", "size")}
-        query = ModelQuery.parse(fields | {"integrity": digest.integrity})
-        files.append(SetFile(path, digest, query.urls, query.size))
+        try:
+            files.append(_set_file(path, ref))
+        except HostError as exc:
+            raise _named(exc, path) from None
     return files
+
+
+def _set_file(path: str, ref: object) -> SetFile:
+    if not isinstance(ref, Mapping):
+        raise HostError("bad_request", "params.query.files: each file is an object")
+    digest = Digest.parse(ref.get("sha256"), field="files")
+    if "url" not in ref and "urls" not in ref:
+        return SetFile(path, digest, (), None)
+    # The URL and size rules of a one-file load (query.py).
+    fields = {k: v for k, v in ref.items() if k in ("url", "urls", "size")}
+    query = ModelQuery.parse(fields | {"integrity": digest.integrity})
+    return SetFile(path, digest, query.urls, query.size)
 
 
 def catalog_files(host: Host, candidate: Candidate) -> list[SetFile]:
@@ -108,10 +115,16 @@ def load_set(
     room: Room,
     describe: Callable[[], Mapping[str, Any] | None],
     label: tuple[str, str] | None = None,
+    page_keys: bool = False,
 ) -> Result:
     """Download what the page does not see yet, then the reply ``describe()`` makes:
     ``model_sets.load_files`` of a ``{files}`` query it gives, or its own reply
-    (None: `not_found`)."""
+    (None: `not_found`). A failure names its file (``details.file``) for the user's
+    callers, and for a page only when ``page_keys``: the paths are the page's own keys."""
+    echo = page_keys or call.context.trusted
+
+    def named(failure: BaseException, path: str) -> BaseException:
+        return _named(failure, path, detail=echo)  # the message (the log) names it always
 
     def made() -> Mapping[str, Any]:
         given = describe()
@@ -126,8 +139,10 @@ def load_set(
             wanted[file.digest] = file
     if not wanted:
         return made()
-    if any(not f.urls for f in wanted.values()):
-        raise HostError("not_found", "no such model is available to this site")
+    unfetchable = [f.path for f in wanted.values() if not f.urls]
+    if unfetchable:
+        absent = HostError("not_found", "no such model is available to this site")
+        raise named(absent, unfetchable[0])
     _check_whole(call, host, list(wanted.values()), room)
     # For the user's lists (`webmodels jobs`, the popup): these jobs are one model.
     sources = [FileSource(f.path, f.digest, f.urls, f.size, f.role) for f in wanted.values()]
@@ -138,15 +153,15 @@ def load_set(
         {f.path: f.size for f in wanted.values()},
     )
     started: dict[str, Future[ModelRecord]] = {}
-    try:
-        for file in wanted.values():
+    for file in wanted.values():
+        try:
             started[file.path] = download(
                 file.digest, file.urls, file.size, progress.for_file(file.path)
             )
-    except BaseException:
-        _cancel(host, call)
-        raise
-    reply = _when_all(host, call, started, made)
+        except BaseException as exc:
+            _cancel(host, call)
+            raise named(exc, file.path) from None
+    reply = _when_all(host, call, started, made, named)
     reply.add_done_callback(lambda _: progress.close())  # no event after the reply
     return reply
 
@@ -180,9 +195,10 @@ def _when_all(
     call: Call,
     started: Mapping[str, Future[ModelRecord]],
     describe: Callable[[], Mapping[str, Any]],
+    named: Callable[[BaseException, str], BaseException],
 ) -> Future[Mapping[str, Any]]:
     """One reply for the model: ``describe()`` once every file is stored, else the first
-    failure, naming its file (the other transfers then stop)."""
+    failure, ``named`` after its file (the other transfers then stop)."""
     out: Future[Mapping[str, Any]] = Future()
     left = set(started)
     lock = threading.Lock()  # files end on their own job threads
@@ -198,7 +214,7 @@ def _when_all(
                 return
             left.discard(path)
             if failure is not None:
-                out.set_exception(_named(failure, path))
+                out.set_exception(named(failure, path))
                 if not done.cancelled():  # a cancel (models.cancel) drops them all itself
                     # Not on this job's thread: cancelling takes the jobs' locks.
                     threading.Thread(target=_cancel, args=(host, call), daemon=True).start()
@@ -215,12 +231,14 @@ def _when_all(
     return out
 
 
-def _named(failure: BaseException, path: str) -> BaseException:
+def _named(failure: BaseException, path: str, *, detail: bool = True) -> BaseException:
+    """``failure`` naming the file ``path`` in its message and, with ``detail``, in
+    ``details.file``; anything but a HostError goes on as it is (the dispatcher logs it
+    and answers `internal`)."""
     if not isinstance(failure, HostError):
         return failure
-    return HostError(
-        failure.code, f"{path}: {failure.message}", **{**failure.details, "file": path}
-    )
+    details = {**failure.details, "file": path} if detail else failure.details
+    return HostError(failure.code, f"{path}: {failure.message}", **details)
 
 
 def _cancel(host: Host, call: Call) -> None:
