@@ -176,6 +176,8 @@ declare global {
   interface WebModelsRepresentation {
     dtype?: "fp32" | "fp16" | "int8";
     format?: "onnx" | "ort";
+    /** The form as model.onnx + model.onnx_data: load() then gives a model of files. */
+    external_data?: boolean;
     opset?: number;
     for?: "webgpu" | "webnn" | "wasm" | "host";
   }

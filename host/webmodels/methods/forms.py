@@ -159,6 +159,13 @@ def form_now(host: Host, call: Call, record: ModelRecord) -> Chosen | None:
     recipe = requested(call)
     if recipe is None:
         return None
+    if recipe.external_data:
+        raise HostError(
+            "bad_request",
+            "a session of an external-data split runs over its files: load it (models.load "
+            "with this representation), then create the session with those files",
+            field="representation.external_data",
+        )
     form = declared_for(host.store.index, record.digest, recipe)
     if form is not None:
         held = host.commons.visible(form.digest, call.context)
