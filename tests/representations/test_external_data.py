@@ -39,7 +39,7 @@ from webmodels.store.manifests import load_manifest
 from webmodels.store.representations import all_forms
 from webmodels.store.store import Store
 
-SPLIT = Recipe(external_data=True)
+SPLIT = Recipe.parse({"external_data": True})
 WIDTH = 32  # a 32 x 32 float32 weight: 4 KiB, past the 1 KiB threshold; the bias stays
 
 
