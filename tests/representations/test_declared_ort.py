@@ -25,6 +25,7 @@ from webmodels.cli.main import main
 from webmodels.representations.convert import to_ort
 
 ORT = {"format": "ort"}
+NO_GESTURE_LIMIT = 1000  # bytes: the smallest the setting takes
 
 
 class World:
@@ -43,7 +44,10 @@ class World:
             for key, value in webmodels_env(home).items():
                 env.setenv(key, value)
             assert main(["catalog", "add", str(document), "--key", signer.public]) == 0
-        self.host = HostProcess(home)
+        # A page without a gesture may download at most this much (the ORT file is more).
+        config = tmp / "config.toml"
+        config.write_text(f"download_without_activation_bytes = {NO_GESTURE_LIMIT}\n")
+        self.host = HostProcess(home, WEBMODELS_CONFIG=str(config))
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +112,13 @@ def test_a_session_downloads_the_declared_form_a_site_does_not_hold(world: World
     assert not reply["ok"] and reply["error"]["code"] == "not_found", reply
     assert world.server.transfers("/dense-ort") == before
     load(world, "b")  # holds the model now, not its ORT form
+    # The download is the page's, under its rules: past the limit without a gesture,
+    # refused before any transfer.
+    assert len(world.ort) > NO_GESTURE_LIMIT
+    no_gesture = page("b") | {"user_activation": False}
+    reply = world.host.call("sessions.create", params, context=no_gesture)
+    assert not reply["ok"] and reply["error"]["code"] == "user_activation_required", reply
+    assert world.server.transfers("/dense-ort") == before
     created, asked = run(world, "b", params)
     assert created["representation"]["source"] == "catalog"
     assert created["derived_from"] == sha(world.source)
