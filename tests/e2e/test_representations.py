@@ -190,7 +190,20 @@ def test_a_page_gets_the_form_its_webgpu_adapter_fits_and_runs_it_on_webgpu(
         )
         np.testing.assert_allclose(tensor(nn["outputs"]["webnn"]), host, rtol=0, atol=1e-3)
     print(f"milliseconds: for webgpu {gpu['ms']}, for webnn {nn['ms']}")
+    added = time.monotonic()
     derive_ahead_from_the_page(page, browser.store, served.query)
+    split = page.evaluate(
+        "([q, x, dims]) => window.representationTest.loadSplitAndRun(q, x, dims)",
+        [served.query, *feed],
+    )
+    assert "error" not in split, split
+    # The split is a model of files: the host session over both, and ORT Web given both.
+    assert split["kind"] == "WebModelFiles" and split["info"]["graph"] == "model.onnx"
+    roles = {path: part["role"] for path, part in split["info"]["files"].items()}
+    assert roles == {"model.onnx": "graph", "model.onnx_data": "external_data"}
+    np.testing.assert_array_equal(tensor(split["outputs"]["host"]), host)
+    np.testing.assert_allclose(tensor(split["outputs"]["wasm"]), host, rtol=0, atol=1e-5)
+    print(f"derive ahead and the split: {time.monotonic() - added:.1f} s")
     print(
         f"adapter {found['webgpu']['architecture']}, shader-f16 {f16}; "
         f"test body {time.monotonic() - started:.1f} s"
