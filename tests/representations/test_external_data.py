@@ -190,6 +190,11 @@ def test_a_page_gets_the_split_as_files_it_reads_and_runs_and_another_site_its_o
     assert other["files"] == files
     assert read_all(host, files["model.onnx_data"]["sha256"], PAGE_B) == data
     assert host.logged().count('"external_data":true') >= 2  # derived once per site
+    # The popup's list (manage.list) tells each file of the split for what it is.
+    managed = {m["sha256"]: m for m in host.result("manage.list")["models"]}
+    for path, part in files.items():
+        assert managed[part["sha256"]]["derived_from"] == digest
+        assert managed[part["sha256"]]["representation"]["file"] == path
     # A session runs over the split's files, not over a representation of one file.
     session = {"sha256": digest, "representation": {"external_data": True}}
     reply = host.call("sessions.create", session, context=PAGE_A)

@@ -94,6 +94,9 @@ def manage_render(host: Host) -> Callable[[ModelRecord], dict[str, Any]]:
     for made in all_forms(host.store.index):
         recipe = json.loads(made.recipe)
         form = {key: recipe.get(key) for key in ("dtype", "format", "opset")}
+        # An external-data split's files: which file of the split each one is.
+        if recipe.get("external_data"):
+            form |= {"external_data": True, "file": recipe.get("file", "model.onnx")}
         forms[made.form] = {"derived_from": made.source.hex, "representation": form}
     for digest, (source, declared_form) in all_declared(host.store.index).items():
         forms.setdefault(digest, declared_extras(declared_form, source))
