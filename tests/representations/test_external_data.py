@@ -190,6 +190,12 @@ def test_a_page_gets_the_split_as_files_it_reads_and_runs_and_another_site_its_o
     assert other["files"] == files
     assert read_all(host, files["model.onnx_data"]["sha256"], PAGE_B) == data
     assert host.logged().count('"external_data":true') >= 2  # derived once per site
+    # Malformed: a non-boolean, or a split of the ORT format (it has no external data).
+    for bad in ({"external_data": "yes"}, {"external_data": True, "format": "ort"}):
+        params = {"query": {"sha256": digest}, "representation": bad}
+        reply = host.call("models.load", params, context=PAGE_A)
+        assert not reply["ok"] and reply["error"]["code"] == "bad_request", reply
+        assert reply["error"]["details"]["field"] == "representation.external_data"
     # The popup's list (manage.list) tells each file of the split for what it is.
     managed = {m["sha256"]: m for m in host.result("manage.list")["models"]}
     for path, part in files.items():
