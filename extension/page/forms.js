@@ -55,11 +55,14 @@
     }
   }
 
-  async function representationParam(representation) {
+  /** `reports`: the device reports already read for this load, by `for` (each runtime
+   *  is asked once however many forms name it). */
+  async function representationParam(representation, reports = new Map()) {
     const asked = plain(representation, "representation");
     delete asked.device; // the page API reports the device; a page does not
     const report = new Map([["webgpu", webgpuReport], ["webnn", webnnReport]]).get(asked.for);
-    const device = report ? await report() : null; // another `for` is the host's to refuse
+    if (report && !reports.has(asked.for)) reports.set(asked.for, report());
+    const device = report ? await reports.get(asked.for) : null; // another `for` is the host's to refuse
     if (device) asked.device = { [asked.for]: device };
     return asked;
   }
@@ -81,7 +84,8 @@
     }
     if (!Array.isArray(items) || items.length > MAX_DERIVE) throw tooMany();
     const forms = [];
-    for (const item of items) forms.push(await representationParam(item)); // a TypeError for a non-object
+    const reports = new Map();
+    for (const item of items) forms.push(await representationParam(item, reports)); // a TypeError for a non-object
     return forms;
   }
 

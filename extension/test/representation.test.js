@@ -107,13 +107,19 @@ function derived(host) {
 
 test("derive: each form goes to the host as a representation, with its device report", async () => {
   const { host, navigator, webmodels } = await stack();
-  navigator.gpu = adapter("shader-f16", "subgroups");
+  let asks = 0;
+  navigator.gpu = { requestAdapter: async () => (asks++, { features: new Set(["shader-f16", "subgroups"]) }) };
   const forged = { webgpu: { features: ["forged"] } };
-  await webmodels.load(QUERY, { derive: [{ dtype: "int8" }, { for: "webgpu", device: forged }] });
+  await webmodels.load(QUERY, { derive: [{ dtype: "int8" }, { for: "webgpu", device: forged }, { for: "webgpu", dtype: "fp32" }] });
+  assert.equal(asks, 1); // the adapter is asked once per load, however many forms name it
   await webmodels.load(QUERY, { derive: [] });
   await webmodels.load(QUERY);
   assert.deepEqual(derived(host), [
-    [{ dtype: "int8" }, { for: "webgpu", device: { webgpu: { features: ["shader-f16"] } } }],
+    [
+      { dtype: "int8" },
+      { for: "webgpu", device: { webgpu: { features: ["shader-f16"] } } },
+      { for: "webgpu", dtype: "fp32", device: { webgpu: { features: ["shader-f16"] } } },
+    ],
     [],
     undefined,
   ]);
