@@ -2,7 +2,7 @@
 // internals that parts 1 to 3 shared.
 //
 //   await webmodels.availability(query)   "available" | "downloading" | "downloadable" | "unavailable"
-//   const model = await webmodels.load(query, {monitor, signal, prefetch, compile, substitute, representation})
+//   const model = await webmodels.load(query, {monitor, signal, prefetch, compile, substitute, representation, derive})
 //     (prefetch: true, or {compile: true}: a background download that also asks for a
 //     compiled session)
 //   model.info; await model.arrayBuffer(); model.stream(); await model.blob()
@@ -19,12 +19,15 @@
   const KEY = Symbol.for("webmodels.page-internals");
   const SESSIONS = Symbol.for("webmodels.page-sessions");
   const WORKER_CLIENT = Symbol.for("webmodels.worker-client");
+  const FORMS = Symbol.for("webmodels.page-forms");
   const I = globalThis[KEY];
   const S = globalThis[SESSIONS];
   const workerSource = globalThis[WORKER_CLIENT]; // page/worker-client.js
+  const { representationParam, deriveParam } = globalThis[FORMS]; // page/forms.js
   delete globalThis[KEY];
   delete globalThis[SESSIONS];
   delete globalThis[WORKER_CLIENT];
+  delete globalThis[FORMS];
   if (!I) return; // not a secure context
 
   /** `value` as plain JSON data (what crosses the extension's ports). */
@@ -175,61 +178,14 @@
     return new WebModelFiles(files, graph);
   }
 
-  // --- representations (docs/representations.md) -------------------------------------
-  //
-  // `representation: {dtype, format, opset, for}`: with `for: "webgpu"` or `"webnn"` the
-  // page API adds what this browser's runtime reports, as `representation.device`, so
-  // the host can pick a form that runs here. Only the facts the host's choice uses are
-  // sent (a GPU's full feature list is fingerprinting material): whether the WebGPU
-  // adapter has `shader-f16`, and the float types WebNN's opSupportLimits() accepts.
-  const WEBGPU_FEATURES = ["shader-f16"];
-  const WEBNN_DATA_TYPES = ["float32", "float16"];
-  const PROBE_MS = 5_000; // an adapter or context that never answers: send nothing
-
-  function withinProbeTime(promise) {
-    let timer;
-    const late = new Promise((resolve) => (timer = setTimeout(resolve, PROBE_MS, null)));
-    return Promise.race([promise, late]).finally(() => clearTimeout(timer));
-  }
-
-  async function webgpuReport() {
-    try {
-      const adapter = await withinProbeTime(navigator.gpu?.requestAdapter() ?? null);
-      if (!adapter) return null;
-      return { features: WEBGPU_FEATURES.filter((name) => adapter.features.has(name)) };
-    } catch {
-      return null; // no WebGPU here: the host treats the device as reporting nothing
-    }
-  }
-
-  async function webnnReport() {
-    try {
-      const context = await withinProbeTime(navigator.ml?.createContext() ?? null);
-      if (!context) return null;
-      const limits = context.opSupportLimits();
-      const accepted = (name) => ["input", "constant"].every((k) => limits[k]?.dataTypes?.includes(name));
-      return { data_types: WEBNN_DATA_TYPES.filter(accepted) };
-    } catch {
-      return null; // e.g. NotSupportedError: "WebNN is not supported on this platform"
-    }
-  }
-
-  async function representationParam(representation) {
-    const asked = plain(representation, "representation");
-    delete asked.device; // the page API reports the device; a page does not
-    const report = new Map([["webgpu", webgpuReport], ["webnn", webnnReport]]).get(asked.for);
-    const device = report ? await report() : null; // another `for` is the host's to refuse
-    if (device) asked.device = { [asked.for]: device };
-    return asked;
-  }
-
   async function load(query, options = {}) {
     if (query?.files !== undefined) return loadFiles(query, options);
-    const { monitor, signal, prefetch, substitute, representation } = options ?? {};
+    const { monitor, signal, prefetch, substitute, representation, derive } = options ?? {};
     const params = { query: plain(query, "query"), ...compileOptions(options ?? {}) };
     if (prefetch !== undefined && typeof prefetch !== "object") params.prefetch = prefetch === true;
     if (substitute !== undefined) params.substitute = String(substitute);
     if (representation !== undefined) params.representation = await representationParam(representation);
+    if (derive !== undefined) params.derive = await deriveParam(derive);
     const model = await requestLoad(params, { monitor, signal });
     // A name may resolve to a model of several files (docs/manifests.md).
     if (model.files) return new WebModelFiles(plain(model.files, "files"), model.graph, model);

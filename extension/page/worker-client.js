@@ -96,14 +96,14 @@
     }
 
     async function load(query, options = {}) {
-      const { monitor, substitute, prefetch, representation } = options ?? {};
+      const { monitor, substitute, prefetch, representation, derive } = options ?? {};
       const progress = new EventTarget();
       if (typeof monitor === "function") monitor(progress);
       const onEvent = (e) => {
         const init = { lengthComputable: typeof e.total === "number", loaded: e.loaded, total: e.total ?? 0 };
         progress.dispatchEvent(new ProgressEvent("downloadprogress", init));
       };
-      const asked = { substitute, prefetch, representation }; // the page reports the device
+      const asked = { substitute, prefetch, representation, derive }; // the page reports the device
       return new WorkerModel(await call("load", { query, options: asked }, { onEvent }));
     }
 

@@ -99,3 +99,74 @@ test("a connected worker's load sends the representation; its page reports the d
   }
   assert.deepEqual(asked(host), [{ for: "webgpu", dtype: "fp32", device: { webgpu: { features: ["shader-f16"] } } }]);
 });
+
+// `derive: [representation, …]` (PROTOCOL.md): forms asked ahead, checked as page input.
+function derived(host) {
+  return host.seen.filter((m) => m.method === "models.load").map((m) => m.params.derive);
+}
+
+test("derive: each form goes to the host as a representation, with its device report", async () => {
+  const { host, navigator, webmodels } = await stack();
+  let asks = 0;
+  navigator.gpu = { requestAdapter: async () => (asks++, { features: new Set(["shader-f16", "subgroups"]) }) };
+  const forged = { webgpu: { features: ["forged"] } };
+  await webmodels.load(QUERY, { derive: [{ dtype: "int8" }, { for: "webgpu", device: forged }, { for: "webgpu", dtype: "fp32" }] });
+  assert.equal(asks, 1); // the adapter is asked once per load, however many forms name it
+  await webmodels.load(QUERY, { derive: [] });
+  await webmodels.load(QUERY);
+  assert.deepEqual(derived(host), [
+    [
+      { dtype: "int8" },
+      { for: "webgpu", device: { webgpu: { features: ["shader-f16"] } } },
+      { for: "webgpu", dtype: "fp32", device: { webgpu: { features: ["shader-f16"] } } },
+    ],
+    [],
+    undefined,
+  ]);
+});
+
+test("derive that is not an array of at most 4 plain objects is a TypeError, and nothing is sent", async () => {
+  const { host, webmodels } = await stack();
+  const cyclic = [{}];
+  cyclic[0].self = cyclic;
+  const lying = new Proxy([{}], { get: (t, k) => (k === "length" ? 1 : k === "toJSON" ? () => Array(5).fill({}) : t[k]) });
+  const hostile = [
+    true,
+    "fp16",
+    { dtype: "fp16" },
+    [{}, {}, {}, {}, {}],
+    ["fp16"],
+    [null],
+    [[{ dtype: "fp16" }]],
+    cyclic,
+    lying,
+    [{ get dtype() { throw new Error("page getter"); } }],
+  ];
+  for (const derive of hostile) {
+    await assert.rejects(webmodels.load(QUERY, { derive }), { name: "TypeError" }, String(derive));
+  }
+  assert.deepEqual(asked(host), []);
+});
+
+test("a connected worker's load sends derive too", async () => {
+  const { host, webmodels, main } = await stack();
+  main.MessageChannel = MessageChannel;
+  const source = await resolveObjectURL(webmodels.workerScript).text();
+  const self = new EventTarget();
+  const globals = { self, navigator: {}, MessagePort, DOMException, EventTarget, ProgressEvent: Event, Blob };
+  vm.runInContext(source, vm.createContext(globals));
+  let port = null;
+  webmodels.connectWorker({
+    postMessage(data) {
+      port = data.port;
+      self.dispatchEvent(new MessageEvent("message", { data }));
+    },
+  });
+  try {
+    await self.webmodels.load(QUERY, { derive: [{ dtype: "fp16" }] });
+    await assert.rejects(self.webmodels.load(QUERY, { derive: "fp16" }));
+  } finally {
+    port?.close();
+  }
+  assert.deepEqual(derived(host), [[{ dtype: "fp16" }]]);
+});

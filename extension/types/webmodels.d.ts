@@ -168,11 +168,16 @@ declare global {
      *  `for` picks the rest from what this browser reports (the page API reads the
      *  WebGPU adapter's `shader-f16` and WebNN's opSupportLimits() float types). */
     representation?: WebModelsRepresentation;
+    /** At most 4 forms the page will ask for later: the host makes them in the
+     *  background once it holds the model; the load does not wait for them. */
+    derive?: WebModelsRepresentation[];
   }
 
   interface WebModelsRepresentation {
     dtype?: "fp32" | "fp16" | "int8";
     format?: "onnx" | "ort";
+    /** The form as model.onnx + model.onnx_data: load() then gives a model of files. */
+    external_data?: boolean;
     opset?: number;
     for?: "webgpu" | "webnn" | "wasm" | "host";
   }

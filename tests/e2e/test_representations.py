@@ -190,7 +190,55 @@ def test_a_page_gets_the_form_its_webgpu_adapter_fits_and_runs_it_on_webgpu(
         )
         np.testing.assert_allclose(tensor(nn["outputs"]["webnn"]), host, rtol=0, atol=1e-3)
     print(f"milliseconds: for webgpu {gpu['ms']}, for webnn {nn['ms']}")
+    added = time.monotonic()
+    derive_ahead_from_the_page(page, browser.store, served.query)
+    split = page.evaluate(
+        "([q, x, dims]) => window.representationTest.loadSplitAndRun(q, x, dims)",
+        [served.query, *feed],
+    )
+    assert "error" not in split, split
+    # The split is a model of files: the host session over both, and ORT Web given both.
+    assert split["kind"] == "WebModelFiles" and split["info"]["graph"] == "model.onnx"
+    roles = {path: part["role"] for path, part in split["info"]["files"].items()}
+    assert roles == {"model.onnx": "graph", "model.onnx_data": "external_data"}
+    np.testing.assert_array_equal(tensor(split["outputs"]["host"]), host)
+    np.testing.assert_allclose(tensor(split["outputs"]["wasm"]), host, rtol=0, atol=1e-5)
+    print(f"derive ahead and the split: {time.monotonic() - added:.1f} s")
     print(
         f"adapter {found['webgpu']['architecture']}, shader-f16 {f16}; "
         f"test body {time.monotonic() - started:.1f} s"
     )
+
+
+def derivations(store: Path, deadline_s: float = 0) -> int:
+    """How many forms the host derived (its log), waiting up to ``deadline_s`` for one."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        text = "".join(log.read_text(errors="replace") for log in store.rglob("host.log*"))
+        made = text.count("derived {")
+        if made or time.monotonic() >= deadline:
+            return made
+        time.sleep(0.1)
+
+
+def derive_ahead_from_the_page(page: Page, store: Path, query: dict[str, str]) -> None:
+    """``webmodels.load(query, {derive})``: the page API refuses a malformed list itself,
+    and sends a good one, after which the host derives the form in the background; the
+    page's later load in that representation finds it made (derived once)."""
+    refused = page.evaluate(
+        "q => webmodels.load(q, {derive: 'int8'}).then(() => 'sent', (e) => e.name)", query
+    )
+    assert refused == "TypeError"
+    # An opset conversion: the cheapest form to make (no quantizer to import)
+    later = {"for": "wasm", "opset": 18}
+    ahead = page.evaluate(
+        "([q, f]) => webmodels.load(q, {derive: [f]}).then((m) => m.info)", [query, later]
+    )
+    assert ahead.get("derived_from") is None  # the model itself; the form is made after
+    assert derivations(store, deadline_s=60) == 1, "the form asked ahead was never derived"
+    form = page.evaluate(
+        "([q, f]) => webmodels.load(q, {representation: f}).then((m) => m.info)", [query, later]
+    )
+    assert form["derived_from"] == ahead["sha256"]
+    assert form["representation"]["opset"] == 18
+    assert derivations(store) == 1  # found made, not derived again

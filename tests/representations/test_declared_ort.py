@@ -1,8 +1,9 @@
 """A form a trusted catalog declares in ONNX Runtime's own format (``format: "ort"``):
 once a page holds it, a session over it loads the flatbuffer with the ORT option and
 runs like its source, whether the page names the form's hash or asks its model in
-that representation (then the catalog's file, never a derivation). A real host,
-catalog, HTTP server and runtime worker."""
+that representation (then the catalog's file, never a derivation, downloaded by the
+session itself when the site does not hold it yet). A real host, catalog, HTTP server
+and runtime worker."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from webmodels.cli.main import main
 from webmodels.representations.convert import to_ort
 
 ORT = {"format": "ort"}
+NO_GESTURE_LIMIT = 1000  # bytes: the smallest the setting takes
 
 
 class World:
@@ -42,7 +44,10 @@ class World:
             for key, value in webmodels_env(home).items():
                 env.setenv(key, value)
             assert main(["catalog", "add", str(document), "--key", signer.public]) == 0
-        self.host = HostProcess(home)
+        # A page without a gesture may download at most this much (the ORT file is more).
+        config = tmp / "config.toml"
+        config.write_text(f"download_without_activation_bytes = {NO_GESTURE_LIMIT}\n")
+        self.host = HostProcess(home, WEBMODELS_CONFIG=str(config))
 
 
 @pytest.fixture(scope="module")
@@ -96,12 +101,32 @@ def test_a_session_over_a_declared_ort_form_loads_it_as_ort(world: World) -> Non
     assert world.server.transfers("/dense-ort") == 1
 
 
-def test_a_site_not_holding_the_declared_form_must_load_it_first(world: World) -> None:
-    load(world, "b")  # holds the model, not its ORT form
+def test_a_session_downloads_the_declared_form_a_site_does_not_hold(world: World) -> None:
+    """`sessions.create` in a declared representation the site does not hold yet: the
+    host downloads the catalog's file (the site's own transfer, verified) and runs it,
+    instead of refusing or deriving a form of its own."""
+    before = world.server.transfers("/dense-ort")
     params = {"sha256": sha(world.source), "representation": ORT}
+    # A site that cannot see the model gets no form of it, and nothing is fetched.
     reply = world.host.call("sessions.create", params, context=page("b"))
     assert not reply["ok"] and reply["error"]["code"] == "not_found", reply
-    assert "derived {" not in world.host.logged()
-    load(world, "b", ORT)
-    created, _ = run(world, "b", params)
+    assert world.server.transfers("/dense-ort") == before
+    load(world, "b")  # holds the model now, not its ORT form
+    # The download is the page's, under its rules: past the limit without a gesture,
+    # refused before any transfer.
+    assert len(world.ort) > NO_GESTURE_LIMIT
+    no_gesture = page("b") | {"user_activation": False}
+    reply = world.host.call("sessions.create", params, context=no_gesture)
+    assert not reply["ok"] and reply["error"]["code"] == "user_activation_required", reply
+    assert world.server.transfers("/dense-ort") == before
+    created, asked = run(world, "b", params)
     assert created["representation"]["source"] == "catalog"
+    assert created["derived_from"] == sha(world.source)
+    assert world.server.transfers("/dense-ort") == before + 1
+    assert "derived {" not in world.host.logged()
+    _, from_source = run(world, "b", {"sha256": sha(world.source)})
+    np.testing.assert_allclose(asked, from_source, rtol=1e-5, atol=1e-5)
+    # Now the site holds it: the next session neither downloads nor derives.
+    run(world, "b", params)
+    assert world.server.transfers("/dense-ort") == before + 1
+    assert load(world, "b", ORT)["sha256"] == sha(world.ort)  # its own now, as if loaded

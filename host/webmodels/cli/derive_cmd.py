@@ -1,4 +1,5 @@
-"""``webmodels derive SHA|NAME --dtype fp16|int8|q4 [--format ort] [--opset N|LOW-HIGH]``: make a
+"""``webmodels derive SHA|NAME --dtype fp16|int8|q4 [--format ort] [--opset N|LOW-HIGH]
+[--external-data]``: make a
 form of a stored ONNX model now (representations/deriver.py), in the shared scope, with
 its progress on stderr. The form is checked against its source before it is kept; ``webmodels ls``
 shows it under its source."""
@@ -42,6 +43,14 @@ def register(sub: Any) -> None:
             "any other to the highest opset in the range that onnx knows"
         ),
     )
+    p.add_argument(
+        "--external-data",
+        action="store_true",
+        help=(
+            "split the form into model.onnx and model.onnx_data (tensors of 1 KiB or more "
+            "in the second file), stored as a manifest of the two"
+        ),
+    )
 
 
 def opset_arg(text: str) -> tuple[int | None, tuple[int, int] | None]:
@@ -56,12 +65,14 @@ def opset_arg(text: str) -> tuple[int | None, tuple[int, int] | None]:
 
 def cmd_derive(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
     opset, opset_range = args.opset or (None, None)
-    recipe = Recipe.parse({"dtype": args.dtype, "format": args.format, "opset": opset})
+    asked = {"dtype": args.dtype, "format": args.format, "opset": opset}
+    recipe = Recipe.parse(asked | {"external_data": bool(args.external_data)})
     recipe = replace(recipe, opset_range=opset_range)
     if recipe.identity:
         raise HostError(
             "bad_request",
-            "give --dtype fp16|int8|q4, --format ort or --opset N|LOW-HIGH: fp32 is the source",
+            "give --dtype fp16|int8|q4, --format ort, --opset N|LOW-HIGH or --external-data: "
+            "fp32 is the source",
         )
     source = find_model(store, args.model)
     recipe = recipe.for_source(source.metadata.opsets)
@@ -88,6 +99,8 @@ def cmd_derive(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
         "derived_from": source.digest.hex,
         **form.provenance.to_json(),
     }
+    if form.files:  # an external-data split: its files, stored as one manifest
+        made["files"] = {part.path: part.to_wire() for part in form.files}
     if ctx.json:
         print_json(made)
         return 0
@@ -99,6 +112,7 @@ def cmd_derive(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
             "size": f"{human_bytes(form.record.size)} (source {human_bytes(source.size)})",
             "max error": f"{form.provenance.max_error:.3g} (tolerance {recipe.tolerance:g})",
         }
+        | {part.path: f"{part.digest.hex} ({human_bytes(part.size)})" for part in form.files}
     )
     return 0
 

@@ -94,6 +94,9 @@ def manage_render(host: Host) -> Callable[[ModelRecord], dict[str, Any]]:
     for made in all_forms(host.store.index):
         recipe = json.loads(made.recipe)
         form = {key: recipe.get(key) for key in ("dtype", "format", "opset")}
+        # An external-data split's files: which file of the split each one is.
+        if recipe.get("external_data"):
+            form |= {"external_data": True, "file": recipe.get("file", "model.onnx")}
         forms[made.form] = {"derived_from": made.source.hex, "representation": form}
     for digest, (source, declared_form) in all_declared(host.store.index).items():
         forms.setdefault(digest, declared_extras(declared_form, source))
@@ -153,21 +156,22 @@ def _as_stored(record: ModelRecord, wire: dict[str, Any]) -> Chosen:
 
 def form_now(host: Host, call: Call, record: ModelRecord) -> Chosen | None:
     """The form the call asked for (for `sessions.create`, which waits for its session
-    anyway): one its catalog declares, when the caller holds that file (a session never
-    downloads: `models.load` with the same representation fetches it); else derived in
-    this thread when needed. None when it asked none."""
+    anyway): one its catalog declares (downloaded now when the caller does not hold it
+    yet, as `models.load` fetches it); else derived in this thread when needed. None
+    when it asked none."""
     recipe = requested(call)
     if recipe is None:
         return None
+    if recipe.external_data:
+        raise HostError(
+            "bad_request",
+            "a session of an external-data split runs over its files: load it (models.load "
+            "with this representation), then create the session with those files",
+            field="representation.external_data",
+        )
     form = declared_for(host.store.index, record.digest, recipe)
     if form is not None:
-        held = host.commons.visible(form.digest, call.context)
-        if held is None:
-            raise HostError(
-                "not_found",
-                "this form's catalog declares its own file, which this site does not hold: "
-                "load it first (models.load with the same representation)",
-            )
+        held = host.commons.visible(form.digest, call.context) or _fetch(host, call, form)
         return _as_stored(record_format(host.store, held), declared_extras(form, record.digest))
     _room_for(host, call, record, recipe)
     partition = call.context.partition.key if call.context.partition is not None else None
@@ -180,6 +184,18 @@ def form_now(host: Host, call: Call, record: ModelRecord) -> Chosen | None:
         made.provenance is not None and made.recipe.format == "ort"
     )
     return Chosen(made.record, made.to_wire(), "ort" if ort else "onnx")
+
+
+def _fetch(host: Host, call: Call, form: DeclaredForm) -> ModelRecord:
+    """The catalog's own file of a declared form the caller does not hold yet,
+    downloaded now as `models.load` would (the download jobs, the caller's activation
+    limit, quota and transfer scope; verified by its hash), waited for here like a
+    derivation (never derived instead: a failed download is the answer)."""
+    from webmodels.methods.models import download_file  # models.py imports this module
+
+    if not form.urls:
+        raise HostError("not_found", "this form's catalog gives no URL for its file")
+    return download_file(host, call, form.digest, form.urls, form.size, page_chosen=False).result()
 
 
 def _room_for(host: Host, call: Call, record: ModelRecord, recipe: Recipe) -> None:

@@ -1,6 +1,6 @@
 """Which form of a model a page's runtime gets: pure, no I/O.
 
-A page asks ``{dtype, format, opset, for, device}`` (all optional). What it names
+A page asks ``{dtype, format, opset, for, device, external_data}`` (all optional). What it names
 explicitly wins; ``for`` (the runtime that will run the model) fills the rest from what
 the page's device reports:
 
@@ -58,7 +58,7 @@ def __getattr__(name: str) -> int:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-QUERY_KEYS = frozenset({"dtype", "format", "opset", "for"})
+QUERY_KEYS = frozenset({"dtype", "format", "opset", "for", "external_data"})
 DEVICE_KEYS = frozenset({"webgpu", "webnn"})
 MAX_FEATURES = 64  # WebGPU names about 30 features today
 MAX_DATA_TYPES = 16  # WebNN names 9 operand data types
@@ -77,6 +77,9 @@ class Target:
     format: str
     opset: int | None
     opset_range: tuple[int, int] | None = None
+    # The graph in ``model.onnx`` and its tensors in ``model.onnx_data`` (a set of two
+    # files, lossless); only for the ONNX format.
+    external_data: bool = False
 
 
 @dataclass(frozen=True)
@@ -125,11 +128,18 @@ def choose(query: object, device: object = None) -> Target:
     dtype = _choice(fields, "dtype", DTYPES) or default_dtype(runtime, reported)
     opset = fields.get("opset")
     exact = None if isinstance(opset, dict | str) else _opset(opset)
+    form = _choice(fields, "format", FORMATS) or "onnx"
+    split = fields.get("external_data", False)
+    if not isinstance(split, bool):
+        raise _bad(f"{FIELD}.external_data", "true or false")
+    if split and form != "onnx":
+        raise _bad(f"{FIELD}.external_data", "false for the ort format (it has no external data)")
     return Target(
         dtype=dtype,
-        format=_choice(fields, "format", FORMATS) or "onnx",
+        format=form,
         opset=exact,
         opset_range=_opset_range(opset) if exact is None and opset is not None else None,
+        external_data=split,
     )
 
 

@@ -18,6 +18,8 @@ runtime worker (runtime/worker.py, ``op_derive``), which bounds its memory and t
   int8 graph gives other bytes on every conversion, even in one process and with no
   optimization), so an ORT form's provenance says ``deterministic: no``
   (`NOT_DETERMINISTIC`) instead of claiming it.
+* `derive_files` with ``external_data``: the form (as above) split by `split_external`
+  into a graph and one file of its tensors (onnx's external-data format), lossless.
 * `max_error`: both graphs run in ONNX Runtime on the CPU on the same inputs, built
   from the source's input shapes and types with a fixed seed; the answer is the
   largest relative error of any output (`relative_error`).
@@ -26,11 +28,12 @@ runtime worker (runtime/worker.py, ``op_derive``), which bounds its memory and t
 from __future__ import annotations
 
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from webmodels.errors import HostError
-from webmodels.representations.recipes import Recipe
+from webmodels.representations.recipes import DATA_FILE, Recipe
 
 SEED = 20261206
 # The sizes tried, in order, for a dimension the graph leaves open (batch, sequence,
@@ -38,6 +41,7 @@ SEED = 20261206
 SYMBOLIC_DIMS = (2, 64)
 INT_HIGH = 2  # integer samples are 0 or 1: valid ids for any embedding or mask
 Q4_BLOCK = 32  # weights per 4-bit block (one scale each): ORT's kernels take 16 to 256
+SPLIT_THRESHOLD = 1024  # bytes: smaller tensors stay in the graph (onnx's own default)
 
 
 # Recorded with the tool versions of a form whose bytes may differ from one derivation
@@ -64,8 +68,50 @@ def tool_versions(ort: Any, recipe: Recipe | None = None) -> dict[str, str]:
     return tools
 
 
+def derive_files(ort: Any, data: bytes, recipe: Recipe, out: Path) -> dict[str, Any]:
+    """Write ``recipe``'s form of the model ``data`` to ``out`` (with external data: its
+    graph there and its tensors in `DATA_FILE` beside it) and measure it against the
+    source; the host decides whether it is kept."""
+    derived = derive(data, replace(recipe, external_data=False))
+    if recipe.external_data:
+        graph, tensors = split_external(derived)
+        out.write_bytes(graph)
+        (out.parent / DATA_FILE).write_bytes(tensors)
+        error = max_error(ort, data, str(out))  # ONNX Runtime reads the tensors beside it
+    else:
+        out.write_bytes(derived)
+        error = max_error(ort, data, derived)
+    return {"max_error": error, "tools": tool_versions(ort, recipe)}
+
+
+def split_external(data: bytes) -> tuple[bytes, bytes]:
+    """The ONNX model ``data`` as a graph whose tensors of `SPLIT_THRESHOLD` bytes or
+    more lie in one file, `DATA_FILE` (what ``onnx.save_model(...,
+    save_as_external_data=True)`` writes), and that file's bytes. Deterministic: the
+    tensors in graph order, the graph serialized deterministically.
+    ``representation_unavailable`` when no tensor is that large (nothing to move)."""
+    import onnx
+    from onnx import external_data_helper
+
+    model = onnx.load_from_string(data)
+    external_data_helper.convert_model_to_external_data(
+        model, all_tensors_to_one_file=True, location=DATA_FILE, size_threshold=SPLIT_THRESHOLD
+    )
+    with tempfile.TemporaryDirectory(prefix="webmodels-split-") as folder:
+        external_data_helper.write_external_data_tensors(model, folder)
+        written = Path(folder) / DATA_FILE
+        if not written.is_file():  # no tensor was large enough to move
+            raise HostError(
+                "representation_unavailable",
+                f"this model has no tensor of {SPLIT_THRESHOLD} bytes or more to keep in "
+                "external data; load it as it is",
+            )
+        tensors = written.read_bytes()
+    return bytes(model.SerializeToString(deterministic=True)), tensors
+
+
 def derive(data: bytes, recipe: Recipe) -> bytes:
-    """The bytes of ``recipe``'s form of the model ``data``."""
+    """The bytes of ``recipe``'s form of the model ``data`` (one file: not split)."""
     import onnx
 
     model = onnx.load_from_string(data)
@@ -182,8 +228,9 @@ def _no_q4() -> HostError:
     )
 
 
-def max_error(ort: Any, source: bytes, derived: bytes) -> float:
-    """The largest relative error of the derived form's outputs on sample inputs."""
+def max_error(ort: Any, source: bytes, derived: bytes | str) -> float:
+    """The largest relative error of the derived form's outputs on sample inputs
+    (``derived``: its bytes, or the path of a graph with external data beside it)."""
 
     reference = _session(ort, source)
     feeds, expected = _reference_run(reference)
@@ -259,7 +306,7 @@ def sample_inputs(session: Any, rng: Any, *, open_dim: int = SYMBOLIC_DIMS[0]) -
     return feeds
 
 
-def _session(ort: Any, data: bytes) -> Any:
+def _session(ort: Any, data: bytes | str) -> Any:
     options = ort.SessionOptions()
     options.log_severity_level = 3
     options.intra_op_num_threads = 1  # a background job: one core at most

@@ -26,7 +26,8 @@ from typing import Any
 from webmodels.digest import Digest
 from webmodels.errors import HostError
 from webmodels.representations.convert import NOT_DETERMINISTIC
-from webmodels.representations.recipes import Recipe
+from webmodels.representations.recipes import DATA_FILE, DATA_GRAPH, Recipe
+from webmodels.representations.split import publish_split
 from webmodels.runtime.client import CallTimeout, Runtime, WorkerLost, WorkerOptions
 from webmodels.runtime.compile_cache import CompileCache
 from webmodels.runtime.settings import SessionSettings
@@ -52,14 +53,35 @@ class Form:
     record: ModelRecord
     recipe: Recipe
     provenance: Provenance | None
+    # An external-data split: its files (the graph, `record`, and its tensors)
+    files: tuple[Part, ...] = ()
 
     def to_wire(self) -> dict[str, Any]:
-        """``info.representation`` and ``info.derived_from`` of a load's answer."""
+        """``info.representation`` and ``info.derived_from`` of a load's answer; for a
+        form of several files also ``files`` (``{path: {sha256, size, role}}``) and
+        ``graph``, as for a model of several files (docs/manifests.md)."""
         derived = self.provenance
-        return {
+        wire: dict[str, Any] = {
             "representation": self.recipe.to_json(),
             "derived_from": derived.source.hex if derived is not None else None,
         }
+        if self.files:
+            wire["files"] = {part.path: part.to_wire() for part in self.files}
+            wire["graph"] = DATA_GRAPH
+        return wire
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One file of a form of several files."""
+
+    path: str
+    digest: Digest
+    size: int
+    role: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"sha256": self.digest.hex, "size": self.size, "role": self.role}
 
 
 class Deriver:
@@ -116,12 +138,31 @@ class Deriver:
                 # another partition's row, whose presence would tell of that site.
                 shared = find(self.store.index, record.digest, recipe.key(), "")
                 found = shared if shared is not None and visible(shared.form) else None
+                if found is not None and recipe.external_data:  # both files or none
+                    data = self._data_of(record, recipe, "")
+                    found = found if data is not None and visible(data.digest) else None
+            if found is not None and recipe.external_data:
+                found = found if self._data_of(record, recipe, found.scope) else None
             if found is None:
                 found = self._derive(record, recipe, scope, stage or _quiet)
         form = self.store.get(found.form)
         if form is None:
             raise HostError("not_found", "the derived form was removed meanwhile; ask again")
-        return Form(form, recipe, found)
+        if not recipe.external_data:
+            return Form(form, recipe, found)
+        data = self._data_of(record, recipe, found.scope)
+        if data is None:
+            raise HostError("not_found", "the derived form was removed meanwhile; ask again")
+        parts = (
+            Part(DATA_GRAPH, form.digest, form.size, "graph"),
+            Part(DATA_FILE, data.digest, data.size, "external_data"),
+        )
+        return Form(form, recipe, found, parts)
+
+    def _data_of(self, record: ModelRecord, recipe: Recipe, scope: str) -> ModelRecord | None:
+        """The external-data file of ``record``'s split form in ``scope``, while stored."""
+        row = find(self.store.index, record.digest, recipe.file_key(DATA_FILE), scope)
+        return None if row is None else self.store.get(row.form)
 
     def submit(
         self,
@@ -190,7 +231,10 @@ class Deriver:
             provenance = self._checked(record.digest, recipe, scope, out, reply)
             stage("storing")
             pending = PendingBlob(out, provenance.form, out.stat().st_size)
-            publish_form(self.store, pending, _metadata(record, recipe, out), provenance)
+            if recipe.external_data:
+                publish_split(self.store, pending, work / DATA_FILE, provenance, recipe)
+            else:
+                publish_form(self.store, pending, _metadata(record, recipe, out), provenance)
             self.derived += 1
             log.info(
                 "derived %s of %s in scope %s (max error %.3g)",

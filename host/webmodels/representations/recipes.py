@@ -30,6 +30,7 @@ def __getattr__(name: str) -> int:
 
 
 FORMATS = ("onnx", "ort")  # what the host derives
+DATA_GRAPH, DATA_FILE = "model.onnx", "model.onnx_data"  # the files of an external-data split
 RECIPE_FORMAT = 1  # bump when the same recipe makes other bytes (a new conversion step)
 # Largest relative error of any output (see relative_error), per dtype. fp16 keeps
 # about 3 decimal digits; dynamic int8 quantization of activations loses more; 4-bit
@@ -45,6 +46,8 @@ class Recipe:
     opset: int | None = None
     # (lowest, highest) a page accepts; None once resolved (`for_source`)
     opset_range: tuple[int, int] | None = None
+    # Split: the graph in DATA_GRAPH, its tensors in DATA_FILE beside it (lossless)
+    external_data: bool = False
 
     @property
     def tolerance(self) -> float:
@@ -58,6 +61,7 @@ class Recipe:
             and self.format == "onnx"
             and self.opset is None
             and self.opset_range is None
+            and not self.external_data
         )
 
     def for_source(self, opsets: Mapping[str, int]) -> Recipe:
@@ -72,7 +76,16 @@ class Recipe:
         return replace(self, opset=opset, opset_range=None)
 
     def to_json(self) -> dict[str, Any]:
-        return {"dtype": self.dtype, "format": self.format, "opset": self.opset}
+        body: dict[str, Any] = {"dtype": self.dtype, "format": self.format, "opset": self.opset}
+        if self.external_data:  # absent otherwise: the keys of other recipes stay as they were
+            body["external_data"] = True
+        return body
+
+    def file_key(self, path: str) -> str:
+        """The canonical text naming one file of a form of several files (the split's
+        ``model.onnx_data``): the recipe's key with the file's path."""
+        body = self.to_json() | {"recipe_format": RECIPE_FORMAT, "file": path}
+        return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
     def key(self) -> str:
         """The canonical text of the recipe (what provenance and look-ups compare)."""
@@ -95,7 +108,12 @@ class Recipe:
             raise HostError(
                 "bad_request", f"representation.format must be one of {', '.join(FORMATS)}"
             )
-        return cls(str(dtype), str(form), _opset(raw.get("opset")))
+        split = raw.get("external_data", False)
+        if not isinstance(split, bool) or (split and form != "onnx"):
+            raise HostError(
+                "bad_request", "representation.external_data must be true or false (onnx only)"
+            )
+        return cls(str(dtype), str(form), _opset(raw.get("opset")), external_data=split)
 
     @classmethod
     def requested(cls, raw: object) -> Recipe:
@@ -109,7 +127,14 @@ class Recipe:
                 f"representation.format {target.format} cannot be derived yet; ask for onnx",
                 field="representation.format",
             )
-        recipe = cls.parse({"dtype": target.dtype, "format": target.format, "opset": target.opset})
+        recipe = cls.parse(
+            {
+                "dtype": target.dtype,
+                "format": target.format,
+                "opset": target.opset,
+                "external_data": target.external_data,
+            }
+        )
         return replace(recipe, opset_range=target.opset_range)
 
 

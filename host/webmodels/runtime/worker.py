@@ -170,10 +170,7 @@ class Worker:
         data = model_files.read_verified(message["model"])
         check_model(model_files.parse(data), limits=ModelLimits(**message["limits"]))
         recipe = Recipe(**message["recipe"])
-        derived = convert.derive(data, recipe)
-        Path(message["out"]).write_bytes(derived)
-        error = convert.max_error(self.ort, data, derived)
-        return {"max_error": error, "tools": convert.tool_versions(self.ort, recipe)}
+        return convert.derive_files(self.ort, data, recipe, Path(message["out"]))
 
     def op_link(self, message: dict[str, Any]) -> dict[str, Any]:
         """A stored model's graph rewritten to load from segment files (segment_link)."""

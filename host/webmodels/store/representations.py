@@ -81,27 +81,34 @@ def publish_form(
     store: Store, pending: PendingBlob, metadata: ModelMetadata, provenance: Provenance
 ) -> None:
     """Publish a checked form and its provenance in one write transaction."""
+    publish_files(store, [(pending, metadata, provenance)])
+
+
+def publish_files(store: Store, files: list[tuple[PendingBlob, ModelMetadata, Provenance]]) -> None:
+    """Publish the files of a checked form (one, or a graph and its external data),
+    each with its provenance row, in one write transaction."""
     now = time.time()
-    moved = False
+    moved: list[PendingBlob] = []
     try:
         with store.index.write() as db:
-            moved = True  # from here the file may be in place
-            store.files.publish(pending)
-            upsert_object(db, pending.digest, pending.size, metadata, None, None, now)
-            db.execute(
-                "INSERT INTO blobs (sha256, origin, stored_at) VALUES (?, ?, ?) "
-                "ON CONFLICT(sha256) DO UPDATE SET state = 'ok'",
-                (pending.digest.hex, ORIGIN, now),
-            )
-            scope = provenance.scope
-            ref = ("site", scope) if scope else (DERIVED, provenance.source.hex)
-            add_ref(db, pending.digest, ref, now)
-            _record(db, provenance, now)
+            for pending, metadata, provenance in files:
+                moved.append(pending)  # from here the file may be in place
+                store.files.publish(pending)
+                upsert_object(db, pending.digest, pending.size, metadata, None, None, now)
+                db.execute(
+                    "INSERT INTO blobs (sha256, origin, stored_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT(sha256) DO UPDATE SET state = 'ok'",
+                    (pending.digest.hex, ORIGIN, now),
+                )
+                scope = provenance.scope
+                ref = ("site", scope) if scope else (DERIVED, provenance.source.hex)
+                add_ref(db, pending.digest, ref, now)
+                _record(db, provenance, now)
     except BaseException:
-        if moved:  # the index never took it: no file may stay without its row
+        for pending in moved:  # the index never took them: no file stays without its row
             store.remove_unindexed(pending.digest)
         raise
-    store.files.settled([pending.digest])
+    store.files.settled([pending.digest for pending, _, _ in files])
 
 
 def _record(db: sqlite3.Connection, p: Provenance, now: float) -> None:

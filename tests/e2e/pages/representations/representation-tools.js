@@ -84,5 +84,29 @@
     }
   }
 
-  window.representationTest = Object.freeze({ runtimes, loadAndRun });
+  /** Loads `query` as an external-data split (model.onnx + model.onnx_data), runs the
+   *  input in a host session over its files and in ORT Web (WASM) given both files. */
+  async function loadSplitAndRun(query, inputBase64, dims) {
+    try {
+      const model = await window.webmodels.load(query, { representation: { external_data: true } });
+      const input = new ort.Tensor("float32", new Float32Array(fromBase64(inputBase64).buffer), dims);
+      const session = await model.createSession();
+      const outputs = { host: exported(await runFirstOutput(session, input)) };
+      await session.release();
+      const files = model.info.files;
+      const read = async (path) => new Uint8Array(await (await window.webmodels.load({ sha256: files[path].sha256 })).arrayBuffer());
+      ort.env.wasm.wasmPaths = new URL("/ort/", location.href).href;
+      ort.env.wasm.numThreads = 1;
+      const web = await ort.InferenceSession.create(await read("model.onnx"), {
+        executionProviders: ["wasm"],
+        externalData: [{ path: "model.onnx_data", data: await read("model.onnx_data") }],
+      });
+      outputs.wasm = exported(await runFirstOutput(web, input));
+      return { info: { ...model.info }, kind: model.constructor.name, outputs };
+    } catch (error) {
+      return { error: describe(error) };
+    }
+  }
+
+  window.representationTest = Object.freeze({ runtimes, loadAndRun, loadSplitAndRun });
 })();
