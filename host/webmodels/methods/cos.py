@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from webmodels.dispatch import Call, Dispatcher
 from webmodels.errors import HostError
-from webmodels.methods.models import quota_left, visible_record
-from webmodels.methods.page_view import model_for_page
+from webmodels.methods.page_room import quota_left
+from webmodels.methods.page_view import model_for_page, visible_record
 from webmodels.store.metadata import describe_file
 from webmodels.store.quotas import check_total_quota
 

@@ -20,6 +20,7 @@ from webmodels.catalogs.forms import DeclaredForm
 from webmodels.digest import Digest
 from webmodels.dispatch import Call
 from webmodels.errors import HostError
+from webmodels.methods.page_room import quota_left
 from webmodels.naming.resolve import Candidate
 from webmodels.representations.declared import (
     SOURCE,
@@ -191,7 +192,7 @@ def _fetch(host: Host, call: Call, form: DeclaredForm) -> ModelRecord:
     downloaded now as `models.load` would (the download jobs, the caller's activation
     limit, quota and transfer scope; verified by its hash), waited for here like a
     derivation (never derived instead: a failed download is the answer)."""
-    from webmodels.methods.models import download_file  # models.py imports this module
+    from webmodels.methods.page_downloads import download_file  # it imports this module
 
     if not form.urls:
         raise HostError("not_found", "this form's catalog gives no URL for its file")
@@ -204,8 +205,6 @@ def _room_for(host: Host, call: Call, record: ModelRecord, recipe: Recipe) -> No
     then one of the partition's holdings, like a download."""
     if recipe.for_source(record.metadata.opsets).identity:
         return
-    from webmodels.methods.models import quota_left  # models.py imports this module
-
     quota_left(host, call, record.size)
 
 

@@ -3,7 +3,6 @@ model the partition may not see is indistinguishable from an absent one."""
 
 from __future__ import annotations
 
-import base64
 import functools
 import logging
 from collections.abc import Callable, Mapping
@@ -16,19 +15,17 @@ from webmodels.context import RequestContext
 from webmodels.digest import Digest
 from webmodels.dispatch import Call, Dispatcher, Result
 from webmodels.errors import HostError
-from webmodels.fetch.records import DownloadRequest
 from webmodels.fetch.set_progress import FileProgress
 from webmodels.methods import forms, model_sets, page_sets
 from webmodels.methods.page_downloads import (
-    activation_limit,
-    download_scope,
-    loaded_after,
+    download_file,
     model_loaded,
     or_error,
-    page_origin,
+    partition_key,
     then,
 )
-from webmodels.methods.page_view import model_for_page
+from webmodels.methods.page_room import quota_left
+from webmodels.methods.page_view import READ_CHUNK, chunk_reply, model_for_page, visible_record
 from webmodels.naming.resolve import Candidate, Choice, NameQuery, parse_substitute
 from webmodels.naming.sources import record_request
 from webmodels.naming.versions import Version
@@ -37,16 +34,12 @@ from webmodels.query import ModelQuery
 from webmodels.read_offsets import check_offset, send_from
 from webmodels.representations.choice import explain
 from webmodels.store.listing import Order, Scan, scan
-from webmodels.store.quotas import PageLimits, RoomQuestion, disk_figures, page_room
 from webmodels.store.records import ModelRecord
 
 if TYPE_CHECKING:
     from webmodels.app import Host
 
 log = logging.getLogger(__name__)
-
-# Largest raw chunk whose base64 (4/3) plus the envelope stays under the 1 MiB frame.
-READ_CHUNK = 720 * 1024
 
 
 def register(dispatcher: Dispatcher, host: Host) -> None:
@@ -107,12 +100,12 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
                 return {"availability": page_sets.availability(host, call, files)}
             if choice.visible:
                 return {"availability": "available"}
-            if host.jobs.downloading(choice.candidate.digest, _key(call)):
+            if host.jobs.downloading(choice.candidate.digest, partition_key(call)):
                 return {"availability": "downloading"}
             return {"availability": "downloadable" if choice.candidate.urls else "unavailable"}
         if visible(query.digest, call.context) is not None:
             return {"availability": "available"}
-        if query.digest is not None and host.jobs.downloading(query.digest, _key(call)):
+        if query.digest is not None and host.jobs.downloading(query.digest, partition_key(call)):
             return {"availability": "downloading"}  # only for this partition's own requests
         # Byte-identical for "absent" and "held by another site" (docs/design.md#privacy).
         return {"availability": "downloadable" if query.urls else "unavailable"}
@@ -280,7 +273,7 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
             raise HostError("bad_request", "params.request_id must be a request id")
         # Only a page's own requests (trusted callers: any); one per file of a model.
         cancelled = False
-        while host.jobs.cancel(str(raw), partition=_key(call)):
+        while host.jobs.cancel(str(raw), partition=partition_key(call)):
             cancelled = True
         return {"cancelled": cancelled}
 
@@ -335,53 +328,6 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
     dispatcher.add("models.read", read)
 
 
-def visible_record(
-    host: Host, digest: Digest | None, context: RequestContext
-) -> ModelRecord | None:
-    """`CommonsGate.visible`: cheap look-ups decide before a record is built (timing)."""
-    return host.commons.visible(digest, context)
-
-
-def chunk_reply(data: bytes, offset: int, size: int) -> dict[str, Any]:
-    """A chunked read's reply (`models.read`, `sessions.output`): `data` read at
-    `offset` of `size` bytes."""
-    return {
-        "data": base64.b64encode(data).decode("ascii"),
-        "offset": offset,
-        "length": len(data),
-        "size": size,
-        "eof": offset + len(data) >= size,
-    }
-
-
-def quota_left(
-    host: Host, call: Call, size: int | None, *, digest: Digest | None = None
-) -> int | None:
-    """What the caller's partition may still store (None: no quota, trusted callers);
-    `quota_exceeded` at once when the store is full for pages or a known size does not
-    fit. Its own holdings count, and its downloads and uploads in flight (issue 11,
-    hole 13: else N at once take N quotas); other sites' holdings only through the
-    store-wide state, whatever the size (hole 4). Nothing is ever evicted for room."""
-    if call.context.partition is None:
-        return None
-    key = call.context.partition.key
-    config = host.config
-    limits = PageLimits(
-        per_partition=config.quota_per_partition_bytes,
-        total=config.quota_total_bytes,
-        keep_free_fraction=config.quota_keep_free_fraction,
-    )
-    question = RoomQuestion(
-        partition_key=key,
-        size=size,
-        uploads_mine=host.uploads.in_flight(key),
-        uploads_all=host.uploads.in_flight(),
-        # A request for a hash its partition is already downloading joins that job.
-        except_sha256=digest.hex if digest is not None else None,
-    )
-    return page_room(host.store.index, limits, question, disk_figures(config.store_dir))
-
-
 def _seen_by(call: Call) -> tuple[str, str] | None:
     """What narrows a page's listing scan (the final word is `policy.can_see`)."""
     if call.context.trusted:
@@ -390,51 +336,3 @@ def _seen_by(call: Call) -> tuple[str, str] | None:
     if partition is None:
         return ("", "")  # no partition: only pre-installed models
     return (partition.key, str(partition.top_site))
-
-
-def _key(call: Call) -> str | None:
-    return call.context.partition.key if call.context.partition is not None else None
-
-
-def download_file(
-    host: Host,
-    call: Call,
-    digest: Digest,
-    urls: tuple[str, ...],
-    size: int | None,
-    *,
-    page_chosen: bool,
-    progress: FileProgress | None = None,
-) -> Future[ModelRecord]:
-    """The caller's download of one file through the host's download jobs, under its
-    partition's rules (a gesture past the activation limit, its quota, its own transfer
-    scope); ``page_chosen``: URLs the page named itself (Local Network Access applies)."""
-    # Not visible: a real transfer, verified, even if the bytes are stored for
-    # another site (the network then behaves as without the store, docs/design.md#privacy).
-    limit = activation_limit(call, host.config.download_without_activation_bytes)
-    if limit is not None and size is not None and size > limit:
-        raise HostError(
-            "user_activation_required",
-            f"a download of more than {limit} bytes needs a user gesture on the page",
-            limit=limit,
-        )
-    room = quota_left(host, call, size, digest=digest)
-    request = DownloadRequest(
-        digest=digest,
-        urls=urls,
-        waiter=str(call.request_id),
-        partition=_key(call),
-        size=size,
-        background=call.params.boolean("prefetch", default=False),
-        size_limit=limit,
-        quota_left=room,
-        origin=page_origin(call) if page_chosen else None,
-        scope=download_scope(host, call, digest),
-    )
-
-    def emitted(loaded: int, total: int | None) -> None:
-        call.emit("download.progress", {"loaded": loaded, "total": total})
-
-    _, future = host.jobs.request(request, progress or emitted)
-    future.add_done_callback(lambda done: loaded_after(host, call, done))
-    return future

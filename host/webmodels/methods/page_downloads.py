@@ -14,7 +14,10 @@ from webmodels.digest import Digest
 from webmodels.dispatch import Call
 from webmodels.errors import HostError
 from webmodels.fetch.access import serialize
+from webmodels.fetch.records import DownloadRequest
+from webmodels.fetch.set_progress import FileProgress
 from webmodels.methods import forms
+from webmodels.methods.page_room import quota_left
 from webmodels.store.records import ModelRecord
 
 if TYPE_CHECKING:
@@ -116,3 +119,47 @@ def then(
 
     future.add_done_callback(done)
     return mapped
+
+
+def download_file(
+    host: Host,
+    call: Call,
+    digest: Digest,
+    urls: tuple[str, ...],
+    size: int | None,
+    *,
+    page_chosen: bool,
+    progress: FileProgress | None = None,
+) -> Future[ModelRecord]:
+    """The caller's download of one file through the host's download jobs, under its
+    partition's rules (a gesture past the activation limit, its quota, its own transfer
+    scope); ``page_chosen``: URLs the page named itself (Local Network Access applies)."""
+    # Not visible: a real transfer, verified, even if the bytes are stored for
+    # another site (the network then behaves as without the store, docs/design.md#privacy).
+    limit = activation_limit(call, host.config.download_without_activation_bytes)
+    if limit is not None and size is not None and size > limit:
+        raise HostError(
+            "user_activation_required",
+            f"a download of more than {limit} bytes needs a user gesture on the page",
+            limit=limit,
+        )
+    room = quota_left(host, call, size, digest=digest)
+    request = DownloadRequest(
+        digest=digest,
+        urls=urls,
+        waiter=str(call.request_id),
+        partition=partition_key(call),
+        size=size,
+        background=call.params.boolean("prefetch", default=False),
+        size_limit=limit,
+        quota_left=room,
+        origin=page_origin(call) if page_chosen else None,
+        scope=download_scope(host, call, digest),
+    )
+
+    def emitted(loaded: int, total: int | None) -> None:
+        call.emit("download.progress", {"loaded": loaded, "total": total})
+
+    _, future = host.jobs.request(request, progress or emitted)
+    future.add_done_callback(lambda done: loaded_after(host, call, done))
+    return future

@@ -15,7 +15,7 @@ from webmodels.dispatch import Call, Dispatcher
 from webmodels.errors import HostError
 from webmodels.manifests import selection
 from webmodels.methods import forms
-from webmodels.methods.models import READ_CHUNK, chunk_reply, visible_record
+from webmodels.methods.page_view import READ_CHUNK, chunk_reply, visible_record
 from webmodels.runtime.loader import LEVELS
 from webmodels.runtime.tensors import Tensor, parse_feeds, parse_names
 from webmodels.store.records import ModelRecord
