@@ -115,3 +115,8 @@ def test_a_compiled_graph_shares_its_unchanged_weights_with_the_source(
     assert second.compiled_cache_hit
     assert run(sessions, second.session_id) == expected.tobytes()
     assert [p.name for p in (root / "views").iterdir()] == [digest.hex]  # the source's only
+
+    # Deleting the model takes its compiled graph's segments with it, shared or not.
+    store.delete(digest, force=True)
+    assert store.index.query("SELECT COUNT(*) AS n FROM recipes")[0]["n"] == 0
+    assert store.segmented.store.physical_bytes() == 0
