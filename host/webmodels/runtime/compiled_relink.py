@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from webmodels.errors import HostError
+from webmodels.runtime.safety import graphs
 from webmodels.runtime.segment_link import assemble
 
 _EXTERNAL = 1  # onnx.TensorProto.EXTERNAL
@@ -31,30 +32,48 @@ def load_graph(cached: Mapping[str, Any]) -> bytes:
 
 
 def relink(model: Any, weights_name: str, parts: Sequence[Any]) -> dict[str, dict[str, Any]]:
-    """Rewrite ``model``'s main-graph tensors stored in ``weights_name`` (see the module
-    doc) in place; the segment files the graph now names, as ``files`` refs."""
+    """Rewrite the tensors of ``model`` (main graph and subgraphs) stored in
+    ``weights_name`` in place (see the module doc); the segment files the graph now
+    names, as ``files`` refs."""
     starts, pos = [], 0
     for each in parts:
         starts.append(pos)
         pos += len(each) if isinstance(each, bytes) else int(each[2])
     files: dict[str, dict[str, Any]] = {}
-    for tensor in model.graph.initializer:
-        if tensor.data_location != _EXTERNAL:
-            continue
-        entries = {e.key: e.value for e in tensor.external_data}
-        if entries.get("location") != weights_name:
-            continue
-        offset, length = int(entries.get("offset", "0")), int(entries.get("length", "-1"))
-        if offset < 0 or length < 0 or offset + length > pos:
-            raise HostError("model_unsafe", f"tensor {tensor.name!r} lies outside its weights")
-        index = bisect.bisect_right(starts, offset) - 1
-        part: Any = parts[index] if index >= 0 else b""
-        if not isinstance(part, bytes) and starts[index] == offset and int(part[2]) == length:
-            _name_segment(tensor, str(part[0]), length)
-            files[str(part[0])] = {"path": str(part[1]), "sha256": str(part[0]), "size": length}
-        else:
-            _embed(tensor, _read(parts, starts, offset, length))
+    for graph in graphs(model):
+        main = graph is model.graph
+        for tensor in graph.initializer:
+            _relink_tensor(tensor, weights_name, parts, starts, pos, main, files)
     return files
+
+
+def _relink_tensor(
+    tensor: Any,
+    weights_name: str,
+    parts: Sequence[Any],
+    starts: Sequence[int],
+    total: int,
+    main: bool,
+    files: dict[str, dict[str, Any]],
+) -> None:
+    """One tensor: a main-graph tensor that is exactly one segment names it; any other
+    (a subgraph's: ONNX Runtime refuses hard-linked files there) is embedded."""
+    if tensor.data_location != _EXTERNAL:
+        return
+    entries = {e.key: e.value for e in tensor.external_data}
+    if entries.get("location") != weights_name:
+        return
+    offset, length = int(entries.get("offset", "0")), int(entries.get("length", "-1"))
+    if offset < 0 or length < 0 or offset + length > total:
+        raise HostError("model_unsafe", f"tensor {tensor.name!r} lies outside its weights")
+    index = bisect.bisect_right(starts, offset) - 1
+    part: Any = parts[index] if index >= 0 else b""
+    whole = not isinstance(part, bytes) and starts[index] == offset and int(part[2]) == length
+    if main and whole:
+        _name_segment(tensor, str(part[0]), length)
+        files[str(part[0])] = {"path": str(part[1]), "sha256": str(part[0]), "size": length}
+    else:
+        _embed(tensor, _read(parts, starts, offset, length))
 
 
 def _name_segment(tensor: Any, hex_: str, length: int) -> None:
