@@ -50,7 +50,22 @@ export function totalsView(stats) {
       "saved by sharing (whole bar: a copy per site)",
     ),
     h("p", { class: "counts" }, counts.join(" · ")),
+    ...[storedSummary(stats)].filter(Boolean).map((text) => h("p", { class: "stored" }, text)),
   ];
+}
+
+/** "X stored, Y on disk (Z saved by shared parts)": each stored file once at its full
+ *  size against what the store takes on disk, where files share parts (segments);
+ *  null from a host that does not report it. */
+export function storedSummary(stats) {
+  if (!stats || typeof stats.stored_bytes !== "number") return null;
+  const stored = stats.stored_bytes;
+  const onDisk = stats.physical_bytes ?? 0;
+  const saved = stats.shared_saved_bytes ?? Math.max(0, stored - onDisk);
+  return (
+    `${formatBytes(stored)} stored, ${formatBytes(onDisk)} on disk ` +
+    `(${formatBytes(saved)} saved by shared parts)`
+  );
 }
 
 function tile(stat, label, value, hint, tone = "") {

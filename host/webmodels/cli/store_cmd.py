@@ -263,6 +263,9 @@ def cmd_du(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
             "logical size": f"{human_bytes(stats.logical_bytes)} "
             "(one copy per importer, site and pre-installed location)",
             "saved": f"{human_bytes(stats.saved_bytes)} by deduplication",
+            "files": f"{human_bytes(stats.stored_bytes)} stored, "
+            f"{human_bytes(stats.physical_bytes)} on disk "
+            f"({human_bytes(stats.shared_saved_bytes)} saved by shared parts)",
             "quarantined": f"{stats.quarantined} model(s); {stats.quarantine_files} file(s), "
             f"{human_bytes(stats.quarantine_bytes)} in quarantine/ (`gc --quarantine` removes)",
             "pinned": stats.pinned,

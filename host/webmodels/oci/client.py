@@ -10,6 +10,7 @@ before anything is published, which the SDK does not expose. The API itself is s
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -86,7 +87,7 @@ class RegistryClient:
 
     # -- writing ----------------------------------------------------------------
 
-    def upload_blob(self, digest: Digest, size: int, data: BinaryIO | bytes) -> None:
+    def upload_blob(self, digest: Digest, size: int, data: BinaryIO | io.RawIOBase | bytes) -> None:
         """Monolithic upload: POST a session, then PUT the bytes with ``?digest=``."""
         started = self._send("POST", "/blobs/uploads/", headers={"Content-Length": "0"})
         location = started.headers.get("Location")
@@ -112,7 +113,7 @@ class RegistryClient:
         *,
         headers: dict[str, str] | None = None,
         accept: str | None = None,
-        data: BinaryIO | bytes | None = None,
+        data: BinaryIO | io.RawIOBase | bytes | None = None,
         stream: bool = False,
         allow: set[int] | None = None,
     ) -> requests.Response:
@@ -147,7 +148,7 @@ class RegistryClient:
         method: str,
         path: str,
         headers: dict[str, str],
-        data: BinaryIO | bytes | None,
+        data: BinaryIO | io.RawIOBase | bytes | None,
         stream: bool,
     ) -> requests.Response:
         if self._authorization:

@@ -1,6 +1,7 @@
 """Push a stored model (one file, or a model manifest's files) to a registry as an
 OCI artifact (ORAS conventions, see `artifact`): each blob is uploaded from the store
-as a stream unless the registry has it already, then the manifest is put under the
+as a stream (a file kept as segments straight from its segments) unless the registry
+has it already, then the manifest is put under the
 reference's tag."""
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from webmodels.oci.artifact import (
 )
 from webmodels.oci.client import RegistryClient
 from webmodels.store.records import ModelRecord
+from webmodels.store.segment_reader import open_stored
+from webmodels.store.segments.reconstruct import SegmentMissing
 from webmodels.store.store import Store
 
 
@@ -66,7 +69,12 @@ def push(
 def _upload(store: Store, client: RegistryClient, layer: Layer) -> int:
     if client.has_blob(layer.digest):
         return 0
-    path = store.locate(layer.digest).path  # a pre-installed model's own file too
-    with path.open("rb") as fh:  # streamed by requests, never read whole
-        client.upload_blob(layer.digest, layer.size, fh)
+    # Streamed by requests, never read whole: a file kept as segments from its
+    # segments (no view is made), else its own file (a pre-installed model's too).
+    reader, _ = open_stored(store, layer.digest)
+    try:
+        with reader:
+            client.upload_blob(layer.digest, layer.size, reader)
+    except SegmentMissing as exc:
+        raise HostError("not_found", f"model {layer.digest.hex} lost a segment") from exc
     return 1

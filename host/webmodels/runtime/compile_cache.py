@@ -38,6 +38,7 @@ from typing import Any
 
 from webmodels.digest import Digest
 from webmodels.errors import HostError
+from webmodels.runtime import compile_segments
 from webmodels.store.blobs import PendingBlob, hash_file, process_alive
 from webmodels.store.store import Store
 
@@ -105,10 +106,15 @@ class BlobRef:
 
 @dataclass(frozen=True, slots=True)
 class CachedGraph:
-    graph: BlobRef
+    graph: BlobRef | None
     weights: BlobRef | None
+    # An entry kept as segments: what the worker gets instead (compile_segments.hit_frame).
+    parts: Mapping[str, Any] | None = None
 
     def to_frame(self) -> dict[str, Any]:
+        if self.parts is not None:
+            return dict(self.parts)
+        assert self.graph is not None
         weights = self.weights.to_frame() if self.weights is not None else None
         return {"graph": self.graph.to_frame(), "weights": weights}
 
@@ -151,6 +157,10 @@ class CompileCache:
         if not rows:
             return None
         row = rows[0]
+        kept = self._kept_as_segments(row["graph"], row["weights"])
+        if kept is not None:
+            self._touch(key)
+            return kept
         graph = self._blob(Digest(row["graph"]), row["graph_size"])
         weights = (
             self._blob(Digest(row["weights"]), row["weights_size"]) if row["weights"] else None
@@ -158,9 +168,21 @@ class CompileCache:
         if graph is None or (row["weights"] and weights is None):
             self.forget(key)  # a blob went missing: compile again
             return None
+        self._touch(key)
+        return CachedGraph(graph, weights)
+
+    def _touch(self, key: CacheKey) -> None:
         with contextlib.suppress(HostError), self.store.index.write() as db:
             db.execute("UPDATE derived SET used_at = ? WHERE key = ?", (time.time(), key.id))
-        return CachedGraph(graph, weights)
+
+    def _kept_as_segments(self, graph: str, weights: str | None) -> CachedGraph | None:
+        digests = [Digest(graph), *([Digest(weights)] if weights else [])]
+        recipes = compile_segments.recipes_of(self.store, digests)
+        if recipes is None:
+            return None
+        weights_digest = Digest(weights) if weights else None
+        frame = compile_segments.hit_frame(self.store, Digest(graph), weights_digest, recipes)
+        return CachedGraph(None, None, frame)
 
     def _blob(self, digest: Digest, size: int | None) -> BlobRef | None:
         path = self.store.files.path_of(digest)
@@ -211,6 +233,10 @@ class CompileCache:
         pending = [_pending(folder / graph)]
         if weights:
             pending.append(_pending(folder / weights))
+        # With segments on: kept as segments, each tensor the source holds shared with it.
+        recipes = compile_segments.ingest_outputs(
+            self.store, pending[0], pending[1] if weights else None
+        )
         now = time.time()
 
         def record(db: Any) -> None:
@@ -230,7 +256,7 @@ class CompileCache:
                 ),
             )
 
-        saved = self.store.ingest_derived(key.source, pending, record=record)
+        saved = self.store.ingest_derived(key.source, pending, record=record, recipes=recipes)
         what = "saved" if saved else "dropped (the model is gone)"
         log.info("compile cache: %s %s for %s", what, key.id[:12], key.source.short)
         return saved

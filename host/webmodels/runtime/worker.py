@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO
 
 from webmodels.errors import HostError
-from webmodels.runtime import execute, model_files, pipe, shared_weights
+from webmodels.runtime import compiled_relink, execute, model_files, pipe, shared_weights
 from webmodels.runtime.safety import ModelLimits, check_model
 
 log = logging.getLogger("webmodels.worker")
@@ -186,7 +186,12 @@ class Worker:
 
     def _from_cache(self, message: dict[str, Any], limits: ModelLimits) -> tuple[Any, bool]:
         cached = message["cached"]
-        graph = model_files.read_verified(cached["graph"])
+        in_parts = "graph_parts" in cached  # kept as segments (compiled_relink.py)
+        graph = (
+            compiled_relink.load_graph(cached)
+            if in_parts
+            else model_files.read_verified(cached["graph"])
+        )
         weights = cached.get("weights")
         # A compiled graph of a manifest's model reads its unchanged tensors from the
         # manifest's own files (runtime/shared_weights.py), the rest from its weights.
@@ -195,6 +200,10 @@ class Worker:
         if weights:
             files[WEIGHTS_NAME] = weights
         model = model_files.parse(graph)
+        if in_parts:
+            parts = cached.get("weights_parts") or []
+            files.update(compiled_relink.relink(model, WEIGHTS_NAME, parts))
+            graph = model.SerializeToString()
         manifest = {name: int(ref["size"]) for name, ref in files.items()}
         check_model(model, limits=limits, external_files=manifest, derived=True)
         if files and model_files.inline_nested(

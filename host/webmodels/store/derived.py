@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from webmodels.digest import Digest
@@ -18,6 +18,7 @@ from webmodels.store.blobs import PendingBlob
 from webmodels.store.index import Index
 from webmodels.store.metadata import ModelMetadata
 from webmodels.store.rows import add_ref, upsert_object
+from webmodels.store.segments import Recipe
 
 if TYPE_CHECKING:
     from webmodels.store.store import Store
@@ -31,11 +32,14 @@ def publish_derived(
     pending: Sequence[PendingBlob],
     *,
     record: Callable[[sqlite3.Connection], None],
+    recipes: Mapping[Digest, Recipe] | None = None,
 ) -> bool:
     """Publish blobs made from ``source`` (an optimized graph and its weights) in one
     write transaction, each kept alive by a ``derived`` reference for as long as the
     source exists (a trigger drops the references with the source); ``record`` adds
     the caller's own rows there. False, publishing nothing, when the source is gone.
+    A blob with one of ``recipes`` (already ingested as segments) is kept as segments,
+    unless its whole file is already there.
     """
     now = time.time()
     published: list[Digest] = []
@@ -44,7 +48,10 @@ def publish_derived(
             if not _source_present(db, source):
                 return False
             for blob in pending:
-                if store.files.publish(blob):
+                recipe = (recipes or {}).get(blob.digest)
+                if recipe is not None and store.files.path_of(blob.digest).is_file():
+                    recipe = None  # kept whole already
+                if recipe is None and store.files.publish(blob):
                     published.append(blob.digest)
                 meta = ModelMetadata(format=DERIVED)
                 upsert_object(db, blob.digest, blob.size, meta, None, None, now)
@@ -53,6 +60,8 @@ def publish_derived(
                     "ON CONFLICT(sha256) DO UPDATE SET state = 'ok'",
                     (blob.digest.hex, DERIVED, now),
                 )
+                if recipe is not None:
+                    store.segmented.publish(db, blob.digest, recipe, blob)
                 add_ref(db, blob.digest, (DERIVED, source.hex), now)
             record(db)
     except BaseException:

@@ -184,4 +184,5 @@ def store_stats(store: Store) -> StoreStats:
         temp_bytes=temp_bytes,
         quarantine_files=len(held),
         quarantine_bytes=sum(f.size for f in held),
+        stored_bytes=found.physical_bytes,
     )

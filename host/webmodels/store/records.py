@@ -105,10 +105,17 @@ class StoreStats:
     temp_bytes: int
     quarantine_files: int = 0  # what quarantine/ holds, whatever the index says
     quarantine_bytes: int = 0
+    stored_bytes: int = 0  # each stored file once, at its full size (what users see)
 
     @property
     def saved_bytes(self) -> int:
         return max(0, self.logical_bytes - self.physical_bytes - self.preinstalled_bytes)
+
+    @property
+    def shared_saved_bytes(self) -> int:
+        """What files sharing parts (segments) saved: stored files at their full size
+        less what they take on disk."""
+        return max(0, self.stored_bytes - self.physical_bytes)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -124,6 +131,8 @@ class StoreStats:
             "temp_bytes": self.temp_bytes,
             "quarantine_files": self.quarantine_files,
             "quarantine_bytes": self.quarantine_bytes,
+            "stored_bytes": self.stored_bytes,
+            "shared_saved_bytes": self.shared_saved_bytes,
         }
 
 

@@ -277,11 +277,13 @@ def read_range(
 
 def physical_adjustment(store: Store) -> int:
     """What files kept as segments change in the store's physical bytes: minus their
-    logical sizes (counted as if whole), plus each segment once and the recipes."""
+    logical sizes (counted as if whole), plus each segment once and the recipes. The
+    compile cache's outputs are not counted as if whole (they are not listed), but
+    their segments are on disk like any other."""
     row = store.index.query(
         "SELECT (SELECT TOTAL(size) FROM segment_refs WHERE refs > 0)"
         " + (SELECT TOTAL(LENGTH(recipe)) FROM recipes)"
         " - (SELECT TOTAL(o.size) FROM recipes r JOIN objects o USING (sha256)"
-        "    JOIN blobs b USING (sha256) WHERE b.state = 'ok')"
+        "    JOIN blobs b USING (sha256) WHERE b.state = 'ok' AND b.origin != 'derived')"
     )[0]
     return int(row[0] or 0)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -187,9 +187,10 @@ class Store:
         pending: Sequence[PendingBlob],
         *,
         record: Callable[[sqlite3.Connection], None],
+        recipes: Mapping[Digest, Recipe] | None = None,
     ) -> bool:
         """Publish blobs made from ``source``; False when the source is gone (derived.py)."""
-        return derived.publish_derived(self, source, pending, record=record)
+        return derived.publish_derived(self, source, pending, record=record, recipes=recipes)
 
     def derived_blobs(self, sources: Iterable[Digest]) -> list[Digest]:
         """The blobs made from ``sources`` (for removing them together)."""

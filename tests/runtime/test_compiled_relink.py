@@ -1,0 +1,76 @@
+"""The worker's rewrite of a compiled graph kept as segments (runtime/compiled_relink.py):
+a main-graph tensor that is exactly one segment names that segment's file; a tensor in
+a subgraph (ONNX Runtime refuses hard-linked files there) or one that is not a whole
+segment is embedded from the parts; a tensor placed outside the weights is refused."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from webmodels.errors import HostError
+from webmodels.runtime.compiled_relink import relink
+
+WEIGHTS = "weights.bin"
+
+
+def external(name: str, data: bytes, offset: int) -> onnx.TensorProto:
+    tensor = numpy_helper.from_array(np.frombuffer(data, np.float32), name)
+    tensor.ClearField("raw_data")
+    tensor.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", WEIGHTS), ("offset", str(offset)), ("length", str(len(data)))):
+        entry = tensor.external_data.add()
+        entry.key, entry.value = key, value
+    return tensor
+
+
+def test_main_graph_segments_are_named_and_the_rest_embedded(tmp_path: Path) -> None:
+    big, small, inner = (
+        np.full(n, v, np.float32).tobytes() for n, v in ((4096, 1), (8, 2), (2048, 3))
+    )
+    segment_hex = hashlib.sha256(big).hexdigest()
+    inner_hex = hashlib.sha256(inner).hexdigest()
+    (tmp_path / segment_hex).write_bytes(big)
+    (tmp_path / inner_hex).write_bytes(inner)
+    # weights.bin as a recipe: [big: a segment][small: inline][inner: a segment]
+    parts = [
+        [segment_hex, str(tmp_path / segment_hex), len(big)],
+        small,
+        [inner_hex, str(tmp_path / inner_hex), len(inner)],
+    ]
+    branch = helper.make_graph(
+        [helper.make_node("Identity", ["inner"], ["out"])],
+        "branch",
+        [],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [2048])],
+        [external("inner", inner, len(big) + len(small))],
+    )
+    graph = helper.make_graph(
+        [helper.make_node("If", ["c"], ["y"], then_branch=branch, else_branch=branch)],
+        "main",
+        [helper.make_tensor_value_info("c", TensorProto.BOOL, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2048])],
+        [external("big", big, 0), external("small", small, len(big))],
+    )
+    model = helper.make_model(graph)
+    files = relink(model, WEIGHTS, parts)
+    assert files == {
+        segment_hex: {"path": str(tmp_path / segment_hex), "sha256": segment_hex, "size": len(big)}
+    }
+    by_name = {t.name: t for t in model.graph.initializer}
+    entries = {e.key: e.value for e in by_name["big"].external_data}
+    assert entries == {"location": segment_hex, "offset": "0", "length": str(len(big))}
+    assert by_name["small"].raw_data == small
+    assert by_name["small"].data_location == TensorProto.DEFAULT
+    [sub] = model.graph.node[0].attribute[0].g.initializer
+    assert sub.raw_data == inner and not sub.external_data
+
+    model.graph.initializer.append(external("beyond", small, len(big) + len(small) + len(inner)))
+    with pytest.raises(HostError) as refused:
+        relink(model, WEIGHTS, parts)
+    assert refused.value.code == "model_unsafe"
