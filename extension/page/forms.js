@@ -89,5 +89,9 @@
     return forms;
   }
 
-  globalThis[Symbol.for("webmodels.page-forms")] = Object.freeze({ representationParam, deriveParam });
+  globalThis[Symbol.for("webmodels.page-forms")] = Object.freeze({
+    plain,
+    representationParam,
+    deriveParam,
+  });
 })();

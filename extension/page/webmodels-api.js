@@ -23,23 +23,12 @@
   const I = globalThis[KEY];
   const S = globalThis[SESSIONS];
   const workerSource = globalThis[WORKER_CLIENT]; // page/worker-client.js
-  const { representationParam, deriveParam } = globalThis[FORMS]; // page/forms.js
+  const { plain, representationParam, deriveParam } = globalThis[FORMS]; // page/forms.js
   delete globalThis[KEY];
   delete globalThis[SESSIONS];
   delete globalThis[WORKER_CLIENT];
   delete globalThis[FORMS];
   if (!I) return; // not a secure context
-
-  /** `value` as plain JSON data (what crosses the extension's ports). */
-  function plain(value, what) {
-    try {
-      const copy = JSON.parse(JSON.stringify(value));
-      if (copy !== null && typeof copy === "object" && !Array.isArray(copy)) return copy;
-    } catch {
-      // fall through
-    }
-    throw new TypeError(`${what} must be a plain object of JSON data`);
-  }
 
   function aborted(signal) {
     return signal.reason ?? new DOMException("the operation was aborted", "AbortError");

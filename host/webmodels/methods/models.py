@@ -137,7 +137,7 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
             raise HostError("not_found", "no such model is available to this site")
         return after_download(
             call,
-            download(call, query.digest, query.urls, query.size, page_chosen=True),
+            download_file(host, call, query.digest, query.urls, query.size, page_chosen=True),
             lambda model, extras: {"model": info(model, call.context) | extras},
         )
 
@@ -173,7 +173,9 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         def one(
             digest: Digest, urls: tuple[str, ...], size: int | None, progress: FileProgress
         ) -> Future[ModelRecord]:
-            return download(call, digest, urls, size, page_chosen=page_chosen, progress=progress)
+            return download_file(
+                host, call, digest, urls, size, page_chosen=page_chosen, progress=progress
+            )
 
         def room(size: int) -> object:
             return quota_left(host, call, size)
@@ -235,7 +237,9 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
 
         page_chosen = given.source == "request"  # an inline descriptor's own URLs
         try:
-            future = download(call, given.digest, given.urls, given.size, page_chosen=page_chosen)
+            future = download_file(
+                host, call, given.digest, given.urls, given.size, page_chosen=page_chosen
+            )
         except HostError:  # over the activation limit, or the quota: as without mirrors
             if given.urls:
                 raise
@@ -251,21 +255,8 @@ def register(dispatcher: Dispatcher, host: Host) -> None:
         held = visible(form.digest, call.context)
         if held is not None:
             return {"model": label(give(held, call)) | extras}
-        fetched = download(call, form.digest, form.urls, form.size, page_chosen=False)
+        fetched = download_file(host, call, form.digest, form.urls, form.size, page_chosen=False)
         return then(fetched, lambda m: {"model": label(info(m, call.context)) | extras})
-
-    def download(
-        call: Call,
-        digest: Digest,
-        urls: tuple[str, ...],
-        size: int | None,
-        *,
-        page_chosen: bool,
-        progress: FileProgress | None = None,
-    ) -> Future[ModelRecord]:
-        return download_file(
-            host, call, digest, urls, size, page_chosen=page_chosen, progress=progress
-        )
 
     def cancel(call: Call) -> Mapping[str, Any]:
         raw = call.params.raw.get("request_id")
