@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,11 @@ _EXTERNAL_DATA, _DATA_LOCATION, _EXTERNAL = 13, 14, 1
 _MAX_DEPTH = 32  # graphs in graphs, as store/onnx_wire.py caps them
 _CHECK_EVERY = 1024  # messages between two looks at the clock
 _YIELD_AFTER_S = 0.002  # hand the GIL to the host's request threads this often
+# The first byte of the tag of every AttributeProto field that holds a tensor or a
+# graph (t 5, g 6, tensors 10, graphs 11, sparse_tensor 22, sparse_tensors 23; all
+# length-delimited). An attribute whose bytes hold none of them holds neither, and is
+# passed over in one search (most attributes are an axis, a shape, a name).
+_TENSOR_OR_GRAPH_TAG = re.compile(rb"[\x2a\x32\x52\x5a\xb2\xba]")
 
 
 @dataclass(slots=True)
@@ -193,7 +199,7 @@ class _Scan:
         buf = self.buf
         while pos < end:
             number, wire, start, pos = _field(buf, pos, end)
-            if wire != _LEN or number != 5:
+            if wire != _LEN or number != 5 or not _TENSOR_OR_GRAPH_TAG.search(buf, start, pos):
                 continue
             inner = start
             while inner < pos:  # AttributeProto
