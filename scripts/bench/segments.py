@@ -20,8 +20,14 @@ Runtime session creation from hard-linked segments against the whole file
 The corpus lives in a temp folder, removed at the end (--keep keeps it); wheels are
 cached in .cache/wheels (git-ignored), downloaded with ``pip download --no-deps``.
 
+The summary at the end gives, from the same run, the ratios the issue's acceptance
+names: import through the live store (segments' time over today's, target <= 1.5),
+reads through the loopback fast path (segments' MB/s over today's, >= 0.8), and
+session creation (segments' time over the whole file's, <= 1.1); see
+segments_store.py.
+
 Usage: .venv/bin/python scripts/bench/segments.py [--models magika,silero,...]
-       [--rounds 3] [--keep] [--json PATH]
+       [--rounds 3] [--keep] [--json PATH] [--speeds-only] [--store-only]
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from segments_sessions import SessionFigures, session_figures  # noqa: E402
+from segments_store import StoreFigures, print_store_figures, store_figures  # noqa: E402
 
 from support.containers import write_gguf, write_safetensors  # noqa: E402
 from webmodels.digest import Digest  # noqa: E402
@@ -430,6 +437,37 @@ def print_table(rows: list[Row], entries: list[Entry]) -> None:
         )
 
 
+def speed_figures(entries: list[Entry], work: Path, rounds: int) -> dict[str, float]:
+    figures = speeds(entries, work, rounds)
+    today = figures["import today (copy+hash+fsync)"]
+    figures["ingest vs import, time"] = today / figures["segments ingest"]
+    figures["ingest before vs import, time"] = today / figures["segments ingest, before"]
+    print(f"\nspeeds (MB/s, best of {rounds}, same run, page cache warm):")
+    for name, value in figures.items():
+        print(f"  {name:<34} {value:>8.0f}")
+    return figures
+
+
+def print_sessions(created: list[SessionFigures]) -> None:
+    print("\nsession creation, median of 5 (ms): whole file vs graph + hard-linked segments")
+    for c in created:
+        print(
+            f"  {c.model:<9} {c.whole_file_ms:>7.1f} {c.segments_ms:>7.1f} "
+            f"({c.segments_ms / c.whole_file_ms:.2f}x, {c.tensors_linked} tensors linked, "
+            f"same outputs: {c.same_outputs})"
+        )
+
+
+def print_summary(live: StoreFigures, created: list[SessionFigures]) -> None:
+    print("\nsummary, segments vs today's whole-file store, same run:")
+    print(f"  import time ratio  {live.import_ratio:.2f}  (target <= 1.5)")
+    print(f"  read MB/s ratio    {live.read_ratio:.2f}  (target >= 0.8)")
+    if created:
+        whole = sum(c.whole_file_ms for c in created)
+        ratio = sum(c.segments_ms for c in created) / whole
+        print(f"  session create     {ratio:.2f}  (all models' medians summed; target <= 1.1)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", default=",".join(MODELS))
@@ -437,33 +475,32 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the corpus folder")
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--speeds-only", action="store_true", help="skip the table and sessions")
+    parser.add_argument(
+        "--store-only", action="store_true", help="only the live store's import/read ratios"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="webmodels-segments-"))
     try:
         entries = build_corpus(args.models.split(","), work / "corpus")
-        rows = [] if args.speeds_only else table(entries, work)
-        if rows:
-            print_table(rows, entries)
-        figures = speeds(entries, work, args.rounds)
-        figures["ingest vs import, time"] = (
-            figures["import today (copy+hash+fsync)"] / figures["segments ingest"]
-        )
-        figures["ingest before vs import, time"] = (
-            figures["import today (copy+hash+fsync)"] / figures["segments ingest, before"]
-        )
-        print(f"\nspeeds (MB/s, best of {args.rounds}, same run, page cache warm):")
-        for name, value in figures.items():
-            print(f"  {name:<34} {value:>8.0f}")
-        created = [] if args.speeds_only else sessions(entries, work)
-        print("\nsession creation, median of 5 (ms): whole file vs graph + hard-linked segments")
-        for c in created:
-            print(
-                f"  {c.model:<9} {c.whole_file_ms:>7.1f} {c.segments_ms:>7.1f} "
-                f"({c.segments_ms / c.whole_file_ms:.2f}x, {c.tensors_linked} tensors linked, "
-                f"same outputs: {c.same_outputs})"
-            )
+        files = [p for e in entries for p in e.files]
+        raw = {p for e in entries if len(e.files) > 1 for p in e.files}
+        raw |= {p for p in files if p.suffix != ".onnx"}
+        live = store_figures(files, raw, work / "live", max(args.rounds, 2))
+        print_store_figures(live)
+        rows: list[Row] = []
+        figures: dict[str, float] = {}
+        created: list[SessionFigures] = []
+        if not args.store_only:
+            rows = [] if args.speeds_only else table(entries, work)
+            if rows:
+                print_table(rows, entries)
+            figures = speed_figures(entries, work, args.rounds)
+            created = [] if args.speeds_only else sessions(entries, work)
+            print_sessions(created)
+        print_summary(live, created)
         if args.json:
             payload = {
+                "live_store": asdict(live),
                 "rows": [asdict(r) for r in rows],
                 "speeds_mb_s": figures,
                 "sessions": [asdict(c) for c in created],

@@ -79,15 +79,18 @@ class BlobFiles:
         *,
         expected_size: int | None = None,
         progress: Progress | None = None,
+        durable: bool = True,
     ) -> PendingBlob:
-        """Copy `source` into a new temp file, hashing as it goes; fsync before return."""
+        """Copy `source` into a new temp file, hashing as it goes; fsync before return
+        unless not ``durable`` (bytes that are stored as segments, which are flushed
+        themselves: the temp file is never published)."""
         writer = self.open_writer(expected_size=expected_size)
         try:
             while chunk := source.read(CHUNK):
                 writer.write(chunk)
                 if progress:
                     progress(writer.size)
-            return writer.finish()
+            return writer.finish(durable=durable)
         except BaseException:
             writer.abort()
             raise
@@ -227,10 +230,11 @@ class BlobWriter:
         self._hasher.update(data)
         self.size += len(data)
 
-    def finish(self) -> PendingBlob:
+    def finish(self, *, durable: bool = True) -> PendingBlob:
         try:
             self._out.flush()
-            os.fsync(self._out.fileno())
+            if durable:
+                os.fsync(self._out.fileno())
             self._out.close()
         except OSError as exc:
             self.abort()

@@ -97,7 +97,14 @@ class Store:
         try:
             size = source.stat().st_size if source.is_file() else None
             with source.open("rb") as fh:
-                pending = self.files.write_stream(fh, expected_size=size, progress=progress)
+                # Kept as segments, the temp file is never published: the segments'
+                # own flush makes what is stored durable (segments/durable.py).
+                pending = self.files.write_stream(
+                    fh,
+                    expected_size=size,
+                    progress=progress,
+                    durable=not self.segmented.enabled,
+                )
         except FileNotFoundError as exc:
             raise HostError("not_found", f"no such file: {source}") from exc
         except PermissionError as exc:

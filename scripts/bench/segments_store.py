@@ -1,0 +1,125 @@
+"""Import and read through the live store, for scripts/bench/segments.py: the store
+with ``[store] segments = true`` against the whole-file store of today, same files,
+same run, alternating rounds (a change of load hits both alike).
+
+* import: ``Store.import_file`` of every corpus file into a fresh store (made, and
+  its folders created, before the clock starts: a store does that once in its life).
+  Graphs whose weights are external data, and the data files, are imported raw.
+* read: every stored file sent whole through a socket as the loopback fast path
+  sends it to a page (``socket.sendfile`` of the blob; of each segment, inline bytes
+  as they are, ``SegmentedFiles.send_parts``), drained by a reader thread.
+
+Ratios are segments / today for time (import) and today / segments for time of reads
+(so a read ratio is segments' MB/s over today's). Targets (issue 15): import <= 1.5,
+read >= 0.8.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from webmodels.store.store import Store
+
+
+@dataclass(frozen=True)
+class StoreFigures:
+    rounds: int
+    megabytes: float
+    import_today_s: list[float]
+    import_segments_s: list[float]
+    read_today_s: list[float]
+    read_segments_s: list[float]
+
+    @property
+    def import_ratio(self) -> float:
+        """Segments' import time over today's (medians of the alternating rounds)."""
+        return statistics.median(self.import_segments_s) / statistics.median(self.import_today_s)
+
+    @property
+    def read_ratio(self) -> float:
+        """Segments' read MB/s over today's (medians)."""
+        return statistics.median(self.read_today_s) / statistics.median(self.read_segments_s)
+
+
+def store_figures(files: list[Path], raw: set[Path], work: Path, rounds: int) -> StoreFigures:
+    work.mkdir(parents=True, exist_ok=True)
+    total = sum(p.stat().st_size for p in files) / 1e6
+    times: dict[str, list[float]] = {k: [] for k in ("it", "is", "rt", "rs")}
+    for round_ in range(rounds):
+        order = (False, True) if round_ % 2 == 0 else (True, False)
+        stores: dict[bool, Store] = {}
+        for segments in order:
+            store = _fresh_store(work / f"store-{int(segments)}", segments)
+            times["is" if segments else "it"].append(
+                _timed(lambda store=store: _import_all(store, files, raw))
+            )
+            stores[segments] = store
+        for segments in order:
+            store = stores[segments]
+            times["rs" if segments else "rt"].append(_timed(lambda store=store: _read_all(store)))
+        for store in stores.values():
+            store.close()
+    return StoreFigures(rounds, total, times["it"], times["is"], times["rt"], times["rs"])
+
+
+def print_store_figures(f: StoreFigures) -> None:
+    def show(name: str, today: list[float], segs: list[float], ratio: float) -> None:
+        print(
+            f"  {name:<7} today {f.megabytes / statistics.median(today):>7.0f} MB/s, "
+            f"segments {f.megabytes / statistics.median(segs):>7.0f} MB/s, ratio {ratio:.2f}"
+        )
+
+    print(f"\nlive store, {f.megabytes:.1f} MB, median of {f.rounds} alternating rounds:")
+    show("import", f.import_today_s, f.import_segments_s, f.import_ratio)
+    print("          (import ratio: segments' time / today's; target <= 1.5)")
+    show("read", f.read_today_s, f.read_segments_s, f.read_ratio)
+    print("          (read ratio: segments' MB/s / today's; target >= 0.8)")
+
+
+def _fresh_store(root: Path, segments: bool) -> Store:
+    shutil.rmtree(root, ignore_errors=True)
+    store = Store(root, segments=segments)
+    store.segmented.store.ensure()  # once in a store's life: its folders
+    return store
+
+
+def _import_all(store: Store, files: list[Path], raw: set[Path]) -> None:
+    for path in files:
+        store.import_file(path, raw=path in raw)
+
+
+def _read_all(store: Store) -> None:
+    left, right = socket.socketpair()
+    drained = threading.Thread(target=_drain, args=(right,), daemon=True)
+    drained.start()
+    try:
+        for model in store.list_models():
+            digest = model.digest
+            recipe = store.recipe_of(digest)
+            if recipe is not None:
+                store.segmented.send_parts(recipe, left)
+            else:
+                with store.files.path_of(digest).open("rb") as fh:
+                    left.sendfile(fh)
+    finally:
+        left.close()
+        drained.join()
+        right.close()
+
+
+def _drain(conn: socket.socket) -> None:
+    while conn.recv(1 << 20):
+        pass
+
+
+def _timed(action: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
