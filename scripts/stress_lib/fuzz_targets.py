@@ -16,7 +16,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from stress_lib.fuzz_methods import methods
 from webmodels.catalogs import documents
 from webmodels.commons import lists
 from webmodels.context import RequestContext
@@ -156,5 +155,4 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "commons": commons,
     "onnx_metadata": onnx_metadata,
     "onnx_safety": onnx_safety,
-    "methods": methods,  # the real handlers (stress_lib/fuzz_methods.py)
 }
