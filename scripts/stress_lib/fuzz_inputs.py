@@ -124,7 +124,8 @@ def request(draw: Draw, pools: Pools) -> tuple[str, str, dict[str, Any]]:
     for _ in range(draw.byte() % 3 if draw.byte() % 4 == 0 else 0):
         params[draw.pick(OTHER_KEYS + tuple(keys))] = value(draw, pools, "", partition)
     offset = params.get("offset")
-    if method == "cos.write.chunk" and type(offset) is int and 0 < offset <= CHUNK_WAIT_BYTES:
+    number = isinstance(offset, int | float) and not isinstance(offset, bool)
+    if method == "cos.write.chunk" and number and 0 < float(offset or 0) <= CHUNK_WAIT_BYTES:
         # A chunk out of turn within 64 MiB waits 10 s for the ones before it (by
         # design); the run would spend its time waiting. Further out, it is refused.
         params["offset"] = 0 if draw.byte() % 2 else CHUNK_WAIT_BYTES + 1

@@ -220,11 +220,10 @@ class MethodFuzz:
         other = "b" if partition == "a" else "a"
         if method not in SAME_AS_ABSENT or '"url"' in text:
             return
-        only_other = [
-            h for h in self.pools.own[other] if h in text and h not in self.pools.own[partition]
-        ]
-        if not only_other:
+        named = _named_hash(json.loads(text))
+        if named not in self.pools.own[other] or named in self.pools.own[partition]:
             return
+        only_other = [named]
         swapped = text
         for h in only_other:
             swapped = swapped.replace(h, UNKNOWN)
@@ -236,7 +235,18 @@ class MethodFuzz:
             raise Finding(f"{method} tells {other}'s model from none: {seen[:300]} vs {absent}")
 
 
-_RANDOM = ("url", "upload_id", "session_id", "ref")  # fresh each time they are handed out
+# Fresh each time they are handed out, or telling only what the partition did before
+# (its own earlier session of the same model).
+_RANDOM = ("url", "upload_id", "session_id", "ref", "compiled_cache_hit")
+
+
+def _named_hash(params: Any) -> str | None:
+    """The model a request names: its `sha256`, or its query's."""
+    if not isinstance(params, Mapping):
+        return None
+    query = params.get("query")
+    named = query.get("sha256") if isinstance(query, Mapping) else params.get("sha256")
+    return named if isinstance(named, str) else None
 
 
 def _comparable(reply: Mapping[str, Any]) -> Any:
