@@ -76,7 +76,7 @@ ODD_STRINGS = (
     "float32",
     "NaN",
 )
-CHUNK_WAIT_BYTES = 64 << 20
+CHUNK_WAIT_BYTES = 65 << 20  # 64 MiB ahead of the bytes received, and a margin
 EDGE_INTS = (0, 1, -1, 7, 4096, 2**31, 2**53, 2**63, -(2**63), 10**30)
 
 
@@ -125,10 +125,11 @@ def request(draw: Draw, pools: Pools) -> tuple[str, str, dict[str, Any]]:
         params[draw.pick(OTHER_KEYS + tuple(keys))] = value(draw, pools, "", partition)
     offset = params.get("offset")
     number = isinstance(offset, int | float) and not isinstance(offset, bool)
+    # (ahead of the bytes received: those are a few KiB at most here)
     if method == "cos.write.chunk" and number and 0 < float(offset or 0) <= CHUNK_WAIT_BYTES:
         # A chunk out of turn within 64 MiB waits 10 s for the ones before it (by
         # design); the run would spend its time waiting. Further out, it is refused.
-        params["offset"] = 0 if draw.byte() % 2 else CHUNK_WAIT_BYTES + 1
+        params["offset"] = 0 if draw.byte() % 2 else 1 << 40
     return partition, method, params
 
 
