@@ -4,6 +4,8 @@ rounds (stress_lib/concurrency.py) and the kills during downloads, gc and a migr
 (stress_lib/crash_points.py) and the hostile model corpus (stress_lib/corpus.py); the
 faults injected into imports and pulls of models made of several files
 (stress_lib/manifest_faults.py: every 4th I/O call in the short run, each in the long);
+the same into the segment store with WEBMODELS_STORE_SEGMENTS=1 (stress_lib/segment_faults.py:
+imports sharing segments, delete, gc, `store convert`, verify; every 4th call, each in the long);
 the cheap kill loop (stress_lib/kill_points.py: forked hosts and commands killed at five
 points, 22 kills each in the short run, 250 in the long); the browser soak
 (stress_lib/soak.py: real Chromium, two sites, 20 rounds in the short run, 30 minutes in
@@ -33,6 +35,7 @@ from stress_lib.crashes import run_crashes
 from stress_lib.injection import run_injection, table
 from stress_lib.kill_points import run_kills
 from stress_lib.manifest_faults import run_manifest_injection
+from stress_lib.segment_faults import run_segment_injection
 from stress_lib.soak import report, run_soak
 
 SIZES = {"short": 256 * 1024, "long": 6 * 1024 * 1024}
@@ -48,7 +51,18 @@ MANIFEST_STRIDE = {"short": 4, "long": 1}  # every Nth I/O call of a set's impor
 SOAK_ROUNDS = {"short": 20, "long": None}
 SOAK_MINUTES = {"short": None, "long": 30.0}
 SOAK_KILL_EVERY = {"short": 10, "long": 10}
-PARTS = ("injection", "manifests", "kills", "crashes", "concurrency", "points", "corpus", "soak")
+SEGMENT_STRIDE = {"short": 4, "long": 1}  # every Nth I/O call of the segment store failed
+PARTS = (
+    "injection",
+    "manifests",
+    "segments",
+    "kills",
+    "crashes",
+    "concurrency",
+    "points",
+    "corpus",
+    "soak",
+)
 
 
 def injection(size: str) -> int:
@@ -83,6 +97,20 @@ def manifests(size: str) -> int:
     print(
         f"manifest injections: {total} ({'every' if size == 'long' else 'every 4th'} I/O "
         f"call), {bad} bad, {time.monotonic() - started:.1f} s ({size})"
+    )
+    return bad
+
+
+def segments(size: str) -> int:
+    started = time.monotonic()
+    rows = run_segment_injection(weight_bytes=SIZES["short"], stride=SEGMENT_STRIDE[size])
+    print(table(rows))
+    total = sum(r.injections for r in rows)
+    bad = sum(r.lost + r.corrupted + r.unclear for r in rows)
+    print(
+        f"segment store injections: {total} "
+        f"({'every' if size == 'long' else 'every 4th'} I/O call), {bad} bad, "
+        f"{time.monotonic() - started:.1f} s ({size})"
     )
     return bad
 
@@ -159,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     parts = {
         "injection": injection,
         "manifests": manifests,
+        "segments": segments,
         "kills": kills,
         "crashes": crashes,
         "concurrency": concurrency,

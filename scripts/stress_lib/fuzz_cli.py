@@ -1,5 +1,6 @@
 """`scripts/fuzz --inputs N [--target NAME]...`: N inputs in all, shared out among the
-targets (or those named); prints one line per target and exits 1 on any crash, hang or undocumented
+targets (or those named; `methods`, the real handlers, only when named);
+prints one line per target and exits 1 on any crash, hang or undocumented
 error code, with libFuzzer's report (the input that did it is saved as crash-*,
 timeout-* or oom-* in the working folder)."""
 
@@ -11,13 +12,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from stress_lib.fuzzing import TARGET_NAMES, run_fuzz
+from stress_lib.fuzzing import EXTRA_TARGETS, TARGET_NAMES, run_fuzz
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/fuzz", description=__doc__)
     parser.add_argument("--inputs", type=int, default=10_000, help="inputs in all")
-    parser.add_argument("--target", choices=TARGET_NAMES, action="append")
+    parser.add_argument("--target", choices=TARGET_NAMES + EXTRA_TARGETS, action="append")
     parser.add_argument("--jobs", type=int, default=2, help="targets run at once")
     parser.add_argument("--keep", type=Path, help="folder for corpora and crash inputs")
     args = parser.parse_args(argv)

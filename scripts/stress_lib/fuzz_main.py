@@ -11,6 +11,11 @@ import atheris
 with atheris.instrument_imports(include=["webmodels"]):
     from stress_lib.fuzz_targets import TARGETS
 
+    if sys.argv[1:2] == ["methods"]:  # a whole host: imported only for this target
+        from stress_lib.fuzz_methods import methods
+
+        TARGETS = {**TARGETS, "methods": methods}
+
 
 def main() -> None:
     target = TARGETS[sys.argv[1]]

@@ -36,6 +36,9 @@ SHARES = {
     "onnx_metadata": 0.05,
 }
 TARGET_NAMES = tuple(SHARES)
+# Run only when named (`--target methods`): the real handlers behind dispatch, on a
+# host built in the fuzzing process (stress_lib/fuzz_methods.py).
+EXTRA_TARGETS = ("methods",)
 PER_INPUT_S = 10  # libFuzzer's -timeout: one input taking longer is a hang
 _DONE = re.compile(r"Done (\d+) runs in (\d+) second")
 
@@ -83,6 +86,10 @@ def _seeds(target: str, folder: Path) -> None:
             from webmodels.commons.lists import sign_list as sign
         raw = json.dumps(payload).encode()
         seeds += [raw, sign(raw, Ed25519PrivateKey.generate())]
+    elif target == "methods":
+        # Each byte is a choice (stress_lib/fuzz_inputs.py): a few walks to start from.
+        seeds += [bytes((n + i) % 256 for i in range(64)) for n in range(0, 256, 37)]
+        seeds += [bytes([1, 2, 1, 1, 1, 2, 1, 1] * 8), bytes([0, 3, 1, 1, 2, 0, 0] * 8)]
     else:
         for seed in range(2):
             path = onnx_model(folder / f"seed{seed}.onnx", weight_bytes=16 * (seed + 1), seed=seed)
@@ -112,9 +119,10 @@ def run_fuzz(
 ) -> list[FuzzRow]:
     """`inputs` in total, shared out by `SHARES` among `targets`, `jobs` targets at a
     time (each is one process on one core)."""
-    total = sum(SHARES[t] for t in targets)
+    shares = {**SHARES, **dict.fromkeys(EXTRA_TARGETS, 1.0)}
+    total = sum(shares[t] for t in targets)
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         runs = [
-            pool.submit(run_target, t, round(inputs * SHARES[t] / total), work) for t in targets
+            pool.submit(run_target, t, round(inputs * shares[t] / total), work) for t in targets
         ]
         return [run.result() for run in runs]

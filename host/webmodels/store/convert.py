@@ -30,9 +30,11 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from webmodels.digest import Digest
+from webmodels.store.blobs import disk_error
 from webmodels.store.segments import Recipe, reaper, verify
 from webmodels.store.segments.recipe import encode_recipe
 
@@ -87,6 +89,16 @@ def convert_one(store: Store, digest: Digest) -> bool:
     """Convert one blob (see the module doc); False when it is not a whole stored file
     any more, or its bytes no longer match its name (left for `webmodels verify`)."""
     path = store.files.path_of(digest)
+    try:
+        return _convert(store, digest, path)
+    except BaseException as exc:  # no segment it wrote may stay unnamed
+        store.segmented.take_back(store.index, path, None)
+        if isinstance(exc, OSError):
+            raise disk_error(exc, store.root) from exc
+        raise
+
+
+def _convert(store: Store, digest: Digest, path: Path) -> bool:
     try:
         recipe = store.segmented.store.ingest(path)
     except FileNotFoundError:

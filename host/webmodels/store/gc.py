@@ -136,10 +136,11 @@ def execute_gc(store: Store, plan: GcPlan) -> GcResult:
     removed: list[GcItem] = []
     skipped: list[GcItem] = []
     aside: dict[Digest, Path] = {}
+    unnamed: list[Digest] = []  # segments no recipe names after the commit
     try:
         with store.index.write() as db:
             for item in plan.items:
-                done = _execute_item(store, db, item, aside)
+                done = _execute_item(store, db, item, aside, unnamed)
                 (removed if done else skipped).append(item)
             _drop_unused_objects(db)
     except BaseException as exc:
@@ -156,18 +157,24 @@ def execute_gc(store: Store, plan: GcPlan) -> GcResult:
             path.unlink(missing_ok=True)  # (another start may have settled it)
         except OSError as exc:
             log.warning("left %s for the next start: %s", path, exc)
+    if unnamed:
+        store.segmented.remove_unnamed(store.index, unnamed)
     log.info("gc removed %d items (%d bytes)", len(removed), sum(i.size for i in removed))
     return GcResult(tuple(removed), tuple(skipped))
 
 
 def _execute_item(
-    store: Store, db: sqlite3.Connection, item: GcItem, aside: dict[Digest, Path]
+    store: Store,
+    db: sqlite3.Connection,
+    item: GcItem,
+    aside: dict[Digest, Path],
+    unnamed: list[Digest],
 ) -> bool:
     digest = item.digest
     if item.kind == "blob" and digest is not None:
         if _referenced(db, digest):
             return False
-        store.segmented.drop(db, digest)  # its recipe and unshared segments, if any
+        unnamed += store.segmented.drop(db, digest)  # its recipe; unshared segments after
         db.execute("DELETE FROM blobs WHERE sha256 = ?", (digest.hex,))
         _set_aside(store, digest, aside)
         return True

@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import bisect
 import errno
+import logging
 import os
 import socket
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,9 +43,13 @@ from webmodels.store.records import Location
 from webmodels.store.segments import Inline, Recipe, Segment, SegmentStore, copy_to, verify
 from webmodels.store.segments.recipe import decode_recipe, encode_recipe
 from webmodels.store.segments.reconstruct import SegmentMissing
+from webmodels.store.segments.split import split
 
 if TYPE_CHECKING:
+    from webmodels.store.index import Index
     from webmodels.store.store import Store
+
+log = logging.getLogger(__name__)
 
 VIEWS = "views"
 LINKED = "linked"  # graphs rewritten to load from segments (runtime/segment_sessions.py)
@@ -136,15 +141,17 @@ class SegmentedFiles:
 
     # -- removing --------------------------------------------------------------------
 
-    def drop(self, db: sqlite3.Connection, digest: Digest) -> int:
-        """Forget the file's recipe inside the caller's write transaction: lower its
-        segments' counts and delete those no recipe names now; bytes freed."""
+    def drop(self, db: sqlite3.Connection, digest: Digest) -> list[Digest]:
+        """Forget the file's recipe inside the caller's write transaction and lower its
+        segments' counts; the segments no recipe names now, for `remove_unnamed` to
+        delete after the commit (deleted here, a failed COMMIT would leave the recipe
+        naming segments that are gone: a lost file)."""
         recipe = self.recipe_in(db, digest)
         self.drop_view(digest)
         if recipe is None:
-            return 0
+            return []
         db.execute("DELETE FROM recipes WHERE sha256 = ?", (digest.hex,))
-        freed = 0
+        unnamed = []
         for segment in _distinct(recipe):
             db.execute(
                 "UPDATE segment_refs SET refs = refs - 1 WHERE segment = ? AND refs > 0",
@@ -155,8 +162,43 @@ class SegmentedFiles:
             ).fetchone()
             if row is not None and row[0] == 0:
                 db.execute("DELETE FROM segment_refs WHERE segment = ?", (segment.digest.hex,))
-                freed += _unlink(self.store.path_of(segment.digest))
+                unnamed.append(segment.digest)
+        return unnamed
+
+    def remove_unnamed(self, index: Index, digests: Iterable[Digest]) -> int:
+        """Delete the segments among ``digests`` that no recipe names, in a write
+        transaction of their own (as `drop_orphan`); bytes freed. Best effort: one
+        whose unlink fails is moved among the temp files (the next start removes it),
+        one that cannot be moved either is an orphan the next `gc` removes."""
+        freed = 0
+        try:
+            with index.write() as db:
+                for digest in dict.fromkeys(digests):
+                    try:
+                        freed += self._drop_orphan_size(db, digest)
+                    except OSError:  # among the temp files, which the next start removes
+                        self._set_aside(digest)
+        except (OSError, sqlite3.Error, HostError) as exc:
+            log.warning("unnamed segments left for gc: %s", exc)
         return freed
+
+    def _set_aside(self, digest: Digest) -> None:
+        temp = self.store.tmp_dir / f"{os.getpid()}-{digest.hex}.seg"
+        try:
+            os.replace(self.store.path_of(digest), temp)
+        except OSError as exc:
+            log.warning("segment %s left for gc: %s", digest.hex, exc)
+
+    def take_back(self, index: Index, path: Path, recipe: Recipe | None) -> None:
+        """After a publish or conversion of the file at ``path`` failed: delete the
+        segments it wrote that no recipe names (``recipe``: None when the failure came
+        before it was known; the file is cut again to find them)."""
+        try:
+            parts = recipe if recipe is not None else split(path)
+        except (OSError, ValueError) as exc:
+            log.warning("segments of a failed publish left for gc: %s", exc)
+            return
+        self.remove_unnamed(index, (segment.digest for segment in parts.segments))
 
     def orphans(self, db: sqlite3.Connection) -> list[tuple[Digest, Path, int]]:
         """Segment files no recipe names (a publish or a conversion killed before its
@@ -175,10 +217,13 @@ class SegmentedFiles:
         """Delete an orphan segment inside the caller's write transaction, unless a
         recipe names it by now (a writer re-checks its segments inside its own
         transaction and writes again one removed here)."""
+        return self._drop_orphan_size(db, digest) > 0
+
+    def _drop_orphan_size(self, db: sqlite3.Connection, digest: Digest) -> int:
         row = db.execute(
             "SELECT 1 FROM segment_refs WHERE segment = ? AND refs > 0", (digest.hex,)
         ).fetchone()
-        return row is None and _unlink(self.store.path_of(digest)) > 0
+        return 0 if row is not None else _unlink(self.store.path_of(digest))
 
     def drop_view(self, digest: Digest) -> None:
         """Remove what was made from the file to give callers a path: its view and

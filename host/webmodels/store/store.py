@@ -112,11 +112,14 @@ class Store:
         except OSError as exc:  # the source's disk failed (ours became a HostError)
             raise HostError("internal", f"cannot read {source}: {exc.strerror or exc}") from exc
         try:
-            metadata = (
-                ModelMetadata(format=sniff_format(pending.temp_path))
-                if raw
-                else read_onnx_metadata(pending.temp_path)
-            )
+            try:
+                metadata = (
+                    ModelMetadata(format=sniff_format(pending.temp_path))
+                    if raw
+                    else read_onnx_metadata(pending.temp_path)
+                )
+            except OSError as exc:  # the temp file's disk failed
+                raise disk_error(exc, self.root) from exc
             return self.ingest(
                 pending,
                 metadata,
@@ -150,6 +153,7 @@ class Store:
             )
         digest, now = pending.digest, time.time()
         published = moved = False
+        recipe: Recipe | None = None
         try:
             recipe = self.segmented.ingest(pending) if self.segmented.enabled else None
             with self.index.write() as db:
@@ -169,7 +173,8 @@ class Store:
         except BaseException as exc:
             if moved and self.remove_unindexed(digest):  # no file may stay without its row
                 self.files.settled([digest])
-            if self.segmented.enabled:  # its segments wait for gc; the temp file goes now
+            if self.segmented.enabled:  # no segment it wrote may stay unnamed
+                self.segmented.take_back(self.index, pending.temp_path, recipe)
                 self.files.discard(pending)
             if isinstance(exc, OSError):
                 raise disk_error(exc, self.root) from exc

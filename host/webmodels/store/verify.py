@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from webmodels.digest import Digest
-from webmodels.store.blobs import Progress, hash_file
+from webmodels.store.blobs import Progress, disk_error, hash_file
 from webmodels.store.records import VerifyProblem, VerifyReport
 from webmodels.store.segmented import check_segments
 
@@ -32,15 +32,10 @@ def verify_store(store: Store, *, progress: Progress | None = None) -> VerifyRep
             if progress:
                 progress(base + n)
 
-        recipe = None if preinstalled else store.recipe_of(digest)
-        problem = (
-            _check(path, digest, size, step)
-            if recipe is None
-            else check_segments(store, recipe, digest, step)
-        )
-        converted = problem == "missing" and not preinstalled and recipe is None
-        if converted and (recipe := store.recipe_of(digest)) is not None:  # meanwhile
-            problem = check_segments(store, recipe, digest, step)
+        try:
+            problem = _problem(store, digest, path, size, preinstalled, step)
+        except OSError as exc:  # a read failed: the disk, not the file's bytes (no quarantine)
+            raise disk_error(exc, path.parent) from exc
         done += size
         if problem is None:
             _mark_verified(store, digest, preinstalled, path)
@@ -48,6 +43,21 @@ def verify_store(store: Store, *, progress: Progress | None = None) -> VerifyRep
         moved = _quarantine(store, digest, preinstalled, path)
         problems.append(VerifyProblem(digest, path, problem, moved))
     return VerifyReport(checked=len(targets), bytes_hashed=done, problems=tuple(problems))
+
+
+def _problem(
+    store: Store, digest: Digest, path: Path, size: int, preinstalled: bool, step: Progress
+) -> str | None:
+    recipe = None if preinstalled else store.recipe_of(digest)
+    problem = (
+        _check(path, digest, size, step)
+        if recipe is None
+        else check_segments(store, recipe, digest, step)
+    )
+    converted = problem == "missing" and not preinstalled and recipe is None
+    if converted and (recipe := store.recipe_of(digest)) is not None:  # meanwhile
+        problem = check_segments(store, recipe, digest, step)
+    return problem
 
 
 def total_bytes(store: Store) -> int:
