@@ -45,9 +45,9 @@ FORK_KILLS = {"short": 22, "long": 250}
 FORK_MODEL = {"short": 32 * 1024, "long": 512 * 1024}
 MANIFEST_STRIDE = {"short": 4, "long": 1}  # every Nth I/O call of a set's import failed
 # The browser soak: rounds (short) or minutes (long), and a host SIGKILL every K rounds.
-SOAK_ROUNDS = {"short": 20, "long": None}
+SOAK_ROUNDS = {"short": 8, "long": None}
 SOAK_MINUTES = {"short": None, "long": 30.0}
-SOAK_KILL_EVERY = {"short": 10, "long": 10}
+SOAK_KILL_EVERY = {"short": 4, "long": 10}
 PARTS = ("injection", "manifests", "kills", "crashes", "concurrency", "points", "corpus", "soak")
 
 
