@@ -33,7 +33,8 @@ from stress_lib.crashes import run_crashes
 from stress_lib.injection import run_injection, table
 from stress_lib.kill_points import run_kills
 from stress_lib.manifest_faults import run_manifest_injection
-from stress_lib.soak import report, run_soak
+from stress_lib.soak import run_soak
+from stress_lib.soak_report import report
 
 SIZES = {"short": 256 * 1024, "long": 6 * 1024 * 1024}
 KILLS = {"short": 20, "long": 1000}
