@@ -1,36 +1,40 @@
 """The browser soak (`scripts/stress --only soak`): real headless Chromium with the real
-extension and the real host it starts, two sites (``http://a.localhost:PORT`` and
-``http://b.localhost:PORT``) doing, round after round, COS writes of random sizes (in
+extension and the real host it starts, four tabs on three sites (stress_lib/soak_tabs.py:
+``a`` twice, ``b`` and ``c``) doing their rounds at once: COS writes of random sizes (in
 one or several ``write()`` calls), loads by URL and integrity from a loopback model
-server, reads by ``arrayBuffer()`` and ``stream()``, host sessions of a tiny ONNX model,
-deletes and clear-site through the popup's management calls (a trusted host on the same
-store), and every few rounds a SIGKILL of the browser's native host.
+server, reads by ``arrayBuffer()`` and ``stream()``, host sessions of a tiny ONNX model;
+cancels (a download aborted part way, a ``stream()`` read cancelled, a session left open
+in a tab that is then closed) and a tab closed in the middle of a load and a COS write
+and opened again; deletes and clear-site through the popup's management calls (a
+trusted host on the same store), and every few rounds a SIGKILL of the browser's native
+host.
 
-After every round: every answer right (bytes, sizes, session outputs), site B never
-sees a model only A obtained (and A no longer sees what a clear-site removed), the
-host's RSS and open file descriptors (``/proc/PID``) and no temp file left in the
-store's tmp/. At the end, with the browser closed, the store's full check
-(stress_lib/checks.py). It owns nothing the host imports.
+After every round: every answer right (bytes, sizes, session outputs), no site sees a
+model another site obtained (a tab of the same site does), no download job still
+active and no temp file left in the store's tmp/ (both waited for: a closed tab's work
+is stopped by the host after the tab is gone), the host's RSS, threads and open file
+descriptors and the session worker's RSS (``/proc``). At the end, with the browser
+closed, the store's full check (stress_lib/checks.py). It owns nothing the host imports.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
 import random
 import signal
 import sys
 import tempfile
 import time
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from stress_lib.checks import Verdict, check_store
+from stress_lib.soak_proc import fds_of, host_pids, rss_of, threads_of, worker_pids
+from stress_lib.soak_report import Soak, print_progress
+from stress_lib.soak_tabs import TABS, TabPlan, Tabs, add_slow, plan_tab
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -39,197 +43,106 @@ from e2e.conftest import CHROMIUM, install_host, launch_chromium  # noqa: E402
 from e2e.sites import EXTENSION, serve_pages, site_args  # noqa: E402
 from support.host import HostProcess  # noqa: E402
 from support.httpserver import ModelServer  # noqa: E402
-from support.models import tiny_model  # noqa: E402
 
-if TYPE_CHECKING:
-    from playwright.sync_api import BrowserContext, Page
-
-API_TIMEOUT_MS = 60_000
 RSS_LIMIT = 1 << 30  # a host above 1 GiB of resident memory fails the soak
 # More open descriptors than this at a host's round than at its first fails the soak: a
-# host's count is flat (10 in every round of a 5-minute run), so one leaked per round of
-# a 10-round host life is caught.
+# host's count is flat, so one leaked per round of a host's life is caught.
 FD_GROWTH_LIMIT = 4
+# A session worker whose resident memory grew by more than this from its first round
+# (4 sessions in) fails the soak. A worker's RSS moves by a few MiB over its life (its
+# host's: 3 rounds in the short run, 10 in the long), so a worker that keeps 2 MiB of
+# every session is caught in the short run (8 sessions: 16 MiB) and 0.4 MiB of every
+# session in the long one (36 sessions); docs/reliability.md has the figures.
+WORKER_GROWTH_LIMIT = 12 << 20
 TEMP_KINDS = ("partial", "aside", "publishing")
-
-# One host session: load, create, run x = [[0..3], [4..7]], release (y = x + b).
-SESSION_JS = """async (query) => {
-  try {
-    const model = await window.webmodels.load(query);
-    const session = await model.createSession();
-    const x = new Float32Array([0, 1, 2, 3, 4, 5, 6, 7]);
-    const feeds = { [session.inputNames[0]]: { type: "float32", dims: [2, 4], data: x } };
-    const out = await session.run(feeds);
-    const y = out[session.outputNames[0]];
-    await session.release();
-    return { dims: Array.from(y.dims), data: Array.from(y.data) };
-  } catch (error) {
-    return { error: { name: error?.name, message: String(error?.message ?? error) } };
-  }
-}"""
+DRAIN_S = 90.0  # how long a round's clean-up may take under load (polled, not slept)
 
 
 @dataclass
-class Soak:
-    """What the soak did and saw; `errors` must stay empty."""
+class Sites(Tabs):
+    """The tabs, the store and the management host (the popup's calls)."""
 
-    rounds: int = 0
-    operations: Counter[str] = field(default_factory=Counter)
-    kills: int = 0
-    failed_at_kill: int = 0  # calls sent as a host died, failed cleanly ("host exited")
-    errors: list[str] = field(default_factory=list)
-    peak_rss: int = 0
-    threads: list[int] = field(default_factory=list)  # the host's threads, per round
-    fds: list[tuple[int, int]] = field(default_factory=list)  # (host pid, open fds) per round
-    seconds: float = 0.0
-    seed: int = 0
+    store: Path = Path()
+    manager: HostProcess | None = None
 
-    @property
-    def hosts(self) -> int:
-        """Hosts the browser started (one, and one more after each kill)."""
-        return len({pid for pid, _ in self.fds})
-
-    def fd_first_last(self) -> tuple[int, int]:
-        return (self.fds[0][1], self.fds[-1][1]) if self.fds else (0, 0)
+    def manage(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        assert self.manager is not None
+        reply: dict[str, Any] = self.manager.call(method, params or {})
+        return reply
 
 
-@dataclass
-class Sites:
-    """The browser, its two site pages, the model server and the management host."""
-
-    context: BrowserContext
-    port: int
-    store: Path
-    models: ModelServer
-    manager: HostProcess
-    pages: dict[str, Page] = field(default_factory=dict)
-
-    def origin(self, site: str) -> str:
-        return f"http://{site}.localhost:{self.port}"
-
-    def page(self, site: str) -> Page:
-        if site not in self.pages:
-            page = self.context.new_page()
-            page.set_default_timeout(API_TIMEOUT_MS)
-            page.goto(f"{self.origin(site)}/index.html")
-            page.wait_for_function("() => window.webmodelsTest && window.webmodels")
-            self.pages[site] = page
-        return self.pages[site]
-
-    def call(self, site: str, tool: str, *args: Any) -> Any:
-        return self.page(site).evaluate(
-            "([tool, args]) => window.webmodelsTest[tool](...args)", [tool, list(args)]
-        )
-
-
-def host_pids(store: Path) -> list[int]:
-    """Native hosts the browser started for `store` (its path is on their command line)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"serve" in argv and str(store).encode() in argv:
-            pids.append(int(entry.name))
-    return pids
+def check_tab(plan: TabPlan, got: dict[str, Any], soak: Soak) -> None:
+    """The answers of one tab's round."""
+    tab, ops = plan.tab, soak.operations
+    ops.update(["cos write", "cos read", "load", "read arrayBuffer", "read stream", "session"])
+    if "error" in got:
+        soak.errors.append(f"tab {tab}: round failed: {str(got)[:300]}")
+        return
+    if got.get("cosStore") != {"stored": True}:
+        soak.errors.append(f"tab {tab}: COS write of {plan.cos_size} bytes: {got.get('cosStore')}")
+    if got.get("cosGet") != {"sha256": plan.cos["hex"], "size": plan.cos_size, "isFile": True}:
+        soak.errors.append(f"tab {tab}: COS read: {got.get('cosGet')}")
+    loaded = got.get("load") or {}
+    if loaded.get("sha256") != plan.digest or loaded.get("streamed") != plan.digest:
+        soak.errors.append(f"tab {tab}: load: {str(loaded)[:300]}")
+    ran = got.get("session") or {}
+    if ran.get("dims") != [2, 4] or not np.allclose(ran.get("data", []), plan.expected_output()):
+        soak.errors.append(f"tab {tab}: session: {str(ran)[:300]}")
+    if plan.cancel == "download":
+        ops["cancel download"] += 1
+        if (got.get("cancelDownload") or {}).get("error", {}).get("name") != "AbortError":
+            soak.errors.append(f"tab {tab}: aborted load: {got.get('cancelDownload')}")
+    if plan.cancel == "stream":
+        ops["cancel stream"] += 1
+        cancelled = got.get("cancelStream") or {}
+        if cancelled.get("again") != plan.digest or not cancelled.get("first"):
+            soak.errors.append(f"tab {tab}: cancelled stream(): {cancelled}")
 
 
-def rss_of(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-def threads_of(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("Threads:"):
-            return int(line.split()[1])
-    return 0
-
-
-def fds_of(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def cos_round(sites: Sites, rng: random.Random, soak: Soak) -> str:
-    """A COS write of a random size in 1 to 4 write() calls, read back by site a."""
-    data = rng.randbytes(rng.randint(1, 384 * 1024))
-    digest = hashlib.sha256(data).hexdigest()
-    parts = rng.randint(1, 4)
-    stored = sites.call("a", "cosStore", digest, base64.b64encode(data).decode(), parts)
-    soak.operations["cos write"] += 1
-    if stored != {"stored": True}:
-        soak.errors.append(f"COS write of {len(data)} bytes in {parts}: {stored}")
-    got = sites.call("a", "cosGet", digest)
-    soak.operations["cos read"] += 1
-    if got != {"sha256": digest, "size": len(data), "isFile": True}:
-        soak.errors.append(f"COS read of {digest[:12]}: {got}")
-    return digest
-
-
-def load_round(sites: Sites, site: str, seq: int, rng: random.Random, soak: Soak) -> str:
-    """A fresh model loaded by URL and integrity by `site`, read back both ways, run in
-    a host session; the other site must not see it."""
-    seed = rng.randint(1, 1 << 20)
-    with tempfile.TemporaryDirectory() as folder:
-        path = tiny_model(
-            Path(folder) / "m.onnx", weight_bytes=rng.randint(1, 256) << 10, seed=seed
-        )
-        data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    url = sites.models.add(f"m{seq}.onnx", data)
-    query = {"url": url, "integrity": "sha256-" + base64.b64encode(bytes.fromhex(digest)).decode()}
-    loaded = sites.call(site, "load", query)
-    soak.operations["load"] += 1
-    soak.operations["read arrayBuffer"] += 1
-    soak.operations["read stream"] += 1
-    if loaded.get("sha256") != digest or loaded.get("streamed") != digest:
-        soak.errors.append(f"load of m{seq} by {site}: {str(loaded)[:300]}")
-    ran = sites.page(site).evaluate(SESSION_JS, query)
-    soak.operations["session"] += 1
-    expected = (np.arange(8, dtype=np.float32).reshape(2, 4) + np.arange(4) + seed).ravel()
-    if ran.get("dims") != [2, 4] or not np.allclose(ran.get("data", []), expected):
-        soak.errors.append(f"session of m{seq} by {site}: {str(ran)[:300]}")
-    other = "b" if site == "a" else "a"
-    seen = sites.call(other, "availability", {"sha256": digest})
-    soak.operations["availability"] += 1
-    if seen != {"availability": "unavailable"}:
-        soak.errors.append(f"site {other} sees {site}'s model m{seq}: {seen}")
-    return digest
+def check_privacy(sites: Sites, plans: list[TabPlan], soak: Soak) -> None:
+    """A model one tab loaded: its site's other tab sees it, the other sites do not."""
+    for plan in plans:
+        for other in TABS:
+            if other == plan.tab:
+                continue
+            want = "available" if other[0] == plan.tab[0] else "unavailable"
+            seen = sites.call(other, "availability", {"sha256": plan.digest})
+            soak.operations["availability"] += 1
+            if seen != {"availability": want}:
+                soak.errors.append(f"tab {other} asked for {plan.tab}'s model: {seen}, not {want}")
 
 
 def delete_round(sites: Sites, digest: str, soak: Soak) -> None:
     """The popup deletes a COS file; the page no longer finds it."""
-    reply = sites.manager.call("manage.delete", {"sha256": digest, "force": True})
+    reply = sites.manage("manage.delete", {"sha256": digest, "force": True})
     soak.operations["delete"] += 1
     if not reply.get("ok"):
         soak.errors.append(f"manage.delete {digest[:12]}: {reply}")
-    gone = sites.call("a", "cosGet", digest)
+    gone = sites.call("a1", "cosGet", digest)
     if gone.get("error", {}).get("name") != "NotFoundError":
         soak.errors.append(f"deleted {digest[:12]} still read: {gone}")
 
 
-def clear_round(sites: Sites, site: str, digest: str, soak: Soak) -> None:
-    """The popup clears a site; its model is no longer available to it."""
-    reply = sites.manager.call("manage.clear_site", {"top_site": sites.origin(site)})
+def clear_round(sites: Sites, plan: TabPlan, soak: Soak) -> None:
+    """The popup clears a site; its model is no longer available to its tabs."""
+    reply = sites.manage("manage.clear_site", {"top_site": sites.origin(plan.tab)})
     soak.operations["clear site"] += 1
     if not reply.get("ok"):
-        soak.errors.append(f"manage.clear_site {site}: {reply}")
-    seen = sites.call(site, "availability", {"sha256": digest})
-    if seen != {"availability": "unavailable"}:
-        soak.errors.append(f"site {site} still sees its cleared model {digest[:12]}: {seen}")
+        soak.errors.append(f"manage.clear_site {plan.tab[0]}: {reply}")
+    for tab in (t for t in TABS if t[0] == plan.tab[0]):
+        seen = sites.call(tab, "availability", {"sha256": plan.digest})
+        if seen != {"availability": "unavailable"}:
+            soak.errors.append(f"tab {tab} still sees its cleared model {plan.digest[:12]}: {seen}")
 
 
 def kill_host(sites: Sites, soak: Soak, *, settle: bool) -> None:
     """SIGKILL the browser's hosts and wait until they are gone; with `settle`, until
     a new one answers."""
     pids = host_pids(sites.store)
+    held = open_files(pids)
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
+    soak.killed_temps |= {name for name in held if "/tmp/" in name and name.endswith(".partial")}
     deadline = time.monotonic() + 30
     while any(Path(f"/proc/{pid}").exists() for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -243,7 +156,7 @@ def settle_after_kill(sites: Sites, soak: Soak) -> None:
     before it saw its port close fails cleanly with "the webmodels host exited" (as a
     page's calls in flight at a crash do: counted, not an error); anything else is."""
     for _ in range(20):
-        probe = sites.call("a", "availability", {"sha256": os.urandom(32).hex()})
+        probe = sites.call("a1", "availability", {"sha256": os.urandom(32).hex()})
         if probe == {"availability": "unavailable"}:
             return
         message = probe.get("error", {}).get("message", "")
@@ -254,47 +167,133 @@ def settle_after_kill(sites: Sites, soak: Soak) -> None:
     soak.errors.append("no new host answered after a kill")
 
 
-def check_round(sites: Sites, soak: Soak) -> None:
-    """The host's memory, threads and descriptors; with nothing in flight, no download
-    job still active (the popup's job list, newest first) and no temp file left."""
-    store = sites.store
-    pids = host_pids(store)
+def open_files(pids: list[int]) -> set[str]:
+    """The files `pids` hold open."""
+    held: set[str] = set()
+    for pid in pids:
+        try:
+            held |= {os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()}
+        except OSError:
+            continue
+    return held
+
+
+def leftovers(sites: Sites, killed: set[str]) -> tuple[list[str], set[str]]:
+    """Download jobs still active and temp files in the store's tmp/ that no host holds
+    open; and the temp files a host holds open (transfers still running: a cancelled
+    one runs on until it next looks at its stop flag, after its read of up to 256 KiB)."""
+    jobs = sites.manage("manage.jobs").get("result", {}).get("jobs")
+    if jobs is None:
+        return ["no job list"], set()
+    left = [f"job {job.get('id')} active" for job in jobs if job.get("state") == "active"]
+    held = open_files(host_pids(sites.store))
+    temps = {str(p) for kind in TEMP_KINDS for p in sites.store.glob(f"**/tmp/*.{kind}")}
+    return left + [Path(p).name for p in temps - held - killed], temps & held
+
+
+def drain(sites: Sites, plans: list[TabPlan], soak: Soak) -> int:
+    """Wait until no download job is active and no temp file is left but those of
+    transfers still running (a closed tab's or a cancelled load's transfer is stopped by
+    the host after the page is gone), none for longer than DRAIN_S; then no cancelled
+    model is in the store for its site. The number of transfers still running."""
+    deadline = time.monotonic() + DRAIN_S
+    while (found := leftovers(sites, soak.killed_temps))[0] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left, running = found
+    if left:
+        soak.errors.append(f"round {soak.rounds}: left after {DRAIN_S:.0f} s: {left[:5]}")
+    now = time.monotonic()
+    soak.running = {name: soak.running.get(name, now) for name in running}
+    stuck = [Path(name).name for name, since in soak.running.items() if now - since > DRAIN_S]
+    if stuck:
+        soak.errors.append(f"round {soak.rounds}: transfers running {DRAIN_S:.0f} s on: {stuck}")
+    for plan in plans:
+        if plan.slow_digest:
+            seen = sites.call(plan.tab, "availability", {"sha256": plan.slow_digest})
+            if seen != {"availability": "unavailable"}:
+                soak.errors.append(f"tab {plan.tab}: a cancelled model is {seen}")
+    return len(running)
+
+
+def check_processes(sites: Sites, soak: Soak, running: int) -> None:
+    """The host's memory, threads and descriptors (3 more for each of the `running`
+    transfers: its socket and its temp file, open twice); its session workers' memory."""
+    pids = host_pids(sites.store)
     if len(pids) != 1:
         soak.errors.append(f"round {soak.rounds}: {len(pids)} hosts running")
     for pid in pids:
         try:
             rss, fds, threads = rss_of(pid), fds_of(pid), threads_of(pid)
+            workers = [(w, rss_of(w)) for w in worker_pids(pid)]
         except OSError:
             continue
         soak.threads.append(threads)
         soak.peak_rss = max(soak.peak_rss, rss)
         first = next((n for p, n in soak.fds if p == pid), fds)
-        if fds - first > FD_GROWTH_LIMIT:
+        if fds - first > FD_GROWTH_LIMIT + 3 * running:
             soak.errors.append(f"round {soak.rounds}: host fds grew from {first} to {fds}")
         soak.fds.append((pid, fds))
+        for worker, size in workers:
+            start = next((n for p, n in soak.workers if p == worker), size)
+            if size - start > WORKER_GROWTH_LIMIT:
+                soak.errors.append(
+                    f"round {soak.rounds}: worker RSS grew from {start >> 20} to {size >> 20} MiB"
+                )
+            soak.workers.append((worker, size))
     if soak.peak_rss > RSS_LIMIT:
         soak.errors.append(f"round {soak.rounds}: host RSS {soak.peak_rss >> 20} MiB")
-    temps = [p.name for kind in TEMP_KINDS for p in (store / "tmp").glob(f"*.{kind}")]
-    if temps:
-        soak.errors.append(f"round {soak.rounds}: temp files left: {temps[:5]}")
-    jobs = sites.manager.call("manage.jobs").get("result", {}).get("jobs")
-    stuck = [job for job in jobs or [] if job.get("state") == "active"]
-    if jobs is None or stuck:
-        soak.errors.append(f"round {soak.rounds}: download jobs still active: {stuck[:2]}")
+
+
+def wait_for_bytes(sites: Sites, path: str) -> None:
+    """Until the model server has sent some of `path` (a load is under way)."""
+    deadline = time.monotonic() + DRAIN_S
+    while sites.models.bytes_sent(path) == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def tabs_round(sites: Sites, seq: int, rng: random.Random, soak: Soak) -> list[TabPlan]:
+    """The four tabs' rounds at once; one tab cancels, one keeps a session open and is
+    closed after it, one (every other round) is closed in the middle of a load. The
+    checked plans (those whose tab was not closed mid-round)."""
+    plans = [plan_tab(sites.models, tab, seq, rng) for tab in TABS]
+    canceller, keeper, closed = plans[seq % 4], plans[(seq + 1) % 4], plans[(seq + 2) % 4]
+    canceller.cancel = "download" if seq % 2 == 0 else "stream"
+    if canceller.cancel == "download":
+        add_slow(sites.models, canceller, seq, rng)
+    keeper.keep = seq % 3 == 0
+    closed.closed = seq % 2 == 1
+    if closed.closed:
+        add_slow(sites.models, closed, seq, rng)
+    for plan in plans:
+        sites.start(plan)
+    if closed.closed:
+        wait_for_bytes(sites, closed.slow_path)
+        sites.close(closed.tab)
+        soak.operations["tab closed mid-load"] += 1
+    if canceller.cancel == "download":
+        wait_for_bytes(sites, canceller.slow_path)
+        sites.abort(canceller.tab)
+    checked = [plan for plan in plans if not plan.closed]
+    for plan in checked:
+        check_tab(plan, sites.result(plan.tab), soak)
+    if keeper.keep:
+        sites.close(keeper.tab)
+        soak.operations["tab closed with a session"] += 1
+    return checked
 
 
 def one_round(
     sites: Sites, seq: int, rng: random.Random, kill_every: int, soak: Soak, *, last: bool
 ) -> None:
-    site = "ab"[seq % 2]
-    written = cos_round(sites, rng, soak)
-    loaded = load_round(sites, site, seq, rng, soak)
+    plans = tabs_round(sites, seq, rng, soak)
+    check_privacy(sites, plans, soak)
+    first = next(plan for plan in plans if plan.tab[0] == "a")
     if seq % 3 == 2:
-        delete_round(sites, written, soak)
+        delete_round(sites, first.cos["hex"], soak)
     if seq % 4 == 3:
-        clear_round(sites, site, loaded, soak)
+        clear_round(sites, plans[seq % len(plans)], soak)
     soak.rounds += 1
-    check_round(sites, soak)
+    check_processes(sites, soak, drain(sites, plans, soak))
     if (seq + 1) % kill_every == 0:
         kill_host(sites, soak, settle=not last)  # after the last: the store's check
 
@@ -326,8 +325,7 @@ def run_soak(*, rounds: int | None, minutes: float | None, kill_every: int, seed
                 extension_dir=EXTENSION,
                 extra_args=site_args(pages.port),
             )
-            manager = HostProcess(store)
-            sites = Sites(context, pages.port, store, models, manager)
+            sites = Sites(context, pages.port, models, store=store, manager=HostProcess(store))
             try:
                 deadline = started + minutes * 60 if minutes else None
                 seq, shown = 0, time.monotonic()
@@ -346,38 +344,11 @@ def run_soak(*, rounds: int | None, minutes: float | None, kill_every: int, seed
                         shown = time.monotonic()
             finally:
                 context.close()
-                manager.close()
+                if sites.manager is not None:
+                    sites.manager.close()
         verdict = Verdict()
         check_store(store, verdict)
-        soak.errors += verdict.lost + verdict.corrupted
+        killed = {f"temp file survives the next start: {Path(n).name}" for n in soak.killed_temps}
+        soak.errors += verdict.lost + [c for c in verdict.corrupted if c not in killed]
     soak.seconds = time.monotonic() - started
     return soak
-
-
-def print_progress(soak: Soak, started: float) -> None:
-    first, last = soak.fd_first_last()
-    print(
-        f"  soak: {soak.rounds} rounds, {time.monotonic() - started:.0f} s, "
-        f"peak RSS {soak.peak_rss >> 20} MiB, fds {first} -> {last}, "
-        f"threads {max(soak.threads, default=0)} at most, "
-        f"{len(soak.errors)} errors",
-        flush=True,
-    )
-
-
-def report(soak: Soak, size: str) -> int:
-    """Print the figures; the number of errors (0 for a good run)."""
-    first, last = soak.fd_first_last()
-    kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(soak.operations.items()))
-    print(
-        f"soak: {soak.rounds} rounds, {sum(soak.operations.values())} operations ({kinds}), "
-        f"{soak.kills} host kills, {soak.hosts} hosts started, {soak.failed_at_kill} calls "
-        f"failed cleanly at a kill, {len(soak.errors)} errors, "
-        f"peak host RSS {soak.peak_rss / (1 << 20):.1f} MiB, host fds first {first} last {last} "
-        f"max {max((n for _, n in soak.fds), default=0)}, host threads first "
-        f"{soak.threads[0] if soak.threads else 0} last {soak.threads[-1] if soak.threads else 0} "
-        f"max {max(soak.threads, default=0)}, {soak.seconds:.1f} s ({size}, seed {soak.seed})"
-    )
-    for error in soak.errors[:10]:
-        print(f"    {error}")
-    return len(soak.errors)
