@@ -1,0 +1,32 @@
+"""Which files a store keeps on disk, in either layout: whole files under ``blobs/``, or
+recipes whose segments are all on disk. Tests ask the store this rather than look at
+``blobs/`` themselves, so they hold with ``WEBMODELS_STORE_SEGMENTS=1`` too."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from webmodels.digest import Digest
+from webmodels.store.store import Store
+
+
+def holds(store: Store, digest: Digest) -> bool:
+    """The file's bytes are on disk (whole, or every segment of its recipe)."""
+    if store.files.exists(digest):
+        return True
+    recipe = store.recipe_of(digest)
+    return recipe is not None and all(store.segmented.store.has(s) for s in recipe.segments)
+
+
+def held(store: Store) -> set[Digest]:
+    """Every file whose bytes are on disk."""
+    whole = {digest for digest, _ in store.files.iter_blobs()}
+    rows = store.index.query("SELECT sha256 FROM recipes")
+    kept = {Digest(str(row[0])) for row in rows}
+    return whole | {digest for digest in kept if holds(store, digest)}
+
+
+def held_in(home: Path) -> set[str]:
+    """`held` of the store under a host's home folder, as hex digests."""
+    with Store(home / "store-v1") as store:
+        return {digest.hex for digest in held(store)}
