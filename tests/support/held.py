@@ -30,3 +30,18 @@ def held_in(home: Path) -> set[str]:
     """`held` of the store under a host's home folder, as hex digests."""
     with Store(home / "store-v1") as store:
         return {digest.hex for digest in held(store)}
+
+
+def layout_overhead(store: Store) -> int:
+    """Bytes the layout adds to the files' own in the store's physical bytes: each
+    recipe's length less the inline bytes it holds (0 for files stored whole)."""
+    total = 0
+    for (sha256,) in store.index.query("SELECT sha256 FROM recipes"):
+        digest = Digest(str(sha256))
+        recipe = store.recipe_of(digest)
+        row = store.index.query(
+            "SELECT LENGTH(recipe) FROM recipes WHERE sha256 = ?", (digest.hex,)
+        )
+        if recipe is not None and row:
+            total += int(row[0][0]) - (recipe.size - sum(s.size for s in recipe.segments))
+    return total
