@@ -18,6 +18,15 @@ def holds(store: Store, digest: Digest) -> bool:
     return recipe is not None and all(store.segmented.store.has(s) for s in recipe.segments)
 
 
+def on_disk(store: Store, digest: Digest) -> list[Path]:
+    """The files that keep the file's bytes: its whole file, or its segments."""
+    if store.files.exists(digest):
+        return [store.files.path_of(digest)]
+    recipe = store.recipe_of(digest)
+    segments = recipe.segments if recipe is not None else ()
+    return [store.segmented.store.path_of(segment.digest) for segment in segments]
+
+
 def held(store: Store) -> set[Digest]:
     """Every file whose bytes are on disk."""
     whole = {digest for digest, _ in store.files.iter_blobs()}
