@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from support.held import held_in, layout_overhead, on_disk
+from support.held import held_in, layout_overhead, on_disk, read_held
 from support.host import run_cli
 from support.models import REAL_MODELS, real_model, tiny_model
 from webmodels.digest import Digest
@@ -45,8 +45,7 @@ def overhead_in(home: Path) -> int:
 
 
 def read_back(home: Path, sha256: str) -> bytes:
-    with Store(home / "store-v1") as store:
-        return store.read(Digest(sha256), 0, 10**9)[0]
+    return read_held(home, sha256)
 
 
 def sha256_of(path: Path) -> str:

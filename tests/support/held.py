@@ -54,3 +54,14 @@ def layout_overhead(store: Store) -> int:
         if recipe is not None and row:
             total += int(row[0][0]) - (recipe.size - sum(s.size for s in recipe.segments))
     return total
+
+
+def read_held(home: Path, sha256: str) -> bytes:
+    """The bytes the store under a host's home folder keeps for ``sha256`` (either
+    layout); KeyError when it keeps none."""
+    with Store(home / "store-v1") as store:
+        digest = Digest(sha256)
+        record = store.get(digest)
+        if record is None or not holds(store, digest):
+            raise KeyError(sha256)
+        return store.read(digest, 0, record.size)[0]
