@@ -40,7 +40,7 @@ DRAINED_S = 60.0  # how long the set-up waits for the graphs published to be lin
 
 @pytest.fixture
 def host(home: Path) -> Iterator[HostProcess]:
-    configure(home, background_compile=False)
+    configure(home, background_compile=False, background_idle_s=1.0)
     proc = HostProcess(home, WEBMODELS_STORE_SEGMENTS="1")
     yield proc
     proc.kill()

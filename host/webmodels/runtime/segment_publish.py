@@ -9,11 +9,13 @@ host) queues the rewrite of its graph here, and the host's start queues the file
 have none yet (files converted or imported while no host ran).
 
 The rewrite runs on a thread of its own, in a runtime worker of its own at the lowest
-CPU and I/O priority, off the writer's path: a page that stores a model does not wait
-for a Python worker (issue 12). Every publish queues it, also of bytes already held and
-linked, so what follows a site's write does not depend on whether another site stored
-the same bytes before; a session of a model whose rewrite is still queued does it
-itself first (and the queued one is dropped), one whose rewrite runs waits for it.
+CPU and I/O priority, off the writer's path and once no page request came for
+``background_idle_s``, as a background compile: a page that stores a model does not
+wait for a Python worker, nor share the CPU with one while it works (issue 12). Every
+publish queues it, also of bytes already held and linked, so what follows a site's
+write does not depend on whether another site stored the same bytes before; a session
+of a model whose rewrite is still queued does it itself first (and the queued one is
+dropped), one whose rewrite runs waits for it.
 """
 
 from __future__ import annotations
@@ -45,12 +47,18 @@ class GraphLinker:
         *,
         max_model_bytes: int,
         timeout_s: float,
+        quiet_s: Callable[[], float] = lambda: float("inf"),
+        idle_s: float = 0.0,
     ) -> None:
+        """``quiet_s``: seconds since the last page request; a rewrite starts only
+        once that reaches ``idle_s`` (as a background compile)."""
         self.store = store
         self.runtime = runtime
         self.limits = limits
         self.max_model_bytes = max_model_bytes
         self.timeout_s = timeout_s
+        self.quiet_s = quiet_s
+        self.idle_s = idle_s
         self._queue: dict[Digest, bool] = {}  # model -> rewrite even when one is kept
         self._running: Digest | None = None
         self._wake = threading.Condition()
@@ -111,6 +119,10 @@ class GraphLinker:
                 if self._closed:
                     return None
                 if self._queue:
+                    left = self.idle_s - self.quiet_s()
+                    if left > 0:  # pages are active: their own sessions go first
+                        self._wake.wait(left)
+                        continue
                     digest = next(iter(self._queue))
                     force = self._queue.pop(digest)
                     self._running = digest

@@ -97,6 +97,8 @@ class SessionManager:
             self._limits,
             max_model_bytes=settings.max_model_bytes,
             timeout_s=settings.create_timeout_s,
+            quiet_s=self.compiler.quiet_s,
+            idle_s=settings.background_idle_s,
         )
         self.loader.before_link = self.linker.before_session
 
