@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -8,6 +9,20 @@ import pytest
 from support.host import HostProcess
 
 pytest_plugins = ["support.fixtures"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--store-segments",
+        action="store_true",
+        help="store new files as segments (WEBMODELS_STORE_SEGMENTS=1), in this process "
+        "and in the hosts and CLIs the tests start (docs/segments.md)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--store-segments"):
+        os.environ["WEBMODELS_STORE_SEGMENTS"] = "1"
 
 
 @pytest.fixture

@@ -29,7 +29,8 @@ def test_healthy_store_is_ok(home: Path, tmp_path: Path) -> None:
 
 
 def test_quarantine_and_leftovers_are_reported(home: Path, tmp_path: Path) -> None:
-    run_cli(home, "import", str(tiny_model(tmp_path / "m.onnx")))
+    # Stored whole (whatever the suite's switch), to corrupt the file under blobs/.
+    run_cli(home, "import", str(tiny_model(tmp_path / "m.onnx")), WEBMODELS_STORE_SEGMENTS="0")
     [blob] = (home / "store-v1" / "blobs" / "sha256").glob("*/*")
     os.chmod(blob, 0o644)
     blob.write_bytes(blob.read_bytes()[:-1] + b"\x00")

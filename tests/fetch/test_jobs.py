@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from support.contexts import PAGE_A, PAGE_B
+from support.held import held_in, read_held
 from support.host import HostProcess, run_cli
 from support.httpserver import Fault, ModelServer, RequestRecord
 from support.models import tiny_model
@@ -50,8 +51,8 @@ def await_bytes(host: HostProcess, timeout: float = 30) -> None:
         pass
 
 
-def blob_files(home: Path) -> list[Path]:
-    return sorted((home / "store-v1" / "blobs" / "sha256").glob("*/*"))
+def blob_files(home: Path) -> list[str]:
+    return sorted(held_in(home))
 
 
 def test_load_by_url_with_progress(home: Path, tmp_path: Path, model_server: ModelServer) -> None:
@@ -241,7 +242,7 @@ def test_sigkill_ten_times_then_complete(home: Path, model_server: ModelServer) 
     finally:
         host.kill()
     [blob] = blob_files(home)
-    assert hashlib.sha256(blob.read_bytes()).hexdigest() == hashlib.sha256(data).hexdigest()
+    assert hashlib.sha256(read_held(home, blob)).hexdigest() == hashlib.sha256(data).hexdigest()
     requests = list(model_server.requests)
     gets = [r for r in requests if r.method == "GET"]
     # Where each host's first GET started (the first host's: 0).

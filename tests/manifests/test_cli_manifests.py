@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from support.held import held_in
 from support.host import run_cli
 from support.manifest_models import matmul_chain
 from webmodels.manifests.importing import import_model_files
@@ -20,7 +21,7 @@ def cli_json(home: Path, *args: str, check: bool = True) -> Any:
 
 
 def blobs(home: Path) -> set[str]:
-    return {p.name for p in home.glob("store-v1/blobs/**/*") if p.is_file()}
+    return held_in(home)
 
 
 def sha(path: Path) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from support.held import holds
 from support.host import run_cli
 from support.manifest_models import matmul_chain, with_location
 from webmodels.digest import Digest
@@ -91,7 +92,7 @@ def test_members_of_a_manifest_survive_gc(tmp_path: Path) -> None:
         store.index.query("DELETE FROM refs")  # no import reference left: only the manifest
         execute_gc(store, plan_gc(store))
         for entry in imported.manifest.entries:
-            assert store.files.exists(entry.digest), entry.path
+            assert holds(store, entry.digest), entry.path
         assert load_manifest(store.index, imported.manifest.digest) == imported.manifest
         data = Digest(sha(tmp_path / "m" / "model.onnx_data"))
         assert store.get(data) is not None

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from support.contexts import PUBLIC_A, PUBLIC_B, PUBLIC_FRAME_IN_A
+from support.held import held_in
 from support.host import HostProcess
 
 PAGE_A, PAGE_B, FRAME_IN_A = PUBLIC_A, PUBLIC_B, PUBLIC_FRAME_IN_A
@@ -35,8 +36,8 @@ def upload(
     return host.call("cos.write.commit", {"upload_id": begun["upload_id"]}, context=context)
 
 
-def blobs(home: Path) -> list[Path]:
-    return sorted((home / "store-v1" / "blobs" / "sha256").glob("*/*"))
+def blobs(home: Path) -> list[str]:
+    return sorted(held_in(home))
 
 
 def test_write_then_lookup_and_read(host: HostProcess, home: Path) -> None:

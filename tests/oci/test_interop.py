@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from support.held import read_held
 from support.host import run_cli
 from support.registry import Registry
 
@@ -48,5 +49,4 @@ def test_an_oras_push_is_pulled_by_webmodels(registry: Registry, tmp_path: Path)
     paths = {entry["path"]: entry["sha256"] for entry in pulled["manifest"]["files"]}
     assert set(paths) == set(files)
     for name, data in files.items():
-        stored = next(home.glob(f"store-v1/blobs/**/{paths[name]}"))
-        assert stored.read_bytes() == data
+        assert read_held(home, paths[name]) == data

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from oci.mirror_proxy import registry_proxy
+from support.held import read_held
 from support.host import HostProcess, run_cli, webmodels_env
 from support.httpserver import ModelServer
 from support.registry import Registry
@@ -60,7 +61,7 @@ def with_mirrors(home: Path, *mirrors: str) -> dict[str, str]:
 
 
 def stored(home: Path, digest: str) -> bytes:
-    return next(home.glob(f"store-v1/blobs/**/{digest}")).read_bytes()
+    return read_held(home, digest)
 
 
 def test_a_page_load_by_integrity_comes_from_the_registry_mirror_with_the_server_stopped(

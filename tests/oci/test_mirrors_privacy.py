@@ -13,6 +13,7 @@ from typing import Any
 
 from oci.mirror_proxy import registry_proxy
 from oci.test_mirrors import PAGE, integrity, put_blob, sha, with_mirrors
+from support.held import read_held
 from support.host import HostProcess
 from support.httpserver import ModelServer
 from support.registry import Registry
@@ -50,7 +51,7 @@ def test_a_page_cannot_tell_whether_a_mirror_served_its_load(
                 seen[name] = page_frames(host, url, data)
             finally:
                 host.close()
-            assert next(home.glob(f"store-v1/blobs/**/{sha(data)}")).read_bytes() == data
+            assert read_held(home, sha(data)) == data
     assert model_server.transfers("/model.bin") == 1  # the origin served only one
     assert [path for path, _ in state.seen] == [f"/v2/models/blobs/sha256:{sha(data)}"]
     assert '"ok": true' in seen["mirror"][-1]

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from support.held import held_in, read_held
 from support.host import run_cli
 from support.manifest_models import matmul_chain
 from support.registry import Registry
@@ -23,7 +24,7 @@ def cli_json(home: Path, *args: str, **env: str) -> dict[str, Any]:
 
 
 def stored_bytes(home: Path, sha: str) -> bytes:
-    return next(home.glob(f"store-v1/blobs/**/{sha}")).read_bytes()
+    return read_held(home, sha)
 
 
 def push_file(home: Path, tmp_path: Path, target: str, data: bytes, **env: str) -> str:
@@ -108,7 +109,7 @@ def test_wrong_bytes_from_the_registry_are_refused_and_nothing_is_stored(
     blob.write_bytes(bytes(x ^ 0xFF for x in data[:16]) + data[16:])  # same size, wrong bytes
     refused = run_cli(b, "pull", target, check=False)
     assert refused.returncode == 1 and "integrity_mismatch" in refused.stderr
-    assert not list(b.glob(f"store-v1/blobs/**/{sha}"))
+    assert sha not in held_in(b)
     assert sha not in run_cli(b, "--json", "ls").stdout
     # A store that already holds the layer takes it from itself, not the registry.
     again = cli_json(a, "pull", target)

@@ -9,6 +9,7 @@ import json
 import os
 from pathlib import Path
 
+from support.held import read_held
 from support.host import run_cli
 from support.registry import Registry
 
@@ -34,4 +35,4 @@ def test_push_and_pull_with_a_token_from_the_registrys_token_service(
     (docker / "config.json").write_text(json.dumps({"auths": auths}))
     run_cli(a, "push", sha, target, DOCKER_CONFIG=str(docker))
     run_cli(b, "pull", target, DOCKER_CONFIG=str(docker))
-    assert next(b.glob(f"store-v1/blobs/**/{sha}")).read_bytes() == data
+    assert read_held(b, sha) == data

@@ -18,6 +18,7 @@ import pytest
 
 from privacy.signing import Signer, entry, trusting_config
 from support.contexts import PAGE_A, PAGE_B
+from support.held import held_in
 from support.host import HostProcess, run_cli
 from support.httpserver import ModelServer
 from support.models import tiny_model
@@ -85,8 +86,8 @@ def load(host: HostProcess, url: str, data: bytes, context: Any) -> dict[str, An
     return model
 
 
-def blob_files(home: Path) -> list[Path]:
-    return sorted((home / "store-v1" / "blobs" / "sha256").glob("*/*"))
+def blob_files(home: Path) -> list[str]:
+    return sorted(held_in(home))
 
 
 def no_background_compile(home: Path) -> None:

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from support.held import held_in
 from support.host import HostProcess
 from support.httpserver import ModelServer
 
@@ -25,8 +26,8 @@ def query(url: str, data: bytes, **extra: Any) -> dict[str, Any]:
     return {"query": {"url": url, "integrity": integrity, **extra}}
 
 
-def blobs(home: Path) -> list[Path]:
-    return sorted((home / "store-v1" / "blobs" / "sha256").glob("*/*"))
+def blobs(home: Path) -> list[str]:
+    return sorted(held_in(home))
 
 
 def test_over_quota_is_refused_and_nothing_is_evicted(

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from support.held import held
 from support.host import run_cli, webmodels_env
 from support.models import tiny_model
 from webmodels.errors import HostError
@@ -225,7 +226,7 @@ def test_a_disk_that_fills_up_before_the_index_write_leaves_no_blob(
             store.ingest(pending, ModelMetadata("json"), origin="imported", refs=[("import", "t")])
 
         assert caught.value.code == "disk_full"
-        assert list(store.files.iter_blobs()) == []
+        assert held(store) == set()
         assert list(store.files.tmp_dir.iterdir()) == []
         assert index_dump(small_disk) == before
         # With space again, the same store object imports normally (nothing half-done).
@@ -236,7 +237,7 @@ def test_a_disk_that_fills_up_before_the_index_write_leaves_no_blob(
             again, ModelMetadata("json"), origin="imported", refs=[("import", "t")]
         )
         assert not result.deduplicated and result.model.stored
-        assert [d for d, _ in store.files.iter_blobs()] == [result.model.digest]
+        assert held(store) == {result.model.digest}
 
 
 def test_the_free_space_check_refuses_a_model_larger_than_the_free_space(
@@ -258,5 +259,5 @@ def test_the_free_space_check_refuses_a_model_larger_than_the_free_space(
         assert caught.value.details == {"needed": model.stat().st_size, "free": 2 * MiB}
         assert str(store.root) in caught.value.message
         assert store.list_models() == []
-        assert list(store.files.iter_blobs()) == []
+        assert held(store) == set()
         assert list(store.files.tmp_dir.iterdir()) == []

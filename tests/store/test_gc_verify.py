@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from support.held import holds
 from support.host import HostProcess, run_cli
 from support.models import tiny_model
 from webmodels.digest import Digest
@@ -230,7 +231,7 @@ def test_a_stale_plan_never_removes_what_came_into_use(home: Path, tmp_path: Pat
 
         assert result.removed == ()
         assert {i.kind for i in result.skipped} == {"blob", "orphan_file"}
-        assert store.files.exists(unused) and orphan.is_file()
+        assert holds(store, unused) and orphan.is_file()
         assert {r.digest for r in store.list_models()} == {unused, Digest(orphan.name)}
         assert store.read(unused, 0, 100)[0] == b"about to be used by a site"
 
@@ -245,4 +246,4 @@ def test_referenced_and_pinned_blobs_survive_gc(home: Path, tmp_path: Path) -> N
 
         assert plan_gc(store).items == ()
         assert execute_gc(store, plan_gc(store)).removed == ()
-        assert all(store.files.exists(d) for d in (imported, pinned, used))
+        assert all(holds(store, d) for d in (imported, pinned, used))

@@ -21,8 +21,13 @@ def frame(message: Any) -> bytes:
     return HEADER.pack(len(body)) + body
 
 
+# Suite-wide switches a test run passes on to the hosts and CLIs it starts (the others
+# are dropped, so a developer's settings do not leak into a test).
+PASSED_ON = ("WEBMODELS_STORE_SEGMENTS",)
+
+
 def webmodels_env(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WEBMODELS_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WEBMODELS_") or k in PASSED_ON}
     env["WEBMODELS_HOME"] = str(home)
     env["WEBMODELS_CONFIG"] = str(home / "no-config.toml")
     env.update(extra)

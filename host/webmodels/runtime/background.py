@@ -73,6 +73,11 @@ class BackgroundCompiler:
         with self._wake:
             self._last_request = time.monotonic()
 
+    def quiet_s(self) -> float:
+        """Seconds since the last page request."""
+        with self._wake:
+            return time.monotonic() - self._last_request
+
     def stored(self, record: ModelRecord) -> None:
         """A model entered the store: queue it where a session of it is expected."""
         scopes = self.expected_scopes(record)

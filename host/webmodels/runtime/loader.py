@@ -78,6 +78,9 @@ class Loader:
         # Where a session whose compiled graph was not saved while a page waited goes
         # (the background compiler, when enabled); None: nowhere.
         self.deferred: Callable[[SessionSpec], None] | None = None
+        # Before a session from segments: wait for its graph's rewrite queued at
+        # publish; True when the session must rewrite it itself (segment_publish).
+        self.before_link: Callable[[Digest], bool] = lambda digest: False
 
     def key(self, spec: SessionSpec, ort_version: str) -> CacheKey:
         return CacheKey(
@@ -135,6 +138,7 @@ class Loader:
                 recipe,
                 lambda op, body: _call(worker, op, body, self.settings.create_timeout_s),
                 limits,
+                force=self.before_link(spec.digest),
             )
             if linked is None:  # no hard links here: the reconstructed view
                 location = self.store.locate(spec.digest)

@@ -5,7 +5,8 @@ large initializers are external data naming segment files (`store.segments.onnx_
 hard-linked into the session's private folder under their hex names like a model
 manifest's files (`model_files.link_files`; the worker's `check_model` refuses any
 location that is not one of them). No copy of the weights is made. The rewritten graph
-is made once per model by the worker (`segment_link`, op ``link``) and kept under
+is made by the worker (`segment_link`, op ``link``) when the file is published
+(`segment_publish`), else at its first session, and kept under
 ``<store>/linked/<model sha256>.onnx`` with a ``.json`` naming its SHA-256, size and
 segments; it is removed with the model's recipe.
 
@@ -88,14 +89,21 @@ def _try_link(source_dir: Path, target_dir: Path) -> bool:
 
 
 def linked_model(
-    store: Store, digest: Digest, recipe: Recipe, call: Call, limits: Mapping[str, int]
+    store: Store,
+    digest: Digest,
+    recipe: Recipe,
+    call: Call,
+    limits: Mapping[str, int],
+    *,
+    force: bool = False,
 ) -> LinkedModel | None:
     """The model's graph rewritten to load from its segments (made now by ``call``,
-    the worker's op, when not kept yet); None where hard links do not work."""
+    the worker's op, when not kept yet or ``force``); None where hard links do not
+    work."""
     if not links_work(store):
         return None
     folder = store.segmented.root / LINKED
-    kept = _kept(folder, digest)
+    kept = None if force else _kept(folder, digest)
     if kept is not None:
         return kept
     folder.mkdir(mode=0o700, exist_ok=True)

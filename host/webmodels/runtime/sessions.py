@@ -31,6 +31,7 @@ from webmodels.runtime.client import CallTimeout, Runtime, WorkerLost, WorkerOpt
 from webmodels.runtime.compile_cache import CacheKey
 from webmodels.runtime.loader import Loader, SessionSpec, choose_provider
 from webmodels.runtime.probe import ProviderProbe
+from webmodels.runtime.segment_publish import GraphLinker
 from webmodels.runtime.session_values import Created, Session
 from webmodels.runtime.settings import SessionSettings
 from webmodels.runtime.tensors import Tensor, parse_frame
@@ -88,6 +89,18 @@ class SessionManager:
         # A worker of its own, at the lowest CPU and I/O priority: never the one that
         # serves page sessions (issue 12).
         self.compiler = BackgroundCompiler(self, Runtime(replace(options, background=True)))
+        # Graphs of models kept as segments, rewritten when published (not at the first
+        # session, whose time would tell that no site made one before), also off-path.
+        self.linker = GraphLinker(
+            store,
+            Runtime(replace(options, background=True)),
+            self._limits,
+            max_model_bytes=settings.max_model_bytes,
+            timeout_s=settings.create_timeout_s,
+            quiet_s=self.compiler.quiet_s,
+            idle_s=settings.background_idle_s,
+        )
+        self.loader.before_link = self.linker.before_session
 
     def cache_scope(self, record: ModelRecord, partition: str | None) -> str:
         """The compile-cache scope of a session of ``record``: shared ("") for common
@@ -110,7 +123,15 @@ class SessionManager:
             self.store.on_stored.append(self.compiler.stored)
             self.compiler.start()
         self.store.on_stored.append(self._stored)
+        self.store.on_stored.append(self.linker.stored)
+        self.linker.start()
         return self
+
+    def _limits(self) -> dict[str, int]:
+        return {
+            "max_nodes": self.settings.max_nodes,
+            "max_tensor_bytes": self.settings.max_tensor_bytes,
+        }
 
     def _stored(self, record: ModelRecord) -> None:
         """A model entered the store (a download, a COS write): start the worker ahead
@@ -153,6 +174,7 @@ class SessionManager:
     def close(self) -> None:
         self._closed.set()
         self.compiler.close()
+        self.linker.close()
         self.runtime.close()
 
     # -- the protocol's three calls ---------------------------------------------------------------
