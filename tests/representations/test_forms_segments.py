@@ -16,6 +16,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 from representations.test_derive import (
+    SITE_A,
     deriver_for,
     runtime,  # noqa: F401 (a fixture)
     stored,
@@ -154,3 +155,24 @@ def test_forms_as_segments_cost_only_their_changed_tensors(
         assert np.abs(got - expected).max() <= tolerance, name
         if name != "fp16":
             assert np.array_equal(got, expected), name  # lossless forms
+
+
+def test_a_sites_forms_as_segments_go_with_the_site_and_the_source_stays(
+    tmp_path: Path,
+    runtime: Runtime,  # noqa: F811
+) -> None:
+    source = heavy_model(tmp_path / "heavy.onnx")
+    with open_store(tmp_path / "store", segments=True) as store:
+        record = stored(store, source, SITE_A)
+        alone = physical(store)
+        deriver = deriver_for(store, runtime)
+        forms = [deriver.form(record, r, partition=SITE_A) for r in (OPSET, SPLIT, FP16)]
+        digests = [p.digest for f in forms for p in f.files] + [forms[0].record.digest]
+        assert all(store.recipe_of(d) is not None for d in digests)  # kept as segments
+        store.clear_site("http://a.localhost")
+        assert all(store.get(d) is None for d in digests)
+        left = physical(store)
+        print(f"source alone {alone:,} B; with its forms, after clearing the site {left:,} B")
+        assert left <= alone  # the forms' own segments are gone; the source's stay
+        data, _ = store.read(record.digest, 0, 1 << 30)
+        assert data == source.read_bytes()
