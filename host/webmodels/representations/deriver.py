@@ -26,6 +26,7 @@ from typing import Any
 from webmodels.digest import Digest
 from webmodels.errors import HostError
 from webmodels.representations.convert import NOT_DETERMINISTIC
+from webmodels.representations.form_segments import ingest_form, source_ref
 from webmodels.representations.recipes import DATA_FILE, DATA_GRAPH, Recipe
 from webmodels.representations.split import publish_split
 from webmodels.runtime.client import CallTimeout, Runtime, WorkerLost, WorkerOptions
@@ -221,12 +222,11 @@ class Deriver:
             return self._locks.setdefault(key, threading.Lock())
 
     def _derive(self, record: ModelRecord, recipe: Recipe, scope: str, stage: Stage) -> Provenance:
-        location = self.store.locate(record.digest)
         work = CompileCache(self.store).new_work_dir()
         out = work / OUT_NAME
         try:
             stage("deriving")
-            reply = self._call(record.digest, location.path, location.size, recipe, out)
+            reply = self._call(source_ref(self.store, record.digest), recipe, out)
             stage("checking")
             provenance = self._checked(record.digest, recipe, scope, out, reply)
             stage("storing")
@@ -234,7 +234,9 @@ class Deriver:
             if recipe.external_data:
                 publish_split(self.store, pending, work / DATA_FILE, provenance, recipe)
             else:
-                publish_form(self.store, pending, _metadata(record, recipe, out), provenance)
+                metadata = _metadata(record, recipe, out)
+                recipes = ingest_form(self.store, [(pending, None)])
+                publish_form(self.store, pending, metadata, provenance, recipes=recipes)
             self.derived += 1
             log.info(
                 "derived %s of %s in scope %s (max error %.3g)",
@@ -248,9 +250,9 @@ class Deriver:
             shutil.rmtree(work, ignore_errors=True)
             self._stop_when_idle()
 
-    def _call(self, source: Digest, path: Any, size: int, recipe: Recipe, out: Any) -> Any:
+    def _call(self, model: dict[str, Any], recipe: Recipe, out: Any) -> Any:
         body = {
-            "model": {"path": str(path), "sha256": source.hex, "size": size},
+            "model": model,  # its path, or its segments (form_segments.py)
             "recipe": recipe.to_json(),
             "limits": {
                 "max_nodes": self.settings.max_nodes,

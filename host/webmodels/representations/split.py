@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from webmodels.manifests.values import Entry, build_manifest
+from webmodels.representations.form_segments import ingest_form
 from webmodels.representations.recipes import DATA_FILE, DATA_GRAPH, Recipe
 from webmodels.store.blobs import PendingBlob, hash_file
 from webmodels.store.manifests import save_manifest
@@ -34,9 +35,13 @@ def publish_split(
     data_provenance = replace(provenance, recipe=recipe.file_key(DATA_FILE), form=digest)
     graph_metadata = describe_file(graph.temp_path)
     data_metadata = describe_file(data)
+    # With segments on, the data file is cut at the offsets its graph names: each
+    # tensor is the segment the source holds, and the split costs only its graph.
+    recipes = ingest_form(store, [(graph, None), (tensors, graph.temp_path)])
     publish_files(
         store,
         [(graph, graph_metadata, provenance), (tensors, data_metadata, data_provenance)],
+        recipes=recipes,
     )
     if not provenance.scope:
         entries = [

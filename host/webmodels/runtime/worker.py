@@ -166,8 +166,14 @@ class Worker:
         (representations/convert.py); the host decides whether it is kept."""
         from webmodels.representations import convert
         from webmodels.representations.recipes import Recipe
+        from webmodels.runtime.segment_link import assemble
 
-        data = model_files.read_verified(message["model"])
+        ref = message["model"]
+        data = (  # a source kept as segments comes as its parts (form_segments.py)
+            assemble(ref["parts"], int(ref["size"]), str(ref["sha256"]))
+            if "parts" in ref
+            else model_files.read_verified(ref)
+        )
         check_model(model_files.parse(data), limits=ModelLimits(**message["limits"]))
         recipe = Recipe(**message["recipe"])
         return convert.derive_files(self.ort, data, recipe, Path(message["out"]))

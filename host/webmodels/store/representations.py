@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ from webmodels.store.blobs import PendingBlob
 from webmodels.store.derived import DERIVED
 from webmodels.store.metadata import ModelMetadata
 from webmodels.store.rows import add_ref, upsert_object
+from webmodels.store.segments import Recipe
 
 if TYPE_CHECKING:
     from webmodels.store.index import Index
@@ -78,28 +79,48 @@ def all_forms(index: Index) -> list[Provenance]:
 
 
 def publish_form(
-    store: Store, pending: PendingBlob, metadata: ModelMetadata, provenance: Provenance
+    store: Store,
+    pending: PendingBlob,
+    metadata: ModelMetadata,
+    provenance: Provenance,
+    *,
+    recipes: Mapping[Digest, Recipe] | None = None,
 ) -> None:
     """Publish a checked form and its provenance in one write transaction."""
-    publish_files(store, [(pending, metadata, provenance)])
+    publish_files(store, [(pending, metadata, provenance)], recipes=recipes)
 
 
-def publish_files(store: Store, files: list[tuple[PendingBlob, ModelMetadata, Provenance]]) -> None:
+def publish_files(
+    store: Store,
+    files: list[tuple[PendingBlob, ModelMetadata, Provenance]],
+    *,
+    recipes: Mapping[Digest, Recipe] | None = None,
+) -> None:
     """Publish the files of a checked form (one, or a graph and its external data),
-    each with its provenance row, in one write transaction."""
+    each with its provenance row, in one write transaction. A file with one of
+    ``recipes`` (already ingested as segments: representations/form_segments.py) is
+    kept as segments, unless its whole file is already there (as publish_derived)."""
     now = time.time()
     moved: list[PendingBlob] = []
+    unused: list[Recipe] = []  # segments written for a file kept whole after all
     try:
         with store.index.write() as db:
             for pending, metadata, provenance in files:
-                moved.append(pending)  # from here the file may be in place
-                store.files.publish(pending)
+                recipe = (recipes or {}).get(pending.digest)
+                if recipe is not None and store.files.path_of(pending.digest).is_file():
+                    unused.append(recipe)
+                    recipe = None  # kept whole already
+                if recipe is None:
+                    moved.append(pending)  # from here the file may be in place
+                    store.files.publish(pending)
                 upsert_object(db, pending.digest, pending.size, metadata, None, None, now)
                 db.execute(
                     "INSERT INTO blobs (sha256, origin, stored_at) VALUES (?, ?, ?) "
                     "ON CONFLICT(sha256) DO UPDATE SET state = 'ok'",
                     (pending.digest.hex, ORIGIN, now),
                 )
+                if recipe is not None:
+                    store.segmented.publish(db, pending.digest, recipe, pending)
                 scope = provenance.scope
                 ref = ("site", scope) if scope else (DERIVED, provenance.source.hex)
                 add_ref(db, pending.digest, ref, now)
@@ -107,8 +128,16 @@ def publish_files(store: Store, files: list[tuple[PendingBlob, ModelMetadata, Pr
     except BaseException:
         for pending in moved:  # the index never took them: no file stays without its row
             store.remove_unindexed(pending.digest)
+        _take_back(store, (recipes or {}).values())  # those no recipe names now
         raise
     store.files.settled([pending.digest for pending, _, _ in files])
+    _take_back(store, unused)
+
+
+def _take_back(store: Store, recipes: Iterable[Recipe]) -> None:
+    digests = [segment.digest for recipe in recipes for segment in recipe.segments]
+    if digests:
+        store.segmented.remove_unnamed(store.index, digests)
 
 
 def _record(db: sqlite3.Connection, p: Provenance, now: float) -> None:
