@@ -18,7 +18,6 @@ import logging
 import os
 import sys
 import threading
-import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from typing import IO, Any, BinaryIO
 from webmodels.errors import HostError
 from webmodels.runtime import compiled_relink, execute, model_files, pipe, shared_weights
 from webmodels.runtime.safety import ModelLimits, check_model
+from webmodels.runtime.worker_process import die_with_parent, limit_memory
 
 log = logging.getLogger("webmodels.worker")
 
@@ -367,46 +367,18 @@ def _short(text: str) -> str:
     return line if len(line) <= 400 else line[:397] + "..."
 
 
-# -- process set-up -----------------------------------------------------------------------
-
-
-def _limit_memory(limit: int | None) -> None:
-    if not limit or sys.platform == "win32":
-        return
-    import resource
-
-    kind = getattr(resource, "RLIMIT_DATA", None) or resource.RLIMIT_AS
-    resource.setrlimit(kind, (limit, limit))
-
-
-def _die_with_parent(parent_pid: int) -> None:
-    """End this process when the host goes away, even if the host was killed and a
-    call is still running. (Linux's PR_SET_PDEATHSIG would fire when the host *thread*
-    that started the worker ends, which is too early for a thread-pooled host.)"""
-    if not parent_pid:
-        return
-
-    def watch() -> None:
-        while True:
-            if os.getppid() != parent_pid:
-                os._exit(0)
-            time.sleep(1.0)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m webmodels.runtime.worker")
     parser.add_argument("--memory-limit", type=int, default=0)
     parser.add_argument("--parent-pid", type=int, default=0)
     parser.add_argument("--background", action="store_true", help="lowest CPU and I/O priority")
     args = parser.parse_args(argv)
-    _limit_memory(args.memory_limit)
+    limit_memory(args.memory_limit)
     if args.background:  # before ONNX Runtime starts its threads: they inherit it
         from webmodels.runtime.priority import lower_own_priority
 
         lower_own_priority()
-    _die_with_parent(args.parent_pid)
+    die_with_parent(args.parent_pid)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="worker: %(message)s")
     sys.stdout.flush()
     out = os.fdopen(os.dup(1), "wb")
