@@ -84,6 +84,28 @@ def test_cancel_wakes_a_read_on_a_stalled_server(
     assert temp_files(home) == []
 
 
+def test_a_cancel_by_another_process_wakes_the_read_at_the_heartbeat(
+    home: Path, jobs: JobManager, model_server: ModelServer
+) -> None:
+    """Another process (another host, the CLI) cancels by writing the job's row: the
+    runner's heartbeat sees it and wakes the read, as a cancel here does."""
+    data = os.urandom(1 << 20)
+    url = model_server.add("/m.bin", data)
+    model_server.fault("/m.bin", Fault("stall", after_bytes=1000, seconds=STALL_S))
+    digest = Digest(hashlib.sha256(data).hexdigest())
+    job_id, future = jobs.request(DownloadRequest(digest, (url,), "w1"))
+    wait_for("the server sent its bytes", lambda: model_server.bytes_sent("/m.bin") >= 1000)
+
+    with jobs.store.index.write() as db:
+        db.execute("UPDATE jobs SET state = 'cancelled' WHERE id = ?", (job_id,))
+
+    with pytest.raises(HostError):
+        future.result(timeout=DEADLINE_S)
+    wait_for("the transfer's thread ended", lambda: not jobs.running())
+    wait_for("the server saw the connection closed", lambda: closed_by_client(model_server) == 1)
+    wait_for("no temp file", lambda: temp_files(home) == [])
+
+
 def test_a_cancel_by_another_partition_stops_nothing(
     jobs: JobManager, model_server: ModelServer
 ) -> None:
