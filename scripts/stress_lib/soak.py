@@ -179,23 +179,23 @@ def open_files(pids: list[int]) -> set[str]:
 
 
 def leftovers(sites: Sites, killed: set[str]) -> tuple[list[str], set[str]]:
-    """Download jobs still active and temp files in the store's tmp/ that no host holds
-    open; and the temp files a host holds open (transfers still running: a cancelled
-    one runs on until it next looks at its stop flag, after its read of up to 256 KiB)."""
+    """Download jobs still active and temp files in the store's tmp/ but the partials
+    of killed transfers (a cancelled transfer stops at once and removes its partial, so
+    a file a host still holds open is left over too); and those a host holds open."""
     jobs = sites.manage("manage.jobs").get("result", {}).get("jobs")
     if jobs is None:
         return ["no job list"], set()
     left = [f"job {job.get('id')} active" for job in jobs if job.get("state") == "active"]
     held = open_files(host_pids(sites.store))
     temps = {str(p) for kind in TEMP_KINDS for p in sites.store.glob(f"**/tmp/*.{kind}")}
-    return left + [Path(p).name for p in temps - held - killed], temps & held
+    return left + [Path(p).name for p in temps - killed], temps & held
 
 
 def drain(sites: Sites, plans: list[TabPlan], soak: Soak) -> int:
-    """Wait until no download job is active and no temp file is left but those of
-    transfers still running (a closed tab's or a cancelled load's transfer is stopped by
-    the host after the page is gone), none for longer than DRAIN_S; then no cancelled
-    model is in the store for its site. The number of transfers still running."""
+    """Wait until no download job is active and no temp file is left (a closed tab's or
+    a cancelled load's transfer is stopped by the host after the page is gone), for at
+    most DRAIN_S; then no cancelled model is in the store for its site. The number of
+    transfers still running (0 unless the drain failed)."""
     deadline = time.monotonic() + DRAIN_S
     while (found := leftovers(sites, soak.killed_temps))[0] and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.server
+import select
 import socket
 import socketserver
 import struct
@@ -57,7 +58,8 @@ class Fault:
 
     * ``drop``: headers and ``after_bytes`` body bytes, then a TCP reset.
     * ``stall``: ``after_bytes`` body bytes, then silence for ``seconds`` (or until
-      the server stops), then the connection closes.
+      the server stops, or the client closes its end: then the request's record says
+      ``client_closed``), then the connection closes.
     * ``short_body``: the full Content-Length is declared, ``after_bytes`` are sent,
       then an orderly close.
     * ``change_etag``: from this request on the file is a new version: new ETag
@@ -112,6 +114,7 @@ class RequestRecord:
     origin: str | None = None  # the request's Origin header
     authorization: str | None = None
     cookie: str | None = None
+    client_closed: bool = False  # the client closed the connection during a stall
 
 
 # --- ranges and validators (RFC 9110 §13.1.5, §14): pure functions -----------------
@@ -597,7 +600,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             return
         if fault is not None and body.send < body.length:
-            self._cut(fault)
+            self._cut(fault, record)
 
     def _write_body(self, record: RequestRecord, entry: _Entry, body: _Body) -> None:
         owner = self.server.owner
@@ -642,17 +645,35 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             owner._count(record, sent - len(view))
             raise
 
-    def _cut(self, fault: Fault) -> None:
+    def _cut(self, fault: Fault, record: RequestRecord) -> None:
         """End a deliberately short body the way ``fault`` says."""
         self.close_connection = True
         if fault.kind == "stall":
-            self.server.owner._stopping.wait(fault.seconds)
+            self._stall(record, fault.seconds)
         elif fault.kind == "drop":
             # SO_LINGER 0 makes close() send RST instead of FIN; bytes already
             # queued still reach the client before the reset.
             linger = struct.pack("ii", 1, 0)
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
             self.server.aborted.add(self.connection)
+
+    def _stall(self, record: RequestRecord, seconds: float) -> None:
+        """Send nothing for ``seconds``, until the server stops, or until the client
+        closes its end of the connection (recorded in ``record``)."""
+        owner = self.server.owner
+        deadline = time.monotonic() + seconds
+        while not owner._stopping.is_set() and (left := deadline - time.monotonic()) > 0:
+            readable, _, _ = select.select([self.connection], [], [], min(left, 0.05))
+            if not readable:
+                continue
+            try:
+                data = self.connection.recv(CHUNK)
+            except OSError:
+                data = b""
+            if not data:
+                with owner._lock:
+                    record.client_closed = True
+                return
 
 
 def _wanted_range(record: RequestRecord, entry: _Entry) -> ByteRange | Unsatisfiable | None:

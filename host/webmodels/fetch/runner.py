@@ -43,6 +43,21 @@ class _Counters:
     total: int | None
 
 
+class _Running:
+    """A transfer running here and how to stop it: the flag it looks at between reads,
+    and waking the read in flight (a cancel stops the transfer at once, not after its
+    current 256 KiB read or the stall timeout)."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.transfer: Transfer | None = None
+
+    def halt(self) -> None:
+        self.event.set()
+        if self.transfer is not None:
+            self.transfer.interrupt()
+
+
 class JobRunner:
     def __init__(
         self,
@@ -63,7 +78,7 @@ class JobRunner:
         self.waiters = waiters
         self.closed = closed
         self._lock = threading.Lock()
-        self._stops: dict[str, threading.Event] = {}  # transfers running here
+        self._stops: dict[str, _Running] = {}  # transfers running here
 
     # -- the job's row and lease ------------------------------------------------------
 
@@ -96,7 +111,7 @@ class JobRunner:
         with self._lock:
             stop = self._stops.get(job_id)
         if stop is not None:
-            stop.set()
+            stop.halt()
 
     def fail(self, job_id: str) -> None:
         """End the job as failed (its thread failed); never raises."""
@@ -142,10 +157,10 @@ class JobRunner:
 
     def _transfer(self, job: JobRow, lock: PartialLock) -> None:
         progress = _Counters(job.loaded, job.total)
-        stop = threading.Event()
+        stop = _Running()
+        transfer = stop.transfer = self._new_transfer(job, lock.path, progress, stop.event)
         with self._lock:
             self._stops[job.id] = stop
-        transfer = self._new_transfer(job, lock.path, progress, stop)
         heartbeat = threading.Thread(
             target=self._heartbeat,
             args=(job.id, progress, stop),
@@ -156,7 +171,7 @@ class JobRunner:
         try:
             self._transfer_and_publish(job, lock, transfer)
         finally:
-            stop.set()
+            stop.event.set()
             heartbeat.join()
             transfer.session.close()
             with self._lock:
@@ -242,17 +257,18 @@ class JobRunner:
 
     # -- the heartbeat and the end ------------------------------------------------------
 
-    def _heartbeat(self, job_id: str, progress: _Counters, stop: threading.Event) -> None:
+    def _heartbeat(self, job_id: str, progress: _Counters, stop: _Running) -> None:
         """Renew the lease; when that fails (``database is locked`` after the busy
-        timeout, a full disk) the transfer stops, since the lease may soon pass on."""
-        while not stop.wait(self.options.heartbeat_s):
+        timeout, a full disk) the transfer stops, since the lease may soon pass on.
+        A job cancelled by another process stops here at its next heartbeat."""
+        while not stop.event.wait(self.options.heartbeat_s):
             try:
                 renewed = self._renew(job_id, progress)
             except Exception:
                 log.exception("job %s: heartbeat failed; stopping the transfer", job_id)
                 renewed = False
             if not renewed:
-                stop.set()  # cancelled, or the lease went (or may go) to another process
+                stop.halt()  # cancelled, or the lease went (or may go) to another process
 
     def _renew(self, job_id: str, progress: _Counters) -> bool:
         now = time.time()

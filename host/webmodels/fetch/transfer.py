@@ -24,6 +24,7 @@ from webmodels.digest import Digest
 from webmodels.errors import HostError
 from webmodels.fetch import resume
 from webmodels.fetch.access import AccessRefused, PageAccess, page_error
+from webmodels.fetch.interrupt import BodyReads
 from webmodels.fetch.resume import Action, ResumeState
 from webmodels.store.blobs import PendingBlob, reserve_for
 from webmodels.store.quotas import quota_exceeded
@@ -126,6 +127,7 @@ class Transfer:
         self.received = 0  # body bytes read in this run (not found on disk)
         self.spliced = False  # the bytes on disk continue an earlier response
         self.restarted: set[str] = set()  # URLs asked again from 0 after wrong bytes
+        self.reads = BodyReads()  # lets `interrupt` wake a read in flight
 
     # -- the loop over attempts and mirrors -------------------------------------------
 
@@ -236,7 +238,8 @@ class Transfer:
             raise _MirrorFailed(HostError("download_failed", f"{url}: too many redirects")) from exc
         except requests.exceptions.RequestException as exc:
             raise _MirrorFailed(HostError("download_failed", f"{url}: {_short(exc)}")) from exc
-        with response:
+        with response, self.reads.reading(response):
+            self._check_stop()  # stopped while the headers were awaited
             self._take(url, response, ranged=bool(headers))
 
     def _take(self, url: str, response: requests.Response, *, ranged: bool) -> None:
@@ -310,12 +313,15 @@ class Transfer:
                 self.progress(self.offset, self.state.total)
                 self._check_limit(self.offset)  # servers that announce no length
                 self._check_stop()
+            self._check_stop()  # `interrupt` ends the body early: not a short response
         except (requests.exceptions.RequestException, OSError, http.client.HTTPException) as exc:
             if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise
+            self._check_stop()  # the socket `interrupt` shut
             raise _Retry(f"connection lost at {self.offset} bytes: {_short(exc)}") from exc
         except Exception as exc:  # urllib3 ProtocolError / ReadTimeoutError subclasses
             if type(exc).__module__.startswith("urllib3"):
+                self._check_stop()
                 raise _Retry(f"connection lost at {self.offset} bytes: {_short(exc)}") from exc
             raise
         finally:
@@ -406,6 +412,11 @@ class Transfer:
     def _check_stop(self) -> None:
         if self.should_stop():
             raise Cancelled()
+
+    def interrupt(self) -> None:
+        """Wake a body read blocked in another thread (fetch/interrupt.py), once
+        `should_stop` says so. Any thread."""
+        self.reads.interrupt()
 
     def _sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
