@@ -12,6 +12,8 @@ This module owns the rules, as pure functions and one value (`PageAccess`):
   credentials, so ``*`` suffices, as for a credentials-less `fetch()`.
 * What a page learns of a failed transfer: a code and a fixed message
   (`page_error`); the real reason goes to the log only.
+* How large a download may grow (`check_size_allowed`): without a user gesture it
+  stays small, and none goes past its requester's quota.
 
 Where these rules meet the network (the connection made after DNS resolution, at
 every redirect hop; each response before its body is read) is `fetch/guard.py`.
@@ -29,6 +31,7 @@ from urllib.parse import urlsplit
 
 from webmodels.context import Origin
 from webmodels.errors import HostError
+from webmodels.store.quotas import quota_exceeded
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -218,3 +221,17 @@ def page_error(error: HostError) -> HostError:
     if error.code == "disk_full":
         return HostError("disk_full", "the disk holding the store is full")
     return HostError("download_failed", PAGE_DOWNLOAD_FAILED)
+
+
+def check_size_allowed(size: int | None, *, quota_left: int | None, size_limit: int | None) -> None:
+    """A download started without a user gesture stays small, and none goes past
+    its requester's quota (docs/design.md#privacy). ``size``: what the server says."""
+    if quota_left is not None and size is not None and size > quota_left:
+        raise quota_exceeded()  # the same reply as every quota a page can hit
+    if size_limit is not None and size is not None and size > size_limit:
+        raise HostError(
+            "user_activation_required",
+            f"a download of more than {size_limit} bytes needs a user gesture "
+            "on the page (a click or a key press) to start",
+            limit=size_limit,
+        )

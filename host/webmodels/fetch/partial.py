@@ -13,12 +13,14 @@ lock is skipped and the re-hash alone stands between a torn file and the store.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 from pathlib import Path
 
 from webmodels.digest import Digest
 from webmodels.errors import HostError
+from webmodels.fetch.resume import ResumeState
 from webmodels.store.blobs import PendingBlob
 
 try:
@@ -108,3 +110,19 @@ class PartialLock:
             raise HostError(
                 "integrity_mismatch", "the downloaded file changed on disk before publishing"
             )
+
+
+def read_sidecar(sidecar: Path) -> ResumeState:
+    """The resume state a previous attempt saved beside its partial file (none: start
+    over)."""
+    try:
+        return ResumeState.from_json(json.loads(sidecar.read_text(encoding="utf-8")))
+    except (OSError, ValueError, AttributeError):
+        return ResumeState()
+
+
+def write_sidecar(sidecar: Path, state: ResumeState) -> None:
+    """Save ``state`` beside the partial file, replacing the old one whole."""
+    temp = sidecar.with_suffix(".json.new")
+    temp.write_text(json.dumps(state.to_json()), encoding="utf-8")
+    os.replace(temp, sidecar)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -23,11 +22,11 @@ from typing import TYPE_CHECKING, BinaryIO
 from webmodels.digest import Digest
 from webmodels.errors import HostError
 from webmodels.fetch import resume
-from webmodels.fetch.access import AccessRefused, PageAccess, page_error
+from webmodels.fetch.access import AccessRefused, PageAccess, check_size_allowed, page_error
 from webmodels.fetch.interrupt import BodyReads
+from webmodels.fetch.partial import read_sidecar, write_sidecar
 from webmodels.fetch.resume import Action, ResumeState
 from webmodels.store.blobs import PendingBlob, reserve_for
-from webmodels.store.quotas import quota_exceeded
 
 if TYPE_CHECKING:
     import requests
@@ -121,7 +120,7 @@ class Transfer:
         self.urls = self.sources.urls
         self.progress = progress
         self.should_stop = should_stop
-        self.state = self._load_state()
+        self.state = read_sidecar(self.sidecar)
         self.hasher = hashlib.sha256()
         self.offset = 0
         self.received = 0  # body bytes read in this run (not found on disk)
@@ -374,16 +373,8 @@ class Transfer:
         self.state = ResumeState()
         self._save_state()
 
-    def _load_state(self) -> ResumeState:
-        try:
-            return ResumeState.from_json(json.loads(self.sidecar.read_text(encoding="utf-8")))
-        except (OSError, ValueError, AttributeError):
-            return ResumeState()
-
     def _save_state(self) -> None:
-        temp = self.sidecar.with_suffix(".json.new")
-        temp.write_text(json.dumps(self.state.to_json()), encoding="utf-8")
-        os.replace(temp, self.sidecar)
+        write_sidecar(self.sidecar, self.state)
 
     def _check_size(self, url: str, total: int | None) -> None:
         if self.expected_size is not None and total is not None and total != self.expected_size:
@@ -397,17 +388,7 @@ class Transfer:
             )
 
     def _check_limit(self, size: int | None) -> None:
-        """A download started without a user gesture stays small, and none goes past
-        its requester's quota (docs/design.md#privacy)."""
-        if self.quota_left is not None and size is not None and size > self.quota_left:
-            raise quota_exceeded()  # the same reply as every quota a page can hit
-        if self.size_limit is not None and size is not None and size > self.size_limit:
-            raise HostError(
-                "user_activation_required",
-                f"a download of more than {self.size_limit} bytes needs a user gesture "
-                "on the page (a click or a key press) to start",
-                limit=self.size_limit,
-            )
+        check_size_allowed(size, quota_left=self.quota_left, size_limit=self.size_limit)
 
     def _check_stop(self) -> None:
         if self.should_stop():
