@@ -24,7 +24,6 @@ view: they stream from the segments (`read_range`, `send_to`).
 from __future__ import annotations
 
 import bisect
-import errno
 import os
 import socket
 import sqlite3
@@ -42,6 +41,7 @@ from webmodels.store.records import Location
 from webmodels.store.segments import Inline, Recipe, Segment, SegmentStore, copy_to, verify
 from webmodels.store.segments.recipe import decode_recipe, encode_recipe
 from webmodels.store.segments.reconstruct import SegmentMissing
+from webmodels.store.segments.sending import send_parts
 
 if TYPE_CHECKING:
     from webmodels.store.store import Store
@@ -102,16 +102,9 @@ class SegmentedFiles:
         return copy_to(self.store, recipe, out_fd)
 
     def send_parts(self, recipe: Recipe, conn: socket.socket) -> None:
-        """The whole file into a connection: ``socket.sendfile`` per segment (kernel
-        side, and it honours the socket's timeout), inline bytes as they are."""
-        for part in recipe.parts:
-            if isinstance(part, Inline):
-                conn.sendall(part.data)
-                continue
-            # A lost segment ends the transfer short (an OSError, as a vanished file).
-            with self.store.path_of(part.digest).open("rb") as fh:
-                if conn.sendfile(fh, 0, part.size) != part.size:
-                    raise OSError(errno.EIO, f"segment {part.digest.hex} is short")
+        """The whole file into a connection: small parts gathered into larger sends,
+        large segments by ``sendfile`` (segments/sending.py)."""
+        send_parts(self.store, recipe.parts, conn)
 
     def view(self, digest: Digest, recipe: Recipe) -> Path:
         """The file reconstructed under ``views/`` (made once; read-only)."""
