@@ -28,7 +28,7 @@ import os
 import socket
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -66,14 +66,22 @@ class SegmentedFiles:
         return self.store.ingest(pending.temp_path)
 
     def publish(
-        self, db: sqlite3.Connection, digest: Digest, recipe: Recipe, pending: PendingBlob
+        self,
+        db: sqlite3.Connection,
+        digest: Digest,
+        recipe: Recipe,
+        pending: PendingBlob,
+        *,
+        rewrite: Callable[[], Recipe] | None = None,
     ) -> bool:
         """Index ``recipe`` for ``digest`` inside the caller's write transaction; False
-        when the file already had one (its counts stay as they are)."""
+        when the file already had one (its counts stay as they are). ``rewrite``
+        writes the segments again where no temp file holds the bytes."""
         if self.recipe_in(db, digest) is not None:
             return False
         if any(not self.store.has(segment) for segment in recipe.segments):
-            recipe = self.store.ingest(pending.temp_path)  # gc removed one meanwhile
+            # gc removed one meanwhile: write them again
+            recipe = rewrite() if rewrite is not None else self.store.ingest(pending.temp_path)
         db.execute(
             "INSERT INTO recipes (sha256, recipe) VALUES (?, ?)",
             (digest.hex, encode_recipe(recipe)),
