@@ -17,12 +17,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from support.containers import write_onnx, write_safetensors
+from support.containers import write_gguf, write_onnx, write_safetensors
 from webmodels.digest import Digest
 from webmodels.store import Store
 from webmodels.store.gc import execute_gc, plan_gc
-from webmodels.store.segments import Plan, Recipe
+from webmodels.store.segments import Plan, Recipe, plan
 from webmodels.store.segments.reaper import drain
+from webmodels.store.segments.split import plan_bytes
 
 IMPORT = (
     "import sys; from pathlib import Path; from webmodels.store import Store; "
@@ -134,3 +135,19 @@ def test_a_segment_gc_removed_before_the_commit_is_written_again(tmp_path: Path)
         recipe = store.recipe_of(digest)
         assert recipe is not None
         assert all(store.segmented.store.has(s) for s in recipe.segments)
+
+
+def test_a_file_held_in_memory_is_cut_where_its_path_would_be(tmp_path: Path) -> None:
+    """The one-pass import cuts the bytes it holds as `plan` cuts a file: every
+    container the same (so its segments are shared with files stored other ways)."""
+    rng = np.random.default_rng(3)
+    tensors = [rng.standard_normal(4096).astype(np.float32) for _ in range(5)]
+    files = {name: tmp_path / name for name in ("m.onnx", "t.safetensors", "t.gguf", "r.bin")}
+    write_onnx(files["m.onnx"], tensors)
+    write_safetensors(files["t.safetensors"], tensors)
+    write_gguf(files["t.gguf"], tensors)
+    files["r.bin"].write_bytes(rng.bytes(300 << 10))
+    for name, path in files.items():
+        held = plan_bytes(bytearray(path.read_bytes()))
+        assert held == plan(path), name
+        assert held.container != "chunks" or name == "r.bin", name
