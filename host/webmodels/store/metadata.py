@@ -112,7 +112,12 @@ class ModelMetadata:
 def sniff_format(path: Path) -> str:
     """Name the format of an opaque blob from its first bytes (never fails)."""
     with path.open("rb") as fh:
-        head = fh.read(_SNIFF_BYTES)
+        return sniff_bytes(fh.read(_SNIFF_BYTES))
+
+
+def sniff_bytes(head: bytes) -> str:
+    """`sniff_format` of a file whose first bytes are ``head``."""
+    head = head[:_SNIFF_BYTES]
     if head.startswith(b"GGUF"):
         return "gguf"
     if head[4:8] == b"TFL3":
@@ -134,9 +139,29 @@ def read_onnx_metadata(path: Path) -> ModelMetadata:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf raises DecodeError and friends
         raise HostError("model_invalid", f"not an ONNX model: {_short(exc)}") from exc
+    return _checked(model)
+
+
+def onnx_metadata_of(data: bytes | bytearray | memoryview) -> ModelMetadata:
+    """`read_onnx_metadata` of a file held in memory (the bytes being stored)."""
+    import onnx
+
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(data)
+    except Exception as exc:  # protobuf raises DecodeError and friends
+        raise HostError("model_invalid", f"not an ONNX model: {_short(exc)}") from exc
+    return _checked(model, bytes(data))  # the checker takes these bytes as they are
+
+
+def _checked(model: Any, serialized: bytes | None = None) -> ModelMetadata:
+    """Metadata of a parsed model, after the checks; ``serialized``: its bytes (else
+    the checker serializes the model again)."""
+    import onnx
+
     _refuse_external_data(model)
     try:
-        onnx.checker.check_model(model)
+        onnx.checker.check_model(model if serialized is None else serialized)
     except Exception as exc:
         raise HostError(
             "model_invalid", f"the ONNX checker refused the model: {_short(exc)}"

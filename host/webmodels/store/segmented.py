@@ -24,13 +24,12 @@ view: they stream from the segments (`read_range`, `send_to`).
 from __future__ import annotations
 
 import bisect
-import errno
 import logging
 import os
 import socket
 import sqlite3
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,6 +42,7 @@ from webmodels.store.records import Location
 from webmodels.store.segments import Inline, Recipe, Segment, SegmentStore, copy_to, verify
 from webmodels.store.segments.recipe import decode_recipe, encode_recipe
 from webmodels.store.segments.reconstruct import SegmentMissing
+from webmodels.store.segments.sending import send_parts
 from webmodels.store.segments.split import split
 
 if TYPE_CHECKING:
@@ -71,14 +71,22 @@ class SegmentedFiles:
         return self.store.ingest(pending.temp_path)
 
     def publish(
-        self, db: sqlite3.Connection, digest: Digest, recipe: Recipe, pending: PendingBlob
+        self,
+        db: sqlite3.Connection,
+        digest: Digest,
+        recipe: Recipe,
+        pending: PendingBlob,
+        *,
+        rewrite: Callable[[], Recipe] | None = None,
     ) -> bool:
         """Index ``recipe`` for ``digest`` inside the caller's write transaction; False
-        when the file already had one (its counts stay as they are)."""
+        when the file already had one (its counts stay as they are). ``rewrite``
+        writes the segments again where no temp file holds the bytes."""
         if self.recipe_in(db, digest) is not None:
             return False
         if any(not self.store.has(segment) for segment in recipe.segments):
-            recipe = self.store.ingest(pending.temp_path)  # gc removed one meanwhile
+            # gc removed one meanwhile: write them again
+            recipe = rewrite() if rewrite is not None else self.store.ingest(pending.temp_path)
         db.execute(
             "INSERT INTO recipes (sha256, recipe) VALUES (?, ?)",
             (digest.hex, encode_recipe(recipe)),
@@ -107,16 +115,9 @@ class SegmentedFiles:
         return copy_to(self.store, recipe, out_fd)
 
     def send_parts(self, recipe: Recipe, conn: socket.socket) -> None:
-        """The whole file into a connection: ``socket.sendfile`` per segment (kernel
-        side, and it honours the socket's timeout), inline bytes as they are."""
-        for part in recipe.parts:
-            if isinstance(part, Inline):
-                conn.sendall(part.data)
-                continue
-            # A lost segment ends the transfer short (an OSError, as a vanished file).
-            with self.store.path_of(part.digest).open("rb") as fh:
-                if conn.sendfile(fh, 0, part.size) != part.size:
-                    raise OSError(errno.EIO, f"segment {part.digest.hex} is short")
+        """The whole file into a connection: small parts gathered into larger sends,
+        large segments by ``sendfile`` (segments/sending.py)."""
+        send_parts(self.store, recipe.parts, conn)
 
     def view(self, digest: Digest, recipe: Recipe) -> Path:
         """The file reconstructed under ``views/`` (made once; read-only)."""

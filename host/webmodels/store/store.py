@@ -10,6 +10,7 @@ Invariants (tests in tests/store check each):
 
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
 import time
@@ -20,11 +21,11 @@ from types import TracebackType
 from webmodels.config import Config
 from webmodels.digest import Digest
 from webmodels.errors import HostError
-from webmodels.store import derived, listing, segmented
+from webmodels.store import derived, importing, listing, segmented
 from webmodels.store import preinstalled_index as pre_index
 from webmodels.store.blobs import BlobFiles, PendingBlob, Progress, disk_error
 from webmodels.store.index import Index
-from webmodels.store.metadata import ModelMetadata, read_onnx_metadata, sniff_format
+from webmodels.store.metadata import ModelMetadata
 from webmodels.store.records import (
     ImportResult,
     Location,
@@ -90,46 +91,8 @@ class Store:
         raw: bool = False,
         progress: Progress | None = None,
     ) -> ImportResult:
-        """Copy a file into the store (hashing as it goes). ONNX unless ``raw``."""
-        source = Path(path)
-        if source.is_dir():
-            raise HostError("bad_request", f"{source} is a folder, not a model file")
-        try:
-            size = source.stat().st_size if source.is_file() else None
-            with source.open("rb") as fh:
-                # Kept as segments, the temp file is never published: the segments'
-                # own flush makes what is stored durable (segments/durable.py).
-                pending = self.files.write_stream(
-                    fh,
-                    expected_size=size,
-                    progress=progress,
-                    durable=not self.segmented.enabled,
-                )
-        except FileNotFoundError as exc:
-            raise HostError("not_found", f"no such file: {source}") from exc
-        except PermissionError as exc:
-            raise HostError("access_denied", f"cannot read {source}: {exc}") from exc
-        except OSError as exc:  # the source's disk failed (ours became a HostError)
-            raise HostError("internal", f"cannot read {source}: {exc.strerror or exc}") from exc
-        try:
-            try:
-                metadata = (
-                    ModelMetadata(format=sniff_format(pending.temp_path))
-                    if raw
-                    else read_onnx_metadata(pending.temp_path)
-                )
-            except OSError as exc:  # the temp file's disk failed
-                raise disk_error(exc, self.root) from exc
-            return self.ingest(
-                pending,
-                metadata,
-                origin="imported",
-                refs=[("import", str(source.absolute()))],
-                name=name,
-                version=version,
-            )
-        finally:
-            self.files.discard(pending)  # no-op once published
+        """Copy a file into the store (store/importing.py). ONNX unless ``raw``."""
+        return importing.import_file(self, path, name, version, raw, progress)
 
     def ingest(
         self,
@@ -141,8 +104,10 @@ class Store:
         name: str | None = None,
         version: str | None = None,
         expected: Digest | None = None,
+        write: Callable[[], Recipe] | None = None,
     ) -> ImportResult:
-        """Publish verified bytes and index them in one write transaction."""
+        """Publish verified bytes and index them in one write transaction (``write``:
+        the segments' writer where no temp file holds the bytes, store/importing.py)."""
         if expected is not None and expected != pending.digest:
             self.files.discard(pending)
             raise HostError(
@@ -155,7 +120,9 @@ class Store:
         published = moved = False
         recipe: Recipe | None = None
         try:
-            recipe = self.segmented.ingest(pending) if self.segmented.enabled else None
+            if self.segmented.enabled and write is None:
+                write = functools.partial(self.segmented.ingest, pending)
+            recipe = write() if write is not None else None
             with self.index.write() as db:
                 moved = True  # from here the file may be in place (a failed fsync after it)
                 published = recipe is not None or self.files.publish(pending)
@@ -167,7 +134,7 @@ class Store:
                     (digest.hex, origin, now),
                 )
                 if recipe is not None:
-                    published = self.segmented.publish(db, digest, recipe, pending)
+                    published = self.segmented.publish(db, digest, recipe, pending, rewrite=write)
                 for ref in refs:
                     add_ref(db, digest, ref, now)
         except BaseException as exc:

@@ -44,8 +44,15 @@ def gguf_spans(path: Path) -> list[Span]:
             return _Reader(view, size).spans()
 
 
+def gguf_spans_of(data: bytes | bytearray) -> list[Span]:
+    """`gguf_spans` of a file held in memory."""
+    if len(data) < 24:
+        raise ContainerInvalid("shorter than a GGUF header")
+    return _Reader(data, len(data)).spans()
+
+
 class _Reader:
-    def __init__(self, data: mmap.mmap, size: int) -> None:
+    def __init__(self, data: mmap.mmap | bytes | bytearray, size: int) -> None:
         self.data, self.size, self.pos = data, size, 0
 
     def spans(self) -> list[Span]:
@@ -121,6 +128,6 @@ class _Reader:
         end = self.pos + length
         if end > self.size:
             raise ContainerInvalid("truncated GGUF header")
-        data = self.data[self.pos : end]
+        data = bytes(self.data[self.pos : end])
         self.pos = end
         return data

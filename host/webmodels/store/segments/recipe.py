@@ -9,6 +9,7 @@ parts that add up to ``size``.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import msgpack
@@ -18,6 +19,7 @@ from webmodels.digest import Digest
 RECIPE_VERSION = 1
 INLINE_MAX = 4096  # bytes; a run this small costs more as a file than in the recipe
 MAX_PARTS = 1 << 22  # 4M parts: a 1 TB file in 256 KiB chunks
+_CACHED_MAX = 64 << 10  # encoded bytes (about 1,500 parts) of a recipe kept decoded
 
 
 class RecipeInvalid(ValueError):
@@ -70,6 +72,20 @@ def encode_recipe(recipe: Recipe) -> bytes:
 
 
 def decode_recipe(data: bytes) -> Recipe:
+    """The recipe encoded in ``data``; `RecipeInvalid` if it is not one. Recipes of
+    up to `_CACHED_MAX` encoded bytes are kept decoded (a recipe is immutable, and
+    every read of a file decodes its recipe: hundreds of parts for a small model)."""
+    if len(data) > _CACHED_MAX:
+        return _decode(data)
+    return _decode_cached(bytes(data))
+
+
+@functools.lru_cache(maxsize=64)
+def _decode_cached(data: bytes) -> Recipe:
+    return _decode(data)
+
+
+def _decode(data: bytes) -> Recipe:
     try:
         value = msgpack.unpackb(data, raw=False, max_array_len=MAX_PARTS)
     except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:

@@ -28,16 +28,30 @@ def safetensors_spans(path: Path) -> list[Span]:
     with path.open("rb") as fh:
         size = fh.seek(0, 2)
         fh.seek(0)
-        head = fh.read(8)
-        if len(head) < 8:
-            raise ContainerInvalid("shorter than a safetensors header length")
-        (length,) = struct.unpack("<Q", head)
-        if not 2 <= length <= min(MAX_HEADER, size - 8):
-            raise ContainerInvalid(f"a safetensors header of {length} bytes")
-        try:
-            header = json.loads(fh.read(length))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise ContainerInvalid(f"the safetensors header is not JSON: {exc}") from exc
+        length = _header_length(fh.read(8), size)
+        return _spans(fh.read(length), length, size)
+
+
+def safetensors_spans_of(data: bytes | bytearray) -> list[Span]:
+    """`safetensors_spans` of a file held in memory."""
+    length = _header_length(bytes(data[:8]), len(data))
+    return _spans(bytes(data[8 : 8 + length]), length, len(data))
+
+
+def _header_length(head: bytes, size: int) -> int:
+    if len(head) < 8:
+        raise ContainerInvalid("shorter than a safetensors header length")
+    (length,) = struct.unpack("<Q", head)
+    if not 2 <= length <= min(MAX_HEADER, size - 8):
+        raise ContainerInvalid(f"a safetensors header of {length} bytes")
+    return int(length)
+
+
+def _spans(text: bytes, length: int, size: int) -> list[Span]:
+    try:
+        header = json.loads(text)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ContainerInvalid(f"the safetensors header is not JSON: {exc}") from exc
     if not isinstance(header, dict):
         raise ContainerInvalid("the safetensors header is not a JSON object")
     base = 8 + length

@@ -36,7 +36,7 @@ from webmodels.store.blobs import move_to_quarantine, process_alive
 from webmodels.store.segments.durable import sync_files, sync_renames
 from webmodels.store.segments.reaper import remove_later
 from webmodels.store.segments.recipe import Inline, Part, Recipe, Segment
-from webmodels.store.segments.split import Piece, mapped_file, plan
+from webmodels.store.segments.split import Piece, Plan, mapped_file, plan
 
 LAYOUT = "segments-v1"
 _BLOCK = 1 << 20
@@ -80,17 +80,37 @@ class SegmentStore:
         self.ensure()
         layout = plan(path, graph=graph)
         written: list[tuple[Path, Digest, int]] = []
-        folders: set[Path] = set()
         try:
             with mapped_file(path, layout.size) as data:
                 parts = [self._part(data, piece, written) for piece in layout.pieces]
-            self.make_durable([temp for temp, _, _ in written])
-            while written:
-                folders.add(self._publish(*written[-1]))
-                written.pop()  # renamed: no longer ours to remove
+            return self._commit(parts, written)
         finally:
             for temp, _, _ in written:  # not renamed: a failure on the way
                 temp.unlink(missing_ok=True)
+
+    def ingest_bytes(self, data: memoryview, layout: Plan) -> Recipe:
+        """Store a file held in memory as segments, cut as ``layout`` says (made from
+        these bytes: `split.plan_bytes`); its recipe. ``data`` is the caller's own
+        copy, which nothing changes meanwhile: each piece is hashed and written
+        straight from it. The same steps as `ingest` follow (one flush, the renames,
+        one more flush)."""
+        self.ensure()
+        written: list[tuple[Path, Digest, int]] = []
+        try:
+            parts = [self._part(data, piece, written, private=True) for piece in layout.pieces]
+            return self._commit(parts, written)
+        finally:
+            for temp, _, _ in written:
+                temp.unlink(missing_ok=True)
+
+    def _commit(self, parts: list[Part], written: list[tuple[Path, Digest, int]]) -> Recipe:
+        """Flush the written temp files, rename each into place (taking it off
+        ``written``), flush the renames."""
+        folders: set[Path] = set()
+        self.make_durable([temp for temp, _, _ in written])
+        while written:
+            folders.add(self._publish(*written[-1]))
+            written.pop()  # renamed: no longer ours to remove
         if folders:
             self.make_renames_durable(folders)  # the renames themselves survive a crash
         return Recipe(tuple(parts))
@@ -134,7 +154,12 @@ class SegmentStore:
         return sum(path.stat().st_size for _, path in self.iter_segments())
 
     def _part(
-        self, data: memoryview, piece: Piece, written: list[tuple[Path, Digest, int]]
+        self,
+        data: memoryview,
+        piece: Piece,
+        written: list[tuple[Path, Digest, int]],
+        *,
+        private: bool = False,
     ) -> Part:
         if piece.inline:
             return Inline(bytes(data[piece.offset : piece.offset + piece.length]))
@@ -143,7 +168,7 @@ class SegmentStore:
         # would make closing the map fail and hide the error (a full disk).
         with data[piece.offset : piece.offset + piece.length] as chunk:
             try:
-                digest = _write_hashed(temp, chunk)
+                digest = _write_hashed(temp, chunk, private=private)
             except BaseException:
                 temp.unlink(missing_ok=True)
                 raise
@@ -176,24 +201,32 @@ class SegmentStore:
             return False
 
 
-def _write_hashed(temp: Path, chunk: memoryview) -> Digest:
+def _write_hashed(temp: Path, chunk: memoryview, *, private: bool = False) -> Digest:
     """Write ``chunk`` to a new ``temp`` file; the SHA-256 of exactly the bytes
-    written (each block is copied first: the source may change under a map)."""
+    written (each block is copied first: the source may change under a map; not
+    when ``private``: the caller's own bytes, which nothing else changes)."""
     hasher = hashlib.sha256()
     # Created read-only (0400, the user's alone), as published: no chmod before the
     # rename; the descriptor opened here still writes.
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
     try:
-        for start in range(0, len(chunk), _BLOCK):
-            block = bytes(chunk[start : start + _BLOCK])
-            hasher.update(block)
-            view = memoryview(block)
-            while view:
-                view = view[os.write(fd, view) :]
+        if private:
+            hasher.update(chunk)
+            _write_all(fd, chunk)
+        else:
+            for start in range(0, len(chunk), _BLOCK):
+                block = bytes(chunk[start : start + _BLOCK])
+                hasher.update(block)
+                _write_all(fd, memoryview(block))
         _start_writeback(fd)
     finally:
         os.close(fd)
     return Digest(hasher.hexdigest())
+
+
+def _write_all(fd: int, view: memoryview) -> None:
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _start_writeback(fd: int) -> None:

@@ -18,11 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from webmodels.digest import Digest
+from webmodels.store.protowire import WireCaps
 from webmodels.store.segments.chunking import cdc_spans
-from webmodels.store.segments.gguf_spans import MAGIC, gguf_spans
-from webmodels.store.segments.onnx_spans import external_spans, onnx_spans
+from webmodels.store.segments.gguf_spans import MAGIC, gguf_spans, gguf_spans_of
+from webmodels.store.segments.onnx_spans import external_spans, onnx_spans, scan_model
 from webmodels.store.segments.recipe import INLINE_MAX, Inline, Part, Recipe, Segment
-from webmodels.store.segments.safetensors_spans import looks_like_safetensors, safetensors_spans
+from webmodels.store.segments.safetensors_spans import (
+    looks_like_safetensors,
+    safetensors_spans,
+    safetensors_spans_of,
+)
 from webmodels.store.segments.spans import ContainerInvalid, Span
 
 
@@ -48,6 +53,15 @@ def plan(path: Path, *, graph: Path | None = None) -> Plan:
     with mapped_file(path, size) as data:
         pieces = _pieces(data, size, spans)
     return Plan(container, size, tuple(pieces))
+
+
+def plan_bytes(data: bytearray) -> Plan:
+    """How to cut a file held in memory (`plan` reads it from a path): the same cuts,
+    found in the same bytes that are then stored."""
+    container, spans = _spans_of(data)
+    with memoryview(data) as view:
+        pieces = _pieces(view, len(data), spans)
+    return Plan(container, len(data), tuple(pieces))
 
 
 def split(path: Path, *, graph: Path | None = None) -> Recipe:
@@ -91,6 +105,21 @@ def _tensor_spans(path: Path, graph: Path | None) -> tuple[str, list[Span]]:
         return "onnx", onnx_spans(path).inline
     except (ContainerInvalid, OSError, ValueError):
         return "chunks", []  # cut by content alone; see the module docstring
+
+
+def _spans_of(data: bytearray) -> tuple[str, list[Span]]:
+    head = bytes(data[:16])
+    try:
+        if head[:4] == MAGIC:
+            return "gguf", gguf_spans_of(data)
+        if looks_like_safetensors(head):
+            return "safetensors", safetensors_spans_of(data)
+        if not data:
+            raise ContainerInvalid("an empty file")
+        with memoryview(data) as view:
+            return "onnx", scan_model(view, WireCaps()).inline
+    except (ContainerInvalid, ValueError):
+        return "chunks", []
 
 
 def _pieces(data: memoryview, size: int, spans: list[Span]) -> list[Piece]:

@@ -1,0 +1,174 @@
+"""Importing a file the user chose (``webmodels import``) into the store: `import_file`.
+
+The whole-file store copies the file into a temp file while hashing it, parses the
+copy and publishes it (`Store.ingest`). With segments on, a file of up to
+`ONE_PASS_MAX` bytes is read once, into memory, and everything comes from that one
+copy: the file's SHA-256, its metadata (``onnx`` parsed the whole file in memory
+before too), where it is cut and the segments written straight from it. No temp
+copy of the whole file is written, flushed or removed, and the segments' flush is
+the only one. A larger file takes the temp-file route, its segments cut from the
+copy (`SegmentStore.ingest`).
+
+The guarantees do not change: the SHA-256 of the whole file is known before anything
+is written; each segment reaches the disk before it is renamed into place and is
+renamed before the index transaction naming it commits; a segment already held costs
+the steps a new one does (segments/segment_store.py); a segment that `gc` removed in
+between is written again from the same bytes inside the transaction; a process
+killed at any point leaves only temp files of a dead writer and segments no recipe
+names, which the next start and `gc` remove.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from webmodels.digest import Digest
+from webmodels.errors import HostError
+from webmodels.store.blobs import CHUNK, PendingBlob, Progress, disk_error
+from webmodels.store.metadata import (
+    ModelMetadata,
+    onnx_metadata_of,
+    read_onnx_metadata,
+    sniff_bytes,
+    sniff_format,
+)
+from webmodels.store.records import ImportResult
+from webmodels.store.segments import Recipe
+from webmodels.store.segments.split import Plan, plan_bytes
+
+if TYPE_CHECKING:
+    from webmodels.store.store import Store
+
+# Bytes: larger files are copied to a temp file first. Held in memory, a file costs its
+# size in RSS, and nothing may hold a whole large file in memory (docs/manifests.md).
+ONE_PASS_MAX = 64 << 20
+
+
+def import_file(
+    store: Store,
+    path: Path,
+    name: str | None,
+    version: str | None,
+    raw: bool,
+    progress: Progress | None,
+) -> ImportResult:
+    """Copy a file into the store (hashing as it goes). ONNX unless ``raw``."""
+    source = Path(path)
+    if source.is_dir():
+        raise HostError("bad_request", f"{source} is a folder, not a model file")
+    held: bytearray | None = None
+    pending: PendingBlob | None = None
+    try:
+        size = source.stat().st_size if source.is_file() else None
+        with source.open("rb") as fh:
+            if store.segmented.enabled and size is not None and size <= ONE_PASS_MAX:
+                store.files.check_free_space(size)
+                held = _read_whole(fh, size, progress)
+            else:
+                # Kept as segments, the temp file is never published: the segments'
+                # own flush makes what is stored durable (segments/durable.py).
+                pending = store.files.write_stream(
+                    fh,
+                    expected_size=size,
+                    progress=progress,
+                    durable=not store.segmented.enabled,
+                )
+    except FileNotFoundError as exc:
+        raise HostError("not_found", f"no such file: {source}") from exc
+    except PermissionError as exc:
+        raise HostError("access_denied", f"cannot read {source}: {exc}") from exc
+    except OSError as exc:  # the source's disk failed (ours became a HostError)
+        raise HostError("internal", f"cannot read {source}: {exc.strerror or exc}") from exc
+    refs = [("import", str(source.absolute()))]
+    if held is not None:
+        return _import_held(store, held, raw=raw, refs=refs, name=name, version=version)
+    assert pending is not None
+    try:
+        try:
+            metadata = (
+                ModelMetadata(format=sniff_format(pending.temp_path))
+                if raw
+                else read_onnx_metadata(pending.temp_path)
+            )
+        except OSError as exc:  # the temp file's disk failed
+            raise disk_error(exc, store.root) from exc
+        return store.ingest(
+            pending, metadata, origin="imported", refs=refs, name=name, version=version
+        )
+    finally:
+        store.files.discard(pending)  # no-op once published
+
+
+def _read_whole(fh: io.BufferedReader, size: int, progress: Progress | None) -> bytearray:
+    """The file's bytes as read now (a file that changed size since its ``stat``
+    is taken as it reads: what is stored is what was hashed)."""
+    data = bytearray(size)
+    got = 0
+    with memoryview(data) as view:
+        while got < size:
+            count = fh.readinto(view[got : got + CHUNK])
+            if not count:
+                break
+            got += count
+            if progress:
+                progress(got)
+    del data[got:]
+    while more := fh.read(CHUNK):  # it grew
+        data += more
+        if progress:
+            progress(len(data))
+    return data
+
+
+def _import_held(
+    store: Store,
+    data: bytearray,
+    *,
+    raw: bool,
+    refs: list[tuple[str, str]],
+    name: str | None,
+    version: str | None,
+) -> ImportResult:
+    digest = Digest(hashlib.sha256(data).hexdigest())
+    metadata = (
+        ModelMetadata(format=sniff_bytes(bytes(data[:64]))) if raw else onnx_metadata_of(data)
+    )
+    layout = plan_bytes(data)
+    # No temp file holds these bytes: the name is never created (`Store.ingest`
+    # publishes the recipe, not a file, and discarding the name removes nothing).
+    unwritten = store.files.tmp_dir / f"{os.getpid()}-{uuid.uuid4().hex}.held"
+    pending = PendingBlob(unwritten, digest, len(data))
+    with memoryview(data) as view:
+
+        def write() -> Recipe:
+            return store.segmented.store.ingest_bytes(view, layout)
+
+        try:
+            return store.ingest(
+                pending,
+                metadata,
+                origin="imported",
+                refs=refs,
+                name=name,
+                version=version,
+                write=write,
+            )
+        except BaseException:
+            # `Store.ingest` takes back what a failed publish wrote by cutting its temp
+            # file again; these bytes have none, so their segments are named from here.
+            store.segmented.remove_unnamed(store.index, _segment_digests(view, layout))
+            raise
+
+
+def _segment_digests(data: memoryview, layout: Plan) -> list[Digest]:
+    """The segments ``layout`` cuts from ``data`` (hashed again: only after a failure)."""
+    return [
+        Digest(hashlib.sha256(data[p.offset : p.offset + p.length]).hexdigest())
+        for p in layout.pieces
+        if not p.inline
+    ]
