@@ -235,18 +235,25 @@ def test_a_background_pull_is_one_job_entry_and_a_host_finishes_it(
     assert (entry["kind"], entry["name"], entry["version"]) == ("model", "t/chain", "1.0.0")
     assert {f["path"] for f in entry["files"]} == set(files) and entry["state"] == "active"
     host = HostProcess(home)  # takes the jobs over, and saves the model after the last
+
+    def model_line() -> str:
+        table = run_cli(home, "jobs").stdout  # one line for the model, then its files
+        assert "t/chain@1.0.0 (3 files)" in table and "  model.onnx_data: http" in table
+        [line] = [row for row in table.splitlines() if "(3 files)" in row]
+        return line
+
     try:
+        # The model is saved when its last file is stored, and that file's job is marked
+        # done just after: wait for both while the host runs (a host killed in between
+        # leaves the job to the next one, which finds the file stored).
         deadline = time.monotonic() + 60
-        while not manifests(home):
-            assert time.monotonic() < deadline, "the host did not save the model"
-            time.sleep(0.1)
+        while not manifests(home) or " done " not in (line := model_line()):
+            assert time.monotonic() < deadline, "the host did not finish the model"
+            time.sleep(0.2)
     finally:
         host.kill()
     [stored] = manifests(home)
     assert (stored.name, stored.version) == ("t/chain", "1.0.0")
-    table = run_cli(home, "jobs").stdout  # one line for the model, then its files
-    assert "t/chain@1.0.0 (3 files)" in table and "  model.onnx_data: http" in table
-    [line] = [row for row in table.splitlines() if "(3 files)" in row]
     assert " done " in line and "(100%)" in line
 
 
