@@ -10,7 +10,6 @@ sharing comes from the segments alone, not from the graph naming the source's fi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +18,8 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from webmodels.config import Config
 from webmodels.digest import Digest
-from webmodels.runtime.probe import ProbeResult, ProviderProbe
 from webmodels.runtime.sessions import SessionManager
-from webmodels.runtime.settings import SessionSettings
 from webmodels.runtime.tensors import Tensor
 from webmodels.store.store import Store
 
@@ -55,18 +51,6 @@ def four_weights(path: Path) -> Path:
     model.ir_version = 8
     onnx.save(model, str(path))
     return path
-
-
-@pytest.fixture
-def manager(tmp_path: Path) -> Iterator[tuple[SessionManager, Store]]:
-    config = Config(home=tmp_path / "home", log_dir=tmp_path / "logs", store_segments=True)
-    store = Store.open(config)
-    probe = ProviderProbe(runner=lambda timeout: ProbeResult("1.31.1", (CPU,), (CPU,)))
-    settings = SessionSettings(background_compile=False)
-    sessions = SessionManager(store, probe, settings, log_path=tmp_path / "worker.log").start()
-    yield sessions, store
-    sessions.close()
-    store.close()
 
 
 def run(sessions: SessionManager, session_id: str) -> bytes:

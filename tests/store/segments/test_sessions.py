@@ -12,7 +12,6 @@ segment linked once)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,12 +23,9 @@ from onnx import TensorProto, helper, numpy_helper
 from methods.test_sessions import PAGE_A, upload
 from support.host import HostProcess
 from support.runtime_models import wire, wire_bytes
-from webmodels.config import Config
 from webmodels.digest import Digest
 from webmodels.errors import HostError
-from webmodels.runtime.probe import ProbeResult, ProviderProbe
 from webmodels.runtime.sessions import SessionManager
-from webmodels.runtime.settings import SessionSettings
 from webmodels.runtime.tensors import Tensor
 from webmodels.store.metadata import describe_file
 from webmodels.store.store import Store
@@ -77,18 +73,6 @@ def tiny_model(path: Path, seed: int = 8) -> Path:
     model.ir_version = 8
     onnx.save(model, str(path))
     return path
-
-
-@pytest.fixture
-def manager(tmp_path: Path) -> Iterator[tuple[SessionManager, Store]]:
-    config = Config(home=tmp_path / "home", log_dir=tmp_path / "logs", store_segments=True)
-    store = Store.open(config)
-    probe = ProviderProbe(runner=lambda timeout: ProbeResult("1.31.1", (CPU,), (CPU,)))
-    settings = SessionSettings(background_compile=False)
-    sessions = SessionManager(store, probe, settings, log_path=tmp_path / "worker.log").start()
-    yield sessions, store
-    sessions.close()
-    store.close()
 
 
 def outputs_match(sessions: SessionManager, digest: Digest, source: Path) -> None:
