@@ -76,7 +76,6 @@ from webmodels.store.segments import (  # noqa: E402
 
 # the module, not the function the package exports under the same name
 split_module = importlib.import_module("webmodels.store.segments.split")
-durable = importlib.import_module("webmodels.store.segments.durable")
 WHEELS = ROOT / ".cache" / "wheels"
 # group: [(wheel requirement, member), ...]; the first member gets the variants.
 MODELS: dict[str, list[tuple[str, str]]] = {
@@ -493,8 +492,6 @@ def alt_of(args: argparse.Namespace) -> Alt | None:
     if args.alt_segment_min is not None:
         n = args.alt_segment_min
         return f"segment minimum {n}", lambda: setting(split_module, "SEGMENT_MIN", n)
-    if args.alt_two_flush:
-        return "two flushes", lambda: setting(durable, "_SYNC_FILE_RANGE", None)
     return None
 
 
@@ -511,7 +508,6 @@ def main() -> None:
     parser.add_argument("--table", action="store_true", help="the corpus table, --store-only too")
     parser.add_argument("--segment-min", type=int, help="smallest tensor kept as a segment")
     parser.add_argument("--alt-segment-min", type=int, help="a third store: this minimum")
-    parser.add_argument("--alt-two-flush", action="store_true", help="a third store: two flushes")
     args = parser.parse_args()
     if args.segment_min is not None:
         split_module.SEGMENT_MIN = args.segment_min

@@ -10,8 +10,8 @@ same run, alternating rounds (a change of load hits both alike).
   as they are, ``SegmentedFiles.send_parts``), drained by a reader thread.
 
 ``alt`` adds a third store to the rounds: segments again, imported inside a context
-that changes one setting (scripts/bench/segments.py: another segment minimum, the
-two-flush path), so a change is measured against the code as it is in the same run.
+that changes one setting (scripts/bench/segments.py: another segment minimum), so a
+change is measured against the code as it is in the same run.
 
 Ratios are segments / today for time (import) and today / segments for time of reads
 (so a read ratio is segments' MB/s over today's). Targets (issue 15): import <= 1.5,

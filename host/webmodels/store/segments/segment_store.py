@@ -7,19 +7,19 @@ Layout (under the store's root; ``segments-v1`` is this layout's version)::
     segments-v1/quarantine/<64 hex>.<UTC>  segments that failed verification
 
 `ingest` reads each piece of the plan once: it copies the bytes into a private temp
-file while hashing them; once all are written their bytes reach the device
-(``sync_file_range`` on Linux, waited for; elsewhere a flush: `durable`), it renames
-each into place and one flush (``syncfs``) makes the files and renames durable. The
-256 shard folders are made once, by `ensure`.
-A segment already held takes the same steps as a new one: written, flushed, then
-renamed once (aside, not over the held file: freeing the held file's blocks cost
-milliseconds a segment, where a rename to a new name costs microseconds; the aside
-copy is removed in the background, `reaper`), so the time to store bytes does not
-tell whether someone else stored them first. (A held segment whose bytes rotted is
-not healed by storing it again: `verify` finds it and `quarantine` takes it out,
-after which storing it publishes it afresh.) Publishing is idempotent and needs no
-lock: every writer has its own temp file, and only bytes whose hash was just
-computed from the written copy are renamed.
+file while hashing them; once all are written one flush makes them durable (``syncfs``
+on Linux, else an fsync each: `durable`), it renames each into place and one more
+flush makes the renames durable. The 256 shard folders are made once, by `ensure`.
+A segment already
+held takes the same steps as a new one: written, flushed, then renamed once (aside,
+not over the held file: freeing the held file's blocks cost milliseconds a segment,
+where a rename to a new name costs microseconds; the aside copy is removed in the
+background, `reaper`), so the time to store bytes does not tell whether someone else
+stored them first. (A held segment whose bytes rotted is not healed by storing it
+again: `verify` finds it and `quarantine` takes it out, after which storing it
+publishes it afresh.) Publishing is idempotent and needs no lock:
+every writer has its own temp file, and only bytes whose hash was just computed from
+the written copy are renamed.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from pathlib import Path
 from webmodels.digest import Digest
 from webmodels.permissions import make_private_dir
 from webmodels.store.blobs import move_to_quarantine, process_alive
-from webmodels.store.segments.durable import sync_files, sync_renames, write_back
+from webmodels.store.segments.durable import sync_files, sync_renames
 from webmodels.store.segments.reaper import remove_later
 from webmodels.store.segments.recipe import Inline, Part, Recipe, Segment
 from webmodels.store.segments.split import Piece, Plan, mapped_file, plan
@@ -73,8 +73,8 @@ class SegmentStore:
     def ingest(self, path: Path, *, graph: Path | None = None) -> Recipe:
         """Store the file at ``path`` as segments; its recipe (see `split.plan`).
 
-        Every segment is written and hashed first, then its bytes reach the device,
-        then all are renamed and one flush makes them and the renames durable: an fsync per
+        Every segment is written and hashed first, then one flush makes all durable,
+        then all are renamed and one more flush makes the renames durable: an fsync per
         segment and per shard folder cost a journal commit each (ingest ran at a
         quarter of a whole-file import on the corpus of scripts/bench/segments.py)."""
         self.ensure()
@@ -92,8 +92,8 @@ class SegmentStore:
         """Store a file held in memory as segments, cut as ``layout`` says (made from
         these bytes: `split.plan_bytes`); its recipe. ``data`` is the caller's own
         copy, which nothing changes meanwhile: each piece is hashed and written
-        straight from it. The same steps as `ingest` follow (the bytes written back,
-        the renames, one flush)."""
+        straight from it. The same steps as `ingest` follow (one flush, the renames,
+        one more flush)."""
         self.ensure()
         written: list[tuple[Path, Digest, int]] = []
         try:
@@ -116,10 +116,8 @@ class SegmentStore:
         return Recipe(tuple(parts))
 
     def make_durable(self, temps: list[Path]) -> None:
-        """The written temp files' bytes reach the disk before any is renamed: written
-        back and waited for, so the one flush after the renames commits both (see
-        `durable`); else flushed here, as the second flush commits only the renames."""
-        if temps and not write_back(temps):
+        """The written temp files' bytes reach the disk before any is renamed."""
+        if temps:
             sync_files(self.base, temps)
 
     def make_renames_durable(self, folders: set[Path]) -> None:

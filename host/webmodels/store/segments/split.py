@@ -31,10 +31,12 @@ from webmodels.store.segments.safetensors_spans import (
 from webmodels.store.segments.spans import ContainerInvalid, Span
 
 SEGMENT_MIN = INLINE_MAX
-"""The smallest tensor that is a segment of its own. A smaller one joins the bytes
-around it (inline, or content-defined chunks): each segment is a file to create on
-import and to open on reads, so a larger minimum makes both quicker and keeps fewer
-small tensors shared between variants (scripts/bench/segments.py prints both)."""
+"""The smallest tensor that is a segment of its own (never below `INLINE_MAX`). A
+smaller one joins the bytes around it (inline, or content-defined chunks). Each
+segment is a file to create on import and to open on reads, but on real models a
+larger minimum saved few files (the runs between tensors are chunked anyway) and
+lost sharing: 4 KiB is kept (docs/segments.md; scripts/bench/segments.py
+``--segment-min`` / ``--alt-segment-min`` measure another)."""
 
 
 @dataclass(frozen=True, slots=True)
