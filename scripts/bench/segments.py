@@ -28,12 +28,19 @@ segments_store.py.
 
 Usage: .venv/bin/python scripts/bench/segments.py [--models magika,silero,...]
        [--rounds 3] [--keep] [--json PATH] [--speeds-only] [--store-only]
+       [--table] [--segment-min BYTES]
+
+--segment-min sets the smallest tensor stored as a segment of its own for this run
+(the store's default otherwise), --table prints the corpus table with --store-only
+too, so the time a larger minimum saves and the sharing it costs show in one run.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
+import importlib
 import json
 import os
 import shutil
@@ -54,7 +61,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from segments_sessions import SessionFigures, session_figures  # noqa: E402
-from segments_store import StoreFigures, print_store_figures, store_figures  # noqa: E402
+from segments_store import Alt, StoreFigures, print_store_figures, store_figures  # noqa: E402
 
 from support.containers import write_gguf, write_safetensors  # noqa: E402
 from webmodels.digest import Digest  # noqa: E402
@@ -67,6 +74,8 @@ from webmodels.store.segments import (  # noqa: E402
     split,
 )
 
+# the module, not the function the package exports under the same name
+split_module = importlib.import_module("webmodels.store.segments.split")
 WHEELS = ROOT / ".cache" / "wheels"
 # group: [(wheel requirement, member), ...]; the first member gets the variants.
 MODELS: dict[str, list[tuple[str, str]]] = {
@@ -468,6 +477,24 @@ def print_summary(live: StoreFigures, created: list[SessionFigures]) -> None:
         print(f"  session create     {ratio:.2f}  (all models' medians summed; target <= 1.1)")
 
 
+def alt_of(args: argparse.Namespace) -> Alt | None:
+    """The third store of the live rounds, if asked for: one setting changed."""
+
+    @contextlib.contextmanager
+    def setting(module: object, name: str, value: object) -> Iterator[None]:
+        old = getattr(module, name)
+        setattr(module, name, value)
+        try:
+            yield
+        finally:
+            setattr(module, name, old)
+
+    if args.alt_segment_min is not None:
+        n = args.alt_segment_min
+        return f"segment minimum {n}", lambda: setting(split_module, "SEGMENT_MIN", n)
+    return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", default=",".join(MODELS))
@@ -478,22 +505,28 @@ def main() -> None:
     parser.add_argument(
         "--store-only", action="store_true", help="only the live store's import/read ratios"
     )
+    parser.add_argument("--table", action="store_true", help="the corpus table, --store-only too")
+    parser.add_argument("--segment-min", type=int, help="smallest tensor kept as a segment")
+    parser.add_argument("--alt-segment-min", type=int, help="a third store: this minimum")
     args = parser.parse_args()
+    if args.segment_min is not None:
+        split_module.SEGMENT_MIN = args.segment_min
+    print(f"segment minimum: {split_module.SEGMENT_MIN} bytes")
     work = Path(tempfile.mkdtemp(prefix="webmodels-segments-"))
     try:
         entries = build_corpus(args.models.split(","), work / "corpus")
         files = [p for e in entries for p in e.files]
         raw = {p for e in entries if len(e.files) > 1 for p in e.files}
         raw |= {p for p in files if p.suffix != ".onnx"}
-        live = store_figures(files, raw, work / "live", max(args.rounds, 2))
+        live = store_figures(files, raw, work / "live", max(args.rounds, 2), alt_of(args))
         print_store_figures(live)
         rows: list[Row] = []
         figures: dict[str, float] = {}
         created: list[SessionFigures] = []
+        if args.table or not (args.store_only or args.speeds_only):
+            rows = table(entries, work)
+            print_table(rows, entries)
         if not args.store_only:
-            rows = [] if args.speeds_only else table(entries, work)
-            if rows:
-                print_table(rows, entries)
             figures = speed_figures(entries, work, args.rounds)
             created = [] if args.speeds_only else sessions(entries, work)
             print_sessions(created)

@@ -9,6 +9,10 @@ same run, alternating rounds (a change of load hits both alike).
   sends it to a page (``socket.sendfile`` of the blob; of each segment, inline bytes
   as they are, ``SegmentedFiles.send_parts``), drained by a reader thread.
 
+``alt`` adds a third store to the rounds: segments again, imported inside a context
+that changes one setting (scripts/bench/segments.py: another segment minimum), so a
+change is measured against the code as it is in the same run.
+
 Ratios are segments / today for time (import) and today / segments for time of reads
 (so a read ratio is segments' MB/s over today's). Targets (issue 15): import <= 1.5,
 read >= 0.8.
@@ -22,7 +26,8 @@ import statistics
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from webmodels.store.store import Store
@@ -36,6 +41,9 @@ class StoreFigures:
     import_segments_s: list[float]
     read_today_s: list[float]
     read_segments_s: list[float]
+    alt_name: str = ""
+    import_alt_s: list[float] = field(default_factory=list)
+    read_alt_s: list[float] = field(default_factory=list)
 
     @property
     def import_ratio(self) -> float:
@@ -48,25 +56,43 @@ class StoreFigures:
         return statistics.median(self.read_today_s) / statistics.median(self.read_segments_s)
 
 
-def store_figures(files: list[Path], raw: set[Path], work: Path, rounds: int) -> StoreFigures:
+Alt = tuple[str, Callable[[], AbstractContextManager[object]]]
+
+
+def store_figures(
+    files: list[Path], raw: set[Path], work: Path, rounds: int, alt: Alt | None = None
+) -> StoreFigures:
     work.mkdir(parents=True, exist_ok=True)
     total = sum(p.stat().st_size for p in files) / 1e6
-    times: dict[str, list[float]] = {k: [] for k in ("it", "is", "rt", "rs")}
+    kinds = ["today", "segments", *(["alt"] if alt else [])]
+    imports: dict[str, list[float]] = {k: [] for k in kinds}
+    reads: dict[str, list[float]] = {k: [] for k in kinds}
     for round_ in range(rounds):
-        order = (False, True) if round_ % 2 == 0 else (True, False)
-        stores: dict[bool, Store] = {}
-        for segments in order:
-            store = _fresh_store(work / f"store-{int(segments)}", segments)
-            times["is" if segments else "it"].append(
-                _timed(lambda store=store: _import_all(store, files, raw))
-            )
-            stores[segments] = store
-        for segments in order:
-            store = stores[segments]
-            times["rs" if segments else "rt"].append(_timed(lambda store=store: _read_all(store)))
+        order = kinds[round_ % len(kinds) :] + kinds[: round_ % len(kinds)]
+        if round_ % 2:
+            order.reverse()
+        stores: dict[str, Store] = {}
+        for kind in order:
+            store = _fresh_store(work / f"store-{kind}", kind != "today")
+            setting = alt[1]() if alt and kind == "alt" else nullcontext()
+            with setting:
+                imports[kind].append(_timed(lambda store=store: _import_all(store, files, raw)))
+            stores[kind] = store
+        for kind in order:
+            reads[kind].append(_timed(lambda store=stores[kind]: _read_all(store)))
         for store in stores.values():
             store.close()
-    return StoreFigures(rounds, total, times["it"], times["is"], times["rt"], times["rs"])
+    return StoreFigures(
+        rounds,
+        total,
+        imports["today"],
+        imports["segments"],
+        reads["today"],
+        reads["segments"],
+        alt[0] if alt else "",
+        imports.get("alt", []),
+        reads.get("alt", []),
+    )
 
 
 def print_store_figures(f: StoreFigures) -> None:
@@ -81,6 +107,12 @@ def print_store_figures(f: StoreFigures) -> None:
     print("          (import ratio: segments' time / today's; target <= 1.5)")
     show("read", f.read_today_s, f.read_segments_s, f.read_ratio)
     print("          (read ratio: segments' MB/s / today's; target >= 0.8)")
+    if f.alt_name:
+        print(f"  segments with {f.alt_name}, same rounds:")
+        imp = statistics.median(f.import_alt_s) / statistics.median(f.import_today_s)
+        show("import", f.import_today_s, f.import_alt_s, imp)
+        red = statistics.median(f.read_today_s) / statistics.median(f.read_alt_s)
+        show("read", f.read_today_s, f.read_alt_s, red)
 
 
 def _fresh_store(root: Path, segments: bool) -> Store:

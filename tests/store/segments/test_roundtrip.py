@@ -26,6 +26,7 @@ from webmodels.store.segments import (
     verify,
 )
 from webmodels.store.segments.recipe import INLINE_MAX, Recipe
+from webmodels.store.segments.split import SEGMENT_MIN
 
 PROPERTY = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 # Sizes straddle the inline limit (4 KiB) and the chunk sizes (16-256 KiB).
@@ -96,7 +97,7 @@ def test_a_tensor_is_one_segment_in_every_container(sizes: list[int], seed: int)
     """The same weights as ONNX (embedded and external), safetensors and GGUF cost
     their bytes once: each tensor of 4 KiB or more is a segment named by its own hash."""
     tensors = tensors_of(sizes, seed)
-    big = {sha(t.tobytes()) for t in tensors if t.nbytes >= INLINE_MAX}
+    big = {sha(t.tobytes()) for t in tensors if t.nbytes >= SEGMENT_MIN}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         store = SegmentStore(folder / "store")

@@ -1,9 +1,9 @@
 """`plan` cuts a file into pieces; `split` hashes them into a `Recipe`.
 
 A plan covers every byte of the file once, in order. Tensor spans the container
-readers found that are at least `INLINE_MAX` bytes become pieces of their own, so the
+readers found that are at least `SEGMENT_MIN` bytes become pieces of their own, so the
 same tensor is the same segment in every file that holds it; the bytes between them
-(headers, graph structure, tiny tensors) stay inline when the run is shorter than
+(headers, graph structure, smaller tensors) stay inline when the run is shorter than
 `INLINE_MAX`, else are cut by content-defined chunking. A file the readers do not
 recognise, or whose parse fails, is chunked whole.
 """
@@ -29,6 +29,14 @@ from webmodels.store.segments.safetensors_spans import (
     safetensors_spans_of,
 )
 from webmodels.store.segments.spans import ContainerInvalid, Span
+
+SEGMENT_MIN = INLINE_MAX
+"""The smallest tensor that is a segment of its own (never below `INLINE_MAX`). A
+smaller one joins the bytes around it (inline, or content-defined chunks). Each
+segment is a file to create on import and to open on reads, but on real models a
+larger minimum saved few files (the runs between tensors are chunked anyway) and
+lost sharing: 4 KiB is kept (docs/segments.md; scripts/bench/segments.py
+``--segment-min`` / ``--alt-segment-min`` measure another)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +133,8 @@ def _spans_of(data: bytearray) -> tuple[str, list[Span]]:
 def _pieces(data: memoryview, size: int, spans: list[Span]) -> list[Piece]:
     pieces: list[Piece] = []
     pos = 0
-    for span in sorted(s for s in spans if s.length >= INLINE_MAX and s.end <= size):
+    least = max(SEGMENT_MIN, INLINE_MAX)
+    for span in sorted(s for s in spans if s.length >= least and s.end <= size):
         if span.offset < pos:
             continue  # overlaps one already placed (a malformed or odd file)
         pieces.extend(_gap(data, pos, span.offset))
