@@ -2,12 +2,13 @@
 scripts/stress_lib/kill_segments.py): with WEBMODELS_STORE_SEGMENTS=1, hosts and CLI
 commands forked from the harness are SIGKILLed at random moments of an import of an
 ONNX file sharing its weights' segment with a file already stored, a COS write of
-those bytes, `rm`, `gc` and `store convert` — at least 100 kills. After each kill the
-store is opened as a new process opens it and checked in full: integrity, every
-indexed file rebuilds from its segments and re-hashes, no segment a recipe names is
-missing, every segment's count equals the recipes naming it, no unindexed blob or temp
-file, and every file the operation must keep still indexed; after the run that
-completes, its result and, after an unkilled `gc`, no segment no recipe names."""
+those bytes, a `pull` of them, `rm`, `gc` and `store convert` — at least 100 kills.
+After each kill the store is opened as a new process opens it and checked in full:
+integrity, every indexed file rebuilds from its segments and re-hashes, no segment a
+recipe names is missing, every segment's count equals the recipes naming it, no
+unindexed blob or temp file (but a killed pull's partial, kept for its resume), and
+every file the operation must keep still indexed; after the run that completes, its
+result and, after an unkilled `gc`, no segment no recipe names."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-POINTS = {"import", "COS write", "delete", "gc", "convert"}
+POINTS = {"import", "COS write", "download", "delete", "gc", "convert"}
 
 
 def test_kills_through_the_segment_store_lose_nothing() -> None:
@@ -38,7 +39,7 @@ def test_kills_through_the_segment_store_lose_nothing() -> None:
     )
     assert {r[0] for r in rows} == POINTS, run.stdout
     for point, kills, completed, checks, failed, lost, corrupted in rows:
-        assert int(kills) >= 12 and int(completed) >= 1, point
+        assert int(kills) >= 10 and int(completed) >= 1, point
         assert int(checks) >= int(kills) + int(completed), point  # one after every kill
         assert failed == lost == corrupted == "0", point
     total = re.search(r"segment kill loop: (\d+) kills, .*, 0 lost, 0 corrupted", run.stdout)

@@ -8,8 +8,8 @@ the same into the segment store with WEBMODELS_STORE_SEGMENTS=1 (stress_lib/segm
 imports sharing segments, delete, gc, `store convert`, verify; every 4th call, each in the long);
 the cheap kill loop (stress_lib/kill_points.py: forked hosts and commands killed at five
 points, 22 kills each in the short run, 250 in the long); the same through the segment
-store (stress_lib/kill_segments.py: import sharing a segment, COS write, rm, gc, `store
-convert`; 100 kills in the short run, 1,000 in the long); the browser soak
+store (stress_lib/kill_segments.py: import sharing a segment, COS write, pull, rm, gc,
+`store convert`; 100 kills in the short run, 1,200 in the long); the browser soak
 (stress_lib/soak.py: real Chromium, four tabs on three sites, 6 rounds in the short run,
 30 minutes in the long, `--minutes` to change it).
 
@@ -50,8 +50,9 @@ POINT_KILLS = {"short": 2, "long": 200}  # of each kind: downloads, gc, migratio
 # The cheap kill loop (forked processes): per point, and the size of its models.
 FORK_KILLS = {"short": 22, "long": 250}
 FORK_MODEL = {"short": 32 * 1024, "long": 512 * 1024}
-# The same through the segment store: kills per point, and of COS writes (a host start each).
-SEG_KILLS = {"short": (22, 12), "long": (200, 200)}
+# The same through the segment store: kills per point, and of COS writes and pulls (a
+# host's start, a paced transfer each).
+SEG_KILLS = {"short": (20, 10), "long": (200, 200)}
 MANIFEST_STRIDE = {"short": 4, "long": 1}  # every Nth I/O call of a set's import failed
 # The browser soak: rounds (short) or minutes (long), and a host SIGKILL every K rounds.
 SOAK_ROUNDS = {"short": 6, "long": None}
@@ -129,8 +130,8 @@ def kills(size: str) -> int:
 
 def segkills(size: str) -> int:
     started = time.monotonic()
-    per_point, cos = SEG_KILLS[size]
-    rows = run_segment_kills(per_point, FORK_MODEL[size], cos_kills=cos)
+    per_point, slow = SEG_KILLS[size]
+    rows = run_segment_kills(per_point, FORK_MODEL[size], slow_kills=slow)
     return print_kills(rows, "segment kill loop", size, started)
 
 

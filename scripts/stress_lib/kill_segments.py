@@ -1,10 +1,11 @@
 """`scripts/stress --only segkills`: the cheap kill loop (stress_lib/kill_loop.py:
 forked hosts and commands, SIGKILLed at a random moment of their work) through a store
-that keeps files as segments (``WEBMODELS_STORE_SEGMENTS=1``), at five points: `import`
+that keeps files as segments (``WEBMODELS_STORE_SEGMENTS=1``), at six points: `import`
 of an ONNX file that shares its weights' segment with a file already stored, a host's
-COS write of those bytes, `rm` of files whose segments another file shares, `gc` of
-unreferenced files (one sharing a segment) and an orphan segment, and `store convert`
-of files stored whole.
+COS write of those bytes, `pull` of them from a loopback HTTP server (paced, with
+``Range`` resume; a killed pull's partial is kept for the next try), `rm` of files
+whose segments another file shares, `gc` of unreferenced files (one sharing a segment)
+and an orphan segment, and `store convert` of files stored whole.
 
 Each point runs in cycles on a fresh copy of a prepared store: killed until one run
 completes (after `CYCLE_KILLS` kills one goes unkilled). After every kill the store is
@@ -13,20 +14,24 @@ of stress_lib/segment_checks.py (integrity, every indexed file rebuilds and re-h
 no named segment missing, counts equal recipes, no unindexed blob or temp file), and
 every file that must survive the operation is still indexed. A segment a kill left
 between its write and the index COMMIT is named by no recipe: the next `gc` removes it
-(counted as orphaned, not lost). After the run that completes: an unkilled `gc`, then
-the check again with no unnamed segment allowed, and the operation's result (the
-imported or written file there, the deleted or collected ones gone, every file
-converted).
+(counted as orphaned, not lost). After the run that completes: its result (the
+imported, written or pulled file there, the deleted or collected ones gone, every file
+converted), then an unkilled `gc` and the check again with no unnamed segment and no
+temp file allowed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import random
 import shutil
+import signal
 import sqlite3
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +41,7 @@ import onnx
 from stress_lib.checks import Verdict
 from stress_lib.injection import scratch_dir
 from stress_lib.kill_loop import KILLED, HostPipe, cli_child, cos_write, kill_at
-from stress_lib.kill_points import CYCLE_KILLS, KillFigures, Moments, warm
+from stress_lib.kill_points import CYCLE_KILLS, KillFigures, Moments, _serve_models, warm
 from stress_lib.operations import _model_bytes
 from stress_lib.segment_checks import check_segmented
 from webmodels.config import ENV_STORE_SEGMENTS
@@ -45,6 +50,7 @@ SEG = {ENV_STORE_SEGMENTS: "1"}
 WHOLE = {ENV_STORE_SEGMENTS: "0"}
 ROOT = "store-v1"
 UNNAMED = "unreferenced segment "
+TEMP = "temp file survives the next start: "
 
 
 @dataclass
@@ -54,6 +60,7 @@ class Models:
 
     folder: Path
     digests: dict[str, str]
+    url: str = ""  # the loopback server of their bytes
 
     def path(self, name: str) -> Path:
         return self.folder / f"{name}.onnx"
@@ -144,6 +151,12 @@ def _cli(argv: Callable[[Models], list[str]]) -> Callable[[Path, Models, float],
     return run
 
 
+def _pull(home: Path, m: Models, deadline: float) -> tuple[int, bool]:
+    argv = ["pull", f"{m.url}/variant.onnx", "--sha256", m.digests["variant"]]
+    status = kill_at(cli_child(home, argv, SEG), deadline)
+    return status, status == 0
+
+
 def _cos_write(home: Path, m: Models, deadline: float) -> tuple[int, bool]:
     host = HostPipe(home, deadline, SEG)
     try:
@@ -171,6 +184,7 @@ POINTS = (
         ("m0", "variant"),
     ),
     SegPoint("COS write", _prepare_bystander, _cos_write, ("m0",), ("m0", "variant")),
+    SegPoint("download", _prepare_bystander, _pull, ("m0",), ("m0", "variant")),
     SegPoint(
         "delete",
         _prepare_delete,
@@ -197,9 +211,9 @@ def _check(
     segment no recipe names is orphaned after a kill, corruption after the final gc."""
     verdict = Verdict()
     check_segmented(home / ROOT, verdict, before=frozenset())
-    if not final:
-        left = [c for c in verdict.corrupted if c.startswith(UNNAMED)]
-        figures.orphaned |= {c.removeprefix(UNNAMED).split()[0] for c in left}
+    if not final:  # a killed pull's partial (kept for its resume) is no leftover yet
+        left = [c for c in verdict.corrupted if c.startswith((UNNAMED, f"{TEMP}dl-"))]
+        figures.orphaned |= {c.removeprefix(UNNAMED).split()[0] for c in left if UNNAMED in c}
         verdict.corrupted = [c for c in verdict.corrupted if c not in left]
     present = _present(home)
     verdict.lost += [
@@ -259,10 +273,10 @@ def _copy(template: Path, home: Path) -> None:
 
 
 def run_segment_kills(
-    kills_per_point: int, weight_bytes: int, *, cos_kills: int | None = None, seed: int = 17
+    kills_per_point: int, weight_bytes: int, *, slow_kills: int | None = None, seed: int = 17
 ) -> list[KillFigures]:
-    """`kills_per_point` kills of each point (`cos_kills` of COS writes, whose host
-    start costs most)."""
+    """`kills_per_point` kills of each point (`slow_kills` of a COS write and a pull,
+    whose runs cost most: a host's start, a paced transfer)."""
     warm()
     rng = random.Random(seed)
     rows = []
@@ -271,12 +285,31 @@ def run_segment_kills(
     # store cost a disk's journal nothing.
     with tempfile.TemporaryDirectory(prefix="wm-segkills-", dir=scratch_dir()) as tmp:
         m = make_models(Path(tmp) / "models", weight_bytes)
-        for n, point in enumerate(POINTS):
-            started = time.monotonic()
-            base = Path(tmp) / f"p{n}"
-            base.mkdir()
-            kills = cos_kills if point.name == "COS write" and cos_kills else kills_per_point
-            row = kill_point(point, kills, m, Moments(rng), base)
-            row.seconds = time.monotonic() - started
-            rows.append(row)
+        files = {f"{n}.onnx": m.path(n).read_bytes() for n in m.digests}
+        m.url, server = _serve_models(files)
+        try:
+            rows = _points(m, Path(tmp), kills_per_point, slow_kills, rng)
+            with urllib.request.urlopen(f"{m.url}/_sent", timeout=30) as reply:
+                sent = json.load(reply)["variant.onnx"]
+            pulls = next(r for r in rows if r.point.endswith("download"))
+            pulls.retransferred = sent - pulls.completed * len(files["variant.onnx"])
+        finally:
+            os.kill(server, signal.SIGKILL)
+            os.waitpid(server, 0)
+    return rows
+
+
+def _points(
+    m: Models, tmp: Path, kills_per_point: int, slow_kills: int | None, rng: random.Random
+) -> list[KillFigures]:
+    rows = []
+    for n, point in enumerate(POINTS):
+        started = time.monotonic()
+        base = tmp / f"p{n}"
+        base.mkdir()
+        slow = point.name in ("COS write", "download") and slow_kills
+        kills = slow_kills if slow and slow_kills else kills_per_point
+        row = kill_point(point, kills, m, Moments(rng), base)
+        row.seconds = time.monotonic() - started
+        rows.append(row)
     return rows
