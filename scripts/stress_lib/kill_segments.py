@@ -94,6 +94,22 @@ def _present(home: Path) -> set[str]:
         db.close()
 
 
+def _doubled(home: Path) -> list[str]:
+    """Files kept as segments whose whole file survives the next start too (a
+    conversion killed after its commit leaves it for that start to remove)."""
+    db = sqlite3.connect(f"file:{home / ROOT / 'index.sqlite3'}?mode=ro", uri=True)
+    try:
+        named = [r[0] for r in db.execute("SELECT sha256 FROM recipes")]
+    finally:
+        db.close()
+    blobs = home / ROOT / "blobs" / "sha256"
+    return [
+        f"whole file of {h[:12]} left beside its segments"
+        for h in named
+        if (blobs / h[:2] / h).exists()
+    ]
+
+
 def _whole_files(home: Path) -> set[str]:
     db = sqlite3.connect(f"file:{home / ROOT / 'index.sqlite3'}?mode=ro", uri=True)
     try:
@@ -211,6 +227,7 @@ def _check(
     segment no recipe names is orphaned after a kill, corruption after the final gc."""
     verdict = Verdict()
     check_segmented(home / ROOT, verdict, before=frozenset())
+    verdict.corrupted += _doubled(home)
     if not final:  # a killed pull's partial (kept for its resume) is no leftover yet
         left = [c for c in verdict.corrupted if c.startswith((UNNAMED, f"{TEMP}dl-"))]
         figures.orphaned |= {c.removeprefix(UNNAMED).split()[0] for c in left if UNNAMED in c}
@@ -291,8 +308,8 @@ def run_segment_kills(
             rows = _points(m, Path(tmp), kills_per_point, slow_kills, rng)
             with urllib.request.urlopen(f"{m.url}/_sent", timeout=30) as reply:
                 sent = json.load(reply)["variant.onnx"]
-            pulls = next(r for r in rows if r.point.endswith("download"))
-            pulls.retransferred = sent - pulls.completed * len(files["variant.onnx"])
+            for pulls in (r for r in rows if r.point.endswith("download")):
+                pulls.retransferred = sent - pulls.completed * len(files["variant.onnx"])
         finally:
             os.kill(server, signal.SIGKILL)
             os.waitpid(server, 0)
