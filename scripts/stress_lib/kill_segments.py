@@ -239,9 +239,9 @@ def _check(
     figures.judge(verdict)
 
 
-def _finish(home: Path, m: Models, point: SegPoint, figures: KillFigures) -> None:
-    """After the run that completed: its result, then an unkilled gc and no unnamed
-    segment left."""
+def _finish(home: Path, m: Models, point: SegPoint, figures: KillFigures, *, killed: bool) -> None:
+    """After the run that completed: its result, then (after kills in this store) an
+    unkilled gc; no unnamed segment left."""
     present = _present(home)
     left = [n for n in point.gone if m.digests[n] in present]
     whole = _whole_files(home) if point.name == "convert" else set()
@@ -249,7 +249,8 @@ def _finish(home: Path, m: Models, point: SegPoint, figures: KillFigures) -> Non
         figures.judge(
             Verdict(corrupted=[f"{point.name} completed, left {left} {len(whole)} whole"])
         )
-    if kill_at(cli_child(home, ["gc"], SEG), time.monotonic() + 120) != 0:
+    gc = killed and kill_at(cli_child(home, ["gc"], SEG), time.monotonic() + 120)
+    if gc:
         figures.judge(Verdict(corrupted=["gc failed after the kills"]))
     _check(home, m, figures, point.after, final=True)
 
@@ -279,7 +280,7 @@ def kill_point(
                 break
             in_cycle += 1
             _check(home, m, figures, point.kept, final=False)
-        _finish(home, m, point, figures)
+        _finish(home, m, point, figures, killed=in_cycle > 0)
         shutil.rmtree(home)
         cycle += 1
     return figures
