@@ -39,7 +39,7 @@ def test_kills_through_the_segment_store_lose_nothing() -> None:
     )
     assert {r[0] for r in rows} == POINTS, run.stdout
     for point, kills, completed, checks, failed, lost, corrupted in rows:
-        assert int(kills) >= 10 and int(completed) >= 1, point
+        assert int(kills) >= 6 and int(completed) >= 1, point
         assert int(checks) >= int(kills) + int(completed), point  # one after every kill
         assert failed == lost == corrupted == "0", point
     total = re.search(r"segment kill loop: (\d+) kills, .*, 0 lost, 0 corrupted", run.stdout)

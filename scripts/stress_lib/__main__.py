@@ -52,7 +52,7 @@ FORK_KILLS = {"short": 22, "long": 250}
 FORK_MODEL = {"short": 32 * 1024, "long": 512 * 1024}
 # The same through the segment store: kills per point, and of COS writes and pulls (a
 # host's start, a paced transfer each).
-SEG_KILLS = {"short": (20, 10), "long": (200, 200)}
+SEG_KILLS = {"short": (22, 6), "long": (200, 200)}
 MANIFEST_STRIDE = {"short": 4, "long": 1}  # every Nth I/O call of a set's import failed
 # The browser soak: rounds (short) or minutes (long), and a host SIGKILL every K rounds.
 SOAK_ROUNDS = {"short": 6, "long": None}
