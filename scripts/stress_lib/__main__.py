@@ -7,7 +7,9 @@ faults injected into imports and pulls of models made of several files
 the same into the segment store with WEBMODELS_STORE_SEGMENTS=1 (stress_lib/segment_faults.py:
 imports sharing segments, delete, gc, `store convert`, verify; every 4th call, each in the long);
 the cheap kill loop (stress_lib/kill_points.py: forked hosts and commands killed at five
-points, 22 kills each in the short run, 250 in the long); the browser soak
+points, 22 kills each in the short run, 250 in the long); the same through the segment
+store (stress_lib/kill_segments.py: import sharing a segment, COS write, pull, rm, gc,
+`store convert`; 100 kills in the short run, 1,200 in the long); the browser soak
 (stress_lib/soak.py: real Chromium, four tabs on three sites, 6 rounds in the short run,
 30 minutes in the long, `--minutes` to change it).
 
@@ -33,7 +35,8 @@ from stress_lib.corpus_runtime import print_sessions
 from stress_lib.crash_points import run_points
 from stress_lib.crashes import run_crashes
 from stress_lib.injection import run_injection, table
-from stress_lib.kill_points import run_kills
+from stress_lib.kill_points import KillFigures, run_kills
+from stress_lib.kill_segments import run_segment_kills
 from stress_lib.manifest_faults import run_manifest_injection
 from stress_lib.segment_faults import run_segment_injection
 from stress_lib.soak import run_soak
@@ -47,6 +50,9 @@ POINT_KILLS = {"short": 2, "long": 200}  # of each kind: downloads, gc, migratio
 # The cheap kill loop (forked processes): per point, and the size of its models.
 FORK_KILLS = {"short": 22, "long": 250}
 FORK_MODEL = {"short": 32 * 1024, "long": 512 * 1024}
+# The same through the segment store: kills per point, and of COS writes and pulls (a
+# host's start, a paced transfer each).
+SEG_KILLS = {"short": (22, 6), "long": (200, 200)}
 MANIFEST_STRIDE = {"short": 4, "long": 1}  # every Nth I/O call of a set's import failed
 # The browser soak: rounds (short) or minutes (long), and a host SIGKILL every K rounds.
 SOAK_ROUNDS = {"short": 6, "long": None}
@@ -58,6 +64,7 @@ PARTS = (
     "manifests",
     "segments",
     "kills",
+    "segkills",
     "crashes",
     "concurrency",
     "points",
@@ -118,12 +125,23 @@ def segments(size: str) -> int:
 
 def kills(size: str) -> int:
     started = time.monotonic()
-    rows = run_kills(FORK_KILLS[size], FORK_MODEL[size])
+    return print_kills(run_kills(FORK_KILLS[size], FORK_MODEL[size]), "kill loop", size, started)
+
+
+def segkills(size: str) -> int:
+    started = time.monotonic()
+    per_point, slow = SEG_KILLS[size]
+    rows = run_segment_kills(per_point, FORK_MODEL[size], slow_kills=slow)
+    return print_kills(rows, "segment kill loop", size, started)
+
+
+def print_kills(rows: list[KillFigures], title: str, size: str, started: float) -> int:
     for row in rows:
         print(
             f"kills, {row.point}: {row.kills} kills, {row.completed} completed, "
             f"{row.retransferred} bytes re-transferred, {row.checks} checks, "
-            f"{len(row.orphaned)} orphaned blobs, {row.failed} failed, "
+            f"{len(row.orphaned)} orphaned {'segments' if 'segment' in title else 'blobs'}, "
+            f"{row.failed} failed, "
             f"{row.lost} lost, {row.corrupted} corrupted, {row.seconds:.1f} s "
             f"({row.kills / max(row.seconds, 0.001):.1f} kills/s)"
         )
@@ -132,7 +150,7 @@ def kills(size: str) -> int:
     total = sum(r.kills for r in rows)
     bad = sum(r.lost + r.corrupted + r.failed for r in rows)
     print(
-        f"kill loop: {total} kills, {sum(r.retransferred for r in rows)} bytes re-transferred, "
+        f"{title}: {total} kills, {sum(r.retransferred for r in rows)} bytes re-transferred, "
         f"{sum(r.lost for r in rows)} lost, {sum(r.corrupted for r in rows)} corrupted, "
         f"{time.monotonic() - started:.1f} s ({size})"
     )
@@ -190,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         "manifests": manifests,
         "segments": segments,
         "kills": kills,
+        "segkills": segkills,
         "crashes": crashes,
         "concurrency": concurrency,
         "points": points,

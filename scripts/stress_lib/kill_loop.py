@@ -31,10 +31,13 @@ KILLED = -signal.SIGKILL  # a child's exit status when SIGKILL ended it
 PIECE = 16 * 1024  # bytes of a COS write chunk: small files, several chunks each
 
 
-def env_for(home: Path) -> dict[str, str]:
+def env_for(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """A child's environment: this one's without WEBMODELS_*, its store `home`, and
+    `extra` (e.g. WEBMODELS_STORE_SEGMENTS=1)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WEBMODELS_")}
     env["WEBMODELS_HOME"] = str(home)
     env["WEBMODELS_CONFIG"] = str(home / "no-config.toml")
+    env.update(extra or {})
     return env
 
 
@@ -71,12 +74,14 @@ def fork_child(
         os._exit(code)
 
 
-def cli_child(home: Path, argv: list[str], **streams: Any) -> int:
+def cli_child(
+    home: Path, argv: list[str], extra_env: dict[str, str] | None = None, **streams: Any
+) -> int:
     """`webmodels ARGV` in a forked child whose store is `home`; its pid."""
 
     def body() -> int:
         os.environ.clear()
-        os.environ.update(env_for(home))
+        os.environ.update(env_for(home, extra_env))
         from webmodels.cli.main import main
 
         return main(argv)
@@ -102,12 +107,15 @@ class HostPipe:
     """A forked `webmodels serve --trusted-stdio` spoken to over its pipes, as a
     browser's extension does; every read waits at most until the kill's deadline."""
 
-    def __init__(self, home: Path, deadline: float) -> None:
+    def __init__(
+        self, home: Path, deadline: float, extra_env: dict[str, str] | None = None
+    ) -> None:
         child_in, self._to_host = os.pipe()
         self._from_host, child_out = os.pipe()
         self.pid = cli_child(
             home,
             ["serve", "--trusted-stdio"],
+            extra_env,
             stdin=child_in,
             stdout=child_out,
             close=(self._to_host, self._from_host),

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from stress_lib.checks import Verdict, check_store
+from stress_lib.soak_leak import planted_env
 from stress_lib.soak_proc import fds_of, host_pids, rss_of, threads_of, worker_pids
 from stress_lib.soak_report import Soak, print_progress
 from stress_lib.soak_tabs import TABS, TabPlan, Tabs, add_slow, plan_tab
@@ -54,6 +55,12 @@ FD_GROWTH_LIMIT = 4
 # every session is caught in the short run (8 sessions: 16 MiB) and 0.4 MiB of every
 # session in the long one (36 sessions); docs/reliability.md has the figures.
 WORKER_GROWTH_LIMIT = 12 << 20
+# More threads at a host's round (after its drain) than at its first round, beyond this
+# and one for each transfer still running, fails the soak: a host's count after a drain
+# moves by a few (idle pool threads started on demand: 11 to 17 over the 30-minute run,
+# with cancelled transfers then still running), so a thread leaked per request (dozens
+# a round) is caught in the round after the first.
+THREAD_GROWTH_LIMIT = 8
 TEMP_KINDS = ("partial", "aside", "publishing")
 DRAIN_S = 90.0  # how long a round's clean-up may take under load (polled, not slept)
 
@@ -227,6 +234,12 @@ def check_processes(sites: Sites, soak: Soak, running: int) -> None:
             workers = [(w, rss_of(w)) for w in worker_pids(pid)]
         except OSError:
             continue
+        # soak.threads and soak.fds grow together: a host's first count is at its first fds
+        began = next(
+            (t for (p, _), t in zip(soak.fds, soak.threads, strict=True) if p == pid), threads
+        )
+        if threads - began > THREAD_GROWTH_LIMIT + running:
+            soak.errors.append(f"round {soak.rounds}: host threads grew from {began} to {threads}")
         soak.threads.append(threads)
         soak.peak_rss = max(soak.peak_rss, rss)
         first = next((n for p, n in soak.fds if p == pid), fds)
@@ -324,6 +337,7 @@ def run_soak(*, rounds: int | None, minutes: float | None, kill_every: int, seed
                 config_home=config,
                 extension_dir=EXTENSION,
                 extra_args=site_args(pages.port),
+                env=planted_env(root),
             )
             sites = Sites(context, pages.port, models, store=store, manager=HostProcess(store))
             try:
