@@ -327,12 +327,13 @@ def crash_gc(kills: int, weight_bytes: int, window_s: float, seed: int) -> Point
 
 
 def _old_store(home: Path, model: Path) -> str:
-    """A store made by the first schema version, holding `model` as it would have."""
+    """A store made by the first schema version, holding `model` as it would have
+    (whole: that version had no segments, whatever WEBMODELS_STORE_SEGMENTS says)."""
     real = index_module.MIGRATIONS, index_module.SCHEMA_VERSION
     index_module.MIGRATIONS, index_module.SCHEMA_VERSION = real[0][:1], 1
     try:
         with next_start():
-            store = Store(home / "store-v1")
+            store = Store(home / "store-v1", segments=False)
             store.import_file(model)
             store.close()
     finally:

@@ -37,7 +37,7 @@ from webmodels.config import ENV_STORE_SEGMENTS
 from webmodels.digest import Digest
 from webmodels.errors import HostError
 from webmodels.permissions import make_private_dir
-from webmodels.store.blobs import PendingBlob, Progress
+from webmodels.store.blobs import PendingBlob, Progress, disk_error
 from webmodels.store.records import Location
 from webmodels.store.segments import Inline, Recipe, Segment, SegmentStore, copy_to, verify
 from webmodels.store.segments.recipe import decode_recipe, encode_recipe
@@ -306,6 +306,8 @@ def view_location(store: Store, digest: Digest, recipe: Recipe) -> Location:
         path = store.segmented.view(digest, recipe)
     except SegmentMissing as exc:
         raise HostError("not_found", f"model {digest.hex} lost a segment") from exc
+    except OSError as exc:  # making the view: a full or failing disk, said as one
+        raise disk_error(exc, store.segmented.view_dir) from exc
     return Location(digest, path, recipe.size, preinstalled=False)
 
 
