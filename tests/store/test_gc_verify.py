@@ -1,5 +1,9 @@
 """`verify` (corrupt blobs are found, quarantined and never served again) and `gc`
-(plan, then execute; only what nothing uses is removed)."""
+(plan, then execute; only what nothing uses is removed), for files stored whole: these
+tests corrupt and remove files under ``blobs/`` by hand, so the store keeps whole files
+whatever the suite's switch says. The same for files kept as segments:
+tests/store/segments/ (test_live_store.py: verify finds a corrupt segment, gc keeps what
+another file names) and the segment store's fault runs (tests/test_stress_segments.py)."""
 
 from __future__ import annotations
 
@@ -22,6 +26,11 @@ from webmodels.errors import HostError
 from webmodels.store import Store
 from webmodels.store.gc import execute_gc, plan_gc
 from webmodels.store.metadata import ModelMetadata
+
+
+@pytest.fixture(autouse=True)
+def whole_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBMODELS_STORE_SEGMENTS", "0")  # passed on to hosts and CLIs
 
 
 def cli_json(home: Path, *args: str, check: bool = True) -> Any:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from support.held import held_in, read_held
 from support.host import run_cli, webmodels_env
 from support.models import tiny_model
 from webmodels.errors import HostError
@@ -120,9 +121,8 @@ def test_two_processes_importing_one_file_at_once_store_one_blob(
     results = [json.loads(out)[0] for out, _ in outputs]
     assert sorted(r["deduplicated"] for r in results) == [False, True]
     assert len({r["model"]["sha256"] for r in results}) == 1
-    blobs = [p for p in (home / "store-v1" / "blobs").rglob("*") if p.is_file()]
-    assert len(blobs) == 1
-    assert blobs[0].read_bytes() == model.read_bytes()
+    [stored] = held_in(home)  # whole or as segments (support/held.py)
+    assert read_held(home, stored) == model.read_bytes()
     assert list((home / "store-v1" / "tmp").iterdir()) == []
     with sqlite3.connect(home / "store-v1" / "index.sqlite3") as db:
         assert db.execute("SELECT COUNT(*) FROM blobs").fetchone()[0] == 1
@@ -138,4 +138,4 @@ def test_processes_importing_different_files_at_once_all_succeed(
     assert [p.returncode for p in procs] == [0] * 4, [err for _, err in outputs]
     listed = json.loads(run_cli(home, "--json", "ls").stdout)
     assert len(listed) == 4
-    assert len([p for p in (home / "store-v1" / "blobs").rglob("*") if p.is_file()]) == 4
+    assert len(held_in(home)) == 4
