@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
@@ -31,6 +31,8 @@ from e2e.conftest import install_host
 from e2e.test_page_api import site_args
 from e2e.test_sessions import ort_web_dist, skip_or_fail, tensor
 from support.httpserver import ModelServer
+from webmodels.representations.convert import relative_error
+from webmodels.representations.recipes import TOLERANCE
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Page
@@ -204,10 +206,33 @@ def test_a_page_gets_the_form_its_webgpu_adapter_fits_and_runs_it_on_webgpu(
     np.testing.assert_array_equal(tensor(split["outputs"]["host"]), host)
     np.testing.assert_allclose(tensor(split["outputs"]["wasm"]), host, rtol=0, atol=1e-5)
     print(f"derive ahead and the split: {time.monotonic() - added:.1f} s")
+    added = time.monotonic()
+    forms_on_wasm(page, served, feed, host)
+    print(f"fp16 and int8 forms on WASM: {time.monotonic() - added:.1f} s")
     print(
         f"adapter {found['webgpu']['architecture']}, shader-f16 {f16}; "
         f"test body {time.monotonic() - started:.1f} s"
     )
+
+
+def forms_on_wasm(page: Page, served: Served, feed: list[Any], fp32: np.ndarray) -> None:
+    """The fp16 form (asked by dtype, as a page whose adapter has `shader-f16` gets it
+    for WebGPU) and `{for: "wasm", dtype: "int8"}`, derived from the stored fp32: each
+    runs in a host session and in ONNX Runtime Web on WASM, alike, and within its
+    dtype's tolerance of the fp32 outputs (twice it: these inputs are not the check's)."""
+    run = "([q, r, p, x, dims]) => window.representationTest.loadAndRun(q, r, p, x, dims)"
+    for asked in ({"dtype": "fp16"}, {"for": "wasm", "dtype": "int8"}):
+        form = page.evaluate(run, [served.query, asked, ["wasm"], *feed])
+        assert "error" not in form, form
+        dtype = asked["dtype"]
+        assert form["info"]["representation"]["dtype"] == dtype, form["info"]
+        source = base64.b64decode(served.query["integrity"].removeprefix("sha256-")).hex()
+        assert form["info"]["derived_from"] == source
+        host, wasm = tensor(form["outputs"]["host"]), tensor(form["outputs"]["wasm"])
+        np.testing.assert_allclose(wasm, host, rtol=0, atol=1e-3)
+        error = relative_error(fp32, wasm)
+        print(f"{dtype} on WASM: relative error {error:.2e} (tolerance {TOLERANCE[dtype]})")
+        assert error <= 2 * TOLERANCE[dtype]
 
 
 def derivations(store: Path, deadline_s: float = 0) -> int:

@@ -55,8 +55,9 @@
     return found;
   }
 
-  /** Loads `query` for `runtime` (the page API adds the device report), runs the float32
-   *  input in the host session and in ORT Web on `providers`. */
+  /** Loads `query` for `runtime` (the page API adds the device report) or as the
+   *  representation it names, runs the float32 input in the host session and in ORT Web
+   *  on `providers`. */
   async function loadAndRun(query, runtime, providers, inputBase64, dims) {
     try {
       const ms = {};
@@ -65,7 +66,9 @@
         ms[name] = Math.round(performance.now() - last);
         last = performance.now();
       };
-      const model = await window.webmodels.load(query, { representation: { for: runtime } });
+      // `runtime`: a runtime's name (`{for: runtime}`), or a whole representation
+      const representation = typeof runtime === "string" ? { for: runtime } : runtime;
+      const model = await window.webmodels.load(query, { representation });
       lap("load");
       const input = new ort.Tensor("float32", new Float32Array(fromBase64(inputBase64).buffer), dims);
       const session = await model.createSession();
