@@ -8,25 +8,12 @@ CLI output carrying SQLite's own error text or an internal error."""
 
 from __future__ import annotations
 
-import subprocess
-import time
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
+from support.stress import run_stress
 
 
 def test_sixteen_processes_at_once_keep_one_valid_blob_per_hash() -> None:
-    started = time.monotonic()
-    run = subprocess.run(
-        [str(ROOT / "scripts" / "stress"), "--size", "short", "--only", "concurrency"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    print(run.stdout, run.stderr[-2000:])
-    print(f"wall time: {time.monotonic() - started:.1f} s")
-    assert run.returncode == 0, run.stdout + run.stderr[-2000:]
-    assert "concurrency: 16 processes x 2 rounds" in run.stdout
-    assert "0 leaked errors, 0 lost, 0 corrupted" in run.stdout
+    stdout = run_stress("concurrency", timeout=600)
+    assert "concurrency: 16 processes x 2 rounds" in stdout
+    assert "0 leaked errors, 0 lost, 0 corrupted" in stdout
     # The pinned model was attempted by every host in every round and always refused.
-    assert "model_pinned 24" in run.stdout
+    assert "model_pinned 24" in stdout

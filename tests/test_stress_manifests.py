@@ -8,28 +8,16 @@ re-hashing, nothing unindexed or left in tmp/ after the next start."""
 from __future__ import annotations
 
 import re
-import subprocess
-import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from support.stress import run_stress
 
 
 def test_no_fault_in_a_sets_import_or_pull_leaves_half_a_manifest() -> None:
-    started = time.monotonic()
-    run = subprocess.run(
-        [str(ROOT / "scripts" / "stress"), "--size", "short", "--only", "manifests"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    print(run.stdout, run.stderr[-2000:])
-    print(f"wall time: {time.monotonic() - started:.1f} s")
-    assert run.returncode == 0, run.stdout + run.stderr[-2000:]
+    stdout = run_stress("manifests")
     rows = re.findall(
-        r"^(import_dir|pull_set) +(EIO|ENOSPC) +(\d+) +(\d+) +(\d+) +(\d+)$", run.stdout, re.M
+        r"^(import_dir|pull_set) +(EIO|ENOSPC) +(\d+) +(\d+) +(\d+) +(\d+)$", stdout, re.M
     )
-    assert len(rows) == 4, run.stdout
+    assert len(rows) == 4, stdout
     for operation, fault, tried, unclear, lost, corrupted in rows:
         assert int(tried) > 10 and unclear == lost == corrupted == "0", (operation, fault)
-    assert re.search(r"manifest injections: \d+ .*, 0 bad", run.stdout), run.stdout
+    assert re.search(r"manifest injections: \d+ .*, 0 bad", stdout), stdout

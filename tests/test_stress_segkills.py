@@ -13,34 +13,23 @@ result and, after an unkilled `gc`, no segment no recipe names."""
 from __future__ import annotations
 
 import re
-import subprocess
-import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from support.stress import run_stress
+
 POINTS = {"import", "COS write", "download", "delete", "gc", "convert"}
 
 
 def test_kills_through_the_segment_store_lose_nothing() -> None:
-    started = time.monotonic()
-    run = subprocess.run(
-        [str(ROOT / "scripts" / "stress"), "--size", "short", "--only", "segkills"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    print(run.stdout, run.stderr[-2000:])
-    print(f"wall time: {time.monotonic() - started:.1f} s")
-    assert run.returncode == 0, run.stdout + run.stderr[-2000:]
+    stdout = run_stress("segkills")
     rows = re.findall(
         r"kills, segments ([\w ]+): (\d+) kills, (\d+) completed, .* (\d+) checks, .* "
         r"(\d+) failed, (\d+) lost, (\d+) corrupted",
-        run.stdout,
+        stdout,
     )
-    assert {r[0] for r in rows} == POINTS, run.stdout
+    assert {r[0] for r in rows} == POINTS, stdout
     for point, kills, completed, checks, failed, lost, corrupted in rows:
         assert int(kills) >= 6 and int(completed) >= 1, point
         assert int(checks) >= int(kills) + int(completed), point  # one after every kill
         assert failed == lost == corrupted == "0", point
-    total = re.search(r"segment kill loop: (\d+) kills, .*, 0 lost, 0 corrupted", run.stdout)
-    assert total and int(total.group(1)) >= 100, run.stdout
+    total = re.search(r"segment kill loop: (\d+) kills, .*, 0 lost, 0 corrupted", stdout)
+    assert total and int(total.group(1)) >= 100, stdout

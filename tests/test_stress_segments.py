@@ -12,11 +12,9 @@ exceptions."""
 from __future__ import annotations
 
 import re
-import subprocess
-import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from support.stress import run_stress
+
 OPERATIONS = (
     "seg_import_onnx",
     "seg_import_shared",
@@ -30,20 +28,11 @@ OPERATIONS = (
 
 
 def test_no_fault_in_the_segment_store_loses_a_file_or_leaves_a_segment() -> None:
-    started = time.monotonic()
-    run = subprocess.run(
-        [str(ROOT / "scripts" / "stress"), "--size", "short", "--only", "segments"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    print(run.stdout, run.stderr[-2000:])
-    print(f"wall time: {time.monotonic() - started:.1f} s")
-    assert run.returncode == 0, run.stdout + run.stderr[-2000:]
-    rows = re.findall(r"^(seg_\w+) +(EIO|ENOSPC) +(\d+) +(\d+) +(\d+) +(\d+)$", run.stdout, re.M)
+    stdout = run_stress("segments")
+    rows = re.findall(r"^(seg_\w+) +(EIO|ENOSPC) +(\d+) +(\d+) +(\d+) +(\d+)$", stdout, re.M)
     assert {(op, fault) for op, fault, *_ in rows} == {
         (op, fault) for op in OPERATIONS for fault in ("EIO", "ENOSPC")
-    }, run.stdout
+    }, stdout
     for operation, fault, tried, unclear, lost, corrupted in rows:
         assert int(tried) >= 1 and unclear == lost == corrupted == "0", (operation, fault)
-    assert re.search(r"segment store injections: \d+ .*, 0 bad", run.stdout), run.stdout
+    assert re.search(r"segment store injections: \d+ .*, 0 bad", stdout), stdout

@@ -12,16 +12,13 @@ its full check at the end."""
 from __future__ import annotations
 
 import re
-import subprocess
-import time
-from pathlib import Path
 
 import pytest
 
 from e2e.conftest import require_chromium
+from support.stress import run_stress
 
 pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).resolve().parents[1]
 KINDS = {"cos write", "cos read", "load", "read arrayBuffer", "read stream", "session"}
 KINDS |= {"availability", "delete", "clear site", "cancel download", "cancel stream"}
 KINDS |= {"tab closed mid-load", "tab closed with a session"}
@@ -29,24 +26,15 @@ KINDS |= {"tab closed mid-load", "tab closed with a session"}
 
 def test_a_browser_soak_with_host_kills_loses_nothing_and_leaks_nothing() -> None:
     require_chromium()
-    started = time.monotonic()
-    run = subprocess.run(
-        [str(ROOT / "scripts" / "stress"), "--size", "short", "--only", "soak"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    print(run.stdout, run.stderr[-2000:])
-    print(f"wall time: {time.monotonic() - started:.1f} s")
-    assert run.returncode == 0, run.stdout + run.stderr[-3000:]
+    stdout = run_stress("soak")
     figures = re.search(
         r"soak: (\d+) rounds, \d+ operations \((.*)\), (\d+) host kills, (\d+) hosts started, "
         r"\d+ calls failed cleanly at a kill, \d+ partials of transfers killed mid-way, "
         r"(\d+) errors, peak host RSS [\d.]+ MiB, worker RSS first [\d.]+ peak ([\d.]+) last "
         r"[\d.]+ MiB \((\d+) workers, each grew [\d.]+ MiB at most\),",
-        run.stdout,
+        stdout,
     )
-    assert figures, run.stdout
+    assert figures, stdout
     rounds, kinds, kills, hosts, errors, worker_peak, workers = figures.group(1, 2, 3, 4, 5, 6, 7)
     done = {kind: int(n) for kind, n in re.findall(r"([a-zA-Z -]+) (\d+)(?:, |$)", kinds)}
     assert int(rounds) == 6 and errors == "0"
