@@ -13,16 +13,16 @@ pytest_plugins = ["support.fixtures"]
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
-        "--store-segments",
+        "--store-whole",
         action="store_true",
-        help="store new files as segments (WEBMODELS_STORE_SEGMENTS=1), in this process "
-        "and in the hosts and CLIs the tests start (docs/segments.md)",
+        help="keep new files whole, as before segments (WEBMODELS_STORE_SEGMENTS=0), in "
+        "this process and in the hosts and CLIs the tests start (docs/segments.md)",
     )
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if config.getoption("--store-segments"):
-        os.environ["WEBMODELS_STORE_SEGMENTS"] = "1"
+    if config.getoption("--store-whole"):
+        os.environ["WEBMODELS_STORE_SEGMENTS"] = "0"
 
 
 @pytest.fixture

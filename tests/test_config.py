@@ -35,14 +35,15 @@ def test_precedence(tmp_path: Path) -> None:
     config = load_config(flags, env=env)
     assert config.home == tmp_path / "from-flag"
     assert config.preinstalled_dirs == (tmp_path / "c",)
-    assert config.store_dir == tmp_path / "from-flag" / "store-v1"
+    assert config.store_dir == tmp_path / "from-flag" / "store-v2"
     assert config.log_dir == tmp_path / "from-flag" / "logs"
 
 
-def test_defaults_use_platform_folders(tmp_path: Path) -> None:
+def test_defaults_use_platform_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # not this machine's store
     env = {"WEBMODELS_CONFIG": str(tmp_path / "absent.toml"), "HOME": str(tmp_path)}
     config = load_config(env=env)
-    assert config.home.name == "webmodels" and config.store_dir.name == "store-v1"
+    assert config.home.name == "webmodels" and config.store_dir.name == "store-v2"
     assert config.log_level == "INFO"
 
 

@@ -31,7 +31,7 @@ def test_healthy_store_is_ok(home: Path, tmp_path: Path) -> None:
 def test_quarantine_and_leftovers_are_reported(home: Path, tmp_path: Path) -> None:
     # Stored whole (whatever the suite's switch), to corrupt the file under blobs/.
     run_cli(home, "import", str(tiny_model(tmp_path / "m.onnx")), WEBMODELS_STORE_SEGMENTS="0")
-    [blob] = (home / "store-v1" / "blobs" / "sha256").glob("*/*")
+    [blob] = (home / "store-v2" / "blobs" / "sha256").glob("*/*")
     os.chmod(blob, 0o644)
     blob.write_bytes(blob.read_bytes()[:-1] + b"\x00")
     assert run_cli(home, "verify", check=False).returncode == 1
@@ -60,7 +60,7 @@ def test_catalogs_are_listed_and_an_expired_one_is_a_warning(home: Path, tmp_pat
         expires_in=timedelta(hours=-1),
     )
     then = datetime.now(UTC) - timedelta(hours=2)
-    with Store(home / "store-v1") as store:
+    with Store(home / "store-v2") as store:
         keeper.add(store.index, stale.read_bytes(), key=old.public, source=None, now=then)
     expired = store_check(home, "catalogs")
     assert expired["status"] == "warn" and "olden (expired" in str(expired["summary"])

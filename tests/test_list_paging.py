@@ -56,7 +56,7 @@ def _cursor(kind: str, *key: str) -> str:
 def big(tmp_path_factory: pytest.TempPathFactory) -> BigStore:
     home = tmp_path_factory.mktemp("big") / "home"
     started = time.perf_counter()
-    built = build_store(home / "store-v1", 10_000, sites=(KEY_A, KEY_B), blob_files=False)
+    built = build_store(home / "store-v2", 10_000, sites=(KEY_A, KEY_B), blob_files=False)
     print(f"\nbuilt a 10,000-file store in {time.perf_counter() - started:.2f} s")
     return built
 
@@ -160,7 +160,7 @@ def test_stats_count_the_10000_files(host: HostProcess) -> None:
 def test_availability_costs_the_same_with_100_and_10000_files(
     host: HostProcess, big: BigStore, tmp_path: Path
 ) -> None:
-    small = build_store(tmp_path / "home" / "store-v1", 100, sites=(KEY_A, KEY_B), blob_files=False)
+    small = build_store(tmp_path / "home" / "store-v2", 100, sites=(KEY_A, KEY_B), blob_files=False)
     other = HostProcess(small.root.parent)
     try:
         times = {
@@ -185,7 +185,7 @@ def test_manage_jobs_pages_newest_first(home: Path) -> None:
     proc = HostProcess(home)
     try:
         proc.result("hello")
-        _add_jobs(home / "store-v1" / "index.sqlite3", 7)
+        _add_jobs(home / "store-v2" / "index.sqlite3", 7)
         seen = []
         for result in pages(proc, "manage.jobs", "jobs", limit=3):
             assert len(result["jobs"]) <= 3
@@ -239,12 +239,12 @@ def test_a_host_start_does_not_visit_every_stored_file(home: Path) -> None:
     blob at every start: most of a second at 10,000 files. A private blob folder is not
     entered now (nobody else can reach inside it), so a blob loosened inside one stays
     as it is, while `webmodels doctor` still walks every file and reports it."""
-    built = build_store(home / "store-v1", 100)
+    built = build_store(home / "store-v2", 100)
     run_cli(home, "ls")  # the CLI runs with a private umask; the folders are 0700
-    for folder in (home / "store-v1" / "blobs").rglob("*"):
+    for folder in (home / "store-v2" / "blobs").rglob("*"):
         if folder.is_dir():
             folder.chmod(0o700)
-    blob = home / "store-v1" / "blobs" / "sha256" / built.digests[0][:2] / built.digests[0]
+    blob = home / "store-v2" / "blobs" / "sha256" / built.digests[0][:2] / built.digests[0]
     blob.chmod(0o644)
     proc = HostProcess(home)
     proc.result("hello")

@@ -26,7 +26,7 @@ def test_a_read_resumes_from_any_offset_with_the_same_token_rules(
     host = HostProcess(home, WEBMODELS_STORE_SEGMENTS=segments)
     try:
         digest = stored(host, data)
-        blob = home / "store-v1" / "blobs" / "sha256" / digest[:2] / digest
+        blob = home / "store-v2" / "blobs" / "sha256" / digest[:2] / digest
         assert blob.exists() == (segments == "0")  # kept as segments, or as one file
         for offset in (0, 1, 65537, len(data) // 2 + 7, len(data) - 1):
             opened: dict[str, Any] = host.result(

@@ -70,10 +70,10 @@ def test_a_fresh_install_is_private_under_umask_022(home: Path, model_server: Mo
     run_cli(home, "ls")  # the CLI's log and its own store access
     after = modes(home)
     print(f"\n{len(after)} paths under the home, e.g. {sorted(after.items())[:6]}")
-    assert "store-v1/index.sqlite3-wal" in while_running  # SQLite's own files were checked
+    assert "store-v2/index.sqlite3-wal" in while_running  # SQLite's own files were checked
     assert any(p.startswith("logs/host.log") for p in after)
     assert not loose(while_running) and not loose(after)
-    assert after["."] == 0o700 and after["store-v1/index.sqlite3"] == 0o600
+    assert after["."] == 0o700 and after["store-v2/index.sqlite3"] == 0o600
 
 
 def test_the_library_creates_private_files_whatever_the_umask(tmp_path: Path) -> None:
@@ -84,7 +84,7 @@ def test_the_library_creates_private_files_whatever_the_umask(tmp_path: Path) ->
     with Store.open(config) as store:
         store.import_file(tiny_model(tmp_path / "m.onnx"))
     found = modes(home)
-    assert "store-v1/index.sqlite3" in found and "logs/lib.log" in found
+    assert "store-v2/index.sqlite3" in found and "logs/lib.log" in found
     assert not loose(found), found
 
 
@@ -110,7 +110,7 @@ def test_doctor_warns_about_a_loosened_file(home: Path, tmp_path: Path) -> None:
     home.rmdir()  # the CLI makes its data folder
     run_cli(home, "import", str(tiny_model(tmp_path / "m.onnx")))
     assert permissions_check(home)["status"] == "ok"
-    index = home / "store-v1" / "index.sqlite3"
+    index = home / "store-v2" / "index.sqlite3"
     os.chmod(index, 0o644)
     check = permissions_check(home)
     assert check["status"] == "warn" and str(index) in check["details"]["loose"]

@@ -374,7 +374,7 @@ def snapshot(root: Path) -> dict[str, str]:
 
 def test_windows_round_trip_restores_files_and_registry(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "store-v1").mkdir()
+    (tmp_path / "data" / "store-v2").mkdir()
     before = snapshot(tmp_path)
     registry = MemoryRegistry()
     plan = plan_for("win32", home=tmp_path / "h", data_home=tmp_path / "data", python="C:\\p.exe")

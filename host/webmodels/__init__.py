@@ -6,7 +6,8 @@
 __version__ = "0.1.0"
 
 PROTOCOL_VERSION = 1
-STORE_LAYOUT = "store-v1"
+STORE_LAYOUT = "store-v2"  # the store folder; store/layout.py moves a store-v1 to it
+STORE_LAYOUT_V1 = "store-v1"
 NATIVE_HOST_NAME = "org.webmodels.host"
 
-__all__ = ["NATIVE_HOST_NAME", "PROTOCOL_VERSION", "STORE_LAYOUT", "__version__"]
+__all__ = ["NATIVE_HOST_NAME", "PROTOCOL_VERSION", "STORE_LAYOUT", "STORE_LAYOUT_V1", "__version__"]

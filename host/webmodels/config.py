@@ -17,7 +17,7 @@ from typing import Any
 
 import platformdirs
 
-from webmodels import STORE_LAYOUT
+from webmodels import STORE_LAYOUT, STORE_LAYOUT_V1
 from webmodels.errors import HostError
 from webmodels.managed import Policy, read_policy, sources
 
@@ -39,7 +39,7 @@ ENV_STORE_SEGMENTS = "WEBMODELS_STORE_SEGMENTS"  # "1": as `[store] segments = t
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    home: Path  # the data folder; the store lives in home / "store-v1"
+    home: Path  # the data folder; the store lives in home / "store-v2"
     log_dir: Path
     preinstalled_dirs: tuple[Path, ...] = ()
     config_file: Path | None = None
@@ -77,9 +77,10 @@ class Config:
     # Sources that serve a file by its SHA-256 ("oci://REGISTRY/REPO", "https://…/"),
     # tried before a download's own URLs, as the host (fetch/mirrors.py, docs/oci.md).
     mirrors: tuple[str, ...] = ()
-    # `[store] segments = true`: new files are kept as segments (docs/segments.md), so
-    # variants of one model share their tensors on disk; files stored whole still read.
-    store_segments: bool = False
+    # `[store] segments` (default true): new files are kept as segments (docs/segments.md),
+    # so variants of one model share their tensors on disk, and files kept whole convert
+    # in the background; false keeps new files whole (both read either way).
+    store_segments: bool = True
     # The privacy mode where the user chose none in the popup (a locked policy: always).
     privacy_mode: str = "strict"
     # The administrator's policy (managed.py) and where each setting came from.
@@ -89,7 +90,9 @@ class Config:
 
     @property
     def store_dir(self) -> Path:
-        return self.home / STORE_LAYOUT
+        """``store-v2``, or ``store-v1`` while that one waits to be moved (store/layout.py)."""
+        v1, v2 = self.home / STORE_LAYOUT_V1, self.home / STORE_LAYOUT
+        return v1 if not v2.exists() and v1.is_dir() else v2
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +266,7 @@ def _store_segments(table: object, env: Mapping[str, str]) -> bool:
         return env[ENV_STORE_SEGMENTS] == "1"
     if not isinstance(table, dict):
         raise HostError("bad_request", "[store] in the config file must be a table")
-    value = table.get("segments", False)
+    value = table.get("segments", True)
     if not isinstance(value, bool):
         raise HostError("bad_request", "[store] segments in the config file must be true or false")
     return value

@@ -77,7 +77,9 @@ def tighten(config: Config) -> int:
     """Take the group and other bits off every own path; how many changed. Cheap: one
     `lstat` per entry (a store holds one file per model)."""
     changed = 0
-    for path, mode in _entries(config, settled=config.store_dir / "blobs"):
+    store = config.store_dir
+    settled = (store / "blobs", store / "segments-v1")
+    for path, mode in _entries(config, settled=settled):
         if mode & OTHERS:
             try:
                 os.chmod(path, stat.S_IMODE(mode) & ~OTHERS)
@@ -92,9 +94,10 @@ def loose(config: Config) -> list[Path]:
     return [path for path, mode in _entries(config) if mode & OTHERS]
 
 
-def _entries(config: Config, *, settled: Path | None = None) -> Iterator[tuple[Path, int]]:
-    """Own paths and their modes. Under `settled`, a folder already private is not
-    entered: nobody else can reach what it holds, and the host writes its blobs 0400;
+def _entries(config: Config, *, settled: tuple[Path, ...] = ()) -> Iterator[tuple[Path, int]]:
+    """Own paths and their modes. Under `settled` (the folders of blobs and segments),
+    a folder already private is not entered: nobody else can reach what it holds, and
+    the host writes its blobs and segments 0400;
     so a host start does not lstat() every stored file (at 10,000 files that walk
     took most of a second of every start)."""
     if sys.platform == "win32":  # pragma: no cover - ACLs, not mode bits
@@ -105,7 +108,7 @@ def _entries(config: Config, *, settled: Path | None = None) -> Iterator[tuple[P
 
 
 def _walk(
-    root: Path, *, walk: bool, keep: Iterable[Path], settled: Path | None = None
+    root: Path, *, walk: bool, keep: Iterable[Path], settled: tuple[Path, ...] = ()
 ) -> Iterator[tuple[Path, int]]:
     if root in keep or any(k in root.parents for k in keep):
         return
@@ -116,8 +119,8 @@ def _walk(
     if stat.S_ISLNK(mode):
         return  # never follow a link out of the host's tree
     yield root, mode
-    if settled is not None and settled in root.parents and not mode & OTHERS:
-        return  # a private folder of blobs (see `_entries`)
+    if not mode & OTHERS and any(folder in root.parents for folder in settled):
+        return  # a private folder of blobs or segments (see `_entries`)
     if walk and stat.S_ISDIR(mode):
         try:
             children = sorted(root.iterdir())

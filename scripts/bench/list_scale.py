@@ -58,7 +58,7 @@ def all_pages(host: HostProcess, method: str, **fields: object) -> int:
 def measure(size: int, runs: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
-        built = build_store(home / "store-v1", size, sites=SITES)
+        built = build_store(home / "store-v2", size, sites=SITES)
         held_by_b = built.of_site(SITES[1], SITES)[0]
         figures: dict[str, list[float]] = {}
         for _ in range(runs):

@@ -128,7 +128,7 @@ def _pin_one(home: Path, *, weight_bytes: int) -> str:
     """A model imported and pinned in this process, while the hosts start on the new
     store: their first opens race with each other and with this one."""
     keep = onnx_model(home / "pinned.onnx", weight_bytes=weight_bytes, seed=99)
-    store = Store(home / "store-v1")
+    store = Store(home / "store-v2")
     pinned = store.import_file(keep).model.digest
     store.pin(pinned, True)
     store.close()
@@ -193,7 +193,7 @@ def _check_round(home: Path, seen: _Round, pinned: str, figures: ConcurrencyFigu
     leaks += [f"code {c}" for c in seen.codes if c == "worker_failed"]
     leaks += seen.pinned_deleted
     verdict = Verdict()
-    store = check_store(home / "store-v1", verdict)
+    store = check_store(home / "store-v2", verdict)
     present = {r["sha256"] for r in store.index.query("SELECT sha256 FROM blobs")}
     files = [d.hex for d, _p in store.files.iter_blobs()]
     store.close()

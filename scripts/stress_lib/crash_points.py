@@ -218,7 +218,7 @@ def crash_downloads(kills: int, weight_bytes: int, window_s: float, seed: int) -
                     figures.completed += 1
                 figures.kills += status == KILLED
                 # A download in progress keeps its dl-*.partial for the resume.
-                _check_stored(home / "store-v1", stored, figures, resumable=True)
+                _check_stored(home / "store-v2", stored, figures, resumable=True)
             _finish_downloads(home, models, stored, server, figures)
         finally:
             server.shutdown()
@@ -249,7 +249,7 @@ def _finish_downloads(
                 lost=[f"{model.name} cannot be pulled after the kills: {proc.stderr!r}"]
             )
             _judge(figures, failed)
-    _check_stored(home / "store-v1", stored, figures)
+    _check_stored(home / "store-v2", stored, figures)
 
 
 def _prepare_gc(
@@ -258,7 +258,7 @@ def _prepare_gc(
     """A store holding kept models, unreferenced ones (gc's work: the more, the longer
     it runs), an orphan file and a dead writer's temp file; their digests (kept,
     unreferenced, orphan)."""
-    store = Store(home / "store-v1")
+    store = Store(home / "store-v2")
     kept = {store.import_file(m).model.digest.hex for m in models[:2]}
     loose = [store.import_file(m).model.digest.hex for m in models[2:-1]]
     with store.index.write() as db:
@@ -283,7 +283,7 @@ def _gc(home: Path, rng: random.Random, window_s: float) -> tuple[int, bool]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    tmp_dir = home / "store-v1" / "tmp"
+    tmp_dir = home / "store-v2" / "tmp"
     targeted = rng.random() < 0.5
     delay = rng.uniform(0, window_s)
     inside = [False]
@@ -320,8 +320,8 @@ def crash_gc(kills: int, weight_bytes: int, window_s: float, seed: int) -> Point
             figures.completed += status == 0
             figures.kills += status == KILLED
             figures.midway += inside and status == KILLED
-            _check_stored(home / "store-v1", kept, figures, known_orphans=frozenset({orphan}))
-            if not status and _stored_of(home / "store-v1") & set(loose):
+            _check_stored(home / "store-v2", kept, figures, known_orphans=frozenset({orphan}))
+            if not status and _stored_of(home / "store-v2") & set(loose):
                 _judge(figures, Verdict(corrupted=["a gc that completed left unreferenced models"]))
     return figures
 
@@ -333,7 +333,7 @@ def _old_store(home: Path, model: Path) -> str:
     index_module.MIGRATIONS, index_module.SCHEMA_VERSION = real[0][:1], 1
     try:
         with next_start():
-            store = Store(home / "store-v1", segments=False)
+            store = Store(home / "store-v2", segments=False)
             store.import_file(model)
             store.close()
     finally:
@@ -365,13 +365,13 @@ def crash_migration(kills: int, weight_bytes: int, window_s: float, seed: int) -
             # few ms of it: the kills land before, during and after.
             threading.Timer(rng.uniform(0, MIGRATION_WINDOW_S), _kill, (proc,)).start()
             figures.kills += proc.wait() == KILLED  # a host runs until killed
-            version = _schema(home / "store-v1")
+            version = _schema(home / "store-v2")
             figures.completed += version == index_module.SCHEMA_VERSION
             verdict = Verdict()
             if version not in (1, index_module.SCHEMA_VERSION):
                 verdict.corrupted.append(f"index left at schema {version}")
             _judge(figures, verdict)
-            _check_stored(home / "store-v1", {digest}, figures)
+            _check_stored(home / "store-v2", {digest}, figures)
     return figures
 
 

@@ -146,7 +146,7 @@ def run_crashes(*, kills: int, weight_bytes: int, window_s: float, seed: int = 1
 
 def _check(home: Path, stored: set[str], figures: CrashFigures) -> None:
     verdict = Verdict()
-    roots = [home / "store-v1"] if (home / "store-v1").is_dir() else []
+    roots = [home / "store-v2"] if (home / "store-v2").is_dir() else []
     for root in roots:
         store = check_store(root, verdict)
         present = {r["sha256"] for r in store.index.query("SELECT sha256 FROM blobs")}

@@ -123,10 +123,10 @@ def _check(
 def _final(home: Path, stored: set[str], figures: KillFigures) -> None:
     """After the last kill: the full check, then `gc` (unkilled) must leave no blob
     file without its row and keep every stored model."""
-    _check(home / "store-v1", stored, figures)
+    _check(home / "store-v2", stored, figures)
     if kill_at(cli_child(home, ["gc"]), time.monotonic() + 120) != 0:
         figures.judge(Verdict(corrupted=["gc failed after the kills"]))
-    _check(home / "store-v1", stored, figures, orphans=False)
+    _check(home / "store-v2", stored, figures, orphans=False)
 
 
 def kill_cos_writes(kills: int, weight_bytes: int, rng: random.Random, base: Path) -> KillFigures:
@@ -152,7 +152,7 @@ def kill_cos_writes(kills: int, weight_bytes: int, rng: random.Random, base: Pat
         else:
             figures.retransferred += sent[0]  # sent again by the next round
         if status == KILLED and figures.kills % CHECK_EVERY == 0:
-            _check(home / "store-v1", stored, figures)
+            _check(home / "store-v2", stored, figures)
     _final(home, stored, figures)
     return figures
 
@@ -181,7 +181,7 @@ def kill_imports(kills: int, weight_bytes: int, rng: random.Random, base: Path) 
         else:
             figures.retransferred += model.stat().st_size  # read again by the next try
         if status == KILLED and figures.kills % CHECK_EVERY == 0:
-            _check(home / "store-v1", stored, figures)
+            _check(home / "store-v2", stored, figures)
     _final(home, stored, figures)
     return figures
 
@@ -237,7 +237,7 @@ def kill_downloads(kills: int, weight_bytes: int, rng: random.Random, base: Path
             _count(figures, status, status == 0)
             stored |= {_hex(files[name])} if status == 0 else set()
             if status == KILLED and figures.kills % CHECK_EVERY == 0:
-                _check(home / "store-v1", stored, figures, resumable=True)
+                _check(home / "store-v2", stored, figures, resumable=True)
         for name in tried:  # the user's next try, unkilled: each must arrive
             argv = ["pull", f"{url}/{name}", "--sha256", _hex(files[name])]
             if kill_at(cli_child(home, argv), time.monotonic() + 120) == 0:
@@ -296,7 +296,7 @@ def kill_gc(kills: int, weight_bytes: int, rng: random.Random, base: Path) -> Ki
         return home
 
     def at_end(home: Path) -> None:
-        present = _check(home / "store-v1", kept, figures, known_orphans=frozenset({orphan}))
+        present = _check(home / "store-v2", kept, figures, known_orphans=frozenset({orphan}))
         if present & set(loose):
             figures.judge(Verdict(corrupted=["a gc that completed left unreferenced models"]))
 
@@ -327,14 +327,14 @@ def kill_migrations(kills: int, weight_bytes: int, rng: random.Random, base: Pat
         return home
 
     def after_kill(home: Path) -> None:
-        version = _schema(home / "store-v1")
+        version = _schema(home / "store-v2")
         if version not in (1, index_module.SCHEMA_VERSION):
             figures.judge(Verdict(corrupted=[f"index left at schema {version}"]))
 
     def at_end(home: Path) -> None:
-        if _schema(home / "store-v1") != index_module.SCHEMA_VERSION:
+        if _schema(home / "store-v2") != index_module.SCHEMA_VERSION:
             figures.judge(Verdict(corrupted=["a host that started left the old schema"]))
-        _check(home / "store-v1", {digest}, figures)
+        _check(home / "store-v2", {digest}, figures)
 
     # A host whose input is at its end starts (migrating the store), then exits.
     run = lambda home: cli_child(home, ["serve", "--trusted-stdio"])  # noqa: E731

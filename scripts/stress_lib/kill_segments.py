@@ -48,7 +48,7 @@ from webmodels.config import ENV_STORE_SEGMENTS
 
 SEG = {ENV_STORE_SEGMENTS: "1"}
 WHOLE = {ENV_STORE_SEGMENTS: "0"}
-ROOT = "store-v1"
+ROOT = "store-v2"
 UNNAMED = "unreferenced segment "
 TEMP = "temp file survives the next start: "
 

@@ -26,11 +26,11 @@ def test_du_counts_quarantined_bytes_and_gc_removes_them_by_age_or_at_once(
     sha = hashlib.sha256(model.read_bytes()).hexdigest()
     # Stored whole (whatever the suite's switch), to corrupt the file under blobs/.
     run_cli(home, "import", str(model), WEBMODELS_STORE_SEGMENTS="0")
-    blob = home / "store-v1" / "blobs" / "sha256" / sha[:2] / sha
+    blob = home / "store-v2" / "blobs" / "sha256" / sha[:2] / sha
     blob.chmod(0o600)
     blob.write_bytes(b"x" + blob.read_bytes()[1:])
     run_cli(home, "verify", check=False)
-    folder = home / "store-v1" / "quarantine"
+    folder = home / "store-v2" / "quarantine"
     [fresh] = list(folder.iterdir())
     assert re.fullmatch(sha + r"\.\d{8}T\d{6}Z", fresh.name), fresh.name  # UTC, readable
     # A file quarantined 40 days ago by an older version (its name ends in a Unix time).

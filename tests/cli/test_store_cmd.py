@@ -40,7 +40,7 @@ def files_under(folder: Path) -> list[Path]:
 
 
 def overhead_in(home: Path) -> int:
-    with Store(home / "store-v1") as store:
+    with Store(home / "store-v2") as store:
         return layout_overhead(store)
 
 
@@ -70,7 +70,7 @@ def test_importing_a_model_twice_stores_one_read_only_blob(home: Path, tmp_path:
     assert first["model"]["name"] == "acme/tiny"
     assert second["model"]["version"] == "1.0.0"  # a later import without names keeps them
     assert held_in(home) == {sha}
-    with Store(home / "store-v1") as store:
+    with Store(home / "store-v2") as store:
         assert store.read(Digest(sha), 0, 10**9)[0] == model.read_bytes()
         assert all(p.stat().st_mode & 0o222 == 0 for p in on_disk(store, Digest(sha)))
         overhead = layout_overhead(store)  # a recipe's own bytes, with segments on
@@ -134,7 +134,7 @@ def test_the_real_magika_model_is_imported_with_its_metadata_and_deduplicated(
 
 def assert_nothing_stored(home: Path) -> None:
     assert held_in(home) == set()
-    assert list((home / "store-v1" / "tmp").iterdir()) == []
+    assert list((home / "store-v2" / "tmp").iterdir()) == []
     assert cli_json(home, "ls") == []
 
 

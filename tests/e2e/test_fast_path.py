@@ -130,11 +130,11 @@ def test_the_transformers_js_cache_adapter_stores_once_and_answers_per_site(
     assert found == {"type": "application/octet-stream", "size": len(data), "sha256": sha}
     page_b = shared_browser.open("b")
     assert page_b.evaluate(script, ["match", url, ""]) is None  # b never put it
-    with Store(shared_browser.store / "store-v1") as store:
+    with Store(shared_browser.store / "store-v2") as store:
         copy = on_disk(store, Digest(sha))  # its whole file, or its segments
         assert holds(store, Digest(sha))
     assert sum(path.stat().st_size for path in copy) <= len(data)  # one copy
-    kept = _kept_files(shared_browser.store / "store-v1")
+    kept = _kept_files(shared_browser.store / "store-v2")
     page_b.evaluate(script, ["put", url, base64.b64encode(data).decode()])
     assert page_b.evaluate(script, ["match", url, ""])["sha256"] == sha
     assert {s["top_site"] for s in shared_browser.sites_of(sha)} == {
@@ -142,7 +142,7 @@ def test_the_transformers_js_cache_adapter_stores_once_and_answers_per_site(
         shared_browser.origin("b"),
     }
     # One copy for both sites: b's put added no whole file and no segment to the store.
-    assert _kept_files(shared_browser.store / "store-v1") == kept
+    assert _kept_files(shared_browser.store / "store-v2") == kept
 
 
 def _kept_files(root: Path) -> set[Path]:

@@ -36,7 +36,7 @@ CARDS = "#model-list li.model"
 @pytest.fixture
 def big(installed: Setup) -> Setup:  # noqa: F811
     started = time.perf_counter()
-    build_store(installed.store / "store-v1", FILES, sites=(f"{A} {A}",), blob_files=False)
+    build_store(installed.store / "store-v2", FILES, sites=(f"{A} {A}",), blob_files=False)
     print(f"\nbuilt a {FILES:,}-file store in {time.perf_counter() - started:.2f} s")
     return installed
 

@@ -32,7 +32,7 @@ from webmodels.protocol.envelope import Request
 from webmodels.store.records import ModelRecord
 from webmodels.store.store import Store
 
-SECRET = "/home/alice/.local/share/webmodels/store-v1/tmp/secret"
+SECRET = "/home/alice/.local/share/webmodels/store-v2/tmp/secret"
 ANSWER_S = 30  # far longer than any answer takes; reaching it means no answer came
 
 

@@ -102,7 +102,7 @@ def test_wrong_bytes_publish_nothing(home: Path, model_server: ModelServer) -> N
         reply = host.call("models.load", load_params(url, data), context=PAGE_A)
         assert reply["error"]["code"] == "integrity_mismatch"
         assert blob_files(home) == []
-        assert list((home / "store-v1" / "tmp").iterdir()) == []
+        assert list((home / "store-v2" / "tmp").iterdir()) == []
         jobs = host.result("manage.jobs")["jobs"]
         assert jobs[0]["state"] == "failed" and jobs[0]["error"]["code"] == "integrity_mismatch"
     finally:
@@ -231,7 +231,7 @@ def test_sigkill_ten_times_then_complete(home: Path, model_server: ModelServer) 
         os.kill(host.proc.pid, signal.SIGKILL)
         host.proc.wait()
         assert blob_files(home) == []  # never a partial or unverified blob
-        kept.append(sum(p.stat().st_size for p in (home / "store-v1" / "tmp").glob("dl-*")))
+        kept.append(sum(p.stat().st_size for p in (home / "store-v2" / "tmp").glob("dl-*")))
     model_server.clear_faults("/big.bin")  # the kills are done: the rest at full speed
     begun.append(len(model_server.requests))
     host = HostProcess(home)
@@ -362,7 +362,7 @@ def test_disk_full_leaves_the_store_unchanged(tmp_path: Path, model_server: Mode
             assert reply["error"]["code"] == "disk_full"
             assert host.result("manage.list")["models"] == before
             assert len(blob_files(home)) == 1
-            assert list((home / "store-v1" / "tmp").iterdir()) == []
+            assert list((home / "store-v2" / "tmp").iterdir()) == []
         finally:
             host.kill()
     finally:

@@ -30,7 +30,7 @@ def sha(path: Path) -> str:
 
 def two_models(home: Path, tmp_path: Path) -> tuple[str, str, str]:
     """acme/a and acme/b share tokenizer.json: (graph, data, tokenizer) of acme/a."""
-    with Store(home / "store-v1") as store:
+    with Store(home / "store-v2") as store:
         for name, width in (("a", 32), ("b", 48)):
             folder = tmp_path / name
             matmul_chain(folder / "onnx", width=width, layers=2)

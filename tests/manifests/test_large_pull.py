@@ -66,7 +66,7 @@ def test_a_3_gib_model_of_shards_is_pulled_three_files_at_once(
     pulled = json.loads(done.stdout)["manifest"]
     size = SHARDS * SHARD_MIB << 20
     assert pulled["size"] == size
-    with Store(home / "store-v1") as store:
+    with Store(home / "store-v2") as store:
         [stored] = list_manifests(store.index)
         for entry in stored.manifest.entries:
             digest = hashlib.sha256()

@@ -226,7 +226,7 @@ def test_a_background_pull_is_one_job_entry_and_a_host_finishes_it(
     sources = [
         FileSource(path, Digest(sha), (url,), size) for path, (url, sha, size) in files.items()
     ]
-    with Store(home / "store-v1") as store:  # what `pull --background` records; no runner
+    with Store(home / "store-v2") as store:  # what `pull --background` records; no runner
         remember(store, sources, name="t/chain", version="1.0.0")
         manager = JobManager(store)
         for s in sources:
@@ -284,7 +284,7 @@ def test_a_failed_file_fails_its_model_naming_the_file(home: Path) -> None:
             "error": None,
         },
     ]
-    with Store(home / "store-v1") as store:
+    with Store(home / "store-v2") as store:
         remember(store, sources, name="t/chain", version="1.0.0")
         [entry] = by_model(tag(store, jobs))
     assert entry["state"] == "failed" and (entry["loaded"], entry["total"]) == (15, 30)
@@ -296,5 +296,5 @@ def test_a_failed_file_fails_its_model_naming_the_file(home: Path) -> None:
 
 
 def manifests(home: Path) -> list[Any]:
-    with Store(home / "store-v1") as store:
+    with Store(home / "store-v2") as store:
         return list(list_manifests(store.index))

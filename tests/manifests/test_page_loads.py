@@ -63,7 +63,7 @@ def host(home: Path) -> Iterator[HostProcess]:
 
 def import_named(home: Path, model: Path) -> None:
     """The user imports the model as t/chain 1.0.0 (as `webmodels import --name`)."""
-    with Store(home / "store-v1") as store:
+    with Store(home / "store-v2") as store:
         import_model_files(store, model, name="t/chain", version="1.0.0")
 
 

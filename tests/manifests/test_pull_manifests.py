@@ -43,7 +43,7 @@ def served(server: ModelServer, tmp_path: Path) -> dict[str, tuple[str, str, int
 
 
 def manifests(home: Path) -> list[StoredManifest]:
-    with Store(home / "store-v1") as store:
+    with Store(home / "store-v2") as store:
         return list_manifests(store.index)
 
 
@@ -104,7 +104,7 @@ def test_a_catalog_entry_with_files_is_pulled_as_one_model(
     assert "pulled acme/chain@1.2.0: 2 files" in shown.stdout
     [stored] = manifests(home)
     assert (stored.name, stored.version) == ("acme/chain", "1.2.0")
-    with Store(home / "store-v1") as store:
+    with Store(home / "store-v2") as store:
         assert all(store.locate(e.digest).size == e.size for e in stored.manifest.entries)
 
 

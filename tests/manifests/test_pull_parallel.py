@@ -49,7 +49,7 @@ def pull_argv(files: dict[str, tuple[str, str, int]]) -> list[str]:
 
 
 def manifests(home: Path) -> list[StoredManifest]:
-    with Store(home / "store-v1") as store:
+    with Store(home / "store-v2") as store:
         return list_manifests(store.index)
 
 
@@ -114,7 +114,7 @@ def test_a_model_that_cannot_fit_is_refused_before_any_transfer(
     files = served(model_server, tmp_path)
     total = sum(size for _, _, size in files.values())
     huge = 1 << 30  # declared sizes of ~100 TiB in all: more than any disk here has
-    with Store(home / "store-v1") as store:
+    with Store(home / "store-v2") as store:
         with pytest.raises(HostError) as over_quota:
             pull_files(store, sources(files, 1), waiter="t", quota=total - 1)
         with pytest.raises(HostError) as no_sizes_over_quota:

@@ -63,7 +63,7 @@ def test_wrong_hash_publishes_nothing(host: HostProcess, home: Path) -> None:
     reply = upload(host, data, PAGE_A, sha="ab" * 32)
     assert reply["error"]["code"] == "integrity_mismatch"
     assert blobs(home) == []
-    assert list((home / "store-v1" / "tmp").iterdir()) == []
+    assert list((home / "store-v2" / "tmp").iterdir()) == []
 
 
 def test_chunks_must_be_in_order_and_within_size(home: Path) -> None:
@@ -86,7 +86,7 @@ def test_chunks_must_be_in_order_and_within_size(home: Path) -> None:
         assert too_many["error"]["code"] == "integrity_mismatch"
         gone = host.call("cos.write.commit", {"upload_id": upload_id}, context=PAGE_A)
         assert gone["error"]["code"] == "not_found"
-        assert list((home / "store-v1" / "tmp").iterdir()) == []
+        assert list((home / "store-v2" / "tmp").iterdir()) == []
     finally:
         host.kill()
 

@@ -34,9 +34,9 @@ def cli_json(home: Path, *args: str) -> dict[str, Any]:
 
 
 def saved_manifests(home: Path) -> list[Any]:
-    if not (home / "store-v1").exists():
+    if not (home / "store-v2").exists():
         return []
-    with Store(home / "store-v1") as store:
+    with Store(home / "store-v2") as store:
         return list(list_manifests(store.index))
 
 
@@ -51,7 +51,7 @@ def test_a_background_pull_of_a_model_of_several_files_is_one_job_entry(
     registry: Registry, tmp_path: Path
 ) -> None:
     graph = matmul_chain(tmp_path / "m", width=64, layers=2)
-    with Store(tmp_path / "a" / "store-v1") as source:  # what `import` + `push` do
+    with Store(tmp_path / "a" / "store-v2") as source:  # what `import` + `push` do
         manifest = import_model_files(source, graph).manifest
         client = RegistryClient(Reference(registry.host, "models/chain", "1.0"))
         try:
@@ -87,7 +87,7 @@ def _runner_pid(home: Path) -> int | None:
 
 
 def _partial(home: Path, at_least: int) -> Path | None:
-    for path in home.glob("store-v1/tmp/dl-*.partial"):
+    for path in home.glob("store-v2/tmp/dl-*.partial"):
         if path.stat().st_size >= at_least:
             return path
     return None

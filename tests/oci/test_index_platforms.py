@@ -74,7 +74,7 @@ def test_a_manifest_list_pulls_the_entry_for_this_machine(
     assert [m["sha256"] for m in pulled["models"]] == [sha(mine)]
     assert pulled["oci_manifest"] == entries[1]["digest"]
     assert stored(tmp_path, sha(mine)) == mine
-    assert not list(tmp_path.glob(f"store-v1/blobs/**/{sha(theirs)}"))
+    assert not list(tmp_path.glob(f"store-v2/blobs/**/{sha(theirs)}"))
 
 
 def test_a_manifest_list_without_this_machine_is_refused_naming_it(

@@ -187,7 +187,7 @@ def test_a_mirror_pull_killed_half_way_resumes_with_range_on_restart(
 def _wait_for_partial(home: Path, *, at_least: int) -> Path:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        for path in home.glob("store-v1/tmp/dl-*.partial"):
+        for path in home.glob("store-v2/tmp/dl-*.partial"):
             if path.stat().st_size >= at_least:
                 return path
         time.sleep(0.02)

@@ -39,7 +39,7 @@ def test_push_of_a_segmented_file_streams_its_segments_without_a_view(
     [imported] = json.loads(run_cli(a, "--json", "import", "--raw", str(source), **SEGMENTS).stdout)
     sha: str = imported["model"]["sha256"]
     assert sha == hashlib.sha256(data).hexdigest()
-    store = a / "store-v1"
+    store = a / "store-v2"
     assert not whole_copies(store, len(data))  # kept as segments, not whole
 
     seen: list[Path] = []

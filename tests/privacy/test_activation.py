@@ -50,7 +50,7 @@ def test_large_download_without_a_gesture_is_refused(home: Path, model_server: M
         ]
         granted = host.call("models.load", query(url_big, big), context=context(gesture=True))
         assert granted["ok"], granted
-        assert list((home / "store-v1" / "tmp").iterdir()) == []
+        assert list((home / "store-v2" / "tmp").iterdir()) == []
     finally:
         host.kill()
 

@@ -41,7 +41,7 @@ def sha(data: bytes) -> str:
 
 def index_rows(home: Path) -> list[str]:
     """Every row of every table of the index, as text."""
-    db = sqlite3.connect(f"file:{home / 'store-v1' / 'index.sqlite3'}?mode=ro", uri=True)
+    db = sqlite3.connect(f"file:{home / 'store-v2' / 'index.sqlite3'}?mode=ro", uri=True)
     try:
         tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         return [f"{t}: {row!r}" for t in tables for row in db.execute(f'SELECT * FROM "{t}"')]
@@ -51,7 +51,7 @@ def index_rows(home: Path) -> list[str]:
 
 def traces(home: Path) -> list[str]:
     found = [row for row in index_rows(home) if any(t in row for t in TRACES)]
-    files = [str(p) for p in (home / "store-v1").rglob("*")]
+    files = [str(p) for p in (home / "store-v2").rglob("*")]
     return found + [p for p in files if any(t in p for t in TRACES)]
 
 
@@ -100,7 +100,7 @@ def test_clearing_a_site_removes_every_row_and_file_that_names_it(
         assert cleared["references_dropped"] >= 3
         assert traces(home) == []
         # Nor do the index's bytes on disk: deleted rows are overwritten, the log emptied.
-        index = home / "store-v1" / "index.sqlite3"
+        index = home / "store-v2" / "index.sqlite3"
         raw = b"".join(p.read_bytes() for p in index.parent.glob("index.sqlite3*"))
         assert not any(t.encode() in raw for t in TRACES)
         # Its session went with it, and a new visit finds nothing compiled for it.
@@ -180,11 +180,11 @@ def test_clearing_a_site_drops_its_uploads_in_progress(home: Path) -> None:
         first = {"offset": 0, "data": base64.b64encode(data[:1000]).decode()}
         for who, upload_id in begun.items():
             host.result("cos.write.chunk", {"upload_id": upload_id, **first}, context=page(who))
-        temps = list((home / "store-v1" / "tmp").iterdir())
+        temps = list((home / "store-v2" / "tmp").iterdir())
         assert len(temps) == 2
 
         host.result("manage.clear_site", {"top_site": SITE})
-        assert len(list((home / "store-v1" / "tmp").iterdir())) == 1
+        assert len(list((home / "store-v2" / "tmp").iterdir())) == 1
         rest = {"offset": 1000, "data": base64.b64encode(data[1000:]).decode()}
         late = host.call("cos.write.chunk", {"upload_id": begun[SITE], **rest}, context=page(SITE))
         assert late["error"]["code"] == "not_found"

@@ -33,7 +33,7 @@ from webmodels.store.records import Location
 SITE = "https://a.example"
 PAGE = RequestContext.parse({"partition": {"top_site": SITE, "origin": SITE}})
 TRUSTED = RequestContext.trusted_local()
-SECRET_PATH = "/home/alice/.local/share/webmodels/store-v1/blobs/sha256/73/73cd"
+SECRET_PATH = "/home/alice/.local/share/webmodels/store-v2/blobs/sha256/73/73cd"
 
 
 def ask(dispatcher: Dispatcher, method: str, context: RequestContext, **params: Any) -> Any:

@@ -43,7 +43,7 @@ def test_over_quota_is_refused_and_nothing_is_evicted(
         over = host.call("models.load", query(urls[1], second), context=page("a"))
         assert over["error"]["code"] == "quota_exceeded"
         assert over["error"].get("details", {}) == {}  # no figures (issue 11, hole 4)
-        assert list((home / "store-v1" / "tmp").iterdir()) == []
+        assert list((home / "store-v2" / "tmp").iterdir()) == []
         # A declared size that does not fit is refused before any request is made.
         model_server.reset_stats()
         early = host.call(
@@ -99,7 +99,7 @@ def test_the_total_quota_refuses_without_figures_and_evicts_nothing(
         assert not any(ch.isdigit() for ch in own["message"])
         # Nothing was evicted or left behind; a's model is still served to a.
         assert len(blobs(home)) == 2
-        assert list((home / "store-v1" / "tmp").iterdir()) == []
+        assert list((home / "store-v2" / "tmp").iterdir()) == []
         assert host.call("models.load", query(their_url, theirs), context=page("a"))["ok"]
     finally:
         host.kill()

@@ -60,7 +60,7 @@ def wait_until_linked(home: Path, digest: str) -> None:
     published to be linked: the host links published graphs one at a time, in order,
     so the earlier ones are then done too. The old code never links at publish: the
     wait runs out and the timing check finds the difference."""
-    graph = home / "store-v1" / "linked" / f"{digest}.json"
+    graph = home / "store-v2" / "linked" / f"{digest}.json"
     started = time.monotonic()
     while not graph.exists() and time.monotonic() < started + DRAINED_S:
         time.sleep(0.05)

@@ -32,7 +32,7 @@ def files_under(folder: Path) -> list[Path]:
 
 
 def index_rows(home: Path) -> dict[str, int]:
-    with sqlite3.connect(home / "store-v1" / "index.sqlite3") as db:
+    with sqlite3.connect(home / "store-v2" / "index.sqlite3") as db:
         return {
             table: db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
             for table in ("objects", "blobs", "refs")
@@ -40,7 +40,7 @@ def index_rows(home: Path) -> dict[str, int]:
 
 
 def index_dump(home: Path) -> list[str]:
-    with sqlite3.connect(home / "store-v1" / "index.sqlite3") as db:
+    with sqlite3.connect(home / "store-v2" / "index.sqlite3") as db:
         return list(db.iterdump())
 
 
@@ -89,7 +89,7 @@ def test_a_killed_import_leaves_no_blob_and_the_next_start_cleans_up(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    tmp = home / "store-v1" / "tmp"
+    tmp = home / "store-v2" / "tmp"
     try:
         fd = open_fifo_for_writing(fifo, importer)
         try:
@@ -106,7 +106,7 @@ def test_a_killed_import_leaves_no_blob_and_the_next_start_cleans_up(
 
     assert partial.name.startswith(f"{importer.pid}-")
     assert [p.name for p in tmp.iterdir()] == [partial.name]
-    assert files_under(home / "store-v1" / "blobs") == []
+    assert files_under(home / "store-v2" / "blobs") == []
     assert index_rows(home) == {"objects": 0, "blobs": 0, "refs": 0}
 
     result = run_cli(home, "ls")
@@ -117,7 +117,7 @@ def test_a_killed_import_leaves_no_blob_and_the_next_start_cleans_up(
 
 def test_temp_files_of_living_writers_and_resumable_downloads_are_kept(home: Path) -> None:
     run_cli(home, "ls")  # creates the store
-    tmp = home / "store-v1" / "tmp"
+    tmp = home / "store-v2" / "tmp"
     sleeper = subprocess.Popen(["sleep", "60"])
     try:
         ours = tmp / f"{os.getpid()}-1111.partial"
@@ -192,8 +192,8 @@ def test_a_full_disk_fails_the_import_and_leaves_nothing(small_disk: Path, tmp_p
     assert "kept in reserve, but only" in checked.stderr
     assert streamed.returncode == 1 and b"error [disk_full]" in streamed.stderr
     assert b"is full" in streamed.stderr
-    assert files_under(home / "store-v1" / "blobs") == []
-    assert list((home / "store-v1" / "tmp").iterdir()) == []
+    assert files_under(home / "store-v2" / "blobs") == []
+    assert list((home / "store-v2" / "tmp").iterdir()) == []
     assert index_dump(home) == before
     assert "acme/small" in run_cli(home, *preinstalled, "ls").stdout  # still works
 
@@ -217,7 +217,7 @@ def test_a_disk_that_fills_up_before_the_index_write_leaves_no_blob(
 ) -> None:
     source = tmp_path / "tokenizer.json"
     source.write_text('{"vocab": {}}' + " " * 5000)
-    with Store(small_disk / "store-v1") as store, source.open("rb") as stream:
+    with Store(small_disk / "store-v2") as store, source.open("rb") as stream:
         pending = store.files.write_stream(stream)
         before = index_dump(small_disk)
         filler = fill(small_disk)  # the copy fitted; the index write will not
@@ -251,7 +251,7 @@ def test_the_free_space_check_refuses_a_model_larger_than_the_free_space(
         "webmodels.store.blobs.shutil.disk_usage",
         lambda path: real_usage(path)._replace(free=2 * MiB),
     )
-    with Store(home / "store-v1") as store:
+    with Store(home / "store-v2") as store:
         with pytest.raises(HostError) as caught:
             store.import_file(model)
 

@@ -42,7 +42,7 @@ def sha256_of(path: Path) -> str:
 
 
 def blob_path(home: Path, sha256: str) -> Path:
-    return home / "store-v1" / "blobs" / "sha256" / sha256[:2] / sha256
+    return home / "store-v2" / "blobs" / "sha256" / sha256[:2] / sha256
 
 
 def flip_a_byte(path: Path) -> None:
@@ -75,7 +75,7 @@ def test_a_corrupt_blob_is_found_quarantined_and_never_served(home: Path, tmp_pa
     assert plain.returncode == 1
     assert f"CORRUPT {sha_bad}: hash mismatch" in plain.stderr
     assert not blob_path(home, sha_bad).exists()
-    [quarantined] = list((home / "store-v1" / "quarantine").iterdir())
+    [quarantined] = list((home / "store-v2" / "quarantine").iterdir())
     assert quarantined.name.startswith(sha_bad)
     assert blob_path(home, sha_good).is_file()
     listed = {m["sha256"]: m for m in cli_json(home, "ls")}
@@ -86,7 +86,7 @@ def test_a_corrupt_blob_is_found_quarantined_and_never_served(home: Path, tmp_pa
     again = cli_json(home, "verify")  # the rest is fine now
     assert (again["checked"], again["problems"]) == (1, [])
 
-    with Store(home / "store-v1") as store, pytest.raises(HostError) as caught:
+    with Store(home / "store-v2") as store, pytest.raises(HostError) as caught:
         store.locate(Digest(sha_bad))
     assert caught.value.code == "not_found"
     host = HostProcess(home)
@@ -160,13 +160,13 @@ def test_gc_plans_then_removes_only_what_nothing_uses(home: Path, tmp_path: Path
     gone = tiny_model(tmp_path / "gone.onnx", seed=2)
     cli_json(home, "import", str(kept), str(gone))
     blob_path(home, sha256_of(gone)).unlink()  # behind the index's back
-    with Store(home / "store-v1") as store:
+    with Store(home / "store-v2") as store:
         unreferenced = add_unreferenced_blob(store, b"a tokenizer nobody uses")
     orphan = add_orphan_file(home, b"left behind by a crash")
-    stranger = home / "store-v1" / "blobs" / "sha256" / "README"
+    stranger = home / "store-v2" / "blobs" / "sha256" / "README"
     stranger.write_text("not a blob name: never touched")
-    stale = home / "store-v1" / "tmp" / f"{dead_pid()}-0123.partial"
-    before = sorted(p for p in (home / "store-v1").rglob("*") if p.is_file())
+    stale = home / "store-v2" / "tmp" / f"{dead_pid()}-0123.partial"
+    before = sorted(p for p in (home / "store-v2").rglob("*") if p.is_file())
 
     dry = cli_json(home, "gc", "--dry-run")
 
@@ -177,7 +177,7 @@ def test_gc_plans_then_removes_only_what_nothing_uses(home: Path, tmp_path: Path
         ("orphan_file", orphan.name),
     }  # the stale temp file was already cleaned when the command opened the store
     assert (dry["dry_run"], dry["removed"], dry["freed_bytes"]) == (True, [], 0)
-    assert sorted(p for p in (home / "store-v1").rglob("*") if p.is_file()) == before
+    assert sorted(p for p in (home / "store-v2").rglob("*") if p.is_file()) == before
     assert not stale.exists()
 
     done = cli_json(home, "gc")
@@ -199,7 +199,7 @@ def test_a_dangling_row_is_listed_as_stored_until_gc_drops_it(home: Path, tmp_pa
     blob_path(home, sha).unlink()
     assert [(m["sha256"], m["stored"]) for m in cli_json(home, "ls")] == [(sha, True)]
 
-    with Store(home / "store-v1") as store:
+    with Store(home / "store-v2") as store:
         result = execute_gc(store, plan_gc(store))
         assert [(i.kind, i.digest) for i in result.removed] == [("dangling_row", Digest(sha))]
         assert result.freed_bytes == 0
@@ -213,7 +213,7 @@ def test_a_vanished_blob_is_never_served_and_rm_clears_it(home: Path, tmp_path: 
     cli_json(home, "import", str(model))
     blob_path(home, sha).unlink()
 
-    with Store(home / "store-v1") as store, pytest.raises(HostError) as caught:
+    with Store(home / "store-v2") as store, pytest.raises(HostError) as caught:
         store.locate(Digest(sha))
     listed = cli_json(home, "ls")
     deleted = cli_json(home, "rm", sha)
@@ -225,7 +225,7 @@ def test_a_vanished_blob_is_never_served_and_rm_clears_it(home: Path, tmp_path: 
 
 
 def test_a_stale_plan_never_removes_what_came_into_use(home: Path, tmp_path: Path) -> None:
-    with Store(home / "store-v1") as store:
+    with Store(home / "store-v2") as store:
         unused = add_unreferenced_blob(store, b"about to be used by a site")
         orphan_data = b"about to be imported"
         orphan = add_orphan_file(home, orphan_data)
@@ -246,7 +246,7 @@ def test_a_stale_plan_never_removes_what_came_into_use(home: Path, tmp_path: Pat
 
 
 def test_referenced_and_pinned_blobs_survive_gc(home: Path, tmp_path: Path) -> None:
-    with Store(home / "store-v1") as store:
+    with Store(home / "store-v2") as store:
         imported = store.import_file(tiny_model(tmp_path / "m.onnx")).model.digest
         pinned = add_unreferenced_blob(store, b"pinned by the user")
         store.pin(pinned, True)

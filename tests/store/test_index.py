@@ -38,18 +38,18 @@ def test_a_new_index_is_wal_at_the_current_schema_version(tmp_path: Path) -> Non
 
 def test_reopening_keeps_the_data_and_the_schema(home: Path, tmp_path: Path) -> None:
     model = tiny_model(tmp_path / "m.onnx")
-    with Store(home / "store-v1") as store:
+    with Store(home / "store-v2") as store:
         imported = store.import_file(model).model
 
     for _ in range(2):
-        with Store(home / "store-v1") as store:
+        with Store(home / "store-v2") as store:
             assert store.list_models() == [imported]
             assert store.index.schema_version == SCHEMA_VERSION
 
 
 def test_an_index_from_a_newer_webmodels_is_refused(home: Path, tmp_path: Path) -> None:
     run_cli(home, "ls")  # creates the store
-    path = home / "store-v1" / "index.sqlite3"
+    path = home / "store-v2" / "index.sqlite3"
     with sqlite3.connect(path) as db:
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
 
@@ -123,8 +123,8 @@ def test_two_processes_importing_one_file_at_once_store_one_blob(
     assert len({r["model"]["sha256"] for r in results}) == 1
     [stored] = held_in(home)  # whole or as segments (support/held.py)
     assert read_held(home, stored) == model.read_bytes()
-    assert list((home / "store-v1" / "tmp").iterdir()) == []
-    with sqlite3.connect(home / "store-v1" / "index.sqlite3") as db:
+    assert list((home / "store-v2" / "tmp").iterdir()) == []
+    with sqlite3.connect(home / "store-v2" / "index.sqlite3") as db:
         assert db.execute("SELECT COUNT(*) FROM blobs").fetchone()[0] == 1
 
 

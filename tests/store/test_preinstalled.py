@@ -100,7 +100,7 @@ def test_a_wrong_declared_hash_is_not_served(home: Path, folder: Path) -> None:
     write_manifest(folder, {"file": "acme/tiny.onnx", "sha256": "ab" * 32, "name": "acme/tiny"})
 
     assert ls(home, folder) == []
-    with Store(home / "store-v1", preinstalled_dirs=[folder]) as store:
+    with Store(home / "store-v2", preinstalled_dirs=[folder]) as store:
         store.refresh_preinstalled()
         for digest in (Digest(sha256_of(model)), Digest("ab" * 32)):
             with pytest.raises(HostError) as caught:
@@ -157,7 +157,7 @@ def test_paths_leading_out_of_the_folder_are_refused(home: Path, tmp_path: Path)
 def test_a_file_changed_after_indexing_is_rehashed_and_dropped(home: Path, folder: Path) -> None:
     model = folder / "acme" / "tiny.onnx"
     digest = Digest(sha256_of(model))
-    with Store(home / "store-v1", preinstalled_dirs=[folder]) as store:
+    with Store(home / "store-v2", preinstalled_dirs=[folder]) as store:
         store.refresh_preinstalled()
         assert store.locate(digest).preinstalled
 
@@ -239,7 +239,7 @@ def test_imported_and_preinstalled_copies_are_one_model_and_du_counts_them(
     # system's, which is never copied, and one blob shared by both importers.
     assert du["models"] == 1
     assert du["logical_bytes"] == 3 * size
-    with Store(home / "store-v1") as store:
+    with Store(home / "store-v2") as store:
         overhead = layout_overhead(store)  # a recipe's own bytes, with segments on
     assert (du["physical_bytes"], du["preinstalled_bytes"]) == (size + overhead, size)
     assert du["saved_bytes"] == size - overhead

@@ -39,7 +39,7 @@ def old_store(home: Path, tmp_path: Path) -> tuple[Path, str]:
     (folder / "models.json").write_text(json.dumps({"version": 1, "models": [entry]}))
     with Store.open(config(home)) as store:
         store.import_file(model)  # stored, unnamed
-    db = sqlite3.connect(home / "store-v1" / "index.sqlite3", isolation_level=None)
+    db = sqlite3.connect(home / "store-v2" / "index.sqlite3", isolation_level=None)
     db.execute("DROP TABLE IF EXISTS label_cleanups")
     db.execute(f"PRAGMA user_version = {OLD_SCHEMA}")
     db.execute("UPDATE objects SET name = ?, version = ? WHERE sha256 = ?", (NAME, VERSION, sha))

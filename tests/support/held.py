@@ -37,7 +37,7 @@ def held(store: Store) -> set[Digest]:
 
 def held_in(home: Path) -> set[str]:
     """`held` of the store under a host's home folder, as hex digests."""
-    with Store(home / "store-v1") as store:
+    with Store(home / "store-v2") as store:
         return {digest.hex for digest in held(store)}
 
 
@@ -59,7 +59,7 @@ def layout_overhead(store: Store) -> int:
 def read_held(home: Path, sha256: str) -> bytes:
     """The bytes the store under a host's home folder keeps for ``sha256`` (either
     layout); KeyError when it keeps none."""
-    with Store(home / "store-v1") as store:
+    with Store(home / "store-v2") as store:
         digest = Digest(sha256)
         record = store.get(digest)
         if record is None or not holds(store, digest):

@@ -40,4 +40,4 @@ def quota_left(
         # A request for a hash its partition is already downloading joins that job.
         except_sha256=digest.hex if digest is not None else None,
     )
-    return page_room(host.store.index, limits, question, disk_figures(config.store_dir))
+    return page_room(host.store.index, limits, question, disk_figures(host.store.root))

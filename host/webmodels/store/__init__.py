@@ -1,4 +1,5 @@
-"""The content-addressed model store (``store-v1``): blobs by SHA-256 plus a SQLite index."""
+"""The content-addressed model store (``store-v2``): files by SHA-256, each a recipe of
+segments or a whole blob, plus a SQLite index."""
 
 from webmodels.store.store import Store
 

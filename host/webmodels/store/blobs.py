@@ -1,6 +1,6 @@
 """Blob files: written to a private temp file while hashing, published by rename.
 
-Layout (``store-v1``)::
+Layout (the whole files of ``store-v2``; all of ``store-v1``)::
 
     blobs/sha256/ab/<64 hex>   immutable, read-only, published only after the hash matched
     tmp/<pid>-<uuid>.partial   one per writer (a ``.json`` sidecar marks resumable state)

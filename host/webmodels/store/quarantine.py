@@ -1,4 +1,4 @@
-"""The quarantine folder (``store-v1/quarantine/``): blobs that failed verification,
+"""The quarantine folder (``store-v2/quarantine/``): blobs that failed verification,
 kept for the user to inspect, never served. Owns the file names there
 (``<64 hex>.<UTC time, ISO 8601 basic>``, e.g. ``…ab12.20261206T061500Z``), what the
 folder holds (for `du`) and which files are old enough for `gc` to remove.

@@ -57,9 +57,9 @@ LINKED = "linked"  # graphs rewritten to load from segments (runtime/segment_ses
 
 class SegmentedFiles:
     def __init__(self, root: Path, *, enabled: bool | None = None) -> None:
-        """``enabled``: publish new files as segments (None: as the environment
-        variable WEBMODELS_STORE_SEGMENTS says, "1" for yes)."""
-        self.enabled = os.environ.get(ENV_STORE_SEGMENTS) == "1" if enabled is None else enabled
+        """``enabled``: publish new files as segments (None: yes, unless the environment
+        variable WEBMODELS_STORE_SEGMENTS says "0")."""
+        self.enabled = os.environ.get(ENV_STORE_SEGMENTS) != "0" if enabled is None else enabled
         self.root = root
         self.store = SegmentStore(root)
         self.view_dir = root / VIEWS

@@ -21,7 +21,7 @@ from types import TracebackType
 from webmodels.config import Config
 from webmodels.digest import Digest
 from webmodels.errors import HostError
-from webmodels.store import derived, importing, listing, segmented
+from webmodels.store import derived, importing, layout, listing, segmented
 from webmodels.store import preinstalled_index as pre_index
 from webmodels.store.blobs import BlobFiles, PendingBlob, Progress, disk_error
 from webmodels.store.index import Index
@@ -61,7 +61,7 @@ class Store:
     @classmethod
     def open(cls, config: Config) -> Store:
         store = cls(
-            config.store_dir,
+            layout.settle(config.home),
             preinstalled_dirs=config.preinstalled_dirs,
             segments=config.store_segments,
         )

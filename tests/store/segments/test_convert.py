@@ -121,7 +121,7 @@ def test_files_read_back_while_another_store_converts_them(tmp_path: Path) -> No
 
 
 def _back_to_whole(root: Path, files: list[tuple[Digest, bytes]]) -> None:
-    """Undo a conversion the way a store-v1 looks: whole files, no recipes."""
+    """Undo a conversion the way a store-v2 looks: whole files, no recipes."""
     with Store(root, segments=False) as store:
         for digest, data in files:
             path = store.files.path_of(digest)

@@ -1,4 +1,4 @@
-"""Converting a store of whole files (store-v1) to segments, killed with SIGKILL at
+"""Converting a store of whole files (store-v2) to segments, killed with SIGKILL at
 random points: after every kill each model reads back byte for byte, SQLite's
 integrity check passes and no blob is both without its whole file and without a
 recipe; a last run completes the conversion and leaves no whole file behind.

@@ -30,7 +30,7 @@ def test_a_file_kept_as_segments_reads_back_through_read_and_the_fast_path(home:
         assert base64.b64decode(part["data"]) == data[offset : offset + 70_000]
     finally:
         host.close()
-    with sqlite3.connect(home / "store-v1" / "index.sqlite3") as db:
+    with sqlite3.connect(home / "store-v2" / "index.sqlite3") as db:
         (held,) = db.execute("SELECT COUNT(*) FROM recipes WHERE sha256 = ?", (digest,)).fetchone()
     assert held == 1
-    assert not (home / "store-v1" / "blobs" / "sha256" / digest[:2] / digest).exists()
+    assert not (home / "store-v2" / "blobs" / "sha256" / digest[:2] / digest).exists()

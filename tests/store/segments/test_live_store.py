@@ -31,7 +31,7 @@ WEIGHTS = 6  # tensors of 256 KiB each: 1.5 MiB of weights per variant
 @pytest.fixture
 def store(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
     monkeypatch.setenv("WEBMODELS_STORE_SEGMENTS", "1")  # config.ENV_STORE_SEGMENTS
-    with Store(home / "store-v1") as opened:
+    with Store(home / "store-v2") as opened:
         yield opened
 
 
@@ -64,14 +64,17 @@ def sha(data: bytes) -> Digest:
     return Digest(hashlib.sha256(data).hexdigest())
 
 
-def test_the_config_file_switch_turns_segments_on(home: Path, tmp_path: Path) -> None:
+def test_segments_are_the_default_and_the_config_file_turns_them_off(
+    home: Path, tmp_path: Path
+) -> None:
+    assert load_config(Flags(home=home, config_file=tmp_path / "none.toml"), env={}).store_segments
     config_file = tmp_path / "config.toml"
+    config_file.write_text("[store]\nsegments = false\n")
+    assert not load_config(Flags(home=home, config_file=config_file), env={}).store_segments
     config_file.write_text("[store]\nsegments = true\n")
-    config = load_config(Flags(home=home, config_file=config_file), env={})
-    assert config.store_segments
-    assert not load_config(
-        Flags(home=home, config_file=tmp_path / "none.toml"), env={}
-    ).store_segments
+    assert load_config(Flags(home=home, config_file=config_file), env={}).store_segments
+    whole = {"WEBMODELS_STORE_SEGMENTS": "0"}
+    assert not load_config(Flags(home=home, config_file=config_file), env=whole).store_segments
 
 
 def test_a_file_reads_back_byte_for_byte_whole_and_in_ranges(store: Store, tmp_path: Path) -> None:
@@ -176,7 +179,7 @@ def test_segment_files_a_killed_writer_left_are_removed_when_the_store_opens(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("WEBMODELS_STORE_SEGMENTS", "1")
-    root = home / "store-v1"
+    root = home / "store-v2"
     Store(root).close()
     tmp = root / "segments-v1" / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)

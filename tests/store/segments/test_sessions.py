@@ -180,4 +180,4 @@ def test_a_page_loads_and_runs_a_model_kept_as_segments_without_a_view(
         None, {"x": x, "cond": np.array([True])}
     )[0]
     assert wire_bytes(ran["outputs"]["y"]) == expected.tobytes()
-    assert files_under(home / "store-v1" / "views") == []
+    assert files_under(home / "store-v2" / "views") == []
