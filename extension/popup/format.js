@@ -16,6 +16,17 @@ export function formatBytes(bytes) {
   return `${value.toFixed(digits)} ${UNITS[unit]}`;
 }
 
+/** "X on disk, Y shared with other files" for a model kept as segments that shares
+ *  parts with other stored files ("X on disk, nothing shared" when it shares none);
+ *  null where the host gave no figures (a file kept whole, a pre-installed one). */
+export function diskLine(model) {
+  const disk = model?.disk;
+  if (!disk || typeof disk.own_bytes !== "number" || typeof disk.shared_bytes !== "number") return null;
+  const own = `${formatBytes(disk.own_bytes)} on disk`;
+  if (disk.shared_bytes <= 0) return `${own}, nothing shared`;
+  return `${own}, ${formatBytes(disk.shared_bytes)} shared with other files`;
+}
+
 export function shortHash(sha256) {
   return String(sha256 ?? "").slice(0, 12);
 }

@@ -3,7 +3,7 @@
 // carries the click handlers.
 
 import { h } from "./dom.js";
-import { formatBytes, modelTitle, shortHash, siteLabel, timeAgo } from "./format.js";
+import { diskLine, formatBytes, modelTitle, shortHash, siteLabel, timeAgo } from "./format.js";
 import { button, confirmBox } from "./widgets.js";
 
 /** The list with each form the host derived (`derived_from`, manage.list) right after
@@ -48,6 +48,7 @@ function modelCard(model, ui, actions) {
       h("span", { class: "model-size" }, formatBytes(model.size)),
     ),
     badges(model),
+    diskLine(model) ? h("p", { class: "disk" }, diskLine(model)) : null,
     model.form_of ? h("p", { class: "form-of" }, `${formLabel(model)} of ${modelTitle(model.form_of)}`) : null,
     from ? h("p", { class: "path from", title: from }, `from ${withoutScheme(from)}`) : null,
     sitesLine(model),

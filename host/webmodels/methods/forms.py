@@ -33,6 +33,7 @@ from webmodels.representations.deriver import Form
 from webmodels.representations.recipes import Recipe
 from webmodels.store.records import ModelRecord
 from webmodels.store.representations import all_forms
+from webmodels.store.segments.sharing import file_usage
 
 if TYPE_CHECKING:
     from webmodels.app import Host
@@ -103,9 +104,21 @@ def manage_render(host: Host) -> Callable[[ModelRecord], dict[str, Any]]:
         forms.setdefault(digest, declared_extras(declared_form, source))
 
     def render(record: ModelRecord) -> dict[str, Any]:
-        return record.manage_info() | forms.get(record.digest, {})
+        return record.manage_info() | forms.get(record.digest, {}) | disk_info(host, record)
 
     return render
+
+
+def disk_info(host: Host, record: ModelRecord) -> dict[str, Any]:
+    """For a stored file kept as segments: the bytes on disk only it holds and those it
+    shares with other stored files (held once for all), as `webmodels du --models`."""
+    if not record.stored or record.preinstalled_path is not None:
+        return {}
+    with host.store.index.snapshot() as db:
+        usage = file_usage(db, record.digest, record.size)
+    if not usage.segmented:
+        return {}
+    return {"disk": {"own_bytes": usage.own, "shared_bytes": usage.shared}}
 
 
 def declared_form(host: Host, call: Call, given: Candidate) -> DeclaredForm | None:

@@ -31,3 +31,36 @@ def test_stats_report_stored_against_on_disk_bytes_for_files_sharing_parts(home:
     assert stats["physical_bytes"] < len(first) + len(second) - (1 << 20)
     assert stats["shared_saved_bytes"] == stats["stored_bytes"] - stats["physical_bytes"]
     assert not refused["ok"]
+
+
+def test_the_popup_list_says_per_model_what_it_holds_and_shares_on_disk(home: Path) -> None:
+    """`manage.list` (the popup's model cards) gives each file kept as segments its
+    bytes on disk alone and those it shares with other files, as `du --models` does."""
+    import hashlib
+    import json
+
+    from support.host import run_cli
+
+    shared = os.urandom(2 << 20)
+    first, second, other = (
+        shared + os.urandom(100_000),
+        os.urandom(50_000) + shared,
+        os.urandom(300_000),
+    )
+    host = HostProcess(home)  # segments: the default
+    try:
+        for data in (first, second, other):
+            stored(host, data)
+        models = {m["sha256"]: m for m in host.result("manage.list")["models"]}
+    finally:
+        host.close()
+    du = {m["sha256"]: m for m in json.loads(run_cli(home, "--json", "du", "--models").stdout)}
+    for data in (first, second, other):
+        sha = hashlib.sha256(data).hexdigest()
+        disk = models[sha]["disk"]
+        print(f"{len(data)} B: own {disk['own_bytes']} B, shared {disk['shared_bytes']} B")
+        assert disk["own_bytes"] + disk["shared_bytes"] == len(data)
+        assert (disk["own_bytes"], disk["shared_bytes"]) == (du[sha]["own"], du[sha]["shared"])
+    assert models[hashlib.sha256(other).hexdigest()]["disk"]["shared_bytes"] == 0
+    for data in (first, second):
+        assert models[hashlib.sha256(data).hexdigest()]["disk"]["shared_bytes"] > (3 << 20) // 2

@@ -72,5 +72,28 @@ def usage(recipes: dict[Digest, Recipe], sizes: dict[Digest, int]) -> list[Usage
     return sorted(out, key=lambda u: (-u.logical, u.digest.hex))
 
 
+def file_usage(db: sqlite3.Connection, digest: Digest, size: int) -> Usage:
+    """One file's usage from the segments' reference counts (table ``segment_refs``),
+    without decoding any other recipe: what the popup shows per model."""
+    row = db.execute("SELECT recipe FROM recipes WHERE sha256 = ?", (digest.hex,)).fetchone()
+    if row is None:
+        return Usage(digest, size, size, 0, segmented=False)
+    recipe = decode_recipe(bytes(row[0]))
+    segments = _distinct(recipe)
+    holders: dict[str, int] = {}
+    names = [d.hex for d in segments]
+    for start in range(0, len(names), _BATCH):
+        batch = names[start : start + _BATCH]
+        marks = ",".join("?" * len(batch))
+        query = f"SELECT segment, refs FROM segment_refs WHERE segment IN ({marks})"
+        holders.update((str(r[0]), int(r[1])) for r in db.execute(query, batch))
+    shared = sum(s.size for d, s in segments.items() if holders.get(d.hex, 0) > 1)
+    own = sum(s.size for d, s in segments.items() if holders.get(d.hex, 0) <= 1)
+    return Usage(digest, size, own + recipe.inline_bytes, shared, segmented=True)
+
+
+_BATCH = 500  # SQLite's bound parameters per query (999 in old builds)
+
+
 def _distinct(recipe: Recipe) -> dict[Digest, Segment]:
     return {segment.digest: segment for segment in recipe.segments}
