@@ -72,12 +72,12 @@ def test_a_page_gets_the_code_and_its_meaning_the_cli_the_whole_error() -> None:
     assert deferred == {"code": "internal", "message": ERROR_CODES["internal"], "details": {}}
 
 
-@pytest.fixture
-def host(tmp_path: Path) -> Iterator[tuple[Host, Dispatcher, Digest]]:
+def build(tmp_path: Path, *, segments: bool) -> Iterator[tuple[Host, Dispatcher, Digest]]:
     config = Config(
         home=tmp_path / "home",
         log_dir=tmp_path / "logs",
         extra={"sessions": {"background_compile": False}},
+        store_segments=segments,
     )
     built = build_host(config)
     model = tiny_model(tmp_path / "m.onnx", weight_bytes=4096, seed=5)
@@ -86,6 +86,18 @@ def host(tmp_path: Path) -> Iterator[tuple[Host, Dispatcher, Digest]]:
     built.store.record_use(digest, PAGE.partition.key)  # the page's own model
     yield built, build_dispatcher(built), digest
     built.close()
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Iterator[tuple[Host, Dispatcher, Digest]]:
+    """Files kept whole: the window is forced open on the whole file's path
+    (`Store.locate`); the same with segments: `segmented_host`."""
+    yield from build(tmp_path, segments=False)
+
+
+@pytest.fixture
+def segmented_host(tmp_path: Path) -> Iterator[tuple[Host, Dispatcher, Digest]]:
+    yield from build(tmp_path, segments=True)
 
 
 def delete_after_locate(host: Host, *, instead: Path | None = None) -> None:
@@ -119,6 +131,34 @@ def test_a_model_deleted_after_the_check_is_not_found(
     reply = ask(dispatcher, method, PAGE, sha256=digest.hex, **params)
     assert reply["ok"] is False and reply["error"]["code"] == "not_found", reply
     assert_nothing_leaks(reply, built)
+
+
+@pytest.mark.parametrize(
+    ("method", "params"),
+    [("sessions.create", {}), ("models.read", {"length": 1 << 20})],
+)
+def test_a_model_whose_segments_are_deleted_after_the_check_is_not_found(
+    segmented_host: tuple[Host, Dispatcher, Digest], method: str, params: dict[str, Any]
+) -> None:
+    """The store found the file's recipe servable, then its segment files went (gc,
+    the user, a failing disk) before they were read."""
+    built, dispatcher, digest = segmented_host
+    store = built.store
+    recipe = store.recipe_of(digest)
+    assert recipe is not None and recipe.segments  # kept as segments
+    real = store.recipe_of
+
+    def recipe_of(wanted: Digest) -> Any:
+        found = real(wanted)
+        for segment in found.segments if found is not None else ():
+            store.segmented.store.path_of(segment.digest).unlink(missing_ok=True)
+        return found
+
+    store.recipe_of = recipe_of  # type: ignore[method-assign]
+    reply = ask(dispatcher, method, PAGE, sha256=digest.hex, **params)
+    assert reply["ok"] is False and reply["error"]["code"] == "not_found", reply
+    assert_nothing_leaks(reply, built)
+    assert "segments-v1" not in json.dumps(reply)
 
 
 def test_an_internal_error_with_a_path_reaches_the_page_without_it(

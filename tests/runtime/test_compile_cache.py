@@ -59,7 +59,10 @@ def test_every_part_of_the_key_changes_it() -> None:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
-    return Store.open(Config(home=tmp_path / "home", log_dir=tmp_path / "logs"))
+    """Files kept whole (`[store] segments = false`): these tests look at the cache's
+    paths; the same with segments, tests/store/segments/test_compile_cache_segments.py."""
+    config = Config(home=tmp_path / "home", log_dir=tmp_path / "logs", store_segments=False)
+    return Store.open(config)
 
 
 def compiled_into(cache: CompileCache, k: CacheKey, *, weights: bytes | None = b"w" * 4096) -> None:
@@ -114,7 +117,12 @@ def test_pre_installed_models_keep_their_graphs_until_unlisted(tmp_path: Path) -
     folder = tmp_path / "pre"
     tiny_model(folder / "m.onnx")
     (folder / "models.json").write_text(json.dumps({"version": 1, "models": [{"file": "m.onnx"}]}))
-    config = Config(home=tmp_path / "home", log_dir=tmp_path / "logs", preinstalled_dirs=(folder,))
+    config = Config(
+        home=tmp_path / "home",
+        log_dir=tmp_path / "logs",
+        preinstalled_dirs=(folder,),
+        store_segments=False,  # as the `store` fixture
+    )
     store = Store.open(config)
     [model] = store.list_models()
     cache = CompileCache(store)
