@@ -127,7 +127,10 @@ def table(entries: list[Entry], work: Path) -> list[Row]:
         files = [p for e in chosen for p in e.files]
         distinct = {sha256_of(p): p.stat().st_size for p in files}
         tensors = unique_tensor_hashes(chosen)
-        physical = store.physical_bytes() + sum(len(encode_recipe(r)) for r in recipes)
+        # the store keeps one recipe per distinct file (table recipes, keyed by SHA-256)
+        held_recipes = {sha256_of(p): r for p, r in zip(files, recipes, strict=True)}
+        encoded = sum(len(encode_recipe(r)) for r in held_recipes.values())
+        physical = store.physical_bytes() + encoded
         held = {s.digest.hex: s.size for r in recipes for s in r.segments}
         rows.append(
             Row(
