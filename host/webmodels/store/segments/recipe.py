@@ -34,6 +34,10 @@ MAX_PARTS = 1 << 22  # 4M parts: a 1 TB file in 256 KiB chunks
 _CACHED_MAX = 64 << 10  # encoded bytes (about 1,500 parts) of a recipe kept decoded
 _CACHED_INLINE_MAX = 1 << 20  # and its inline bytes, decompressed
 _CACHED_COUNT = 64
+_LEVEL = 1
+"""zlib's fastest level: on the corpus of docs/segments.md 5 % larger than level 6
+(2.28 MB against 2.17 MB of 5.0 MB), in 60 % of its time (~100 MB/s), which every
+import pays."""
 
 
 class RecipeInvalid(ValueError):
@@ -82,7 +86,7 @@ def encode_recipe(recipe: Recipe) -> bytes:
         for part in recipe.parts
     ]
     inline = b"".join(part.data for part in recipe.parts if isinstance(part, Inline))
-    compressed = zlib.compress(inline) if inline else b""
+    compressed = zlib.compress(inline, _LEVEL) if inline else b""
     packed: bytes = msgpack.packb(
         [RECIPE_VERSION, recipe.size, parts, compressed], use_bin_type=True
     )
