@@ -6,6 +6,7 @@ recipe-v1 still reads, and a recipe whose compressed bytes lie is refused."""
 from __future__ import annotations
 
 import hashlib
+import random
 import zlib
 from pathlib import Path
 
@@ -13,6 +14,8 @@ import msgpack
 import numpy as np
 import onnx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 from webmodels.digest import Digest
@@ -101,6 +104,26 @@ def test_inline_bytes_are_compressed_in_the_recipe() -> None:
     assert len(encoded) < len(graph) // 20
     assert decode_recipe(encoded) == recipe
     assert decode_recipe(bytearray(encoded)) == recipe  # not a cached copy: the same
+
+
+part = st.one_of(
+    st.binary(min_size=1, max_size=64).map(Inline),
+    st.tuples(st.integers(1, 20_000), st.integers(0, 2**32 - 1)).map(
+        lambda n: Inline(random.Random(n[1]).randbytes(n[0]) if n[1] % 2 else bytes(n[0]))
+    ),
+    st.tuples(st.binary(min_size=32, max_size=32), st.integers(1, 1 << 40)).map(
+        lambda d: Segment(Digest(d[0].hex()), d[1])
+    ),
+)
+
+
+@settings(max_examples=50, deadline=None)
+@given(parts=st.lists(part, max_size=40))
+def test_any_recipe_decodes_to_itself(parts: list[Inline | Segment]) -> None:
+    """Inline runs of any length (graph structure: not only under 4 KiB) and segments,
+    in any order, come back as they were."""
+    recipe = Recipe(tuple(parts))
+    assert decode_recipe(encode_recipe(recipe)) == recipe
 
 
 def test_a_recipe_v1_still_reads() -> None:
