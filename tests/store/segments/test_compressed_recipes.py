@@ -149,3 +149,18 @@ def test_a_recipe_v1_still_reads() -> None:
 def test_a_lying_recipe_v2_is_refused(parts: list[object], packed: bytes, size: int) -> None:
     with pytest.raises(RecipeInvalid):
         decode_recipe(msgpack.packb([2, size, parts, packed], use_bin_type=True))
+
+
+def test_recipes_kept_decoded_stay_within_their_memory_bound() -> None:
+    """Recipes of a few KiB that inflate to 4 MiB each (a hostile or huge graph) are
+    not all kept decoded: the cache holds at most 64 MiB of inline bytes, and a
+    recipe read again still decodes to the same parts."""
+    from webmodels.store.segments import recipe as recipe_module
+
+    encoded = [encode_recipe(Recipe((Inline(bytes([i]) * (4 << 20)), SEGMENT))) for i in range(40)]
+    assert all(len(e) < 64 << 10 for e in encoded)  # small enough to be cached at all
+    for data in encoded:
+        assert decode_recipe(data).inline_bytes == 4 << 20
+    kept = sum(r.inline_bytes for r in recipe_module._decoded.values())
+    assert 0 < kept <= 64 << 20
+    assert decode_recipe(encoded[0]) == Recipe((Inline(bytes([0]) * (4 << 20)), SEGMENT))

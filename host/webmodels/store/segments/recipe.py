@@ -32,7 +32,7 @@ INLINE_TOTAL_MAX = 16 << 20
 structure up to this stays in its recipe; `split` cuts the rest into segments."""
 MAX_PARTS = 1 << 22  # 4M parts: a 1 TB file in 256 KiB chunks
 _CACHED_MAX = 64 << 10  # encoded bytes (about 1,500 parts) of a recipe kept decoded
-_CACHED_INLINE_MAX = 1 << 20  # and its inline bytes, decompressed
+_CACHED_INLINE = 64 << 20  # inline bytes of all recipes kept decoded, decompressed
 _CACHED_COUNT = 64
 _LEVEL = 1
 """zlib's fastest level: on the corpus of docs/segments.md 5 % larger than level 6
@@ -101,19 +101,34 @@ def decode_recipe(data: bytes) -> Recipe:
         return _decode(data)
     key = bytes(data)
     with _cache_lock:
-        recipe = _decoded.get(key)
-    if recipe is not None:
-        return recipe
+        recipe = _decoded.pop(key, None)
+        if recipe is not None:
+            _decoded[key] = recipe  # the most recently used last
+            return recipe
     recipe = _decode(key)
-    if recipe.inline_bytes <= _CACHED_INLINE_MAX:  # compressed: few bytes may inflate to many
-        with _cache_lock:
-            while len(_decoded) >= _CACHED_COUNT:
-                del _decoded[next(iter(_decoded))]
-            _decoded[key] = recipe
+    with _cache_lock:
+        _remember(key, recipe)
     return recipe
 
 
-_decoded: dict[bytes, Recipe] = {}  # oldest first
+def _remember(key: bytes, recipe: Recipe) -> None:
+    """Keep ``recipe`` decoded, dropping the least recently used ones while more than
+    `_CACHED_COUNT` recipes or `_CACHED_INLINE` inline bytes (a few compressed bytes
+    may inflate to many) would be kept. Holds `_cache_lock`."""
+    global _cached_inline
+    if key in _decoded:
+        return  # another thread decoded it too
+    while _decoded and (
+        len(_decoded) >= _CACHED_COUNT or _cached_inline + recipe.inline_bytes > _CACHED_INLINE
+    ):
+        _cached_inline -= _decoded.pop(next(iter(_decoded))).inline_bytes
+    if recipe.inline_bytes <= _CACHED_INLINE:
+        _decoded[key] = recipe
+        _cached_inline += recipe.inline_bytes
+
+
+_decoded: dict[bytes, Recipe] = {}  # least recently used first
+_cached_inline = 0
 _cache_lock = threading.Lock()
 
 
