@@ -153,12 +153,12 @@ def test_a_lying_recipe_v2_is_refused(parts: list[object], packed: bytes, size: 
 
 def test_recipes_kept_decoded_stay_within_their_memory_bound() -> None:
     """Recipes of a few KiB that inflate to 4 MiB each (a hostile or huge graph) are
-    not all kept decoded: the cache holds at most 64 MiB of inline bytes, and a
+    not all kept decoded: the cache holds at most 64 MiB of recipe bytes, and a
     recipe read again still decodes to the same parts."""
     from webmodels.store.segments import recipe as recipe_module
 
     encoded = [encode_recipe(Recipe((Inline(bytes([i]) * (4 << 20)), SEGMENT))) for i in range(40)]
-    assert all(len(e) < 64 << 10 for e in encoded)  # small enough to be cached at all
+    assert all(len(e) < 1 << 20 for e in encoded)  # small enough to be cached at all
     for data in encoded:
         assert decode_recipe(data).inline_bytes == 4 << 20
     kept = sum(r.inline_bytes for r in recipe_module._decoded.values())

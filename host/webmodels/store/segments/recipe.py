@@ -31,8 +31,8 @@ INLINE_TOTAL_MAX = 16 << 20
 """The most inline bytes one recipe holds (decompressed): a container's graph
 structure up to this stays in its recipe; `split` cuts the rest into segments."""
 MAX_PARTS = 1 << 22  # 4M parts: a 1 TB file in 256 KiB chunks
-_CACHED_MAX = 64 << 10  # encoded bytes (about 1,500 parts) of a recipe kept decoded
-_CACHED_INLINE = 64 << 20  # inline bytes of all recipes kept decoded, decompressed
+_CACHED_MAX = 1 << 20  # encoded bytes of a recipe kept decoded (the 21 MB recognizer: 140 KB)
+_CACHED_BYTES = 64 << 20  # memory of all recipes kept decoded (see `_cost`)
 _CACHED_COUNT = 64
 _LEVEL = 1
 """zlib's fastest level: on the corpus of docs/segments.md 5 % larger than level 6
@@ -113,22 +113,28 @@ def decode_recipe(data: bytes) -> Recipe:
 
 def _remember(key: bytes, recipe: Recipe) -> None:
     """Keep ``recipe`` decoded, dropping the least recently used ones while more than
-    `_CACHED_COUNT` recipes or `_CACHED_INLINE` inline bytes (a few compressed bytes
-    may inflate to many) would be kept. Holds `_cache_lock`."""
-    global _cached_inline
-    if key in _decoded:
-        return  # another thread decoded it too
-    while _decoded and (
-        len(_decoded) >= _CACHED_COUNT or _cached_inline + recipe.inline_bytes > _CACHED_INLINE
-    ):
-        _cached_inline -= _decoded.pop(next(iter(_decoded))).inline_bytes
-    if recipe.inline_bytes <= _CACHED_INLINE:
-        _decoded[key] = recipe
-        _cached_inline += recipe.inline_bytes
+    `_CACHED_COUNT` recipes or `_CACHED_BYTES` bytes (a few compressed bytes may
+    inflate to many) would be kept. Holds `_cache_lock`."""
+    global _cached_bytes
+    cost = _cost(key, recipe)
+    if key in _decoded or cost > _CACHED_BYTES:
+        return  # another thread decoded it too, or it is too large to keep
+    while _decoded and (len(_decoded) >= _CACHED_COUNT or _cached_bytes + cost > _CACHED_BYTES):
+        old_key, old = next(iter(_decoded.items()))
+        del _decoded[old_key]
+        _cached_bytes -= _cost(old_key, old)
+    _decoded[key] = recipe
+    _cached_bytes += cost
+
+
+def _cost(key: bytes, recipe: Recipe) -> int:
+    """Memory a kept recipe takes, about: its key, a part decoded takes some 6 times
+    its ~40 encoded bytes (objects, hex digest), and the inflated inline bytes."""
+    return 8 * len(key) + recipe.inline_bytes
 
 
 _decoded: dict[bytes, Recipe] = {}  # least recently used first
-_cached_inline = 0
+_cached_bytes = 0
 _cache_lock = threading.Lock()
 
 
