@@ -10,12 +10,12 @@ the classifier shipped in two OCR wheels are stored as shipped.
 
 Printed per model and in total: logical bytes; file-level dedup (today's store: one
 copy per distinct SHA-256); segment-level physical bytes (segment files + encoded
-recipes, inline bytes included); unique tensor bytes (every distinct tensor of the
-corpus once). Target (issue 15): physical <= 1.05 x unique. Then speeds in the same
-run: `SegmentStore.ingest` and `split` (hash only) against today's import path (copy,
-hash, fsync one file), `copy_to` / `reconstruct` against a plain file copy, and ONNX
-Runtime session creation from hard-linked segments against the whole file
-(segments_sessions.py).
+recipes, one per distinct file as in the store, inline bytes included, compressed);
+unique tensor bytes (every distinct tensor of the corpus once). Target (issue 15):
+physical <= 1.05 x unique. Then speeds in the same run: `SegmentStore.ingest` and
+`split` (hash only) against today's import path (copy, hash, fsync one file),
+`copy_to` / `reconstruct` against a plain file copy, and ONNX Runtime session
+creation from hard-linked segments against the whole file (segments_sessions.py).
 
 The corpus lives in a temp folder, removed at the end (--keep keeps it); wheels are
 cached in .cache/wheels (git-ignored), downloaded with ``pip download --no-deps``.
@@ -127,7 +127,10 @@ def table(entries: list[Entry], work: Path) -> list[Row]:
         files = [p for e in chosen for p in e.files]
         distinct = {sha256_of(p): p.stat().st_size for p in files}
         tensors = unique_tensor_hashes(chosen)
-        physical = store.physical_bytes() + sum(len(encode_recipe(r)) for r in recipes)
+        # the store keeps one recipe per distinct file (table recipes, keyed by SHA-256)
+        held_recipes = {sha256_of(p): r for p, r in zip(files, recipes, strict=True)}
+        encoded = sum(len(encode_recipe(r)) for r in held_recipes.values())
+        physical = store.physical_bytes() + encoded
         held = {s.digest.hex: s.size for r in recipes for s in r.segments}
         rows.append(
             Row(

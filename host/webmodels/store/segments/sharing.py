@@ -1,6 +1,6 @@
 """What stored files share below the file: ``webmodels du --explain`` and per-file usage.
 
-Reads the index's ``recipes`` table (one recipe-v1 per file kept as segments) inside a
+Reads the index's ``recipes`` table (one recipe per file kept as segments) inside a
 snapshot the caller holds; a file kept whole shares nothing (its bytes are its own).
 """
 
