@@ -20,6 +20,7 @@ from webmodels.errors import HostError
 from webmodels.store import Store, importing
 from webmodels.store.metadata import ModelMetadata
 from webmodels.store.segments import segment_store
+from webmodels.store.segments.split import plan_bytes
 
 DEADLINE_S = 60.0  # generous: a loaded 2-core machine
 
@@ -41,6 +42,10 @@ def _import_threads_ended() -> None:
     while any(t.name.startswith("import") for t in threading.enumerate()):
         assert time.monotonic() < deadline, "the import's thread never ended"
         time.sleep(0.01)
+
+
+def _hash_threads() -> bool:
+    return any(t.name.startswith("segment-hash") for t in threading.enumerate())
 
 
 def test_segments_are_written_while_the_metadata_is_parsed(
@@ -70,12 +75,27 @@ def test_segments_are_written_while_the_metadata_is_parsed(
     assert seen and seen[0] >= 1
 
 
-def test_a_file_refused_by_its_metadata_check_leaves_no_segment(tmp_path: Path) -> None:
+def test_a_file_refused_by_its_metadata_check_leaves_no_segment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Bytes that are no ONNX model, imported as one: refused, and the segments
-    written meanwhile are removed (none published, no temp file left)."""
+    written meanwhile are removed (none published, no temp file left). The parse
+    refuses them only once all were written, the case where they would be left."""
     source = tmp_path / "not-a-model.onnx"
-    source.write_bytes(np.random.default_rng(9).bytes(600 << 10))  # chunked: segments
+    data = np.random.default_rng(9).bytes(600 << 10)  # chunked: segments
+    source.write_bytes(data)
+    count = sum(not p.inline for p in plan_bytes(bytearray(data)).pieces)
+    real = importing.onnx_metadata_of
     with Store(tmp_path / "store", segments=True) as store:
+
+        def refuse_once_all_are_written(held: bytearray) -> ModelMetadata:
+            deadline = time.monotonic() + DEADLINE_S
+            while len(_temps(store)) < count or _hash_threads():
+                assert time.monotonic() < deadline, "the segments were never all written"
+                time.sleep(0.001)
+            return real(held)
+
+        monkeypatch.setattr(importing, "onnx_metadata_of", refuse_once_all_are_written)
         with pytest.raises(HostError):
             store.import_file(source)
         _import_threads_ended()

@@ -197,18 +197,19 @@ class SegmentStore:
                 for piece in segments:
                     temps.append(self._write_temp(data, piece))
                 digests = hashing.result()
+            named = iter(digests)
+            parts: list[Part] = [
+                Inline(bytes(data[p.offset : p.offset + p.length]))
+                if p.inline
+                else Segment(next(named), p.length)
+                for p in pieces
+            ]
         except BaseException:
             for temp in temps:
                 temp.unlink(missing_ok=True)
             raise
         written.extend(zip(temps, digests, (p.length for p in segments), strict=True))
-        named = iter(digests)
-        return [
-            Inline(bytes(data[p.offset : p.offset + p.length]))
-            if p.inline
-            else Segment(next(named), p.length)
-            for p in pieces
-        ]
+        return parts
 
     def _write_temp(self, data: memoryview, piece: Piece) -> Path:
         """A new temp file holding ``piece`` of ``data`` (removed again on a failure)."""
