@@ -6,19 +6,18 @@ copy and publishes it (`Store.ingest`). With segments on, a file of up to
 copy: the file's SHA-256, its metadata (``onnx`` parsed the whole file in memory
 before too), where it is cut and the segments written straight from it. No temp
 copy of the whole file is written, flushed or removed, and the segments' flush is
-the only one. The steps overlap on two threads (`_parse_and_stage`): the file is
-hashed while it is cut, its segments are written to temp files and hashed while its
-metadata is parsed. A larger file takes the temp-file route, its segments cut from
-the copy (`SegmentStore.ingest`).
+the only one. Hashing overlaps the rest on a second thread: the whole file is hashed
+while it is cut and its metadata parsed, each segment while it is written
+(`SegmentStore.ingest_bytes`). A larger file takes the temp-file route, its segments
+cut from the copy (`SegmentStore.ingest`).
 
 The guarantees do not change: the SHA-256 of the whole file is known before anything
-is published (segments renamed into place, the index written; a file refused by its
-metadata check leaves no temp file); each segment reaches the disk before it is
-renamed into place and is renamed before the index transaction naming it commits; a
-segment already held costs the steps a new one does (segments/segment_store.py); a
-segment that `gc` removed in between is written again from the same bytes inside
-the transaction; a process killed at any point leaves only temp files of a dead
-writer and segments no recipe names, which the next start and `gc` remove.
+is written; each segment reaches the disk before it is renamed into place and is
+renamed before the index transaction naming it commits; a segment already held costs
+the steps a new one does (segments/segment_store.py); a segment that `gc` removed in
+between is written again from the same bytes inside the transaction; a process
+killed at any point leaves only temp files of a dead writer and segments no recipe
+names, which the next start and `gc` remove.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ import hashlib
 import io
 import os
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,7 +42,6 @@ from webmodels.store.metadata import (
 )
 from webmodels.store.records import ImportResult
 from webmodels.store.segments import Recipe
-from webmodels.store.segments.segment_store import SegmentStore, Staged
 from webmodels.store.segments.split import Plan, plan_bytes
 
 if TYPE_CHECKING:
@@ -139,22 +137,24 @@ def _import_held(
     name: str | None,
     version: str | None,
 ) -> ImportResult:
-    segments = store.segmented.store
+    # The file's SHA-256 on a second thread (hashlib releases the GIL for the whole
+    # call) while this one finds where it is cut and parses its metadata: known before
+    # anything is written, at no cost beside the parse on a multi-core machine.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-hash") as pool:
+        hashing = pool.submit(_sha256, data)
+        layout = plan_bytes(data)
+        metadata = (
+            ModelMetadata(format=sniff_bytes(bytes(data[:64]))) if raw else onnx_metadata_of(data)
+        )
+        digest = hashing.result()
+    # No temp file holds these bytes: the name is never created (`Store.ingest`
+    # publishes the recipe, not a file, and discarding the name removes nothing).
+    unwritten = store.files.tmp_dir / f"{os.getpid()}-{uuid.uuid4().hex}.held"
+    pending = PendingBlob(unwritten, digest, len(data))
     with memoryview(data) as view:
-        metadata, layout, digest, staging = _parse_and_stage(segments, data, view, raw=raw)
-        # No temp file holds these bytes: the name is never created (`Store.ingest`
-        # publishes the recipe, not a file, and discarding the name removes nothing).
-        unwritten = store.files.tmp_dir / f"{os.getpid()}-{uuid.uuid4().hex}.held"
-        pending = PendingBlob(unwritten, digest, len(data))
-        ready = [staging]
 
         def write() -> Recipe:
-            # The segments staged meanwhile the first time (a failure to write them
-            # is raised here, inside `Store.ingest`, as before); written again from
-            # the bytes if `Store.ingest` needs them again (a `gc` removed them).
-            if ready:
-                return segments.publish_staged(ready.pop().result())
-            return segments.ingest_bytes(view, layout)
+            return store.segmented.store.ingest_bytes(view, layout)
 
         try:
             return store.ingest(
@@ -167,46 +167,10 @@ def _import_held(
                 write=write,
             )
         except BaseException:
-            _discard(ready)
             # `Store.ingest` takes back what a failed publish wrote by cutting its temp
             # file again; these bytes have none, so their segments are named from here.
             store.segmented.remove_unnamed(store.index, _segment_digests(view, layout))
             raise
-
-
-def _parse_and_stage(
-    segments: SegmentStore, data: bytearray, view: memoryview, *, raw: bool
-) -> tuple[ModelMetadata, Plan, Digest, Future[Staged]]:
-    """Everything before publishing, overlapped: the file's SHA-256 is computed on a
-    second thread while this one finds where the file is cut, then its segments are
-    written to temp files (and hashed) there while this one parses the metadata
-    (hashlib and file creation release the GIL). The digest is known on return;
-    nothing is published here. The segments are still being written on return (the
-    future); on a failure here they are waited for and removed before this raises."""
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import")
-    try:
-        hashing = pool.submit(_sha256, data)
-        layout = plan_bytes(data)
-        staging = pool.submit(segments.stage_bytes, view, layout)
-    finally:
-        pool.shutdown(wait=False)  # its thread ends once the two are done
-    try:
-        metadata = (
-            ModelMetadata(format=sniff_bytes(bytes(data[:64]))) if raw else onnx_metadata_of(data)
-        )
-        digest = hashing.result()
-    except BaseException:
-        _discard([staging])
-        raise
-    return metadata, layout, digest, staging
-
-
-def _discard(unused: list[Future[Staged]]) -> None:
-    """Wait for segments staged but not published and remove their temp files."""
-    wait(unused)
-    for staging in unused:
-        if staging.exception() is None:  # a failed stage removed its own
-            staging.result().discard()
 
 
 def _sha256(data: bytearray) -> Digest:

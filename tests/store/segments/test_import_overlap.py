@@ -1,26 +1,28 @@
-"""A one-pass import overlaps its steps on two threads (store/importing.py,
-`_parse_and_stage`): the file's segments are written to temp files while its metadata
-is parsed. What the overlap must not change: a file refused by its metadata check,
-or whose segments cannot be written, leaves no temp file and publishes nothing, and
-a failed write is still said as the disk's error."""
+"""A one-pass import hashes on a second thread (store/importing.py,
+`SegmentStore.ingest_bytes`): the whole file while it is cut and parsed, each segment
+while the segments are written. What that must not change: the digests are those of
+the bytes, and a segment write that fails is said as the disk's error and leaves no
+temp file and nothing published."""
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from support.containers import write_onnx
+from webmodels.digest import Digest
 from webmodels.errors import HostError
 from webmodels.store import Store, importing
-from webmodels.store.metadata import ModelMetadata
 from webmodels.store.segments import segment_store
-from webmodels.store.segments.split import plan_bytes
+from webmodels.store.segments.split import Piece, Plan
 
 DEADLINE_S = 60.0  # generous: a loaded 2-core machine
 
@@ -36,72 +38,63 @@ def _temps(store: Store) -> list[Path]:
     return sorted(store.segmented.store.tmp_dir.glob("*.seg"))
 
 
-def _import_threads_ended() -> None:
-    """Wait for the import's helper thread (a broken version may leave it writing)."""
+def _wait_for(condition: Callable[[], bool], what: str) -> None:
     deadline = time.monotonic() + DEADLINE_S
-    while any(t.name.startswith("import") for t in threading.enumerate()):
-        assert time.monotonic() < deadline, "the import's thread never ended"
-        time.sleep(0.01)
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.001)
 
 
-def _hash_threads() -> bool:
-    return any(t.name.startswith("segment-hash") for t in threading.enumerate())
-
-
-def test_segments_are_written_while_the_metadata_is_parsed(
+def test_the_file_is_hashed_while_it_is_cut(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The metadata parse waits here until a segment's temp file exists: it only
-    appears if the segments are written meanwhile (in turn, it never would)."""
+    """The whole file's hash waits here until the file is being cut: it only starts
+    if the hash runs beside the cut (in turn, it never would)."""
     source = _model(tmp_path)
-    seen: list[int] = []
-    real = importing.onnx_metadata_of
+    cutting = threading.Event()
+    real_hash, real_plan = importing._sha256, importing.plan_bytes
+
+    def hash_once_cutting(data: bytearray) -> Digest:
+        _wait_for(cutting.is_set, "the file was not cut while it was hashed")
+        return real_hash(data)
+
+    def plan(data: bytearray) -> Plan:
+        cutting.set()
+        return real_plan(data)
+
+    monkeypatch.setattr(importing, "_sha256", hash_once_cutting)
+    monkeypatch.setattr(importing, "plan_bytes", plan)
+    with Store(tmp_path / "store", segments=True) as store:
+        result = store.import_file(source)
+        data = source.read_bytes()
+        assert result.model.digest.hex == hashlib.sha256(data).hexdigest()
+        assert store.read(result.model.digest, 0, len(data)) == (data, len(data))
+
+
+def test_segments_are_hashed_while_they_are_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The segments' hashes wait here until a segment's temp file exists: it only
+    appears if the segments are written meanwhile."""
+    source = _model(tmp_path)
+    real = segment_store._digests
 
     with Store(tmp_path / "store", segments=True) as store:
 
-        def parse_once_segments_appear(data: bytearray) -> ModelMetadata:
-            deadline = time.monotonic() + DEADLINE_S
-            while not _temps(store):
-                assert time.monotonic() < deadline, "no segment was written during the parse"
-                time.sleep(0.001)
-            seen.append(len(_temps(store)))
-            return real(data)
+        def hash_once_writing(data: memoryview, pieces: list[Piece]) -> list[Digest]:
+            _wait_for(lambda: bool(_temps(store)), "no segment was written while hashing")
+            return real(data, pieces)
 
-        monkeypatch.setattr(importing, "onnx_metadata_of", parse_once_segments_appear)
+        monkeypatch.setattr(segment_store, "_digests", hash_once_writing)
         result = store.import_file(source)
         data = source.read_bytes()
         assert store.read(result.model.digest, 0, len(data)) == (data, len(data))
+        recipe = store.recipe_of(result.model.digest)
+        assert recipe is not None and len(recipe.segments) == 12
+        for segment in recipe.segments:  # each named by the hash of its own bytes
+            path = store.segmented.store.path_of(segment.digest)
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == segment.digest.hex
         assert _temps(store) == []
-    assert seen and seen[0] >= 1
-
-
-def test_a_file_refused_by_its_metadata_check_leaves_no_segment(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Bytes that are no ONNX model, imported as one: refused, and the segments
-    written meanwhile are removed (none published, no temp file left). The parse
-    refuses them only once all were written, the case where they would be left."""
-    source = tmp_path / "not-a-model.onnx"
-    data = np.random.default_rng(9).bytes(600 << 10)  # chunked: segments
-    source.write_bytes(data)
-    count = sum(not p.inline for p in plan_bytes(bytearray(data)).pieces)
-    real = importing.onnx_metadata_of
-    with Store(tmp_path / "store", segments=True) as store:
-
-        def refuse_once_all_are_written(held: bytearray) -> ModelMetadata:
-            deadline = time.monotonic() + DEADLINE_S
-            while len(_temps(store)) < count or _hash_threads():
-                assert time.monotonic() < deadline, "the segments were never all written"
-                time.sleep(0.001)
-            return real(held)
-
-        monkeypatch.setattr(importing, "onnx_metadata_of", refuse_once_all_are_written)
-        with pytest.raises(HostError):
-            store.import_file(source)
-        _import_threads_ended()
-        assert _temps(store) == []
-        assert list(store.segmented.store.iter_segments()) == []
-        assert store.list_models() == []
 
 
 def test_a_segment_write_that_fails_is_the_disks_error_and_leaves_nothing(
@@ -125,7 +118,6 @@ def test_a_segment_write_that_fails_is_the_disks_error_and_leaves_nothing(
         with pytest.raises(HostError) as raised:
             store.import_file(source)
         assert raised.value.code == "disk_full"
-        _import_threads_ended()
         assert _temps(store) == []
         assert list(store.segmented.store.iter_segments()) == []
         assert store.list_models() == []

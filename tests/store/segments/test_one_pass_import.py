@@ -21,9 +21,8 @@ from support.containers import write_gguf, write_onnx, write_safetensors
 from webmodels.digest import Digest
 from webmodels.store import Store
 from webmodels.store.gc import execute_gc, plan_gc
-from webmodels.store.segments import Recipe, plan
+from webmodels.store.segments import Plan, Recipe, plan
 from webmodels.store.segments.reaper import drain
-from webmodels.store.segments.segment_store import Staged
 from webmodels.store.segments.split import plan_bytes
 
 IMPORT = (
@@ -120,16 +119,16 @@ def test_a_segment_gc_removed_before_the_commit_is_written_again(tmp_path: Path)
     data = source.read_bytes()
     with Store(tmp_path / "store", segments=True) as store:
         segments = store.segmented.store
-        real = segments.publish_staged
+        real = segments.ingest_bytes
 
-        def then_gc(staged: Staged) -> Recipe:
+        def then_gc(view: memoryview, layout: Plan) -> Recipe:
             """The first write, then a gc (later writes: as they are)."""
-            recipe = real(staged)
-            segments.publish_staged = real  # type: ignore[method-assign]
+            recipe = real(view, layout)
+            segments.ingest_bytes = real  # type: ignore[method-assign]
             assert execute_gc(store, plan_gc(store)).freed_bytes > 0  # took them all
             return recipe
 
-        segments.publish_staged = then_gc  # type: ignore[method-assign]
+        segments.ingest_bytes = then_gc  # type: ignore[method-assign]
         stored = store.import_file(source, raw=True)
         digest = stored.model.digest
         assert store.read(digest, 0, len(data)) == (data, len(data))

@@ -29,7 +29,6 @@ import os
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 from webmodels.digest import Digest
@@ -42,20 +41,6 @@ from webmodels.store.segments.split import Piece, Plan, mapped_file, plan
 
 LAYOUT = "segments-v1"
 _BLOCK = 1 << 20
-
-
-@dataclass
-class Staged:
-    """Segments written to temp files by `SegmentStore.stage_bytes`, not yet flushed
-    or renamed: ``written`` holds (temp file, digest, size) for each until renamed."""
-
-    parts: list[Part]
-    written: list[tuple[Path, Digest, int]]
-
-    def discard(self) -> None:
-        """Remove the temp files not renamed (all of them before `publish_staged`)."""
-        while self.written:
-            self.written.pop()[0].unlink(missing_ok=True)
 
 
 class SegmentStore:
@@ -107,28 +92,17 @@ class SegmentStore:
     def ingest_bytes(self, data: memoryview, layout: Plan) -> Recipe:
         """Store a file held in memory as segments, cut as ``layout`` says (made from
         these bytes: `split.plan_bytes`); its recipe. ``data`` is the caller's own
-        copy, which nothing changes meanwhile: each piece is hashed and written
-        straight from it. The same steps as `ingest` follow (one flush, the renames,
-        one more flush)."""
-        return self.publish_staged(self.stage_bytes(data, layout))
-
-    def stage_bytes(self, data: memoryview, layout: Plan) -> Staged:
-        """The first half of `ingest_bytes`: every segment written to a temp file and
-        hashed, nothing flushed or published (so a caller can do other work, such as
-        parsing the file, while the files are created; then `publish_staged`, or
-        `Staged.discard`)."""
+        copy, which nothing changes meanwhile: each piece is written straight from
+        it, and hashed from it on a second thread (`_write_pieces`). The same steps as
+        `ingest` follow (one flush, the renames, one more flush)."""
         self.ensure()
         written: list[tuple[Path, Digest, int]] = []
-        parts = self._write_pieces(data, layout.pieces, written)
-        return Staged(parts, written)
-
-    def publish_staged(self, staged: Staged) -> Recipe:
-        """The second half of `ingest_bytes`: flush, rename into place, flush; what
-        was not renamed (a failure on the way) is removed."""
         try:
-            return self._commit(staged.parts, staged.written)
+            parts = self._write_pieces(data, layout.pieces, written)
+            return self._commit(parts, written)
         finally:
-            staged.discard()
+            for temp, _, _ in written:
+                temp.unlink(missing_ok=True)
 
     def _commit(self, parts: list[Part], written: list[tuple[Path, Digest, int]]) -> Recipe:
         """Flush the written temp files, rename each into place (taking it off
