@@ -28,11 +28,13 @@ segments_store.py.
 
 Usage: .venv/bin/python scripts/bench/segments.py [--models magika,silero,...]
        [--rounds 3] [--keep] [--json PATH] [--speeds-only] [--store-only]
-       [--table] [--segment-min BYTES]
+       [--table] [--segment-min BYTES] [--alt-segment-min BYTES] [--alt-in-turn]
 
 --segment-min sets the smallest tensor stored as a segment of its own for this run
 (the store's default otherwise), --table prints the corpus table with --store-only
 too, so the time a larger minimum saves and the sharing it costs show in one run.
+--alt-in-turn adds a third store whose one-pass imports run their steps one after
+another instead of overlapped on two threads (store/importing.py).
 """
 
 from __future__ import annotations
@@ -58,7 +60,13 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from segments_corpus import MODELS, Entry, build_corpus, tensor_arrays  # noqa: E402
 from segments_sessions import SessionFigures, session_figures  # noqa: E402
-from segments_store import Alt, StoreFigures, print_store_figures, store_figures  # noqa: E402
+from segments_store import (  # noqa: E402
+    Alt,
+    StoreFigures,
+    in_turn,
+    print_store_figures,
+    store_figures,
+)
 
 from webmodels.digest import Digest  # noqa: E402
 from webmodels.store.segments import (  # noqa: E402
@@ -346,6 +354,8 @@ def alt_of(args: argparse.Namespace) -> Alt | None:
         finally:
             setattr(module, name, old)
 
+    if args.alt_in_turn:
+        return "the import's steps in turn (not overlapped)", in_turn
     if args.alt_segment_min is not None:
         n = args.alt_segment_min
         return f"segment minimum {n}", lambda: setting(split_module, "SEGMENT_MIN", n)
@@ -365,6 +375,9 @@ def main() -> None:
     parser.add_argument("--table", action="store_true", help="the corpus table, --store-only too")
     parser.add_argument("--segment-min", type=int, help="smallest tensor kept as a segment")
     parser.add_argument("--alt-segment-min", type=int, help="a third store: this minimum")
+    parser.add_argument(
+        "--alt-in-turn", action="store_true", help="a third store: import steps not overlapped"
+    )
     args = parser.parse_args()
     if args.segment_min is not None:
         split_module.SEGMENT_MIN = args.segment_min

@@ -25,11 +25,14 @@ import socket
 import statistics
 import threading
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from webmodels.store import importing
+from webmodels.store.segments import segment_store
 from webmodels.store.store import Store
 
 
@@ -113,6 +116,43 @@ def print_store_figures(f: StoreFigures) -> None:
         show("import", f.import_today_s, f.import_alt_s, imp)
         red = statistics.median(f.read_today_s) / statistics.median(f.read_alt_s)
         show("read", f.read_today_s, f.read_alt_s, red)
+
+
+class _InTurn:
+    """A stand-in for ``ThreadPoolExecutor`` that runs each task at once, on the
+    caller's thread: the import's steps one after another, as before they overlapped."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def __enter__(self) -> _InTurn:
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        pass
+
+    def submit(self, fn: Callable[..., object], *args: object) -> Future[object]:
+        done: Future[object] = Future()
+        try:
+            done.set_result(fn(*args))
+        except Exception as exc:
+            done.set_exception(exc)
+        return done
+
+    def shutdown(self, wait: bool = True) -> None:
+        pass
+
+
+@contextmanager
+def in_turn() -> Iterator[None]:
+    """The one-pass import with its steps in turn, not overlapped on two threads
+    (``--alt-in-turn``: what the overlap gains, in the same rounds)."""
+    saved = importing.ThreadPoolExecutor, segment_store.ThreadPoolExecutor
+    importing.ThreadPoolExecutor = segment_store.ThreadPoolExecutor = _InTurn  # type: ignore[assignment, misc]
+    try:
+        yield
+    finally:
+        importing.ThreadPoolExecutor, segment_store.ThreadPoolExecutor = saved  # type: ignore[misc]
 
 
 def _fresh_store(root: Path, segments: bool) -> Store:

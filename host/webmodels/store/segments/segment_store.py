@@ -28,6 +28,7 @@ import hashlib
 import os
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from webmodels.digest import Digest
@@ -91,13 +92,13 @@ class SegmentStore:
     def ingest_bytes(self, data: memoryview, layout: Plan) -> Recipe:
         """Store a file held in memory as segments, cut as ``layout`` says (made from
         these bytes: `split.plan_bytes`); its recipe. ``data`` is the caller's own
-        copy, which nothing changes meanwhile: each piece is hashed and written
-        straight from it. The same steps as `ingest` follow (one flush, the renames,
-        one more flush)."""
+        copy, which nothing changes meanwhile: each piece is written straight from
+        it, and hashed from it on a second thread (`_write_pieces`). The same steps as
+        `ingest` follow (one flush, the renames, one more flush)."""
         self.ensure()
         written: list[tuple[Path, Digest, int]] = []
         try:
-            parts = [self._part(data, piece, written, private=True) for piece in layout.pieces]
+            parts = self._write_pieces(data, layout.pieces, written)
             return self._commit(parts, written)
         finally:
             for temp, _, _ in written:
@@ -153,13 +154,58 @@ class SegmentStore:
     def physical_bytes(self) -> int:
         return sum(path.stat().st_size for _, path in self.iter_segments())
 
+    def _write_pieces(
+        self, data: memoryview, pieces: tuple[Piece, ...], written: list[tuple[Path, Digest, int]]
+    ) -> list[Part]:
+        """The parts of ``pieces`` of the caller's own bytes (nothing changes them
+        meanwhile): each segment written to a temp file here while a second thread
+        hashes the same bytes (hashlib releases the GIL: the hashes cost no time
+        beside the file creation and writes on a multi-core machine). Both have ended
+        before this returns or raises; the temp files are on ``written`` (the caller
+        removes what it does not rename), or removed here on a failure."""
+        segments = [piece for piece in pieces if not piece.inline]
+        temps: list[Path] = []
+        try:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="segment-hash") as pool:
+                hashing = pool.submit(_digests, data, segments)
+                for piece in segments:
+                    temps.append(self._write_temp(data, piece))
+                digests = hashing.result()
+            named = iter(digests)
+            parts: list[Part] = [
+                Inline(bytes(data[p.offset : p.offset + p.length]))
+                if p.inline
+                else Segment(next(named), p.length)
+                for p in pieces
+            ]
+        except BaseException:
+            for temp in temps:
+                temp.unlink(missing_ok=True)
+            raise
+        written.extend(zip(temps, digests, (p.length for p in segments), strict=True))
+        return parts
+
+    def _write_temp(self, data: memoryview, piece: Piece) -> Path:
+        """A new temp file holding ``piece`` of ``data`` (removed again on a failure)."""
+        temp = self.tmp_dir / f"{os.getpid()}-{uuid.uuid4().hex}.seg"
+        with data[piece.offset : piece.offset + piece.length] as chunk:
+            try:
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+                try:
+                    _write_all(fd, chunk)
+                    _start_writeback(fd)
+                finally:
+                    os.close(fd)
+            except BaseException:
+                temp.unlink(missing_ok=True)
+                raise
+        return temp
+
     def _part(
         self,
         data: memoryview,
         piece: Piece,
         written: list[tuple[Path, Digest, int]],
-        *,
-        private: bool = False,
     ) -> Part:
         if piece.inline:
             return Inline(bytes(data[piece.offset : piece.offset + piece.length]))
@@ -168,7 +214,7 @@ class SegmentStore:
         # would make closing the map fail and hide the error (a full disk).
         with data[piece.offset : piece.offset + piece.length] as chunk:
             try:
-                digest = _write_hashed(temp, chunk, private=private)
+                digest = _write_hashed(temp, chunk)
             except BaseException:
                 temp.unlink(missing_ok=True)
                 raise
@@ -201,27 +247,31 @@ class SegmentStore:
             return False
 
 
-def _write_hashed(temp: Path, chunk: memoryview, *, private: bool = False) -> Digest:
+def _write_hashed(temp: Path, chunk: memoryview) -> Digest:
     """Write ``chunk`` to a new ``temp`` file; the SHA-256 of exactly the bytes
-    written (each block is copied first: the source may change under a map; not
-    when ``private``: the caller's own bytes, which nothing else changes)."""
+    written (each block is copied first: the source may change under a map)."""
     hasher = hashlib.sha256()
     # Created read-only (0400, the user's alone), as published: no chmod before the
     # rename; the descriptor opened here still writes.
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
     try:
-        if private:
-            hasher.update(chunk)
-            _write_all(fd, chunk)
-        else:
-            for start in range(0, len(chunk), _BLOCK):
-                block = bytes(chunk[start : start + _BLOCK])
-                hasher.update(block)
-                _write_all(fd, memoryview(block))
+        for start in range(0, len(chunk), _BLOCK):
+            block = bytes(chunk[start : start + _BLOCK])
+            hasher.update(block)
+            _write_all(fd, memoryview(block))
         _start_writeback(fd)
     finally:
         os.close(fd)
     return Digest(hasher.hexdigest())
+
+
+def _digests(data: memoryview, pieces: list[Piece]) -> list[Digest]:
+    """The SHA-256 of each of ``pieces`` of ``data``, in order."""
+    digests = []
+    for piece in pieces:
+        with data[piece.offset : piece.offset + piece.length] as chunk:
+            digests.append(Digest(hashlib.sha256(chunk).hexdigest()))
+    return digests
 
 
 def _write_all(fd: int, view: memoryview) -> None:
