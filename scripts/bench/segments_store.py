@@ -7,7 +7,12 @@ same run, alternating rounds (a change of load hits both alike).
   Graphs whose weights are external data, and the data files, are imported raw.
 * read: every stored file sent whole through a socket as the loopback fast path
   sends it to a page (``socket.sendfile`` of the blob; of each segment, inline bytes
-  as they are, ``SegmentedFiles.send_parts``), drained by a reader thread.
+  as they are, ``SegmentedFiles.send_parts``), drained by a reader thread. Each store
+  is read twice a round, both layouts in the same cache state: *cold*, after every
+  file of the store was flushed and dropped from the page cache
+  (``POSIX_FADV_DONTNEED``), then *warm*, the same bytes again. (Read once right
+  after the import, as before, the whole file was all in the cache and the segments
+  partly not: the import's writeback hint drops pages already written back.)
 
 ``alt`` adds a third store to the rounds: segments again, imported inside a context
 that changes one setting (scripts/bench/segments.py: another segment minimum), so a
@@ -20,6 +25,7 @@ read >= 0.8.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import statistics
@@ -47,6 +53,8 @@ class StoreFigures:
     alt_name: str = ""
     import_alt_s: list[float] = field(default_factory=list)
     read_alt_s: list[float] = field(default_factory=list)
+    read_cold_today_s: list[float] = field(default_factory=list)
+    read_cold_segments_s: list[float] = field(default_factory=list)
 
     @property
     def import_ratio(self) -> float:
@@ -55,8 +63,14 @@ class StoreFigures:
 
     @property
     def read_ratio(self) -> float:
-        """Segments' read MB/s over today's (medians)."""
+        """Segments' read MB/s over today's (medians), page cache warm."""
         return statistics.median(self.read_today_s) / statistics.median(self.read_segments_s)
+
+    @property
+    def read_cold_ratio(self) -> float:
+        """The same, every file of both stores dropped from the page cache first."""
+        today, segs = self.read_cold_today_s, self.read_cold_segments_s
+        return statistics.median(today) / statistics.median(segs)
 
 
 Alt = tuple[str, Callable[[], AbstractContextManager[object]]]
@@ -70,6 +84,7 @@ def store_figures(
     kinds = ["today", "segments", *(["alt"] if alt else [])]
     imports: dict[str, list[float]] = {k: [] for k in kinds}
     reads: dict[str, list[float]] = {k: [] for k in kinds}
+    cold: dict[str, list[float]] = {k: [] for k in kinds}
     for round_ in range(rounds):
         order = kinds[round_ % len(kinds) :] + kinds[: round_ % len(kinds)]
         if round_ % 2:
@@ -82,6 +97,8 @@ def store_figures(
                 imports[kind].append(_timed(lambda store=store: _import_all(store, files, raw)))
             stores[kind] = store
         for kind in order:
+            _drop_cached(stores[kind])
+            cold[kind].append(_timed(lambda store=stores[kind]: _read_all(store)))
             reads[kind].append(_timed(lambda store=stores[kind]: _read_all(store)))
         for store in stores.values():
             store.close()
@@ -95,6 +112,8 @@ def store_figures(
         alt[0] if alt else "",
         imports.get("alt", []),
         reads.get("alt", []),
+        cold["today"],
+        cold["segments"],
     )
 
 
@@ -109,7 +128,9 @@ def print_store_figures(f: StoreFigures) -> None:
     show("import", f.import_today_s, f.import_segments_s, f.import_ratio)
     print("          (import ratio: segments' time / today's; target <= 1.5)")
     show("read", f.read_today_s, f.read_segments_s, f.read_ratio)
-    print("          (read ratio: segments' MB/s / today's; target >= 0.8)")
+    print("          (page cache warm; read ratio: segments' MB/s / today's; target >= 0.8)")
+    show("read", f.read_cold_today_s, f.read_cold_segments_s, f.read_cold_ratio)
+    print("          (cold: every file of both stores dropped from the page cache first)")
     if f.alt_name:
         print(f"  segments with {f.alt_name}, same rounds:")
         imp = statistics.median(f.import_alt_s) / statistics.median(f.import_today_s)
@@ -165,6 +186,18 @@ def _fresh_store(root: Path, segments: bool) -> Store:
 def _import_all(store: Store, files: list[Path], raw: set[Path]) -> None:
     for path in files:
         store.import_file(path, raw=path in raw)
+
+
+def _drop_cached(store: Store) -> None:
+    """Flush the store's files and drop them from the page cache."""
+    os.sync()
+    for path in store.root.rglob("*"):
+        if path.is_file():
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
 
 
 def _read_all(store: Store) -> None:
