@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -76,28 +76,38 @@ def chromium_page(work: Path, pages: ModelServer) -> Iterator[Evaluate]:
     require_chromium()
     from playwright.sync_api import sync_playwright
 
+    with sync_playwright() as driver, chromium_page_of(driver, work, pages) as evaluate:
+        yield evaluate
+
+
+@contextmanager
+def chromium_page_of(
+    driver: Any, work: Path, pages: ModelServer, host_env: Mapping[str, str] | None = None
+) -> Iterator[InPage]:
+    """`chromium_page` on a running Playwright `driver` (so one run can hold several
+    browsers), its host started with `host_env` added (e.g. a store setting)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WEBMODELS_")}
     env |= {"HOME": str(work), "XDG_CONFIG_HOME": str(work / "xdg")}
     profile, store = work / "profile", work / "store"
     install = [sys.executable, "-m", "webmodels", "--store", str(store), "install"]
     install += ["--browser", "chromium", "--user-data-dir", str(profile)]
     subprocess.run(install, env=env, check=True, capture_output=True)
-    with sync_playwright() as driver:
-        context = launch_chromium(
-            driver,
-            user_data_dir=profile,
-            config_home=work / "xdg",
-            extension_dir=EXTENSION,
-            extra_args=site_args(pages.port),
-        )
-        try:
-            page = context.new_page()
-            page.set_default_timeout(600_000)
-            page.goto(f"http://a.localhost:{pages.port}/index.html")
-            page.wait_for_function("() => window.webmodels && window.webmodelsTest")
-            yield InPage(page.evaluate, context.service_workers[0].evaluate)
-        finally:
-            context.close()
+    context = launch_chromium(
+        driver,
+        user_data_dir=profile,
+        config_home=work / "xdg",
+        extension_dir=EXTENSION,
+        env=host_env,
+        extra_args=site_args(pages.port),
+    )
+    try:
+        page = context.new_page()
+        page.set_default_timeout(600_000)
+        page.goto(f"http://a.localhost:{pages.port}/index.html")
+        page.wait_for_function("() => window.webmodels && window.webmodelsTest")
+        yield InPage(page.evaluate, context.service_workers[0].evaluate)
+    finally:
+        context.close()
 
 
 @contextmanager
