@@ -29,7 +29,10 @@ def test_kills_through_the_segment_store_lose_nothing() -> None:
     assert {r[0] for r in rows} == POINTS, stdout
     for point, kills, completed, checks, failed, lost, corrupted in rows:
         assert int(kills) >= 6 and int(completed) >= 1, point
-        assert int(checks) >= int(kills) + int(completed), point  # one after every kill
+        # One check after every kill, and one after each cycle's unkilled last run. A
+        # run the kill reached only after its work was done counts as a kill and as
+        # completed but is checked once (as a kill): so not kills + completed.
+        assert int(checks) >= int(kills) + 1, point
         assert failed == lost == corrupted == "0", point
     total = re.search(r"segment kill loop: (\d+) kills, .*, 0 lost, 0 corrupted", stdout)
     assert total and int(total.group(1)) >= 100, stdout
