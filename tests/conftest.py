@@ -23,6 +23,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("--store-whole"):
         os.environ["WEBMODELS_STORE_SEGMENTS"] = "0"
+    _warn_if_the_disk_is_nearly_full()
+
+
+def _warn_if_the_disk_is_nearly_full() -> None:
+    """Hosts keep a tenth of the disk free (`quota_keep_free_fraction`): below it every
+    page write gets quota_exceeded, and dozens of tests fail for that alone."""
+    import shutil
+    import sys
+    import tempfile
+
+    usage = shutil.disk_usage(tempfile.gettempdir())
+    if usage.free < usage.total * 0.12:
+        sys.stderr.write(
+            f"\nwarning: only {usage.free / usage.total:.0%} of the disk holding "
+            f"{tempfile.gettempdir()} is free; below 10% the hosts these tests start refuse "
+            "page writes with quota_exceeded (quota_keep_free_fraction) and many tests "
+            "fail: free some space first\n"
+        )
 
 
 @pytest.fixture
