@@ -24,6 +24,7 @@ from webmodels.errors import HostError
 from webmodels.manifests.graph import match_locations
 from webmodels.manifests.values import Entry, Manifest, build_manifest, check_path
 from webmodels.store.blobs import PendingBlob, Progress
+from webmodels.store.importing import source_error
 from webmodels.store.manifests import save_manifest
 from webmodels.store.metadata import ModelMetadata, sniff_format
 from webmodels.store.onnx_wire import WireCapped, WireInvalid, read_wire_metadata
@@ -157,12 +158,8 @@ def _copy(store: Store, relative: str, source: Path, progress_for: ProgressFor |
         with source.open("rb") as fh:
             callback = progress_for(relative, size) if progress_for else None
             pending = store.files.write_stream(fh, expected_size=size, progress=callback)
-    except FileNotFoundError as exc:
-        raise HostError("not_found", f"no such file: {source}") from exc
-    except PermissionError as exc:
-        raise HostError("access_denied", f"cannot read {source}: {exc}") from exc
-    except OSError as exc:  # the source's disk failed (ours became a HostError)
-        raise HostError("internal", f"cannot read {source}: {exc.strerror or exc}") from exc
+    except OSError as exc:
+        raise source_error(source, exc) from exc
     return _Member(relative, source, pending)
 
 

@@ -52,6 +52,16 @@ if TYPE_CHECKING:
 ONE_PASS_MAX = 64 << 20
 
 
+def source_error(source: Path, exc: OSError) -> HostError:
+    """What reading an import's source failed with, as the user is told it (our own
+    disk's errors are HostErrors already, raised where they happen)."""
+    if isinstance(exc, FileNotFoundError):
+        return HostError("not_found", f"no such file: {source}")
+    if isinstance(exc, PermissionError):
+        return HostError("access_denied", f"cannot read {source}: {exc}")
+    return HostError("internal", f"cannot read {source}: {exc.strerror or exc}")
+
+
 def import_file(
     store: Store,
     path: Path,
@@ -81,12 +91,8 @@ def import_file(
                     progress=progress,
                     durable=not store.segmented.enabled,
                 )
-    except FileNotFoundError as exc:
-        raise HostError("not_found", f"no such file: {source}") from exc
-    except PermissionError as exc:
-        raise HostError("access_denied", f"cannot read {source}: {exc}") from exc
-    except OSError as exc:  # the source's disk failed (ours became a HostError)
-        raise HostError("internal", f"cannot read {source}: {exc.strerror or exc}") from exc
+    except OSError as exc:
+        raise source_error(source, exc) from exc
     refs = [("import", str(source.absolute()))]
     if held is not None:
         return _import_held(store, held, raw=raw, refs=refs, name=name, version=version)
