@@ -28,8 +28,9 @@ def send_from(files: SegmentedFiles, recipe: Recipe, offset: int, conn: socket.s
         if isinstance(part, Inline):
             conn.sendall(part.data[inner:])
         else:  # a lost segment ends the transfer short, as in a whole read
-            with files.store.path_of(part.digest).open("rb") as fh:
-                if conn.sendfile(fh, inner, part.size - inner) != part.size - inner:
+            path, start = files.store.locate(part)
+            with path.open("rb") as fh:
+                if conn.sendfile(fh, start + inner, part.size - inner) != part.size - inner:
                     raise OSError(errno.EIO, f"segment {part.digest.hex} is short")
         files.send_parts(Recipe(recipe.parts[index + 1 :]), conn)
         return

@@ -16,7 +16,7 @@ from typing import BinaryIO
 from webmodels.digest import Digest
 from webmodels.errors import HostError
 from webmodels.store.segments import Inline, Recipe, SegmentStore
-from webmodels.store.segments.reconstruct import SegmentMissing
+from webmodels.store.segments.reconstruct import SegmentMissing, open_segment
 from webmodels.store.store import Store
 
 
@@ -29,8 +29,8 @@ class RecipeReader(io.RawIOBase):
         super().__init__()
         self._segments = segments
         self._size = recipe.size
-        self._parts: Iterator[memoryview | BinaryIO] = self._sources(recipe)
-        self._current: memoryview | BinaryIO | None = None
+        self._parts: Iterator[memoryview | _Slice] = self._sources(recipe)
+        self._current: memoryview | _Slice | None = None
         self._position = 0
 
     def __len__(self) -> int:
@@ -61,36 +61,44 @@ class RecipeReader(io.RawIOBase):
         self._parts = iter(())
         super().close()
 
-    def _fill(self, source: memoryview | BinaryIO, out: memoryview) -> int:
+    def _fill(self, source: memoryview | _Slice, out: memoryview) -> int:
         if isinstance(source, memoryview):
             count = min(len(source), len(out))
             out[:count] = source[:count]
             self._current = source[count:]
             return count
-        return source.readinto(out)  # type: ignore[attr-defined,no-any-return]
+        return source.readinto(out)
 
     def _drop_current(self) -> None:
         if self._current is not None and not isinstance(self._current, memoryview):
             self._current.close()
         self._current = None
 
-    def _sources(self, recipe: Recipe) -> Iterator[memoryview | BinaryIO]:
+    def _sources(self, recipe: Recipe) -> Iterator[memoryview | _Slice]:
         for part in recipe.parts:
             if isinstance(part, Inline):
                 yield memoryview(part.data)
                 continue
-            try:
-                fh = self._segments.path_of(part.digest).open("rb")
-            except FileNotFoundError as exc:
-                raise SegmentMissing(f"no segment {part.digest.hex}") from exc
-            if _size_of(fh) != part.size:
-                fh.close()
-                raise SegmentMissing(f"segment {part.digest.hex} is not {part.size} bytes")
-            yield fh
+            fh, start = open_segment(self._segments, part)
+            yield _Slice(fh, start, part.size)
 
 
-def _size_of(fh: BinaryIO) -> int:
-    return os.fstat(fh.fileno()).st_size
+class _Slice:
+    """One segment's bytes in the file holding them (its own file, or a pack)."""
+
+    def __init__(self, fh: io.FileIO, start: int, size: int) -> None:
+        self._fh, self._next, self._end = fh, start, start + size
+
+    def readinto(self, out: memoryview) -> int:
+        with out[: self._end - self._next] as into:
+            got = os.preadv(self._fh.fileno(), [into], self._next) if len(into) else 0
+        if not got and self._next < self._end:
+            raise SegmentMissing("a segment shrank while it was read")
+        self._next += got
+        return got
+
+    def close(self) -> None:
+        self._fh.close()
 
 
 def open_stored(store: Store, digest: Digest) -> tuple[io.RawIOBase | BinaryIO, int]:

@@ -251,12 +251,13 @@ class SegmentedFiles:
     def _part_bytes(self, part: Segment | Inline, lo: int, hi: int) -> bytes:
         if isinstance(part, Inline):
             return part.data[lo:hi]
+        path, start = self.store.locate(part)
         try:
-            fd = os.open(self.store.path_of(part.digest), os.O_RDONLY)
+            fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError as exc:
             raise SegmentMissing(f"no segment {part.digest.hex}") from exc
         try:
-            data = os.pread(fd, hi - lo, lo)
+            data = os.pread(fd, hi - lo, start + lo)
         finally:
             os.close(fd)
         if len(data) != hi - lo:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeGuard
 
 import msgpack
@@ -46,8 +46,16 @@ class RecipeInvalid(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Segment:
+    """A segment a recipe names: its SHA-256 and length. ``pack`` and ``offset`` say
+    where its bytes are (`SegmentStore.locate`): in the pack file of that name at that
+    offset, or (``pack`` None) in the segment's own file. They are not part of the
+    recipe's encoding nor of equality: the index keeps them (``segment_refs``) and
+    fills them in when it hands out a recipe (store/segmented.py)."""
+
     digest: Digest
     size: int
+    pack: str | None = field(default=None, compare=False)
+    offset: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,11 +56,11 @@ def copy_to(store: SegmentStore, recipe: Recipe, out_fd: int) -> int:
         if isinstance(part, Inline):
             _write_all(out_fd, part.data)
             continue
-        with _open_segment(store, part) as fh:
-            kernel = kernel and _kernel_copy(fh.fileno(), out_fd, part.size)
+        fh, start = open_segment(store, part)
+        with fh:
+            kernel = kernel and _kernel_copy(fh.fileno(), out_fd, start, part.size)
             if not kernel:
-                fh.seek(0)
-                while block := fh.read(_BLOCK):
+                for block in _blocks(fh, part, start):
                     _write_all(out_fd, block)
     return recipe.size
 
@@ -89,35 +89,46 @@ def verify(store: SegmentStore, recipe: Recipe, sha256: Digest) -> VerifyReport:
 
 
 def _segment_blocks(store: SegmentStore, segment: Segment) -> Iterator[bytes]:
-    with _open_segment(store, segment) as fh:
-        left = segment.size
-        while left:
-            block = fh.read(min(_BLOCK, left))
-            if not block:
-                raise SegmentMissing(f"segment {segment.digest.hex} is short")
-            left -= len(block)
-            yield block
+    fh, start = open_segment(store, segment)
+    with fh:
+        yield from _blocks(fh, segment, start)
 
 
-def _open_segment(store: SegmentStore, segment: Segment) -> io.FileIO:
+def _blocks(fh: io.FileIO, segment: Segment, start: int) -> Iterator[bytes]:
+    """The segment's bytes from ``fh`` (where they start at ``start``), in blocks."""
+    done = 0
+    while done < segment.size:
+        block = os.pread(fh.fileno(), min(_BLOCK, segment.size - done), start + done)
+        if not block:
+            raise SegmentMissing(f"segment {segment.digest.hex} is short")
+        done += len(block)
+        yield block
+
+
+def open_segment(store: SegmentStore, segment: Segment) -> tuple[io.FileIO, int]:
+    """The file holding ``segment`` open for reading, and where its bytes start;
+    `SegmentMissing` when the file is gone or too short to hold them."""
+    path, start = store.locate(segment)
     try:
-        fh = io.FileIO(store.path_of(segment.digest), "rb")
+        fh = io.FileIO(path, "rb")
     except FileNotFoundError as exc:
         raise SegmentMissing(f"no segment {segment.digest.hex}") from exc
-    if os.fstat(fh.fileno()).st_size != segment.size:
+    size = os.fstat(fh.fileno()).st_size
+    if size != segment.size if segment.pack is None else size < start + segment.size:
         fh.close()
         raise SegmentMissing(f"segment {segment.digest.hex} is not {segment.size} bytes")
-    return fh
+    return fh, start
 
 
-def _kernel_copy(src: int, dst: int, size: int) -> bool:
-    """Copy ``size`` bytes kernel-side; False (nothing copied) where neither call
-    serves these descriptors, so the caller falls back to read and write."""
+def _kernel_copy(src: int, dst: int, start: int, size: int) -> bool:
+    """Copy ``size`` bytes from ``start`` on kernel-side; False (nothing copied)
+    where neither call serves these descriptors, so the caller falls back to read and
+    write."""
     for call in (_copy_file_range, _sendfile):
         done = 0
         try:
             while done < size:
-                sent = call(src, dst, done, size - done)
+                sent = call(src, dst, start + done, size - done)
                 if sent == 0:
                     raise SegmentMissing("a segment shrank while it was read")
                 done += sent

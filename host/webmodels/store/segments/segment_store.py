@@ -50,6 +50,7 @@ class SegmentStore:
         self.segment_dir = self.base / "sha256"
         self.tmp_dir = self.base / "tmp"
         self.quarantine_dir = self.base / "quarantine"
+        self.pack_dir = self.base / "packs"
         self._ready = False
 
     def ensure(self) -> None:
@@ -63,13 +64,27 @@ class SegmentStore:
         self._ready = True
 
     def path_of(self, digest: Digest) -> Path:
+        """Where a segment kept in its own file lies (one in a pack: `locate`)."""
         return self.segment_dir / digest.hex[:2] / digest.hex
 
+    def pack_path(self, name: str) -> Path:
+        return self.pack_dir / name
+
+    def locate(self, segment: Segment) -> tuple[Path, int]:
+        """The file holding ``segment``'s bytes and their offset in it."""
+        if segment.pack is None:
+            return self.path_of(segment.digest), 0
+        return self.pack_dir / segment.pack, segment.offset
+
     def has(self, segment: Segment) -> bool:
+        """Whether the segment's file is there, long enough to hold its bytes (a
+        segment's own file: exactly its size)."""
+        path, offset = self.locate(segment)
         try:
-            return self.path_of(segment.digest).stat().st_size == segment.size
+            size = path.stat().st_size
         except FileNotFoundError:
             return False
+        return size == segment.size if segment.pack is None else size >= offset + segment.size
 
     def ingest(self, path: Path, *, graph: Path | None = None) -> Recipe:
         """Store the file at ``path`` as segments; its recipe (see `split.plan`).

@@ -35,7 +35,6 @@ BATCH = 1 << 20  # bytes gathered before a send
 
 def send_parts(store: SegmentStore, parts: Sequence[Segment | Inline], conn: socket.socket) -> int:
     """Send ``parts`` in order into ``conn``; bytes sent."""
-    base = os.fspath(store.segment_dir)
     out = _Out(conn)
     buffer = bytearray(BATCH)
     view = memoryview(buffer)
@@ -43,7 +42,7 @@ def send_parts(store: SegmentStore, parts: Sequence[Segment | Inline], conn: soc
     try:
         for part in parts:
             if part.size > GATHER_MAX and isinstance(part, Segment):
-                sent += _flush(conn, view, held) + _sendfile_segment(base, part, out)
+                sent += _flush(conn, view, held) + _sendfile_segment(store, part, out)
                 held = 0
                 continue
             if held + part.size > BATCH:
@@ -52,7 +51,7 @@ def send_parts(store: SegmentStore, parts: Sequence[Segment | Inline], conn: soc
             if isinstance(part, Inline):
                 view[held : held + part.size] = part.data
             else:
-                _read_segment(base, part, view[held : held + part.size])
+                _read_segment(store, part, view[held : held + part.size])
             held += part.size
         return sent + _flush(conn, view, held)
     finally:
@@ -66,16 +65,12 @@ def _flush(conn: socket.socket, view: memoryview, held: int) -> int:
     return held
 
 
-def _segment_path(base: str, segment: Segment) -> str:
-    name = segment.digest.hex
-    return f"{base}/{name[:2]}/{name}"
-
-
-def _read_segment(base: str, segment: Segment, into: memoryview) -> None:
+def _read_segment(store: SegmentStore, segment: Segment, into: memoryview) -> None:
     """The segment's bytes into ``into`` (exactly its size)."""
-    fd = os.open(_segment_path(base, segment), os.O_RDONLY)
+    path, start = store.locate(segment)
+    fd = os.open(path, os.O_RDONLY)
     try:
-        got = os.preadv(fd, [into], 0)
+        got = os.preadv(fd, [into], start)
     finally:
         os.close(fd)
         into.release()
@@ -83,10 +78,11 @@ def _read_segment(base: str, segment: Segment, into: memoryview) -> None:
         raise OSError(errno.EIO, f"segment {segment.digest.hex} is short")
 
 
-def _sendfile_segment(base: str, segment: Segment, out: _Out) -> int:
-    fd = os.open(_segment_path(base, segment), os.O_RDONLY)
+def _sendfile_segment(store: SegmentStore, segment: Segment, out: _Out) -> int:
+    path, start = store.locate(segment)
+    fd = os.open(path, os.O_RDONLY)
     try:
-        out.sendfile(fd, segment)
+        out.sendfile(fd, segment, start)
     finally:
         os.close(fd)
     return segment.size
@@ -104,11 +100,11 @@ class _Out:
         self.timeout_ms = None if timeout is None else int(timeout * 1000)
         self._poll: select.poll | None = None
 
-    def sendfile(self, fd: int, segment: Segment) -> None:
+    def sendfile(self, fd: int, segment: Segment, start: int) -> None:
         offset = 0
         while offset < segment.size:
             try:
-                sent = os.sendfile(self.fd, fd, offset, segment.size - offset)
+                sent = os.sendfile(self.fd, fd, start + offset, segment.size - offset)
             except BlockingIOError:
                 self._wait()
                 continue
