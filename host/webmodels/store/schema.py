@@ -244,5 +244,12 @@ MIGRATIONS: tuple[str, ...] = (
         refs        INTEGER NOT NULL CHECK (refs >= 0)
     );
     """,
+    # packs15: small segments written into one pack file per import, 4 KiB-aligned
+    # (store/segments/packs.py). A row says where its segment's bytes are.
+    """
+    ALTER TABLE segment_refs ADD COLUMN pack TEXT;  -- pack file name; NULL: its own file
+    ALTER TABLE segment_refs ADD COLUMN pack_offset INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX segment_refs_pack ON segment_refs(pack) WHERE pack IS NOT NULL;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+_QUERY_MAX = 500  # parameters a query takes at once
 VIEWS = "views"
 LINKED = "linked"  # graphs rewritten to load from segments (runtime/segment_sessions.py)
 
@@ -102,8 +103,9 @@ class SegmentedFiles:
     # -- reading ---------------------------------------------------------------------
 
     def recipe_in(self, db: sqlite3.Connection, digest: Digest) -> Recipe | None:
+        """The file's recipe, each segment with where its bytes are (`located`)."""
         row = db.execute("SELECT recipe FROM recipes WHERE sha256 = ?", (digest.hex,)).fetchone()
-        return decode_recipe(bytes(row[0])) if row is not None else None
+        return located(db, decode_recipe(bytes(row[0]))) if row is not None else None
 
     def read_range(self, recipe: Recipe, offset: int, length: int) -> bytes:
         """Bytes [offset, offset+length) of the file, found through the parts'
@@ -263,6 +265,36 @@ class SegmentedFiles:
         if len(data) != hi - lo:
             raise SegmentMissing(f"segment {part.digest.hex} is short")
         return data
+
+
+def located(db: sqlite3.Connection, recipe: Recipe) -> Recipe:
+    """``recipe`` with each segment kept in a pack naming it and its offset there
+    (table ``segment_refs``); the others are in their own files."""
+    where = packed_locations(db, {segment.digest.hex for segment in recipe.segments})
+    if not where:
+        return recipe
+    parts = tuple(
+        Segment(part.digest, part.size, *where[part.digest.hex])
+        if isinstance(part, Segment) and part.digest.hex in where
+        else part
+        for part in recipe.parts
+    )
+    return Recipe(parts)
+
+
+def packed_locations(db: sqlite3.Connection, hexes: Iterable[str]) -> dict[str, tuple[str, int]]:
+    """{segment hex: (pack, offset)} of those among ``hexes`` kept in a pack."""
+    wanted, found = list(hexes), {}
+    for start in range(0, len(wanted), _QUERY_MAX):
+        chunk = wanted[start : start + _QUERY_MAX]
+        marks = ",".join("?" * len(chunk))
+        rows = db.execute(
+            "SELECT segment, pack, pack_offset FROM segment_refs"
+            f" WHERE pack IS NOT NULL AND segment IN ({marks})",
+            chunk,
+        )
+        found.update({row[0]: (row[1], int(row[2])) for row in rows})
+    return found
 
 
 def _starts(recipe: Recipe) -> list[int]:
