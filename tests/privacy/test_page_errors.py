@@ -151,7 +151,7 @@ def test_a_model_whose_segments_are_deleted_after_the_check_is_not_found(
     def recipe_of(wanted: Digest) -> Any:
         found = real(wanted)
         for segment in found.segments if found is not None else ():
-            store.segmented.store.path_of(segment.digest).unlink(missing_ok=True)
+            store.segmented.store.locate(segment)[0].unlink(missing_ok=True)
         return found
 
     store.recipe_of = recipe_of  # type: ignore[method-assign]

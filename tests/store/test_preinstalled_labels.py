@@ -41,6 +41,10 @@ def old_store(home: Path, tmp_path: Path) -> tuple[Path, str]:
         store.import_file(model)  # stored, unnamed
     db = sqlite3.connect(home / "store-v2" / "index.sqlite3", isolation_level=None)
     db.execute("DROP TABLE IF EXISTS label_cleanups")
+    # What later schemas added and re-adding would refuse: segments' pack columns.
+    db.execute("DROP INDEX IF EXISTS segment_refs_pack")
+    for column in ("pack", "pack_offset"):
+        db.execute(f"ALTER TABLE segment_refs DROP COLUMN {column}")
     db.execute(f"PRAGMA user_version = {OLD_SCHEMA}")
     db.execute("UPDATE objects SET name = ?, version = ? WHERE sha256 = ?", (NAME, VERSION, sha))
     stat = model.stat()

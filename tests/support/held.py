@@ -19,12 +19,13 @@ def holds(store: Store, digest: Digest) -> bool:
 
 
 def on_disk(store: Store, digest: Digest) -> list[Path]:
-    """The files that keep the file's bytes: its whole file, or its segments."""
+    """The files that keep the file's bytes: its whole file, or the files holding its
+    segments (their own files, or packs), each once."""
     if store.files.exists(digest):
         return [store.files.path_of(digest)]
     recipe = store.recipe_of(digest)
     segments = recipe.segments if recipe is not None else ()
-    return [store.segmented.store.path_of(segment.digest) for segment in segments]
+    return list(dict.fromkeys(store.segmented.store.locate(s)[0] for s in segments))
 
 
 def held(store: Store) -> set[Digest]:

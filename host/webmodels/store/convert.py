@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from webmodels.digest import Digest
+from webmodels.store import segment_refs
 from webmodels.store.blobs import disk_error
 from webmodels.store.segments import Recipe, reaper, verify
 from webmodels.store.segments.recipe import encode_recipe
@@ -114,22 +115,16 @@ def _convert(store: Store, digest: Digest, path: Path) -> bool:
             if not store.files.exists(digest):
                 return False
             recipe = store.segmented.store.ingest(path)  # a collector removed one meanwhile
-        _index(db, digest, recipe)
+        _index(store, db, digest, recipe)
     store.files.remove(digest)  # after the commit: a kill here leaves both (settled later)
     return True
 
 
-def _index(db: sqlite3.Connection, digest: Digest, recipe: Recipe) -> None:
+def _index(store: Store, db: sqlite3.Connection, digest: Digest, recipe: Recipe) -> None:
     db.execute(
         "INSERT INTO recipes (sha256, recipe) VALUES (?, ?)", (digest.hex, encode_recipe(recipe))
     )
-    distinct = {segment.digest: segment for segment in recipe.segments}.values()
-    for segment in distinct:
-        db.execute(
-            "INSERT INTO segment_refs (segment, size, refs) VALUES (?, ?, 1) "
-            "ON CONFLICT(segment) DO UPDATE SET refs = refs + 1",
-            (segment.digest.hex, segment.size),
-        )
+    segment_refs.count_in(db, store.segmented.store, recipe)
 
 
 def run_conversion(

@@ -19,6 +19,7 @@ from webmodels.digest import Digest
 from webmodels.permissions import make_private_dir
 from webmodels.store.blobs import ASIDE, PUBLISHING, disk_error
 from webmodels.store.quarantine import older_than
+from webmodels.store.segments import Segment
 
 if TYPE_CHECKING:
     from webmodels.store.store import Store
@@ -93,6 +94,8 @@ def plan_gc(
                     items.append(GcItem("orphan_file", path, size, digest, "not in the index"))
             for digest, path, size in store.segmented.orphans(db):
                 items.append(GcItem("orphan_segment", path, size, digest, "no recipe names it"))
+            for _, path, size in store.segmented.orphan_packs(db):
+                items.append(GcItem("orphan_pack", path, size, None, "no recipe names it"))
     if only is None:
         for path in store.files.stale_temp_files():
             items.append(GcItem("temp_file", path, path.stat().st_size, None, "writer is gone"))
@@ -136,7 +139,7 @@ def execute_gc(store: Store, plan: GcPlan) -> GcResult:
     removed: list[GcItem] = []
     skipped: list[GcItem] = []
     aside: dict[Digest, Path] = {}
-    unnamed: list[Digest] = []  # segments no recipe names after the commit
+    unnamed: list[Segment] = []  # segments no recipe names after the commit
     try:
         with store.index.write() as db:
             for item in plan.items:
@@ -168,7 +171,7 @@ def _execute_item(
     db: sqlite3.Connection,
     item: GcItem,
     aside: dict[Digest, Path],
-    unnamed: list[Digest],
+    unnamed: list[Segment],
 ) -> bool:
     digest = item.digest
     if item.kind == "blob" and digest is not None:
@@ -191,6 +194,8 @@ def _execute_item(
         return True
     if item.kind == "orphan_segment" and digest is not None:
         return store.segmented.drop_orphan(db, digest)
+    if item.kind == "orphan_pack" and item.path is not None:
+        return store.segmented.drop_orphan_pack(db, item.path.name)
     if item.kind == "quarantined" and item.path is not None:
         # Never served and never published again: nothing can be using it.
         if item.path.parent != store.files.quarantine_dir or not item.path.is_file():

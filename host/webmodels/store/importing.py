@@ -42,7 +42,7 @@ from webmodels.store.metadata import (
 )
 from webmodels.store.records import ImportResult
 from webmodels.store.segments import Recipe
-from webmodels.store.segments.split import Plan, plan_bytes
+from webmodels.store.segments.split import plan_bytes
 
 if TYPE_CHECKING:
     from webmodels.store.store import Store
@@ -157,10 +157,12 @@ def _import_held(
     # publishes the recipe, not a file, and discarding the name removes nothing).
     unwritten = store.files.tmp_dir / f"{os.getpid()}-{uuid.uuid4().hex}.held"
     pending = PendingBlob(unwritten, digest, len(data))
+    written: list[Recipe] = []  # in place: freed again if the publish fails
     with memoryview(data) as view:
 
         def write() -> Recipe:
-            return store.segmented.store.ingest_bytes(view, layout)
+            written.append(store.segmented.store.ingest_bytes(view, layout))
+            return written[-1]
 
         try:
             return store.ingest(
@@ -175,18 +177,10 @@ def _import_held(
         except BaseException:
             # `Store.ingest` takes back what a failed publish wrote by cutting its temp
             # file again; these bytes have none, so their segments are named from here.
-            store.segmented.remove_unnamed(store.index, _segment_digests(view, layout))
+            segments = [segment for recipe in written for segment in recipe.segments]
+            store.segmented.remove_unnamed(store.index, segments)
             raise
 
 
 def _sha256(data: bytearray) -> Digest:
     return Digest(hashlib.sha256(data).hexdigest())
-
-
-def _segment_digests(data: memoryview, layout: Plan) -> list[Digest]:
-    """The segments ``layout`` cuts from ``data`` (hashed again: only after a failure)."""
-    return [
-        Digest(hashlib.sha256(data[p.offset : p.offset + p.length]).hexdigest())
-        for p in layout.pieces
-        if not p.inline
-    ]

@@ -135,9 +135,9 @@ def publish_files(
 
 
 def _take_back(store: Store, recipes: Iterable[Recipe]) -> None:
-    digests = [segment.digest for recipe in recipes for segment in recipe.segments]
-    if digests:
-        store.segmented.remove_unnamed(store.index, digests)
+    segments = [segment for recipe in recipes for segment in recipe.segments]
+    if segments:
+        store.segmented.remove_unnamed(store.index, segments)
 
 
 def _record(db: sqlite3.Connection, p: Provenance, now: float) -> None:

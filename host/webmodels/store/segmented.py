@@ -37,6 +37,7 @@ from webmodels.config import ENV_STORE_SEGMENTS
 from webmodels.digest import Digest
 from webmodels.errors import HostError
 from webmodels.permissions import make_private_dir
+from webmodels.store import segment_refs
 from webmodels.store.blobs import PendingBlob, Progress, disk_error
 from webmodels.store.records import Location
 from webmodels.store.segments import Inline, Recipe, Segment, SegmentStore, copy_to, verify
@@ -51,7 +52,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_QUERY_MAX = 500  # parameters a query takes at once
 VIEWS = "views"
 LINKED = "linked"  # graphs rewritten to load from segments (runtime/segment_sessions.py)
 
@@ -62,7 +62,7 @@ class SegmentedFiles:
         variable WEBMODELS_STORE_SEGMENTS says "0")."""
         self.enabled = os.environ.get(ENV_STORE_SEGMENTS) != "0" if enabled is None else enabled
         self.root = root
-        self.store = SegmentStore(root)
+        self.store = SegmentStore(root, packs=None)
         self.view_dir = root / VIEWS
 
     # -- publishing ------------------------------------------------------------------
@@ -84,6 +84,9 @@ class SegmentedFiles:
         when the file already had one (its counts stay as they are). ``rewrite``
         writes the segments again where no temp file holds the bytes."""
         if self.recipe_in(db, digest) is not None:
+            # Stored again: its counts stay; a segment whose bytes are gone takes the
+            # new copy (healing a quarantined one), the rest of the new copies go.
+            segment_refs.count_in(db, self.store, recipe, counted=True)
             return False
         if any(not self.store.has(segment) for segment in recipe.segments):
             # gc removed one meanwhile: write them again
@@ -92,12 +95,7 @@ class SegmentedFiles:
             "INSERT INTO recipes (sha256, recipe) VALUES (?, ?)",
             (digest.hex, encode_recipe(recipe)),
         )
-        for segment in _distinct(recipe):
-            db.execute(
-                "INSERT INTO segment_refs (segment, size, refs) VALUES (?, ?, 1) "
-                "ON CONFLICT(segment) DO UPDATE SET refs = refs + 1",
-                (segment.digest.hex, segment.size),
-            )
+        segment_refs.count_in(db, self.store, recipe)
         return True
 
     # -- reading ---------------------------------------------------------------------
@@ -105,7 +103,7 @@ class SegmentedFiles:
     def recipe_in(self, db: sqlite3.Connection, digest: Digest) -> Recipe | None:
         """The file's recipe, each segment with where its bytes are (`located`)."""
         row = db.execute("SELECT recipe FROM recipes WHERE sha256 = ?", (digest.hex,)).fetchone()
-        return located(db, decode_recipe(bytes(row[0]))) if row is not None else None
+        return segment_refs.located(db, decode_recipe(bytes(row[0]))) if row else None
 
     def read_range(self, recipe: Recipe, offset: int, length: int) -> bytes:
         """Bytes [offset, offset+length) of the file, found through the parts'
@@ -144,89 +142,44 @@ class SegmentedFiles:
 
     # -- removing --------------------------------------------------------------------
 
-    def drop(self, db: sqlite3.Connection, digest: Digest) -> list[Digest]:
+    def drop(self, db: sqlite3.Connection, digest: Digest) -> list[Segment]:
         """Forget the file's recipe inside the caller's write transaction and lower its
         segments' counts; the segments no recipe names now, for `remove_unnamed` to
-        delete after the commit (deleted here, a failed COMMIT would leave the recipe
-        naming segments that are gone: a lost file)."""
+        free after the commit (`segment_refs.count_out`)."""
         recipe = self.recipe_in(db, digest)
         self.drop_view(digest)
         if recipe is None:
             return []
         db.execute("DELETE FROM recipes WHERE sha256 = ?", (digest.hex,))
-        unnamed = []
-        for segment in _distinct(recipe):
-            db.execute(
-                "UPDATE segment_refs SET refs = refs - 1 WHERE segment = ? AND refs > 0",
-                (segment.digest.hex,),
-            )
-            row = db.execute(
-                "SELECT refs FROM segment_refs WHERE segment = ?", (segment.digest.hex,)
-            ).fetchone()
-            if row is not None and row[0] == 0:
-                db.execute("DELETE FROM segment_refs WHERE segment = ?", (segment.digest.hex,))
-                unnamed.append(segment.digest)
-        return unnamed
+        return segment_refs.count_out(db, recipe)
 
-    def remove_unnamed(self, index: Index, digests: Iterable[Digest]) -> int:
-        """Delete the segments among ``digests`` that no recipe names, in a write
-        transaction of their own (as `drop_orphan`); bytes freed. Best effort: one
-        whose unlink fails is moved among the temp files (the next start removes it),
-        one that cannot be moved either is an orphan the next `gc` removes."""
-        freed = 0
-        try:
-            with index.write() as db:
-                for digest in dict.fromkeys(digests):
-                    try:
-                        freed += self._drop_orphan_size(db, digest)
-                    except OSError:  # among the temp files, which the next start removes
-                        self._set_aside(digest)
-        except (OSError, sqlite3.Error, HostError) as exc:
-            log.warning("unnamed segments left for gc: %s", exc)
-        return freed
-
-    def _set_aside(self, digest: Digest) -> None:
-        temp = self.store.tmp_dir / f"{os.getpid()}-{digest.hex}.seg"
-        try:
-            os.replace(self.store.path_of(digest), temp)
-        except OSError as exc:
-            log.warning("segment %s left for gc: %s", digest.hex, exc)
+    def remove_unnamed(self, index: Index, segments: Iterable[Segment]) -> int:
+        """Free the bytes of ``segments`` no recipe names (`segment_refs.release`)."""
+        return segment_refs.release(index, self.store, segments)
 
     def take_back(self, index: Index, path: Path, recipe: Recipe | None) -> None:
-        """After a publish or conversion of the file at ``path`` failed: delete the
+        """After a publish or conversion of the file at ``path`` failed: free the
         segments it wrote that no recipe names (``recipe``: None when the failure came
-        before it was known; the file is cut again to find them)."""
+        before it was known; the file is cut again to find the segments kept in their
+        own files, and a pack it wrote is left for gc)."""
         try:
             parts = recipe if recipe is not None else split(path)
         except (OSError, ValueError) as exc:
             log.warning("segments of a failed publish left for gc: %s", exc)
             return
-        self.remove_unnamed(index, (segment.digest for segment in parts.segments))
+        self.remove_unnamed(index, parts.segments)
 
     def orphans(self, db: sqlite3.Connection) -> list[tuple[Digest, Path, int]]:
-        """Segment files no recipe names (a publish or a conversion killed before its
-        commit): digest, path, size."""
-        named = {r[0] for r in db.execute("SELECT segment FROM segment_refs WHERE refs > 0")}
-        found = []
-        for digest, path in self.store.iter_segments():
-            if digest.hex not in named:
-                try:
-                    found.append((digest, path, path.stat().st_size))
-                except FileNotFoundError:
-                    continue
-        return found
+        return segment_refs.orphans(db, self.store)
+
+    def orphan_packs(self, db: sqlite3.Connection) -> list[tuple[str, Path, int]]:
+        return segment_refs.orphan_packs(db, self.store)
 
     def drop_orphan(self, db: sqlite3.Connection, digest: Digest) -> bool:
-        """Delete an orphan segment inside the caller's write transaction, unless a
-        recipe names it by now (a writer re-checks its segments inside its own
-        transaction and writes again one removed here)."""
-        return self._drop_orphan_size(db, digest) > 0
+        return segment_refs.drop_orphan(db, self.store, digest)
 
-    def _drop_orphan_size(self, db: sqlite3.Connection, digest: Digest) -> int:
-        row = db.execute(
-            "SELECT 1 FROM segment_refs WHERE segment = ? AND refs > 0", (digest.hex,)
-        ).fetchone()
-        return 0 if row is not None else _unlink(self.store.path_of(digest))
+    def drop_orphan_pack(self, db: sqlite3.Connection, name: str) -> bool:
+        return segment_refs.drop_orphan_pack(db, self.store, name)
 
     def drop_view(self, digest: Digest) -> None:
         """Remove what was made from the file to give callers a path: its view and
@@ -267,46 +220,12 @@ class SegmentedFiles:
         return data
 
 
-def located(db: sqlite3.Connection, recipe: Recipe) -> Recipe:
-    """``recipe`` with each segment kept in a pack naming it and its offset there
-    (table ``segment_refs``); the others are in their own files."""
-    where = packed_locations(db, {segment.digest.hex for segment in recipe.segments})
-    if not where:
-        return recipe
-    parts = tuple(
-        Segment(part.digest, part.size, *where[part.digest.hex])
-        if isinstance(part, Segment) and part.digest.hex in where
-        else part
-        for part in recipe.parts
-    )
-    return Recipe(parts)
-
-
-def packed_locations(db: sqlite3.Connection, hexes: Iterable[str]) -> dict[str, tuple[str, int]]:
-    """{segment hex: (pack, offset)} of those among ``hexes`` kept in a pack."""
-    wanted, found = list(hexes), {}
-    for start in range(0, len(wanted), _QUERY_MAX):
-        chunk = wanted[start : start + _QUERY_MAX]
-        marks = ",".join("?" * len(chunk))
-        rows = db.execute(
-            "SELECT segment, pack, pack_offset FROM segment_refs"
-            f" WHERE pack IS NOT NULL AND segment IN ({marks})",
-            chunk,
-        )
-        found.update({row[0]: (row[1], int(row[2])) for row in rows})
-    return found
-
-
 def _starts(recipe: Recipe) -> list[int]:
     starts, pos = [], 0
     for part in recipe.parts:
         starts.append(pos)
         pos += part.size
     return starts
-
-
-def _distinct(recipe: Recipe) -> list[Segment]:
-    return list({segment.digest: segment for segment in recipe.segments}.values())
 
 
 def _unlink(path: Path) -> int:
@@ -324,8 +243,9 @@ def check_segments(store: Store, recipe: Recipe, digest: Digest, progress: Progr
     file naming it then reads as missing a segment, and is reported as such)."""
     report = verify(store.segmented.store, recipe, digest)
     progress(recipe.size)
+    where = {segment.digest: segment for segment in recipe.segments}
     for bad in report.bad:
-        store.segmented.store.quarantine(bad)
+        segment_refs.quarantine(store.index, store.segmented.store, where[bad])
     if report.bad:
         return f"segment hash mismatch ({', '.join(d.short for d in report.bad)})"
     if report.missing:

@@ -21,7 +21,7 @@ from support.containers import write_onnx
 from webmodels.digest import Digest
 from webmodels.errors import HostError
 from webmodels.store import Store, importing
-from webmodels.store.segments import segment_store
+from webmodels.store.segments import packs, segment_store
 from webmodels.store.segments.split import Piece, Plan
 
 DEADLINE_S = 60.0  # generous: a loaded 2-core machine
@@ -35,7 +35,8 @@ def _model(folder: Path) -> Path:
 
 
 def _temps(store: Store) -> list[Path]:
-    return sorted(store.segmented.store.tmp_dir.glob("*.seg"))
+    tmp = store.segmented.store.tmp_dir
+    return sorted([*tmp.glob("*.seg"), *tmp.glob("*.pack")])
 
 
 def _wait_for(condition: Callable[[], bool], what: str) -> None:
@@ -92,8 +93,10 @@ def test_segments_are_hashed_while_they_are_written(
         recipe = store.recipe_of(result.model.digest)
         assert recipe is not None and len(recipe.segments) == 12
         for segment in recipe.segments:  # each named by the hash of its own bytes
-            path = store.segmented.store.path_of(segment.digest)
-            assert hashlib.sha256(path.read_bytes()).hexdigest() == segment.digest.hex
+            path, offset = store.segmented.store.locate(segment)
+            with path.open("rb") as fh:
+                fh.seek(offset)
+                assert hashlib.sha256(fh.read(segment.size)).hexdigest() == segment.digest.hex
         assert _temps(store) == []
 
 
@@ -105,19 +108,28 @@ def test_a_segment_write_that_fails_is_the_disks_error_and_leaves_nothing(
     moved to a second thread, and every temp file written is removed."""
     source = _model(tmp_path)
     calls: list[int] = []
-    real = segment_store._write_all
+    real, real_add = segment_store._write_all, packs.PackWriter.add
 
-    def fails_on_the_fourth(fd: int, view: memoryview) -> None:
-        calls.append(fd)
+    def fails_on_the_fourth() -> None:
+        calls.append(1)
         if len(calls) == 4:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def write_all(fd: int, view: memoryview) -> None:  # a segment in its own file
+        fails_on_the_fourth()
         real(fd, view)
 
-    monkeypatch.setattr(segment_store, "_write_all", fails_on_the_fourth)
+    def add(writer: packs.PackWriter, data: memoryview) -> int:  # a segment in a pack
+        fails_on_the_fourth()
+        return real_add(writer, data)
+
+    monkeypatch.setattr(segment_store, "_write_all", write_all)
+    monkeypatch.setattr(packs.PackWriter, "add", add)
     with Store(tmp_path / "store", segments=True) as store:
         with pytest.raises(HostError) as raised:
             store.import_file(source)
         assert raised.value.code == "disk_full"
         assert _temps(store) == []
         assert list(store.segmented.store.iter_segments()) == []
+        assert list(store.segmented.store.iter_packs()) == []
         assert store.list_models() == []

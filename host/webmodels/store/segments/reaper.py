@@ -14,9 +14,10 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
-_QUEUE: queue.SimpleQueue[Path] = queue.SimpleQueue()
+_QUEUE: queue.SimpleQueue[Path | Callable[[], object]] = queue.SimpleQueue()
 _STATE = threading.Condition()
 _pending = 0  # queued or being removed
 _thread: threading.Thread | None = None
@@ -24,13 +25,23 @@ _thread: threading.Thread | None = None
 
 def remove_later(path: Path) -> None:
     """Unlink ``path`` soon, on the reaper thread (started on first use)."""
+    _queue(path)
+
+
+def run_later(work: Callable[[], object]) -> None:
+    """Call ``work`` soon, on the reaper thread (freeing a pack's range: packs.py);
+    an OSError it raises is dropped, as a failed unlink is."""
+    _queue(work)
+
+
+def _queue(item: Path | Callable[[], object]) -> None:
     global _thread, _pending
     with _STATE:
         _pending += 1
         if _thread is None or not _thread.is_alive():
             _thread = threading.Thread(target=_run, name="segment-reaper", daemon=True)
             _thread.start()
-    _QUEUE.put(path)
+    _QUEUE.put(item)
 
 
 def drain(timeout_s: float = 60.0) -> bool:
@@ -43,9 +54,12 @@ def drain(timeout_s: float = 60.0) -> bool:
 def _run() -> None:
     global _pending
     while True:
-        path = _QUEUE.get()
-        with contextlib.suppress(OSError):  # gone already, or a failing disk: next start
-            path.unlink()
+        item = _QUEUE.get()
+        with contextlib.suppress(Exception):  # gone already, a failing disk: next start
+            if isinstance(item, Path):
+                item.unlink()
+            else:
+                item()
         with _STATE:
             _pending -= 1
             _STATE.notify_all()

@@ -27,14 +27,16 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from webmodels.digest import Digest
 from webmodels.permissions import make_private_dir
-from webmodels.store.blobs import move_to_quarantine, process_alive
+from webmodels.store.blobs import fsync_dir, move_to_quarantine, process_alive
 from webmodels.store.segments.durable import sync_files, sync_renames
+from webmodels.store.segments.packs import PackWriter, is_pack_name, punch_supported
 from webmodels.store.segments.reaper import remove_later
 from webmodels.store.segments.recipe import Inline, Part, Recipe, Segment
 from webmodels.store.segments.split import Piece, Plan, mapped_file, plan
@@ -44,8 +46,13 @@ _BLOCK = 1 << 20
 
 
 class SegmentStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, packs: bool | None = False) -> None:
+        """``packs``: write each ingest's segments into one pack file (None: where the
+        file system can free a pack's ranges, `packs.punch_supported`). Only a store
+        with an index (`SegmentedFiles`) can find a segment in a pack again; without
+        one, each segment is a file named by its hash."""
         self.root = root
+        self._packs = packs
         self.base = root / LAYOUT
         self.segment_dir = self.base / "sha256"
         self.tmp_dir = self.base / "tmp"
@@ -57,11 +64,18 @@ class SegmentStore:
         """Make the layout's folders, the 256 shards included (once per instance)."""
         if self._ready and self.tmp_dir.is_dir():
             return
-        for folder in (self.segment_dir, self.tmp_dir, self.quarantine_dir):
+        for folder in (self.segment_dir, self.tmp_dir, self.quarantine_dir, self.pack_dir):
             make_private_dir(folder, own=self.root)
         for shard in range(256):
             make_private_dir(self.segment_dir / f"{shard:02x}", own=self.root)
         self._ready = True
+
+    @property
+    def packing(self) -> bool:
+        """Whether new segments go into pack files (after `ensure`)."""
+        if self._packs is None:
+            self._packs = punch_supported(self.tmp_dir)
+        return self._packs
 
     def path_of(self, digest: Digest) -> Path:
         """Where a segment kept in its own file lies (one in a pack: `locate`)."""
@@ -89,44 +103,48 @@ class SegmentStore:
     def ingest(self, path: Path, *, graph: Path | None = None) -> Recipe:
         """Store the file at ``path`` as segments; its recipe (see `split.plan`).
 
-        Every segment is written and hashed first, then one flush makes all durable,
-        then all are renamed and one more flush makes the renames durable: an fsync per
-        segment and per shard folder cost a journal commit each (ingest ran at a
-        quarter of a whole-file import on the corpus of scripts/bench/segments.py)."""
+        Every segment is written and hashed first (into one pack, or each into a temp
+        file of its own), then made durable, then renamed into place, then the renames
+        are made durable: an fsync per segment and per shard folder cost a journal
+        commit each (ingest ran at a quarter of a whole-file import on the corpus of
+        scripts/bench/segments.py)."""
         self.ensure()
         layout = plan(path, graph=graph)
-        written: list[tuple[Path, Digest, int]] = []
+        batch = _Batch(PackWriter(self.tmp_dir) if self.packing else None)
         try:
             with mapped_file(path, layout.size) as data:
-                parts = [self._part(data, piece, written) for piece in layout.pieces]
-            return self._commit(parts, written)
+                parts = [self._part(data, piece, batch) for piece in layout.pieces]
+            return self._commit(parts, batch)
         finally:
-            for temp, _, _ in written:  # not renamed: a failure on the way
-                temp.unlink(missing_ok=True)
+            batch.discard()  # what was not renamed: a failure on the way
 
     def ingest_bytes(self, data: memoryview, layout: Plan) -> Recipe:
         """Store a file held in memory as segments, cut as ``layout`` says (made from
         these bytes: `split.plan_bytes`); its recipe. ``data`` is the caller's own
         copy, which nothing changes meanwhile: each piece is written straight from
         it, and hashed from it on a second thread (`_write_pieces`). The same steps as
-        `ingest` follow (one flush, the renames, one more flush)."""
+        `ingest` follow."""
         self.ensure()
-        written: list[tuple[Path, Digest, int]] = []
+        batch = _Batch(PackWriter(self.tmp_dir) if self.packing else None)
         try:
-            parts = self._write_pieces(data, layout.pieces, written)
-            return self._commit(parts, written)
+            parts = self._write_pieces(data, layout.pieces, batch)
+            return self._commit(parts, batch)
         finally:
-            for temp, _, _ in written:
-                temp.unlink(missing_ok=True)
+            batch.discard()
 
-    def _commit(self, parts: list[Part], written: list[tuple[Path, Digest, int]]) -> Recipe:
-        """Flush the written temp files, rename each into place (taking it off
-        ``written``), flush the renames."""
+    def _commit(self, parts: list[Part], batch: _Batch) -> Recipe:
+        """Make the written bytes durable, rename the pack or each temp file into place
+        (taking it off ``batch``), make the renames durable."""
         folders: set[Path] = set()
-        self.make_durable([temp for temp, _, _ in written])
-        while written:
-            folders.add(self._publish(*written[-1]))
-            written.pop()  # renamed: no longer ours to remove
+        if batch.pack is not None:
+            batch.pack.finish()  # one file: its own fsync (a `syncfs` waits for others')
+            os.replace(batch.pack.temp, self.pack_dir / batch.pack.name)
+            batch.pack = None
+            fsync_dir(self.pack_dir)
+        self.make_durable([temp for temp, _, _ in batch.files])
+        while batch.files:
+            folders.add(self._publish(*batch.files[-1]))
+            batch.files.pop()  # renamed: no longer ours to remove
         if folders:
             self.make_renames_durable(folders)  # the renames themselves survive a crash
         return Recipe(tuple(parts))
@@ -157,47 +175,63 @@ class SegmentStore:
         return move_to_quarantine(self.path_of(digest), self.quarantine_dir, digest)
 
     def stale_temps(self) -> list[Path]:
-        """Temp files whose writer is gone (killed mid-ingest); safe to remove."""
+        """Temp files (segments, packs) whose writer is gone (killed mid-ingest)."""
         if not self.tmp_dir.is_dir():
             return []
         return [
             path
-            for path in sorted(self.tmp_dir.glob("*.seg"))
+            for path in sorted([*self.tmp_dir.glob("*.seg"), *self.tmp_dir.glob("*.pack")])
             if not (path.name.split("-", 1)[0].isdigit() and _alive(path))
         ]
+
+    def iter_packs(self) -> Iterator[tuple[str, Path]]:
+        if not self.pack_dir.is_dir():
+            return
+        for path in sorted(self.pack_dir.iterdir()):
+            if is_pack_name(path.name):
+                yield path.name, path
 
     def physical_bytes(self) -> int:
         return sum(path.stat().st_size for _, path in self.iter_segments())
 
     def _write_pieces(
-        self, data: memoryview, pieces: tuple[Piece, ...], written: list[tuple[Path, Digest, int]]
+        self, data: memoryview, pieces: tuple[Piece, ...], batch: _Batch
     ) -> list[Part]:
         """The parts of ``pieces`` of the caller's own bytes (nothing changes them
-        meanwhile): each segment written to a temp file here while a second thread
-        hashes the same bytes (hashlib releases the GIL: the hashes cost no time
-        beside the file creation and writes on a multi-core machine). Both have ended
-        before this returns or raises; the temp files are on ``written`` (the caller
-        removes what it does not rename), or removed here on a failure."""
+        meanwhile): each segment written here (into the pack, or a temp file of its
+        own) while a second thread hashes the same bytes (hashlib releases the GIL:
+        the hashes cost no time beside the writes on a multi-core machine). Both have
+        ended before this returns or raises; what was written is on ``batch`` (the
+        caller removes what it does not rename)."""
         segments = [piece for piece in pieces if not piece.inline]
         temps: list[Path] = []
+        offsets: list[int] = []
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="segment-hash") as pool:
                 hashing = pool.submit(_digests, data, segments)
                 for piece in segments:
-                    temps.append(self._write_temp(data, piece))
+                    if batch.pack is not None:
+                        with data[piece.offset : piece.offset + piece.length] as chunk:
+                            offsets.append(batch.pack.add(chunk))
+                    else:
+                        temps.append(self._write_temp(data, piece))
                 digests = hashing.result()
-            named = iter(digests)
-            parts: list[Part] = [
-                Inline(bytes(data[p.offset : p.offset + p.length]))
-                if p.inline
-                else Segment(next(named), p.length)
-                for p in pieces
-            ]
         except BaseException:
             for temp in temps:
                 temp.unlink(missing_ok=True)
             raise
-        written.extend(zip(temps, digests, (p.length for p in segments), strict=True))
+        pack = batch.pack.name if batch.pack is not None else None
+        located = iter(zip(digests, offsets or [0] * len(digests), strict=True))
+        parts: list[Part] = []
+        for p in pieces:
+            if p.inline:
+                parts.append(Inline(bytes(data[p.offset : p.offset + p.length])))
+                continue
+            digest, offset = next(located)
+            parts.append(Segment(digest, p.length, pack, offset))
+        batch.files.extend(
+            zip(temps, digests, (p.length for p in segments), strict=True) if temps else ()
+        )
         return parts
 
     def _write_temp(self, data: memoryview, piece: Piece) -> Path:
@@ -216,24 +250,23 @@ class SegmentStore:
                 raise
         return temp
 
-    def _part(
-        self,
-        data: memoryview,
-        piece: Piece,
-        written: list[tuple[Path, Digest, int]],
-    ) -> Part:
+    def _part(self, data: memoryview, piece: Piece, batch: _Batch) -> Part:
         if piece.inline:
             return Inline(bytes(data[piece.offset : piece.offset + piece.length]))
-        temp = self.tmp_dir / f"{os.getpid()}-{uuid.uuid4().hex}.seg"
         # Released here whatever happens: a slice of the map that a traceback kept alive
         # would make closing the map fail and hide the error (a full disk).
         with data[piece.offset : piece.offset + piece.length] as chunk:
+            if batch.pack is not None:
+                hasher = hashlib.sha256()
+                offset = batch.pack.add_blocks(_hashed_blocks(chunk, hasher))
+                return Segment(Digest(hasher.hexdigest()), piece.length, batch.pack.name, offset)
+            temp = self.tmp_dir / f"{os.getpid()}-{uuid.uuid4().hex}.seg"
             try:
                 digest = _write_hashed(temp, chunk)
             except BaseException:
                 temp.unlink(missing_ok=True)
                 raise
-        written.append((temp, digest, piece.length))
+        batch.files.append((temp, digest, piece.length))
         return Segment(digest, piece.length)
 
     def _publish(self, temp: Path, digest: Digest, size: int) -> Path:
@@ -260,6 +293,38 @@ class SegmentStore:
             return final.stat().st_size == size
         except FileNotFoundError:
             return False
+
+
+class _Batch:
+    """What one ingest wrote and has not renamed into place yet."""
+
+    def __init__(self, pack: PackWriter | None) -> None:
+        self.pack = pack
+        self.files: list[tuple[Path, Digest, int]] = []  # temp, segment, size
+
+    def discard(self) -> None:
+        if self.pack is not None:
+            self.pack.discard()
+            self.pack = None
+        for temp, _, _ in self.files:
+            temp.unlink(missing_ok=True)
+        self.files.clear()
+
+
+def _hashed_blocks(chunk: memoryview, hasher: Any) -> Callable[[], bytes | None]:
+    """Blocks of ``chunk``, each copied first (the source may change under a map) and
+    hashed as it is handed out; None at the end."""
+    starts = iter(range(0, len(chunk), _BLOCK))
+
+    def next_block() -> bytes | None:
+        start = next(starts, None)
+        if start is None:
+            return None
+        block = bytes(chunk[start : start + _BLOCK])
+        hasher.update(block)
+        return block
+
+    return next_block
 
 
 def _write_hashed(temp: Path, chunk: memoryview) -> Digest:

@@ -1,0 +1,168 @@
+"""Pack files: every segment of one ingest written into one file.
+
+A segment kept in a file of its own cost a file created, renamed and later removed:
+a corpus import made 1,490 files where the whole-file store made 45, and took 1.03 to
+2.42 times as long, swinging with the disk's state (docs/segments.md). So an ingest
+writes all its segments into one *pack* (``segments-v1/packs/<32 hex>.pack``), each at
+an offset aligned to `ALIGN` (the gaps are holes: they take no blocks), then makes
+that one file durable and renames it into place, as a whole file is.
+
+Where a segment is, is the index's to say (``segment_refs.pack`` and ``pack_offset``;
+NULL: the segment's own file, as stores written before packs keep them). A segment
+that another file already holds keeps its place, and the new copy's range in the new
+pack is freed later, on the reaper thread (`punch_later`): storing bytes someone else
+stored first costs the writer what storing new bytes does. Aligned ranges are what
+makes freeing one range alone possible: punching a hole frees whole blocks only.
+ONNX Runtime maps external data at page-aligned offsets too.
+
+A pack leaves when no row names it any more; a segment's range when its segment is
+named by no file (gc, delete) or is a duplicate. Where the file system cannot punch
+holes (`punch_supported`), ingest keeps each segment in its own file as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from webmodels.store.segments.reaper import run_later
+
+ALIGN = 4096
+SUFFIX = ".pack"
+_PUNCH_HOLE = 0x02  # FALLOC_FL_PUNCH_HOLE
+_KEEP_SIZE = 0x01  # FALLOC_FL_KEEP_SIZE
+_SUPPORTED: dict[Path, bool] = {}
+
+
+def aligned(offset: int) -> int:
+    return -(-offset // ALIGN) * ALIGN
+
+
+def is_pack_name(name: str) -> bool:
+    stem = name.removesuffix(SUFFIX)
+    return name.endswith(SUFFIX) and len(stem) == 32 and all(c in "0123456789abcdef" for c in stem)
+
+
+class PackWriter:
+    """A new pack being written: a private temp file, renamed to ``packs/<name>``
+    by the caller once it is durable (`SegmentStore`)."""
+
+    def __init__(self, tmp_dir: Path) -> None:
+        token = uuid.uuid4().hex
+        self.name = f"{token}{SUFFIX}"
+        self.temp = tmp_dir / f"{os.getpid()}-{token}{SUFFIX}"
+        # Read-only once published, as a segment file is; this descriptor still writes.
+        self.fd: int | None = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+        self.end = 0
+
+    def add(self, data: memoryview) -> int:
+        """Write ``data`` at the next aligned offset; that offset."""
+        assert self.fd is not None
+        offset = aligned(self.end)
+        done = 0
+        while done < len(data):
+            with data[done:] as rest:
+                done += os.pwrite(self.fd, rest, offset + done)
+        self.end = offset + len(data)
+        return offset
+
+    def add_blocks(self, blocks: Callable[[], bytes | None]) -> int:
+        """Write what ``blocks`` returns until it returns None, from the next aligned
+        offset on; that offset (for a segment read from a file in blocks)."""
+        assert self.fd is not None
+        offset = position = aligned(self.end)
+        while (block := blocks()) is not None:
+            view = memoryview(block)
+            while view:
+                written = os.pwrite(self.fd, view, position)
+                view, position = view[written:], position + written
+        self.end = position
+        return offset
+
+    def finish(self) -> None:
+        """Make the pack's bytes durable and close it."""
+        if self.fd is None:
+            return
+        try:
+            os.fsync(self.fd)
+        finally:
+            os.close(self.fd)
+            self.fd = None
+
+    def discard(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        self.temp.unlink(missing_ok=True)
+
+
+def _load_fallocate() -> Callable[[int, int, int, int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        call = libc.fallocate
+    except (OSError, AttributeError):
+        return None
+    call.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong]
+    call.restype = ctypes.c_int
+    fallocate: Callable[[int, int, int, int], int] = call
+    return fallocate
+
+
+_FALLOCATE = _load_fallocate()
+
+
+def punch(path: Path, offset: int, length: int) -> bool:
+    """Free the blocks of [offset, offset + length) in ``path`` (rounded out to whole
+    `ALIGN` blocks: ranges are aligned and own their tail); the file keeps its size and
+    reads zeros there. False where the file system cannot, or the file is gone."""
+    if _FALLOCATE is None or length <= 0:
+        return False
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except OSError:  # gone (its pack was removed), or not ours to write
+        return False
+    try:
+        return _FALLOCATE(fd, _PUNCH_HOLE | _KEEP_SIZE, offset, aligned(length)) == 0
+    finally:
+        os.close(fd)
+
+
+def punch_later(path: Path, offset: int, length: int) -> None:
+    """`punch` on the reaper thread (the caller's time must not depend on it)."""
+    run_later(lambda: punch(path, offset, length))
+
+
+def punch_supported(folder: Path) -> bool:
+    """Whether holes can be punched in files under ``folder`` (tried once per folder:
+    a probe file of two blocks, the first punched)."""
+    if folder not in _SUPPORTED:
+        _SUPPORTED[folder] = _probe(folder)
+    return _SUPPORTED[folder]
+
+
+def _probe(folder: Path) -> bool:
+    if _FALLOCATE is None:
+        return False
+    probe = folder / f".{os.getpid()}-{uuid.uuid4().hex}.probe"
+    try:
+        fd = os.open(probe, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, b"\1" * (2 * ALIGN))
+            if _FALLOCATE(fd, _PUNCH_HOLE | _KEEP_SIZE, 0, ALIGN) != 0:
+                return False
+            return os.pread(fd, ALIGN, 0) == bytes(ALIGN) and os.fstat(fd).st_size == 2 * ALIGN
+        finally:
+            os.close(fd)
+    except OSError:
+        return False
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
