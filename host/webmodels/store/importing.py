@@ -12,7 +12,7 @@ while it is cut and its metadata parsed, each segment while it is written
 cut from the copy (`SegmentStore.ingest`).
 
 The guarantees do not change: the SHA-256 of the whole file is known before anything
-is written; each segment reaches the disk before it is renamed into place and is
+is indexed; each segment reaches the disk before it is renamed into place and is
 renamed before the index transaction naming it commits; a segment already held costs
 the steps a new one does (segments/segment_store.py); a segment that `gc` removed in
 between is written again from the same bytes inside the transaction; a process
@@ -144,27 +144,37 @@ def _import_held(
     version: str | None,
 ) -> ImportResult:
     # The file's SHA-256 on a second thread (hashlib releases the GIL for the whole
-    # call) while this one finds where it is cut and parses its metadata: known before
-    # anything is written, at no cost beside the parse on a multi-core machine.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-hash") as pool:
-        hashing = pool.submit(_sha256, data)
-        layout = plan_bytes(data)
-        metadata = (
-            ModelMetadata(format=sniff_bytes(bytes(data[:64]))) if raw else onnx_metadata_of(data)
-        )
-        digest = hashing.result()
-    # No temp file holds these bytes: the name is never created (`Store.ingest`
-    # publishes the recipe, not a file, and discarding the name removes nothing).
-    unwritten = store.files.tmp_dir / f"{os.getpid()}-{uuid.uuid4().hex}.held"
-    pending = PendingBlob(unwritten, digest, len(data))
+    # call) while this one finds where it is cut, parses its metadata and writes the
+    # segments (whose own hashes take a third thread: `SegmentStore.ingest_bytes`): on
+    # a machine of two cores or more, the two hashes of every byte overlap each other
+    # and the writes. The file's name is known before anything is indexed.
     written: list[Recipe] = []  # in place: freed again if the publish fails
     with memoryview(data) as view:
-
-        def write() -> Recipe:
-            written.append(store.segmented.store.ingest_bytes(view, layout))
-            return written[-1]
-
         try:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-hash") as pool:
+                hashing = pool.submit(_sha256, data)
+                layout = plan_bytes(data)
+                metadata = (
+                    ModelMetadata(format=sniff_bytes(bytes(data[:64])))
+                    if raw
+                    else onnx_metadata_of(data)
+                )
+                written.append(store.segmented.store.ingest_bytes(view, layout))
+                digest = hashing.result()
+            # No temp file holds these bytes: the name is never created (`Store.ingest`
+            # publishes the recipe, not a file, and discarding the name removes nothing).
+            unwritten = store.files.tmp_dir / f"{os.getpid()}-{uuid.uuid4().hex}.held"
+            pending = PendingBlob(unwritten, digest, len(data))
+            fresh = [written[0]]
+
+            def write() -> Recipe:
+                """The segments written above; written again when asked again (a
+                collector removed some before the publish's transaction)."""
+                if fresh:
+                    return fresh.pop()
+                written.append(store.segmented.store.ingest_bytes(view, layout))
+                return written[-1]
+
             return store.ingest(
                 pending,
                 metadata,
@@ -174,11 +184,13 @@ def _import_held(
                 version=version,
                 write=write,
             )
-        except BaseException:
+        except BaseException as exc:
             # `Store.ingest` takes back what a failed publish wrote by cutting its temp
             # file again; these bytes have none, so their segments are named from here.
             segments = [segment for recipe in written for segment in recipe.segments]
             store.segmented.remove_unnamed(store.index, segments)
+            if isinstance(exc, OSError):  # writing the segments: our disk's error
+                raise disk_error(exc, store.root) from exc
             raise
 
 

@@ -30,11 +30,17 @@ import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from webmodels.store.segments.reaper import run_later
 
 ALIGN = 4096
 SUFFIX = ".pack"
+WRITEBACK_EVERY = 8 << 20
+"""Bytes written before their writeback is started (`PackWriter`): the final fsync
+then waits for the last few MiB, not for the whole pack, as a whole file's copy
+(written in order, flushed by the kernel as it goes) mostly is by its fsync."""
+_SYNC_FILE_RANGE_WRITE = 2
 _PUNCH_HOLE = 0x02  # FALLOC_FL_PUNCH_HOLE
 _KEEP_SIZE = 0x01  # FALLOC_FL_KEEP_SIZE
 _SUPPORTED: dict[Path, bool] = {}
@@ -60,6 +66,7 @@ class PackWriter:
         # Read-only once published, as a segment file is; this descriptor still writes.
         self.fd: int | None = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
         self.end = 0
+        self._unflushed = 0  # where bytes whose writeback was not started begin
 
     def add(self, data: memoryview) -> int:
         """Write ``data`` at the next aligned offset; that offset."""
@@ -70,6 +77,7 @@ class PackWriter:
             with data[done:] as rest:
                 done += os.pwrite(self.fd, rest, offset + done)
         self.end = offset + len(data)
+        self._start_writeback()
         return offset
 
     def add_blocks(self, blocks: Callable[[], bytes | None]) -> int:
@@ -82,8 +90,21 @@ class PackWriter:
             while view:
                 written = os.pwrite(self.fd, view, position)
                 view, position = view[written:], position + written
+            self.end = position
+            self._start_writeback()
         self.end = position
         return offset
+
+    def _start_writeback(self) -> None:
+        """Start writing back what was written since the last start, every
+        `WRITEBACK_EVERY` bytes (``sync_file_range``, which does not wait; a hint)."""
+        if self.end - self._unflushed < WRITEBACK_EVERY or _SYNC_FILE_RANGE is None:
+            return
+        assert self.fd is not None
+        _SYNC_FILE_RANGE(
+            self.fd, self._unflushed, self.end - self._unflushed, _SYNC_FILE_RANGE_WRITE
+        )
+        self._unflushed = self.end
 
     def finish(self) -> None:
         """Make the pack's bytes durable and close it."""
@@ -102,21 +123,25 @@ class PackWriter:
         self.temp.unlink(missing_ok=True)
 
 
-def _load_fallocate() -> Callable[[int, int, int, int], int] | None:
+def _libc(name: str, *argtypes: Any) -> Callable[[int, int, int, int], int] | None:
+    """The C library's ``name`` on Linux (Python's ``os`` has no binding), else None."""
     if not sys.platform.startswith("linux"):
         return None
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        call = libc.fallocate
+        call = getattr(libc, name)
     except (OSError, AttributeError):
         return None
-    call.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong]
+    call.argtypes = list(argtypes)
     call.restype = ctypes.c_int
-    fallocate: Callable[[int, int, int, int], int] = call
-    return fallocate
+    found: Callable[[int, int, int, int], int] = call
+    return found
 
 
-_FALLOCATE = _load_fallocate()
+_FALLOCATE = _libc("fallocate", ctypes.c_int, ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong)
+_SYNC_FILE_RANGE = _libc(
+    "sync_file_range", ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint
+)
 
 
 def punch(path: Path, offset: int, length: int) -> bool:
