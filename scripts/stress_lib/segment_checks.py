@@ -6,8 +6,8 @@ checked as the next start sees it (the whole-file checks are stress_lib/checks.p
   name; no segment a recipe names is missing or of the wrong size;
 * every segment's reference count is the number of recipes naming it (a count too
   low lets a later delete remove a segment another file still needs);
-* no blob file without its index row, no segment no recipe names that was not there
-  before, and no temp file (the store's ``tmp/``, the segments' ``tmp/``, ``views/``)
+* no blob file without its index row, no segment file or pack no recipe names that
+  was not there before, and no temp file (the store's ``tmp/``, the segments' ``tmp/``, ``views/``)
   survives the next start.
 """
 
@@ -40,8 +40,10 @@ def next_start() -> Iterator[None]:
 
 
 def unreferenced_segments(store: Store) -> set[str]:
-    named = {r[0] for r in store.index.query("SELECT segment FROM segment_refs WHERE refs > 0")}
-    return {d.hex for d, _ in store.segmented.store.iter_segments()} - named
+    """Segment files and packs no row names there (hex digests, pack names)."""
+    with store.index.snapshot() as db:
+        own = {d.hex for d, _, _ in store.segmented.orphans(db)}
+        return own | {name for name, _, _ in store.segmented.orphan_packs(db)}
 
 
 def check_segmented(root: Path, verdict: Verdict, *, before: frozenset[str]) -> None:
@@ -77,7 +79,8 @@ def _check(store: Store, verdict: Verdict, before: frozenset[str]) -> None:
     for row in rows:
         digest = Digest(row["sha256"])
         if digest.hex in recipes:
-            _check_recipe(store, digest, recipes[digest.hex], verdict)
+            located = store.recipe_of(digest)  # each segment where the index says it is
+            _check_recipe(store, digest, located or recipes[digest.hex], verdict)
             continue
         path = store.files.path_of(digest)
         if not path.is_file():
@@ -98,6 +101,7 @@ def _check(store: Store, verdict: Verdict, before: frozenset[str]) -> None:
             for p in store.files.tmp_dir.glob(f"*.{kind}")
         ],
         *seg.store.tmp_dir.glob("*.seg"),
+        *seg.store.tmp_dir.glob("*.pack"),
         *seg.view_dir.glob(".*.partial"),
     ]
     for temp in temps:

@@ -90,18 +90,22 @@ def convert_one(store: Store, digest: Digest) -> bool:
     """Convert one blob (see the module doc); False when it is not a whole stored file
     any more, or its bytes no longer match its name (left for `webmodels verify`)."""
     path = store.files.path_of(digest)
+    written: list[Recipe] = []
     try:
-        return _convert(store, digest, path)
+        return _convert(store, digest, path, written)
     except BaseException as exc:  # no segment it wrote may stay unnamed
-        store.segmented.take_back(store.index, path, None)
+        taken: list[Recipe | None] = [*written] or [None]  # None: cut again to find them
+        for recipe in taken:
+            store.segmented.take_back(store.index, path, recipe)
         if isinstance(exc, OSError):
             raise disk_error(exc, store.root) from exc
         raise
 
 
-def _convert(store: Store, digest: Digest, path: Path) -> bool:
+def _convert(store: Store, digest: Digest, path: Path, written: list[Recipe]) -> bool:
     try:
         recipe = store.segmented.store.ingest(path)
+        written.append(recipe)
     except FileNotFoundError:
         return False  # removed, quarantined or converted by another process meanwhile
     if not verify(store.segmented.store, recipe, digest).ok:
@@ -115,6 +119,7 @@ def _convert(store: Store, digest: Digest, path: Path) -> bool:
             if not store.files.exists(digest):
                 return False
             recipe = store.segmented.store.ingest(path)  # a collector removed one meanwhile
+            written.append(recipe)
         _index(store, db, digest, recipe)
     store.files.remove(digest)  # after the commit: a kill here leaves both (settled later)
     return True

@@ -57,6 +57,10 @@ def count_in(
             Segment(segment.digest, segment.size, row[0], int(row[1]))
         )
         if held or (counted and row is None):
+            if segment.pack is None and row is not None and row[0] is not None:
+                # Written to its own file (a store that could not pack then) while
+                # the index keeps it in a pack: that file is not needed.
+                remove_later(store.path_of(segment.digest))
             if not counted:
                 db.execute(
                     "UPDATE segment_refs SET refs = refs + 1 WHERE segment = ?",
@@ -84,7 +88,14 @@ def _free_copies(store: SegmentStore, recipe: Recipe, kept: set[tuple[str, int]]
     for name, segments in packs.items():
         path = store.pack_path(name)
         if not any((name, s.offset) in kept for s in segments):
-            remove_later(path)
+            # Among the temp files first (a rename: microseconds), so that a removal
+            # that fails leaves what the next start removes, not an orphan pack.
+            aside = store.tmp_dir / f"{os.getpid()}-{name}"
+            try:
+                os.replace(path, aside)
+            except OSError:
+                aside = path  # removed where it is (or, failing that too, by gc)
+            remove_later(aside)
             continue
         for segment in {s.offset: s for s in segments}.values():
             if (name, segment.offset) not in kept:
@@ -171,7 +182,14 @@ def drop_orphan_pack(db: sqlite3.Connection, store: SegmentStore, name: str) -> 
     transaction and writes again)."""
     if db.execute("SELECT 1 FROM segment_refs WHERE pack = ? LIMIT 1", (name,)).fetchone():
         return False
-    return _unlink(store.pack_path(name)) > 0
+    try:
+        return _unlink(store.pack_path(name)) > 0
+    except OSError:  # among the temp files, which the next start removes
+        try:
+            os.replace(store.pack_path(name), store.tmp_dir / f"{os.getpid()}-{name}")
+        except OSError as exc:
+            log.warning("pack %s left for gc: %s", name, exc)
+        return False
 
 
 def orphans(db: sqlite3.Connection, store: SegmentStore) -> list[tuple[Digest, Path, int]]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import errno
 import os
 import sys
 import uuid
@@ -117,6 +118,7 @@ class PackWriter:
             self.fd = None
 
     def discard(self) -> None:
+        """Remove the pack (its temp file, or where it was renamed to: `temp`)."""
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
@@ -174,20 +176,21 @@ def punch_supported(folder: Path) -> bool:
 
 
 def _probe(folder: Path) -> bool:
+    """False where the call is missing or the file system refuses it; any other
+    failure (a failing disk) is raised, not remembered as "unsupported"."""
     if _FALLOCATE is None:
         return False
     probe = folder / f".{os.getpid()}-{uuid.uuid4().hex}.probe"
+    fd = os.open(probe, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        fd = os.open(probe, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, b"\1" * (2 * ALIGN))
-            if _FALLOCATE(fd, _PUNCH_HOLE | _KEEP_SIZE, 0, ALIGN) != 0:
+        os.write(fd, b"\1" * (2 * ALIGN))
+        if _FALLOCATE(fd, _PUNCH_HOLE | _KEEP_SIZE, 0, ALIGN) != 0:
+            errno_ = ctypes.get_errno()
+            if errno_ in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
                 return False
-            return os.pread(fd, ALIGN, 0) == bytes(ALIGN) and os.fstat(fd).st_size == 2 * ALIGN
-        finally:
-            os.close(fd)
-    except OSError:
-        return False
+            raise OSError(errno_, os.strerror(errno_), str(probe))
+        return os.pread(fd, ALIGN, 0) == bytes(ALIGN) and os.fstat(fd).st_size == 2 * ALIGN
     finally:
+        os.close(fd)
         with contextlib.suppress(OSError):
             probe.unlink()

@@ -138,9 +138,11 @@ class SegmentStore:
         folders: set[Path] = set()
         if batch.pack is not None:
             batch.pack.finish()  # one file: its own fsync (a `syncfs` waits for others')
-            os.replace(batch.pack.temp, self.pack_dir / batch.pack.name)
-            batch.pack = None
+            final = self.pack_dir / batch.pack.name
+            os.replace(batch.pack.temp, final)
+            batch.pack.temp = final  # removed there if the rename cannot be made durable
             fsync_dir(self.pack_dir)
+            batch.pack = None
         self.make_durable([temp for temp, _, _ in batch.files])
         while batch.files:
             folders.add(self._publish(*batch.files[-1]))
