@@ -93,15 +93,19 @@ def test_a_real_model_packed_answers_as_the_whole_file(
 def test_a_kept_linked_graph_is_written_again_when_its_segments_move(
     manager: tuple[SessionManager, Store], tmp_path: Path
 ) -> None:
-    """Own files -> pack A -> pack B (A's old places overwritten, as junk left behind
-    by a quarantine): each session reads the bytes where they are now."""
+    """Where the import put them -> pack A -> pack B (the old places overwritten, as
+    junk left behind by a quarantine): each session reads the bytes where they are."""
     sessions, store = manager
     source = tiny_model(tmp_path / "tiny.onnx")
     digest = store.import_file(source).model.digest
     held = packed_digests(store, digest)
     graph = store.segmented.root / "linked" / f"{digest.hex}.onnx"
-    outputs_match(sessions, digest, source)  # kept naming the segments' own files
-    assert {location for location, _ in external_places(graph)} == {d.hex for d in held}
+    outputs_match(sessions, digest, source)  # kept naming where the import put them
+    recipe = store.recipe_of(digest)
+    assert recipe is not None
+    assert {location for location, _ in external_places(graph)} == {
+        s.pack or s.digest.hex for s in recipe.segments
+    }
 
     first = move_into_pack(store, held)
     outputs_match(sessions, digest, source)
