@@ -74,3 +74,43 @@ def test_main_graph_segments_are_named_and_the_rest_embedded(tmp_path: Path) -> 
     with pytest.raises(HostError) as refused:
         relink(model, WEIGHTS, parts)
     assert refused.value.code == "model_unsafe"
+
+
+def test_segments_in_a_pack_are_named_at_their_offset_and_read_from_it(tmp_path: Path) -> None:
+    """Parts ``[hex, pack path, size, offset]``: a whole segment names the pack (its
+    name, the segment's offset; the ref has the pack's size and no SHA-256 of its
+    own); an embedded tensor is read from its offset in the pack."""
+    big, small, inner = (
+        np.full(n, v, np.float32).tobytes() for n, v in ((4096, 1), (8, 2), (2048, 3))
+    )
+    pack = tmp_path / "p1.pack"
+    layout = b"\xee" * 8192 + big + b"\xee" * (4096 - len(big) % 4096) + inner + b"\xee" * 100
+    pack.write_bytes(layout)
+    inner_at = 8192 + len(big) + 4096 - len(big) % 4096
+    parts = [
+        [hashlib.sha256(big).hexdigest(), str(pack), len(big), 8192],
+        small,
+        [hashlib.sha256(inner).hexdigest(), str(pack), len(inner), inner_at],
+    ]
+    branch = helper.make_graph(
+        [helper.make_node("Identity", ["inner"], ["out"])],
+        "branch",
+        [],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [2048])],
+        [external("inner", inner, len(big) + len(small))],
+    )
+    graph = helper.make_graph(
+        [helper.make_node("If", ["c"], ["y"], then_branch=branch, else_branch=branch)],
+        "main",
+        [helper.make_tensor_value_info("c", TensorProto.BOOL, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2048])],
+        [external("big", big, 0), external("small", small, len(big))],
+    )
+    model = helper.make_model(graph)
+    files = relink(model, WEIGHTS, parts)
+    assert files == {"p1.pack": {"path": str(pack), "sha256": None, "size": len(layout)}}
+    [big_tensor] = [t for t in model.graph.initializer if t.name == "big"]
+    entries = {e.key: e.value for e in big_tensor.external_data}
+    assert entries == {"location": "p1.pack", "offset": "8192", "length": str(len(big))}
+    [sub] = model.graph.node[0].attribute[0].g.initializer
+    assert sub.raw_data == inner

@@ -43,14 +43,18 @@ def ingest_outputs(
 
 
 def parts_of(store: Store, recipe: Recipe) -> list[Any]:
-    """A recipe as the worker reads it: inline bytes, or [segment hex, path, size]."""
-    path_of = store.segmented.store.path_of
-    return [
-        part.data
-        if isinstance(part, Inline)
-        else [part.digest.hex, str(path_of(part.digest)), part.size]
-        for part in recipe.parts
-    ]
+    """A recipe as the worker reads it (`segment_link`): inline bytes, or [segment
+    hex, path, size, offset], the file holding the segment (its own or a pack) and
+    where its bytes start there."""
+    locate = store.segmented.store.locate
+    parts: list[Any] = []
+    for part in recipe.parts:
+        if isinstance(part, Inline):
+            parts.append(part.data)
+            continue
+        path, offset = locate(part)
+        parts.append([part.digest.hex, str(path), part.size, offset])
+    return parts
 
 
 def recipes_of(store: Store, digests: Sequence[Digest]) -> dict[Digest, Recipe] | None:

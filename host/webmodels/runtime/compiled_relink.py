@@ -3,9 +3,10 @@
 The host sends the optimized graph's parts and its weights file's parts instead of
 paths. `load_graph` rebuilds the graph (small: its weights are external) and checks
 it against the SHA-256 the host indexed; `relink` points each tensor the graph keeps in
-the weights file at the segment holding exactly its bytes (``location`` the segment's
-hex name, ``offset`` 0; the segment file is then hard-linked into the session's private
-folder, as for a model loaded from its segments), and embeds a tensor whose bytes are
+the weights file at the segment holding exactly its bytes where it lies (its own file:
+``location`` the segment's hex name, ``offset`` 0; a pack file: the pack's name and the
+segment's offset there); that file is then hard-linked into the session's private
+folder, as for a model loaded from its segments. It embeds a tensor whose bytes are
 not one whole segment (inline parts, a tensor cut by content) as ``raw_data``, read
 from the parts. No copy of the weights file is made.
 """
@@ -13,13 +14,13 @@ from the parts. No copy of the weights file is made.
 from __future__ import annotations
 
 import bisect
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from webmodels.errors import HostError
 from webmodels.runtime.safety import graphs
-from webmodels.runtime.segment_link import assemble
+from webmodels.runtime.segment_link import assemble, wire_part
+from webmodels.store.segments.onnx_link import name_external
 
 _EXTERNAL = 1  # onnx.TensorProto.EXTERNAL
 _DEFAULT = 0  # onnx.TensorProto.DEFAULT
@@ -70,17 +71,12 @@ def _relink_tensor(
     part: Any = parts[index] if index >= 0 else b""
     whole = not isinstance(part, bytes) and starts[index] == offset and int(part[2]) == length
     if main and whole:
-        _name_segment(tensor, str(part[0]), length)
-        files[str(part[0])] = {"path": str(part[1]), "sha256": str(part[0]), "size": length}
+        segment = wire_part(part)
+        name_external(tensor, segment.location, segment.offset, length)
+        if segment.location not in files:  # a pack holding several: stat it once
+            files[segment.location] = segment.file_ref()
     else:
         _embed(tensor, _read(parts, starts, offset, length))
-
-
-def _name_segment(tensor: Any, hex_: str, length: int) -> None:
-    del tensor.external_data[:]
-    for key, value in (("location", hex_), ("offset", "0"), ("length", str(length))):
-        entry = tensor.external_data.add()
-        entry.key, entry.value = key, value
 
 
 def _embed(tensor: Any, data: bytes) -> None:
@@ -98,19 +94,11 @@ def _read(parts: Sequence[Any], starts: Sequence[int], offset: int, length: int)
         size = len(part) if isinstance(part, bytes) else int(part[2])
         lo, hi = max(offset, start) - start, min(end, start + size) - start
         if hi > lo:
-            out += part[lo:hi] if isinstance(part, bytes) else _pread(str(part[1]), lo, hi - lo)
+            got = part[lo:hi] if isinstance(part, bytes) else wire_part(part).read(lo, hi - lo)
+            if len(got) != hi - lo:
+                break
+            out += got
         index += 1
     if len(out) != length:
         raise HostError("not_found", "a segment of the compiled graph's weights is short")
     return bytes(out)
-
-
-def _pread(path: str, offset: int, length: int) -> bytes:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError as exc:
-        raise HostError("not_found", "a segment of the compiled graph was removed") from exc
-    try:
-        return os.pread(fd, length, offset)
-    finally:
-        os.close(fd)

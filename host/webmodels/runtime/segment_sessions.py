@@ -1,14 +1,19 @@
 """The host's side of ONNX Runtime sessions straight from segments.
 
 For a model kept as segments (`store/segmented.py`), the worker loads a graph whose
-large initializers are external data naming segment files (`store.segments.onnx_link`),
-hard-linked into the session's private folder under their hex names like a model
-manifest's files (`model_files.link_files`; the worker's `check_model` refuses any
-location that is not one of them). No copy of the weights is made. The rewritten graph
-is made by the worker (`segment_link`, op ``link``) when the file is published
-(`segment_publish`), else at its first session, and kept under
-``<store>/linked/<model sha256>.onnx`` with a ``.json`` naming its SHA-256, size and
-segments; it is removed with the model's recipe.
+large initializers are external data naming the files that hold its segments
+(`store.segments.onnx_link`): a segment's own file under its hex name, or the pack
+file holding it under the pack's name, at the segment's offset there. Those files are
+hard-linked into the session's private folder like a model manifest's files
+(`model_files.link_files`; the worker's `check_model` refuses any location that is not
+one of them, and any offset and length past the end of its file). No copy of the
+weights is made. The rewritten graph is made by the worker (`segment_link`, op
+``link``) when the file is published (`segment_publish`), else at its first session,
+and kept under ``<store>/linked/<model sha256>.onnx`` with a ``.json`` naming its
+SHA-256, size, segments and where each segment lay when the graph was written
+(``places``); it is removed with the model's recipe. A kept graph whose segments lie
+elsewhere now (quarantined out of a pack, stored again into another) is written
+again before a session uses it: it would read other bytes.
 
 Where the store's segment files cannot be hard-linked into its temp folder (another
 file system, no hard links), `linked_model` answers None and the caller uses the
@@ -27,12 +32,15 @@ from pathlib import Path
 from typing import Any
 
 from webmodels.digest import Digest
+from webmodels.errors import HostError
+from webmodels.runtime.compile_segments import parts_of
 from webmodels.store.blobs import process_alive
 from webmodels.store.segmented import LINKED
-from webmodels.store.segments import Inline, Recipe
+from webmodels.store.segments import Recipe
 from webmodels.store.store import Store
 
 Call = Callable[[str, Mapping[str, Any]], dict[str, Any]]
+Place = tuple[str | None, int]  # (pack name, offset there); (None, 0): its own file
 
 _LINKS_WORK: dict[Path, bool] = {}  # store folder -> whether hard links work there
 
@@ -42,17 +50,36 @@ class LinkedModel:
     graph: Path
     sha256: str
     size: int
-    segments: Mapping[str, int]  # segment hex -> size, the graph's external locations
+    segments: Mapping[str, int]  # segment hex -> size, the graph's external data
+    places: Mapping[str, Place]  # segment hex -> where the graph reads it
 
     def model_ref(self) -> dict[str, Any]:
         return {"path": str(self.graph), "sha256": self.sha256, "size": self.size}
 
     def file_refs(self, store: Store) -> dict[str, dict[str, Any]]:
-        path_of = store.segmented.store.path_of
-        return {
-            hex_: {"path": str(path_of(Digest(hex_))), "sha256": hex_, "size": size}
-            for hex_, size in self.segments.items()
-        }
+        """Each file the graph names, once, under its location: a segment's own file
+        (its size and SHA-256), or a pack (no SHA-256 of its own; its whole size, which
+        the worker checks the file still has and the graph's offsets lie within)."""
+        segments = store.segmented.store
+        refs: dict[str, dict[str, Any]] = {}
+        for hex_, size in self.segments.items():
+            pack, _ = self.places.get(hex_, (None, 0))
+            if pack is None:
+                path = segments.path_of(Digest(hex_))
+                refs[hex_] = {"path": str(path), "sha256": hex_, "size": size}
+            elif pack not in refs:
+                path = segments.pack_path(pack)
+                try:
+                    whole = path.stat().st_size
+                except FileNotFoundError as exc:
+                    raise HostError("not_found", "a segment of the model was removed") from exc
+                refs[pack] = {"path": str(path), "sha256": None, "size": whole}
+        return refs
+
+
+def places_of(recipe: Recipe) -> dict[str, Place]:
+    """Where each segment of ``recipe`` lies (as its recipe was located)."""
+    return {s.digest.hex: (s.pack, s.offset if s.pack is not None else 0) for s in recipe.segments}
 
 
 def session_recipe(store: Store, digest: Digest) -> Recipe | None:
@@ -103,24 +130,18 @@ def linked_model(
     if not links_work(store):
         return None
     folder = store.segmented.root / LINKED
-    kept = None if force else _kept(folder, digest)
+    places = places_of(recipe)
+    kept = None if force else _kept(folder, digest, places)
     if kept is not None:
         return kept
     folder.mkdir(mode=0o700, exist_ok=True)
     _remove_stale(folder)
     temp = folder / f".{os.getpid()}-{uuid.uuid4().hex}.partial"
-    path_of = store.segmented.store.path_of
-    parts = [
-        part.data
-        if isinstance(part, Inline)
-        else [part.digest.hex, str(path_of(part.digest)), part.size]
-        for part in recipe.parts
-    ]
     try:
         reply = call(
             "link",
             {
-                "parts": parts,
+                "parts": parts_of(store, recipe),
                 "size": recipe.size,
                 "sha256": digest.hex,
                 "out": str(temp),
@@ -135,11 +156,13 @@ def linked_model(
     # Only the file's own segments, whatever the worker (which parsed the model) says.
     own = {segment.digest.hex: segment.size for segment in recipe.segments}
     segments = {str(k): own[str(k)] for k in dict(reply["segments"]) if str(k) in own}
-    meta = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "segments": segments}
+    where = {hex_: places[hex_] for hex_ in segments}
+    sha256 = hashlib.sha256(data).hexdigest()
+    meta = {"sha256": sha256, "size": len(data), "segments": segments, "places": where}
     meta_temp = folder / f".{os.getpid()}-{uuid.uuid4().hex}.json"
     meta_temp.write_text(json.dumps(meta))
     os.replace(meta_temp, folder / f"{digest.hex}.json")
-    return LinkedModel(graph, str(meta["sha256"]), len(data), segments)
+    return LinkedModel(graph, sha256, len(data), segments, where)
 
 
 def _remove_stale(folder: Path) -> None:
@@ -150,13 +173,24 @@ def _remove_stale(folder: Path) -> None:
             path.unlink(missing_ok=True)
 
 
-def _kept(folder: Path, digest: Digest) -> LinkedModel | None:
+def _kept(folder: Path, digest: Digest, now: Mapping[str, Place]) -> LinkedModel | None:
+    """The kept graph, unless it is missing, cut short, or names a segment where it no
+    longer lies (``now``: where the recipe's segments lie). A graph kept before pack
+    files names every segment's own file."""
     try:
         meta = json.loads((folder / f"{digest.hex}.json").read_text())
         graph = folder / f"{digest.hex}.onnx"
         if graph.stat().st_size != int(meta["size"]):
             return None
         segments = {Digest(str(k)).hex: int(v) for k, v in dict(meta["segments"]).items()}
-        return LinkedModel(graph, Digest(str(meta["sha256"])).hex, int(meta["size"]), segments)
+        kept = dict(meta.get("places") or {})
+        places: dict[str, Place] = {}
+        for hex_ in segments:
+            pack, offset = kept.get(hex_) or (None, 0)
+            places[hex_] = (None if pack is None else str(pack), int(offset))
+            if now.get(hex_) != places[hex_]:
+                return None
+        sha256 = Digest(str(meta["sha256"])).hex
+        return LinkedModel(graph, sha256, int(meta["size"]), segments, places)
     except (OSError, ValueError, KeyError, TypeError):
         return None

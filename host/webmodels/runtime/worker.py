@@ -271,11 +271,13 @@ class Worker:
             return session, None, hook
         weights = (Path(save_to) / WEIGHTS_NAME).is_file()
         if weights and places and not tensorrt:
+            # Only files named by their SHA-256: a pack file has none, and a place in
+            # it may hold other bytes later (a segment quarantined out of it).
             weights = shared_weights.share_source_weights(
                 Path(save_to) / GRAPH_NAME,
                 WEIGHTS_NAME,
                 places,
-                {name: Path(ref["path"]) for name, ref in files.items()},
+                {name: Path(ref["path"]) for name, ref in files.items() if ref.get("sha256")},
             )
         saved = {"graph": GRAPH_NAME, "weights": WEIGHTS_NAME if weights else None}
         return session, saved, hook

@@ -1,7 +1,9 @@
 """An ONNX graph rewritten to load its weights straight from segment files.
 
 `link_graph` turns every main-graph initializer whose bytes are exactly one segment
-into external data (``location`` the segment's hex name, ``offset`` 0), after moving
+into external data naming where that segment lies: its own file (``location`` the
+segment's hex name, ``offset`` 0) or the pack file holding it (``location`` the pack's
+name, ``offset`` the segment's offset there, 4 KiB-aligned), after moving
 ``Constant`` tensors and subgraph initializers to main-graph initializers: ONNX
 Runtime runs the onnx checker on those, which refuses an external-data file with more
 than one hard link ("potential hardlink attack"), and segment files are hard-linked
@@ -12,7 +14,7 @@ scope). Runs in the runtime worker (it parses the model); used by the bench too.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Set
+from collections.abc import Mapping, Set
 from typing import Any
 
 from webmodels.store.segments.recipe import INLINE_MAX
@@ -21,9 +23,12 @@ _EXTERNAL = 1  # onnx.TensorProto.EXTERNAL
 _FLOAT = 1  # onnx.TensorProto.FLOAT
 
 
-def link_graph(model: Any, segments: Set[str]) -> dict[str, int]:
+def link_graph(model: Any, segments: Mapping[str, tuple[str, int]] | Set[str]) -> dict[str, int]:
     """Rewrite ``model`` (an onnx ModelProto) in place; ``segments`` are the hex
-    digests the caller can link. Returns {segment hex: size} of those it now names."""
+    digests the caller can link, each with the file name (location) and offset where
+    its bytes lie (a set: each in its own file). Returns {segment hex: size} of those
+    it now names."""
+    places = segments if isinstance(segments, Mapping) else {h: (h, 0) for h in segments}
     graph = model.graph
     _lift(graph, graph, _names(graph))
     linked: dict[str, int] = {}
@@ -32,17 +37,23 @@ def link_graph(model: Any, segments: Set[str]) -> dict[str, int]:
         if data is None or len(data) < INLINE_MAX:
             continue
         digest = hashlib.sha256(data).hexdigest()
-        if digest not in segments:
+        if digest not in places:
             continue
+        location, offset = places[digest]
         tensor.ClearField("raw_data")
         tensor.ClearField("float_data")
-        tensor.data_location = _EXTERNAL
-        del tensor.external_data[:]
-        for key, value in (("location", digest), ("offset", "0"), ("length", str(len(data)))):
-            entry = tensor.external_data.add()
-            entry.key, entry.value = key, value
+        name_external(tensor, location, offset, len(data))
         linked[digest] = len(data)
     return linked
+
+
+def name_external(tensor: Any, location: str, offset: int, length: int) -> None:
+    """Make ``tensor`` read its bytes from ``location`` at ``offset``."""
+    tensor.data_location = _EXTERNAL
+    del tensor.external_data[:]
+    for key, value in (("location", location), ("offset", str(offset)), ("length", str(length))):
+        entry = tensor.external_data.add()
+        entry.key, entry.value = key, value
 
 
 def _payload(tensor: Any) -> bytes | None:
