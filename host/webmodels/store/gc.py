@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from webmodels.digest import Digest
 from webmodels.permissions import make_private_dir
 from webmodels.store.blobs import ASIDE, PUBLISHING, disk_error
+from webmodels.store.pack_compaction import compact, wasted_packs
 from webmodels.store.quarantine import older_than
 from webmodels.store.segments import Segment
 
@@ -30,8 +31,8 @@ ABANDONED_DOWNLOAD_AGE_S = 24 * 3600
 
 @dataclass(frozen=True, slots=True)
 class GcItem:
-    kind: str  # blob | dangling_row | orphan_file | orphan_segment | temp_file | object_row
-    # | quarantined
+    kind: str  # blob | dangling_row | orphan_file | orphan_segment | orphan_pack | pack_space
+    # | temp_file | object_row | quarantined
     path: Path | None
     size: int
     digest: Digest | None
@@ -96,6 +97,10 @@ def plan_gc(
                 items.append(GcItem("orphan_segment", path, size, digest, "no recipe names it"))
             for _, path, size in store.segmented.orphan_packs(db):
                 items.append(GcItem("orphan_pack", path, size, None, "no recipe names it"))
+    if only is None:
+        for pack in wasted_packs(store.index, store.segmented.store):
+            why = f"{pack.freed} of its {pack.on_disk} bytes hold segments no file names"
+            items.append(GcItem("pack_space", pack.path, pack.freed, None, why))
     if only is None:
         for path in store.files.stale_temp_files():
             items.append(GcItem("temp_file", path, path.stat().st_size, None, "writer is gone"))
@@ -162,8 +167,26 @@ def execute_gc(store: Store, plan: GcPlan) -> GcResult:
             log.warning("left %s for the next start: %s", path, exc)
     if unnamed:
         store.segmented.remove_unnamed(store.index, unnamed)
+    if any(item.kind == "pack_space" for item in plan.items):  # a whole gc, not a delete
+        removed = [i for i in removed if i.kind != "pack_space"] + _compact(store)
     log.info("gc removed %d items (%d bytes)", len(removed), sum(i.size for i in removed))
     return GcResult(tuple(removed), tuple(skipped))
+
+
+def _compact(store: Store) -> list[GcItem]:
+    """Rewrite the packs worth it now (this run's removals included) with their live
+    segments (store/pack_compaction.py); one item each, with the bytes it freed."""
+    done = []
+    for pack in wasted_packs(store.index, store.segmented.store):
+        try:
+            freed = compact(store.index, store.segmented.store, pack.name)
+        except OSError as exc:
+            log.warning("pack %s not compacted: %s", pack.name, exc)
+            continue
+        done.append(
+            GcItem("pack_space", pack.path, freed, None, "rewritten without its freed segments")
+        )
+    return done
 
 
 def _execute_item(
@@ -194,6 +217,8 @@ def _execute_item(
         return True
     if item.kind == "orphan_segment" and digest is not None:
         return store.segmented.drop_orphan(db, digest)
+    if item.kind == "pack_space":
+        return True  # after the transaction, with what it freed too (`_compact`)
     if item.kind == "orphan_pack" and item.path is not None:
         return store.segmented.drop_orphan_pack(db, item.path.name)
     if item.kind == "quarantined" and item.path is not None:

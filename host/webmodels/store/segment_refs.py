@@ -123,9 +123,12 @@ def count_out(db: sqlite3.Connection, recipe: Recipe) -> list[Segment]:
 
 def release(index: Index, store: SegmentStore, segments: Iterable[Segment]) -> int:
     """Free the bytes of ``segments`` that no row names (in a write transaction of
-    its own, as `drop_orphan`): a segment's own file, or its range of a pack (the
-    pack itself once no row names it); bytes freed. Best effort: what stays is an
-    orphan the next `gc` removes."""
+    its own, as `drop_orphan`): a segment's own file, or the pack holding it once no
+    row names the pack; bytes freed. Best effort: what stays is an orphan the next
+    `gc` removes. A range of a pack other segments still live in is not freed here:
+    a running session may map it (ONNX Runtime reads external data through a map,
+    which a hole punched under it would turn to zeros; an unlinked file stays
+    readable while mapped). `gc` rewrites such a pack (store/pack_compaction.py)."""
     freed = 0
     try:
         with index.write() as db:
@@ -134,11 +137,9 @@ def release(index: Index, store: SegmentStore, segments: Iterable[Segment]) -> i
                 if segment.pack is None:
                     freed += _drop_own_file(db, store, segment.digest)
                 elif not _names(db, segment):
-                    punch(store.pack_path(segment.pack), segment.offset, segment.size)
                     packs.add(segment.pack)
-                    freed += segment.size
             for name in packs:
-                drop_orphan_pack(db, store, name)
+                freed += drop_orphan_pack(db, store, name)
     except (OSError, sqlite3.Error, HostError) as exc:
         log.warning("unnamed segments left for gc: %s", exc)
     return freed
@@ -176,20 +177,20 @@ def drop_orphan(db: sqlite3.Connection, store: SegmentStore, digest: Digest) -> 
     return _drop_own_file(db, store, digest) > 0
 
 
-def drop_orphan_pack(db: sqlite3.Connection, store: SegmentStore, name: str) -> bool:
+def drop_orphan_pack(db: sqlite3.Connection, store: SegmentStore, name: str) -> int:
     """Delete the pack ``name`` inside the caller's write transaction unless a row
     names it (a writer that renamed it but has not committed re-checks inside its own
-    transaction and writes again)."""
+    transaction and writes again); bytes freed."""
     if db.execute("SELECT 1 FROM segment_refs WHERE pack = ? LIMIT 1", (name,)).fetchone():
-        return False
+        return 0
     try:
-        return _unlink(store.pack_path(name)) > 0
+        return _unlink(store.pack_path(name))
     except OSError:  # among the temp files, which the next start removes
         try:
             os.replace(store.pack_path(name), store.tmp_dir / f"{os.getpid()}-{name}")
         except OSError as exc:
             log.warning("pack %s left for gc: %s", name, exc)
-        return False
+        return 0
 
 
 def orphans(db: sqlite3.Connection, store: SegmentStore) -> list[tuple[Digest, Path, int]]:

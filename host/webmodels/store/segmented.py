@@ -179,7 +179,7 @@ class SegmentedFiles:
         return segment_refs.drop_orphan(db, self.store, digest)
 
     def drop_orphan_pack(self, db: sqlite3.Connection, name: str) -> bool:
-        return segment_refs.drop_orphan_pack(db, self.store, name)
+        return segment_refs.drop_orphan_pack(db, self.store, name) > 0
 
     def drop_view(self, digest: Digest) -> None:
         """Remove what was made from the file to give callers a path: its view and
