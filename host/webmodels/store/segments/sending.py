@@ -36,13 +36,14 @@ BATCH = 1 << 20  # bytes gathered before a send
 def send_parts(store: SegmentStore, parts: Sequence[Segment | Inline], conn: socket.socket) -> int:
     """Send ``parts`` in order into ``conn``; bytes sent."""
     out = _Out(conn)
+    files = _Files(store)
     buffer = bytearray(BATCH)
     view = memoryview(buffer)
     held = sent = 0
     try:
         for part in parts:
             if part.size > GATHER_MAX and isinstance(part, Segment):
-                sent += _flush(conn, view, held) + _sendfile_segment(store, part, out)
+                sent += _flush(conn, view, held) + _sendfile_segment(files, part, out)
                 held = 0
                 continue
             if held + part.size > BATCH:
@@ -51,11 +52,35 @@ def send_parts(store: SegmentStore, parts: Sequence[Segment | Inline], conn: soc
             if isinstance(part, Inline):
                 view[held : held + part.size] = part.data
             else:
-                _read_segment(store, part, view[held : held + part.size])
+                _read_segment(files, part, view[held : held + part.size])
             held += part.size
         return sent + _flush(conn, view, held)
     finally:
         view.release()
+        files.close()
+
+
+class _Files:
+    """The files segments are read from, each opened once per transfer (the parts of
+    one file mostly lie in one pack)."""
+
+    def __init__(self, store: SegmentStore) -> None:
+        self.store = store
+        self._open: dict[str, int] = {}  # a pack's name, or a segment's own file
+
+    def locate(self, segment: Segment) -> tuple[int, int]:
+        """A descriptor of the file holding ``segment`` and where its bytes start."""
+        key = segment.pack or segment.digest.hex
+        fd = self._open.get(key)
+        if fd is None:
+            path, _ = self.store.locate(segment)
+            fd = self._open[key] = os.open(path, os.O_RDONLY)
+        return fd, segment.offset if segment.pack else 0
+
+    def close(self) -> None:
+        for fd in self._open.values():
+            os.close(fd)
+        self._open.clear()
 
 
 def _flush(conn: socket.socket, view: memoryview, held: int) -> int:
@@ -65,26 +90,20 @@ def _flush(conn: socket.socket, view: memoryview, held: int) -> int:
     return held
 
 
-def _read_segment(store: SegmentStore, segment: Segment, into: memoryview) -> None:
+def _read_segment(files: _Files, segment: Segment, into: memoryview) -> None:
     """The segment's bytes into ``into`` (exactly its size)."""
-    path, start = store.locate(segment)
-    fd = os.open(path, os.O_RDONLY)
+    fd, start = files.locate(segment)
     try:
         got = os.preadv(fd, [into], start)
     finally:
-        os.close(fd)
         into.release()
     if got != segment.size:
         raise OSError(errno.EIO, f"segment {segment.digest.hex} is short")
 
 
-def _sendfile_segment(store: SegmentStore, segment: Segment, out: _Out) -> int:
-    path, start = store.locate(segment)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        out.sendfile(fd, segment, start)
-    finally:
-        os.close(fd)
+def _sendfile_segment(files: _Files, segment: Segment, out: _Out) -> int:
+    fd, start = files.locate(segment)
+    out.sendfile(fd, segment, start)
     return segment.size
 
 
