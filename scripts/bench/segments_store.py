@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from webmodels.store import importing
-from webmodels.store.segments import segment_store
+from webmodels.store.segments import reaper, segment_store
 from webmodels.store.store import Store
 
 
@@ -59,6 +59,8 @@ class StoreFigures:
     read_alt_s: list[float] = field(default_factory=list)
     read_cold_today_s: list[float] = field(default_factory=list)
     read_cold_segments_s: list[float] = field(default_factory=list)
+    disk_today: int = 0  # bytes of blocks the store's files take (index aside)
+    disk_segments: int = 0
 
     @property
     def import_ratio(self) -> float:
@@ -104,6 +106,8 @@ def store_figures(
             _drop_cached(stores[kind])
             cold[kind].append(_timed(lambda store=stores[kind]: _read_all(store)))
             reads[kind].append(_timed(lambda store=stores[kind]: _read_all(store)))
+        if round_ == 0:
+            disk = {kind: _disk_blocks(store.root) for kind, store in stores.items()}
         for store in stores.values():
             store.close()
     return StoreFigures(
@@ -118,6 +122,8 @@ def store_figures(
         reads.get("alt", []),
         cold["today"],
         cold["segments"],
+        disk["today"],
+        disk["segments"],
     )
 
 
@@ -135,6 +141,10 @@ def print_store_figures(f: StoreFigures) -> None:
     print("          (page cache warm; read ratio: segments' MB/s / today's; target >= 0.8)")
     show("read", f.read_cold_today_s, f.read_cold_segments_s, f.read_cold_ratio)
     print("          (cold: every file of both stores dropped from the page cache first)")
+    print(
+        f"  on disk today {f.disk_today / 1e6:7.2f} MB, segments {f.disk_segments / 1e6:7.2f} MB"
+        " (blocks of the store's files, the index aside; duplicates' removal awaited)"
+    )
     if f.alt_name:
         print(f"  segments with {f.alt_name}, same rounds:")
         imp = statistics.median(f.import_alt_s) / statistics.median(f.import_today_s)
@@ -186,6 +196,17 @@ def _fresh_store(root: Path, segments: bool) -> Store:
     store.segmented.store.ensure()  # once in a store's life: its folders
     os.sync()  # each import starts with nothing of the last one's left to write
     return store
+
+
+def _disk_blocks(root: Path) -> int:
+    """Bytes of blocks the store's files take (packs' freed ranges are holes), once
+    the reaper removed the duplicates' copies; the index and its logs left out."""
+    reaper.drain()
+    total = 0
+    for path in root.rglob("*"):
+        if path.is_file() and not path.name.startswith("index.sqlite3"):
+            total += path.stat().st_blocks * 512
+    return total
 
 
 def _import_all(store: Store, files: list[Path], raw: set[Path]) -> None:

@@ -1,25 +1,29 @@
-"""`SegmentStore`: segment files on disk, named by their SHA-256.
+"""`SegmentStore`: segment bytes on disk, in pack files or files of their own.
 
 Layout (under the store's root; ``segments-v1`` is this layout's version)::
 
-    segments-v1/sha256/ab/<64 hex>   immutable, read-only; published after the hash matched
-    segments-v1/tmp/<pid>-<uuid>.seg one per writer, removed or renamed before return
+    segments-v1/packs/<32 hex>.pack   the segments of one ingest, 4 KiB-aligned (packs.py)
+    segments-v1/sha256/ab/<64 hex>   a segment in its own file, named by its SHA-256
+    segments-v1/tmp/<pid>-<uuid>.seg|.pack   being written; renamed or removed
     segments-v1/quarantine/<64 hex>.<UTC>  segments that failed verification
 
-`ingest` reads each piece of the plan once: it copies the bytes into a private temp
-file while hashing them; once all are written one flush makes them durable (``syncfs``
-on Linux, else an fsync each: `durable`), it renames each into place and one more
-flush makes the renames durable. The 256 shard folders are made once, by `ensure`.
-A segment already
-held takes the same steps as a new one: written, flushed, then renamed once (aside,
-not over the held file: freeing the held file's blocks cost milliseconds a segment,
-where a rename to a new name costs microseconds; the aside copy is removed in the
-background, `reaper`), so the time to store bytes does not tell whether someone else
-stored them first. (A held segment whose bytes rotted is not healed by storing it
-again: `verify` finds it and `quarantine` takes it out, after which storing it
-publishes it afresh.) Publishing is idempotent and needs no lock:
-every writer has its own temp file, and only bytes whose hash was just computed from
-the written copy are renamed.
+A store with an index (`SegmentedFiles`, ``packs=None``) writes each ingest's segments
+into one pack where the file system can punch holes; the index says where each
+segment is (`locate`). Without one (tests, benchmarks of the cutting), each segment is
+a file named by its hash, and the file system is the index.
+
+`ingest` reads each piece of the plan once, copying it into the pack (or a private
+temp file) while hashing it. Then the pack gets its own fsync, its rename into
+``packs/`` and its folder's fsync; segments of their own get one flush for all
+(``syncfs`` on Linux, else an fsync each: `durable`), their renames, and one more
+flush. A segment file already held takes the same steps as a new one: written,
+flushed, then renamed once (aside, not over the held file: freeing the held file's
+blocks cost milliseconds a segment, where a rename to a new name costs microseconds;
+the aside copy is removed in the background, `reaper`), so the time to store bytes
+does not tell whether someone else stored them first; a held segment's copy in a new
+pack is freed the same way (store/segment_refs.py). Publishing is idempotent and
+needs no lock: every writer has its own temp file, and only bytes whose hash was just
+computed from the written copy are published.
 """
 
 from __future__ import annotations
@@ -194,7 +198,10 @@ class SegmentStore:
                 yield path.name, path
 
     def physical_bytes(self) -> int:
-        return sum(path.stat().st_size for _, path in self.iter_segments())
+        """Bytes of segment files (their sizes) and packs (their blocks: a pack's
+        freed ranges are holes)."""
+        own = sum(path.stat().st_size for _, path in self.iter_segments())
+        return own + sum(path.stat().st_blocks * 512 for _, path in self.iter_packs())
 
     def _write_pieces(
         self, data: memoryview, pieces: tuple[Piece, ...], batch: _Batch
