@@ -18,11 +18,14 @@ SEGMENTS = {"WEBMODELS_STORE_SEGMENTS": "1"}
 
 
 def whole_copies(store: Path, size: int) -> list[Path]:
-    """Files under the store as large as the model (the index aside)."""
+    """Files under the store as large as the model (the index and the packs that hold
+    its segments aside)."""
     found = []
     for path in store.rglob("*"):
+        if ".sqlite3" in path.name or path.parent.name == "packs":
+            continue
         try:
-            if path.is_file() and path.stat().st_size >= size and ".sqlite3" not in path.name:
+            if path.is_file() and path.stat().st_size >= size:
                 found.append(path)
         except FileNotFoundError:  # a temp file renamed meanwhile
             continue
