@@ -29,20 +29,9 @@ def external(name: str, data: bytes, offset: int) -> onnx.TensorProto:
     return tensor
 
 
-def test_main_graph_segments_are_named_and_the_rest_embedded(tmp_path: Path) -> None:
-    big, small, inner = (
-        np.full(n, v, np.float32).tobytes() for n, v in ((4096, 1), (8, 2), (2048, 3))
-    )
-    segment_hex = hashlib.sha256(big).hexdigest()
-    inner_hex = hashlib.sha256(inner).hexdigest()
-    (tmp_path / segment_hex).write_bytes(big)
-    (tmp_path / inner_hex).write_bytes(inner)
-    # weights.bin as a recipe: [big: a segment][small: inline][inner: a segment]
-    parts = [
-        [segment_hex, str(tmp_path / segment_hex), len(big)],
-        small,
-        [inner_hex, str(tmp_path / inner_hex), len(inner)],
-    ]
+def weights_model(big: bytes, small: bytes, inner: bytes) -> onnx.ModelProto:
+    """A graph whose weights file holds [big][small][inner]: ``big`` and ``small``
+    main-graph tensors, ``inner`` an initializer of an ``If`` branch."""
     branch = helper.make_graph(
         [helper.make_node("Identity", ["inner"], ["out"])],
         "branch",
@@ -57,7 +46,24 @@ def test_main_graph_segments_are_named_and_the_rest_embedded(tmp_path: Path) -> 
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2048])],
         [external("big", big, 0), external("small", small, len(big))],
     )
-    model = helper.make_model(graph)
+    return helper.make_model(graph)
+
+
+def test_main_graph_segments_are_named_and_the_rest_embedded(tmp_path: Path) -> None:
+    big, small, inner = (
+        np.full(n, v, np.float32).tobytes() for n, v in ((4096, 1), (8, 2), (2048, 3))
+    )
+    segment_hex = hashlib.sha256(big).hexdigest()
+    inner_hex = hashlib.sha256(inner).hexdigest()
+    (tmp_path / segment_hex).write_bytes(big)
+    (tmp_path / inner_hex).write_bytes(inner)
+    # weights.bin as a recipe: [big: a segment][small: inline][inner: a segment]
+    parts = [
+        [segment_hex, str(tmp_path / segment_hex), len(big)],
+        small,
+        [inner_hex, str(tmp_path / inner_hex), len(inner)],
+    ]
+    model = weights_model(big, small, inner)
     files = relink(model, WEIGHTS, parts)
     assert files == {
         segment_hex: {"path": str(tmp_path / segment_hex), "sha256": segment_hex, "size": len(big)}
@@ -92,21 +98,7 @@ def test_segments_in_a_pack_are_named_at_their_offset_and_read_from_it(tmp_path:
         small,
         [hashlib.sha256(inner).hexdigest(), str(pack), len(inner), inner_at],
     ]
-    branch = helper.make_graph(
-        [helper.make_node("Identity", ["inner"], ["out"])],
-        "branch",
-        [],
-        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [2048])],
-        [external("inner", inner, len(big) + len(small))],
-    )
-    graph = helper.make_graph(
-        [helper.make_node("If", ["c"], ["y"], then_branch=branch, else_branch=branch)],
-        "main",
-        [helper.make_tensor_value_info("c", TensorProto.BOOL, [1])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2048])],
-        [external("big", big, 0), external("small", small, len(big))],
-    )
-    model = helper.make_model(graph)
+    model = weights_model(big, small, inner)
     files = relink(model, WEIGHTS, parts)
     assert files == {"p1.pack": {"path": str(pack), "sha256": None, "size": len(layout)}}
     [big_tensor] = [t for t in model.graph.initializer if t.name == "big"]
