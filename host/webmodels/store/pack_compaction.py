@@ -27,7 +27,7 @@ from pathlib import Path
 from webmodels.store.blobs import fsync_dir
 from webmodels.store.index import Index
 from webmodels.store.segment_refs import drop_orphan_pack
-from webmodels.store.segments import SegmentStore
+from webmodels.store.segments import SegmentStore, reaper
 from webmodels.store.segments.packs import PackWriter, aligned
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,9 @@ class Wasted:
 
 
 def wasted_packs(index: Index, store: SegmentStore) -> list[Wasted]:
-    """Packs worth compacting (see `WASTE_SHARE`)."""
+    """Packs worth compacting (see `WASTE_SHARE`), once this process's queued frees of
+    duplicate copies are done (else a pack just written would look wasted)."""
+    reaper.drain(timeout_s=60)
     rows = index.query("SELECT pack, size FROM segment_refs WHERE pack IS NOT NULL AND refs > 0")
     live: dict[str, int] = {}
     for row in rows:
