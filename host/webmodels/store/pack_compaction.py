@@ -34,9 +34,11 @@ log = logging.getLogger(__name__)
 
 WASTE_SHARE = 0.25
 WASTE_BYTES = 256 << 20
+WASTE_MIN = 1 << 20
 """A pack is rewritten once at least this share of its blocks, or this many bytes,
-hold segments no file names: below, the copy of its live bytes costs more than the
-space it frees is worth."""
+hold segments no file names (and never for less than `WASTE_MIN`: a small pack's
+blocks are not exactly its segments' own): below, the copy of its live bytes costs
+more than the space it frees is worth."""
 _BLOCK = 1 << 20
 
 
@@ -69,7 +71,8 @@ def wasted_packs(index: Index, store: SegmentStore) -> list[Wasted]:
         except FileNotFoundError:
             continue
         pack = Wasted(name, path, on_disk, live[name])
-        if pack.freed >= WASTE_BYTES or pack.freed >= WASTE_SHARE * on_disk > 0:
+        worth = pack.freed >= WASTE_BYTES or pack.freed >= WASTE_SHARE * on_disk
+        if worth and pack.freed >= WASTE_MIN:
             found.append(pack)
     return found
 

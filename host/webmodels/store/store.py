@@ -36,7 +36,7 @@ from webmodels.store.records import (
 )
 from webmodels.store.rows import add_ref, upsert_object
 from webmodels.store.segmented import SegmentedFiles
-from webmodels.store.segments import Recipe
+from webmodels.store.segments import Recipe, reaper
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,9 @@ class Store:
         return store
 
     def close(self) -> None:
+        # The copies of segments held already are freed on the reaper thread, which
+        # does not outlive the process: a CLI run waits for them here.
+        reaper.drain(timeout_s=60)
         self.index.close()
 
     def __enter__(self) -> Store:

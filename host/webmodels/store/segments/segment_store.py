@@ -140,6 +140,8 @@ class SegmentStore:
         """Make the written bytes durable, rename the pack or each temp file into place
         (taking it off ``batch``), make the renames durable."""
         folders: set[Path] = set()
+        if batch.pack is not None and not any(isinstance(p, Segment) for p in parts):
+            batch.discard()  # every part inline: no pack to keep
         if batch.pack is not None:
             batch.pack.finish()  # one file: its own fsync (a `syncfs` waits for others')
             final = self.pack_dir / batch.pack.name
