@@ -56,15 +56,18 @@ export function totalsView(stats) {
 
 /** "X stored, Y on disk (Z saved by shared parts)": each stored file once at its full
  *  size against what the store takes on disk, where files share parts (segments);
- *  null from a host that does not report it. */
+ *  "; W freed by gc" when packs hold bytes no file needs any more. Null from a host
+ *  that does not report it. */
 export function storedSummary(stats) {
   if (!stats || typeof stats.stored_bytes !== "number") return null;
   const stored = stats.stored_bytes;
   const onDisk = stats.physical_bytes ?? 0;
   const saved = stats.shared_saved_bytes ?? Math.max(0, stored - onDisk);
+  const reclaimable = stats.reclaimable_bytes ?? 0;
+  const gc = reclaimable > 0 ? `; ${formatBytes(reclaimable)} more freed by gc` : "";
   return (
     `${formatBytes(stored)} stored, ${formatBytes(onDisk)} on disk ` +
-    `(${formatBytes(saved)} saved by shared parts)`
+    `(${formatBytes(saved)} saved by shared parts${gc})`
   );
 }
 

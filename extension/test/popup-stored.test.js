@@ -14,6 +14,14 @@ test("nothing shared reads as nothing saved", () => {
   assert.equal(storedSummary(stats), "2.00 KiB stored, 2.00 KiB on disk (0 B saved by shared parts)");
 });
 
+test("bytes a pack holds for no file any more say that gc frees them", () => {
+  const stats = { stored_bytes: 3 * 1024 ** 2, physical_bytes: 1024 ** 2, reclaimable_bytes: 512 * 1024 };
+  assert.equal(
+    storedSummary(stats),
+    "3.00 MiB stored, 1.00 MiB on disk (2.00 MiB saved by shared parts; 512 KiB more freed by gc)",
+  );
+});
+
 test("a host that does not report stored bytes shows no line", () => {
   assert.equal(storedSummary({ physical_bytes: 10 }), null);
   assert.equal(storedSummary(null), null);

@@ -270,6 +270,8 @@ def cmd_du(args: argparse.Namespace, ctx: CliContext, store: Store) -> int:
             f"{human_bytes(stats.quarantine_bytes)} in quarantine/ (`gc --quarantine` removes)",
             "pinned": stats.pinned,
             "temp files": human_bytes(stats.temp_bytes),
+            "reclaimable": f"{human_bytes(stats.reclaimable_bytes)} in packs, "
+            "held by no file (`webmodels gc` frees them)",
         }
     )
     return 0

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from webmodels.paging import Key
 from webmodels.store.index import Index
+from webmodels.store.pack_compaction import reclaimable_bytes
 from webmodels.store.quarantine import quarantined_files
 from webmodels.store.records import ModelRecord, StoreStats, derived_only, record_from_rows
 from webmodels.store.segmented import physical_adjustment
@@ -185,4 +186,5 @@ def store_stats(store: Store) -> StoreStats:
         quarantine_files=len(held),
         quarantine_bytes=sum(f.size for f in held),
         stored_bytes=found.physical_bytes,
+        reclaimable_bytes=reclaimable_bytes(store.index, store.segmented.store),
     )

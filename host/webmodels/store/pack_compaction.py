@@ -54,25 +54,36 @@ class Wasted:
         return max(0, self.on_disk - self.live)
 
 
-def wasted_packs(index: Index, store: SegmentStore) -> list[Wasted]:
-    """Packs worth compacting (see `WASTE_SHARE`), once this process's queued frees of
-    duplicate copies are done (else a pack just written would look wasted)."""
-    reaper.drain(timeout_s=60)
+def pack_usage(index: Index, store: SegmentStore) -> list[Wasted]:
+    """Every pack: the blocks it takes and those its live segments take (0 for a pack
+    no row names: an orphan, which gc removes whole)."""
     rows = index.query("SELECT pack, size FROM segment_refs WHERE pack IS NOT NULL AND refs > 0")
     live: dict[str, int] = {}
     for row in rows:
         live[row[0]] = live.get(row[0], 0) + aligned(int(row[1]))
     found = []
     for name, path in store.iter_packs():
-        if name not in live:
-            continue  # an orphan: gc removes it whole
         try:
             on_disk = path.stat().st_blocks * 512
         except FileNotFoundError:
             continue
-        pack = Wasted(name, path, on_disk, live[name])
-        worth = pack.freed >= WASTE_BYTES or pack.freed >= WASTE_SHARE * on_disk
-        if worth and pack.freed >= WASTE_MIN:
+        found.append(Wasted(name, path, on_disk, live.get(name, 0)))
+    return found
+
+
+def reclaimable_bytes(index: Index, store: SegmentStore) -> int:
+    """Bytes of pack blocks no file's segment takes: what `gc` can free in packs."""
+    return sum(pack.freed for pack in pack_usage(index, store))
+
+
+def wasted_packs(index: Index, store: SegmentStore) -> list[Wasted]:
+    """Packs worth compacting (see `WASTE_SHARE`), once this process's queued frees of
+    duplicate copies are done (else a pack just written would look wasted)."""
+    reaper.drain(timeout_s=60)
+    found = []
+    for pack in pack_usage(index, store):
+        worth = pack.freed >= WASTE_BYTES or pack.freed >= WASTE_SHARE * pack.on_disk
+        if pack.live and worth and pack.freed >= WASTE_MIN:
             found.append(pack)
     return found
 

@@ -106,6 +106,7 @@ class StoreStats:
     quarantine_files: int = 0  # what quarantine/ holds, whatever the index says
     quarantine_bytes: int = 0
     stored_bytes: int = 0  # each stored file once, at its full size (what users see)
+    reclaimable_bytes: int = 0  # pack blocks no file's segment takes: `gc` frees them
 
     @property
     def saved_bytes(self) -> int:
@@ -133,6 +134,7 @@ class StoreStats:
             "quarantine_bytes": self.quarantine_bytes,
             "stored_bytes": self.stored_bytes,
             "shared_saved_bytes": self.shared_saved_bytes,
+            "reclaimable_bytes": self.reclaimable_bytes,
         }
 
 

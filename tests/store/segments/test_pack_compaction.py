@@ -106,6 +106,8 @@ def test_gc_rewrites_a_half_freed_pack_and_sessions_still_answer(
     live = sum(aligned(s.size) for s in b_segments)
     assert disk_bytes(store.root) >= live + 3 * WEIGHT * 4  # a's own bytes wait for gc
 
+    assert reaper.drain(timeout_s=60)
+    assert store.stats().reclaimable_bytes >= 3 * WEIGHT * 4  # what du says gc would free
     plan = plan_gc(store)
     assert [i.path for i in plan.items if i.kind == "pack_space"] == [old_pack]
     result = execute_gc(store, plan)
@@ -119,3 +121,4 @@ def test_gc_rewrites_a_half_freed_pack_and_sessions_still_answer(
     after_gc = sessions.create(b, partition="p", level="disabled")
     assert np.array_equal(answer(sessions, after_gc.session_id, WEIGHT), want)
     assert [i for i in plan_gc(store).items if i.kind == "pack_space"] == []
+    assert store.stats().reclaimable_bytes < slack
