@@ -21,6 +21,7 @@ from webmodels.store.blobs import ASIDE, PUBLISHING, disk_error
 from webmodels.store.pack_compaction import compact, wasted_packs
 from webmodels.store.quarantine import older_than
 from webmodels.store.segments import Segment
+from webmodels.store.segments.sharing import load_recipes
 
 if TYPE_CHECKING:
     from webmodels.store.store import Store
@@ -177,15 +178,21 @@ def _compact(store: Store) -> list[GcItem]:
     """Rewrite the packs worth it now (this run's removals included) with their live
     segments (store/pack_compaction.py); one item each, with the bytes it freed."""
     done = []
+    moved: set[str] = set()
     for pack in wasted_packs(store.index, store.segmented.store):
         try:
-            freed = compact(store.index, store.segmented.store, pack.name)
+            result = compact(store.index, store.segmented.store, pack.name)
         except OSError as exc:
             log.warning("pack %s not compacted: %s", pack.name, exc)
             continue
-        done.append(
-            GcItem("pack_space", pack.path, freed, None, "rewritten without its freed segments")
-        )
+        moved |= result.moved
+        why = "rewritten without its freed segments"
+        done.append(GcItem("pack_space", pack.path, result.freed, None, why))
+    if moved:  # graphs kept to load files from their segments name the old places
+        with store.index.snapshot() as db:
+            for digest, recipe in load_recipes(db).items():
+                if any(segment.digest.hex in moved for segment in recipe.segments):
+                    store.segmented.drop_linked(digest)
     return done
 
 

@@ -10,7 +10,9 @@ left where it is, for `verify`), the new pack is made durable and renamed into p
 the rows move to it in one write transaction (only rows still where the copy was
 taken from), and the old pack is unlinked once no row names it. A session that
 mapped the old pack keeps reading it (an unlinked file lives while it is mapped);
-later sessions re-link their graphs to the new places (runtime/segment_sessions.py).
+later sessions re-link their graphs to the new places (runtime/segment_sessions.py):
+gc removes the kept graphs of the files whose segments moved, which the host's start
+makes again in the background.
 
 A process killed at any point leaves the old pack in use and the new one an orphan
 (no row names it), or the rows moved and the old pack an orphan: `gc` removes either.
@@ -88,9 +90,14 @@ def wasted_packs(index: Index, store: SegmentStore) -> list[Wasted]:
     return found
 
 
-def compact(index: Index, store: SegmentStore, name: str) -> int:
-    """Rewrite the pack ``name`` with only its live segments (see the module doc);
-    bytes freed on disk."""
+@dataclass(frozen=True, slots=True)
+class Compacted:
+    freed: int  # bytes of blocks
+    moved: frozenset[str]  # the segments (hex) that now lie elsewhere
+
+
+def compact(index: Index, store: SegmentStore, name: str) -> Compacted:
+    """Rewrite the pack ``name`` with only its live segments (see the module doc)."""
     old = store.pack_path(name)
     rows = index.query(
         "SELECT segment, size, pack_offset FROM segment_refs WHERE pack = ? AND refs > 0"
@@ -98,7 +105,7 @@ def compact(index: Index, store: SegmentStore, name: str) -> int:
         (name,),
     )
     if not rows:
-        return 0
+        return Compacted(0, frozenset())
     store.ensure()
     before = old.stat().st_blocks * 512
     writer = PackWriter(store.tmp_dir)
@@ -137,9 +144,10 @@ def compact(index: Index, store: SegmentStore, name: str) -> int:
     with index.write() as db:
         drop_orphan_pack(db, store, writer.name)  # every row moved on meanwhile
         drop_orphan_pack(db, store, name)
+    hexes = frozenset(segment for segment, _, _ in moved)
     if old.exists():
-        return 0
-    return max(0, before - _blocks(store.pack_path(writer.name)))
+        return Compacted(0, hexes)
+    return Compacted(max(0, before - _blocks(store.pack_path(writer.name))), hexes)
 
 
 def _read(fd: int, offset: int, size: int) -> bytes:

@@ -185,6 +185,11 @@ class SegmentedFiles:
         """Remove what was made from the file to give callers a path: its view and
         the graph kept to load it from its segments."""
         _unlink(self.view_dir / digest.hex)
+        self.drop_linked(digest)
+
+    def drop_linked(self, digest: Digest) -> None:
+        """Remove the graph kept to load the file from its segments (made again when
+        the host starts, or by the next session: after its segments moved)."""
         for suffix in (".json", ".onnx"):
             _unlink(self.root / LINKED / f"{digest.hex}{suffix}")
 

@@ -110,8 +110,11 @@ def test_gc_rewrites_a_half_freed_pack_and_sessions_still_answer(
     assert store.stats().reclaimable_bytes >= 3 * WEIGHT * 4  # what du says gc would free
     plan = plan_gc(store)
     assert [i.path for i in plan.items if i.kind == "pack_space"] == [old_pack]
+    linked = store.segmented.root / "linked" / f"{b.hex}.json"
+    assert linked.exists()  # b's graph, made to load it from its segments
     result = execute_gc(store, plan)
     assert not old_pack.exists()
+    assert not linked.exists()  # it named the old places: made again when next needed
     assert [i.kind for i in result.removed] == ["pack_space"]
     assert result.freed_bytes >= 3 * WEIGHT * 4
     slack = 64 << 10  # the file system's own blocks (extent trees)
@@ -120,5 +123,6 @@ def test_gc_rewrites_a_half_freed_pack_and_sessions_still_answer(
     assert np.array_equal(answer(sessions, before_gc.session_id, WEIGHT), want)
     after_gc = sessions.create(b, partition="p", level="disabled")
     assert np.array_equal(answer(sessions, after_gc.session_id, WEIGHT), want)
+    assert linked.exists()
     assert [i for i in plan_gc(store).items if i.kind == "pack_space"] == []
     assert store.stats().reclaimable_bytes < slack
