@@ -47,6 +47,9 @@ export class Channel {
   #rewrite;
   #uploadBlob;
   #uploads = new Set(); // upload ids begun here and not yet committed or aborted
+  // Begins and session creations in flight when the caller left (host id -> method):
+  // their replies open an upload or a session nobody will finish, so they are undone.
+  #leftBehind = new Map();
   #sessions = new Set(); // session ids created here and not yet released
   #closed = false;
 
@@ -150,8 +153,10 @@ export class Channel {
 
   #reply(hostId, reply) {
     const route = this.#routes.take(hostId);
-    const begun = route?.method === "cos.write.begin" && reply.ok ? reply.result?.upload_id : undefined;
-    const created = route?.method === "sessions.create" && reply.ok ? reply.result?.session_id : undefined;
+    const method = route?.method ?? this.#leftBehind.get(hostId);
+    this.#leftBehind.delete(hostId);
+    const begun = method === "cos.write.begin" && reply.ok ? reply.result?.upload_id : undefined;
+    const created = method === "sessions.create" && reply.ok ? reply.result?.session_id : undefined;
     if (!route || this.#closed) {
       if (typeof begun === "string") this.#abortUpload(begun);
       if (typeof created === "string") this.#notify("sessions.release", { session_id: created });
@@ -183,6 +188,9 @@ export class Channel {
     for (const [hostId, route] of this.#routes.dropChannel(this)) {
       if (route?.method === "models.load") {
         this.#notify("models.cancel", { request_id: hostId });
+      } else if (route?.method === "cos.write.begin" || route?.method === "sessions.create") {
+        // Answered after the caller left: what the reply opens is undone (#reply).
+        this.#leftBehind.set(hostId, route.method);
       }
     }
     for (const uploadId of this.#uploads) this.#abortUpload(uploadId);

@@ -123,6 +123,31 @@ test("a frame that goes away cancels its downloads and aborts its uploads", asyn
   assert.equal(host.loads.size, 0);
 });
 
+test("an upload or session the host opens after the frame went away is undone", async () => {
+  const { host, browser } = await setup();
+  const held = [];
+  const begin = host.methods["cos.write.begin"];
+  host.methods["cos.write.begin"] = (id, params, context) => held.push(() => begin.call(host, id, params, context));
+  host.methods["sessions.create"] = (id) =>
+    held.push(() => host.port.postMessage({ id, ok: true, result: { session_id: "late" } }));
+  host.methods["sessions.release"] = (id) => host.port.postMessage({ id, ok: true, result: { released: true } });
+  const page = caller(browser, senderFor({ origin: A }));
+  page.send({ id: 1, method: "cos.write.begin", params: { sha256: sha256(MODEL), size: MODEL.length } });
+  page.send({ id: 2, method: "sessions.create", params: { sha256: "ab".repeat(32) } });
+  await settle();
+  assert.equal(held.length, 2); // both still in flight
+
+  page.port.disconnect(); // the tab closes
+  await settle();
+  for (const answer of held) answer(); // the host answers after it left
+  await settle();
+
+  assert.equal(host.uploads.size, 0); // aborted: no temp file waits for its idle timeout
+  const releases = host.seen.filter((m) => m.method === "sessions.release");
+  assert.deepEqual(releases.map((m) => m.params.session_id), ["late"]);
+  assert.deepEqual(page.replies(), []); // the caller that left hears nothing
+});
+
 test("a frame that goes away releases the sessions it created and did not release", async () => {
   const { host, browser } = await setup();
   let next = 0;
