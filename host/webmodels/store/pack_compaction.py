@@ -23,8 +23,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from webmodels.store.blobs import fsync_dir
 from webmodels.store.index import Index
@@ -115,11 +117,15 @@ def compact(index: Index, store: SegmentStore, name: str) -> Compacted:
         fd = os.open(old, os.O_RDONLY)
         try:
             for segment, size, offset in rows:
-                data = _read(fd, int(offset), int(size))
-                if hashlib.sha256(data).hexdigest() != segment:
+                # Copied in blocks and hashed on the way (a tensor may be gigabytes);
+                # one whose bytes do not match its name stays where it is (a dead
+                # range of the new pack).
+                hasher = hashlib.sha256()
+                now = writer.add_blocks(_blocks(fd, int(offset), int(size), hasher))
+                if hasher.hexdigest() != segment:
                     log.warning("segment %s does not match its name; left for verify", segment)
                     continue
-                moved.append((segment, int(offset), writer.add(memoryview(data))))
+                moved.append((segment, int(offset), now))
         finally:
             os.close(fd)
         writer.finish()
@@ -147,20 +153,29 @@ def compact(index: Index, store: SegmentStore, name: str) -> Compacted:
     hexes = frozenset(segment for segment, _, _ in moved)
     if old.exists():
         return Compacted(0, hexes)
-    return Compacted(max(0, before - _blocks(store.pack_path(writer.name))), hexes)
+    return Compacted(max(0, before - _allocated(store.pack_path(writer.name))), hexes)
 
 
-def _read(fd: int, offset: int, size: int) -> bytes:
-    out = bytearray()
-    while len(out) < size:
-        block = os.pread(fd, min(_BLOCK, size - len(out)), offset + len(out))
+def _blocks(fd: int, offset: int, size: int, hasher: Any) -> Callable[[], bytes | None]:
+    """Blocks of [offset, offset + size) of ``fd``, each hashed as it is handed out;
+    None at the end (or where the file ends early)."""
+    done = 0
+
+    def next_block() -> bytes | None:
+        nonlocal done
+        if done >= size:
+            return None
+        block = os.pread(fd, min(_BLOCK, size - done), offset + done)
         if not block:
-            break
-        out += block
-    return bytes(out)
+            return None
+        done += len(block)
+        hasher.update(block)
+        return block
+
+    return next_block
 
 
-def _blocks(path: Path) -> int:
+def _allocated(path: Path) -> int:
     try:
         return path.stat().st_blocks * 512
     except FileNotFoundError:

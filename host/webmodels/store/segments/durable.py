@@ -11,30 +11,14 @@ the kernel has had time to write most of them back already.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
-import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
 from webmodels.store.blobs import fsync_dir
+from webmodels.store.segments.packs import libc_call
 
-
-def _load_syncfs() -> Callable[[int], int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        call = libc.syncfs
-    except (OSError, AttributeError):
-        return None
-    call.argtypes = [ctypes.c_int]
-    call.restype = ctypes.c_int
-    syncfs_call: Callable[[int], int] = call
-    return syncfs_call
-
-
-_SYNCFS = _load_syncfs()
+_SYNCFS = libc_call("syncfs", ctypes.c_int)
 
 
 def syncfs(anchor: Path) -> bool:

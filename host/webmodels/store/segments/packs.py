@@ -125,7 +125,7 @@ class PackWriter:
         self.temp.unlink(missing_ok=True)
 
 
-def _libc(name: str, *argtypes: Any) -> Callable[[int, int, int, int], int] | None:
+def libc_call(name: str, *argtypes: Any) -> Callable[..., int] | None:
     """The C library's ``name`` on Linux (Python's ``os`` has no binding), else None."""
     if not sys.platform.startswith("linux"):
         return None
@@ -136,12 +136,14 @@ def _libc(name: str, *argtypes: Any) -> Callable[[int, int, int, int], int] | No
         return None
     call.argtypes = list(argtypes)
     call.restype = ctypes.c_int
-    found: Callable[[int, int, int, int], int] = call
+    found: Callable[..., int] = call
     return found
 
 
-_FALLOCATE = _libc("fallocate", ctypes.c_int, ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong)
-_SYNC_FILE_RANGE = _libc(
+_FALLOCATE = libc_call(
+    "fallocate", ctypes.c_int, ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong
+)
+_SYNC_FILE_RANGE = libc_call(
     "sync_file_range", ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint
 )
 
