@@ -1,9 +1,7 @@
 """`SessionManager`: ONNX Runtime sessions owned by partitions, run in the worker.
 
-* A session belongs to the partition that created it; for any other its id does not
-  exist (``session_not_found``, the same answer as for an id never issued).
-* Sessions are bounded per partition and in total, calls in flight too (``busy``);
-  a session unused for ``idle_s`` is unloaded.
+* A session belongs to the partition that created it, and sessions and calls are
+  bounded (runtime/session_table.py); a session unused for ``idle_s`` is unloaded.
 * When the worker dies, the call that was running gets ``session_crashed`` and its
   session is dropped (it may be the culprit); the other sessions of that worker are
   rebuilt in a fresh worker on their next call (a compile-cache hit, so cheap). A call
@@ -20,7 +18,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ from webmodels.runtime.compile_cache import CacheKey
 from webmodels.runtime.loader import Loader, SessionSpec, choose_provider
 from webmodels.runtime.probe import ProviderProbe
 from webmodels.runtime.segment_publish import GraphLinker
+from webmodels.runtime.session_table import SessionTable
 from webmodels.runtime.session_values import Created, Session
 from webmodels.runtime.settings import SessionSettings
 from webmodels.runtime.tensors import Tensor, parse_frame
@@ -45,9 +44,6 @@ log = logging.getLogger(__name__)
 # pipe frames hold 256 MiB.
 MAX_OUTPUT_BYTES = 192 << 20
 PROBE_WAIT_S = 30.0
-NOT_FOUND = "no such session (released, unloaded after being idle, or never created)"
-SESSIONS_BUSY = "too many sessions are open; release one, or try again later"
-CALLS_BUSY = "too many model calls are running; try again shortly"
 
 
 # -- whose compile cache (docs/design.md#privacy: compiled sessions of models that are not
@@ -76,9 +72,7 @@ class SessionManager:
         options = WorkerOptions(memory_limit=settings.memory_limit, log_path=log_path)
         self.runtime = Runtime(options)
         self._lock = threading.Lock()
-        self._sessions: dict[str, Session] = {}
-        self._reserved: dict[str, int] = {}  # creations under way, per partition
-        self._calls = 0
+        self.table = SessionTable(settings)
         self._closed = threading.Event()
         self._prestarting = False
         # Visible to every partition by design (pre-installed, or on the signed commons
@@ -193,12 +187,11 @@ class SessionManager:
         """``scope``: whose compile cache serves it (`SessionManager.cache_scope`);
         ``files``: the external data of a manifest's graph, by location;
         ``model_format`` "ort": a form the host made in ONNX Runtime's format."""
-        self._reserve(partition)
-        try:
+        with self.table.reservation(partition):
             provider = self.provider_for(providers)
             spec = SessionSpec(digest, provider, level, scope, tuple(files), model_format)
             session_id = secrets.token_hex(16)
-            with self._slot():
+            with self.table.slot():
                 worker, reply = self.load(self.runtime, spec, session_id, keep=True)
             session = Session(
                 id=session_id,
@@ -210,11 +203,7 @@ class SessionManager:
                 worker=worker,
                 last_used=time.monotonic(),
             )
-            with self._lock:
-                self._sessions[session_id] = session
-        finally:
-            with self._lock:
-                self._reserved[partition] -= 1
+            self.table.add(session)
         return Created(
             session_id,
             session.provider,
@@ -230,29 +219,23 @@ class SessionManager:
         feeds: Mapping[str, Tensor],
         fetches: Sequence[str] | None = None,
     ) -> dict[str, Tensor]:
-        session = self._find(session_id, partition)
-        with self._slot(session):
+        session = self.table.find(session_id, partition)
+        with self.table.slot(session):
             try:
                 return self._run(session, feeds, fetches)
             finally:
                 session.last_used = time.monotonic()
 
     def release(self, session_id: str, partition: str) -> bool:
-        with self._lock:
-            session = self._sessions.get(session_id)
-            if session is None or session.partition != partition:
-                return False
-            del self._sessions[session_id]
+        session = self.table.pop(session_id, partition)
+        if session is None:
+            return False
         self._unload(session)
         return True
 
     def release_site(self, top_site: str) -> int:
         """Release every session of the site's partitions (the user cleared the site)."""
-        prefix = f"{top_site} "
-        with self._lock:
-            gone = [s for s in self._sessions.values() if s.partition.startswith(prefix)]
-            for session in gone:
-                del self._sessions[session.id]
+        gone = self.table.pop_site(top_site)
         for session in gone:
             self._unload(session)
         return len(gone)
@@ -313,7 +296,7 @@ class SessionManager:
             except WorkerLost as lost:
                 if lost.deliberate and not lost.culprit and attempt == 1:
                     continue  # stopped for another call's sake: once more, in a fresh worker
-                self._drop(session)
+                self.table.drop(session)
                 raise HostError(
                     "session_crashed",
                     f"the runtime worker {lost.reason} while running this session; "
@@ -339,50 +322,7 @@ class SessionManager:
                 session.worker = worker
             return worker
 
-    # -- bookkeeping -----------------------------------------------------------------------------
-
-    def _find(self, session_id: str, partition: str) -> Session:
-        with self._lock:
-            session = self._sessions.get(session_id)
-        if session is None or session.partition != partition:
-            raise HostError("session_not_found", NOT_FOUND)
-        return session
-
-    @contextlib.contextmanager
-    def _slot(self, session: Session | None = None) -> Iterator[None]:
-        """One of ``max_concurrent_calls``: runs and creations block a request thread
-        each, and the host keeps some of its 8 for everything else."""
-        with self._lock:
-            if self._calls >= self.settings.max_concurrent_calls:
-                # No figures: how many calls run is other sites' activity (issue 11,
-                # hole 15).
-                raise HostError("busy", CALLS_BUSY)
-            self._calls += 1
-            if session is not None:
-                session.calls += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._calls -= 1
-                if session is not None:
-                    session.calls -= 1
-
-    def _reserve(self, partition: str) -> None:
-        with self._lock:
-            mine = self._reserved.get(partition, 0) + sum(
-                1 for s in self._sessions.values() if s.partition == partition
-            )
-            total = sum(self._reserved.values()) + len(self._sessions)
-            # The host-wide ceiling answers exactly like the site's own limit: another
-            # answer would tell a page that other sites hold sessions (hole 15).
-            if mine >= self.settings.max_per_partition or total >= self.settings.max_total:
-                raise HostError("busy", SESSIONS_BUSY)
-            self._reserved[partition] = self._reserved.get(partition, 0) + 1
-
-    def _drop(self, session: Session) -> None:
-        with self._lock:
-            self._sessions.pop(session.id, None)
+    # -- unloading ---------------------------------------------------------------------------------
 
     def _unload(self, session: Session) -> None:
         worker = session.worker
@@ -401,11 +341,7 @@ class SessionManager:
     def reap(self) -> int:
         """Unload sessions idle for ``idle_s``; stop the worker once none is left."""
         cutoff = time.monotonic() - self.settings.idle_s
-        with self._lock:
-            idle = [s for s in self._sessions.values() if s.calls == 0 and s.last_used < cutoff]
-            for session in idle:
-                del self._sessions[session.id]
-            empty = not self._sessions and not any(self._reserved.values())
+        idle, empty = self.table.pop_idle(cutoff)
         for session in idle:
             log.info("unloading idle session %s", session.id[:8])
             self._unload(session)

@@ -42,7 +42,7 @@ from webmodels.store.blobs import PendingBlob, Progress, disk_error
 from webmodels.store.records import Location
 from webmodels.store.segments import Inline, Recipe, Segment, SegmentStore, copy_to, verify
 from webmodels.store.segments.recipe import decode_recipe, encode_recipe
-from webmodels.store.segments.reconstruct import SegmentMissing
+from webmodels.store.segments.reconstruct import SegmentMissing, open_segment
 from webmodels.store.segments.sending import send_parts
 from webmodels.store.segments.split import split
 
@@ -211,15 +211,9 @@ class SegmentedFiles:
     def _part_bytes(self, part: Segment | Inline, lo: int, hi: int) -> bytes:
         if isinstance(part, Inline):
             return part.data[lo:hi]
-        path, start = self.store.locate(part)
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError as exc:
-            raise SegmentMissing(f"no segment {part.digest.hex}") from exc
-        try:
-            data = os.pread(fd, hi - lo, start + lo)
-        finally:
-            os.close(fd)
+        fh, start = open_segment(self.store, part)
+        with fh:
+            data = os.pread(fh.fileno(), hi - lo, start + lo)
         if len(data) != hi - lo:
             raise SegmentMissing(f"segment {part.digest.hex} is short")
         return data
