@@ -133,15 +133,13 @@ def test_a_cancel_by_another_partition_stops_nothing(
     assert len([r for r in model_server.requests if r.method == "GET"]) == 2  # B never retried
 
 
-def threads_of(pid: int) -> set[str]:
-    """The ids of the process's threads (Linux)."""
-    return {task.name for task in Path(f"/proc/{pid}/task").iterdir()}
-
-
 def test_a_page_cancel_ends_the_hosts_transfer_thread(
     home: Path, model_server: ModelServer
 ) -> None:
-    """A slow server: the old code read on until its 256 KiB piece filled (minutes)."""
+    """A slow server: the old code read on until its 256 KiB piece filled (minutes).
+    The transfer's end shows as the server's write failing on the connection the host
+    closed: comparing the host's thread ids cannot tell it, since a request thread the
+    host's pool starts at that moment lives on (it did under load)."""
     data = os.urandom(4 << 20)
     url = model_server.add("/m.bin", data)
     model_server.fault("/m.bin", Fault("slow", rate=2048))
@@ -149,18 +147,18 @@ def test_a_page_cancel_ends_the_hosts_transfer_thread(
     host = HostProcess(home)
     try:
         host.result("manage.jobs")
-        before = threads_of(host.proc.pid)
         sri = "sha256-" + base64.b64encode(bytes.fromhex(digest)).decode()
         params = {"query": {"url": url, "integrity": sri}}
         host.send({"id": 7, "method": "models.load", "params": params, "context": PAGE_A})
         assert host.recv(timeout=DEADLINE_S)["event"] == "download.progress"
-        started = threads_of(host.proc.pid) - before  # the job's thread, its heartbeat
-        assert started
+        assert closed_by_client(model_server) == 0
 
         assert host.result("models.cancel", {"request_id": 7}, context=PAGE_A) == {
             "cancelled": True
         }
-        wait_for("the transfer's threads ended", lambda: not started & threads_of(host.proc.pid))
+        wait_for(
+            "the server saw the connection closed", lambda: closed_by_client(model_server) == 1
+        )
         wait_for("no temp file", lambda: temp_files(home) == [])
         [record] = [r for r in model_server.requests if r.method == "GET"]
         assert record.bytes_sent < 256 << 10

@@ -114,7 +114,7 @@ class RequestRecord:
     origin: str | None = None  # the request's Origin header
     authorization: str | None = None
     cookie: str | None = None
-    client_closed: bool = False  # the client closed the connection during a stall
+    client_closed: bool = False  # the client closed the connection (in a stall, or mid-body)
 
 
 # --- ranges and validators (RFC 9110 §13.1.5, §14): pure functions -----------------
@@ -598,6 +598,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._write_body(record, entry, body)
         except OSError:  # the client hung up, or stop() cut the connection
             self.close_connection = True
+            if not self.server.owner._stopping.is_set():
+                with self.server.owner._lock:
+                    record.client_closed = True
             return
         if fault is not None and body.send < body.length:
             self._cut(fault, record)
