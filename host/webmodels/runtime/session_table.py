@@ -1,5 +1,5 @@
-"""`SessionTable`: the sessions the host holds, whose each one is, and the bounds on
-them. `SessionManager` builds and runs sessions; this table decides who may see one
+"""`SessionTable`: the sessions the host holds, the partition each belongs to, and
+the bounds on them. `SessionManager` builds and runs sessions; this table decides who may see one
 and whether another may start.
 
 * A session is found only through the partition that created it: for any other its

@@ -76,7 +76,11 @@ def pack_usage(index: Index, store: SegmentStore) -> list[Wasted]:
 
 
 def reclaimable_bytes(index: Index, store: SegmentStore) -> int:
-    """Bytes of pack blocks no file's segment takes: what `gc` can free in packs."""
+    """Bytes of pack blocks no file's segment takes: what `gc` can free in packs.
+    Counted once this process's queued frees are done: the copies of segments held
+    already, which an import leaves in its new pack, are punched out within moments
+    by the reaper, not by gc."""
+    reaper.drain(timeout_s=10)
     return sum(pack.freed for pack in pack_usage(index, store))
 
 

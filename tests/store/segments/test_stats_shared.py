@@ -64,3 +64,32 @@ def test_the_popup_list_says_per_model_what_it_holds_and_shares_on_disk(home: Pa
     assert models[hashlib.sha256(other).hexdigest()]["disk"]["shared_bytes"] == 0
     for data in (first, second):
         assert models[hashlib.sha256(data).hexdigest()]["disk"]["shared_bytes"] > (3 << 20) // 2
+
+
+def test_stats_and_du_say_what_gc_would_free_in_packs_after_a_delete(home: Path) -> None:
+    """A deleted file's own segments stay in its pack, which still holds the parts
+    another file shares: `manage.stats` (`reclaimable_bytes`, the popup's "more freed
+    by gc") and `webmodels du` say how many bytes that is."""
+    import hashlib
+    import json
+
+    from support.host import run_cli
+
+    shared = os.urandom(2 << 20)
+    first, second = shared + os.urandom(300_000), os.urandom(50_000) + shared
+    host = HostProcess(home)  # segments in packs: the default
+    try:
+        stored(host, first)
+        stored(host, second)
+        before = host.result("manage.stats")["reclaimable_bytes"]
+        digest = hashlib.sha256(first).hexdigest()
+        host.result("manage.delete", {"sha256": digest, "force": True})
+        after = host.result("manage.stats")["reclaimable_bytes"]
+    finally:
+        host.close()
+    print(f"reclaimable in packs: {before} B before the delete, {after} B after")
+    assert before == 0
+    assert 250_000 <= after < len(first)  # its own tail, not the parts second holds
+    assert json.loads(run_cli(home, "--json", "du").stdout)["reclaimable_bytes"] == after
+    text = run_cli(home, "du").stdout
+    assert "in packs, held by no file (`webmodels gc` frees them)" in text
